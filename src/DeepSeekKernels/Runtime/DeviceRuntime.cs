@@ -1,0 +1,159 @@
+using DeepSeekKernels.Bindings;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace DeepSeekKernels.Runtime;
+
+/// <summary>Which device a <see cref="DeviceRuntime"/> should use.</summary>
+public enum DevicePreference
+{
+    /// <summary>The first CUDA GPU if there is one, else ILGPU's CPU accelerator.</summary>
+    Auto,
+    /// <summary>A CUDA GPU; fails if there is none.</summary>
+    Cuda,
+    /// <summary>ILGPU's CPU accelerator (simulates GPU threads; for tests and machines without a GPU).</summary>
+    Cpu,
+}
+
+/// <summary>
+/// Owns the one ILGPU context, accelerator and stream that all device work goes through. Hand-CUDA kernels
+/// and cuBLAS are launched on this same stream with the raw pointers of ILGPU buffers, so ILGPU and native
+/// kernels chain on one buffer with no copies and no extra synchronisation.
+/// </summary>
+public sealed class DeviceRuntime : IDisposable
+{
+    /// <summary>Environment variable that overrides <see cref="DevicePreference.Auto"/>: "cuda" or "cpu".</summary>
+    public const string DeviceVariable = "DSK_DEVICE";
+
+    readonly Context _context;
+    bool _disposed;
+
+    DeviceRuntime(Context context, Accelerator accelerator)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        Stream = accelerator.CreateStream();
+    }
+
+    /// <summary>Creates a runtime on the preferred device.</summary>
+    public static DeviceRuntime Create(DevicePreference preference = DevicePreference.Auto)
+    {
+        if (preference == DevicePreference.Auto)
+        {
+            preference = Environment.GetEnvironmentVariable(DeviceVariable)?.Trim().ToLowerInvariant() switch
+            {
+                "cpu" => DevicePreference.Cpu,
+                "cuda" or "gpu" => DevicePreference.Cuda,
+                _ => DevicePreference.Auto,
+            };
+        }
+        var context = Context.Create(builder => builder
+            .Cuda()
+            .CPU()
+            .EnableAlgorithms()
+            .Optimize(OptimizationLevel.O2));
+        try
+        {
+            var cudaDevices = context.GetCudaDevices();
+            Accelerator accelerator = preference switch
+            {
+                DevicePreference.Cpu => context.CreateCPUAccelerator(0),
+                DevicePreference.Cuda when cudaDevices.Count == 0 =>
+                    throw new InvalidOperationException("No CUDA GPU was found (ILGPU saw none); use DevicePreference.Auto or Cpu."),
+                _ when cudaDevices.Count > 0 => context.CreateCudaAccelerator(0),
+                _ => context.CreateCPUAccelerator(0),
+            };
+            return new DeviceRuntime(context, accelerator);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True when any CUDA GPU is visible (cheap to call; creates and drops an ILGPU context).</summary>
+    public static bool IsCudaAvailable()
+    {
+        try
+        {
+            using var context = Context.Create(builder => builder.Cuda());
+            return context.GetCudaDevices().Count > 0;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The ILGPU accelerator (CUDA or CPU).</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The one stream all work of this runtime is issued on.</summary>
+    public AcceleratorStream Stream { get; }
+
+    /// <summary>True on a CUDA GPU, false on ILGPU's CPU accelerator.</summary>
+    public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+
+    /// <summary>The device's name, e.g. "NVIDIA H100 80GB HBM3" or "CPUAccelerator".</summary>
+    public string DeviceName => Accelerator.Name;
+
+    /// <summary>The raw CUstream of <see cref="Stream"/> (CUDA only).</summary>
+    public IntPtr CudaStreamHandle => Stream is CudaStream cuda
+        ? cuda.StreamPtr
+        : throw new InvalidOperationException("This runtime is on ILGPU's CPU accelerator; it has no CUDA stream.");
+
+    /// <summary>
+    /// Makes this runtime's CUDA context current on the calling thread. Every entry point that launches work
+    /// calls it, so ops may be called from any thread (tests and benchmarks do).
+    /// </summary>
+    public void Bind() => Accelerator.Bind();
+
+    /// <summary>Allocates a device buffer of <paramref name="length"/> elements (contents undefined).</summary>
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        Bind();
+        return new DeviceBuffer<T>(this, Accelerator.Allocate1D<T>(length));
+    }
+
+    /// <summary>Allocates a device buffer holding a copy of <paramref name="source"/>.</summary>
+    public DeviceBuffer<T> Upload<T>(ReadOnlySpan<T> source) where T : unmanaged
+    {
+        var buffer = Allocate<T>(source.Length);
+        buffer.CopyFromHost(source);
+        return buffer;
+    }
+
+    /// <summary>Waits until all work issued on <see cref="Stream"/> is done.</summary>
+    public void Synchronize()
+    {
+        Bind();
+        Stream.Synchronize();
+    }
+
+    /// <summary>Whether the hand-CUDA kernels can run here; if not, <paramref name="reason"/> says why.</summary>
+    public bool IsNativeAvailable(out string reason)
+    {
+        if (!IsCuda)
+        {
+            reason = "the native kernels need a CUDA GPU; this runtime is on ILGPU's CPU accelerator";
+            return false;
+        }
+        return DskNative.TryLoad(out reason);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        Stream.Dispose();
+        Accelerator.Dispose();
+        _context.Dispose();
+    }
+}

@@ -1,0 +1,81 @@
+using DeepSeekKernels.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace DeepSeekKernels.Runtime;
+
+/// <summary>A contiguous range of a <see cref="DeviceBuffer{T}"/>: what the device-resident ops take.</summary>
+public readonly struct DeviceView<T> where T : unmanaged
+{
+    internal DeviceView(DeviceBuffer<T> buffer, long start, long length)
+    {
+        Buffer = buffer;
+        Start = start;
+        Length = length;
+    }
+
+    /// <summary>The buffer this view is part of (null for the default view).</summary>
+    public DeviceBuffer<T>? Buffer { get; }
+
+    /// <summary>Offset of the first element in <see cref="Buffer"/>.</summary>
+    public long Start { get; }
+
+    /// <summary>Number of elements.</summary>
+    public long Length { get; }
+
+    /// <summary>True for <c>default</c> (no buffer).</summary>
+    public bool IsNull => Buffer is null;
+
+    /// <summary>The runtime that owns the buffer.</summary>
+    public DeviceRuntime Runtime => Owner.Runtime;
+
+    /// <summary>The element type.</summary>
+    public ElementType ElementType => ElementTypes.Of<T>();
+
+    DeviceBuffer<T> Owner => Buffer ?? throw new InvalidOperationException("This DeviceView is default: it has no buffer.");
+
+    /// <summary>A sub-range of this view.</summary>
+    public DeviceView<T> Slice(long start, long length)
+    {
+        if ((ulong)start > (ulong)Length || (ulong)length > (ulong)(Length - start))
+            throw new ArgumentOutOfRangeException(nameof(start),
+                $"Slice [{start}, {start}+{length}) is outside a view of {Length} elements.");
+        return new DeviceView<T>(Owner, Start + start, length);
+    }
+
+    /// <summary>The ILGPU view of this range.</summary>
+    public ArrayView1D<T, Stride1D.Dense> IlgpuView => Owner.Memory.View.SubView(Start, Length);
+
+    /// <summary>The device address of the first element (for native kernels).</summary>
+    public unsafe IntPtr Pointer => Owner.Memory.NativePtr + (nint)(Start * sizeof(T));
+
+    /// <summary>Byte range [begin, end) inside the buffer, for overlap checks.</summary>
+    internal unsafe (long Begin, long End) ByteRange => (Start * sizeof(T), (Start + Length) * sizeof(T));
+
+    /// <summary>Copies <paramref name="source"/> into this view (same length).</summary>
+    public void CopyFromHost(ReadOnlySpan<T> source)
+    {
+        if (source.Length != Length)
+            throw new ArgumentException($"source has {source.Length} elements, the view {Length}.", nameof(source));
+        Runtime.Bind();
+        IlgpuView.CopyFromCPU(Runtime.Stream, source);
+    }
+
+    /// <summary>Copies this view into <paramref name="destination"/> (same length); waits for the stream first.</summary>
+    public void CopyToHost(Span<T> destination)
+    {
+        if (destination.Length != Length)
+            throw new ArgumentException($"destination has {destination.Length} elements, the view {Length}.", nameof(destination));
+        Runtime.Bind();
+        IlgpuView.CopyToCPU(Runtime.Stream, destination);
+        Runtime.Stream.Synchronize();
+    }
+
+    /// <summary>Copies this view to a new array.</summary>
+    public T[] ToArray()
+    {
+        var array = new T[Length];
+        CopyToHost(array);
+        return array;
+    }
+}
