@@ -1,0 +1,59 @@
+using DeepSeekKernels.Bindings;
+
+namespace DeepSeekKernels.Tests.Bindings;
+
+public class NativeLibraryLocatorTests
+{
+    [Fact]
+    public void KernelsAreLookedForInTheDocumentedOrder()
+    {
+        var candidates = NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, "/opt/dsk/libdeepseek_kernels.so", "/app/bin");
+        Assert.Equal("/opt/dsk/libdeepseek_kernels.so", candidates[0]);
+        Assert.Equal("/app/bin/libdeepseek_kernels.so", candidates[1]);
+        Assert.Equal("/app/bin/runtimes/linux-x64/native/libdeepseek_kernels.so", candidates[2]);
+        Assert.Contains("/app/bin/build/native/libdeepseek_kernels.so", candidates);
+        Assert.Contains("/app/build/native/libdeepseek_kernels.so", candidates);
+        Assert.Equal("libdeepseek_kernels.so", candidates[^1]); // the system search path last
+    }
+
+    [Fact]
+    public void TheVariableMayNameAFolder()
+    {
+        var folder = Directory.CreateTempSubdirectory("dsk-locator").FullName;
+        var candidates = NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, folder, "/app/bin");
+        Assert.Equal(Path.Combine(folder, "libdeepseek_kernels.so"), candidates[0]);
+    }
+
+    [Fact]
+    public void AMissingLibraryIsReportedWithEveryPlaceTried()
+    {
+        var folder = Directory.CreateTempSubdirectory("dsk-locator").FullName;
+        var candidates = NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, folder, folder);
+        var result = NativeLibraryLocator.Probe(NativeLibraryLocator.DeepSeekKernels, candidates.Take(3).Append("libdsk_surely_absent.so").ToList());
+        Assert.False(result.Loaded);
+        string message = result.Describe();
+        Assert.Contains("libdeepseek_kernels.so (the native kernels) was not found", message);
+        Assert.Contains(Path.Combine(folder, "libdeepseek_kernels.so") + " (no such file)", message);
+        Assert.Contains(Path.Combine(folder, "runtimes", "linux-x64", "native", "libdeepseek_kernels.so") + " (no such file)", message);
+        Assert.Contains("libdsk_surely_absent.so (not on the system search path", message);
+        Assert.Contains(NativeLibraryLocator.NativeLibraryVariable, message);
+    }
+
+    [Fact]
+    public void AFileThatIsNotALibraryIsReportedAsSuch()
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("dsk-locator").FullName, "libdeepseek_kernels.so");
+        File.WriteAllText(file, "not an ELF file");
+        var result = NativeLibraryLocator.Probe(NativeLibraryLocator.DeepSeekKernels, [file]);
+        Assert.False(result.Loaded);
+        Assert.Contains(file + " (exists but failed to load", result.Describe());
+    }
+
+    [Fact]
+    public void TheDriverAndLibrariesHaveVersionedNames()
+    {
+        Assert.Equal("libcuda.so.1", NativeLibraryLocator.Candidates(NativeLibraryLocator.CudaDriver, null, "/")[0]);
+        Assert.Contains("libcublas.so.13", NativeLibraryLocator.Candidates(NativeLibraryLocator.Cublas, null, "/"));
+        Assert.Equal("libnvidia-ml.so.1", NativeLibraryLocator.Candidates(NativeLibraryLocator.Nvml, null, "/")[0]);
+    }
+}

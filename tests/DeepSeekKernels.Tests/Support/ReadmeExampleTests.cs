@@ -1,0 +1,37 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Tests.Support;
+
+/// <summary>The README's API example, as written there, runs and agrees with the reference.</summary>
+[Collection(nameof(DeviceCollection))]
+public class ReadmeExampleTests
+{
+    [Fact]
+    public void TheReadmeExampleRuns()
+    {
+        const int tokens = 2;
+        var hidden = TestData.As<BFloat16>(TestData.Activations(tokens * 7168, 1));
+        var stream = TestData.As<BFloat16>(TestData.Activations(tokens * 7168, 2));
+        var normWeight = TestData.As<BFloat16>(TestData.Weights(7168, 3));
+
+        var x = hidden; var weight = normWeight; var y = new BFloat16[hidden.Length];
+        Ops.Reference.RmsNorm<BFloat16, BFloat16>(x, weight, y, rowLength: 7168, epsilon: 1e-6f);
+
+        // As in the README, but on the CPU accelerator so that it runs everywhere.
+        var runtime = TestDevices.Cpu;
+        var ops = Ops.Create(runtime, runtime.IsCuda ? Backend.Native : Backend.Ilgpu);
+        using var h = runtime.Upload<BFloat16>(hidden);
+        using var residual = runtime.Upload<BFloat16>(stream);
+        using var w = runtime.Upload<BFloat16>(normWeight);
+        ops.AddRmsNorm(h.View, residual.View, w.View, residualOut: residual.View, destination: h.View, 7168, 1e-6f);
+        var result = h.ToArray();
+
+        var expectedR = new BFloat16[hidden.Length];
+        var expectedY = new BFloat16[hidden.Length];
+        Ops.Reference.AddRmsNorm<BFloat16, BFloat16>(hidden, stream, normWeight, expectedR, expectedY, 7168, 1e-6f);
+        Compare.Close<BFloat16>(expectedY, result, "y");
+        Compare.Exact<BFloat16>(expectedR, residual.ToArray(), "r");
+        Assert.NotEqual(y, result); // the plain and the fused norm differ: the test is not vacuous
+    }
+}
