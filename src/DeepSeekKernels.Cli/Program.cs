@@ -1,0 +1,11 @@
+using System.CommandLine;
+using DeepSeekKernels.Cli.Commands;
+using Spectre.Console;
+
+// Redirected output (CI logs, files) has no terminal width; do not wrap tables at 80 columns there.
+if (Console.IsOutputRedirected)
+    AnsiConsole.Profile.Width = 160;
+
+var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.");
+root.Subcommands.Add(CheckCommand.Create());
+return root.Parse(args).Invoke();
