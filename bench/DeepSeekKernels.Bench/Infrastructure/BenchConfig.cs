@@ -1,0 +1,34 @@
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Exporters;
+using BenchmarkDotNet.Exporters.Csv;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Perfolizer.Horology;
+
+namespace DeepSeekKernels.Bench.Infrastructure;
+
+/// <summary>
+/// In-process (no SDK needed on the GPU machine), short iterations (each benchmark invocation launches many
+/// kernels and synchronises once, so an iteration of 100 ms holds thousands of launches), mean and median
+/// per operation, GB/s and share of copy bandwidth, GitHub markdown and CSV reports.
+/// </summary>
+public sealed class BenchConfig : ManualConfig
+{
+    public BenchConfig()
+    {
+        AddJob(Job.Default
+            .WithToolchain(InProcessEmitToolchain.Instance)
+            .WithLaunchCount(1)
+            .WithWarmupCount(3)
+            .WithIterationCount(12)
+            .WithIterationTime(TimeInterval.FromMilliseconds(100)));
+        AddColumnProvider(DefaultColumnProviders.Descriptor, DefaultColumnProviders.Params);
+        AddColumn(StatisticColumn.Mean, StatisticColumn.Median, StatisticColumn.StdDev);
+        AddColumn(new BandwidthColumn(shareOfCopy: false), new BandwidthColumn(shareOfCopy: true));
+        AddExporter(MarkdownExporter.GitHub, CsvExporter.Default);
+        AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default);
+        WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithTimeUnit(TimeUnit.Microsecond));
+        WithOptions(ConfigOptions.JoinSummary);
+    }
+}
