@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh [OUT_DIR]: everything that needs a GPU, in one run, with logs and a short table.
+#
+#   1. builds libdeepseek_kernels.so with this machine's CUDA (cmake + nvcc) and runs its ctest checks
+#      (the C ABI checks, and dsk_rms_norm against a CPU reference on the GPU);
+#   2. runs every .NET test, GPU cases included (native and ILGPU-CUDA backends active, not skipped);
+#   3. runs the GPU test classes once more under `compute-sanitizer --tool memcheck` (must say 0 errors);
+#   4. runs `dsk check` and the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes).
+#
+# Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
+# (.device-bundle/, copied to the GPU machine with the working tree). Logs and reports go to OUT_DIR
+# (default: $OUT if set, else build/gpu-check). Exits non-zero if any step failed. DSK_USE_BUNDLE=1 uses the
+# bundle even where an SDK is installed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=$(mkdir -p "${1:-${OUT:-build/gpu-check}}" && cd "${1:-${OUT:-build/gpu-check}}" && pwd)
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+declare -a summary=()
+failed=0
+
+step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
+  local name=$1; shift
+  local start=$SECONDS
+  echo "== $name: $*"
+  if "$@" >"$out/$name.log" 2>&1; then
+    summary+=("$name|ok|$((SECONDS - start)) s")
+  else
+    summary+=("$name|FAILED (exit $?)|$((SECONDS - start)) s")
+    failed=1
+    tail -n 40 "$out/$name.log"
+  fi
+}
+
+if [ -z "${DSK_USE_BUNDLE:-}" ] && command -v dotnet >/dev/null && [ -n "$(dotnet --list-sdks 2>/dev/null)" ]; then
+  tests() { dotnet run -c Release --project tests/DeepSeekKernels.Tests -- "$@"; }
+  bench() { dotnet run -c Release --project bench/DeepSeekKernels.Bench -- "$@"; }
+  dsk() { dotnet run -c Release --project src/DeepSeekKernels.Cli -- "$@"; }
+elif [ -x .device-bundle/run ]; then
+  tests() { bash .device-bundle/run DeepSeekKernels.Tests "$@"; }
+  bench() { bash .device-bundle/run DeepSeekKernels.Bench "$@"; }
+  dsk() { bash .device-bundle/run dsk "$@"; }
+else
+  echo "gpu-check: no .NET SDK and no .device-bundle/ (pack it with scripts/device-bundle.sh)" >&2
+  exit 2
+fi
+
+nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || echo "gpu-check: nvidia-smi failed" >&2
+
+# 1. Native library, built here; the .NET side loads exactly this file.
+step native-build bash -c 'cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build/native'
+step native-ctest ctest --test-dir build/native --output-on-failure
+step native-bench build/native/dsk_rms_norm_check --bench
+export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
+
+# 2. All tests.
+step tests tests -noColor -xml "$out/tests.xml"
+
+# 3. GPU tests under memcheck. CudaErrorTests provokes a CUDA API error on purpose, so it is left out.
+gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
+             -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
+             -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests)
+if command -v compute-sanitizer >/dev/null; then
+  step sanitizer compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
+    bash -c "$(declare -f tests); tests -noColor ${gpu_classes[*]}"
+  grep -q "ERROR SUMMARY: 0 errors" "$out/sanitizer.log" || { echo "gpu-check: memcheck did not report 0 errors" >&2; failed=1; }
+else
+  summary+=("sanitizer|not run: compute-sanitizer not found|-")
+fi
+
+# 4. The kernel demo and the benchmarks.
+step dsk-check dsk check
+step bench bench --filter '*RmsNorm*' --artifacts "$out/bench"
+
+echo
+echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(date -u +%F)"
+printf '%-14s %-28s %s\n' step result time
+for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-14s %-28s %s\n' "$a" "$b" "$c"; done
+grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
+grep -h "ERROR SUMMARY" "$out/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
+report=$(ls "$out"/bench/results/*-report-github.md 2>/dev/null | head -1)
+[ -n "$report" ] && { echo; cat "$report"; }
+exit "$failed"
