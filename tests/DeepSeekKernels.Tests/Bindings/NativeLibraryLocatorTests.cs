@@ -56,4 +56,37 @@ public class NativeLibraryLocatorTests
         Assert.Contains("libcublas.so.13", NativeLibraryLocator.Candidates(NativeLibraryLocator.Cublas, null, "/"));
         Assert.Equal("libnvidia-ml.so.1", NativeLibraryLocator.Candidates(NativeLibraryLocator.Nvml, null, "/")[0]);
     }
+
+    [Fact]
+    public void TheBuiltLibraryLoadsFromEachDocumentedPlace()
+    {
+        Assert.SkipUnless(DskNative.TryLoad(out string reason), "The native kernels were not built here (no CUDA toolkit / nvcc): " + reason);
+        string built = DskNative.LoadedFrom!;
+        string root = Directory.CreateTempSubdirectory("dsk-locator").FullName;
+        string app = Path.Combine(root, "app", "bin");
+        string native = Path.Combine(app, "runtimes", "linux-x64", "native");
+        string checkout = Path.Combine(root, "build", "native");
+        string custom = Path.Combine(root, "custom");
+        foreach (var dir in new[] { native, checkout, custom })
+            Directory.CreateDirectory(dir);
+
+        // a NuGet-style runtimes/ folder beside the app
+        File.Copy(built, Path.Combine(native, "libdeepseek_kernels.so"));
+        var fromRuntimes = NativeLibraryLocator.Probe(NativeLibraryLocator.DeepSeekKernels,
+            NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, null, app));
+        Assert.Equal(Path.Combine(native, "libdeepseek_kernels.so"), fromRuntimes.LoadedFrom);
+
+        // a build folder of a source checkout above the app
+        File.Delete(Path.Combine(native, "libdeepseek_kernels.so"));
+        File.Copy(built, Path.Combine(checkout, "libdeepseek_kernels.so"));
+        var fromBuild = NativeLibraryLocator.Probe(NativeLibraryLocator.DeepSeekKernels,
+            NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, null, app));
+        Assert.Equal(Path.Combine(checkout, "libdeepseek_kernels.so"), fromBuild.LoadedFrom);
+
+        // the environment variable wins over both
+        File.Copy(built, Path.Combine(custom, "libdeepseek_kernels.so"));
+        var fromVariable = NativeLibraryLocator.Probe(NativeLibraryLocator.DeepSeekKernels,
+            NativeLibraryLocator.Candidates(NativeLibraryLocator.DeepSeekKernels, custom, app));
+        Assert.Equal(Path.Combine(custom, "libdeepseek_kernels.so"), fromVariable.LoadedFrom);
+    }
 }
