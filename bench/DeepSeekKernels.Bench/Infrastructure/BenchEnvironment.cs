@@ -1,0 +1,11 @@
+namespace DeepSeekKernels.Bench.Infrastructure;
+
+/// <summary>How the benchmarks were asked to run.</summary>
+public static class BenchEnvironment
+{
+    /// <summary>
+    /// DSK_BENCH_SMOKE=1: small shapes on ILGPU's CPU accelerator, to check on a machine without a GPU that
+    /// the benchmarks run before spending GPU time on them. Its numbers mean nothing.
+    /// </summary>
+    public static bool Smoke => Environment.GetEnvironmentVariable("DSK_BENCH_SMOKE") == "1";
+}
