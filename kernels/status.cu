@@ -30,6 +30,7 @@ const char* dtype_name(int32_t dtype) {
         case DSK_DTYPE_F16: return "F16";
         case DSK_DTYPE_FP8_E4M3: return "FP8_E4M3";
         case DSK_DTYPE_INT4: return "INT4";
+        case DSK_DTYPE_I32: return "I32";
         default: return "unknown";
     }
 }

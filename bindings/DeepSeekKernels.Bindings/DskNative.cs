@@ -19,6 +19,7 @@ public enum DskDType
     F16 = 2,
     Fp8E4M3 = 3,
     Int4 = 4,
+    I32 = 5,
 }
 
 /// <summary><c>dsk_rms_norm_params</c>: RMSNorm with an optional fused residual add.</summary>

@@ -41,6 +41,7 @@ typedef enum dsk_dtype {
     DSK_DTYPE_F16 = 2,
     DSK_DTYPE_FP8_E4M3 = 3,
     DSK_DTYPE_INT4 = 4, /* two signed 4-bit values per byte, low nibble first */
+    DSK_DTYPE_I32 = 5,  /* int32: token ids, positions, expert ids and offsets */
 } dsk_dtype;
 
 /* The message of this thread's last failed call ("" if none), e.g. "dsk_rms_norm: cols must be >= 1 (got 0)".

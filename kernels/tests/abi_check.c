@@ -38,7 +38,7 @@ _Static_assert(DSK_SUCCESS == 0 && DSK_ERROR_INVALID_ARGUMENT == 1 && DSK_ERROR_
                    DSK_ERROR_CUDA == 3,
                "dsk_status values");
 _Static_assert(DSK_DTYPE_F32 == 0 && DSK_DTYPE_BF16 == 1 && DSK_DTYPE_F16 == 2 && DSK_DTYPE_FP8_E4M3 == 3 &&
-                   DSK_DTYPE_INT4 == 4,
+                   DSK_DTYPE_INT4 == 4 && DSK_DTYPE_I32 == 5,
                "dsk_dtype values");
 
 static int g_failures = 0;
