@@ -3,16 +3,103 @@ using DeepSeekKernels.Runtime;
 namespace DeepSeekKernels;
 
 /// <summary>
-/// One implementation of every op, on device views. The op API (<see cref="Ops"/>) validates arguments once
-/// and then calls a backend, so backends assume valid, non-overlapping (or exactly aliased) arguments.
+/// One implementation of the ops, on device views. The op API (<see cref="Ops"/>) validates arguments once
+/// and then calls a backend, so backends assume valid, non-overlapping (or exactly aliased) arguments, views
+/// cut to exactly the elements the op reads or writes, and shapes already derived (passed explicitly).
 /// Optional operands are passed as <c>default</c> views.
+/// <para>
+/// A backend says which ops it implements (<see cref="Implements"/>); every op but RMSNorm has a default body
+/// that throws <see cref="NotSupportedException"/> naming the op and the backend. The reference backend
+/// implements all of them, and <see cref="Ops.WithReferenceFallback"/> sends the others to it.
+/// </para>
 /// </summary>
 internal abstract class KernelBackend
 {
     public abstract Backend Kind { get; }
 
+    /// <summary>Whether this backend implements <paramref name="op"/> (an <see cref="Ops"/> method name, e.g. "Linear").</summary>
+    public abstract bool Implements(string op);
+
+    /// <summary>The exception an op this backend lacks throws: names the op and the backend, and says what to do.</summary>
+    public NotSupportedException NotImplemented(string op) =>
+        new($"{op} is not implemented on the {Kind} backend; use Ops.WithReferenceFallback() to run it on the reference backend.");
+
     /// <summary>RMSNorm of [rows, cols] x into y; when residual is set, also r = x + residual (see RmsNormReference).</summary>
     public abstract void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps)
         where T : unmanaged where TW : unmanaged;
+
+    /// <summary>y [rows, w.Rows] = x [rows, w.Cols] @ w^T (+ bias [w.Rows]); w.Count = 1.</summary>
+    public virtual void Linear(DeviceView<float> x, WeightMatrix w, DeviceView<float> bias, DeviceView<float> y, int rows) =>
+        throw NotImplemented(nameof(Ops.Linear));
+
+    /// <summary>y [Count, Rows, Cols] = dequantised FP8 w.</summary>
+    public virtual void DequantizeFp8(WeightMatrix w, DeviceView<float> y) =>
+        throw NotImplemented(nameof(Ops.DequantizeFp8));
+
+    /// <summary>y[t, h, :] = w[h] @ x[t, h, :] (or w[h]^T @ x[t, h, :] when transpose) for t &lt; tokens, h &lt; w.Count.</summary>
+    public virtual void HeadwiseLinear(DeviceView<float> x, WeightMatrix w, DeviceView<float> y, int tokens, bool transpose) =>
+        throw NotImplemented(nameof(Ops.HeadwiseLinear));
+
+    /// <summary>y [ids.Length, table.Cols] = table rows; ids outside [0, table.Rows) throw ArgumentOutOfRangeException.</summary>
+    public virtual void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceView<float> y) =>
+        throw NotImplemented(nameof(Ops.Embedding));
+
+    /// <summary>In place rotary embedding of x [tokens, heads, headStride] at positions [tokens].</summary>
+    public virtual void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
+        int headStride, int ropeOffset, RopeLayout layout) =>
+        throw NotImplemented(nameof(Ops.Rope));
+
+    /// <summary>Causal grouped-query attention of one sequence (see <see cref="Ops.Attention"/>).</summary>
+    public virtual void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> y,
+        AttentionShape shape) =>
+        throw NotImplemented(nameof(Ops.Attention));
+
+    /// <summary>Causal attention over a compressed MLA cache (see <see cref="Ops.MlaAttention"/>).</summary>
+    public virtual void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape) =>
+        throw NotImplemented(nameof(Ops.MlaAttention));
+
+    /// <summary>y[r, yOffset + c] = x[r, xOffset + c] for r &lt; rows, c &lt; width.</summary>
+    public virtual void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
+        int yOffset, int width, int rows) =>
+        throw NotImplemented(nameof(Ops.CopyColumns));
+
+    /// <summary>y [rows, intermediate] = silu(x[:, :intermediate]) * x[:, intermediate:].</summary>
+    public virtual void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate) =>
+        throw NotImplemented(nameof(Ops.SiluAndMul));
+
+    /// <summary>Row-wise softmax of [rows, rowLength]; y may be exactly x.</summary>
+    public virtual void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength) =>
+        throw NotImplemented(nameof(Ops.Softmax));
+
+    /// <summary>z = x + y elementwise; z may be exactly x or y.</summary>
+    public virtual void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z) =>
+        throw NotImplemented(nameof(Ops.Add));
+
+    /// <summary>y = x * factor elementwise; y may be exactly x.</summary>
+    public virtual void Scale(DeviceView<float> x, float factor, DeviceView<float> y) =>
+        throw NotImplemented(nameof(Ops.Scale));
+
+    /// <summary>Top-k expert choice per token (see <see cref="Ops.MoeRoute"/>).</summary>
+    public virtual void MoeRoute(DeviceView<float> logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
+        int tokens, MoeRouting routing) =>
+        throw NotImplemented(nameof(Ops.MoeRoute));
+
+    /// <summary>Groups x's rows by expert (see <see cref="Ops.MoePermute"/>).</summary>
+    public virtual void MoePermute(DeviceView<float> x, DeviceView<int> ids, DeviceView<float> permuted, DeviceView<int> offsets,
+        DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts) =>
+        throw NotImplemented(nameof(Ops.MoePermute));
+
+    /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows].</summary>
+    public virtual void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceView<float> y, int m) =>
+        throw NotImplemented(nameof(Ops.GroupedLinear));
+
+    /// <summary>Weighted sum of each token's expert outputs (see <see cref="Ops.MoeCombine"/>).</summary>
+    public virtual void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+        DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate) =>
+        throw NotImplemented(nameof(Ops.MoeCombine));
 }
+
+/// <summary>The shape of one attention call, derived and checked by the op API.</summary>
+internal readonly record struct AttentionShape(
+    int Tokens, int QHeads, int KvHeads, int HeadDim, int VHeadDim, int KvLength, int QueryStart, float Scale);

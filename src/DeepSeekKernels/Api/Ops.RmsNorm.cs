@@ -103,7 +103,7 @@ public sealed partial class Ops
             new RmsNormChecks.OverlapFacts(
                 DestinationWeight: Overlaps.Of(dst, weight),
                 DestinationX: Overlaps.Of(dst, x)));
-        _backend.RmsNorm<T, TWeight>(x, default, weight, dst, default, shape.Rows, rowLength, epsilon);
+        Dispatch(op).RmsNorm<T, TWeight>(x, default, weight, dst, default, shape.Rows, rowLength, epsilon);
     }
 
     /// <summary>Device-resident <see cref="AddRmsNorm{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, ReadOnlySpan{TWeight}, Span{T}, Span{T}, int, float)"/>: enqueued on the runtime's stream.</summary>
@@ -130,7 +130,7 @@ public sealed partial class Ops
                 ResidualOutX: Overlaps.Of(rOut, x),
                 ResidualOutResidual: Overlaps.Of(rOut, residual),
                 ResidualOutDestination: Overlaps.Of(rOut, dst)));
-        _backend.RmsNorm<T, TWeight>(x, residual, weight, dst, rOut, shape.Rows, rowLength, epsilon);
+        Dispatch(op).RmsNorm<T, TWeight>(x, residual, weight, dst, rOut, shape.Rows, rowLength, epsilon);
     }
 }
 

@@ -14,6 +14,10 @@ internal static class ThrowHelper
         throw new ArgumentOutOfRangeException(parameter, value, $"{op}: {message}");
 
     [DoesNotReturn]
+    public static void ArgumentNull(string op, string parameter) =>
+        throw new ArgumentNullException(parameter, $"{op}: {parameter} is null.");
+
+    [DoesNotReturn]
     public static void NotSupported(string op, string message) =>
         throw new NotSupportedException($"{op}: {message}");
 }

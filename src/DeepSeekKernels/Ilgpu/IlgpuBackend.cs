@@ -9,6 +9,9 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 
     public override Backend Kind => Backend.Ilgpu;
 
+    /// <summary>RMSNorm and the fused add + RMSNorm only, for now; every other op throws (or falls back to the reference, see Ops.WithReferenceFallback).</summary>
+    public override bool Implements(string op) => op is nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm);
+
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>
         _rmsNorm.Run(x, residual, w, y, r, rows, cols, eps);

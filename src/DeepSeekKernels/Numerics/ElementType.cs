@@ -15,6 +15,8 @@ public enum ElementType
     Fp8E4M3 = DskDType.Fp8E4M3,
     /// <summary>packed signed int4 pairs (<see cref="Int4x2"/>).</summary>
     Int4 = DskDType.Int4,
+    /// <summary>int32 (<see cref="int"/>): token ids, positions, expert ids and offsets.</summary>
+    I32 = DskDType.I32,
 }
 
 /// <summary>Maps CLR element types to <see cref="ElementType"/>.</summary>
@@ -27,12 +29,13 @@ public static class ElementTypes
         : typeof(T) == typeof(Half) ? ElementType.F16
         : typeof(T) == typeof(Float8E4M3) ? ElementType.Fp8E4M3
         : typeof(T) == typeof(Int4x2) ? ElementType.Int4
+        : typeof(T) == typeof(int) ? ElementType.I32
         : null;
 
     /// <summary>The <see cref="ElementType"/> of <typeparamref name="T"/>; throws for types we do not know.</summary>
     public static ElementType Of<T>() where T : unmanaged =>
         TryOf<T>() ?? throw new NotSupportedException(
-            $"{typeof(T).Name} is not a DeepSeekKernels element type; use float, BFloat16, Half, Float8E4M3 or Int4x2.");
+            $"{typeof(T).Name} is not a DeepSeekKernels element type; use float, BFloat16, Half, Float8E4M3, Int4x2 or int.");
 
     /// <summary>The short name used in messages and reports ("f32", "bf16", ...).</summary>
     public static string Name(this ElementType type) => type switch
@@ -42,6 +45,7 @@ public static class ElementTypes
         ElementType.F16 => "f16",
         ElementType.Fp8E4M3 => "fp8e4m3",
         ElementType.Int4 => "int4x2",
+        ElementType.I32 => "i32",
         _ => type.ToString(),
     };
 }

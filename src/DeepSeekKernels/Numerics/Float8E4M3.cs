@@ -64,6 +64,13 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
         return table;
     }
 
+    /// <summary>
+    /// One weight of a block-scaled FP8 checkpoint, dequantised as DeepSeek's reference <c>weight_dequant</c>
+    /// and Hugging Face transformers do it: <c>fp8 * scale_inv</c> in float32, rounded once to bfloat16 (the
+    /// checkpoint's torch_dtype). Keeping the float32 product instead moves the fixture's logits by 5e-3.
+    /// </summary>
+    public static float Dequantize(Float8E4M3 value, float scaleInv) => BFloat16.FromSingle(value.ToSingle() * scaleInv).ToSingle();
+
     public static explicit operator Float8E4M3(float value) => FromSingle(value);
     public static explicit operator float(Float8E4M3 value) => value.ToSingle();
 

@@ -1,17 +1,24 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Reference;
 
 /// <summary>
-/// The reference implementations behind the op API. Host spans are used as they are; device views are
-/// used in place on ILGPU's CPU accelerator (its buffers are host memory) and staged through host arrays
-/// on a GPU, so the reference can stand in for any op a GPU backend lacks.
+/// The reference implementations behind the op API; it implements every op. Host spans are used as they are;
+/// device views are used in place on ILGPU's CPU accelerator (its buffers are host memory) and staged through
+/// pinned host arrays on a GPU (copied down, computed, outputs copied back), so the reference can stand in for any
+/// op a GPU backend lacks (<see cref="Ops.WithReferenceFallback"/>). Every call first waits for the runtime's
+/// stream, so it sees the results of kernels enqueued before it, and runs synchronously.
 /// </summary>
 internal sealed class ReferenceBackend : KernelBackend
 {
     public static readonly ReferenceBackend Instance = new();
 
     public override Backend Kind => Backend.Reference;
+
+    public override bool Implements(string op) => true;
 
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps)
@@ -34,7 +41,256 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    /// <summary>A host span over a device view: the view's own memory on the CPU accelerator, else a copy.</summary>
+    public override void Linear(DeviceView<float> x, WeightMatrix w, DeviceView<float> bias, DeviceView<float> y, int rows)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hb = HostView.OfOptional(bias);
+        var hy = HostView.Of(y);
+        var hw = new HostWeight(w);
+        LinearReference.Linear(hw.Data, hx.Address, rows, hb?.Address ?? 0, hy.Address);
+        KeepAlive(hx, hb, hw);
+        hy.WriteBack();
+    }
+
+    public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y)
+    {
+        y.Runtime.Synchronize();
+        var hy = HostView.Of(y);
+        var hw = new HostWeight(w);
+        LinearReference.Dequantize(hw.Data, hy.Address);
+        KeepAlive(hw);
+        hy.WriteBack();
+    }
+
+    public override void HeadwiseLinear(DeviceView<float> x, WeightMatrix w, DeviceView<float> y, int tokens, bool transpose)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = HostView.Of(y);
+        var hw = new HostWeight(w);
+        if (transpose)
+            LinearReference.HeadwiseTransposed(hw.Data, hx.Address, tokens, hy.Address);
+        else
+            LinearReference.Headwise(hw.Data, hx.Address, tokens, hy.Address);
+        KeepAlive(hx, hw);
+        hy.WriteBack();
+    }
+
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceView<float> y)
+    {
+        ids.Runtime.Synchronize();
+        var hids = HostView.Of(ids);
+        var hy = HostView.Of(y);
+        // on a GPU, stage only the rows that are used (a vocabulary is large)
+        if (table.Runtime.IsCuda)
+        {
+            LinearReference.CheckIds(hids.Span, table.Rows);
+            var span = hy.Span;
+            for (int i = 0; i < hids.Span.Length; i++)
+            {
+                var row = RowOf(table, hids.Span[i]);
+                row.Data.DecodeRows(0, 1, span.Slice(i * table.Cols, table.Cols));
+                GC.KeepAlive(row);
+            }
+            hy.WriteBack();
+            return;
+        }
+        var hw = new HostWeight(table);
+        LinearReference.Embedding(hids.Span, hw.Data, hy.Address);
+        GC.KeepAlive(hw);
+        hy.WriteBack();
+    }
+
+    /// <summary>Row <paramref name="id"/> of a dense [vocab, hidden] table, as a one-row host weight.</summary>
+    static HostWeight RowOf(WeightMatrix table, int id) => table.ElementType == ElementType.F32
+        ? new HostWeight(WeightMatrix.Dense(table.F32.Slice((long)id * table.Cols, table.Cols), 1, table.Cols))
+        : new HostWeight(WeightMatrix.Dense(table.BF16.Slice((long)id * table.Cols, table.Cols), 1, table.Cols));
+
+    public override void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
+        int headStride, int ropeOffset, RopeLayout layout)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hp = HostView.Of(positions);
+        RopeReference.Rope(hx.Address, hp.Span, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
+            headStride, ropeOffset, layout);
+        KeepAlive(hp);
+        hx.WriteBack();
+    }
+
+    public override void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> y,
+        AttentionShape shape)
+    {
+        q.Runtime.Synchronize();
+        var hq = HostView.Of(q);
+        var hk = HostView.Of(k);
+        var hv = HostView.Of(v);
+        var hy = HostView.Of(y);
+        AttentionReference.Attention(hq.Address, hk.Address, (long)shape.KvHeads * shape.HeadDim, hv.Address,
+            (long)shape.KvHeads * shape.VHeadDim, hy.Address, shape);
+        KeepAlive(hq, hk, hv);
+        hy.WriteBack();
+    }
+
+    public override void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape)
+    {
+        q.Runtime.Synchronize();
+        var hq = HostView.Of(q);
+        var hc = HostView.Of(cache);
+        var hy = HostView.Of(y);
+        // k = the whole cache row, v = its first latentDim elements: both rows of HeadDim = latentDim + ropeDim
+        AttentionReference.Attention(hq.Address, hc.Address, shape.HeadDim, hc.Address, shape.HeadDim, hy.Address, shape);
+        KeepAlive(hq, hc);
+        hy.WriteBack();
+    }
+
+    public override void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
+        int yOffset, int width, int rows)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = HostView.Of(y);
+        ElementwiseReference.CopyColumns(hx.Address, xColumns, xOffset, hy.Address, yColumns, yOffset, width, rows);
+        KeepAlive(hx);
+        hy.WriteBack();
+    }
+
+    public override void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = HostView.Of(y);
+        ElementwiseReference.SiluAndMul(hx.Address, hy.Address, rows, intermediate);
+        KeepAlive(hx);
+        hy.WriteBack();
+    }
+
+    public override void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = SameOrOf(y, x, hx);
+        ElementwiseReference.Softmax(hx.Address, hy.Address, rows, rowLength);
+        KeepAlive(hx);
+        hy.WriteBack();
+    }
+
+    public override void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = SameOrOf(y, x, hx);
+        var hz = SameOrOf(z, x, hx, y, hy);
+        ElementwiseReference.Add(hx.Address, hy.Address, hz.Address, (int)x.Length);
+        KeepAlive(hx, hy);
+        hz.WriteBack();
+    }
+
+    public override void Scale(DeviceView<float> x, float factor, DeviceView<float> y)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hy = SameOrOf(y, x, hx);
+        ElementwiseReference.Scale(hx.Address, factor, hy.Address, (int)x.Length);
+        KeepAlive(hx);
+        hy.WriteBack();
+    }
+
+    public override void MoeRoute(DeviceView<float> logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
+        int tokens, MoeRouting routing)
+    {
+        logits.Runtime.Synchronize();
+        var hl = HostView.Of(logits);
+        var hb = HostView.OfOptional(bias);
+        var hi = HostView.Of(ids);
+        var hw = HostView.Of(weights);
+        MoeReference.Route(hl.Address, hb?.Address ?? 0, hi.Address, hw.Address, tokens, routing);
+        KeepAlive(hl, hb);
+        hi.WriteBack();
+        hw.WriteBack();
+    }
+
+    public override void MoePermute(DeviceView<float> x, DeviceView<int> ids, DeviceView<float> permuted, DeviceView<int> offsets,
+        DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts)
+    {
+        x.Runtime.Synchronize();
+        var hx = HostView.Of(x);
+        var hi = HostView.Of(ids);
+        var hp = HostView.Of(permuted);
+        var ho = HostView.Of(offsets);
+        var hs = HostView.Of(sourceSlot);
+        MoeReference.Permute(hx.Address, hi.Span, hp.Address, ho.Span, hs.Span, topK, hidden, experts);
+        KeepAlive(hx);
+        hp.WriteBack();
+        ho.WriteBack();
+        hs.WriteBack();
+    }
+
+    public override void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceView<float> y, int m)
+    {
+        x.Runtime.Synchronize();
+        var ho = HostView.Of(offsets);
+        var o = ho.Span;
+        if (o[0] < 0 || o[w.Count] > m)
+            throw new ArgumentOutOfRangeException("expertOffsets", $"GroupedLinear: expertOffsets[0] = {o[0]} .. expertOffsets[{w.Count}] = {o[w.Count]} is not inside [0, M = {m}].");
+        for (int e = 0; e < w.Count; e++)
+        {
+            if (o[e + 1] < o[e])
+                throw new ArgumentOutOfRangeException("expertOffsets", $"GroupedLinear: expertOffsets[{e + 1}] = {o[e + 1]} is less than expertOffsets[{e}] = {o[e]}; offsets must not decrease.");
+        }
+        var hx = HostView.Of(x);
+        var hy = HostView.Of(y);
+        // stage only the experts that have rows: a GPU-resident expert stack can be far larger than host memory allows
+        var used = new List<(int, WeightData)>();
+        var keep = new List<HostWeight>();
+        for (int e = 0; e < w.Count; e++)
+        {
+            if (o[e + 1] == o[e])
+                continue;
+            var matrix = new HostWeight(w.Matrix(e));
+            keep.Add(matrix);
+            used.Add((e, matrix.Data));
+        }
+        LinearReference.Grouped(used, o, hx.Address, hy.Address);
+        KeepAlive(hx, keep);
+        hy.WriteBack();
+    }
+
+    public override void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+        DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate)
+    {
+        expertOutput.Runtime.Synchronize();
+        var he = HostView.Of(expertOutput);
+        var hs = HostView.Of(sourceSlot);
+        var hw = HostView.Of(weights);
+        var hy = HostView.Of(y);
+        MoeReference.Combine(he.Address, hs.Span, hw.Address, hy.Address, tokens, topK, hidden, accumulate);
+        KeepAlive(he, hw);
+        hy.WriteBack();
+    }
+
+    /// <summary>
+    /// Keeps host copies alive until the reference that reads them through raw addresses has returned (a pinned
+    /// array that is no longer referenced may be collected, even while its address is in use).
+    /// </summary>
+    static void KeepAlive(params object?[] hostCopies) => GC.KeepAlive(hostCopies);
+
+    /// <summary>The host view of <paramref name="view"/>, reusing an input's when it is exactly that input (in place).</summary>
+    static HostView<float> SameOrOf(DeviceView<float> view, DeviceView<float> input, HostView<float> inputHost,
+        DeviceView<float>? other = null, HostView<float>? otherHost = null)
+    {
+        if (Overlaps.Of(view, input) == Overlap.Exact)
+            return inputHost;
+        if (other is DeviceView<float> o && Overlaps.Of(view, o) == Overlap.Exact)
+            return otherHost!;
+        return HostView.Of(view);
+    }
+
+    /// <summary>
+    /// A host span over a device view: the view's own memory on the CPU accelerator, else a pinned copy (so its
+    /// address is stable for the pointer-based references).
+    /// </summary>
     sealed class HostView<T> where T : unmanaged
     {
         readonly DeviceView<T> _view;
@@ -45,10 +301,19 @@ internal sealed class ReferenceBackend : KernelBackend
             if (view.Length > int.MaxValue)
                 throw new NotSupportedException($"The reference backend handles views of at most {int.MaxValue} elements (got {view.Length}).");
             _view = view;
-            _copy = view.Runtime.IsCuda ? view.ToArray() : null;
+            if (view.Runtime.IsCuda)
+            {
+                _copy = GC.AllocateUninitializedArray<T>((int)view.Length, pinned: true);
+                view.CopyToHost(_copy);
+            }
         }
 
         public unsafe Span<T> Span => _copy ?? new Span<T>((void*)_view.Pointer, (int)_view.Length);
+
+        /// <summary>The address of the first element (stable: device memory of the CPU accelerator, or a pinned array).</summary>
+        public unsafe nint Address => _copy == null
+            ? _view.Pointer
+            : (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_copy));
 
         /// <summary>Copies an output back to the device (a no-op when the span is the view's own memory).</summary>
         public void WriteBack()
@@ -61,5 +326,44 @@ internal sealed class ReferenceBackend : KernelBackend
     static class HostView
     {
         public static HostView<T> Of<T>(DeviceView<T> view) where T : unmanaged => new(view);
+
+        public static HostView<T>? OfOptional<T>(DeviceView<T> view) where T : unmanaged => view.IsNull ? null : new(view);
+    }
+
+    /// <summary>A weight's host views and the addresses the references read.</summary>
+    sealed class HostWeight
+    {
+        readonly object? _data;
+        readonly HostView<float>? _scales;
+
+        public HostWeight(WeightMatrix w)
+        {
+            nint data, scales = 0;
+            switch (w.ElementType)
+            {
+                case ElementType.F32:
+                {
+                    var view = HostView.Of(w.F32);
+                    (_data, data) = (view, view.Address);
+                    break;
+                }
+                case ElementType.BF16:
+                {
+                    var view = HostView.Of(w.BF16);
+                    (_data, data) = (view, view.Address);
+                    break;
+                }
+                default:
+                {
+                    var view = HostView.Of(w.Fp8Data);
+                    _scales = HostView.Of(w.ScaleInv);
+                    (_data, data, scales) = (view, view.Address, _scales.Address);
+                    break;
+                }
+            }
+            Data = new WeightData(w.ElementType, data, scales, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols);
+        }
+
+        public WeightData Data { get; }
     }
 }

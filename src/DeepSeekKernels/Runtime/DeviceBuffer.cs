@@ -42,6 +42,12 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
     /// <summary>Copies the start of the buffer into <paramref name="destination"/> (waits for the stream).</summary>
     public void CopyToHost(Span<T> destination) => View.Slice(0, destination.Length).CopyToHost(destination);
 
+    /// <summary>Copies the whole buffer into <paramref name="destination"/> (same length) on the device, on the runtime's stream.</summary>
+    public void CopyTo(DeviceView<T> destination) => View.CopyTo(destination);
+
+    /// <summary>Sets the whole buffer to all-zero bits, on the runtime's stream.</summary>
+    public void Clear() => View.Clear();
+
     /// <summary>Copies the whole buffer to a new array.</summary>
     public T[] ToArray() => View.ToArray();
 

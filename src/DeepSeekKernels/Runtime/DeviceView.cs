@@ -71,6 +71,36 @@ public readonly struct DeviceView<T> where T : unmanaged
         Runtime.Stream.Synchronize();
     }
 
+    /// <summary>
+    /// Copies this view into <paramref name="destination"/> (same length) on the device, enqueued on the
+    /// runtime's stream (no host round trip, no wait). Both views must belong to the same runtime and must not
+    /// overlap.
+    /// </summary>
+    public void CopyTo(DeviceView<T> destination)
+    {
+        if (destination.IsNull)
+            throw new ArgumentException("destination is a default DeviceView (it has no buffer).", nameof(destination));
+        if (destination.Length != Length)
+            throw new ArgumentException($"destination has {destination.Length} elements, the view {Length}.", nameof(destination));
+        if (!ReferenceEquals(destination.Runtime, Runtime))
+            throw new ArgumentException("destination belongs to a different DeviceRuntime.", nameof(destination));
+        if (ReferenceEquals(destination.Buffer, Buffer) && destination.Start < Start + Length && Start < destination.Start + destination.Length)
+            throw new ArgumentException("destination overlaps this view.", nameof(destination));
+        if (Length == 0)
+            return;
+        Runtime.Bind();
+        IlgpuView.CopyTo(Runtime.Stream, destination.IlgpuView);
+    }
+
+    /// <summary>Sets every element of this view to all-zero bits (0 for every element type), enqueued on the runtime's stream.</summary>
+    public void Clear()
+    {
+        if (Length == 0)
+            return;
+        Runtime.Bind();
+        IlgpuView.MemSetToZero(Runtime.Stream);
+    }
+
     /// <summary>Copies this view to a new array.</summary>
     public T[] ToArray()
     {

@@ -1,0 +1,140 @@
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels;
+
+public sealed partial class Ops
+{
+    /// <summary>
+    /// Copies a block of columns between two row-major matrices (slices and concatenations of the last
+    /// dimension): effectively computes <c>destination[r, destinationOffset + c] = source[r, sourceOffset + c]</c>
+    /// for r &lt; rows, c &lt; width; every other element of destination is left as it is.
+    /// </summary>
+    /// <param name="source">[rows, sourceColumns] (at least that long).</param>
+    /// <param name="sourceColumns">Row length of source (at least 1).</param>
+    /// <param name="sourceOffset">First column read; sourceOffset + width &lt;= sourceColumns.</param>
+    /// <param name="destination">[rows, destinationColumns] (at least that long); must not share memory with source's rows.</param>
+    /// <param name="destinationColumns">Row length of destination (at least 1).</param>
+    /// <param name="destinationOffset">First column written; destinationOffset + width &lt;= destinationColumns.</param>
+    /// <param name="width">Columns copied (at least 1).</param>
+    /// <param name="rows">Rows copied (at least 1).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size or offset is out of range.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, too short, or source and destination overlap.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void CopyColumns(DeviceView<float> source, int sourceColumns, int sourceOffset, DeviceView<float> destination,
+        int destinationColumns, int destinationOffset, int width, int rows)
+    {
+        const string op = nameof(CopyColumns);
+        CheckView(op, nameof(source), source, null);
+        CheckView(op, nameof(destination), destination, source.Runtime);
+        OpChecks.AtLeast1(op, nameof(sourceColumns), sourceColumns);
+        OpChecks.AtLeast1(op, nameof(destinationColumns), destinationColumns);
+        OpChecks.AtLeast1(op, nameof(width), width);
+        OpChecks.AtLeast1(op, nameof(rows), rows);
+        OpChecks.NotNegative(op, nameof(sourceOffset), sourceOffset);
+        OpChecks.NotNegative(op, nameof(destinationOffset), destinationOffset);
+        if ((long)sourceOffset + width > sourceColumns)
+            ThrowHelper.OutOfRange(op, nameof(sourceOffset), sourceOffset,
+                $"columns [sourceOffset, sourceOffset + width) = [{sourceOffset}, {(long)sourceOffset + width}) are not inside sourceColumns = {sourceColumns}.");
+        if ((long)destinationOffset + width > destinationColumns)
+            ThrowHelper.OutOfRange(op, nameof(destinationOffset), destinationOffset,
+                $"columns [destinationOffset, destinationOffset + width) = [{destinationOffset}, {(long)destinationOffset + width}) are not inside destinationColumns = {destinationColumns}.");
+        long sourceElements = (long)rows * sourceColumns, destinationElements = (long)rows * destinationColumns;
+        OpChecks.LongEnough(op, nameof(source), source.Length, sourceElements, $"rows * sourceColumns = {rows} * {sourceColumns}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, destinationElements,
+            $"rows * destinationColumns = {rows} * {destinationColumns}");
+        var src = source.Slice(0, sourceElements);
+        var dst = destination.Slice(0, destinationElements);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(source), src);
+        Dispatch(op).CopyColumns(src, sourceColumns, sourceOffset, dst, destinationColumns, destinationOffset, width, rows);
+    }
+
+    /// <summary>
+    /// The gated activation of a SwiGLU MLP: effectively computes, per row,
+    /// <c>destination[r, i] = silu(x[r, i]) * x[r, intermediate + i]</c> with <c>silu(g) = g / (1 + exp(-g))</c>, in float32.
+    /// </summary>
+    /// <param name="x">[rows, 2 * intermediate] = [gate | up] (one fused gate_up projection); at least one row.</param>
+    /// <param name="destination">[rows, intermediate] (at least that long); must not overlap x.</param>
+    /// <param name="intermediate">The MLP's intermediate size (at least 1).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="intermediate"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps x.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void SiluAndMul(DeviceView<float> x, DeviceView<float> destination, int intermediate)
+    {
+        const string op = nameof(SiluAndMul);
+        CheckView(op, nameof(x), x, null);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        OpChecks.AtLeast1(op, nameof(intermediate), intermediate);
+        int rows = OpChecks.Rows(op, nameof(x), x.Length, 2L * intermediate, $"2 * intermediate = 2 * {intermediate}");
+        long outputs = (long)rows * intermediate;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * intermediate = {rows} * {intermediate}");
+        var dst = destination.Slice(0, outputs);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
+        Dispatch(op).SiluAndMul(x, dst, rows, intermediate);
+    }
+
+    /// <summary>
+    /// Row-wise softmax: effectively computes, per row of <paramref name="rowLength"/> elements,
+    /// <c>destination[i] = exp(x[i] - max(x)) / sum_j exp(x[j] - max(x))</c> in float32.
+    /// </summary>
+    /// <param name="x">[rows, rowLength]; at least one row.</param>
+    /// <param name="destination">[rows, rowLength] (at least that long); may be exactly x (in place), must not overlap it otherwise.</param>
+    /// <param name="rowLength">Elements per row (at least 1).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="rowLength"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps x.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void Softmax(DeviceView<float> x, DeviceView<float> destination, int rowLength)
+    {
+        const string op = nameof(Softmax);
+        CheckView(op, nameof(x), x, null);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        OpChecks.AtLeast1(op, nameof(rowLength), rowLength);
+        int rows = OpChecks.Rows(op, nameof(x), x.Length, rowLength, "rowLength");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
+        var dst = destination.Slice(0, x.Length);
+        OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
+        Dispatch(op).Softmax(x, dst, rows, rowLength);
+    }
+
+    /// <summary>Elementwise sum (residual adds): effectively computes <c>destination[i] = x[i] + y[i]</c> in float32.</summary>
+    /// <param name="x">[n] (n at least 1).</param>
+    /// <param name="y">[n].</param>
+    /// <param name="destination">[n] (at least that long); may be exactly x or y (in place), must not overlap them otherwise.</param>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps an input.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> destination)
+    {
+        const string op = nameof(Add);
+        CheckView(op, nameof(x), x, null);
+        CheckView(op, nameof(y), y, x.Runtime);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        if (x.Length == 0)
+            ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to add.");
+        OpChecks.Length(op, nameof(y), y.Length, x.Length, "x's length");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
+        var dst = destination.Slice(0, x.Length);
+        OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
+        OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(y), y);
+        Dispatch(op).Add(x, y, dst);
+    }
+
+    /// <summary>Elementwise scaling: effectively computes <c>destination[i] = x[i] * factor</c> in float32.</summary>
+    /// <param name="x">[n] (n at least 1).</param>
+    /// <param name="factor">The multiplier; finite.</param>
+    /// <param name="destination">[n] (at least that long); may be exactly x (in place), must not overlap it otherwise.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="factor"/> is not finite.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps x.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void Scale(DeviceView<float> x, float factor, DeviceView<float> destination)
+    {
+        const string op = nameof(Scale);
+        CheckView(op, nameof(x), x, null);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        OpChecks.Finite(op, nameof(factor), factor);
+        if (x.Length == 0)
+            ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to scale.");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
+        var dst = destination.Slice(0, x.Length);
+        OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
+        Dispatch(op).Scale(x, factor, dst);
+    }
+}

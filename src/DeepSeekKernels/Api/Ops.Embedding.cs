@@ -1,0 +1,47 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels;
+
+public sealed partial class Ops
+{
+    /// <summary>
+    /// Token embedding lookup: effectively computes <c>destination[i, :] = table[tokenIds[i], :]</c> (bfloat16 rows
+    /// widened exactly to float32).
+    /// </summary>
+    /// <param name="tokenIds">[n] token ids, each in [0, table.Rows); at least one.</param>
+    /// <param name="table">[vocab = Rows, hidden = Cols] dense float32 or bfloat16 table, Count 1.</param>
+    /// <param name="destination">[n, hidden] output (at least that long); must not overlap the table.</param>
+    /// <remarks>
+    /// The ids are device data, so they are checked where they are read, not here: the reference backend checks
+    /// every id before it writes anything and throws <see cref="ArgumentOutOfRangeException"/> (ParamName
+    /// "tokenIds") naming the first bad id and its index. A GPU kernel cannot throw: it would set an error flag
+    /// that the op reports when it next synchronises, leaving the destination unspecified.
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="table"/> is null.</exception>
+    /// <exception cref="NotSupportedException">The table is FP8, or the backend does not implement the op.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, table is a stack, a length is wrong, or destination overlaps the table.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, table.Rows) (reported by the backend).</exception>
+    public void Embedding(DeviceView<int> tokenIds, WeightMatrix table, DeviceView<float> destination)
+    {
+        const string op = nameof(Embedding);
+        if (table is null)
+            ThrowHelper.ArgumentNull(op, nameof(table));
+        if (table.ElementType == ElementType.Fp8E4M3)
+            ThrowHelper.NotSupported(op, "table is FP8; an embedding table is dense float32 or bfloat16.");
+        CheckView(op, nameof(tokenIds), tokenIds, null);
+        CheckWeight(op, nameof(table), table, tokenIds.Runtime);
+        CheckView(op, nameof(destination), destination, tokenIds.Runtime);
+        if (table.Count != 1)
+            ThrowHelper.Argument(op, nameof(table), $"table is a stack of {table.Count} matrices; an embedding table is one [vocab, hidden] matrix.");
+        if (tokenIds.Length == 0)
+            ThrowHelper.Argument(op, nameof(tokenIds), "tokenIds is empty: there are no tokens to embed.");
+        if (tokenIds.Length > int.MaxValue)
+            ThrowHelper.Argument(op, nameof(tokenIds), $"tokenIds has {tokenIds.Length} ids; at most {int.MaxValue} are supported.");
+        long outputs = tokenIds.Length * table.Cols;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"n * hidden = {tokenIds.Length} * {table.Cols}");
+        var dst = destination.Slice(0, outputs);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), table.FloatView);
+        Dispatch(op).Embedding(tokenIds, table, dst);
+    }
+}

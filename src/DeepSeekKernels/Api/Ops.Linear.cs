@@ -1,0 +1,99 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels;
+
+public sealed partial class Ops
+{
+    /// <summary>
+    /// A linear layer, <c>destination = x @ W^T (+ bias)</c>: effectively computes, for every row r of x and every
+    /// output feature o, <c>destination[r, o] = sum_c x[r, c] * W[o, c] (+ bias[o])</c>, with the dot product
+    /// accumulated in float32 and the bias added after it. FP8 weights are dequantised element by element first,
+    /// <c>W[o, c] = bf16((float)fp8[o, c] * scaleInv[o / BlockRows, c / BlockCols])</c> (<see cref="Numerics.Float8E4M3.Dequantize"/>), then dotted.
+    /// </summary>
+    /// <param name="x">[rows, weight.Cols] input; at least one row.</param>
+    /// <param name="weight">[Rows = out, Cols = in] weight, float32, bfloat16 or FP8 with block scales; Count must be 1.</param>
+    /// <param name="bias">[weight.Rows], or <c>default</c> for none.</param>
+    /// <param name="destination">[rows, weight.Rows] output (at least that long; only those elements are written); must not overlap x, bias or weight.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, weight is a stack, a length is wrong, or destination overlaps an input.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement Linear and does not fall back to the reference.</exception>
+    public void Linear(DeviceView<float> x, WeightMatrix weight, DeviceView<float> bias, DeviceView<float> destination)
+    {
+        const string op = nameof(Linear);
+        CheckView(op, nameof(x), x, null);
+        CheckWeight(op, nameof(weight), weight, x.Runtime);
+        CheckOptionalView(op, nameof(bias), bias, x.Runtime);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        if (weight.Count != 1)
+            ThrowHelper.Argument(op, nameof(weight), $"weight is a stack of {weight.Count} matrices; Linear takes one (use weight.Matrix(i), HeadwiseLinear or GroupedLinear).");
+        int rows = OpChecks.Rows(op, nameof(x), x.Length, weight.Cols, "weight.Cols");
+        if (!bias.IsNull)
+            OpChecks.Length(op, nameof(bias), bias.Length, weight.Rows, "weight.Rows");
+        long outputs = (long)rows * weight.Rows;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * weight.Rows = {rows} * {weight.Rows}");
+        var dst = destination.Slice(0, outputs);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(bias), bias);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(weight), weight.FloatView);
+        Dispatch(op).Linear(x, weight, bias, dst, rows);
+    }
+
+    /// <summary>
+    /// Dequantises an FP8 weight to dense float32: effectively computes
+    /// <c>destination[m, r, c] = bf16((float)fp8[m, r, c] * scaleInv[m, r / BlockRows, c / BlockCols])</c> (floor division;
+    /// <see cref="Numerics.Float8E4M3.Dequantize"/>), for every matrix m of the stack. Loading uses it for small matrices.
+    /// </summary>
+    /// <param name="fp8Weight">An FP8 weight (<see cref="WeightMatrix.Fp8"/>), any Count.</param>
+    /// <param name="destination">[Count, Rows, Cols] float32 output (at least that long); must not overlap the scales.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="fp8Weight"/> is null.</exception>
+    /// <exception cref="NotSupportedException">The weight is not FP8, or the backend does not implement the op.</exception>
+    /// <exception cref="ArgumentException">destination is default, on another runtime, too short or overlaps the scales.</exception>
+    public void DequantizeFp8(WeightMatrix fp8Weight, DeviceView<float> destination)
+    {
+        const string op = nameof(DequantizeFp8);
+        if (fp8Weight is null)
+            ThrowHelper.ArgumentNull(op, nameof(fp8Weight));
+        if (fp8Weight.ElementType != ElementType.Fp8E4M3)
+            ThrowHelper.NotSupported(op, $"fp8Weight is stored as {fp8Weight.ElementType.Name()}; {op} takes an FP8 weight.");
+        CheckWeight(op, nameof(fp8Weight), fp8Weight, null);
+        CheckView(op, nameof(destination), destination, fp8Weight.Runtime);
+        long elements = (long)fp8Weight.Count * fp8Weight.Rows * fp8Weight.Cols;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, elements,
+            $"Count * Rows * Cols = {fp8Weight.Count} * {fp8Weight.Rows} * {fp8Weight.Cols}");
+        var dst = destination.Slice(0, elements);
+        OpChecks.Disjoint(op, nameof(destination), dst, "fp8Weight's scales", fp8Weight.ScaleInv);
+        Dispatch(op).DequantizeFp8(fp8Weight, dst);
+    }
+
+    /// <summary>
+    /// One small linear map per head (MLA's weight absorption): effectively computes, for every token t and head h,
+    /// <c>destination[t, h, :] = W[h] @ x[t, h, :]</c>, i.e. <c>destination[t, h, o] = sum_c W[h][o, c] * x[t, h, c]</c>
+    /// (float32 accumulation); with <paramref name="transpose"/>, <c>destination[t, h, c] = sum_o W[h][o, c] * x[t, h, o]</c>
+    /// (<c>W[h]^T @ x[t, h, :]</c>, summed over o in order). FP8 weights dequantise as in <see cref="Linear"/>.
+    /// </summary>
+    /// <param name="x">[tokens, heads = weight.Count, in] where in = weight.Cols (weight.Rows when transposed); at least one token.</param>
+    /// <param name="weight">A stack of one [Rows, Cols] matrix per head.</param>
+    /// <param name="destination">[tokens, heads, out] where out = weight.Rows (weight.Cols when transposed); must not overlap x or weight.</param>
+    /// <param name="transpose">Multiply by each W[h]^T instead (DeepSeek's q_nope absorption with kv_b_proj's W_UK as stored).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void HeadwiseLinear(DeviceView<float> x, WeightMatrix weight, DeviceView<float> destination, bool transpose = false)
+    {
+        const string op = nameof(HeadwiseLinear);
+        CheckView(op, nameof(x), x, null);
+        CheckWeight(op, nameof(weight), weight, x.Runtime);
+        CheckView(op, nameof(destination), destination, x.Runtime);
+        int inDim = transpose ? weight.Rows : weight.Cols, outDim = transpose ? weight.Cols : weight.Rows;
+        string inName = transpose ? "weight.Rows" : "weight.Cols", outName = transpose ? "weight.Cols" : "weight.Rows";
+        int tokens = OpChecks.Rows(op, nameof(x), x.Length, (long)weight.Count * inDim, $"heads * {inName} = {weight.Count} * {inDim}");
+        long outputs = (long)tokens * weight.Count * outDim;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs,
+            $"tokens * heads * {outName} = {tokens} * {weight.Count} * {outDim}");
+        var dst = destination.Slice(0, outputs);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(weight), weight.FloatView);
+        Dispatch(op).HeadwiseLinear(x, weight, dst, tokens, transpose);
+    }
+}

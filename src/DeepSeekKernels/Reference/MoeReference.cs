@@ -1,0 +1,190 @@
+using System.Numerics.Tensors;
+
+namespace DeepSeekKernels.Reference;
+
+/// <summary>
+/// Mixture-of-experts routing, permutation and combination: the specification of MoeRoute, MoePermute and
+/// MoeCombine (see the op docs; routing mirrors transformers 5.x <c>DeepseekV3MoE.route_tokens_to_experts</c> and
+/// <c>DeepseekV2Moe.route_tokens_to_experts</c>). Device data (expert ids, slots) is checked before anything is
+/// written. Arguments are otherwise assumed valid (the op API checks them).
+/// </summary>
+internal static unsafe class MoeReference
+{
+    /// <summary>expertIds/expertWeights [tokens, TopK] from routerLogits [tokens, Experts].</summary>
+    public static void Route(nint logits, nint bias, nint ids, nint weights, int tokens, MoeRouting r)
+    {
+        int experts = r.Experts;
+        bool grouped = r.Method != MoeTopKMethod.Greedy;
+        int groups = grouped ? r.Groups : 1, perGroup = experts / groups;
+        float scaling = (float)r.RoutedScalingFactor;
+        void Token(int t, float[] buffers)
+        {
+            var scores = new Span<float>(buffers, 0, experts);
+            var choice = new Span<float>(buffers, experts, experts);
+            var groupScores = new Span<float>(buffers, 2 * experts, groups);
+            var logitRow = new ReadOnlySpan<float>((float*)logits + (long)t * experts, experts);
+            if (r.Scoring == MoeScoring.Softmax)
+            {
+                // router_logits.softmax(dim=-1, dtype=torch.float32)
+                float max = TensorPrimitives.Max(logitRow);
+                TensorPrimitives.Subtract(logitRow, max, scores);
+                TensorPrimitives.Exp(scores, scores);
+                TensorPrimitives.Divide(scores, TensorPrimitives.Sum(scores), scores);
+            }
+            else
+            {
+                // router_logits.sigmoid() = 1 / (1 + exp(-x))
+                TensorPrimitives.Negate(logitRow, scores);
+                TensorPrimitives.Exp(scores, scores);
+                TensorPrimitives.Add(scores, 1f, scores);
+                TensorPrimitives.Divide(1f, scores, scores);
+            }
+            // scores_for_choice = scores + e_score_correction_bias
+            if (bias != 0)
+                TensorPrimitives.Add(scores, new ReadOnlySpan<float>((float*)bias, experts), choice);
+            else
+                scores.CopyTo(choice);
+            if (grouped)
+            {
+                for (int g = 0; g < groups; g++)
+                {
+                    var members = choice.Slice(g * perGroup, perGroup);
+                    groupScores[g] = r.Method == MoeTopKMethod.GroupLimitedGreedy
+                        ? TensorPrimitives.Max(members)   // .max(dim=-1).values
+                        : SumOfTopTwo(members);           // .topk(2, dim=-1)[0].sum(dim=-1)
+                }
+                // keep the topk_group best groups; masked_fill(~score_mask, 0.0) for the others
+                Span<int> kept = stackalloc int[r.TopKGroups];
+                TopK(groupScores, kept);
+                for (int g = 0; g < groups; g++)
+                {
+                    if (!kept.Contains(g))
+                        choice.Slice(g * perGroup, perGroup).Clear();
+                }
+            }
+            var idRow = new Span<int>((int*)ids + (long)t * r.TopK, r.TopK);
+            var weightRow = new Span<float>((float*)weights + (long)t * r.TopK, r.TopK);
+            TopK(choice, idRow);
+            for (int k = 0; k < r.TopK; k++)
+                weightRow[k] = scores[idRow[k]]; // scores.gather(1, topk_indices): unbiased
+            if (r.NormalizeTopK)
+            {
+                float denominator = TensorPrimitives.Sum<float>(weightRow) + 1e-20f;
+                TensorPrimitives.Divide(weightRow, denominator, weightRow);
+            }
+            TensorPrimitives.Multiply(weightRow, scaling, weightRow);
+        }
+        int scratch = 2 * experts + groups;
+        if ((long)tokens * experts < 1 << 14)
+        {
+            var buffers = new float[scratch];
+            for (int t = 0; t < tokens; t++)
+                Token(t, buffers);
+            return;
+        }
+        Parallel.For(0, tokens, () => new float[scratch], (t, _, buffers) => { Token(t, buffers); return buffers; }, _ => { });
+    }
+
+    static float SumOfTopTwo(ReadOnlySpan<float> values)
+    {
+        Span<int> best = stackalloc int[2];
+        TopK(values, best);
+        return values[best[0]] + values[best[1]];
+    }
+
+    /// <summary>
+    /// The indices of the destination.Length largest values, largest first; ties go to the lower index, and NaN
+    /// counts as larger than any number (as torch.topk).
+    /// </summary>
+    static void TopK(ReadOnlySpan<float> values, Span<int> destination)
+    {
+        for (int k = 0; k < destination.Length; k++)
+        {
+            int best = -1;
+            for (int i = 0; i < values.Length; i++)
+            {
+                if (destination[..k].Contains(i))
+                    continue;
+                if (best < 0 || Greater(values[i], values[best]))
+                    best = i;
+            }
+            destination[k] = best;
+        }
+    }
+
+    static bool Greater(float a, float b) => float.IsNaN(a) ? !float.IsNaN(b) : a > b;
+
+    /// <summary>
+    /// Stable counting sort of the slots s = t * topK + k by expert: offsets, sourceSlot and permuted rows. Every
+    /// expert id is checked first: the first outside [0, experts) throws naming it and its index.
+    /// </summary>
+    public static void Permute(nint x, ReadOnlySpan<int> expertIds, nint permuted, Span<int> offsets, Span<int> sourceSlot,
+        int topK, int hidden, int experts)
+    {
+        for (int s = 0; s < expertIds.Length; s++)
+        {
+            if ((uint)expertIds[s] >= (uint)experts)
+                throw new ArgumentOutOfRangeException("expertIds", expertIds[s],
+                    $"MoePermute: expertIds[{s}] = {expertIds[s]} is outside [0, {experts}).");
+        }
+        offsets.Clear();
+        foreach (int e in expertIds)
+            offsets[e + 1]++;
+        for (int e = 0; e < experts; e++)
+            offsets[e + 1] += offsets[e];
+        var cursor = offsets[..experts].ToArray();
+        for (int s = 0; s < expertIds.Length; s++)
+        {
+            int row = cursor[expertIds[s]]++;
+            sourceSlot[row] = s;
+            new ReadOnlySpan<float>((float*)x + (long)(s / topK) * hidden, hidden)
+                .CopyTo(new Span<float>((float*)permuted + (long)row * hidden, hidden));
+        }
+    }
+
+    /// <summary>
+    /// y[t] = (accumulate ? y[t] : 0) + sum_k w[t, k] * expertOutput[row of slot t * topK + k]. sourceSlot is checked
+    /// first: it must be a permutation of [0, tokens * topK).
+    /// </summary>
+    public static void Combine(nint expertOutput, ReadOnlySpan<int> sourceSlot, nint weights, nint y, int tokens, int topK,
+        int hidden, bool accumulate)
+    {
+        int slots = sourceSlot.Length;
+        var rowOfSlot = new int[slots];
+        Array.Fill(rowOfSlot, -1);
+        for (int row = 0; row < slots; row++)
+        {
+            int s = sourceSlot[row];
+            if ((uint)s >= (uint)slots)
+                throw new ArgumentOutOfRangeException("sourceSlot", s, $"MoeCombine: sourceSlot[{row}] = {s} is outside [0, {slots}).");
+            if (rowOfSlot[s] >= 0)
+                throw new ArgumentOutOfRangeException("sourceSlot", s,
+                    $"MoeCombine: sourceSlot[{row}] = {s} repeats sourceSlot[{rowOfSlot[s]}]; it must be a permutation of [0, {slots}).");
+            rowOfSlot[s] = row;
+        }
+        void Token(int t, float[] sum)
+        {
+            var acc = sum.AsSpan(0, hidden);
+            acc.Clear();
+            for (int k = 0; k < topK; k++)
+            {
+                int slot = t * topK + k;
+                var output = new ReadOnlySpan<float>((float*)expertOutput + (long)rowOfSlot[slot] * hidden, hidden);
+                TensorPrimitives.MultiplyAdd(output, ((float*)weights)[slot], acc, acc);
+            }
+            var destination = new Span<float>((float*)y + (long)t * hidden, hidden);
+            if (accumulate)
+                TensorPrimitives.Add(destination, acc, destination);
+            else
+                acc.CopyTo(destination);
+        }
+        if ((long)slots * hidden < 1 << 16)
+        {
+            var sum = new float[hidden];
+            for (int t = 0; t < tokens; t++)
+                Token(t, sum);
+            return;
+        }
+        Parallel.For(0, tokens, () => new float[hidden], (t, _, sum) => { Token(t, sum); return sum; }, _ => { });
+    }
+}

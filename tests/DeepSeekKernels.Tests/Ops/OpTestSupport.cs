@@ -1,0 +1,174 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.OpTests;
+
+/// <summary>
+/// Helpers the op tests share: seeded data, weights in every stored form, device upload with poisoned guards,
+/// and comparison against float64 oracles that the tests write themselves.
+/// </summary>
+public static class OpTestSupport
+{
+    /// <summary>The runtime the op tests use: ILGPU's CPU accelerator (the reference uses its buffers in place).</summary>
+    public static DeviceRuntime Cpu => TestDevices.Cpu;
+
+    /// <summary>The reference backend on <see cref="Cpu"/>.</summary>
+    public static DeepSeekKernels.Ops ReferenceOps => DeepSeekKernels.Ops.Create(Cpu, Backend.Reference);
+
+    /// <summary>Values in ±[0.05, 3), seeded (never all zeros).</summary>
+    public static float[] RandomValues(int length, int seed, float scale = 1f)
+    {
+        var values = TestData.Activations(length, seed);
+        if (scale != 1f)
+        {
+            for (int i = 0; i < values.Length; i++)
+                values[i] *= scale;
+        }
+        return values;
+    }
+
+    public static float[] Nan(long length)
+    {
+        var values = new float[length];
+        Array.Fill(values, float.NaN);
+        return values;
+    }
+
+    public static DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => Cpu.Upload<T>(values);
+
+    /// <summary>A float32 output buffer full of NaN, so an element the op does not write fails the comparison.</summary>
+    public static DeviceBuffer<float> Poisoned(long length) => Cpu.Upload<float>(Nan(length));
+
+    /// <summary>A weight in a stored form ("f32", "bf16", "fp8"), and its exact float32 values.</summary>
+    public sealed class TestWeight : IDisposable
+    {
+        readonly List<IDisposable> _buffers = [];
+
+        public TestWeight(string form, int count, int rows, int cols, int seed, int blockRows = 128, int blockCols = 128,
+            DeviceRuntime? runtime = null)
+        {
+            runtime ??= Cpu;
+            DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => runtime.Upload<T>(values);
+            Values = new float[(long)count * rows * cols];
+            var random = new Random(seed);
+            switch (form)
+            {
+                case "f32":
+                {
+                    var data = RandomValues((int)Values.Length, seed, 0.3f);
+                    data.CopyTo(Values, 0);
+                    var buffer = Upload(data);
+                    _buffers.Add(buffer);
+                    Matrix = WeightMatrix.Dense(buffer.View, rows, cols, count);
+                    break;
+                }
+                case "bf16":
+                {
+                    var data = RandomValues((int)Values.Length, seed, 0.3f).Select(BFloat16.FromSingle).ToArray();
+                    for (int i = 0; i < data.Length; i++)
+                        Values[i] = data[i].ToSingle();
+                    var buffer = Upload(data);
+                    _buffers.Add(buffer);
+                    Matrix = WeightMatrix.Dense(buffer.View, rows, cols, count);
+                    break;
+                }
+                case "fp8":
+                {
+                    int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                    var bits = new Float8E4M3[Values.Length];
+                    for (int i = 0; i < bits.Length; i++)
+                    {
+                        byte b;
+                        do b = (byte)random.Next(256); while ((b & 0x7F) == 0x7F); // every finite e4m3fn value, no NaN
+                        bits[i] = Float8E4M3.FromBits(b);
+                    }
+                    // scales like DeepSeek's: small positive numbers with full mantissas
+                    var scales = new float[count * scaleRows * scaleCols];
+                    for (int i = 0; i < scales.Length; i++)
+                        scales[i] = (0.5f + random.NextSingle()) * MathF.ScaleB(1f, -random.Next(4, 9));
+                    // the expected dequantised values, computed here: fp8 * scale in float32, rounded once to bf16
+                    for (int m = 0; m < count; m++)
+                        for (int r = 0; r < rows; r++)
+                            for (int c = 0; c < cols; c++)
+                            {
+                                long i = ((long)m * rows + r) * cols + c;
+                                float scale = scales[(m * scaleRows + r / blockRows) * scaleCols + c / blockCols];
+                                Values[i] = BFloat16.FromSingle(bits[i].ToSingle() * scale).ToSingle();
+                            }
+                    var data = Upload(bits);
+                    var scaleBuffer = Upload(scales);
+                    _buffers.Add(data);
+                    _buffers.Add(scaleBuffer);
+                    Matrix = WeightMatrix.Fp8(data.View, scaleBuffer.View, rows, cols, blockRows, blockCols, count);
+                    break;
+                }
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(form), form, "f32, bf16 or fp8");
+            }
+        }
+
+        /// <summary>The weight as the ops take it.</summary>
+        public WeightMatrix Matrix { get; }
+
+        /// <summary>Its exact float32 values, [count, rows, cols].</summary>
+        public float[] Values { get; }
+
+        public void Dispose()
+        {
+            foreach (var buffer in _buffers)
+                buffer.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Every element close to its float64 oracle: |actual - expected| &lt;= relative * scale + absolute, where scale is
+    /// the sum of the magnitudes of the terms that made the value (so long dot products get a fair bound). NaN
+    /// never passes.
+    /// </summary>
+    public static void Close(double[] expected, double[] scale, ReadOnlySpan<float> actual, string what, double relative = 1e-5,
+        double absolute = 1e-6)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.False(double.IsNaN(expected[i]), $"{what}[{i}]: the oracle is NaN (bad test data)");
+            Assert.False(float.IsNaN(actual[i]), $"{what}[{i}]: got NaN (not written?), expected {expected[i]}");
+            double bound = relative * scale[i] + absolute;
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= bound,
+                $"{what}[{i}]: expected {expected[i]}, got {actual[i]} (|diff| {Math.Abs(actual[i] - expected[i]):g3} > {bound:g3})");
+        }
+    }
+
+    /// <summary>As <see cref="Close(double[], double[], ReadOnlySpan{float}, string, double, double)"/> with scale |expected|.</summary>
+    public static void Close(double[] expected, ReadOnlySpan<float> actual, string what, double relative = 1e-5, double absolute = 1e-6) =>
+        Close(expected, expected.Select(Math.Abs).ToArray(), actual, what, relative, absolute);
+
+    /// <summary>Bitwise equal (no NaN allowed).</summary>
+    public static void Exact(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.False(float.IsNaN(actual[i]), $"{what}[{i}]: got NaN (not written?), expected {expected[i]}");
+            Assert.True(BitConverter.SingleToUInt32Bits(expected[i]) == BitConverter.SingleToUInt32Bits(actual[i]),
+                $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R} (bitwise)");
+        }
+    }
+
+    /// <summary>Asserts every element is NaN (a guard region the op must not write).</summary>
+    public static void AllNaN(ReadOnlySpan<float> values, string what)
+    {
+        for (int i = 0; i < values.Length; i++)
+            Assert.True(float.IsNaN(values[i]), $"{what}[{i}] was written ({values[i]}); it is outside the op's output");
+    }
+
+    public static T Throws<T>(Action call, string parameter, string fragment) where T : Exception
+    {
+        var e = Assert.Throws<T>(call);
+        if (e is ArgumentException argument)
+            Assert.Equal(parameter, argument.ParamName);
+        Assert.Contains(fragment, e.Message);
+        return e;
+    }
+}
