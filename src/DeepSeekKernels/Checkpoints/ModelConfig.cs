@@ -184,7 +184,7 @@ public sealed class ModelConfig
     public MoeTopKMethod TopkMethod { get; internal init; }
 
     /// <summary><c>scoring_func</c>: default sigmoid for V3, softmax for V2.</summary>
-    public MoeScoringFunction ScoringFunc { get; internal init; }
+    public MoeScoring ScoringFunc { get; internal init; }
 
     /// <summary><c>norm_topk_prob</c>: renormalise the chosen experts' weights to sum to 1; default true for V3, false for V2.</summary>
     public bool NormTopkProb { get; internal init; }

@@ -155,7 +155,7 @@ internal static class ModelConfigParser
 
     /// <summary>The MoE keys of a DeepSeek config, checked against each other.</summary>
     readonly record struct Moe(int? Experts, int Shared, int PerToken, int Intermediate, int FirstDense, int Freq,
-        int Groups, int TopkGroup, MoeTopKMethod Method, MoeScoringFunction Scoring, bool NormTopk, double Scaling);
+        int Groups, int TopkGroup, MoeTopKMethod Method, MoeScoring Scoring, bool NormTopk, double Scaling);
 
     static Moe ParseMoe(ConfigJson c, bool v3)
     {
@@ -194,7 +194,7 @@ internal static class ModelConfigParser
     /// <summary>A dense model: no experts; the routing fields keep the architecture's defaults.</summary>
     static Moe DenseDefaults(bool v3) => new(null, 0, 0, 0, 0, 1, 1, 1,
         v3 ? MoeTopKMethod.NoAuxTc : MoeTopKMethod.Greedy,
-        v3 ? MoeScoringFunction.Sigmoid : MoeScoringFunction.Softmax,
+        v3 ? MoeScoring.Sigmoid : MoeScoring.Softmax,
         v3, 1);
 
     static MoeTopKMethod ParseTopKMethod(ConfigJson c, bool v3) => c.String("topk_method") switch
@@ -206,11 +206,11 @@ internal static class ModelConfigParser
         var other => throw c.Unsupported("topk_method", other, "greedy, group_limited_greedy, noaux_tc"),
     };
 
-    static MoeScoringFunction ParseScoring(ConfigJson c, bool v3) => c.String("scoring_func") switch
+    static MoeScoring ParseScoring(ConfigJson c, bool v3) => c.String("scoring_func") switch
     {
-        null => v3 ? MoeScoringFunction.Sigmoid : MoeScoringFunction.Softmax,
-        "softmax" => MoeScoringFunction.Softmax,
-        "sigmoid" => MoeScoringFunction.Sigmoid,
+        null => v3 ? MoeScoring.Sigmoid : MoeScoring.Softmax,
+        "softmax" => MoeScoring.Softmax,
+        "sigmoid" => MoeScoring.Sigmoid,
         var other => throw c.Unsupported("scoring_func", other, "softmax, sigmoid"),
     };
 

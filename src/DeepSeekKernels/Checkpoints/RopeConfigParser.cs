@@ -64,7 +64,7 @@ internal static class RopeConfigParser
             case "default":
                 return RopeScalingConfig.None;
             case "linear":
-                return new RopeScalingConfig { Type = RopeType.Linear, Factor = Factor(s) };
+                return new RopeScalingConfig { Type = RopeKind.Linear, Factor = Factor(s) };
             case "yarn":
             {
                 double betaFast = s.Double("beta_fast") ?? 32, betaSlow = s.Double("beta_slow") ?? 1;
@@ -78,7 +78,7 @@ internal static class RopeConfigParser
                     throw s.Error("attention_factor", $"must be positive, got {Text(af)}");
                 return new RopeScalingConfig
                 {
-                    Type = RopeType.Yarn,
+                    Type = RopeKind.Yarn,
                     Factor = Factor(s),
                     OriginalMaxPositionEmbeddings = original,
                     BetaFast = betaFast,
@@ -97,7 +97,7 @@ internal static class RopeConfigParser
                     throw s.Error("high_freq_factor", $"({Text(high)}) must be greater than low_freq_factor ({Text(low)}) > 0");
                 return new RopeScalingConfig
                 {
-                    Type = RopeType.Llama3,
+                    Type = RopeKind.Llama3,
                     Factor = Factor(s),
                     LowFreqFactor = low,
                     HighFreqFactor = high,

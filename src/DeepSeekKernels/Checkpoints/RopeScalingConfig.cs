@@ -11,8 +11,8 @@ public sealed record RopeScalingConfig
     /// <summary>No scaling.</summary>
     public static RopeScalingConfig None { get; } = new();
 
-    /// <summary><c>rope_type</c> (or <c>type</c>); <see cref="RopeType.Default"/> when there is no scaling.</summary>
-    public RopeType Type { get; init; } = RopeType.Default;
+    /// <summary><c>rope_type</c> (or <c>type</c>); <see cref="RopeKind.Default"/> when there is no scaling.</summary>
+    public RopeKind Type { get; init; } = RopeKind.Default;
 
     /// <summary><c>factor</c>: the context extension (linear, yarn, llama3); 1 for default.</summary>
     public double Factor { get; init; } = 1;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using DeepSeekKernels.Checkpoints;
-using TopK = DeepSeekKernels.Checkpoints.MoeTopKMethod; // DeepSeekKernels.MoeTopKMethod (the op API's) would win otherwise
+using TopK = DeepSeekKernels.MoeTopKMethod;
 using DeepSeekKernels.Numerics;
 
 namespace DeepSeekKernels.Tests.Checkpoints;
@@ -57,16 +57,16 @@ public class CheckpointTests
         if (architecture == ModelArchitecture.DeepSeekV3)
         {
             Assert.Equal(TopK.NoAuxTc, c.TopkMethod);
-            Assert.Equal(MoeScoringFunction.Sigmoid, c.ScoringFunc);
+            Assert.Equal(MoeScoring.Sigmoid, c.ScoringFunc);
             Assert.Equal((4, 2), (c.NGroup, c.TopkGroup));
-            Assert.Equal(RopeType.Yarn, c.RopeScaling.Type);
+            Assert.Equal(RopeKind.Yarn, c.RopeScaling.Type);
             Assert.Equal(256, c.RopeScaling.OriginalMaxPositionEmbeddings);
             Assert.Equal(1, c.NumNextnPredictLayers);
         }
         else
         {
             Assert.Equal(TopK.Greedy, c.TopkMethod);
-            Assert.Equal(MoeScoringFunction.Softmax, c.ScoringFunc);
+            Assert.Equal(MoeScoring.Softmax, c.ScoringFunc);
             Assert.False(c.NormTopkProb);
             Assert.Equal(2, c.NSharedExperts);
             Assert.Equal(RopeScalingConfig.None, c.RopeScaling);

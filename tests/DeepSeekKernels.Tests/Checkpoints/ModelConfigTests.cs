@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using DeepSeekKernels.Checkpoints;
-using TopK = DeepSeekKernels.Checkpoints.MoeTopKMethod; // DeepSeekKernels.MoeTopKMethod (the op API's) would win otherwise
+using TopK = DeepSeekKernels.MoeTopKMethod;
 
 namespace DeepSeekKernels.Tests.Checkpoints;
 
@@ -44,7 +44,7 @@ public class ModelConfigTests
         Assert.Equal((256, 1, 8, 2048, 3, 1), (c.NRoutedExperts!.Value, c.NSharedExperts, c.NumExpertsPerTok, c.MoeIntermediateSize, c.FirstKDenseReplace, c.MoeLayerFreq));
         Assert.Equal((8, 4), (c.NGroup, c.TopkGroup));
         Assert.Equal(TopK.NoAuxTc, c.TopkMethod);
-        Assert.Equal(MoeScoringFunction.Sigmoid, c.ScoringFunc);
+        Assert.Equal(MoeScoring.Sigmoid, c.ScoringFunc);
         Assert.True(c.NormTopkProb);
         Assert.Equal(2.5, c.RoutedScalingFactor);
         Assert.Equal(163840, c.MaxPositionEmbeddings);
@@ -52,7 +52,7 @@ public class ModelConfigTests
         Assert.Equal(10000, c.RopeTheta);
         Assert.Equal(new RopeScalingConfig
         {
-            Type = RopeType.Yarn, Factor = 40, OriginalMaxPositionEmbeddings = 4096, BetaFast = 32, BetaSlow = 1, Mscale = 1.0, MscaleAllDim = 1.0,
+            Type = RopeKind.Yarn, Factor = 40, OriginalMaxPositionEmbeddings = 4096, BetaFast = 32, BetaSlow = 1, Mscale = 1.0, MscaleAllDim = 1.0,
         }, c.RopeScaling);
         Assert.True(c.RopeInterleave);
         Assert.Equal(new QuantizationConfig(), c.Quantization);
@@ -82,13 +82,13 @@ public class ModelConfigTests
         Assert.Equal((512, 128, 64, 128), (c.KvLoraRank, c.QkNopeHeadDim, c.QkRopeHeadDim, c.VHeadDim));
         Assert.Equal((64, 2, 6, 1408, 1), (c.NRoutedExperts!.Value, c.NSharedExperts, c.NumExpertsPerTok, c.MoeIntermediateSize, c.FirstKDenseReplace));
         Assert.Equal(TopK.Greedy, c.TopkMethod);
-        Assert.Equal(MoeScoringFunction.Softmax, c.ScoringFunc);
+        Assert.Equal(MoeScoring.Softmax, c.ScoringFunc);
         Assert.False(c.NormTopkProb);
         Assert.Equal(1.0, c.RoutedScalingFactor);
         Assert.Equal((1, 1), (c.NGroup, c.TopkGroup));
         Assert.Equal(new RopeScalingConfig
         {
-            Type = RopeType.Yarn, Factor = 40, OriginalMaxPositionEmbeddings = 4096, Mscale = 0.707, MscaleAllDim = 0.707,
+            Type = RopeKind.Yarn, Factor = 40, OriginalMaxPositionEmbeddings = 4096, Mscale = 0.707, MscaleAllDim = 0.707,
         }, c.RopeScaling);
         Assert.True(c.RopeInterleave);
         Assert.Null(c.Quantization);
@@ -111,7 +111,7 @@ public class ModelConfigTests
         Assert.Equal(128, c.QkHeadDim);
         Assert.Equal(128, c.VHeadDim);
         Assert.Equal(500000, c.RopeTheta);
-        Assert.Equal(new RopeScalingConfig { Type = RopeType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 }, c.RopeScaling);
+        Assert.Equal(new RopeScalingConfig { Type = RopeKind.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 }, c.RopeScaling);
         Assert.Equal(131072, c.MaxPositionEmbeddings);
         Assert.Equal(128000, c.BosTokenId);
         Assert.Equal([128001], c.EosTokenIds);
@@ -227,7 +227,7 @@ public class ModelConfigTests
     public void LinearAndDefaultRope()
     {
         var linear = Parse(Edit(HubConfigs.R1DistillQwen7B, o => o["rope_scaling"] = new JsonObject { ["type"] = "linear", ["factor"] = 4 }));
-        Assert.Equal(new RopeScalingConfig { Type = RopeType.Linear, Factor = 4 }, linear.RopeScaling);
+        Assert.Equal(new RopeScalingConfig { Type = RopeKind.Linear, Factor = 4 }, linear.RopeScaling);
         var explicitDefault = Parse(Edit(HubConfigs.R1DistillQwen7B, o => o["rope_scaling"] = new JsonObject { ["rope_type"] = "default" }));
         Assert.Equal(RopeScalingConfig.None, explicitDefault.RopeScaling);
         var noTheta = Parse(Edit(HubConfigs.R1DistillQwen7B, o => o.Remove("rope_theta")));
@@ -327,7 +327,7 @@ public class ModelConfigTests
                 o.Remove(key);
         }));
         Assert.Equal(TopK.NoAuxTc, v3.TopkMethod);
-        Assert.Equal(MoeScoringFunction.Sigmoid, v3.ScoringFunc);
+        Assert.Equal(MoeScoring.Sigmoid, v3.ScoringFunc);
         Assert.True(v3.NormTopkProb);
         Assert.True(v3.RopeInterleave);
         Assert.Equal(1, v3.MoeLayerFreq);
@@ -340,7 +340,7 @@ public class ModelConfigTests
                 o.Remove(key);
         }));
         Assert.Equal(TopK.Greedy, v2.TopkMethod);
-        Assert.Equal(MoeScoringFunction.Softmax, v2.ScoringFunc);
+        Assert.Equal(MoeScoring.Softmax, v2.ScoringFunc);
         Assert.False(v2.NormTopkProb);
         Assert.Equal((1, 1, 0, 0), (v2.NGroup, v2.TopkGroup, v2.FirstKDenseReplace, v2.NSharedExperts));
 
