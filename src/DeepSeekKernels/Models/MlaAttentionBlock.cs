@@ -1,0 +1,86 @@
+using DeepSeekKernels.Runtime;
+using static DeepSeekKernels.Models.WorkspaceLayout;
+
+namespace DeepSeekKernels.Models;
+
+/// <summary>
+/// DeepSeek's multi-head latent attention (V2, V3), in the absorbed form that FlashMLA-style kernels run:
+/// the cache holds one compressed row per position, c = kv_a_layernorm(x W_kv_a)[:kv_lora_rank] followed by
+/// the roped shared key part k_pe, and each head's nope query is mapped into the latent space
+/// (q_latent[h] = W_uk[h]^T q_nope[h]) so that scores are q_latent . c + q_pe . k_pe; the attention output
+/// in latent space is mapped back per head by W_uv[h], then o_proj. Equal to the textbook form
+/// (k_nope, v = kv_b_proj(c)) up to fp32 rounding.
+/// </summary>
+internal sealed class MlaAttentionBlock : IAttentionBlock
+{
+    readonly ModelShape _s;
+    readonly WeightMatrix? _qA, _qB, _q;
+    readonly DeviceBuffer<float>? _qANorm;
+    readonly WeightMatrix _kvA, _ukT, _uv, _o;
+    readonly DeviceBuffer<float> _kvANorm;
+    readonly RopeTable _rope;
+    readonly RopeLayout _layout;
+    readonly float _scale;
+
+    public MlaAttentionBlock(ModelShape shape, WeightMatrix? qA, DeviceBuffer<float>? qANorm, WeightMatrix? qB, WeightMatrix? q,
+        WeightMatrix kvA, DeviceBuffer<float> kvANorm, WeightMatrix ukT, WeightMatrix uv, WeightMatrix o,
+        RopeTable rope, RopeLayout layout, float scale)
+    {
+        (_s, _qA, _qANorm, _qB, _q, _kvA, _kvANorm, _ukT, _uv, _o, _rope, _layout, _scale) =
+            (shape, qA, qANorm, qB, q, kvA, kvANorm, ukT, uv, o, rope, layout, scale);
+    }
+
+    public (int KeyWidth, int ValueWidth) CacheWidths => (_s.KvLoraRank + _s.QkRopeHeadDim, 0);
+
+    public void Forward(Ops ops, Workspace ws, KvCache cache, int layer, int start, int count, DeviceView<float> input, DeviceView<float> output)
+    {
+        int heads = _s.Heads, nope = _s.QkNopeHeadDim, rope = _s.QkRopeHeadDim, qk = _s.QkHeadDim;
+        int latent = _s.KvLoraRank, row = latent + rope;
+        long t = count, th = t * heads;
+        var positions = ws.I(Positions, t);
+
+        // q [t, heads, nope + rope], roped in its last rope elements
+        var q = ws.F(Q, th * qk);
+        if (_qA != null)
+        {
+            var qA = ws.F(QA, t * _s.QLoraRank!.Value);
+            ops.Linear(input, _qA, default, qA);
+            ops.RmsNorm(qA, _qANorm!.View, qA, _s.QLoraRank!.Value, _s.RmsNormEps);
+            ops.Linear(qA, _qB!, default, q);
+        }
+        else
+        {
+            ops.Linear(input, _q!, default, q);
+        }
+        ops.Rope(q, positions, _rope, heads, qk, nope, _layout);
+
+        // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)]
+        var kv = ws.F(KvA, t * row);
+        ops.Linear(input, _kvA, default, kv);
+        var c = ws.F(CompressedKv, t * latent);
+        ops.CopyColumns(kv, row, 0, c, latent, 0, latent, count);
+        ops.RmsNorm(c, _kvANorm.View, c, latent, _s.RmsNormEps);
+        var cacheLayer = cache.Keys(layer);
+        var rows = cacheLayer.Slice((long)start * row, t * row);
+        ops.CopyColumns(c, latent, 0, rows, row, 0, latent, count);
+        ops.CopyColumns(kv, row, latent, rows, row, latent, rope, count);
+        ops.Rope(rows, positions, _rope, 1, row, latent, _layout);
+
+        // absorbed query [t, heads, latent + rope] = [W_uk^T q_nope | q_pe]
+        var qNope = ws.F(QNope, th * nope);
+        ops.CopyColumns(q, qk, 0, qNope, nope, 0, nope, (int)th);
+        var qLatent = ws.F(AttentionLatentOut, th * latent); // free until the attention writes it
+        ops.HeadwiseLinear(qNope, _ukT, qLatent);
+        var qFull = ws.F(QAbsorbed, th * row);
+        ops.CopyColumns(qLatent, latent, 0, qFull, row, 0, latent, (int)th);
+        ops.CopyColumns(q, qk, nope, qFull, row, latent, rope, (int)th);
+
+        var outLatent = ws.F(AttentionLatentOut, th * latent);
+        ops.MlaAttention(qFull, cacheLayer.View, outLatent, heads, latent, rope, start + count, start, _scale);
+        var outHeads = ws.F(AttentionHeadsOut, th * _s.VHeadDim);
+        ops.HeadwiseLinear(outLatent, _uv, outHeads);
+        ops.Linear(outHeads, _o, default, output);
+    }
+
+    public void Dispose() { }
+}

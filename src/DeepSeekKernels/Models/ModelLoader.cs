@@ -1,0 +1,179 @@
+using DeepSeekKernels.Checkpoints;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Models;
+
+/// <summary>
+/// Builds a <see cref="CausalLanguageModel"/> from a Hugging Face checkpoint folder for any supported
+/// architecture: checks every tensor's shape against config.json before loading it, stacks routed experts,
+/// prepares MLA's per-head absorbed matrices, and builds the RoPE table. DeepSeek's multi-token-prediction
+/// layers (beyond num_hidden_layers) are not loaded.
+/// </summary>
+public static class ModelLoader
+{
+    /// <summary>Default positions per forward pass (longer prompts are run in chunks of this size).</summary>
+    public const int DefaultChunkTokens = 256;
+
+    /// <summary>Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime.</summary>
+    public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens)
+    {
+        ArgumentNullException.ThrowIfNull(ops);
+        var runtime = ops.Runtime ?? throw new ArgumentException(
+            "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
+        using var checkpoint = Checkpoint.Open(folder);
+        return Load(checkpoint, ops, runtime, chunkTokens);
+    }
+
+    static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens)
+    {
+        var config = checkpoint.Config;
+        var s = ModelShapes.From(config);
+        var loader = new WeightLoader(checkpoint, runtime, s);
+        try
+        {
+            var embed = loader.Matrix("model.embed_tokens", s.Vocab, s.Hidden);
+            var lmHead = s.TieEmbeddings ? embed : loader.Matrix("lm_head", s.Vocab, s.Hidden);
+            var finalNorm = loader.Vector("model.norm.weight", s.Hidden);
+            var inputNorms = new DeviceBuffer<float>[s.Layers];
+            var postNorms = new DeviceBuffer<float>[s.Layers];
+            var attention = new IAttentionBlock[s.Layers];
+            var mlp = new IMlpBlock[s.Layers];
+
+            int rotaryDim = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+            var rope = loader.Keep(RopeTable.Create(runtime, RopeScalingOf(config), rotaryDim, s.MaxPositions));
+            for (int layer = 0; layer < s.Layers; layer++)
+            {
+                string p = $"model.layers.{layer}.";
+                inputNorms[layer] = loader.Vector(p + "input_layernorm.weight", s.Hidden);
+                postNorms[layer] = loader.Vector(p + "post_attention_layernorm.weight", s.Hidden);
+                attention[layer] = s.IsMla ? LoadMla(loader, s, config, p + "self_attn", rope) : LoadGqa(loader, s, p + "self_attn", rope);
+                mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
+            }
+            return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
+                chunkTokens, loader.Owned, loader.Bytes);
+        }
+        catch
+        {
+            foreach (var item in loader.Owned)
+                item.Dispose();
+            throw;
+        }
+    }
+
+    static DenseMlpBlock LoadDense(WeightLoader loader, string prefix, int intermediate, int hidden) => new(
+        loader.Matrix(prefix + ".gate_proj", intermediate, hidden),
+        loader.Matrix(prefix + ".up_proj", intermediate, hidden),
+        loader.Matrix(prefix + ".down_proj", hidden, intermediate));
+
+    static MoeMlpBlock LoadMoe(WeightLoader loader, ModelShape s, ModelConfig config, string prefix)
+    {
+        var router = loader.Matrix(prefix + ".gate", s.Experts, s.Hidden);
+        DeviceBuffer<float>? bias = s.Architecture == ModelArchitecture.DeepSeekV3
+            ? loader.Vector(prefix + ".gate.e_score_correction_bias", s.Experts)
+            : null;
+        string[] Experts(string projection) => [.. Enumerable.Range(0, s.Experts).Select(e => $"{prefix}.experts.{e}.{projection}")];
+        var gates = loader.Stack(Experts("gate_proj"), s.MoeIntermediate, s.Hidden);
+        var ups = loader.Stack(Experts("up_proj"), s.MoeIntermediate, s.Hidden);
+        var downs = loader.Stack(Experts("down_proj"), s.Hidden, s.MoeIntermediate);
+        var shared = s.SharedExperts > 0
+            ? LoadDense(loader, prefix + ".shared_experts", s.MoeIntermediate * s.SharedExperts, s.Hidden)
+            : null;
+        var routing = new MoeRouting
+        {
+            Experts = s.Experts,
+            TopK = s.ExpertsPerToken,
+            Scoring = config.ScoringFunc,
+            Method = config.TopkMethod,
+            Groups = config.NGroup,
+            TopKGroups = config.TopkGroup,
+            NormalizeTopK = config.NormTopkProb,
+            RoutedScalingFactor = config.RoutedScalingFactor,
+        };
+        return new MoeMlpBlock(s, router, bias, routing, gates, ups, downs, shared);
+    }
+
+    static MlaAttentionBlock LoadMla(WeightLoader loader, ModelShape s, ModelConfig config, string prefix, RopeTable rope)
+    {
+        int heads = s.Heads, nope = s.QkNopeHeadDim, v = s.VHeadDim, latent = s.KvLoraRank;
+        WeightMatrix? qA = null, qB = null, q = null;
+        DeviceBuffer<float>? qANorm = null;
+        if (s.QLoraRank is int qLora)
+        {
+            qA = loader.Matrix(prefix + ".q_a_proj", qLora, s.Hidden);
+            qANorm = loader.Vector(prefix + ".q_a_layernorm.weight", qLora);
+            qB = loader.Matrix(prefix + ".q_b_proj", heads * s.QkHeadDim, qLora);
+        }
+        else
+        {
+            q = loader.Matrix(prefix + ".q_proj", heads * s.QkHeadDim, s.Hidden);
+        }
+        var kvA = loader.Matrix(prefix + ".kv_a_proj_with_mqa", latent + s.QkRopeHeadDim, s.Hidden);
+        var kvANorm = loader.Vector(prefix + ".kv_a_layernorm.weight", latent);
+
+        // kv_b_proj [heads * (nope + v), latent]: per head, nope rows of W_uk then v rows of W_uv.
+        var kvB = loader.HostMatrix(prefix + ".kv_b_proj", heads * (nope + v), latent);
+        var ukT = new float[(long)heads * latent * nope]; // [heads, latent, nope]: W_uk[h]^T
+        var uv = new float[(long)heads * v * latent];     // [heads, v, latent]
+        for (int h = 0; h < heads; h++)
+        {
+            long headRow = (long)h * (nope + v);
+            for (int i = 0; i < nope; i++)
+                for (int c = 0; c < latent; c++)
+                    ukT[((long)h * latent + c) * nope + i] = kvB[(headRow + i) * latent + c];
+            Array.Copy(kvB, (headRow + nope) * latent, uv, (long)h * v * latent, (long)v * latent);
+        }
+        var o = loader.Matrix(prefix + ".o_proj", s.Hidden, heads * v);
+        return new MlaAttentionBlock(s, qA, qANorm, qB, q, kvA, kvANorm,
+            loader.DenseFloat(ukT, latent, nope, heads), loader.DenseFloat(uv, v, latent, heads), o,
+            rope, config.RopeInterleave ? RopeLayout.Interleaved : RopeLayout.HalfSplit, MlaSoftmaxScale(s, config));
+    }
+
+    static GqaAttentionBlock LoadGqa(WeightLoader loader, ModelShape s, string prefix, RopeTable rope)
+    {
+        int q = s.Heads * s.HeadDim, kv = s.KvHeads * s.HeadDim;
+        return new GqaAttentionBlock(s,
+            loader.Matrix(prefix + ".q_proj", q, s.Hidden), s.QkvBias ? loader.Vector(prefix + ".q_proj.bias", q) : null,
+            loader.Matrix(prefix + ".k_proj", kv, s.Hidden), s.QkvBias ? loader.Vector(prefix + ".k_proj.bias", kv) : null,
+            loader.Matrix(prefix + ".v_proj", kv, s.Hidden), s.QkvBias ? loader.Vector(prefix + ".v_proj.bias", kv) : null,
+            loader.Matrix(prefix + ".o_proj", s.Hidden, q), rope);
+    }
+
+    /// <summary>
+    /// MLA's softmax scale, as transformers' DeepSeek attention sets it: qk_head_dim^-0.5, times mscale^2
+    /// when the rope is scaled (YaRN) and mscale_all_dim is set, mscale = 0.1 * mscale_all_dim * ln(factor) + 1.
+    /// </summary>
+    internal static float MlaSoftmaxScale(ModelShape s, ModelConfig config)
+    {
+        double scale = 1.0 / Math.Sqrt(s.QkHeadDim);
+        var rope = config.RopeScaling;
+        if (rope.Type != RopeKind.Default && rope.MscaleAllDim is double all && all != 0)
+        {
+            double mscale = rope.Factor <= 1 ? 1.0 : 0.1 * all * Math.Log(rope.Factor) + 1.0;
+            scale *= mscale * mscale;
+        }
+        return (float)scale;
+    }
+
+    /// <summary>The op API's RoPE description of config.json's rope settings.</summary>
+    internal static RopeScaling RopeScalingOf(ModelConfig c)
+    {
+        var r = c.RopeScaling;
+        return new RopeScaling
+        {
+            Kind = r.Type,
+            Theta = c.RopeTheta,
+            Factor = r.Factor,
+            OriginalMaxPositions = r.OriginalMaxPositionEmbeddings ?? c.MaxPositionEmbeddings,
+            MaxPositions = c.MaxPositionEmbeddings,
+            BetaFast = r.BetaFast,
+            BetaSlow = r.BetaSlow,
+            Mscale = r.Mscale,
+            MscaleAllDim = r.MscaleAllDim,
+            AttentionFactor = r.AttentionFactor,
+            Truncate = r.Truncate ?? true,
+            LowFreqFactor = r.LowFreqFactor,
+            HighFreqFactor = r.HighFreqFactor,
+        };
+    }
+}

@@ -1,0 +1,132 @@
+using System.Runtime.InteropServices;
+using DeepSeekKernels.Checkpoints;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Models;
+
+/// <summary>
+/// Copies checkpoint tensors to device buffers in their stored form (bf16 and FP8 stay as they are; f16
+/// becomes f32), checking every shape against what config.json implies before reading it, and keeps the
+/// buffers it made so the model can free them.
+/// </summary>
+internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime, ModelShape shape)
+{
+    public List<IDisposable> Owned { get; } = [];
+    public long Bytes { get; private set; }
+
+    /// <summary>The matrix <c>{prefix}.weight</c> of [rows, cols] (out x in); FP8 with its <c>weight_scale_inv</c>.</summary>
+    public WeightMatrix Matrix(string prefix, int rows, int cols) => Stack([prefix], rows, cols);
+
+    /// <summary>
+    /// The matrices <c>{prefixes[i]}.weight</c>, each [rows, cols], as one stack (routed experts, stored one
+    /// by one on the hub). All must share a dtype.
+    /// </summary>
+    public WeightMatrix Stack(IReadOnlyList<string> prefixes, int rows, int cols)
+    {
+        var infos = new TensorInfo[prefixes.Count];
+        for (int i = 0; i < infos.Length; i++)
+        {
+            string name = prefixes[i] + ".weight";
+            checkpoint.ExpectShape(name, rows, cols);
+            infos[i] = checkpoint.GetTensor(name);
+            if (infos[i].DType != infos[0].DType)
+                throw new CheckpointException($"{checkpoint.Folder}: tensor '{name}' is {infos[i].DType} but '{infos[0].Name}' is {infos[0].DType}; a stack must share one dtype.");
+        }
+        long size = (long)rows * cols;
+        int count = infos.Length;
+        switch (infos[0].DType)
+        {
+            case SafetensorsDType.BF16:
+            {
+                var buffer = Keep(runtime.Allocate<BFloat16>(count * size));
+                for (int i = 0; i < count; i++)
+                    buffer.Slice(i * size, size).CopyFromHost(MemoryMarshal.Cast<byte, BFloat16>(checkpoint.GetBytes(infos[i])));
+                return WeightMatrix.Dense<BFloat16>(buffer.View, rows, cols, count);
+            }
+            case SafetensorsDType.F32:
+            case SafetensorsDType.F16:
+            {
+                var buffer = Keep(runtime.Allocate<float>(count * size));
+                var host = new float[size];
+                for (int i = 0; i < count; i++)
+                {
+                    checkpoint.ReadAsFloat32(infos[i], host);
+                    buffer.Slice(i * size, size).CopyFromHost(host);
+                }
+                return WeightMatrix.Dense<float>(buffer.View, rows, cols, count);
+            }
+            case SafetensorsDType.F8_E4M3:
+            {
+                var (blockRows, blockCols) = shape.Fp8Block ?? throw new CheckpointException(
+                    $"{checkpoint.Folder}: tensor '{infos[0].Name}' is F8_E4M3 but config.json has no quantization_config with weight_block_size.");
+                int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                long scaleSize = (long)scaleRows * scaleCols;
+                var data = Keep(runtime.Allocate<Float8E4M3>(count * size));
+                var scales = Keep(runtime.Allocate<float>(count * scaleSize));
+                var hostScales = new float[scaleSize];
+                for (int i = 0; i < count; i++)
+                {
+                    data.Slice(i * size, size).CopyFromHost(MemoryMarshal.Cast<byte, Float8E4M3>(checkpoint.GetBytes(infos[i])));
+                    string scaleName = prefixes[i] + ".weight_scale_inv";
+                    checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
+                    checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
+                    scales.Slice(i * scaleSize, scaleSize).CopyFromHost(hostScales);
+                }
+                return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
+            }
+            default:
+                throw new CheckpointException($"{checkpoint.Folder}: tensor '{infos[0].Name}' has dtype {infos[0].DType}; weights must be BF16, F16, F32 or F8_E4M3.");
+        }
+    }
+
+    /// <summary>The vector <paramref name="name"/> of <paramref name="length"/> (norm weight, bias), as f32.</summary>
+    public DeviceBuffer<float> Vector(string name, int length)
+    {
+        checkpoint.ExpectShape(name, length);
+        var host = new float[length];
+        checkpoint.ReadAsFloat32(checkpoint.GetTensor(name), host);
+        return Keep(runtime.Upload<float>(host));
+    }
+
+    /// <summary>The matrix <c>{prefix}.weight</c> as host f32 [rows, cols], FP8 dequantised (<see cref="Float8E4M3.Dequantize"/>).</summary>
+    public float[] HostMatrix(string prefix, int rows, int cols)
+    {
+        string name = prefix + ".weight";
+        checkpoint.ExpectShape(name, rows, cols);
+        var info = checkpoint.GetTensor(name);
+        var result = new float[(long)rows * cols];
+        if (info.DType != SafetensorsDType.F8_E4M3)
+        {
+            checkpoint.ReadAsFloat32(info, result);
+            return result;
+        }
+        var (blockRows, blockCols) = shape.Fp8Block ?? throw new CheckpointException(
+            $"{checkpoint.Folder}: tensor '{name}' is F8_E4M3 but config.json has no quantization_config with weight_block_size.");
+        int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+        checkpoint.ExpectShape(prefix + ".weight_scale_inv", scaleRows, scaleCols);
+        var scales = new float[scaleRows * scaleCols];
+        checkpoint.ReadAsFloat32(checkpoint.GetTensor(prefix + ".weight_scale_inv"), scales);
+        var bits = checkpoint.GetBytes(info);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                result[(long)r * cols + c] = Float8E4M3.Dequantize(Float8E4M3.FromBits(bits[r * cols + c]), scales[r / blockRows * scaleCols + c / blockCols]);
+        return result;
+    }
+
+    /// <summary>A stack of <paramref name="count"/> f32 matrices [rows, cols] made on the host.</summary>
+    public WeightMatrix DenseFloat(float[] data, int rows, int cols, int count)
+    {
+        var buffer = Keep(runtime.Upload<float>(data));
+        return WeightMatrix.Dense<float>(buffer.View, rows, cols, count);
+    }
+
+    public T Keep<T>(T item) where T : IDisposable
+    {
+        Owned.Add(item);
+        if (item is DeviceBuffer<float> f) Bytes += f.Length * 4;
+        else if (item is DeviceBuffer<BFloat16> b) Bytes += b.Length * 2;
+        else if (item is DeviceBuffer<Float8E4M3> e) Bytes += e.Length;
+        return item;
+    }
+}

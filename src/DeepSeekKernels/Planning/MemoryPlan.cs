@@ -1,0 +1,110 @@
+using DeepSeekKernels.Models;
+
+namespace DeepSeekKernels.Planning;
+
+/// <summary>How a plan stores the linear-layer weights.</summary>
+public enum WeightFormat
+{
+    /// <summary>bfloat16, 2 bytes per weight.</summary>
+    Bf16,
+    /// <summary>FP8 e4m3, 1 byte per weight, plus one fp32 scale per 128x128 block (DeepSeek-V3's format).</summary>
+    Fp8,
+    /// <summary>INT4, half a byte per weight, plus one bf16 scale per group of 128 inputs (symmetric, group-wise).</summary>
+    Int4,
+}
+
+/// <summary>What to plan for.</summary>
+/// <param name="Context">Tokens of context per sequence (prompt + generated).</param>
+/// <param name="Batch">Sequences decoded together.</param>
+/// <param name="GpuMemoryBytes">The GPU's memory.</param>
+/// <param name="PrefillChunk">Tokens per forward pass when reading the prompt (the runner's chunk).</param>
+/// <param name="KvCacheElementBytes">Bytes per cached element (2 for a bf16 cache).</param>
+/// <param name="RuntimeOverheadBytes">CUDA context, cuBLAS and kernel images: an allowance, not measured.</param>
+public sealed record PlanRequest(
+    int Context,
+    int Batch,
+    long GpuMemoryBytes,
+    int PrefillChunk = 256,
+    int KvCacheElementBytes = 2,
+    long RuntimeOverheadBytes = 1L << 30);
+
+/// <summary>One line of a plan: what, how it is computed, how many bytes.</summary>
+public sealed record PlanLine(string Item, string Formula, long Bytes);
+
+/// <summary>
+/// Memory a model needs on one GPU: weights (in <see cref="Format"/>) + KV cache + activations + logits +
+/// runtime overhead, each line with its formula, against the GPU's memory.
+/// </summary>
+public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadOnlyList<PlanLine> Lines)
+{
+    public long Total => Lines.Sum(l => l.Bytes);
+    public bool Fits => Total <= Request.GpuMemoryBytes;
+
+    /// <summary>KV cache bytes per token of one sequence.</summary>
+    public long KvBytesPerToken { get; init; }
+
+    /// <summary>The model's max_position_embeddings, the most context it can be run with.</summary>
+    public int ModelMaxPositions { get; init; }
+
+    /// <summary>
+    /// The longest context (per sequence, at this batch, everything else as planned) whose plan fits in the GPU
+    /// memory, capped at the model's max_position_embeddings; 0 if not even one token fits.
+    /// </summary>
+    public long MaxContext
+    {
+        get
+        {
+            long kvNow = KvBytesPerToken * Request.Context * Request.Batch;
+            long free = Request.GpuMemoryBytes - (Total - kvNow);
+            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / (KvBytesPerToken * Request.Batch));
+        }
+    }
+
+    public static MemoryPlan Compute(ParameterInventory inventory, WeightFormat format, PlanRequest request)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.Context, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.Batch, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.PrefillChunk, 1);
+        var s = inventory.Shape;
+        var lines = new List<PlanLine>();
+
+        long quantizable = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Parameters);
+        long kept = inventory.Groups.Where(g => !g.Quantizable).Sum(g => g.Parameters);
+        switch (format)
+        {
+            case WeightFormat.Bf16:
+                lines.Add(new("linear weights", $"{quantizable:N0} x 2 B", quantizable * 2));
+                lines.Add(new("weight scales", "none in bf16", 0));
+                break;
+            case WeightFormat.Fp8:
+                lines.Add(new("linear weights", $"{quantizable:N0} x 1 B", quantizable));
+                long blocks = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Count * Ceil(g.Rows, 128) * Ceil(g.Cols, 128));
+                lines.Add(new("weight scales", $"fp8: {blocks:N0} blocks of 128x128 x 4 B", blocks * 4));
+                break;
+            case WeightFormat.Int4:
+                lines.Add(new("linear weights", $"{quantizable:N0} x 0.5 B", (quantizable + 1) / 2));
+                long groups = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Count * g.Rows * Ceil(g.Cols, 128));
+                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x 2 B", groups * 2));
+                break;
+        }
+        lines.Add(new("embeddings, lm_head, norms, router (bf16)", $"{kept:N0} x 2 B", kept * 2));
+
+        long kvPerToken = s.IsMla
+            ? (long)s.Layers * (s.KvLoraRank + s.QkRopeHeadDim) * request.KvCacheElementBytes
+            : (long)s.Layers * 2 * s.KvHeads * s.HeadDim * request.KvCacheElementBytes;
+        string kvFormula = s.IsMla
+            ? $"{s.Layers} layers x ({s.KvLoraRank} latent + {s.QkRopeHeadDim} rope) x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}"
+            : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim} x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}";
+        lines.Add(new("KV cache", kvFormula, kvPerToken * request.Context * request.Batch));
+
+        int forwardTokens = Math.Max(Math.Min(request.PrefillChunk, request.Context), request.Batch);
+        lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
+        // The runner builds the tables for every position the model allows, whatever the context.
+        int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+        lines.Add(new("RoPE cos/sin tables", $"{s.MaxPositions:N0} positions x {rotary} x 4 B", (long)s.MaxPositions * rotary * 4));
+        lines.Add(new("CUDA context and libraries", "allowance (not measured)", request.RuntimeOverheadBytes));
+        return new MemoryPlan(format, request, lines) { KvBytesPerToken = kvPerToken, ModelMaxPositions = s.MaxPositions };
+    }
+
+    static long Ceil(long a, long b) => (a + b - 1) / b;
+}

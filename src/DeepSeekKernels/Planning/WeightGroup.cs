@@ -1,0 +1,29 @@
+namespace DeepSeekKernels.Planning;
+
+/// <summary>What a group of weights is, for counting and for choosing how it is stored.</summary>
+public enum WeightRole
+{
+    /// <summary>Token embedding table.</summary>
+    Embedding,
+    /// <summary>Output projection to the vocabulary.</summary>
+    LmHead,
+    /// <summary>Attention projections (q, k, v, o; MLA's q_a/q_b/kv_a/kv_b).</summary>
+    Attention,
+    /// <summary>Dense MLP and shared-expert projections.</summary>
+    Mlp,
+    /// <summary>Routed expert projections (only the chosen experts run per token).</summary>
+    RoutedExperts,
+    /// <summary>Norm weights, biases, the MoE router and its correction bias: small, kept in bf16/f32.</summary>
+    Small,
+}
+
+/// <summary>
+/// <paramref name="Count"/> matrices of [<paramref name="Rows"/>, <paramref name="Cols"/>] (out x in) with the
+/// same role. <paramref name="Quantizable"/> weights are the linear layers an FP8 or INT4 checkpoint stores
+/// quantised (DeepSeek's FP8 release keeps embeddings, lm_head, norms and the router gate in bf16).
+/// </summary>
+public sealed record WeightGroup(string Name, WeightRole Role, long Rows, long Cols, long Count, bool Quantizable)
+{
+    /// <summary>Number of parameters.</summary>
+    public long Parameters => Rows * Cols * Count;
+}
