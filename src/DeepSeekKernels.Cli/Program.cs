@@ -6,6 +6,13 @@ using Spectre.Console;
 if (Console.IsOutputRedirected)
     AnsiConsole.Profile.Width = 160;
 
-var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.");
-root.Subcommands.Add(CheckCommand.Create());
+var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.")
+{
+    GenerateCommand.Create(),
+    ChatCommand.Create(),
+    TokenizeCommand.Create(),
+    InfoCommand.Create(),
+    PlanCommand.Create(),
+    CheckCommand.Create(),
+};
 return root.Parse(args).Invoke();

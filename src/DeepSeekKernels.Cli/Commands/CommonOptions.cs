@@ -1,0 +1,94 @@
+using System.CommandLine;
+using DeepSeekKernels.Generation;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Cli.Commands;
+
+/// <summary>Options several commands share, and how they turn into runtime objects.</summary>
+internal static class CommonOptions
+{
+    /// <summary>The model shipped with dsk, used when --model is not given.</summary>
+    public static string EmbeddedModel => Path.Combine(AppContext.BaseDirectory, "models", "dsv3-pydoc-tiny");
+
+    public static Option<string?> Model(string description = "Hugging Face model folder (config.json, *.safetensors, tokenizer.json). Default: the embedded dsv3-pydoc-tiny.") =>
+        new("--model", "-m") { Description = description };
+
+    public static Option<string> Backend() => new Option<string>("--backend")
+    {
+        Description = "reference (C# on the CPU; the default), ilgpu or native (GPU kernels; ops they lack run on the reference).",
+        DefaultValueFactory = _ => "reference",
+    }.AcceptOnlyFromAmong("reference", "ilgpu", "native");
+
+    public static Option<string> Device() => new Option<string>("--device")
+    {
+        Description = "Device for the ilgpu and native backends: auto, cuda or cpu (ILGPU's CPU accelerator).",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "cuda", "cpu");
+
+    /// <summary>The sampling options, added to a command together.</summary>
+    public sealed class Sampling
+    {
+        public Option<float> Temperature { get; } = new("--temperature", "-t") { Description = "0 = greedy (the default); otherwise the sampling temperature.", DefaultValueFactory = _ => 0f };
+        public Option<int> TopK { get; } = new("--top-k") { Description = "Keep the k most likely tokens (0 = off).", DefaultValueFactory = _ => 0 };
+        public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).", DefaultValueFactory = _ => 1f };
+        public Option<float> RepetitionPenalty { get; } = new("--repetition-penalty") { Description = "Hugging Face's repetition penalty (1 = off).", DefaultValueFactory = _ => 1f };
+        public Option<int?> Seed { get; } = new("--seed") { Description = "Seed of the sampler, for repeatable sampling." };
+        public Option<int> MaxNewTokens { get; } = new("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 };
+        public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when the text contains this string (repeatable).", AllowMultipleArgumentsPerToken = false };
+        public Option<int?> Context { get; } = new("--context") { Description = "Context length (KV cache positions). Default: prompt + max-new-tokens, at most the model's max_position_embeddings." };
+
+        public void AddTo(Command command)
+        {
+            foreach (Option option in new Option[] { Temperature, TopK, TopP, RepetitionPenalty, Seed, MaxNewTokens, Stop, Context })
+                command.Options.Add(option);
+        }
+
+        public GenerationOptions Read(ParseResult parse) => new()
+        {
+            MaxNewTokens = parse.GetValue(MaxNewTokens),
+            StopStrings = parse.GetValue(Stop) ?? [],
+            Sampling = new SamplingOptions
+            {
+                Temperature = parse.GetValue(Temperature),
+                TopK = parse.GetValue(TopK),
+                TopP = parse.GetValue(TopP),
+                RepetitionPenalty = parse.GetValue(RepetitionPenalty),
+                Seed = parse.GetValue(Seed),
+            },
+        };
+    }
+
+    /// <summary>The runtime and ops for --backend/--device. The reference runs on ILGPU's CPU accelerator (host memory, no copies).</summary>
+    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device)
+    {
+        if (backend == "reference")
+        {
+            var cpu = DeviceRuntime.Create(DevicePreference.Cpu);
+            return (cpu, Ops.Create(cpu, DeepSeekKernels.Backend.Reference));
+        }
+        var runtime = DeviceRuntime.Create(device switch { "cuda" => DevicePreference.Cuda, "cpu" => DevicePreference.Cpu, _ => DevicePreference.Auto });
+        try
+        {
+            var kind = backend == "native" ? DeepSeekKernels.Backend.Native : DeepSeekKernels.Backend.Ilgpu;
+            return (runtime, Ops.Create(runtime, kind).WithReferenceFallback());
+        }
+        catch
+        {
+            runtime.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Parses "1,2,3" into ids; throws FormatException naming the bad entry.</summary>
+    public static int[] ParseIds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ids[i]))
+                throw new FormatException($"--prompt-ids: '{parts[i]}' (entry {i + 1}) is not a non-negative integer.");
+        if (ids.Length == 0)
+            throw new FormatException("--prompt-ids: no ids given.");
+        return ids;
+    }
+}

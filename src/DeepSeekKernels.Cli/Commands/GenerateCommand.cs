@@ -1,0 +1,87 @@
+using System.CommandLine;
+using System.Diagnostics;
+using DeepSeekKernels.Generation;
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Tokenization;
+
+namespace DeepSeekKernels.Cli.Commands;
+
+/// <summary>`dsk generate`: continue a prompt (text or ids) with a model, streaming the text.</summary>
+internal static class GenerateCommand
+{
+    /// <summary>The prompt used with the embedded model when none is given.</summary>
+    public const string DefaultPrompt = "The list type";
+
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var prompt = new Argument<string?>("prompt") { Description = "Text to continue (default with the embedded model: \"" + DefaultPrompt + "\").", Arity = ArgumentArity.ZeroOrOne };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "Token ids to continue instead of text, e.g. 1,2,3 (no tokenizer involved; BOS is not added)." };
+        var printIds = new Option<bool>("--print-ids") { Description = "Print the generated ids as one comma-separated line instead of the text." };
+        var backend = CommonOptions.Backend();
+        var device = CommonOptions.Device();
+        var sampling = new CommonOptions.Sampling();
+        var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
+        {
+            prompt, model, promptIds, printIds, backend, device,
+        };
+        sampling.AddTo(command);
+        command.SetAction(parse => CliErrors.Run("generate", () => Run(
+            parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
+            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context))));
+        return command;
+    }
+
+    static int Run(string? modelFolder, string? prompt, string? promptIds, bool printIds, string backend, string device,
+        GenerationOptions options, int? context)
+    {
+        string folder = modelFolder ?? CommonOptions.EmbeddedModel;
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"The model folder '{folder}' does not exist.");
+        if (prompt != null && promptIds != null)
+            throw new ArgumentException("Give either a text prompt or --prompt-ids, not both.");
+        HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.FromFolder(folder) : null;
+
+        int[] ids;
+        if (promptIds != null)
+        {
+            ids = CommonOptions.ParseIds(promptIds);
+        }
+        else
+        {
+            prompt ??= modelFolder == null ? DefaultPrompt : throw new ArgumentException("Give a prompt (text argument) or --prompt-ids.");
+            if (tokenizer is null)
+                throw new FileNotFoundException($"'{folder}' has no tokenizer.json: give the prompt as --prompt-ids.");
+            ids = tokenizer.Encode(prompt);
+        }
+
+        var (runtime, ops) = CommonOptions.CreateOps(backend, device);
+        using (runtime)
+        {
+            var clock = Stopwatch.StartNew();
+            using var model = ModelLoader.Load(folder, ops);
+            CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
+                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
+            int ctx = context ?? Math.Min(model.Shape.MaxPositions, ids.Length + Math.Max(1, options.MaxNewTokens));
+            using var generator = new TextGenerator(model, tokenizer, ctx);
+            if (!printIds && prompt != null)
+                Console.Out.Write(prompt);
+            var result = generator.Generate(ids, options, token =>
+            {
+                if (!printIds && token.Text.Length > 0)
+                {
+                    Console.Out.Write(token.Text);
+                    Console.Out.Flush();
+                }
+            });
+            if (printIds)
+                Console.Out.WriteLine(string.Join(",", result.GeneratedIds));
+            else
+                Console.Out.WriteLine();
+            CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
+                $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s" +
+                (ops.FallbackOps.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackOps)}" : ""));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.Globalization;
+using DeepSeekKernels.Bindings;
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Planning;
+using Spectre.Console;
+
+namespace DeepSeekKernels.Cli.Commands;
+
+/// <summary>
+/// `dsk plan`: the GPU memory a model needs at a context and batch, for bf16, FP8 and INT4 weights, line by
+/// line with each line's formula, against a GPU's memory.
+/// </summary>
+internal static class PlanCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model("A model folder or a config.json. Default: the embedded dsv3-pydoc-tiny.");
+        var context = new Option<int>("--context", "-c") { Description = "Tokens of context per sequence.", DefaultValueFactory = _ => 8192 };
+        var batch = new Option<int>("--batch", "-b") { Description = "Sequences decoded together.", DefaultValueFactory = _ => 1 };
+        var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GB, 79.6GiB, 24GiB (default: the first GPU's, from NVML, else 80GB)." };
+        var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
+        var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per weight format.")
+        {
+            model, context, batch, gpu, chunk,
+        };
+        command.SetAction(parse => CliErrors.Run("plan", () => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
+            parse.GetValue(gpu), parse.GetValue(chunk))));
+        return command;
+    }
+
+    static int Run(string? argument, int context, int batch, string? gpuMemory, int chunk)
+    {
+        var (config, _) = ModelSource.Read(argument);
+        var shape = ModelShapes.From(config);
+        var inventory = ParameterInventory.Of(shape);
+        var (memory, memorySource) = GpuMemory(gpuMemory);
+        if (context < 1 || context > shape.MaxPositions)
+            throw new ArgumentException($"--context {context} is outside 1..{shape.MaxPositions} (the model's max_position_embeddings).");
+        if (batch < 1)
+            throw new ArgumentException($"--batch must be at least 1 (got {batch}).");
+        var request = new PlanRequest(context, batch, memory, chunk);
+        var plans = Enum.GetValues<WeightFormat>().Select(f => MemoryPlan.Compute(inventory, f, request)).ToArray();
+
+        AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; context {context:N0} x batch {batch}; GPU memory {ModelSource.Bytes(memory)} ({memorySource})");
+        var table = new Table().Border(TableBorder.Rounded).AddColumns("item", "formula (bf16 / fp8 / int4 where they differ)")
+            .AddColumns(plans.Select(p => new TableColumn(p.Format.ToString().ToLowerInvariant()).RightAligned()).ToArray());
+        var items = plans.SelectMany(p => p.Lines.Select(l => l.Item)).Distinct().ToList();
+        foreach (string item in items)
+        {
+            var lines = plans.Select(p => p.Lines.FirstOrDefault(l => l.Item == item)).ToArray();
+            var formulas = lines.Where(l => l != null).Select(l => l!.Formula).Distinct().ToArray();
+            table.AddRow([Markup.Escape(item), Markup.Escape(string.Join(" / ", formulas)),
+                .. lines.Select(l => l is null ? "-" : ModelSource.Bytes(l.Bytes))]);
+        }
+        table.AddRow(["[bold]total[/]", "sum of the lines above", .. plans.Select(p => $"[bold]{ModelSource.Bytes(p.Total)}[/]")]);
+        table.AddRow(["fits?", $"total <= {ModelSource.Bytes(memory)}", .. plans.Select(p => p.Fits ? "[green]yes[/]" : "[red]no[/]")]);
+        table.AddRow(["max context", $"at batch {batch}, the rest as planned; at most max_position_embeddings ({shape.MaxPositions:N0})", .. plans.Select(p => p.MaxContext.ToString("N0", CultureInfo.InvariantCulture))]);
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    static (long Bytes, string Source) GpuMemory(string? text)
+    {
+        if (text != null)
+            return (ParseBytes(text), "given");
+        try
+        {
+            var gpus = Nvml.ReadAll();
+            if (gpus.Count > 0)
+                return (gpus[0].MemoryTotal, $"{gpus[0].Name}, from NVML");
+        }
+        catch (Exception e) when (e is DllNotFoundException or InvalidOperationException or EntryPointNotFoundException)
+        {
+        }
+        return (80_000_000_000, "no GPU found: assumed 80GB");
+    }
+
+    /// <summary>"80GB" (10^9), "79.6GiB" (2^30), "512MiB", or a bare number of GiB.</summary>
+    internal static long ParseBytes(string text)
+    {
+        string t = text.Trim();
+        (string Suffix, double Scale)[] units = [("GIB", 1L << 30), ("GB", 1e9), ("MIB", 1L << 20), ("MB", 1e6), ("TIB", 1L << 40), ("TB", 1e12)];
+        foreach (var (suffix, scale) in units)
+            if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(t[..^suffix.Length].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0)
+                return (long)(v * scale);
+        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double gib) && gib > 0)
+            return (long)(gib * (1L << 30));
+        throw new FormatException($"--gpu-memory '{text}' is not a size such as 80GB, 79.6GiB or 24.");
+    }
+}
