@@ -10,10 +10,9 @@ public static class CheckpointFixtures
     /// <summary>The hf-tiny folder names.</summary>
     public static readonly string[] Names = ["deepseek_v3", "deepseek_v3_fp8", "deepseek_v2_lite", "llama", "qwen2"];
 
-    static readonly Lazy<string> Root = new(FindRoot);
 
     /// <summary>The repository root (the folder holding tests/fixtures/hf-tiny).</summary>
-    public static string RepositoryRoot => Root.Value;
+    public static string RepositoryRoot => Support.RepositoryRoot.Path;
 
     /// <summary>tests/fixtures/hf-tiny/<paramref name="name"/>.</summary>
     public static string HfTiny(string name) => Path.Combine(RepositoryRoot, "tests", "fixtures", "hf-tiny", name);
@@ -33,12 +32,4 @@ public static class CheckpointFixtures
 
     /// <summary>The folder for a name from <see cref="AllModelFolders"/>.</summary>
     public static string Folder(string name) => name == "dsv3-pydoc-tiny" ? PydocTiny : HfTiny(name);
-
-    static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (Directory.Exists(Path.Combine(dir.FullName, "tests", "fixtures", "hf-tiny")))
-                return dir.FullName;
-        throw new DirectoryNotFoundException($"tests/fixtures/hf-tiny not found in {AppContext.BaseDirectory} or any folder above it");
-    }
 }

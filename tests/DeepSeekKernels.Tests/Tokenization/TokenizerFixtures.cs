@@ -21,14 +21,13 @@ public static class TokenizerFixtures
     /// the normalised text (null where the normalizer leaves the line as it is).</summary>
     public sealed record GoldenLine(int[] Ids, int[] WithSpecial, string Text, string Skip, string Half, string[]? Pre, string? Norm);
 
-    static readonly Lazy<string> Root = new(FindRoot);
     static readonly Lazy<Dictionary<string, Entry>> Manifest = new(ReadManifest);
     static readonly Lazy<string[]> CorpusLines = new(ReadCorpus);
     static readonly ConcurrentDictionary<string, Lazy<HfTokenizer>> Loaded = new();
     static readonly ConcurrentDictionary<string, Lazy<GoldenLine[]>> Goldens = new();
 
     /// <summary>The repository root.</summary>
-    public static string RepositoryRoot => Root.Value;
+    public static string RepositoryRoot => Support.RepositoryRoot.Path;
 
     /// <summary>tests/fixtures/tokenizers.</summary>
     public static string Directory => Path.Combine(RepositoryRoot, "tests", "fixtures", "tokenizers");
@@ -103,16 +102,6 @@ public static class TokenizerFixtures
 
     /// <summary>Ids as a short readable list.</summary>
     public static string Show(IEnumerable<int> ids) => "[" + string.Join(", ", ids) + "]";
-
-    static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "tests", "fixtures", "tokenizers", "manifest.json")))
-                return dir.FullName;
-        }
-        throw new DirectoryNotFoundException($"tests/fixtures/tokenizers/manifest.json not found in {AppContext.BaseDirectory} or any folder above it");
-    }
 
     static Dictionary<string, Entry> ReadManifest()
     {
