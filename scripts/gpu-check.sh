@@ -5,7 +5,8 @@
 #      (the C ABI checks, and dsk_rms_norm against a CPU reference on the GPU);
 #   2. runs every .NET test, GPU cases included (native and ILGPU-CUDA backends active, not skipped);
 #   3. runs the GPU test classes once more under `compute-sanitizer --tool memcheck` (must say 0 errors);
-#   4. runs `dsk check` and the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes).
+#   4. runs `dsk check`, `dsk generate` on the native backend (ops it lacks fall back to the reference), and
+#      the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes).
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
 # (.device-bundle/, copied to the GPU machine with the working tree). Logs and reports go to OUT_DIR
@@ -69,6 +70,7 @@ fi
 
 # 4. The kernel demo and the benchmarks.
 step dsk-check dsk check
+step dsk-generate dsk generate --backend native --device cuda -n 32
 step bench bench --filter '*RmsNorm*' --artifacts "$out/bench"
 
 echo
