@@ -16,6 +16,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "${1:-${OUT:-build/gpu-check}}" && cd "${1:-${OUT:-build/gpu-check}}" && pwd)
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# The test runner works in its own folder; this tells the tests where the checkout (and its fixtures) is.
+export DSK_REPO_ROOT=$PWD
 declare -a summary=()
 failed=0
 
@@ -39,7 +41,8 @@ if [ -z "${DSK_USE_BUNDLE:-}" ] && command -v dotnet >/dev/null && [ -n "$(dotne
 elif [ -x .device-bundle/run ]; then
   tests() { bash .device-bundle/run DeepSeekKernels.Tests "$@"; }
   bench() { bash .device-bundle/run DeepSeekKernels.Bench "$@"; }
-  dsk() { bash .device-bundle/run dsk "$@"; }
+  # dsk.dll travels inside the tests' bundle; the run script unpacks it to /tmp/device-bundle (see its header).
+  dsk() { bash .device-bundle/run DeepSeekKernels.Tests -list classes >/dev/null && /tmp/dotnet/dotnet /tmp/device-bundle/DeepSeekKernels.Tests/dsk.dll "$@"; }
 else
   echo "gpu-check: no .NET SDK and no .device-bundle/ (pack it with scripts/device-bundle.sh)" >&2
   exit 2

@@ -7,8 +7,27 @@ namespace DeepSeekKernels.Cli.Commands;
 /// <summary>Options several commands share, and how they turn into runtime objects.</summary>
 internal static class CommonOptions
 {
-    /// <summary>The model shipped with dsk, used when --model is not given.</summary>
-    public static string EmbeddedModel => Path.Combine(AppContext.BaseDirectory, "models", "dsv3-pydoc-tiny");
+    /// <summary>
+    /// The model shipped with dsk, used when --model is not given: beside the program (models/dsv3-pydoc-tiny),
+    /// else in a source checkout at or above the current folder (src/DeepSeekKernels.Cli/models/dsv3-pydoc-tiny),
+    /// which is how a device bundle that leaves the model out finds it.
+    /// </summary>
+    public static string EmbeddedModel
+    {
+        get
+        {
+            string beside = Path.Combine(AppContext.BaseDirectory, "models", "dsv3-pydoc-tiny");
+            if (Directory.Exists(beside))
+                return beside;
+            for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir != null; dir = dir.Parent)
+            {
+                string inCheckout = Path.Combine(dir.FullName, "src", "DeepSeekKernels.Cli", "models", "dsv3-pydoc-tiny");
+                if (Directory.Exists(inCheckout))
+                    return inCheckout;
+            }
+            return beside; // missing: the caller's error names where it should be
+        }
+    }
 
     public static Option<string?> Model(string description = "Hugging Face model folder (config.json, *.safetensors, tokenizer.json). Default: the embedded dsv3-pydoc-tiny.") =>
         new("--model", "-m") { Description = description };

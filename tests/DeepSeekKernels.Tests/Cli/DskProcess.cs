@@ -21,6 +21,7 @@ internal static class DskProcess
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            WorkingDirectory = Support.RepositoryRoot.Path, // where a bundle's dsk finds the embedded model
         };
         start.ArgumentList.Add(dsk);
         foreach (var arg in args)

@@ -2,8 +2,8 @@ namespace DeepSeekKernels.Tests.Support;
 
 /// <summary>
 /// The source checkout the tests read their fixtures from: the folder holding tests/fixtures, found above the
-/// test assembly (a build in bin/), else above the current directory (a device bundle unpacked elsewhere and run
-/// from the checkout, as scripts/gpu-check.sh does), else $DSK_REPO_ROOT.
+/// test assembly (a build in bin/), else above $DSK_REPO_ROOT (a device bundle unpacked elsewhere: xunit runs in
+/// the assembly's folder, so scripts/gpu-check.sh names the checkout), else above the current directory.
 /// </summary>
 public static class RepositoryRoot
 {
@@ -15,7 +15,7 @@ public static class RepositoryRoot
     static string Find()
     {
         string? fromVariable = Environment.GetEnvironmentVariable("DSK_REPO_ROOT");
-        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory, fromVariable })
+        foreach (var start in new[] { AppContext.BaseDirectory, fromVariable, Environment.CurrentDirectory })
         {
             if (string.IsNullOrEmpty(start))
                 continue;
