@@ -77,6 +77,24 @@ public class CliTests
         Assert.Contains("32 layers x 2 (k, v) x 8 kv heads x 128 x 2 B x 32,768 tokens x 1", r.Out);
     }
 
+    [Fact]
+    public void PlanReadsACheckpointFolder()
+    {
+        var r = DskProcess.Run(null, "plan", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--context", "512", "--gpu-memory", "1GiB");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("3 layers x (64 latent + 16 rope) x 2 B x 512 tokens x 1", r.Out);
+    }
+
+    [Fact]
+    public void ChatAnswersInTheChatFormatUntilAnEmptyLine()
+    {
+        var r = DskProcess.Run("How do I open a file?\n\n", "chat", "-n", "8");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.StartsWith("> ", r.Out);
+        Assert.True(r.Out.Length > 4, "the model answered nothing");
+        Assert.Contains("chatting with DeepSeekV3", r.Error);
+    }
+
     [Theory]
     [InlineData("generate -m /nonexistent/model", "dsk generate: error: The model folder '/nonexistent/model' does not exist.")]
     [InlineData("generate --prompt-ids 1,x", "dsk generate: error: --prompt-ids: 'x' (entry 2) is not a non-negative integer.")]
