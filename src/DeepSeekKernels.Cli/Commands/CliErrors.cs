@@ -1,5 +1,4 @@
 using DeepSeekKernels.Checkpoints;
-using Spectre.Console;
 
 namespace DeepSeekKernels.Cli.Commands;
 
@@ -22,10 +21,6 @@ internal static class CliErrors
         }
     }
 
-    /// <summary>Writes a dim status line to stderr (stdout stays for the output itself).</summary>
-    public static void Status(string text)
-    {
-        var error = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        error.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
-    }
+    /// <summary>Writes a status line to stderr, unwrapped (stdout stays for the output itself).</summary>
+    public static void Status(string text) => Console.Error.WriteLine(text);
 }
