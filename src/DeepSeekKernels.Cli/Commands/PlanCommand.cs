@@ -18,7 +18,7 @@ internal static class PlanCommand
         var model = CommonOptions.Model("A model folder or a config.json. Default: the embedded dsv3-pydoc-tiny.");
         var context = new Option<int>("--context", "-c") { Description = "Tokens of context per sequence.", DefaultValueFactory = _ => 8192 };
         var batch = new Option<int>("--batch", "-b") { Description = "Sequences decoded together.", DefaultValueFactory = _ => 1 };
-        var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GB, 79.6GiB, 24GiB (default: the first GPU's, from NVML, else 80GB)." };
+        var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB)." };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
         var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per weight format.")
         {
@@ -73,7 +73,7 @@ internal static class PlanCommand
         catch (Exception e) when (e is DllNotFoundException or InvalidOperationException or EntryPointNotFoundException)
         {
         }
-        return (80_000_000_000, "no GPU found: assumed 80GB");
+        return (80L << 30, "no GPU found: assumed 80 GiB, an H100 80GB");
     }
 
     /// <summary>"80GB" (10^9), "79.6GiB" (2^30), "512MiB", or a bare number of GiB.</summary>
