@@ -1,16 +1,27 @@
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using DeepSeekKernels.Bench.Infrastructure;
 using DeepSeekKernels.Runtime;
 
-// dotnet run -c Release --project bench/DeepSeekKernels.Bench -- [BenchmarkDotNet args, e.g. --filter '*RmsNorm*']
+// dotnet run -c Release --project bench/DeepSeekKernels.Bench -- [--cpu] [BenchmarkDotNet args, e.g. --filter '*RmsNorm*']
+// --cpu runs the reference (CPU) benchmarks, namespace DeepSeekKernels.Bench.Reference, which need no GPU; without it,
+// the kernel benchmarks, which need one.
 // DSK_BENCH_SMOKE=1 runs small shapes on ILGPU's CPU accelerator (no GPU): proves the benchmarks run, measures nothing.
-if (!BenchEnvironment.Smoke && !DeviceRuntime.IsCudaAvailable())
+bool cpu = args.Contains("--cpu");
+args = [.. args.Where(a => a != "--cpu")];
+if (!cpu && !BenchEnvironment.Smoke && !DeviceRuntime.IsCudaAvailable())
 {
     Console.WriteLine("No CUDA GPU found: the kernel benchmarks need one (see scripts/gpu-check.sh). Nothing was measured.");
-    Console.WriteLine("Set DSK_BENCH_SMOKE=1 to run them on ILGPU's CPU accelerator at small shapes, as a check that they run.");
+    Console.WriteLine("Set DSK_BENCH_SMOKE=1 to run them on ILGPU's CPU accelerator at small shapes, as a check that they run;");
+    Console.WriteLine("--cpu runs the reference backend's benchmarks, which need no GPU.");
     return 0;
 }
 if (!args.Contains("--filter"))
-    args = [.. args, "--filter", .. BenchEnvironment.Smoke ? new[] { "*.Copy", "*.Ilgpu" } : ["*"]];
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(BenchConfig).Assembly).Run(args, new BenchConfig());
+    args = [.. args, "--filter", .. BenchEnvironment.Smoke && !cpu ? new[] { "*.Copy", "*.Ilgpu" } : ["*"]];
+var benchmarks = typeof(BenchConfig).Assembly.GetTypes()
+    .Where(t => t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkAttribute))))
+    .Where(t => (t.Namespace == "DeepSeekKernels.Bench.Reference") == cpu)
+    .ToArray();
+var summaries = BenchmarkSwitcher.FromTypes(benchmarks).Run(args, new BenchConfig());
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
