@@ -92,23 +92,7 @@ public class LinearDecodePathTests
         ReferenceOps.Linear(dx.View, weight.Matrix, db.View, batch.View);
 
         var batched = batch.ToArray();
-        var expected = new double[batched.Length];
-        var scale = new double[batched.Length];
-        for (int r = 0; r < rows; r++)
-        {
-            for (int o = 0; o < outFeatures; o++)
-            {
-                double sum = bias[o], magnitude = Math.Abs(bias[o]);
-                for (int c = 0; c < inFeatures; c++)
-                {
-                    double term = (double)x[r * inFeatures + c] * weight.Values[(long)o * inFeatures + c];
-                    sum += term;
-                    magnitude += Math.Abs(term);
-                }
-                expected[r * outFeatures + o] = sum;
-                scale[r * outFeatures + o] = magnitude;
-            }
-        }
+        var (expected, scale) = Float64Linear(x, weight.Values, bias, rows, inFeatures, outFeatures);
         Close(expected, scale, batched, $"{form} batch");
 
         foreach (int r in new[] { 0, 17, rows - 1 })

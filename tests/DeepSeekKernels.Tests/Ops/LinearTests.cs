@@ -36,21 +36,7 @@ public class LinearTests
 
         ReferenceOps.Linear(dx.View, weight.Matrix, db.View, dy.View);
 
-        var expected = new double[rows * outFeatures];
-        var scale = new double[expected.Length];
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < outFeatures; o++)
-            {
-                double sum = bias[o], magnitude = Math.Abs(bias[o]);
-                for (int c = 0; c < inFeatures; c++)
-                {
-                    double term = (double)x[r * inFeatures + c] * weight.Values[(long)o * inFeatures + c];
-                    sum += term;
-                    magnitude += Math.Abs(term);
-                }
-                expected[r * outFeatures + o] = sum;
-                scale[r * outFeatures + o] = magnitude;
-            }
+        var (expected, scale) = Float64Linear(x, weight.Values, bias, rows, inFeatures, outFeatures);
         var actual = dy.ToArray();
         Close(expected, scale, actual.AsSpan(0, expected.Length), $"linear {form}");
         AllNaN(actual.AsSpan(expected.Length), "guard");

@@ -171,4 +171,28 @@ public static class OpTestSupport
         Assert.Contains(fragment, e.Message);
         return e;
     }
+
+    /// <summary>
+    /// x [rows, inFeatures] @ W^T + bias in float64 (W given as its dequantised float values [outFeatures, inFeatures]),
+    /// with each output's sum of |terms| as the scale for <c>Close</c>.
+    /// </summary>
+    public static (double[] Expected, double[] Scale) Float64Linear(float[] x, float[] weight, float[] bias, int rows, int inFeatures, int outFeatures)
+    {
+        var expected = new double[rows * outFeatures];
+        var scale = new double[expected.Length];
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < outFeatures; o++)
+            {
+                double sum = bias[o], magnitude = Math.Abs(bias[o]);
+                for (int c = 0; c < inFeatures; c++)
+                {
+                    double term = (double)x[r * inFeatures + c] * weight[(long)o * inFeatures + c];
+                    sum += term;
+                    magnitude += Math.Abs(term);
+                }
+                expected[r * outFeatures + o] = sum;
+                scale[r * outFeatures + o] = magnitude;
+            }
+        return (expected, scale);
+    }
 }
