@@ -32,7 +32,7 @@ internal static class ChatCommand
     {
         string folder = modelFolder ?? CommonOptions.EmbeddedModel;
         var tokenizer = HfTokenizer.FromFolder(folder);
-        var format = new ChatFormat(tokenizer);
+        var format = new ChatFormat(tokenizer, reasoning: ChatFormat.TemplateStartsReasoning(folder));
         var (runtime, ops) = CommonOptions.CreateOps(backend, device);
         using (runtime)
         {
@@ -42,7 +42,8 @@ internal static class ChatCommand
             var messages = new List<ChatMessage>();
             if (!string.IsNullOrEmpty(system))
                 messages.Add(new ChatMessage("system", system));
-            CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}); an empty line or /exit ends");
+            CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
+                (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
             while (true)
             {
                 Console.Out.Write("> ");

@@ -6,8 +6,9 @@ namespace DeepSeekKernels.Tokenization;
 /// DeepSeek's chat format (DeepSeek-V3 and R1, and the R1-Distill models, which use the same one), as the
 /// chat_template of DeepSeek-V3's tokenizer_config.json renders a conversation without tool calls:
 /// <c>{BOS}{system prompts, joined by a blank line}&lt;｜User｜&gt;{u1}&lt;｜Assistant｜&gt;{a1}{EOS}&lt;｜User｜&gt;{u2}&lt;｜Assistant｜&gt;</c>.
-/// System prompts go first wherever they appear; nothing follows &lt;｜Assistant｜&gt; (R1's later template adds
-/// "&lt;think&gt;\n" there, and drops an assistant turn's reasoning up to "&lt;/think&gt;"; this one does not).
+/// System prompts go first wherever they appear. In reasoning mode (R1's later template, and the R1-Distill
+/// models': see <see cref="TemplateStartsReasoning"/>) the generation prompt is followed by "&lt;think&gt;\n" and
+/// earlier assistant turns keep only what follows their "&lt;/think&gt;", as that template renders them.
 /// </summary>
 public sealed class ChatFormat
 {
@@ -17,18 +18,42 @@ public sealed class ChatFormat
     /// <summary>The marker before an assistant turn, and the generation prompt.</summary>
     public const string AssistantMarker = "<\uFF5CAssistant\uFF5C>";
 
+    /// <summary>What a reasoning model's turn starts with, and what ends its reasoning.</summary>
+    public const string ThinkStart = "<think>\n", ThinkEnd = "</think>";
+
     readonly HfTokenizer _tokenizer;
 
     /// <summary>The format with <paramref name="tokenizer"/>'s BOS and EOS tokens.</summary>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="reasoning">R1-style reasoning mode (see the class remarks).</param>
     /// <exception cref="ArgumentException">The tokenizer has no BOS or no EOS token.</exception>
-    public ChatFormat(HfTokenizer tokenizer)
+    public ChatFormat(HfTokenizer tokenizer, bool reasoning = false)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         _tokenizer = tokenizer;
+        Reasoning = reasoning;
         BosToken = tokenizer.BosToken
             ?? throw new ArgumentException($"ChatFormat: the tokenizer ({tokenizer.TokenizerPath}) has no BOS token.", nameof(tokenizer));
         EosToken = tokenizer.EosToken
             ?? throw new ArgumentException($"ChatFormat: the tokenizer ({tokenizer.TokenizerPath}) has no EOS token.", nameof(tokenizer));
+    }
+
+    /// <summary>Whether the model is prompted to reason first (R1): "&lt;think&gt;\n" after the generation prompt.</summary>
+    public bool Reasoning { get; }
+
+    /// <summary>
+    /// True when the folder's tokenizer_config.json has a chat_template that opens the assistant's turn with
+    /// "&lt;think&gt;" (DeepSeek-R1 and the R1-Distill models since their template update); false when it has none.
+    /// </summary>
+    public static bool TemplateStartsReasoning(string folder)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        if (!File.Exists(path))
+            return false;
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        return json.RootElement.TryGetProperty("chat_template", out var template)
+            && template.ValueKind == System.Text.Json.JsonValueKind.String
+            && template.GetString()!.Contains(AssistantMarker + "<think>", StringComparison.Ordinal);
     }
 
     /// <summary>The text that starts every conversation (DeepSeek: "&lt;｜begin▁of▁sentence｜&gt;").</summary>
@@ -72,11 +97,18 @@ public sealed class ChatFormat
             if (message.Role == "user")
                 text.Append(UserMarker).Append(message.Content);
             else if (message.Role == "assistant")
-                text.Append(AssistantMarker).Append(message.Content).Append(EosToken);
+                text.Append(AssistantMarker).Append(Reasoning ? AfterReasoning(message.Content) : message.Content).Append(EosToken);
         }
         if (addGenerationPrompt)
-            text.Append(AssistantMarker);
+            text.Append(AssistantMarker).Append(Reasoning ? ThinkStart : "");
         return text.ToString();
+    }
+
+    /// <summary>An assistant turn as R1's template keeps it in the history: what follows its last "&lt;/think&gt;".</summary>
+    static string AfterReasoning(string content)
+    {
+        int end = content.LastIndexOf(ThinkEnd, StringComparison.Ordinal);
+        return end < 0 ? content : content[(end + ThinkEnd.Length)..];
     }
 
     /// <summary>The ids of <see cref="Render"/>'s text (encoded without adding BOS again).</summary>
