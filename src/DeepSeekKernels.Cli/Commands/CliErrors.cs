@@ -12,6 +12,7 @@ internal static class CliErrors
             return body();
         }
         catch (Exception e) when (e is CheckpointException or UnsupportedModelException or ArgumentException or FormatException
+            or DeepSeekKernels.Models.ModelDoesNotFitException or DeepSeekKernels.Runtime.DeviceMemoryException
             or FileNotFoundException or DirectoryNotFoundException or NotSupportedException or DllNotFoundException
             or InvalidOperationException or InvalidDataException or IOException or OutOfMemoryException)
         {

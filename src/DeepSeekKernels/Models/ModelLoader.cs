@@ -14,15 +14,69 @@ public static class ModelLoader
     /// <summary>Default positions per forward pass (longer prompts are run in chunks of this size).</summary>
     public const int DefaultChunkTokens = 256;
 
-    /// <summary>Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime.</summary>
-    public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens)
+    /// <summary>
+    /// Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime. Before anything is
+    /// allocated, the bytes it will take (<see cref="EstimateBytes"/>) are checked against
+    /// <paramref name="memoryBudgetBytes"/>, or on a GPU against its free memory; a model that does not fit is
+    /// refused with a <see cref="ModelDoesNotFitException"/> that gives the parts.
+    /// </summary>
+    public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null)
     {
         ArgumentNullException.ThrowIfNull(ops);
         var runtime = ops.Runtime ?? throw new ArgumentException(
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         using var checkpoint = Checkpoint.Open(folder);
+        var needed = EstimateBytes(checkpoint, chunkTokens);
+        if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
+            throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
         return Load(checkpoint, ops, runtime, chunkTokens);
+    }
+
+    /// <summary>Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace.</summary>
+    public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace)
+    {
+        public long Total => Weights + RopeTables + Workspace;
+    }
+
+    /// <summary>
+    /// What <see cref="Load(string, Ops, int, long?)"/> will allocate, from the checkpoint's tensors: bf16 and FP8
+    /// weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two f32 stacks
+    /// of the same element count (its FP8 scales stay on the host); MTP layers and a tied lm_head are not loaded. The KV cache comes on top.
+    /// </summary>
+    public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens)
+    {
+        var s = ModelShapes.From(checkpoint.Config);
+        long weights = 0;
+        foreach (var t in checkpoint.Tensors)
+        {
+            if (!IsLoaded(t.Name, s) || t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal))
+                continue; // kv_b_proj's FP8 scales are applied on the host while loading
+            weights += t.Rank == 1 || t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
+                ? 4 * t.ElementCount
+                : t.DType switch
+                {
+                    SafetensorsDType.BF16 => 2 * t.ElementCount,
+                    SafetensorsDType.F8_E4M3 => t.ElementCount,
+                    _ => 4 * t.ElementCount,
+                };
+        }
+        int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+        return new MemoryNeeds(weights, (long)s.MaxPositions * rotary * 4, WorkspaceLayout.Bytes(s, chunkTokens));
+    }
+
+    /// <summary>Whether the loader reads <paramref name="name"/>: the embeddings, final norm, lm_head unless tied, and layers below num_hidden_layers.</summary>
+    static bool IsLoaded(string name, ModelShape s)
+    {
+        if (name is "model.embed_tokens.weight" or "model.norm.weight")
+            return true;
+        if (name == "lm_head.weight")
+            return !s.TieEmbeddings;
+        const string prefix = "model.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal) || name.Contains("rotary_emb", StringComparison.Ordinal))
+            return false;
+        int dot = name.IndexOf('.', prefix.Length);
+        return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int layer) && layer < s.Layers;
     }
 
     static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens)

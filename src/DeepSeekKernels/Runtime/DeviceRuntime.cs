@@ -118,7 +118,29 @@ public sealed class DeviceRuntime : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Bind();
-        return new DeviceBuffer<T>(this, Accelerator.Allocate1D<T>(length));
+        try
+        {
+            return new DeviceBuffer<T>(this, Accelerator.Allocate1D<T>(length));
+        }
+        catch (Exception e) when (e is not (ArgumentException or NotSupportedException or ObjectDisposedException))
+        {
+            long bytes = length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+            throw new DeviceMemoryException(
+                $"Allocating {bytes:N0} bytes ({typeof(T).Name} x {length:N0}) on {DeviceName} failed" +
+                (FreeMemoryBytes is long free ? $" with {free:N0} bytes free" : "") + $": {e.Message}", e);
+        }
+    }
+
+    /// <summary>Free device memory in bytes on a GPU (the driver's figure); null on ILGPU's CPU accelerator.</summary>
+    public long? FreeMemoryBytes
+    {
+        get
+        {
+            if (!IsCuda)
+                return null;
+            Bind();
+            return CudaDriver.MemoryInfo().Free;
+        }
     }
 
     /// <summary>Allocates a device buffer holding a copy of <paramref name="source"/>.</summary>
