@@ -1,0 +1,47 @@
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.Models;
+
+/// <summary>
+/// A whole model on a GPU backend: RMSNorm on the GPU kernels, every op they lack on the reference through
+/// the fallback (staged through the host), the weights in GPU memory. The logits must still match the golden.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public class GpuBackendModelTests
+{
+    [Fact]
+    public void IlgpuKernelsMixWithTheReferenceOnTheCpuAccelerator()
+    {
+        // The same mix as on a GPU, where it runs everywhere: ILGPU's RMSNorm on the CPU accelerator, the rest on the reference.
+        var ops = Ops.Create(TestDevices.Cpu, Backend.Ilgpu).WithReferenceFallback();
+        Check(ops, "deepseek_v3");
+    }
+
+    [Theory]
+    [InlineData(Backend.Native, "deepseek_v3"), InlineData(Backend.Ilgpu, "deepseek_v3"), InlineData(Backend.Native, "llama")]
+    public void LogitsMatchTheGoldenOnTheGpu(Backend backend, string name)
+    {
+        var runtime = backend == Backend.Native ? TestDevices.RequireNative() : TestDevices.RequireCuda();
+        Check(Ops.Create(runtime, backend).WithReferenceFallback(), name);
+    }
+
+    static void Check(Ops ops, string name)
+    {
+        string folder = CheckpointFixtures.Folder(name);
+        var (ids, golden, _) = ModelTestSupport.Golden(folder);
+        using var model = ModelLoader.Load(folder, ops);
+        int vocab = model.Shape.Vocab;
+        using var cache = model.CreateCache(ids.Length);
+        var logits = new float[ids.Length * vocab];
+        model.Forward(ids, cache, logits, allPositions: true);
+        for (int p = 0; p < ids.Length; p++)
+        {
+            double error = ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab));
+            Assert.True(error < 1e-3, $"{ops.Backend} {name}: position {p}: relative error {error:E2}");
+        }
+        Assert.Contains(nameof(Ops.Linear), ops.FallbackOps);
+        Assert.DoesNotContain(nameof(Ops.RmsNorm), ops.FallbackOps);
+    }
+}
