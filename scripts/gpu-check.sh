@@ -62,7 +62,8 @@ step tests tests -noColor -xml "$out/tests.xml"
 # 3. GPU tests under memcheck. CudaErrorTests provokes a CUDA API error on purpose, so it is left out.
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
-             -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests)
+             -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
+             -class DeepSeekKernels.Tests.Models.GpuBackendModelTests)
 if command -v compute-sanitizer >/dev/null; then
   step sanitizer compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
     bash -c "$(declare -f tests); tests -noColor ${gpu_classes[*]}"
