@@ -21,11 +21,13 @@ export DSK_REPO_ROOT=$PWD
 declare -a summary=()
 failed=0
 
+# Each step may run at most DSK_STEP_TIMEOUT seconds (default 1200), so one hung step cannot eat a lease.
+step_timeout=${DSK_STEP_TIMEOUT:-1200}
 step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
   local name=$1; shift
   local start=$SECONDS
   echo "== $name: $*"
-  if "$@" >"$out/$name.log" 2>&1; then
+  if timeout --kill-after=10 "$step_timeout" "$@" >"$out/$name.log" 2>&1; then
     summary+=("$name|ok|$((SECONDS - start)) s")
   else
     summary+=("$name|FAILED (exit $?)|$((SECONDS - start)) s")
@@ -35,14 +37,15 @@ step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
 }
 
 if [ -z "${DSK_USE_BUNDLE:-}" ] && command -v dotnet >/dev/null && [ -n "$(dotnet --list-sdks 2>/dev/null)" ]; then
-  tests() { dotnet run -c Release --project tests/DeepSeekKernels.Tests -- "$@"; }
-  bench() { dotnet run -c Release --project bench/DeepSeekKernels.Bench -- "$@"; }
-  dsk() { dotnet run -c Release --project src/DeepSeekKernels.Cli -- "$@"; }
+  tests=(dotnet run -c Release --project tests/DeepSeekKernels.Tests --)
+  bench=(dotnet run -c Release --project bench/DeepSeekKernels.Bench --)
+  dsk=(dotnet run -c Release --project src/DeepSeekKernels.Cli --)
 elif [ -x .device-bundle/run ]; then
-  tests() { bash .device-bundle/run DeepSeekKernels.Tests "$@"; }
-  bench() { bash .device-bundle/run DeepSeekKernels.Bench "$@"; }
+  tests=(bash .device-bundle/run DeepSeekKernels.Tests)
+  bench=(bash .device-bundle/run DeepSeekKernels.Bench)
   # dsk.dll travels inside the tests' bundle; the run script unpacks it to /tmp/device-bundle (see its header).
-  dsk() { bash .device-bundle/run DeepSeekKernels.Tests -list classes >/dev/null && /tmp/dotnet/dotnet /tmp/device-bundle/DeepSeekKernels.Tests/dsk.dll "$@"; }
+  bash .device-bundle/run DeepSeekKernels.Tests -list classes >/dev/null || echo "gpu-check: could not unpack the bundle" >&2
+  dsk=(/tmp/dotnet/dotnet /tmp/device-bundle/DeepSeekKernels.Tests/dsk.dll)
 else
   echo "gpu-check: no .NET SDK and no .device-bundle/ (pack it with scripts/device-bundle.sh)" >&2
   exit 2
@@ -57,7 +60,7 @@ step native-bench build/native/dsk_rms_norm_check --bench
 export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
 
 # 2. All tests.
-step tests tests -noColor -xml "$out/tests.xml"
+step tests "${tests[@]}" -noColor -xml "$out/tests.xml"
 
 # 3. GPU tests under memcheck. CudaErrorTests provokes a CUDA API error on purpose, so it is left out.
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
@@ -66,16 +69,16 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests)
 if command -v compute-sanitizer >/dev/null; then
   step sanitizer compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
-    bash -c "$(declare -f tests); tests -noColor ${gpu_classes[*]}"
+    "${tests[@]}" -noColor "${gpu_classes[@]}"
   grep -q "ERROR SUMMARY: 0 errors" "$out/sanitizer.log" || { echo "gpu-check: memcheck did not report 0 errors" >&2; failed=1; }
 else
   summary+=("sanitizer|not run: compute-sanitizer not found|-")
 fi
 
 # 4. The kernel demo and the benchmarks.
-step dsk-check dsk check
-step dsk-generate dsk generate --backend native --device cuda -n 32
-step bench bench --filter '*RmsNorm*' --artifacts "$out/bench"
+step dsk-check "${dsk[@]}" check
+step dsk-generate "${dsk[@]}" generate --backend native --device cuda -n 32
+step bench "${bench[@]}" --filter '*RmsNorm*' --artifacts "$out/bench"
 
 echo
 echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(date -u +%F)"
