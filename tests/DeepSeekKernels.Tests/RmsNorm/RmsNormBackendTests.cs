@@ -22,7 +22,7 @@ public abstract class RmsNormBackendTests
     public static TheoryData<int, int, string, string> Cases()
     {
         var data = new TheoryData<int, int, string, string>();
-        (int Cols, int Rows)[] shapes = [(1, 5), (7, 3), (8, 17), (64, 4), (1000, 2), (4096 + 3, 3), (7168, 2), (70_001, 2)];
+        (int Cols, int Rows)[] shapes = [(1, 5), (7, 3), (8, 17), (64, 4), (320, 3), (200, 260), (1000, 2), (4096 + 3, 3), (7168, 2), (40_000, 2), (70_001, 2)];
         foreach (var (cols, rows) in shapes)
             foreach (string xType in new[] { "f32", "bf16" })
                 foreach (string wType in new[] { "f32", "bf16" })
