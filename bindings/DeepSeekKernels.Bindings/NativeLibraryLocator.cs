@@ -104,15 +104,20 @@ public static class NativeLibraryLocator
             case CudaDriver:
                 return ["libcuda.so.1", "libcuda.so"];
             case Cublas:
-                return ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"];
+                return WithToolkitFolder(["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"]);
             case CublasLt:
-                return ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"];
+                return WithToolkitFolder(["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"]);
             case Nvml:
                 return ["libnvidia-ml.so.1", "libnvidia-ml.so"];
             default:
                 return [logicalName];
         }
     }
+
+    /// <summary>The toolkit's libraries: the bare names (system search path) first, then the same names in the
+    /// default toolkit folder, where an installed toolkit leaves them when nothing adds it to ldconfig.</summary>
+    static string[] WithToolkitFolder(string[] names) =>
+        [.. names, .. names.Select(n => Path.Combine("/usr/local/cuda/lib64", n))];
 
     /// <summary>Tries each candidate in order; the first that loads wins.</summary>
     public static LoadResult Probe(string logicalName, IReadOnlyList<string> candidates)

@@ -54,6 +54,7 @@ public class NativeLibraryLocatorTests
     {
         Assert.Equal("libcuda.so.1", NativeLibraryLocator.Candidates(NativeLibraryLocator.CudaDriver, null, "/")[0]);
         Assert.Contains("libcublas.so.13", NativeLibraryLocator.Candidates(NativeLibraryLocator.Cublas, null, "/"));
+        Assert.Contains("/usr/local/cuda/lib64/libcublasLt.so.13", NativeLibraryLocator.Candidates(NativeLibraryLocator.CublasLt, null, "/"));
         Assert.Equal("libnvidia-ml.so.1", NativeLibraryLocator.Candidates(NativeLibraryLocator.Nvml, null, "/")[0]);
     }
 
