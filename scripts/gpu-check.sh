@@ -6,7 +6,7 @@
 #   2. runs every .NET test, GPU cases included (native and ILGPU-CUDA backends active, not skipped);
 #   3. runs the GPU test classes once more under `compute-sanitizer --tool memcheck` (must say 0 errors);
 #   4. runs `dsk check`, `dsk generate` on the native backend (ops it lacks fall back to the reference), and
-#      the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes).
+#      the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes; the cuBLAS GEMM baseline).
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
 # (.device-bundle/, copied to the GPU machine with the working tree). Logs and reports go to OUT_DIR
@@ -66,7 +66,8 @@ step tests "${tests[@]}" -noColor -xml "$out/tests.xml"
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
-             -class DeepSeekKernels.Tests.Models.GpuBackendModelTests)
+             -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
+             -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests)
 if command -v compute-sanitizer >/dev/null; then
   step sanitizer compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
     "${tests[@]}" -noColor "${gpu_classes[@]}"
@@ -78,7 +79,7 @@ fi
 # 4. The kernel demo and the benchmarks.
 step dsk-check "${dsk[@]}" check
 step dsk-generate "${dsk[@]}" generate --backend native --device cuda -n 32
-step bench "${bench[@]}" --filter '*RmsNorm*' --artifacts "$out/bench"
+step bench "${bench[@]}" --filter '*RmsNorm*' '*Gemm*' --artifacts "$out/bench"
 
 echo
 echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(date -u +%F)"
@@ -86,6 +87,7 @@ printf '%-14s %-28s %s\n' step result time
 for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-14s %-28s %s\n' "$a" "$b" "$c"; done
 grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
 grep -h "ERROR SUMMARY" "$out/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
-report=$(ls "$out"/bench/results/*-report-github.md 2>/dev/null | head -1)
-[ -n "$report" ] && { echo; cat "$report"; }
+for report in "$out"/bench/results/*-report-github.md; do
+  [ -f "$report" ] && { echo; sed -n '/^|/p' "$report"; }
+done
 exit "$failed"

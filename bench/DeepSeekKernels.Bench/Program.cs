@@ -22,6 +22,7 @@ if (!args.Contains("--filter"))
 var benchmarks = typeof(BenchConfig).Assembly.GetTypes()
     .Where(t => t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkAttribute))))
     .Where(t => (t.Namespace == "DeepSeekKernels.Bench.Reference") == cpu)
+    .Where(t => !(BenchEnvironment.Smoke && t.IsDefined(typeof(CudaOnlyAttribute), false)))
     .ToArray();
 var summaries = BenchmarkSwitcher.FromTypes(benchmarks).Run(args, new BenchConfig());
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

@@ -11,7 +11,8 @@ namespace DeepSeekKernels.Bench.Infrastructure;
 /// <summary>
 /// In-process (no SDK needed on the GPU machine), short iterations (each benchmark invocation launches many
 /// kernels and synchronises once, so an iteration of 100 ms holds thousands of launches), mean and median
-/// per operation, GB/s and share of copy bandwidth, GitHub markdown and CSV reports.
+/// per operation, GB/s and share of copy bandwidth (TFLOP/s for compute-bound ones), GitHub markdown and CSV
+/// reports, one per benchmark class.
 /// </summary>
 public sealed class BenchConfig : ManualConfig
 {
@@ -25,10 +26,9 @@ public sealed class BenchConfig : ManualConfig
             .WithIterationTime(TimeInterval.FromMilliseconds(100)));
         AddColumnProvider(DefaultColumnProviders.Descriptor, DefaultColumnProviders.Params);
         AddColumn(StatisticColumn.Mean, StatisticColumn.Median, StatisticColumn.StdDev);
-        AddColumn(new BandwidthColumn(shareOfCopy: false), new BandwidthColumn(shareOfCopy: true));
+        AddColumn(new BandwidthColumn(shareOfCopy: false), new BandwidthColumn(shareOfCopy: true), new TeraflopsColumn());
         AddExporter(MarkdownExporter.GitHub, CsvExporter.Default);
         AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default);
         WithSummaryStyle(BenchmarkDotNet.Reports.SummaryStyle.Default.WithTimeUnit(TimeUnit.Microsecond));
-        WithOptions(ConfigOptions.JoinSummary);
     }
 }

@@ -9,3 +9,7 @@ public static class BenchEnvironment
     /// </summary>
     public static bool Smoke => Environment.GetEnvironmentVariable("DSK_BENCH_SMOKE") == "1";
 }
+
+/// <summary>A benchmark that needs a CUDA GPU even in smoke mode (cuBLAS, say): smoke runs leave it out.</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class CudaOnlyAttribute : Attribute;

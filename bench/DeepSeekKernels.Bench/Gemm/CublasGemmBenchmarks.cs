@@ -1,0 +1,92 @@
+using BenchmarkDotNet.Attributes;
+using DeepSeekKernels.Bench.Infrastructure;
+using DeepSeekKernels.Bindings;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Bench.Gemm;
+
+/// <summary>
+/// The GEMM baseline our linear-layer kernels will be judged against: cuBLAS bf16 <c>C = A @ W^T</c> (fp32
+/// accumulation and output) at decode (1, 16 tokens) and prefill (4096 tokens) on real weight shapes, beside
+/// a device copy of the weight's bytes. At one token a linear layer is memory-bound (its floor is reading W
+/// once: see "% of copy"); at 4096 tokens it is compute-bound (see TFLOP/s). Weights are 117-264 MB, more
+/// than the H100's 50 MB L2, so every call reads them from DRAM. GPU only (no smoke mode: ILGPU's CPU
+/// accelerator has no cuBLAS).
+/// </summary>
+[CudaOnly]
+public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisposable
+{
+    const int Launches = 20;
+
+    [Params(1, 16, 4096)] public int Tokens;
+
+    /// <summary>out x in of the weight: DeepSeek-V3's dense MLP gate/up (18432 x 7168) and Llama-8B's (14336 x 4096).</summary>
+    [Params("18432x7168", "14336x4096")] public string Weight = "18432x7168";
+
+    int N => int.Parse(Weight.Split('x')[0]);
+    int K => int.Parse(Weight.Split('x')[1]);
+
+    DeviceRuntime? _runtime;
+    Cublas? _cublas;
+    DeviceBuffer<BFloat16>? _a, _w, _wCopy;
+    DeviceBuffer<float>? _c;
+
+    public long BytesMoved(string method) => method == BandwidthColumn.CopyMethod
+        ? 2L * N * K * 2                                      // the copy reads and writes the weight
+        : 2L * N * K + 2L * Tokens * K + 4L * Tokens * N;     // W and A read, C written
+
+    public double FloatingPointOperations(string method) =>
+        method == BandwidthColumn.CopyMethod ? 0 : 2.0 * Tokens * N * K;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
+        var random = new Random(1);
+        BFloat16[] Random(long n)
+        {
+            var values = new BFloat16[n];
+            for (long i = 0; i < n; i++)
+                values[i] = BFloat16.FromSingle(random.NextSingle() * 2 - 1);
+            return values;
+        }
+        _a = _runtime.Upload<BFloat16>(Random((long)Tokens * K));
+        _w = _runtime.Upload<BFloat16>(Random((long)N * K));
+        _wCopy = _runtime.Allocate<BFloat16>((long)N * K);
+        _c = _runtime.Allocate<float>((long)Tokens * N);
+        _runtime.Bind();
+        _cublas = new Cublas(_runtime.CudaStreamHandle);
+        Cublas(); // warm: handle workspace, kernel selection
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Launches)]
+    public void Copy()
+    {
+        var runtime = _runtime!;
+        runtime.Bind();
+        for (int i = 0; i < Launches; i++)
+            CudaDriver.CopyDeviceToDeviceAsync(_wCopy!.View.Pointer, _w!.View.Pointer, 2L * N * K, runtime.CudaStreamHandle);
+        runtime.Synchronize();
+    }
+
+    [Benchmark(OperationsPerInvoke = Launches)]
+    public void Cublas()
+    {
+        var runtime = _runtime!;
+        runtime.Bind();
+        for (int i = 0; i < Launches; i++)
+            _cublas!.GemmNT(Tokens, N, K, _a!.View.Pointer, _w!.View.Pointer, _c!.View.Pointer, CudaDataType.R16BF, CudaDataType.R32F);
+        runtime.Synchronize();
+    }
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        _cublas?.Dispose();
+        _a?.Dispose(); _w?.Dispose(); _wCopy?.Dispose(); _c?.Dispose();
+        _runtime?.Dispose();
+        _runtime = null;
+        GC.SuppressFinalize(this);
+    }
+}
