@@ -151,19 +151,19 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
             if (h1) q1 = residual[row + j1];
             if (h2) q2 = residual[row + j2];
             if (h3) q3 = residual[row + j3];
-            // r = round(x + residual); the norm is taken over the rounded r.
-            v0 = a.Pack(a.Add(a.Unpack(v0), a.Unpack(q0)));
-            v1 = a.Pack(a.Add(a.Unpack(v1), a.Unpack(q1)));
-            v2 = a.Pack(a.Add(a.Unpack(v2), a.Unpack(q2)));
-            v3 = a.Pack(a.Add(a.Unpack(v3), a.Unpack(q3)));
-            if (h0) r[row + j0] = v0;
-            if (h1) r[row + j1] = v1;
-            if (h2) r[row + j2] = v2;
-            if (h3) r[row + j3] = v3;
+            // r = round(x + residual); the norm is taken over the rounded r. Work only on vectors in the row:
+            // at one row most threads hold one, and the rest would be latency on the critical path.
+            if (h0) { v0 = a.Pack(a.Add(a.Unpack(v0), a.Unpack(q0))); r[row + j0] = v0; }
+            if (h1) { v1 = a.Pack(a.Add(a.Unpack(v1), a.Unpack(q1))); r[row + j1] = v1; }
+            if (h2) { v2 = a.Pack(a.Add(a.Unpack(v2), a.Unpack(q2))); r[row + j2] = v2; }
+            if (h3) { v3 = a.Pack(a.Add(a.Unpack(v3), a.Unpack(q3))); r[row + j3] = v3; }
         }
 
-        // Lanes past the row are zero (default vectors), so they add nothing.
-        float sum = a.SumOfSquares(a.Unpack(v0)) + a.SumOfSquares(a.Unpack(v1)) + a.SumOfSquares(a.Unpack(v2)) + a.SumOfSquares(a.Unpack(v3));
+        float sum = 0f;
+        if (h0) sum += a.SumOfSquares(a.Unpack(v0));
+        if (h1) sum += a.SumOfSquares(a.Unpack(v1));
+        if (h2) sum += a.SumOfSquares(a.Unpack(v2));
+        if (h3) sum += a.SumOfSquares(a.Unpack(v3));
         float invRms = XMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
 
         if (h0) y[row + j0] = a.Pack(a.Scale(a.Unpack(v0), invRms, weights.Load(w, j0)));
