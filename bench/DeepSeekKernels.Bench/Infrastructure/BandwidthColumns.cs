@@ -48,10 +48,8 @@ public sealed class BandwidthColumn(bool shareOfCopy) : IColumn
         if (report?.ResultStatistics is not { } stats || stats.Mean <= 0)
             return null;
         // A fresh instance with this case's parameters applied tells the bytes moved.
-        if (Activator.CreateInstance(benchmarkCase.Descriptor.Type) is not IBandwidthBenchmark instance)
+        if (CaseInstance.Of<IBandwidthBenchmark>(benchmarkCase) is not { } instance)
             return null;
-        foreach (var parameter in benchmarkCase.Parameters.Items)
-            benchmarkCase.Descriptor.Type.GetField(parameter.Name)?.SetValue(instance, parameter.Value);
         long bytes = instance.BytesMoved(benchmarkCase.Descriptor.WorkloadMethod.Name);
         return bytes / stats.Mean; // bytes per ns = GB/s
     }

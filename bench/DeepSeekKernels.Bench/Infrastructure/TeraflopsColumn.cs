@@ -36,10 +36,8 @@ public sealed class TeraflopsColumn : IColumn
         var report = summary[benchmarkCase];
         if (report?.ResultStatistics is not { } stats || stats.Mean <= 0)
             return "-";
-        if (Activator.CreateInstance(benchmarkCase.Descriptor.Type) is not IComputeBenchmark instance)
+        if (CaseInstance.Of<IComputeBenchmark>(benchmarkCase) is not { } instance)
             return "-";
-        foreach (var parameter in benchmarkCase.Parameters.Items)
-            benchmarkCase.Descriptor.Type.GetField(parameter.Name)?.SetValue(instance, parameter.Value);
         double flops = instance.FloatingPointOperations(benchmarkCase.Descriptor.WorkloadMethod.Name);
         return flops > 0 ? (flops / stats.Mean / 1000).ToString("F1") : "-"; // per ns / 1000 = TFLOP/s
     }
