@@ -82,6 +82,20 @@ __global__ void __launch_bounds__(vec_max_threads(VPT)) rms_norm_vec_kernel(cons
             }
         }
 
+        // With one vector per thread (the few-rows launch at decode widths), load w together with x, so its
+        // latency overlaps x's and the reduction's instead of following them: at one row the kernel is a chain
+        // of latencies (load x, reduce, load w, store) and this removes a link. At VPT 2 and up it costs
+        // registers (and spills, f32 x at VPT 2); there w is L1-resident and other blocks hide its latency.
+        constexpr bool kEarlyW = VPT == 1;
+        float w_early[kEarlyW ? VPT : 1][kN];
+        if constexpr (kEarlyW) {
+#pragma unroll
+            for (int i = 0; i < VPT; ++i) {
+                const int j = threadIdx.x + i * blockDim.x;
+                if (j < num_vecs) load_ro_widen<W, kN>(a.w + (int64_t)j * kN, w_early[i]);
+            }
+        }
+
         float sum_sq = 0.0f;
 #pragma unroll
         for (int i = 0; i < VPT; ++i) {
@@ -106,8 +120,7 @@ __global__ void __launch_bounds__(vec_max_threads(VPT)) rms_norm_vec_kernel(cons
         sum_sq = block_sum(sum_sq, scratch);
         const float inv_rms = rsqrtf(sum_sq / (float)a.cols + a.eps);
 
-        // Scale and store. (Batching the weight loads ahead of this loop costs registers and spills at VPT 4;
-        // w is L1-resident and the other blocks on the SM hide its latency.)
+        // Scale and store.
 #pragma unroll
         for (int i = 0; i < VPT; ++i) {
             const int j = threadIdx.x + i * blockDim.x;
@@ -115,7 +128,12 @@ __global__ void __launch_bounds__(vec_max_threads(VPT)) rms_norm_vec_kernel(cons
                 float f[kN];
                 float wf[kN];
                 unpack16<T>(v[i], f);
-                load_ro_widen<W, kN>(a.w + (int64_t)j * kN, wf);
+                if constexpr (kEarlyW) {
+#pragma unroll
+                    for (int k = 0; k < kN; ++k) wf[k] = w_early[i][k];
+                } else {
+                    load_ro_widen<W, kN>(a.w + (int64_t)j * kN, wf);
+                }
 #pragma unroll
                 for (int k = 0; k < kN; ++k) f[k] = f[k] * inv_rms * wf[k];
                 st16(y_row + (int64_t)j * kN, pack16<T>(f));  // y = round_T((v * inv_rms) * w)
