@@ -14,7 +14,8 @@ namespace DeepSeekKernels.Ilgpu;
 /// <item><c>VectorKernel</c>, the fast path (f32/bf16 rows of whole 16-byte vectors, 16-byte-aligned views,
 /// at most 4 vectors per thread): each thread loads its up to 4 vectors of x (and residual) with 16-byte
 /// accesses into registers before using any, writes r, and after the group-wide sum scales the registers
-/// and stores y; x is read from memory once, as in the hand-CUDA kernel.</item>
+/// and stores y; x is read from memory once, as in the hand-CUDA kernel. Compiled twice: for one vector per
+/// thread (few rows; there the weights are loaded with x, ahead of the reduction) and for up to four.</item>
 /// <item><c>ScalarKernel</c>, any shape and alignment: each thread strides over the row element by element,
 /// then a second pass re-reads what it read (normally from L2) to scale and store.</item>
 /// </list>
@@ -37,7 +38,7 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
     const int FewRows = 256;
 
     readonly ConcurrentDictionary<(Type, Type), Delegate> _scalarKernels = new();
-    readonly ConcurrentDictionary<(Type, Type), Delegate> _vectorKernels = new();
+    readonly ConcurrentDictionary<(Type, Type, bool OneVector), Delegate> _vectorKernels = new();
 
     /// <summary>Enqueues the op on the runtime's stream. residual/r are default for the plain op.</summary>
     public void Run<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y, DeviceView<T> r,
@@ -54,10 +55,10 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         int maxThreads = Math.Min(1024, accelerator.MaxNumThreadsPerGroup);
         runtime.Bind();
 
-        if (VectorThreads<T, TW>(x, residual, w, y, r, rows, cols, warp, maxThreads) is int vectorThreads)
+        if (VectorLaunch<T, TW>(x, residual, w, y, r, rows, cols, warp, maxThreads) is var (vectorThreads, oneVector))
         {
             var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<ulong>, ArrayView<Vec16>, ArrayView<Vec16>, Shape>)
-                _vectorKernels.GetOrAdd((typeof(T), typeof(TW)), _ => LoadVector<T, TW>());
+                _vectorKernels.GetOrAdd((typeof(T), typeof(TW), oneVector), key => LoadVector<T, TW>(key.OneVector));
             kernel(runtime.Stream, new KernelConfig(rows, vectorThreads),
                 AsVectors(x), AsVectors(fused ? residual : x), w.IlgpuView.AsContiguous().Cast<ulong>(), AsVectors(y), AsVectors(fused ? r : y), shape);
             return;
@@ -72,11 +73,12 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
     }
 
     /// <summary>
-    /// The group size of the fast path, or null where it does not apply: f32/bf16 activations, rows of whole
-    /// 16-byte vectors, every view 16-byte aligned (the weight 8-byte aligned), and the row held in registers
-    /// at <see cref="VectorsPerThread"/> vectors per thread. With few rows, more threads and fewer vectors each.
+    /// The group size of the fast path and whether each thread holds one vector, or null where the path does
+    /// not apply: f32/bf16 activations, rows of whole 16-byte vectors, every view 16-byte aligned (the weight
+    /// 8-byte aligned), and the row held in registers at <see cref="VectorsPerThread"/> vectors per thread.
+    /// With few rows, more threads and fewer vectors each.
     /// </summary>
-    static int? VectorThreads<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
+    static (int Threads, bool OneVector)? VectorLaunch<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, int warp, int maxThreads)
         where T : unmanaged where TW : unmanaged
     {
@@ -92,7 +94,7 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         int fewest = (vectors + VectorsPerThread - 1) / VectorsPerThread;
         int threads = RoundUp(rows < FewRows ? vectors : fewest, warp);
         threads = Math.Max(RoundUp(fewest, warp), Math.Min(threads, maxThreads));
-        return threads <= maxThreads ? threads : null;
+        return threads <= maxThreads ? (threads, threads >= vectors) : null;
     }
 
     static int RoundUp(int n, int multiple) => Math.Max(multiple, (n + multiple - 1) / multiple * multiple);
@@ -100,10 +102,11 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
     static ArrayView<Vec16> AsVectors<T>(DeviceView<T> view) where T : unmanaged =>
         view.IlgpuView.AsContiguous().Cast<Vec16>();
 
-    Delegate LoadVector<T, TW>() where T : unmanaged where TW : unmanaged
+    Delegate LoadVector<T, TW>(bool oneVector) where T : unmanaged where TW : unmanaged
     {
         var method = typeof(RmsNormIlgpu).GetMethod(nameof(VectorKernel), BindingFlags.NonPublic | BindingFlags.Static)!
-            .MakeGenericMethod(VectorCodecs.ActivationFor(typeof(T))!, VectorCodecs.WeightFor(typeof(T), typeof(TW))!);
+            .MakeGenericMethod(VectorCodecs.ActivationFor(typeof(T))!, VectorCodecs.WeightFor(typeof(T), typeof(TW))!,
+                oneVector ? typeof(OneVectorPerThread) : typeof(FourVectorsPerThread));
         var action = (Action<ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<ulong>, ArrayView<Vec16>, ArrayView<Vec16>, Shape>)
             method.CreateDelegate(typeof(Action<ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<ulong>, ArrayView<Vec16>, ArrayView<Vec16>, Shape>));
         return runtime.Accelerator.LoadKernel(action);
@@ -121,14 +124,15 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
     // [rows, cols / lanes] vectors per view, rows dense (Run passes strides equal to cols; the vector path
     // ignores Shape's strides); w: [cols] weights as 8-byte words. One group per row; each
     // thread owns vectors t, t + D, t + 2D, t + 3D of its row (D = group size, so a warp's accesses are
-    // contiguous). Every load of the row is issued before any store: r and y may alias x or residual
-    // element for element, and each thread only rewrites what it read itself.
-    static void VectorKernel<TA, TW>(ArrayView<Vec16> x, ArrayView<Vec16> residual, ArrayView<ulong> w, ArrayView<Vec16> y,
+    // contiguous), or only t when TV is one vector per thread. Every load of the row is issued before any
+    // store: r and y may alias x or residual element for element, and each thread only rewrites what it read.
+    static void VectorKernel<TA, TW, TV>(ArrayView<Vec16> x, ArrayView<Vec16> residual, ArrayView<ulong> w, ArrayView<Vec16> y,
         ArrayView<Vec16> r, Shape s)
-        where TA : struct, IActivationVector where TW : struct, IWeightVector
+        where TA : struct, IActivationVector where TW : struct, IWeightVector where TV : struct, IVectorsPerThread
     {
         TA a = default;
         TW weights = default;
+        int count = default(TV).Count;
         x = x.AsAligned(16);
         residual = residual.AsAligned(16);
         y = y.AsAligned(16);
@@ -137,13 +141,17 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         int d = Group.DimX;
         int j0 = Group.IdxX, j1 = j0 + d, j2 = j1 + d, j3 = j2 + d;
         long row = (long)Grid.IdxX * n;
-        bool h0 = j0 < n, h1 = j1 < n, h2 = j2 < n, h3 = j3 < n;
+        bool h0 = j0 < n, h1 = count > 1 && j1 < n, h2 = count > 2 && j2 < n, h3 = count > 3 && j3 < n;
 
         Vec16 v0 = default, v1 = default, v2 = default, v3 = default;
         if (h0) v0 = x[row + j0];
         if (h1) v1 = x[row + j1];
         if (h2) v2 = x[row + j2];
         if (h3) v3 = x[row + j3];
+        // One vector per thread (few rows, as in decode): load the weights with x, so their latency overlaps
+        // x's and the reduction's instead of following them; at one row the kernel is a chain of latencies.
+        Lanes8 early = default;
+        if (count == 1 && h0) early = weights.Load(w, j0);
         if (s.Fused != 0)
         {
             Vec16 q0 = default, q1 = default, q2 = default, q3 = default;
@@ -166,7 +174,7 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         if (h3) sum += a.SumOfSquares(a.Unpack(v3));
         float invRms = XMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
 
-        if (h0) y[row + j0] = a.Pack(a.Scale(a.Unpack(v0), invRms, weights.Load(w, j0)));
+        if (h0) y[row + j0] = a.Pack(a.Scale(a.Unpack(v0), invRms, count == 1 ? early : weights.Load(w, j0)));
         if (h1) y[row + j1] = a.Pack(a.Scale(a.Unpack(v1), invRms, weights.Load(w, j1)));
         if (h2) y[row + j2] = a.Pack(a.Scale(a.Unpack(v2), invRms, weights.Load(w, j2)));
         if (h3) y[row + j3] = a.Pack(a.Scale(a.Unpack(v3), invRms, weights.Load(w, j3)));

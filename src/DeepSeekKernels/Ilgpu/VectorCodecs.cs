@@ -154,6 +154,28 @@ internal readonly struct F32WeightsOf4 : IWeightVector
     }
 }
 
+/// <summary>
+/// How many 16-byte vectors each thread of a vectorised kernel holds, as a type: ILGPU compiles one kernel
+/// per count and folds every test on <see cref="Count"/>, so the one-vector kernel carries no code or
+/// registers for the others (the way a C++ template parameter would).
+/// </summary>
+internal interface IVectorsPerThread
+{
+    int Count { get; }
+}
+
+/// <summary>One vector per thread: the few-rows (decode) launch, where a row is spread over the most threads.</summary>
+internal readonly struct OneVectorPerThread : IVectorsPerThread
+{
+    public int Count => 1;
+}
+
+/// <summary>Up to four vectors per thread: the many-rows launch, and rows too wide for one vector per thread.</summary>
+internal readonly struct FourVectorsPerThread : IVectorsPerThread
+{
+    public int Count => 4;
+}
+
 internal static class VectorCodecs
 {
     /// <summary>The activation codec for element type <paramref name="t"/>, or null where there is none.</summary>
