@@ -62,10 +62,11 @@ export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
 # 2. All tests.
 step tests "${tests[@]}" -noColor -xml "$out/tests.xml"
 
-# 3. GPU tests under memcheck. CudaErrorTests provokes a CUDA API error on purpose, so it is left out.
+# 3. GPU tests under memcheck. CudaErrorTests provokes CUDA API errors on purpose, so it is left out.
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
+             -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests)
 if command -v compute-sanitizer >/dev/null; then

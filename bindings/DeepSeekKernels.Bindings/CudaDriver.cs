@@ -13,7 +13,8 @@ public sealed class CudaException(string operation, int code, string message) : 
 
 /// <summary>
 /// The few CUDA driver API calls the project needs beside ILGPU (which owns the context and stream):
-/// events for timing, async device copies as the bandwidth baseline, memory info and error strings.
+/// events for timing, async device copies as the bandwidth baseline, memory info, error strings, and
+/// stream capture into CUDA graphs (the runtime's DeviceGraph builds on these).
 /// All calls act on the context current on the calling thread (bind the ILGPU accelerator first).
 /// </summary>
 public static partial class CudaDriver
@@ -31,6 +32,16 @@ public static partial class CudaDriver
     [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] private static partial int MemGetInfo(out nuint free, out nuint total);
     [LibraryImport(Lib, EntryPoint = "cuStreamSynchronize")] private static partial int StreamSynchronize(IntPtr stream);
     [LibraryImport(Lib, EntryPoint = "cuDriverGetVersion")] private static partial int DriverGetVersion(out int version);
+    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] private static partial int StreamBeginCapture(IntPtr stream, int mode);
+    [LibraryImport(Lib, EntryPoint = "cuStreamEndCapture")] private static partial int StreamEndCapture(IntPtr stream, out IntPtr graph);
+    [LibraryImport(Lib, EntryPoint = "cuGraphGetNodes")] private static partial int GraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
+    [LibraryImport(Lib, EntryPoint = "cuGraphInstantiateWithFlags")] private static partial int GraphInstantiate(out IntPtr exec, IntPtr graph, ulong flags);
+    [LibraryImport(Lib, EntryPoint = "cuGraphDestroy")] private static partial int GraphDestroy(IntPtr graph);
+    [LibraryImport(Lib, EntryPoint = "cuGraphLaunch")] private static partial int GraphLaunch(IntPtr exec, IntPtr stream);
+    [LibraryImport(Lib, EntryPoint = "cuGraphExecDestroy")] private static partial int GraphExecDestroy(IntPtr exec);
+
+    /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: no API call is refused during a capture, on this thread or others.</summary>
+    const int CaptureModeRelaxed = 2;
 
     /// <summary>Throws a <see cref="CudaException"/> naming <paramref name="operation"/> when <paramref name="result"/> is not CUDA_SUCCESS.</summary>
     public static void Check(int result, string operation)
@@ -67,6 +78,51 @@ public static partial class CudaDriver
 
     /// <summary>Waits for all work on <paramref name="stream"/>.</summary>
     public static void Synchronize(IntPtr stream) => Check(StreamSynchronize(stream), "cuStreamSynchronize");
+
+    /// <summary>
+    /// Puts <paramref name="stream"/> in capture mode: work enqueued on it is recorded into a graph instead of
+    /// running, until <see cref="EndCapture"/>. Relaxed mode, so that a .NET finalizer freeing device memory on
+    /// another thread cannot invalidate the capture; the capturing code must itself enqueue only stream work.
+    /// </summary>
+    public static void BeginCapture(IntPtr stream) =>
+        Check(StreamBeginCapture(stream, CaptureModeRelaxed), "cuStreamBeginCapture");
+
+    /// <summary>
+    /// Ends the capture begun on <paramref name="stream"/> and returns the recorded graph (a CUgraph; destroy it
+    /// with <see cref="DestroyGraph"/>). Throws when the capture was invalidated, e.g. by a synchronising call.
+    /// </summary>
+    public static IntPtr EndCapture(IntPtr stream)
+    {
+        int result = StreamEndCapture(stream, out var graph);
+        if (result != 0 && graph != IntPtr.Zero)
+            GraphDestroy(graph);
+        Check(result, "cuStreamEndCapture");
+        return graph;
+    }
+
+    /// <summary>The number of nodes (kernels, copies, ...) in <paramref name="graph"/>.</summary>
+    public static int GraphNodeCount(IntPtr graph)
+    {
+        nuint count = 0;
+        Check(GraphGetNodes(graph, IntPtr.Zero, ref count), "cuGraphGetNodes");
+        return checked((int)count);
+    }
+
+    /// <summary>An executable graph (CUgraphExec) made from <paramref name="graph"/>, which may then be destroyed.</summary>
+    public static IntPtr InstantiateGraph(IntPtr graph)
+    {
+        Check(GraphInstantiate(out var exec, graph, 0), "cuGraphInstantiateWithFlags");
+        return exec;
+    }
+
+    /// <summary>Destroys a graph made by <see cref="EndCapture"/>; errors are ignored (it is cleanup).</summary>
+    public static void DestroyGraph(IntPtr graph) => GraphDestroy(graph);
+
+    /// <summary>Enqueues one replay of the executable graph <paramref name="exec"/> on <paramref name="stream"/>.</summary>
+    public static void LaunchGraph(IntPtr exec, IntPtr stream) => Check(GraphLaunch(exec, stream), "cuGraphLaunch");
+
+    /// <summary>Destroys an executable graph; errors are ignored (it is cleanup).</summary>
+    public static void DestroyGraphExec(IntPtr exec) => GraphExecDestroy(exec);
 
     /// <summary>A CUDA event for timing work on a stream (CU_EVENT_DEFAULT, i.e. with timing).</summary>
     public sealed class Event : IDisposable

@@ -158,6 +158,60 @@ public sealed class DeviceRuntime : IDisposable
         Stream.Synchronize();
     }
 
+    /// <summary>
+    /// Runs <paramref name="enqueue"/> with the stream in capture mode and returns what it enqueued as a
+    /// <see cref="DeviceGraph"/> to replay; nothing runs during the capture. Run the same work once before
+    /// capturing it, so that every kernel is compiled and loaded. Inside <paramref name="enqueue"/>, only
+    /// enqueue device work on this runtime: anything that waits for the stream (a copy to the host, an op
+    /// falling back to the reference, <see cref="Synchronize"/>) makes the capture fail. When
+    /// <paramref name="enqueue"/> throws, or the capture fails, the capture is ended, the stream is usable
+    /// again and nothing was run.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The runtime is on ILGPU's CPU accelerator.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="enqueue"/> enqueued nothing.</exception>
+    /// <exception cref="Bindings.CudaException">The driver refused the capture (the message names the call).</exception>
+    public DeviceGraph CaptureGraph(Action enqueue)
+    {
+        ArgumentNullException.ThrowIfNull(enqueue);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!IsCuda)
+            throw new NotSupportedException("CUDA graphs need a CUDA GPU; this runtime is on ILGPU's CPU accelerator.");
+        Bind();
+        IntPtr stream = CudaStreamHandle;
+        CudaDriver.BeginCapture(stream);
+        try
+        {
+            enqueue();
+        }
+        catch
+        {
+            try
+            {
+                CudaDriver.DestroyGraph(CudaDriver.EndCapture(stream));
+            }
+            catch (Bindings.CudaException)
+            {
+                // The capture was already invalidated; the exception from enqueue says why.
+            }
+            throw;
+        }
+        Bind(); // enqueue may have bound another context to this thread
+        IntPtr graph = CudaDriver.EndCapture(stream);
+        try
+        {
+            int nodes = CudaDriver.GraphNodeCount(graph);
+            if (nodes == 0)
+                throw new InvalidOperationException("The capture recorded no device work: the action enqueued nothing on this runtime's stream.");
+            return new DeviceGraph(this, CudaDriver.InstantiateGraph(graph), nodes);
+        }
+        finally
+        {
+            CudaDriver.DestroyGraph(graph);
+        }
+    }
+
+    internal bool IsDisposed => _disposed;
+
     /// <summary>Whether the hand-CUDA kernels can run here; if not, <paramref name="reason"/> says why.</summary>
     public bool IsNativeAvailable(out string reason)
     {
