@@ -20,7 +20,7 @@ public sealed partial class Cublas : IDisposable
 {
     const string Lib = NativeLibraryLocator.Cublas;
     const string LtLib = NativeLibraryLocator.CublasLt;
-    const int ComputeType32F = 68; // CUBLAS_COMPUTE_32F
+    internal const int ComputeType32F = 68; // CUBLAS_COMPUTE_32F
     const int GemmDefault = -1;    // CUBLAS_GEMM_DEFAULT
 
     [LibraryImport(Lib, EntryPoint = "cublasCreate_v2")] private static partial int Create(out IntPtr handle);
@@ -74,7 +74,8 @@ public sealed partial class Cublas : IDisposable
             ComputeType32F, GemmDefault), "cublasGemmEx");
     }
 
-    void Check(int status, string operation)
+    /// <summary>Throws naming <paramref name="operation"/> and the status (e.g. CUBLAS_STATUS_INVALID_VALUE) unless it is success.</summary>
+    internal static void Check(int status, string operation)
     {
         if (status != 0)
             throw new InvalidOperationException($"{operation}: {Marshal.PtrToStringUTF8(GetStatusName(status)) ?? "status " + status}");

@@ -7,9 +7,10 @@ using DeepSeekKernels.Runtime;
 namespace DeepSeekKernels.Bench.Gemm;
 
 /// <summary>
-/// The GEMM baseline our linear-layer kernels will be judged against: cuBLAS bf16 <c>C = A @ W^T</c> (fp32
-/// accumulation and output) at decode (1, 16 tokens) and prefill (4096 tokens) on real weight shapes, beside
-/// a device copy of the weight's bytes. At one token a linear layer is memory-bound (its floor is reading W
+/// The GEMM baselines our linear-layer kernels will be judged against: cuBLAS (cublasGemmEx) and cuBLASLt
+/// (cublasLtMatmul with the heuristic's first algorithm and a 32 MiB workspace) bf16 <c>C = A @ W^T</c>
+/// (fp32 accumulation and output) at decode (1, 16 tokens) and prefill (4096 tokens) on real weight shapes,
+/// beside a device copy of the weight's bytes. At one token a linear layer is memory-bound (its floor is reading W
 /// once: see "% of copy"); at 4096 tokens it is compute-bound (see TFLOP/s). Weights are 117-264 MB, more
 /// than the H100's 50 MB L2, so every call reads them from DRAM. GPU only (no smoke mode: ILGPU's CPU
 /// accelerator has no cuBLAS).
@@ -28,8 +29,12 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
     int K => int.Parse(Weight.Split('x')[1]);
 
     DeviceRuntime? _runtime;
+    const long WorkspaceBytes = 32L << 20;
+
     Cublas? _cublas;
+    CublasLtMatmul? _lt;
     DeviceBuffer<BFloat16>? _a, _w, _wCopy;
+    DeviceBuffer<byte>? _workspace;
     DeviceBuffer<float>? _c;
 
     public long BytesMoved(string method) => method == BandwidthColumn.CopyMethod
@@ -55,9 +60,12 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
         _w = _runtime.Upload<BFloat16>(Random((long)N * K));
         _wCopy = _runtime.Allocate<BFloat16>((long)N * K);
         _c = _runtime.Allocate<float>((long)Tokens * N);
+        _workspace = _runtime.Allocate<byte>(WorkspaceBytes);
         _runtime.Bind();
         _cublas = new Cublas(_runtime.CudaStreamHandle);
+        _lt = new CublasLtMatmul(_cublas, Tokens, N, K, CudaDataType.R16BF, CudaDataType.R32F, _workspace.View.Pointer, WorkspaceBytes);
         Cublas(); // warm: handle workspace, kernel selection
+        CublasLt();
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Launches)]
@@ -80,11 +88,22 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
         runtime.Synchronize();
     }
 
+    [Benchmark(OperationsPerInvoke = Launches)]
+    public void CublasLt()
+    {
+        var runtime = _runtime!;
+        runtime.Bind();
+        for (int i = 0; i < Launches; i++)
+            _lt!.Run(_a!.View.Pointer, _w!.View.Pointer, _c!.View.Pointer, runtime.CudaStreamHandle);
+        runtime.Synchronize();
+    }
+
     [GlobalCleanup]
     public void Dispose()
     {
+        _lt?.Dispose();
         _cublas?.Dispose();
-        _a?.Dispose(); _w?.Dispose(); _wCopy?.Dispose(); _c?.Dispose();
+        _a?.Dispose(); _w?.Dispose(); _wCopy?.Dispose(); _c?.Dispose(); _workspace?.Dispose();
         _runtime?.Dispose();
         _runtime = null;
         GC.SuppressFinalize(this);
