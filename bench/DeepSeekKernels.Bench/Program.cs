@@ -5,8 +5,8 @@ using DeepSeekKernels.Bench.Infrastructure;
 using DeepSeekKernels.Runtime;
 
 // dotnet run -c Release --project bench/DeepSeekKernels.Bench -- [--cpu] [BenchmarkDotNet args, e.g. --filter '*RmsNorm*']
-// --cpu runs the reference (CPU) benchmarks, namespace DeepSeekKernels.Bench.Reference, which need no GPU; without it,
-// the kernel benchmarks, which need one.
+// --cpu runs the CPU benchmarks (classes marked [CpuBenchmark]: the reference backend, the op API's own cost), which
+// need no GPU; without it, the kernel benchmarks, which need one.
 // DSK_BENCH_SMOKE=1 runs small shapes on ILGPU's CPU accelerator (no GPU): proves the benchmarks run, measures nothing.
 bool cpu = args.Contains("--cpu");
 args = [.. args.Where(a => a != "--cpu")];
@@ -21,7 +21,7 @@ if (!args.Contains("--filter"))
     args = [.. args, "--filter", .. BenchEnvironment.Smoke && !cpu ? new[] { "*.Copy", "*.Ilgpu" } : ["*"]];
 var benchmarks = typeof(BenchConfig).Assembly.GetTypes()
     .Where(t => t.GetMethods().Any(m => m.IsDefined(typeof(BenchmarkAttribute))))
-    .Where(t => (t.Namespace == "DeepSeekKernels.Bench.Reference") == cpu)
+    .Where(t => t.IsDefined(typeof(CpuBenchmarkAttribute), false) == cpu)
     .Where(t => !(BenchEnvironment.Smoke && t.IsDefined(typeof(CudaOnlyAttribute), false)))
     .ToArray();
 var summaries = BenchmarkSwitcher.FromTypes(benchmarks).Run(args, new BenchConfig());

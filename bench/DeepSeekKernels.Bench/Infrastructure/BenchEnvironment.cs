@@ -13,3 +13,7 @@ public static class BenchEnvironment
 /// <summary>A benchmark that needs a CUDA GPU even in smoke mode (cuBLAS, say): smoke runs leave it out.</summary>
 [AttributeUsage(AttributeTargets.Class)]
 public sealed class CudaOnlyAttribute : Attribute;
+
+/// <summary>A benchmark of the CPU side (the reference backend, the op API's own cost): runs with --cpu, needs no GPU.</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class CpuBenchmarkAttribute : Attribute;

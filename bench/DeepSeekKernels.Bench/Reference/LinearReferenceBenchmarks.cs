@@ -15,6 +15,7 @@ namespace DeepSeekKernels.Bench.Reference;
 /// model's matrix (256x768, 9.5 MB of weights in all) stays in cache, as it does when that model decodes.
 /// Run with <c>--cpu</c> (Program.cs); needs no GPU.
 /// </summary>
+[CpuBenchmark]
 public unsafe class LinearReferenceBenchmarks : IBandwidthBenchmark, IDisposable
 {
     const long ArenaBytes = 96L << 20;

@@ -65,6 +65,9 @@ public sealed partial class Ops
         };
     }
 
+    /// <summary>Ops over any backend, strict; for measuring what the op API itself costs per call (bench/).</summary>
+    internal static Ops Over(DeviceRuntime runtime, KernelBackend backend) => new(runtime, backend);
+
     /// <summary>
     /// These ops, except that every op the backend does not implement runs on the reference backend, on the
     /// same device views: in place on ILGPU's CPU accelerator, staged through host memory on a GPU (slow, but
