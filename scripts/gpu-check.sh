@@ -6,7 +6,8 @@
 #   2. runs every .NET test, GPU cases included (native and ILGPU-CUDA backends active, not skipped);
 #   3. runs the GPU test classes once more under `compute-sanitizer --tool memcheck` (must say 0 errors);
 #   4. runs `dsk check`, `dsk generate` on the native backend (ops it lacks fall back to the reference), and
-#      the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes; the cuBLAS GEMM baseline).
+#      the BenchmarkDotNet benchmarks (RMSNorm vs a device copy of the same bytes, launched from the host and
+#      replayed from CUDA graphs; the cuBLAS and cuBLASLt GEMM baselines).
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
 # (.device-bundle/, copied to the GPU machine with the working tree). Logs and reports go to OUT_DIR
@@ -80,7 +81,8 @@ fi
 # 4. The kernel demo and the benchmarks.
 step dsk-check "${dsk[@]}" check
 step dsk-generate "${dsk[@]}" generate --backend native --device cuda -n 32
-step bench "${bench[@]}" --filter '*RmsNorm*' '*Gemm*' --artifacts "$out/bench"
+step bench "${bench[@]}" --filter '*.RmsNormBenchmarks.*' '*Gemm*' --artifacts "$out/bench"
+step bench-graphs "${bench[@]}" --filter '*.RmsNormGraphBenchmarks.*' --artifacts "$out/bench"
 
 echo
 echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), $(date -u +%F)"
