@@ -31,6 +31,7 @@ internal static class ChatCommand
     static int Run(string? modelFolder, string? system, string backend, string device, GenerationOptions options, int? context)
     {
         string folder = modelFolder ?? CommonOptions.EmbeddedModel;
+        CommonOptions.CheckContext(context, folder);
         var tokenizer = HfTokenizer.FromFolder(folder);
         var format = new ChatFormat(tokenizer, reasoning: ChatFormat.TemplateStartsReasoning(folder));
         var (runtime, ops) = CommonOptions.CreateOps(backend, device);

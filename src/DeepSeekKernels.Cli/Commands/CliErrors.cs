@@ -17,9 +17,31 @@ internal static class CliErrors
             or InvalidOperationException or InvalidDataException or IOException or OutOfMemoryException)
         {
             Console.Out.Flush();
-            Console.Error.WriteLine($"dsk {command}: error: {e.Message}");
+            Console.Error.WriteLine($"dsk {command}: error: {OneLine(e)}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The exception's message as one line, without what .NET appends to an argument exception's message for
+    /// programmers (" (Parameter 'name')" and a second line "Actual value was ..."): a user reads the flag.
+    /// </summary>
+    public static string OneLine(Exception e)
+    {
+        string message = e.Message;
+        if (e is ArgumentOutOfRangeException { ActualValue: not null })
+        {
+            int newline = message.LastIndexOf(Environment.NewLine, StringComparison.Ordinal);
+            if (newline >= 0)
+                message = message[..newline];
+        }
+        if (e is ArgumentException { ParamName: { Length: > 0 } name })
+        {
+            string suffix = $" (Parameter '{name}')";
+            if (message.EndsWith(suffix, StringComparison.Ordinal))
+                message = message[..^suffix.Length];
+        }
+        return message.ReplaceLineEndings(" ");
     }
 
     /// <summary>Writes a status line to stderr, unwrapped (stdout stays for the output itself).</summary>

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Generation;
+using DeepSeekKernels.Models;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -62,18 +64,49 @@ internal static class CommonOptions
                 command.Options.Add(option);
         }
 
-        public GenerationOptions Read(ParseResult parse) => new()
+        /// <summary>
+        /// The options as given, checked (by <see cref="GenerationOptions.Validate"/>) before anything is loaded:
+        /// one out of range is an <see cref="ArgumentException"/> naming its flag and value, e.g.
+        /// "--temperature -1: temperature must be finite and >= 0 (0 = greedy).". --context is checked by the
+        /// command, against the model's max_position_embeddings.
+        /// </summary>
+        public GenerationOptions Read(ParseResult parse)
         {
-            MaxNewTokens = parse.GetValue(MaxNewTokens),
-            StopStrings = parse.GetValue(Stop) ?? [],
-            Sampling = new SamplingOptions
+            var options = new GenerationOptions
             {
-                Temperature = parse.GetValue(Temperature),
-                TopK = parse.GetValue(TopK),
-                TopP = parse.GetValue(TopP),
-                RepetitionPenalty = parse.GetValue(RepetitionPenalty),
-                Seed = parse.GetValue(Seed),
-            },
+                MaxNewTokens = parse.GetValue(MaxNewTokens),
+                StopStrings = parse.GetValue(Stop) ?? [],
+                Sampling = new SamplingOptions
+                {
+                    Temperature = parse.GetValue(Temperature),
+                    TopK = parse.GetValue(TopK),
+                    TopP = parse.GetValue(TopP),
+                    RepetitionPenalty = parse.GetValue(RepetitionPenalty),
+                    Seed = parse.GetValue(Seed),
+                },
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentOutOfRangeException e) when (e.ParamName is { } name && FlagOf(name) is { } flag)
+            {
+                string value = e.ActualValue is string text ? $"\"{text}\"" : FormattableString.Invariant($"{e.ActualValue}");
+                throw new ArgumentException($"{flag} {value}: {CliErrors.OneLine(e)}", e);
+            }
+            return options;
+        }
+
+        /// <summary>The flag of a GenerationOptions or SamplingOptions property.</summary>
+        string? FlagOf(string property) => property switch
+        {
+            nameof(SamplingOptions.Temperature) => Temperature.Name,
+            nameof(SamplingOptions.TopK) => TopK.Name,
+            nameof(SamplingOptions.TopP) => TopP.Name,
+            nameof(SamplingOptions.RepetitionPenalty) => RepetitionPenalty.Name,
+            nameof(GenerationOptions.MaxNewTokens) => MaxNewTokens.Name,
+            nameof(GenerationOptions.StopStrings) => Stop.Name,
+            _ => null,
         };
     }
 
@@ -96,6 +129,23 @@ internal static class CommonOptions
             runtime.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming --context unless 1 &lt;= context &lt;= maxPositions.</summary>
+    public static void CheckContext(int context, int maxPositions)
+    {
+        if (context < 1 || context > maxPositions)
+            throw new ArgumentException($"--context {context} is outside 1..{maxPositions} (the model's max_position_embeddings).");
+    }
+
+    /// <summary>
+    /// Checks --context, when given, against the model folder's config.json, before the weights are loaded
+    /// (a wrong context should not cost a checkpoint's loading time).
+    /// </summary>
+    public static void CheckContext(int? context, string modelFolder)
+    {
+        if (context is { } c)
+            CheckContext(c, ModelShapes.From(ModelConfig.Load(modelFolder)).MaxPositions);
     }
 
     /// <summary>Parses "1,2,3" into ids; throws FormatException naming the bad entry.</summary>

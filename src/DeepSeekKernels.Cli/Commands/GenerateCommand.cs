@@ -40,6 +40,7 @@ internal static class GenerateCommand
             throw new DirectoryNotFoundException($"The model folder '{folder}' does not exist.");
         if (prompt != null && promptIds != null)
             throw new ArgumentException("Give either a text prompt or --prompt-ids, not both.");
+        CommonOptions.CheckContext(context, folder);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.FromFolder(folder) : null;
 
         int[] ids;

@@ -35,8 +35,7 @@ internal static class PlanCommand
         var shape = ModelShapes.From(config);
         var inventory = ParameterInventory.Of(shape);
         var (memory, memorySource) = GpuMemory(gpuMemory);
-        if (context < 1 || context > shape.MaxPositions)
-            throw new ArgumentException($"--context {context} is outside 1..{shape.MaxPositions} (the model's max_position_embeddings).");
+        CommonOptions.CheckContext(context, shape.MaxPositions);
         if (batch < 1)
             throw new ArgumentException($"--batch must be at least 1 (got {batch}).");
         var request = new PlanRequest(context, batch, memory, chunk);

@@ -17,6 +17,28 @@ public sealed record GenerationOptions
 
     /// <summary>Extra end-of-sequence ids beyond the model's own.</summary>
     public IReadOnlyList<int> ExtraEosIds { get; init; } = [];
+
+    /// <summary>
+    /// Throws <see cref="ArgumentOutOfRangeException"/> (naming the property, with its value) for the first
+    /// option out of range: the sampling options (<see cref="SamplingOptions.Validate"/>), a negative
+    /// <see cref="MaxNewTokens"/>, a null or empty stop string, a negative extra EOS id.
+    /// </summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Sampling);
+        Sampling.Validate();
+        if (MaxNewTokens < 0)
+            throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max-new-tokens must be >= 0.");
+        ArgumentNullException.ThrowIfNull(StopStrings);
+        for (int i = 0; i < StopStrings.Count; i++)
+            if (string.IsNullOrEmpty(StopStrings[i]))
+                throw new ArgumentOutOfRangeException(nameof(StopStrings), StopStrings[i],
+                    $"stop string {i + 1} is empty: it would stop before the first token.");
+        ArgumentNullException.ThrowIfNull(ExtraEosIds);
+        foreach (int id in ExtraEosIds)
+            if (id < 0)
+                throw new ArgumentOutOfRangeException(nameof(ExtraEosIds), id, "an end-of-sequence id must be >= 0.");
+    }
 }
 
 /// <summary>Why generation stopped.</summary>

@@ -41,8 +41,7 @@ public sealed class TextGenerator : IDisposable
     {
         ArgumentNullException.ThrowIfNull(promptIds);
         ArgumentNullException.ThrowIfNull(options);
-        options.Sampling.Validate();
-        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxNewTokens);
+        options.Validate();
         if (promptIds.Count == 0)
             throw new ArgumentException("The prompt is empty: there is nothing to continue.", nameof(promptIds));
         if (promptIds.Count >= ContextLength)

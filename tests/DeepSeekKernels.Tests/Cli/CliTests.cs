@@ -99,7 +99,6 @@ public class CliTests
     [InlineData("generate -m /nonexistent/model", "dsk generate: error: The model folder '/nonexistent/model' does not exist.")]
     [InlineData("generate --prompt-ids 1,x", "dsk generate: error: --prompt-ids: 'x' (entry 2) is not a non-negative integer.")]
     [InlineData("plan --gpu-memory lots", "dsk plan: error: --gpu-memory 'lots' is not a size")]
-    [InlineData("generate --temperature -1", "dsk generate: error: temperature must be finite and >= 0")]
     [InlineData("info -m /nonexistent/config.json", "dsk info: error: '/nonexistent/config.json' is neither a model folder nor a config.json file.")]
     public void BadInputGetsOneClearLineAndExitCode1(string args, string message)
     {
@@ -107,6 +106,52 @@ public class CliTests
         Assert.Equal(1, r.ExitCode);
         Assert.Contains(message, r.Error);
         Assert.DoesNotContain("   at ", r.Error); // no stack trace
+    }
+
+    /// <summary>
+    /// Options out of range are refused before anything happens (no model loaded, no prompt echoed), in one
+    /// line that names the flag and the value as typed, not .NET's property names and "Actual value was".
+    /// </summary>
+    [Theory]
+    [InlineData("generate --temperature -1", "dsk generate: error: --temperature -1: temperature must be finite and >= 0 (0 = greedy).")]
+    [InlineData("generate -t NaN", "dsk generate: error: --temperature NaN: temperature must be finite and >= 0 (0 = greedy).")]
+    [InlineData("generate --top-p 1.5", "dsk generate: error: --top-p 1.5: top-p must be in (0, 1] (1 = off).")]
+    [InlineData("generate --top-k -3", "dsk generate: error: --top-k -3: top-k must be >= 0 (0 = off).")]
+    [InlineData("generate --repetition-penalty 0", "dsk generate: error: --repetition-penalty 0: repetition penalty must be finite and > 0 (1 = off).")]
+    [InlineData("generate -n -5", "dsk generate: error: --max-new-tokens -5: max-new-tokens must be >= 0.")]
+    [InlineData("generate --context 0", "dsk generate: error: --context 0 is outside 1..1024 (the model's max_position_embeddings).")]
+    [InlineData("generate --context 5000", "dsk generate: error: --context 5000 is outside 1..1024 (the model's max_position_embeddings).")]
+    [InlineData("chat --top-k -1", "dsk chat: error: --top-k -1: top-k must be >= 0 (0 = off).")]
+    [InlineData("chat --context 0", "dsk chat: error: --context 0 is outside 1..1024 (the model's max_position_embeddings).")]
+    public void AnOptionOutOfRangeIsRefusedBeforeAnythingRuns(string args, string message)
+    {
+        var r = DskProcess.Run("hello\n", args.Split(' '));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(message, r.Error.Trim());
+        Assert.Equal("", r.Out);
+    }
+
+    [Fact]
+    public void AnEmptyStopStringIsRefused()
+    {
+        var r = DskProcess.Run(null, "generate", "--stop", "");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("dsk generate: error: --stop \"\": stop string 1 is empty: it would stop before the first token.", r.Error.Trim());
+        Assert.Equal("", r.Out);
+    }
+
+    /// <summary>Words the parser cannot read: one line each in plain words (no .NET type names, no help dump) and a pointer to --help.</summary>
+    [Theory]
+    [InlineData("generate --seed abc", "dsk: error: Cannot parse argument 'abc' for option '--seed' as an integer.", "(see 'dsk generate --help')")]
+    [InlineData("generate --temperature warm", "dsk: error: Cannot parse argument 'warm' for option '--temperature' as a number.", "(see 'dsk generate --help')")]
+    [InlineData("generate --backend cuda", "dsk: error: Argument 'cuda' not recognized. Must be one of: 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
+    [InlineData("plan --batch many", "dsk: error: Cannot parse argument 'many' for option '--batch' as an integer.", "(see 'dsk plan --help')")]
+    public void WordsTheParserCannotReadGetAPlainLineAndAPointerToHelp(string args, string message, string pointer)
+    {
+        var r = DskProcess.Run(null, args.Split(' '));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal([message, pointer], r.Error.Trim().Split('\n').Select(l => l.TrimEnd('\r')));
+        Assert.Equal("", r.Out);
     }
 
     [Fact]
