@@ -16,7 +16,7 @@ internal static class PlanCommand
     public static Command Create()
     {
         var model = CommonOptions.Model("A model folder or a config.json. Default: the embedded dsv3-pydoc-tiny.");
-        var context = new Option<int>("--context", "-c") { Description = "Tokens of context per sequence.", DefaultValueFactory = _ => 8192 };
+        var context = new Option<int?>("--context", "-c") { Description = $"Tokens of context per sequence (default: {DefaultContext:N0}, or the model's max_position_embeddings where that is less)." };
         var batch = new Option<int>("--batch", "-b") { Description = "Sequences decoded together.", DefaultValueFactory = _ => 1 };
         var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB)." };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
@@ -29,12 +29,16 @@ internal static class PlanCommand
         return command;
     }
 
-    static int Run(string? argument, int context, int batch, string? gpuMemory, int chunk)
+    /// <summary>The context planned for when --context is not given (where the model allows it).</summary>
+    const int DefaultContext = 8192;
+
+    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk)
     {
         var (config, _) = ModelSource.Read(argument);
         var shape = ModelShapes.From(config);
         var inventory = ParameterInventory.Of(shape);
         var (memory, memorySource) = GpuMemory(gpuMemory);
+        int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
         if (batch < 1)
             throw new ArgumentException($"--batch must be at least 1 (got {batch}).");

@@ -32,11 +32,12 @@ internal static class TokenizeCommand
             {
                 try
                 {
-                    text = JsonSerializer.Deserialize<string>(line) ?? throw new FormatException("null");
+                    text = JsonSerializer.Deserialize<string>(line) ?? throw new FormatException("it is null");
                 }
                 catch (Exception e) when (e is JsonException or FormatException)
                 {
-                    throw new FormatException($"line {lineNumber} is not a JSON string: {e.Message}");
+                    string where = e is JsonException { BytePositionInLine: { } at } ? $"not readable from byte {at + 1}" : e.Message;
+                    throw new FormatException($"--json-lines: line {lineNumber} is not a JSON string such as \"two\\nlines\" ({where}).");
                 }
             }
             Console.Out.WriteLine(string.Join(",", tokenizer.Encode(text, addSpecial)));

@@ -123,12 +123,32 @@ public class CliTests
     [InlineData("generate --context 5000", "dsk generate: error: --context 5000 is outside 1..1024 (the model's max_position_embeddings).")]
     [InlineData("chat --top-k -1", "dsk chat: error: --top-k -1: top-k must be >= 0 (0 = off).")]
     [InlineData("chat --context 0", "dsk chat: error: --context 0 is outside 1..1024 (the model's max_position_embeddings).")]
+    [InlineData("plan --batch 0", "dsk plan: error: --batch must be at least 1 (got 0).")]
+    [InlineData("plan --context 2048", "dsk plan: error: --context 2048 is outside 1..1024 (the model's max_position_embeddings).")]
     public void AnOptionOutOfRangeIsRefusedBeforeAnythingRuns(string args, string message)
     {
         var r = DskProcess.Run("hello\n", args.Split(' '));
         Assert.Equal(1, r.ExitCode);
         Assert.Equal(message, r.Error.Trim());
         Assert.Equal("", r.Out);
+    }
+
+    [Fact]
+    public void PlanWithNoOptionsPlansTheEmbeddedModelAtTheLongestContextItAllows()
+    {
+        // The default context, 8192, is more than the embedded model's max_position_embeddings (1024).
+        var r = DskProcess.Run(null, "plan");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("context 1,024 x batch 1", r.Out);
+    }
+
+    [Fact]
+    public void ALineThatIsNotAJsonStringIsNamed()
+    {
+        var r = DskProcess.Run("\"fine\"\n{\"x\"\n", "tokenize", "--json-lines");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("dsk tokenize: error: --json-lines: line 2 is not a JSON string such as \"two\\nlines\" (not readable from byte 2).", r.Error.Trim());
+        Assert.Single(r.Out.Trim().Split('\n')); // line 1's ids were printed before
     }
 
     [Fact]
