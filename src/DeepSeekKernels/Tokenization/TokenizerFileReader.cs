@@ -154,8 +154,13 @@ internal static class TokenizerFileReader
         {
             if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0)
                 throw Fail(path, "$.model.vocab", $"gives \"{entry.Name}\" the id {entry.Value.GetRawText()}, not a non-negative 32-bit integer");
-            vocabulary[entry.Name] = id;
+            vocabulary[entry.Name] = id; // a token listed twice: the last id counts, as in Hugging Face's reader
         }
+        // An id given to two tokens leaves decoding ambiguous: refused (Hugging Face would keep either one).
+        var tokenOf = new Dictionary<int, string>(vocabulary.Count);
+        foreach (var (token, id) in vocabulary)
+            if (!tokenOf.TryAdd(id, token))
+                throw Fail(path, "$.model.vocab", $"gives the id {id} to both \"{tokenOf[id]}\" and \"{token}\"");
         if (vocabulary.Count == 0)
             throw Fail(path, "$.model.vocab", "is empty");
 
@@ -231,7 +236,7 @@ internal static class TokenizerFileReader
         {
             return new BpeModel(vocabulary, merges, byteLevel, ignoreMerges, unknown, fuseUnknown);
         }
-        catch (InvalidOperationException ex)
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
         {
             throw new TokenizerException($"HfTokenizer: {path}: $.model: {ex.Message}", path, ex);
         }

@@ -24,7 +24,7 @@ public sealed class ModelConfigFuzzTests : IDisposable
         int loaded = 0, refused = 0;
         for (int i = 0; i < CasesPerFixture; i++)
         {
-            var (text, what) = Damage(valid, random);
+            var (text, what) = JsonDamage.Apply(valid, random);
             string folder = _temp.Subfolder($"{fixture}-{i}");
             string path = Path.Combine(folder, "config.json");
             File.WriteAllText(path, text);
@@ -45,50 +45,5 @@ public sealed class ModelConfigFuzzTests : IDisposable
             }
         }
         Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
-    }
-
-    const string JsonCharacters = "{}[],:\"0123456789-.etnfx ";
-    static readonly string[] Replacements = ["null", "true", "\"x\"", "[]", "{}", "-1", "0", "1e40", "2.5", "99999999999", "[1,2]", "\"\""];
-
-    static (string Text, string What) Damage(string valid, Random random)
-    {
-        switch (random.Next(5))
-        {
-            case 0:
-            {
-                int at = random.Next(valid.Length);
-                char c = JsonCharacters[random.Next(JsonCharacters.Length)];
-                return (valid[..at] + c + valid[(at + 1)..], $"char {at} -> '{c}'");
-            }
-            case 1:
-            {
-                int at = random.Next(valid.Length);
-                return (valid[..at], $"cut to {at} chars");
-            }
-            case 2:
-            {
-                int at = random.Next(valid.Length), n = Math.Min(random.Next(1, 6), valid.Length - at);
-                return (valid[..at] + valid[(at + n)..], $"{n} chars removed at {at}");
-            }
-            default: // replace one value (after a ':') with another JSON value of any type
-            {
-                var colons = Enumerable.Range(0, valid.Length).Where(p => valid[p] == ':').ToArray();
-                int start = colons[random.Next(colons.Length)] + 1;
-                int end = start;
-                int depth = 0;
-                bool inString = false;
-                for (; end < valid.Length; end++)
-                {
-                    char c = valid[end];
-                    if (inString) { if (c == '"' && valid[end - 1] != '\\') inString = false; continue; }
-                    if (c == '"') inString = true;
-                    else if (c is '[' or '{') depth++;
-                    else if (c is ']' or '}') { if (depth == 0) break; depth--; }
-                    else if (c == ',' && depth == 0) break;
-                }
-                string value = Replacements[random.Next(Replacements.Length)];
-                return (valid[..start] + " " + value + valid[end..], $"value at {start} -> {value}");
-            }
-        }
     }
 }

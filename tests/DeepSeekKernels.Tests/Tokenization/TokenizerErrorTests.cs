@@ -62,6 +62,14 @@ public class TokenizerErrorTests
         error = Assert.Throws<TokenizerException>(() => HfTokenizer.FromFolder(folder));
         Assert.Contains("$.model", error.Message);
         Assert.Contains("no-such", error.Message);
+
+        // Found by TokenizerFileFuzzTests: an id given to two tokens escaped as a bare ArgumentException.
+        var sharedId = TokenizerFolders.PydocJson();
+        sharedId["model"]!["vocab"]!["zzzz-extra"] = 5;
+        folder = folders.Write(new Dictionary<string, object> { ["tokenizer.json"] = sharedId });
+        error = Assert.Throws<TokenizerException>(() => HfTokenizer.FromFolder(folder));
+        Assert.Contains("$.model.vocab gives the id 5 to both", error.Message);
+        Assert.Contains("\"zzzz-extra\"", error.Message);
     }
 
     [Fact]
