@@ -63,6 +63,8 @@ internal static class ModelConfigParser
         double eps = c.Double("rms_norm_eps") ?? 1e-6;
         if (eps <= 0)
             throw c.Error("rms_norm_eps", $"must be positive, got {Text(eps)}");
+        if (!float.IsFinite((float)eps) || (float)eps <= 0) // the norms compute in float32
+            throw c.Error("rms_norm_eps", $"must be a positive float32 (about 1e-45 to 3e38), got {Text(eps)}");
 
         int? bos = c.Int("bos_token_id");
         if (bos is int b)

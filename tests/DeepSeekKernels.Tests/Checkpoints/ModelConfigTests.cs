@@ -464,6 +464,14 @@ public class ModelConfigTests
         Refused<CheckpointException>(Edit(HubConfigs.DeepSeekV3, o => o["routed_scaling_factor"] = 0), "'routed_scaling_factor'");
     }
 
+    [Theory]
+    [InlineData(0.0, "must be positive")]
+    [InlineData(-1e-6, "must be positive")]
+    [InlineData(1e40, "must be a positive float32")]  // found by ModelLoadingFuzzTests: loaded, then RMSNorm refused eps = Infinity
+    [InlineData(1e-50, "must be a positive float32")] // rounds to 0 in float32
+    public void RmsNormEpsilonMustBeAPositiveFloat32(double eps, string fragment) =>
+        Refused<CheckpointException>(Edit(HubConfigs.R1DistillLlama8B, o => o["rms_norm_eps"] = eps), "'rms_norm_eps'", fragment);
+
     [Fact]
     public void RopeDimensionsMustBeEven()
     {

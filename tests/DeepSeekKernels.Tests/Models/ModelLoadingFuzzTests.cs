@@ -1,0 +1,87 @@
+using System.Buffers.Binary;
+using System.Text;
+using DeepSeekKernels.Checkpoints;
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.Models;
+
+/// <summary>
+/// Whole checkpoints with seeded random damage to their config.json or to the JSON header of their
+/// model.safetensors. Loading must work or be refused with a <see cref="CheckpointException"/> or
+/// <see cref="UnsupportedModelException"/>; a model that loads must then run a forward pass (its numbers may
+/// be garbage): the checks at load time must catch whatever would make the forward pass fail.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public sealed class ModelLoadingFuzzTests : IDisposable
+{
+    const int CasesPerFixture = 60;
+    readonly TempFolder _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    public static TheoryData<string, bool> Cases()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (string name in CheckpointFixtures.Names)
+        {
+            data.Add(name, false);
+            data.Add(name, true);
+        }
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void EveryDamagedCheckpointLoadsAndRunsOrIsRefusedClearly(string fixture, bool damageWeightsHeader)
+    {
+        string source = CheckpointFixtures.HfTiny(fixture);
+        string config = File.ReadAllText(Path.Combine(source, "config.json"));
+        byte[] weights = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
+        int headerLength = (int)BinaryPrimitives.ReadUInt64LittleEndian(weights);
+        string header = Encoding.UTF8.GetString(weights, 8, headerLength);
+        var random = new Random(20261123 + fixture.Sum(c => c) + (damageWeightsHeader ? 1 : 0));
+        int ran = 0, refused = 0;
+        var stray = new List<string>();
+        for (int i = 0; i < CasesPerFixture; i++)
+        {
+            string folder = _temp.Subfolder($"{fixture}-{damageWeightsHeader}-{i}");
+            string what;
+            if (damageWeightsHeader)
+            {
+                (string damaged, what) = JsonDamage.Apply(header, random);
+                byte[] json = Encoding.UTF8.GetBytes(damaged);
+                var file = new byte[8 + json.Length + weights.Length - 8 - headerLength];
+                BinaryPrimitives.WriteUInt64LittleEndian(file, (ulong)json.Length);
+                json.CopyTo(file, 8);
+                weights.AsSpan(8 + headerLength).CopyTo(file.AsSpan(8 + json.Length));
+                File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), file);
+                File.WriteAllText(Path.Combine(folder, "config.json"), config);
+            }
+            else
+            {
+                (string damaged, what) = JsonDamage.Apply(config, random);
+                File.WriteAllText(Path.Combine(folder, "config.json"), damaged);
+                File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), weights);
+            }
+            try
+            {
+                using var model = ModelTestSupport.Load(folder);
+                using var cache = model.CreateCache(8);
+                model.Forward([1, 2, 3], cache, new float[model.Shape.Vocab]);
+                ran++;
+            }
+            catch (Exception e) when (e is CheckpointException or UnsupportedModelException)
+            {
+                refused++;
+            }
+            catch (Exception e)
+            {
+                stray.Add($"case {i} ({what}): {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+        }
+        Assert.True(stray.Count == 0, $"{fixture}, damaged {(damageWeightsHeader ? "weights header" : "config.json")}: " +
+            $"{stray.Count} stray exceptions:\n" + string.Join("\n", stray));
+        Assert.True(refused > 0, $"{ran} ran, {refused} refused");
+    }
+}
