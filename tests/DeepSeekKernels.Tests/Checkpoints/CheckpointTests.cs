@@ -233,7 +233,7 @@ public class CheckpointTests
     /// Splits the llama fixture into two shards (tensors alternating) plus an index, in a temp folder.
     /// Returns the weight_map it wrote.
     /// </summary>
-    static Dictionary<string, string> WriteShardedLlama(TempFolder temp, bool writeIndex = true)
+    internal static Dictionary<string, string> WriteShardedLlama(TempFolder temp, bool writeIndex = true)
     {
         string source = CheckpointFixtures.HfTiny("llama");
         File.Copy(Path.Combine(source, "config.json"), temp.File("config.json"));

@@ -8,8 +8,8 @@ using DeepSeekKernels.Tests.Support;
 namespace DeepSeekKernels.Tests.Models;
 
 /// <summary>
-/// Whole checkpoints with seeded random damage to their config.json or to the JSON header of their
-/// model.safetensors. Loading must work or be refused with a <see cref="CheckpointException"/> or
+/// Whole checkpoints with seeded random damage to their config.json, to the JSON header of their
+/// model.safetensors, or to the index of a sharded checkpoint. Loading must work or be refused with a <see cref="CheckpointException"/> or
 /// <see cref="UnsupportedModelException"/>; a model that loads must then run a forward pass (its numbers may
 /// be garbage): the checks at load time must catch whatever would make the forward pass fail.
 /// </summary>
@@ -83,5 +83,38 @@ public sealed class ModelLoadingFuzzTests : IDisposable
         Assert.True(stray.Count == 0, $"{fixture}, damaged {(damageWeightsHeader ? "weights header" : "config.json")}: " +
             $"{stray.Count} stray exceptions:\n" + string.Join("\n", stray));
         Assert.True(refused > 0, $"{ran} ran, {refused} refused");
+    }
+
+    [Fact]
+    public void EveryDamagedShardIndexLoadsAndRunsOrIsRefusedClearly()
+    {
+        CheckpointTests.WriteShardedLlama(_temp);
+        string indexPath = _temp.File("model.safetensors.index.json");
+        string index = File.ReadAllText(indexPath);
+        var random = new Random(20261123);
+        int ran = 0, refused = 0;
+        var stray = new List<string>();
+        for (int i = 0; i < CasesPerFixture * 2; i++)
+        {
+            var (damaged, what) = JsonDamage.Apply(index, random);
+            File.WriteAllText(indexPath, damaged);
+            try
+            {
+                using var model = ModelTestSupport.Load(_temp.Path);
+                using var cache = model.CreateCache(8);
+                model.Forward([1, 2, 3], cache, new float[model.Shape.Vocab]);
+                ran++;
+            }
+            catch (Exception e) when (e is CheckpointException or UnsupportedModelException)
+            {
+                refused++;
+            }
+            catch (Exception e)
+            {
+                stray.Add($"case {i} ({what}): {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+        }
+        Assert.True(stray.Count == 0, $"damaged index: {stray.Count} stray exceptions:\n" + string.Join("\n", stray));
+        Assert.True(ran > 0 && refused > 0, $"{ran} ran, {refused} refused");
     }
 }
