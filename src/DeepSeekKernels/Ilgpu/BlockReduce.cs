@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 
 namespace DeepSeekKernels.Ilgpu;
 
@@ -27,6 +28,31 @@ internal static class BlockReduce
         for (int i = Warp.LaneIdx; i < warps; i += Warp.WarpSize)
             total += partials[i];
         return WarpSum(total);
+    }
+
+    /// <summary>
+    /// Maximum of <paramref name="value"/> over the group; every thread gets it. One call per kernel, as
+    /// <see cref="Sum"/> (its own shared memory, so the two may follow each other in one kernel).
+    /// </summary>
+    public static float Max(float value)
+    {
+        var partials = SharedMemory.Allocate<float>(MaxWarps);
+        value = WarpMax(value);
+        if (Warp.IsFirstLane)
+            partials[Warp.WarpIdx] = value;
+        Group.Barrier();
+        int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
+        float max = float.NegativeInfinity;
+        for (int i = Warp.LaneIdx; i < warps; i += Warp.WarpSize)
+            max = XMath.Max(max, partials[i]);
+        return WarpMax(max);
+    }
+
+    static float WarpMax(float value)
+    {
+        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
+            value = XMath.Max(value, Warp.ShuffleXor(value, mask));
+        return value;
     }
 
     /// <summary>Sum over the warp's lanes, in every lane (butterfly exchange).</summary>

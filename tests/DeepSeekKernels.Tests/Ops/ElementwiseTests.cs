@@ -1,12 +1,26 @@
+using DeepSeekKernels.Runtime;
 using DeepSeekKernels.Tests.Support;
 using static DeepSeekKernels.Tests.OpTests.OpTestSupport;
 
 namespace DeepSeekKernels.Tests.OpTests;
 
-/// <summary>CopyColumns, SiluAndMul, Softmax, Add and Scale against float64 loops, in place where allowed.</summary>
+/// <summary>
+/// CopyColumns, SiluAndMul, Softmax, Add and Scale against float64 loops, in place where allowed: written once,
+/// run per backend by the subclasses at the bottom.
+/// </summary>
 [Collection(nameof(DeviceCollection))]
-public class ElementwiseTests
+public abstract class ElementwiseTests
 {
+    /// <summary>The ops under test; skips the test where the backend cannot run.</summary>
+    protected abstract DeepSeekKernels.Ops CreateOps();
+
+    DeepSeekKernels.Ops? _ops;
+    DeepSeekKernels.Ops Ops => _ops ??= CreateOps();
+
+    DeviceBuffer<float> Upload(float[] values) => Ops.Runtime!.Upload<float>(values);
+
+    DeviceBuffer<float> Poisoned(long length) => Ops.Runtime!.Upload<float>(Nan(length));
+
     [Theory]
     [InlineData(1, 1, 0, 1, 0, 1)]
     [InlineData(7, 576, 512, 64, 0, 64)]    // k_pe out of kv_a's [latent | rope]
@@ -17,7 +31,7 @@ public class ElementwiseTests
         var source = RandomValues(rows * sourceColumns, 1);
         using var ds = Upload(source);
         using var dd = Poisoned(rows * destinationColumns + 3);
-        ReferenceOps.CopyColumns(ds.View, sourceColumns, sourceOffset, dd.View, destinationColumns, destinationOffset, width, rows);
+        Ops.CopyColumns(ds.View, sourceColumns, sourceOffset, dd.View, destinationColumns, destinationOffset, width, rows);
         var actual = dd.ToArray();
         for (int i = 0; i < actual.Length; i++)
         {
@@ -36,7 +50,7 @@ public class ElementwiseTests
         var x = RandomValues(rows * 2 * intermediate, 2, 4f); // gates to ±12: both tails of the sigmoid
         using var dx = Upload(x);
         using var dy = Poisoned(rows * intermediate + 2);
-        ReferenceOps.SiluAndMul(dx.View, dy.View, intermediate);
+        Ops.SiluAndMul(dx.View, dy.View, intermediate);
         var expected = new double[rows * intermediate];
         for (int r = 0; r < rows; r++)
             for (int i = 0; i < intermediate; i++)
@@ -57,7 +71,7 @@ public class ElementwiseTests
         using var dx = Upload(x);
         using var other = Poisoned(x.Length);
         var destination = inPlace ? dx.View : other.View;
-        ReferenceOps.Softmax(dx.View, destination, rowLength);
+        Ops.Softmax(dx.View, destination, rowLength);
         var expected = new double[x.Length];
         for (int r = 0; r < rows; r++)
         {
@@ -80,7 +94,7 @@ public class ElementwiseTests
         using var dy = Upload(y);
         using var dz = Poisoned(n);
         var destination = alias switch { 0 => dz.View, 1 => dx.View, _ => dy.View };
-        ReferenceOps.Add(dx.View, dy.View, destination);
+        Ops.Add(dx.View, dy.View, destination);
         Exact(x.Zip(y, (a, b) => a + b).ToArray(), destination.ToArray(), "x + y"); // one rounding: exact
     }
 
@@ -92,7 +106,25 @@ public class ElementwiseTests
         using var dx = Upload(x);
         using var dz = Poisoned(33);
         var destination = inPlace ? dx.View : dz.View;
-        ReferenceOps.Scale(dx.View, 0.3f, destination);
+        Ops.Scale(dx.View, 0.3f, destination);
         Exact(x.Select(v => v * 0.3f).ToArray(), destination.ToArray(), "x * 0.3");
     }
+}
+
+/// <summary>The reference, on ILGPU's CPU accelerator's buffers.</summary>
+public sealed class ElementwiseReferenceTests : ElementwiseTests
+{
+    protected override DeepSeekKernels.Ops CreateOps() => DeepSeekKernels.Ops.Create(TestDevices.Cpu, Backend.Reference);
+}
+
+/// <summary>The ILGPU kernels on ILGPU's CPU accelerator (runs everywhere, CI included).</summary>
+public sealed class ElementwiseIlgpuCpuTests : ElementwiseTests
+{
+    protected override DeepSeekKernels.Ops CreateOps() => DeepSeekKernels.Ops.Create(TestDevices.Cpu, Backend.Ilgpu);
+}
+
+/// <summary>The ILGPU kernels on a CUDA GPU.</summary>
+public sealed class ElementwiseIlgpuCudaTests : ElementwiseTests
+{
+    protected override DeepSeekKernels.Ops CreateOps() => DeepSeekKernels.Ops.Create(TestDevices.RequireCuda(), Backend.Ilgpu);
 }
