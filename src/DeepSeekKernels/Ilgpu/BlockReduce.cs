@@ -16,50 +16,53 @@ internal static class BlockReduce
     /// the partials one by one (a 32-step chain of shared-memory loads at 1024 threads, measured as most of
     /// the kernel's time at one row on an H100) and no second barrier is needed.
     /// </summary>
-    public static float Sum(float value)
-    {
-        var partials = SharedMemory.Allocate<float>(MaxWarps);
-        value = WarpSum(value);
-        if (Warp.IsFirstLane)
-            partials[Warp.WarpIdx] = value;
-        Group.Barrier();
-        int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
-        float total = 0f;
-        for (int i = Warp.LaneIdx; i < warps; i += Warp.WarpSize)
-            total += partials[i];
-        return WarpSum(total);
-    }
+    public static float Sum(float value) => Reduce<SumOf>(value);
 
     /// <summary>
     /// Maximum of <paramref name="value"/> over the group; every thread gets it. One call per kernel, as
-    /// <see cref="Sum"/> (its own shared memory, so the two may follow each other in one kernel).
+    /// <see cref="Sum"/>; each reduction has its own shared memory, so the two may follow each other in one kernel.
     /// </summary>
-    public static float Max(float value)
+    public static float Max(float value) => Reduce<MaxOf>(value);
+
+    interface IReduction
     {
+        float Identity { get; }
+        float Combine(float a, float b);
+    }
+
+    readonly struct SumOf : IReduction
+    {
+        public float Identity => 0f;
+        public float Combine(float a, float b) => a + b;
+    }
+
+    readonly struct MaxOf : IReduction
+    {
+        public float Identity => float.NegativeInfinity;
+        public float Combine(float a, float b) => XMath.Max(a, b);
+    }
+
+    // One specialisation, and so one shared-memory array, per reduction.
+    static float Reduce<TOp>(float value) where TOp : struct, IReduction
+    {
+        TOp op = default;
         var partials = SharedMemory.Allocate<float>(MaxWarps);
-        value = WarpMax(value);
+        value = WarpReduce(op, value);
         if (Warp.IsFirstLane)
             partials[Warp.WarpIdx] = value;
         Group.Barrier();
         int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
-        float max = float.NegativeInfinity;
+        float total = op.Identity;
         for (int i = Warp.LaneIdx; i < warps; i += Warp.WarpSize)
-            max = XMath.Max(max, partials[i]);
-        return WarpMax(max);
+            total = op.Combine(total, partials[i]);
+        return WarpReduce(op, total);
     }
 
-    static float WarpMax(float value)
+    /// <summary>The reduction over the warp's lanes, in every lane (butterfly exchange).</summary>
+    static float WarpReduce<TOp>(TOp op, float value) where TOp : struct, IReduction
     {
         for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
-            value = XMath.Max(value, Warp.ShuffleXor(value, mask));
-        return value;
-    }
-
-    /// <summary>Sum over the warp's lanes, in every lane (butterfly exchange).</summary>
-    static float WarpSum(float value)
-    {
-        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
-            value += Warp.ShuffleXor(value, mask);
+            value = op.Combine(value, Warp.ShuffleXor(value, mask));
         return value;
     }
 }
