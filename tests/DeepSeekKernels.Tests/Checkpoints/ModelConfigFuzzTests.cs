@@ -1,5 +1,6 @@
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Tests.Support;
 
 namespace DeepSeekKernels.Tests.Checkpoints;
 
@@ -21,29 +22,15 @@ public sealed class ModelConfigFuzzTests : IDisposable
     {
         string valid = File.ReadAllText(Path.Combine(CheckpointFixtures.Folder(fixture), "config.json"));
         var random = new Random(20261123 + fixture.Sum(c => c)); // deterministic: string hash codes vary per process
-        int loaded = 0, refused = 0;
+        var tally = new FuzzTally($"{fixture}: damaged config.json");
         for (int i = 0; i < CasesPerFixture; i++)
         {
             var (text, what) = JsonDamage.Apply(valid, random);
             string folder = _temp.Subfolder($"{fixture}-{i}");
-            string path = Path.Combine(folder, "config.json");
-            File.WriteAllText(path, text);
-            try
-            {
-                var config = ModelConfig.Load(folder);
-                _ = ModelShapes.From(config);
-                loaded++;
-            }
-            catch (Exception e) when (e is CheckpointException or UnsupportedModelException)
-            {
-                Assert.Contains("config.json", e.Message);
-                refused++;
-            }
-            catch (Exception e)
-            {
-                Assert.Fail($"{fixture} case {i} ({what}): {e.GetType().Name}: {e.Message}");
-            }
+            File.WriteAllText(Path.Combine(folder, "config.json"), text);
+            tally.Run(i, what, () => ModelShapes.From(ModelConfig.Load(folder)),
+                e => e is CheckpointException or UnsupportedModelException && e.Message.Contains("config.json", StringComparison.Ordinal));
         }
-        Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
+        tally.AssertClean();
     }
 }

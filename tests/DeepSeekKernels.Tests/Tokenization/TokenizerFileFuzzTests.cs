@@ -1,4 +1,5 @@
 using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Tests.Tokenization;
@@ -25,8 +26,7 @@ public sealed class TokenizerFileFuzzTests : IDisposable
         string tokenizerJson = File.ReadAllText(Path.Combine(source, "tokenizer.json"));
         string configJson = File.ReadAllText(Path.Combine(source, "tokenizer_config.json"));
         var random = new Random(20261123 + damagedFile.Length);
-        int loaded = 0, refused = 0;
-        var stray = new List<string>();
+        var tally = new FuzzTally($"damaged {damagedFile}");
         for (int i = 0; i < CasesPerFile; i++)
         {
             string valid = damagedFile == "tokenizer.json" ? tokenizerJson : configJson;
@@ -34,24 +34,12 @@ public sealed class TokenizerFileFuzzTests : IDisposable
             string folder = _temp.Subfolder($"{damagedFile}-{i}");
             File.WriteAllText(Path.Combine(folder, "tokenizer.json"), damagedFile == "tokenizer.json" ? text : tokenizerJson);
             File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), damagedFile == "tokenizer.json" ? configJson : text);
-            try
+            tally.Run(i, what, () =>
             {
                 var tokenizer = HfTokenizer.FromFolder(folder);
-                var ids = tokenizer.Encode("The list type is a mutable sequence. ü 👍");
-                _ = tokenizer.Decode(ids);
-                loaded++;
-            }
-            catch (TokenizerException e)
-            {
-                Assert.Equal(Path.Combine(folder, damagedFile), e.FilePath);
-                refused++;
-            }
-            catch (Exception e)
-            {
-                stray.Add($"case {i} ({what}): {e.GetType().Name}: {e.Message}");
-            }
+                _ = tokenizer.Decode(tokenizer.Encode("The list type is a mutable sequence. ü 👍"));
+            }, e => e is TokenizerException t && t.FilePath == Path.Combine(folder, damagedFile));
         }
-        Assert.True(stray.Count == 0, $"{damagedFile}: {stray.Count} stray exceptions:\n" + string.Join("\n", stray));
-        Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
+        tally.AssertClean();
     }
 }
