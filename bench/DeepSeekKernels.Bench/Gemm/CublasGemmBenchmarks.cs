@@ -48,16 +48,8 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
     public void Setup()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        var random = new Random(1);
-        BFloat16[] Random(long n)
-        {
-            var values = new BFloat16[n];
-            for (long i = 0; i < n; i++)
-                values[i] = BFloat16.FromSingle(random.NextSingle() * 2 - 1);
-            return values;
-        }
-        _a = _runtime.Upload<BFloat16>(Random((long)Tokens * K));
-        _w = _runtime.Upload<BFloat16>(Random((long)N * K));
+        _a = _runtime.Upload<BFloat16>(BenchData.RandomBf16((long)Tokens * K));
+        _w = _runtime.Upload<BFloat16>(BenchData.RandomBf16((long)N * K));
         _wCopy = _runtime.Allocate<BFloat16>((long)N * K);
         _c = _runtime.Allocate<float>((long)Tokens * N);
         _workspace = _runtime.Allocate<byte>(WorkspaceBytes);

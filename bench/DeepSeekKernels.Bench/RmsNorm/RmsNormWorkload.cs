@@ -1,3 +1,4 @@
+using DeepSeekKernels.Bench.Infrastructure;
 using DeepSeekKernels.Bindings;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
@@ -32,7 +33,7 @@ internal sealed class RmsNormWorkload : IDisposable
         // The copy baseline moves x and residual as one block, so each slot holds both, back to back.
         _slotElements = 2L * tokens * hidden;
         _slots = Math.Max(2, ArenaBytes / (_slotElements * 2));
-        var init = RandomValues(_slots * _slotElements);
+        var init = BenchData.RandomBf16(_slots * _slotElements);
         _x = Runtime.Upload<BFloat16>(init);
         _r = Runtime.Upload<BFloat16>(init);
         _y = Runtime.Allocate<BFloat16>(init.Length);
@@ -84,24 +85,6 @@ internal sealed class RmsNormWorkload : IDisposable
     }
 
     long NextSlot() => _next++ % _slots;
-
-    // BenchmarkDotNet runs the global setup once per case and method (about 60 times per GPU run); drawing
-    // 64M random values each time took most of the setup, so they are drawn once and shared (in-process runs).
-    static BFloat16[] _random = [];
-
-    /// <summary>The first <paramref name="count"/> of one fixed sequence of random values in [-2, 2).</summary>
-    static ReadOnlySpan<BFloat16> RandomValues(long count)
-    {
-        if (_random.Length < count)
-        {
-            var random = new Random(1);
-            var values = new BFloat16[count];
-            for (long i = 0; i < values.Length; i++)
-                values[i] = BFloat16.FromSingle(random.NextSingle() * 4 - 2);
-            _random = values;
-        }
-        return _random.AsSpan(0, checked((int)count));
-    }
 
     public void Dispose()
     {
