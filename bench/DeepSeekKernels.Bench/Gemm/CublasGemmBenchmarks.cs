@@ -34,7 +34,7 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
     Cublas? _cublas;
     CublasLtMatmul? _lt;
     DeviceBuffer<BFloat16>? _a, _w, _wCopy;
-    DeviceBuffer<byte>? _workspace;
+    DeviceBuffer<int>? _workspace; // raw bytes for cuBLASLt; int because buffers are typed by element
     DeviceBuffer<float>? _c;
 
     public long BytesMoved(string method) => method == BandwidthColumn.CopyMethod
@@ -52,7 +52,7 @@ public class CublasGemmBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDis
         _w = _runtime.Upload<BFloat16>(BenchData.RandomBf16((long)N * K));
         _wCopy = _runtime.Allocate<BFloat16>((long)N * K);
         _c = _runtime.Allocate<float>((long)Tokens * N);
-        _workspace = _runtime.Allocate<byte>(WorkspaceBytes);
+        _workspace = _runtime.Allocate<int>(WorkspaceBytes / sizeof(int));
         _runtime.Bind();
         _cublas = new Cublas(_runtime.CudaStreamHandle);
         _lt = new CublasLtMatmul(_cublas, Tokens, N, K, CudaDataType.R16BF, CudaDataType.R32F, _workspace.View.Pointer, WorkspaceBytes);

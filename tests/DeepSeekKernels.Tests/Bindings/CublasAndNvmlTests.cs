@@ -42,7 +42,7 @@ public class CublasAndNvmlTests
         using var db = runtime.Upload<BFloat16>(b);
         using var dc = runtime.Upload<float>(TestData.Poison<float>(m * n));
         const long workspaceBytes = 32L << 20;
-        using var workspace = runtime.Allocate<byte>(workspaceBytes);
+        using var workspace = runtime.Allocate<int>(workspaceBytes / sizeof(int)); // raw bytes; buffers are typed by element
         runtime.Bind();
         using (var cublas = new Cublas(runtime.CudaStreamHandle))
         using (var matmul = new CublasLtMatmul(cublas, m, n, k, CudaDataType.R16BF, CudaDataType.R32F, workspace.View.Pointer, workspaceBytes))
