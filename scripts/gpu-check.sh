@@ -24,9 +24,12 @@ failed=0
 
 # Each step may run at most DSK_STEP_TIMEOUT seconds (default 1200), so one hung step cannot eat a lease.
 step_timeout=${DSK_STEP_TIMEOUT:-1200}
+# DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began).
+steps=" ${DSK_STEPS:-} "
 step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
   local name=$1; shift
   local start=$SECONDS
+  if [ "$steps" != "  " ] && [[ "$steps" != *" $name "* ]]; then summary+=("$name|skipped (DSK_STEPS)|-"); return; fi
   echo "== $name: $*"
   if timeout --kill-after=10 "$step_timeout" "$@" >"$out/$name.log" 2>&1; then
     summary+=("$name|ok|$((SECONDS - start)) s")
@@ -70,7 +73,9 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests)
-if command -v compute-sanitizer >/dev/null; then
+if [ "$steps" != "  " ] && [[ "$steps" != *" sanitizer "* ]]; then
+  summary+=("sanitizer|skipped (DSK_STEPS)|-")
+elif command -v compute-sanitizer >/dev/null; then
   step sanitizer compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
     "${tests[@]}" -noColor "${gpu_classes[@]}"
   grep -q "ERROR SUMMARY: 0 errors" "$out/sanitizer.log" || { echo "gpu-check: memcheck did not report 0 errors" >&2; failed=1; }
