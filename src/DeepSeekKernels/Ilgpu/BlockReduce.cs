@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Algorithms;
+using ILGPU.Runtime.Cuda;
 
 namespace DeepSeekKernels.Ilgpu;
 
@@ -42,15 +43,21 @@ internal static class BlockReduce
         public float Combine(float a, float b) => XMath.Max(a, b);
     }
 
-    // One specialisation, and so one shared-memory array, per reduction.
+    // One specialisation, and so one shared-memory array, per reduction. On CUDA the warp is 32 lanes, so the
+    // warp index and warp count are shifts and the butterflies are unrolled: ILGPU lowers Warp.WarpIdx and a
+    // division by Warp.WarpSize to integer divisions (a reciprocal sequence in SASS) and leaves the shuffle
+    // loop a loop, and at one row every instruction here is on the kernel's critical path.
     static float Reduce<TOp>(float value) where TOp : struct, IReduction
     {
         TOp op = default;
         var partials = SharedMemory.Allocate<float>(MaxWarps);
+        bool cuda = CudaAsm.IsSupported;
         value = WarpReduce(op, value);
         if (Warp.IsFirstLane)
-            partials[Warp.WarpIdx] = value;
+            partials[cuda ? Group.IdxX >> 5 : Warp.WarpIdx] = value;
         Group.Barrier();
+        if (cuda) // at most 1024 threads: at most 32 partials, one per lane
+            return WarpReduce(op, Warp.LaneIdx < (Group.DimX + 31) >> 5 ? partials[Warp.LaneIdx] : op.Identity);
         int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
         float total = op.Identity;
         for (int i = Warp.LaneIdx; i < warps; i += Warp.WarpSize)
@@ -61,6 +68,14 @@ internal static class BlockReduce
     /// <summary>The reduction over the warp's lanes, in every lane (butterfly exchange).</summary>
     static float WarpReduce<TOp>(TOp op, float value) where TOp : struct, IReduction
     {
+        if (CudaAsm.IsSupported)
+        {
+            value = op.Combine(value, Warp.ShuffleXor(value, 16));
+            value = op.Combine(value, Warp.ShuffleXor(value, 8));
+            value = op.Combine(value, Warp.ShuffleXor(value, 4));
+            value = op.Combine(value, Warp.ShuffleXor(value, 2));
+            return op.Combine(value, Warp.ShuffleXor(value, 1));
+        }
         for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
             value = op.Combine(value, Warp.ShuffleXor(value, mask));
         return value;

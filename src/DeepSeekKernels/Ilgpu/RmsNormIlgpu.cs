@@ -148,17 +148,24 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         if (h1) v1 = x[row + j1];
         if (h2) v2 = x[row + j2];
         if (h3) v3 = x[row + j3];
-        // One vector per thread (few rows, as in decode): load the weights with x, so their latency overlaps
-        // x's and the reduction's instead of following them; at one row the kernel is a chain of latencies.
-        Lanes8 early = default;
-        if (count == 1 && h0) early = weights.Load(w, j0);
+        Vec16 q0 = default, q1 = default, q2 = default, q3 = default;
         if (s.Fused != 0)
         {
-            Vec16 q0 = default, q1 = default, q2 = default, q3 = default;
             if (h0) q0 = residual[row + j0];
             if (h1) q1 = residual[row + j1];
             if (h2) q2 = residual[row + j2];
             if (h3) q3 = residual[row + j3];
+        }
+        // One vector per thread (few rows, as in decode): load the weights with x and the residual, so their
+        // latency overlaps theirs and the reduction's instead of following them; at one row the kernel is a
+        // chain of latencies. After the residual's load, not before: the weights are widened to floats as
+        // soon as they arrive, which waits for them, and a load issued after that wait would add its whole
+        // latency (measured: fused one row 0.6-0.8 us slower than plain on an H100, against 0.24 us for the
+        // hand kernel, which issues the three loads back to back).
+        Lanes8 early = default;
+        if (count == 1 && h0) early = weights.Load(w, j0);
+        if (s.Fused != 0)
+        {
             // r = round(x + residual); the norm is taken over the rounded r. Work only on vectors in the row:
             // at one row most threads hold one, and the rest would be latency on the critical path.
             if (h0) { v0 = a.Pack(a.Add(a.Unpack(v0), a.Unpack(q0))); r[row + j0] = v0; }
@@ -172,7 +179,7 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
         if (h1) sum += a.SumOfSquares(a.Unpack(v1));
         if (h2) sum += a.SumOfSquares(a.Unpack(v2));
         if (h3) sum += a.SumOfSquares(a.Unpack(v3));
-        float invRms = XMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
+        float invRms = DeviceMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
 
         if (h0) y[row + j0] = a.Pack(a.Scale(a.Unpack(v0), invRms, count == 1 ? early : weights.Load(w, j0)));
         if (h1) y[row + j1] = a.Pack(a.Scale(a.Unpack(v1), invRms, weights.Load(w, j1)));
@@ -203,7 +210,7 @@ internal sealed class RmsNormIlgpu(DeviceRuntime runtime)
             }
             sum += v * v;
         }
-        float invRms = XMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
+        float invRms = DeviceMath.Rsqrt(BlockReduce.Sum(sum) / s.Cols + s.Eps);
 
         // Pass 2: y = (v * inv_rms) * w, reading back what pass 1 read (r when fused), by the same thread.
         for (int c = Group.IdxX; c < s.Cols; c += Group.DimX)
