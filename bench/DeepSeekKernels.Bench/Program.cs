@@ -24,5 +24,7 @@ var benchmarks = typeof(BenchConfig).Assembly.GetTypes()
     .Where(t => t.IsDefined(typeof(CpuBenchmarkAttribute), false) == cpu)
     .Where(t => !(BenchEnvironment.Smoke && t.IsDefined(typeof(CudaOnlyAttribute), false)))
     .ToArray();
+if (!cpu && !BenchEnvironment.Smoke)
+    DeepSeekKernels.Bench.RmsNorm.HostPathWarmUp.Run(TimeSpan.FromSeconds(1));
 var summaries = BenchmarkSwitcher.FromTypes(benchmarks).Run(args, new BenchConfig());
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
