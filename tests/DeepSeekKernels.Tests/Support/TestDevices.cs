@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Tests.Support;
@@ -13,25 +14,44 @@ public static class TestDevices
     static readonly Lazy<DeviceRuntime?> CudaRuntime = new(() =>
         DeviceRuntime.IsCudaAvailable() ? DeviceRuntime.Create(DevicePreference.Cuda) : null);
 
+    /// <summary>The reason a GPU test does not run where no CUDA GPU is found.</summary>
+    public const string NoCudaReason = "No CUDA GPU found: this test runs on a GPU machine (scripts/gpu-check.sh).";
+
+    /// <summary>Added to a reason when DSK_REQUIRE_GPU=1 turns a skip into a failure.</summary>
+    public const string GpuRequiredNote = "DSK_REQUIRE_GPU=1: a GPU test that cannot run fails.";
+
+    /// <summary>DSK_REQUIRE_GPU=1 (a GPU machine's run): a GPU test that would skip fails instead.</summary>
+    public static bool GpuRequired => Environment.GetEnvironmentVariable("DSK_REQUIRE_GPU") == "1";
+
     /// <summary>ILGPU's CPU accelerator.</summary>
     public static DeviceRuntime Cpu => CpuRuntime.Value;
 
     /// <summary>The CUDA GPU, or null where none is found.</summary>
     public static DeviceRuntime? Cuda => CudaRuntime.Value;
 
-    /// <summary>The CUDA runtime, or skips the test with the reason.</summary>
+    /// <summary>The CUDA runtime, or skips the test with the reason (fails under DSK_REQUIRE_GPU=1).</summary>
     public static DeviceRuntime RequireCuda()
     {
-        Assert.SkipWhen(Cuda is null, "No CUDA GPU found: this test runs on a GPU machine (scripts/gpu-check.sh).");
-        return Cuda!;
+        if (Cuda is null)
+            SkipOrFail(NoCudaReason);
+        return Cuda;
     }
 
-    /// <summary>The CUDA runtime with the native kernels loaded, or skips the test with the reason.</summary>
+    /// <summary>The CUDA runtime with the native kernels loaded, or skips the test with the reason (fails under DSK_REQUIRE_GPU=1).</summary>
     public static DeviceRuntime RequireNative()
     {
         var cuda = RequireCuda();
-        Assert.SkipUnless(cuda.IsNativeAvailable(out string reason), "CUDA GPU found but the native kernels are not usable: " + reason);
+        if (!cuda.IsNativeAvailable(out string reason))
+            SkipOrFail("CUDA GPU found but the native kernels are not usable: " + reason);
         return cuda;
+    }
+
+    [DoesNotReturn]
+    static void SkipOrFail(string reason)
+    {
+        if (GpuRequired)
+            Assert.Fail(reason + " " + GpuRequiredNote);
+        Assert.Skip(reason);
     }
 }
 
