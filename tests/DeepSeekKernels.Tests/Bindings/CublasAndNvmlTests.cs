@@ -15,7 +15,7 @@ public class CublasAndNvmlTests
 {
     public static TheoryData<int, int, int> GemmShapes => new() { { 1, 7168, 512 }, { 37, 53, 256 }, { 130, 257, 129 } };
 
-    [Theory, MemberData(nameof(GemmShapes))]
+    [DeviceTheory, NeedsCudaGpu, MemberData(nameof(GemmShapes))]
     public void GemmNTMatchesAFloat64LoopOnTheRuntimeStream(int m, int n, int k)
     {
         var runtime = TestDevices.RequireCuda();
@@ -33,7 +33,7 @@ public class CublasAndNvmlTests
         AssertMatches(expected, dc.ToArray());
     }
 
-    [Theory, MemberData(nameof(GemmShapes))]
+    [DeviceTheory, NeedsCudaGpu, MemberData(nameof(GemmShapes))]
     public void CublasLtMatmulMatchesAFloat64LoopOnTheRuntimeStream(int m, int n, int k)
     {
         var runtime = TestDevices.RequireCuda();

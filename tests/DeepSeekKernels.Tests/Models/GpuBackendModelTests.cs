@@ -19,7 +19,7 @@ public class GpuBackendModelTests
         Check(ops, "deepseek_v3");
     }
 
-    [Theory]
+    [DeviceTheory, NeedsCudaGpu]
     [InlineData(Backend.Native, "deepseek_v3"), InlineData(Backend.Ilgpu, "deepseek_v3"), InlineData(Backend.Native, "llama")]
     public void LogitsMatchTheGoldenOnTheGpu(Backend backend, string name)
     {

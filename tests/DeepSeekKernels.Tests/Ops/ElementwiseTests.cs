@@ -21,7 +21,7 @@ public abstract class ElementwiseTests
 
     DeviceBuffer<float> Poisoned(long length) => Ops.Runtime!.Upload<float>(Nan(length));
 
-    [Theory]
+    [DeviceTheory]
     [InlineData(1, 1, 0, 1, 0, 1)]
     [InlineData(7, 576, 512, 64, 0, 64)]    // k_pe out of kv_a's [latent | rope]
     [InlineData(5, 33, 3, 40, 17, 20)]      // into the middle of wider rows
@@ -43,7 +43,7 @@ public abstract class ElementwiseTests
         }
     }
 
-    [Theory]
+    [DeviceTheory]
     [InlineData(1, 1), InlineData(3, 7), InlineData(2, 1407), InlineData(33, 18)]
     public void SiluAndMulMatchesFloat64(int rows, int intermediate)
     {
@@ -63,7 +63,7 @@ public abstract class ElementwiseTests
         AllNaN(actual.AsSpan(expected.Length), "guard");
     }
 
-    [Theory]
+    [DeviceTheory]
     [InlineData(1, 1, false), InlineData(4, 7, false), InlineData(3, 129, true), InlineData(2, 1000, true)]
     public void SoftmaxMatchesFloat64(int rows, int rowLength, bool inPlace)
     {
@@ -83,7 +83,7 @@ public abstract class ElementwiseTests
         Close(expected, destination.ToArray(), "softmax", relative: 1e-5, absolute: 1e-9);
     }
 
-    [Theory]
+    [DeviceTheory]
     [InlineData(0), InlineData(1), InlineData(2)]
     public void AddIsExactInAnyPlace(int alias)
     {
@@ -98,7 +98,7 @@ public abstract class ElementwiseTests
         Exact(x.Zip(y, (a, b) => a + b).ToArray(), destination.ToArray(), "x + y"); // one rounding: exact
     }
 
-    [Theory]
+    [DeviceTheory]
     [InlineData(false), InlineData(true)]
     public void ScaleIsExact(bool inPlace)
     {
@@ -124,6 +124,7 @@ public sealed class ElementwiseIlgpuCpuTests : ElementwiseTests
 }
 
 /// <summary>The ILGPU kernels on a CUDA GPU.</summary>
+[NeedsCudaGpu]
 public sealed class ElementwiseIlgpuCudaTests : ElementwiseTests
 {
     protected override DeepSeekKernels.Ops CreateOps() => DeepSeekKernels.Ops.Create(TestDevices.RequireCuda(), Backend.Ilgpu);

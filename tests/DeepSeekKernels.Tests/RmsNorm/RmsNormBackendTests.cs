@@ -30,15 +30,15 @@ public abstract class RmsNormBackendTests
         return data;
     }
 
-    [Theory, MemberData(nameof(Cases))]
+    [DeviceTheory, MemberData(nameof(Cases))]
     public void RmsNormMatchesReference(int cols, int rows, string xType, string wType) =>
         Dispatch(xType, wType, new PlainCase(this, cols, rows));
 
-    [Theory, MemberData(nameof(Cases))]
+    [DeviceTheory, MemberData(nameof(Cases))]
     public void AddRmsNormMatchesReference(int cols, int rows, string xType, string wType) =>
         Dispatch(xType, wType, new FusedCase(this, cols, rows));
 
-    [Theory]
+    [DeviceTheory]
     [InlineData("f32"), InlineData("bf16")]
     public void InPlaceGivesTheSameResults(string xType) => Dispatch(xType, "bf16", new InPlaceCase(this, 4096 + 8, 3));
 
@@ -209,12 +209,14 @@ public sealed class RmsNormIlgpuCpuTests : RmsNormBackendTests
 }
 
 /// <summary>The ILGPU kernels on a CUDA GPU.</summary>
+[NeedsCudaGpu]
 public sealed class RmsNormIlgpuCudaTests : RmsNormBackendTests
 {
     protected override Ops CreateOps() => Ops.Create(TestDevices.RequireCuda(), Backend.Ilgpu);
 }
 
 /// <summary>The hand-CUDA kernels on a CUDA GPU.</summary>
+[NeedsCudaGpu]
 public sealed class RmsNormNativeTests : RmsNormBackendTests
 {
     protected override Ops CreateOps() => Ops.Create(TestDevices.RequireNative(), Backend.Native);

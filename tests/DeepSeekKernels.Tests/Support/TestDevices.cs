@@ -11,14 +11,21 @@ namespace DeepSeekKernels.Tests.Support;
 public static class TestDevices
 {
     static readonly Lazy<DeviceRuntime> CpuRuntime = new(() => DeviceRuntime.Create(DevicePreference.Cpu));
+    static readonly Lazy<bool> CudaFound = new(DeviceRuntime.IsCudaAvailable);
     static readonly Lazy<DeviceRuntime?> CudaRuntime = new(() =>
-        DeviceRuntime.IsCudaAvailable() ? DeviceRuntime.Create(DevicePreference.Cuda) : null);
+        CudaFound.Value ? DeviceRuntime.Create(DevicePreference.Cuda) : null);
 
     /// <summary>The reason a GPU test does not run where no CUDA GPU is found.</summary>
     public const string NoCudaReason = "No CUDA GPU found: this test runs on a GPU machine (scripts/gpu-check.sh).";
 
     /// <summary>Added to a reason when DSK_REQUIRE_GPU=1 turns a skip into a failure.</summary>
     public const string GpuRequiredNote = "DSK_REQUIRE_GPU=1: a GPU test that cannot run fails.";
+
+    /// <summary>
+    /// Whether a CUDA GPU is found, asked once per process without creating a runtime (test discovery asks it
+    /// for every <see cref="DeviceTheoryAttribute"/> theory of a <see cref="NeedsCudaGpuAttribute"/> class).
+    /// </summary>
+    public static bool HasCuda => CudaFound.Value;
 
     /// <summary>DSK_REQUIRE_GPU=1 (a GPU machine's run): a GPU test that would skip fails instead.</summary>
     public static bool GpuRequired => Environment.GetEnvironmentVariable("DSK_REQUIRE_GPU") == "1";
