@@ -62,6 +62,8 @@ step native-build bash -c 'cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYP
 step native-ctest ctest --test-dir build/native --output-on-failure
 step native-bench build/native/dsk_rms_norm_check --bench
 export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
+# A GPU test that would skip here (no GPU seen, native kernels not loadable) fails instead.
+export DSK_REQUIRE_GPU=1
 
 # 2. All tests.
 step tests "${tests[@]}" -noColor -xml "$out/tests.xml"

@@ -9,7 +9,7 @@ namespace DeepSeekKernels.Tests.Bindings;
 public class NativeAbiTests
 {
     static void RequireLibrary() =>
-        Assert.SkipUnless(DskNative.TryLoad(out string reason), "The native kernels were not built here (no CUDA toolkit / nvcc): " + reason);
+        Assert.SkipUnless(DskNative.TryLoad(out string reason), "The native kernels were not built here (no CUDA toolkit / nvcc): " + reason.Split('\n')[0].Trim() + " (build them with cmake, or set DSK_NATIVE_LIBRARY)");
 
     static DskRmsNormParams Valid() => new()
     {

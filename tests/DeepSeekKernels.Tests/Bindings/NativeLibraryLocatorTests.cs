@@ -61,7 +61,7 @@ public class NativeLibraryLocatorTests
     [Fact]
     public void TheBuiltLibraryLoadsFromEachDocumentedPlace()
     {
-        Assert.SkipUnless(DskNative.TryLoad(out string reason), "The native kernels were not built here (no CUDA toolkit / nvcc): " + reason);
+        Assert.SkipUnless(DskNative.TryLoad(out string reason), "The native kernels were not built here (no CUDA toolkit / nvcc): " + reason.Split('\n')[0].Trim() + " (build them with cmake, or set DSK_NATIVE_LIBRARY)");
         string built = DskNative.LoadedFrom!;
         string root = Directory.CreateTempSubdirectory("dsk-locator").FullName;
         string app = Path.Combine(root, "app", "bin");
