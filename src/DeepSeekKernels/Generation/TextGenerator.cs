@@ -36,6 +36,8 @@ public sealed class TextGenerator : IDisposable
     /// Generates a continuation of <paramref name="promptIds"/>. If the ids already in the cache (from the
     /// previous call) are a prefix of the prompt, only the rest is run.
     /// </summary>
+    /// <exception cref="NonFiniteLogitsException">The logits of the prefill or of a decode step hold NaN or ±Inf (checked
+    /// once per step, before sampling); the tokens generated before it were streamed.</exception>
     public GenerationResult Generate(IReadOnlyList<int> promptIds, GenerationOptions options, Action<GeneratedToken>? onToken = null,
         CancellationToken cancellationToken = default)
     {
@@ -75,6 +77,7 @@ public sealed class TextGenerator : IDisposable
 
         var clock = Stopwatch.StartNew();
         _model.Forward(newPrompt, cache, _logits);
+        CheckLogits(cache, reuse, promptIds.Count - 1, generatedIndex: 0);
         _cached.AddRange(newPrompt);
         var prefill = clock.Elapsed;
         clock.Restart();
@@ -108,7 +111,9 @@ public sealed class TextGenerator : IDisposable
                 finish = FinishReason.ContextFull;
                 break;
             }
+            int position = cache.Length;
             _model.Forward([next], cache, _logits);
+            CheckLogits(cache, position, position, generated.Count);
             _cached.Add(next);
         }
         if (finish != FinishReason.StopString)
@@ -118,6 +123,20 @@ public sealed class TextGenerator : IDisposable
                 onToken?.Invoke(new GeneratedToken(-1, rest));
         }
         return new GenerationResult(promptIds.ToArray(), generated, text.Text, finish, prefill, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Refuses logits that hold NaN or ±Inf (<see cref="NonFiniteLogitsException"/>) before anything is sampled
+    /// from them; the step's positions are dropped from the cache (back to <paramref name="cachedBefore"/>) so a
+    /// later call does not reuse keys and values computed with them.
+    /// </summary>
+    void CheckLogits(KvCache cache, int cachedBefore, int position, int generatedIndex)
+    {
+        if (NonFiniteLogitsException.Check(_logits, position, generatedIndex) is { } error)
+        {
+            cache.Length = cachedBefore;
+            throw error;
+        }
     }
 
     public void Dispose()

@@ -1,0 +1,82 @@
+using System.Buffers.Binary;
+using System.Text.Json.Nodes;
+using DeepSeekKernels.Checkpoints;
+
+namespace DeepSeekKernels.Tests.Checkpoints;
+
+/// <summary>
+/// Writes an edited copy of a single-file model folder: every file but model.safetensors copied as it is,
+/// model.safetensors rewritten tensor by tensor (each may be replaced or dropped), config.json edited.
+/// </summary>
+public static class CheckpointCopy
+{
+    /// <summary>
+    /// Copies <paramref name="source"/> into <paramref name="target"/> (an existing, empty folder).
+    /// <paramref name="editTensor"/> gets each tensor and its bytes and returns the bytes to write (same length),
+    /// or null to leave the tensor out; <paramref name="editConfig"/> edits config.json.
+    /// </summary>
+    public static string Write(string source, string target, Func<TensorInfo, byte[], byte[]?>? editTensor = null, Action<JsonObject>? editConfig = null)
+    {
+        foreach (var file in Directory.GetFiles(source))
+            if (Path.GetFileName(file) != Checkpoint.SingleFileName)
+                File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        var tensors = new List<TensorToWrite>();
+        using (var checkpoint = Checkpoint.Open(source))
+        {
+            foreach (var t in checkpoint.Tensors)
+            {
+                var bytes = checkpoint.GetBytes(t).ToArray();
+                var edited = editTensor is null ? bytes : editTensor(t, bytes);
+                if (edited is null)
+                    continue;
+                Assert.Equal(bytes.Length, edited.Length);
+                tensors.Add(new TensorToWrite(t.Name, t.DType.HeaderName(), t.Shape, edited));
+            }
+        }
+        SafetensorsWriter.Write(Path.Combine(target, Checkpoint.SingleFileName), tensors);
+        if (editConfig != null)
+            EditConfig(target, editConfig);
+        return target;
+    }
+
+    /// <summary>Edits config.json in <paramref name="folder"/> in place.</summary>
+    public static void EditConfig(string folder, Action<JsonObject> edit)
+    {
+        string path = Path.Combine(folder, Checkpoint.ConfigFileName);
+        var config = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        edit(config);
+        File.WriteAllText(path, config.ToJsonString());
+    }
+
+    /// <summary>
+    /// Bytes of <paramref name="tensor"/> with the elements at <paramref name="indices"/> (all when null) set
+    /// to <paramref name="value"/> in the tensor's own dtype (F32, BF16 or F16).
+    /// </summary>
+    public static byte[] Fill(TensorInfo tensor, byte[] bytes, float value, IEnumerable<long>? indices = null)
+    {
+        var result = (byte[])bytes.Clone();
+        int size = tensor.DType switch
+        {
+            SafetensorsDType.F32 => 4,
+            SafetensorsDType.BF16 or SafetensorsDType.F16 => 2,
+            _ => throw new ArgumentException($"cannot write {value} into {tensor.DType} tensor '{tensor.Name}'", nameof(tensor)),
+        };
+        foreach (long i in indices ?? Enumerable.Range(0, checked((int)tensor.ElementCount)).Select(i => (long)i))
+        {
+            var at = result.AsSpan(checked((int)(i * size)), size);
+            switch (tensor.DType)
+            {
+                case SafetensorsDType.F32:
+                    BinaryPrimitives.WriteSingleLittleEndian(at, value);
+                    break;
+                case SafetensorsDType.BF16: // the top half of the float's bits (NaN and Inf stay NaN and Inf)
+                    BinaryPrimitives.WriteUInt16LittleEndian(at, (ushort)(BitConverter.SingleToUInt32Bits(value) >> 16));
+                    break;
+                default:
+                    BinaryPrimitives.WriteHalfLittleEndian(at, (Half)value);
+                    break;
+            }
+        }
+        return result;
+    }
+}
