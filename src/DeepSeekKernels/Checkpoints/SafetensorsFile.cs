@@ -164,8 +164,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public void ReadAsFloat32(TensorInfo tensor, Span<float> destination)
     {
         CheckOwned(tensor);
-        if (tensor.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16 or SafetensorsDType.F8_E4M3 or SafetensorsDType.F8_E5M2))
-            throw new CheckpointException($"{Path}: tensor '{tensor.Name}' is {tensor.DType.HeaderName()}; ReadAsFloat32 reads F32, BF16, F16, F8_E4M3 or F8_E5M2.", Path, tensor.Name);
+        if (!ReadsAsFloat32(tensor.DType))
+            throw NotReadableAsFloat32(tensor);
         CheckDestination(tensor, destination.Length);
         byte* source = _base + tensor.ByteOffset;
         long count = tensor.ElementCount;
@@ -197,6 +197,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
             }
         }
     }
+
+    /// <summary>True for the dtypes <see cref="ReadAsFloat32(TensorInfo, Span{float})"/> reads: F32, BF16, F16, F8_E4M3, F8_E5M2.</summary>
+    internal static bool ReadsAsFloat32(SafetensorsDType dtype) =>
+        dtype is SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16 or SafetensorsDType.F8_E4M3 or SafetensorsDType.F8_E5M2;
+
+    /// <summary>The error <see cref="ReadAsFloat32(TensorInfo, Span{float})"/> throws for a tensor of another dtype (also raised by checks that read only headers).</summary>
+    internal static CheckpointException NotReadableAsFloat32(TensorInfo tensor) => new(
+        $"{tensor.File.Path}: tensor '{tensor.Name}' is {tensor.DType.HeaderName()}; ReadAsFloat32 reads F32, BF16, F16, F8_E4M3 or F8_E5M2.", tensor.File.Path, tensor.Name);
 
     /// <summary>
     /// Converts an integer tensor (I64 as stored; I32, I16, I8, U8, BOOL widened) to int64 into the first

@@ -31,7 +31,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             checkpoint.ExpectShape(name, rows, cols);
             infos[i] = checkpoint.GetTensor(name);
             if (infos[i].DType != infos[0].DType)
-                throw new CheckpointException($"{checkpoint.Folder}: tensor '{name}' is {infos[i].DType} but '{infos[0].Name}' is {infos[0].DType}; a stack must share one dtype.");
+                throw MixedStack(checkpoint, infos[i], infos[0]);
         }
         long size = (long)rows * cols;
         int count = infos.Length;
@@ -58,8 +58,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             }
             case SafetensorsDType.F8_E4M3:
             {
-                var (blockRows, blockCols) = shape.Fp8Block ?? throw new CheckpointException(
-                    $"{checkpoint.Folder}: tensor '{infos[0].Name}' is F8_E4M3 but config.json has no quantization_config with weight_block_size.");
+                var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0].Name);
                 int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
                 long scaleSize = (long)scaleRows * scaleCols;
                 var data = Keep(runtime.Allocate<Float8E4M3>(count * size));
@@ -76,7 +75,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                 return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
             }
             default:
-                throw new CheckpointException($"{checkpoint.Folder}: tensor '{infos[0].Name}' has dtype {infos[0].DType}; weights must be BF16, F16, F32 or F8_E4M3.");
+                throw NotAWeightDType(checkpoint, infos[0]);
         }
     }
 
@@ -101,8 +100,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             checkpoint.ReadAsFloat32(info, result);
             return result;
         }
-        var (blockRows, blockCols) = shape.Fp8Block ?? throw new CheckpointException(
-            $"{checkpoint.Folder}: tensor '{name}' is F8_E4M3 but config.json has no quantization_config with weight_block_size.");
+        var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, name);
         int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
         checkpoint.ExpectShape(prefix + ".weight_scale_inv", scaleRows, scaleCols);
         var scales = new float[scaleRows * scaleCols];
@@ -120,6 +118,20 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         var buffer = Keep(runtime.Upload<float>(data));
         return WeightMatrix.Dense<float>(buffer.View, rows, cols, count);
     }
+
+    // The loader's own errors, shared with CheckpointConformance (which finds them from the headers alone).
+
+    /// <summary>A stack (routed experts) whose matrices do not share one dtype.</summary>
+    internal static CheckpointException MixedStack(Checkpoint checkpoint, TensorInfo tensor, TensorInfo first) => new(
+        $"{checkpoint.Folder}: tensor '{tensor.Name}' is {tensor.DType} but '{first.Name}' is {first.DType}; a stack must share one dtype.", checkpoint.Folder, tensor.Name);
+
+    /// <summary>An FP8 weight in a checkpoint whose config.json has no quantization_config.</summary>
+    internal static CheckpointException Fp8WithoutQuantizationConfig(Checkpoint checkpoint, string name) => new(
+        $"{checkpoint.Folder}: tensor '{name}' is F8_E4M3 but config.json has no quantization_config with weight_block_size.", checkpoint.Folder, name);
+
+    /// <summary>A weight matrix of a dtype the loader does not store.</summary>
+    internal static CheckpointException NotAWeightDType(Checkpoint checkpoint, TensorInfo tensor) => new(
+        $"{checkpoint.Folder}: tensor '{tensor.Name}' has dtype {tensor.DType}; weights must be BF16, F16, F32 or F8_E4M3.", checkpoint.Folder, tensor.Name);
 
     public T Keep<T>(T item) where T : IDisposable
     {
