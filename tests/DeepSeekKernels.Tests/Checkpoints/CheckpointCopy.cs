@@ -11,11 +11,12 @@ namespace DeepSeekKernels.Tests.Checkpoints;
 public static class CheckpointCopy
 {
     /// <summary>
-    /// Copies <paramref name="source"/> into <paramref name="target"/> (an existing, empty folder).
-    /// <paramref name="editTensor"/> gets each tensor and its bytes and returns the bytes to write (same length),
-    /// or null to leave the tensor out; <paramref name="editConfig"/> edits config.json.
+    /// Copies <paramref name="source"/> into <paramref name="target"/> (an existing, empty folder) and returns
+    /// <paramref name="target"/>. <paramref name="editTensor"/> gets each tensor as stored and returns what to
+    /// write in its place (another dtype, shape or data), or null to leave it out; <paramref name="editConfig"/>
+    /// edits config.json.
     /// </summary>
-    public static string Write(string source, string target, Func<TensorInfo, byte[], byte[]?>? editTensor = null, Action<JsonObject>? editConfig = null)
+    public static string Write(string source, string target, Func<TensorToWrite, TensorToWrite?>? editTensor = null, Action<JsonObject>? editConfig = null)
     {
         foreach (var file in Directory.GetFiles(source))
             if (Path.GetFileName(file) != Checkpoint.SingleFileName)
@@ -25,12 +26,9 @@ public static class CheckpointCopy
         {
             foreach (var t in checkpoint.Tensors)
             {
-                var bytes = checkpoint.GetBytes(t).ToArray();
-                var edited = editTensor is null ? bytes : editTensor(t, bytes);
-                if (edited is null)
-                    continue;
-                Assert.Equal(bytes.Length, edited.Length);
-                tensors.Add(new TensorToWrite(t.Name, t.DType.HeaderName(), t.Shape, edited));
+                var stored = new TensorToWrite(t.Name, t.DType.HeaderName(), t.Shape, checkpoint.GetBytes(t).ToArray());
+                if ((editTensor is null ? stored : editTensor(stored)) is { } edited)
+                    tensors.Add(edited);
             }
         }
         SafetensorsWriter.Write(Path.Combine(target, Checkpoint.SingleFileName), tensors);
@@ -49,27 +47,27 @@ public static class CheckpointCopy
     }
 
     /// <summary>
-    /// Bytes of <paramref name="tensor"/> with the elements at <paramref name="indices"/> (all when null) set
-    /// to <paramref name="value"/> in the tensor's own dtype (F32, BF16 or F16).
+    /// <paramref name="tensor"/> with the elements at <paramref name="indices"/> (all when null) set to
+    /// <paramref name="value"/> in the tensor's own dtype (F32, BF16 or F16).
     /// </summary>
-    public static byte[] Fill(TensorInfo tensor, byte[] bytes, float value, IEnumerable<long>? indices = null)
+    public static TensorToWrite Fill(TensorToWrite tensor, float value, IEnumerable<long>? indices = null)
     {
-        var result = (byte[])bytes.Clone();
+        var data = (byte[])tensor.Data.Clone();
         int size = tensor.DType switch
         {
-            SafetensorsDType.F32 => 4,
-            SafetensorsDType.BF16 or SafetensorsDType.F16 => 2,
+            "F32" => 4,
+            "BF16" or "F16" => 2,
             _ => throw new ArgumentException($"cannot write {value} into {tensor.DType} tensor '{tensor.Name}'", nameof(tensor)),
         };
-        foreach (long i in indices ?? Enumerable.Range(0, checked((int)tensor.ElementCount)).Select(i => (long)i))
+        foreach (long i in indices ?? Enumerable.Range(0, data.Length / size).Select(i => (long)i))
         {
-            var at = result.AsSpan(checked((int)(i * size)), size);
+            var at = data.AsSpan(checked((int)(i * size)), size);
             switch (tensor.DType)
             {
-                case SafetensorsDType.F32:
+                case "F32":
                     BinaryPrimitives.WriteSingleLittleEndian(at, value);
                     break;
-                case SafetensorsDType.BF16: // the top half of the float's bits (NaN and Inf stay NaN and Inf)
+                case "BF16": // the top half of the float's bits (NaN and Inf stay NaN and Inf)
                     BinaryPrimitives.WriteUInt16LittleEndian(at, (ushort)(BitConverter.SingleToUInt32Bits(value) >> 16));
                     break;
                 default:
@@ -77,6 +75,6 @@ public static class CheckpointCopy
                     break;
             }
         }
-        return result;
+        return tensor with { Data = data };
     }
 }

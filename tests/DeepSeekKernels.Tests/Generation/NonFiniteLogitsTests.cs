@@ -1,4 +1,3 @@
-using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Generation;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Tests.Checkpoints;
@@ -39,11 +38,11 @@ public class NonFiniteLogitsTests
         Assert.StartsWith($"The logits at position {promptLength - 1} (the last prompt token) hold ", e.Message);
     }
 
-    /// <summary>Bytes of <paramref name="tensor"/> with row <paramref name="row"/> of a [rows, cols] matrix set to NaN.</summary>
-    static byte[] NaNRow(TensorInfo tensor, byte[] bytes, int row)
+    /// <summary><paramref name="tensor"/> with row <paramref name="row"/> of a [rows, cols] matrix set to NaN.</summary>
+    static TensorToWrite NaNRow(TensorToWrite tensor, int row)
     {
         long cols = tensor.Shape[1];
-        return CheckpointCopy.Fill(tensor, bytes, float.NaN, Enumerable.Range(0, (int)cols).Select(c => row * cols + c));
+        return CheckpointCopy.Fill(tensor, float.NaN, Enumerable.Range(0, (int)cols).Select(c => row * cols + c));
     }
 
     [Theory]
@@ -52,7 +51,7 @@ public class NonFiniteLogitsTests
     {
         using var folder = new TempFolder();
         CheckpointCopy.Write(CheckpointFixtures.Folder(name), folder.Path,
-            (t, bytes) => t.Name == "model.layers.0.post_attention_layernorm.weight" ? CheckpointCopy.Fill(t, bytes, float.NaN) : bytes);
+            t => t.Name == "model.layers.0.post_attention_layernorm.weight" ? CheckpointCopy.Fill(t, float.NaN) : t);
         using var model = ModelTestSupport.Load(folder.Path);
         using var generator = new TextGenerator(model, null, 64);
         var (e, streamed) = Fail(generator, Prompt);
@@ -74,7 +73,7 @@ public class NonFiniteLogitsTests
     {
         using var folder = new TempFolder();
         CheckpointCopy.Write(CheckpointFixtures.HfTiny("deepseek_v3_fp8"), folder.Path,
-            (t, bytes) => t.Name == scale ? CheckpointCopy.Fill(t, bytes, float.PositiveInfinity, [0]) : bytes);
+            t => t.Name == scale ? CheckpointCopy.Fill(t, float.PositiveInfinity, [0]) : t);
         using var model = ModelTestSupport.Load(folder.Path);
         using var generator = new TextGenerator(model, null, 64);
         var (e, streamed) = Fail(generator, Prompt);
@@ -98,7 +97,7 @@ public class NonFiniteLogitsTests
         {
             string scale = $"model.layers.1.mlp.experts.{expert}.gate_proj.weight_scale_inv";
             using var folder = new TempFolder();
-            CheckpointCopy.Write(source, folder.Path, (t, bytes) => t.Name == scale ? CheckpointCopy.Fill(t, bytes, float.PositiveInfinity, [0]) : bytes);
+            CheckpointCopy.Write(source, folder.Path, t => t.Name == scale ? CheckpointCopy.Fill(t, float.PositiveInfinity, [0]) : t);
             using var model = ModelTestSupport.Load(folder.Path);
             using var generator = new TextGenerator(model, null, 64);
             try
@@ -125,7 +124,7 @@ public class NonFiniteLogitsTests
         int bad = Enumerable.Range(0, 512).First(id => !Prompt.Contains(id) && !clean.Contains(id));
 
         using var folder = new TempFolder();
-        CheckpointCopy.Write(source, folder.Path, (t, bytes) => t.Name == "model.embed_tokens.weight" ? NaNRow(t, bytes, bad) : bytes);
+        CheckpointCopy.Write(source, folder.Path, t => t.Name == "model.embed_tokens.weight" ? NaNRow(t, bad) : t);
         using var damaged = ModelTestSupport.Load(folder.Path);
         using var generator = new TextGenerator(damaged, null, 64);
 
@@ -159,7 +158,7 @@ public class NonFiniteLogitsTests
         int bad = clean[k - 1];
 
         using var folder = new TempFolder();
-        CheckpointCopy.Write(source, folder.Path, (t, bytes) => t.Name == "model.embed_tokens.weight" ? NaNRow(t, bytes, bad) : bytes);
+        CheckpointCopy.Write(source, folder.Path, t => t.Name == "model.embed_tokens.weight" ? NaNRow(t, bad) : t);
         using var damaged = ModelTestSupport.Load(folder.Path);
         using var generator = new TextGenerator(damaged, tokenizer, 64);
         var (e, streamed) = Fail(generator, prompt, maxNewTokens: 12);
