@@ -142,11 +142,19 @@ public sealed class Checkpoint : IDisposable
         return _tensors.TryGetValue(name, out tensor!);
     }
 
+    /// <summary>
+    /// Instrumentation for tests: while set on the current thread's async flow, called with every name
+    /// <see cref="GetTensor"/> looks up (the loader and <c>CheckpointConformance</c> look up each tensor they use
+    /// through it), so a test can compare the tensors the two visit.
+    /// </summary>
+    internal static readonly AsyncLocal<Action<string>?> LookupObserver = new();
+
     /// <summary>The tensor called <paramref name="name"/>.</summary>
     /// <exception cref="CheckpointException">"tensor 'x' is not in checkpoint &lt;folder&gt;".</exception>
     public TensorInfo GetTensor(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        LookupObserver.Value?.Invoke(name);
         if (!_tensors.TryGetValue(name, out var tensor))
             throw new CheckpointException($"tensor '{name}' is not in checkpoint {Folder}", Folder, name);
         return tensor;

@@ -1,0 +1,240 @@
+using System.Globalization;
+using DeepSeekKernels.Checkpoints;
+
+namespace DeepSeekKernels.Models;
+
+/// <summary>
+/// Checks that a checkpoint holds what its config.json says, from the safetensors headers alone (no tensor
+/// data is read, no device memory allocated): every tensor the loader (<see cref="ModelLoader"/>) will read,
+/// in the order it reads them, with the shape config.json implies and a dtype it can load. A contradiction
+/// throws the <see cref="CheckpointException"/> loading would throw, with the same message, before anything
+/// is allocated. On success it says which tensors the runner will not read.
+/// </summary>
+public static class CheckpointConformance
+{
+    /// <summary>
+    /// Walks the tensors the loader reads for <paramref name="checkpoint"/>'s architecture, layer by layer,
+    /// and throws at the first one that is missing or contradicts config.json:
+    /// matrices [out, in] in BF16, F16, F32 or F8_E4M3 (FP8 needs <c>quantization_config</c> and a float
+    /// <c>weight_scale_inv</c> of [ceil(out / block rows), ceil(in / block cols)]); norm weights and biases as
+    /// vectors of a float dtype; routed experts one by one, sharing one dtype; MLA's kv_b_proj (dequantised on
+    /// the host, so any float dtype); lm_head unless tie_word_embeddings; q/k/v biases for Qwen2 (and Llama with
+    /// attention_bias). A config that claims more layers than the files hold fails at the first missing
+    /// tensor, however many it claims.
+    /// </summary>
+    /// <returns>The count of tensors the loader reads and the tensors it will not read.</returns>
+    /// <exception cref="CheckpointException">The first contradiction, in the loader's words: "&lt;folder&gt;: tensor 'name' has
+    /// shape [a, b] but config.json implies [c, d]", "tensor 'name' is not in checkpoint &lt;folder&gt;", or a dtype error.</exception>
+    public static CheckpointConformanceReport Check(Checkpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var walk = new Walk(checkpoint, ModelShapes.From(checkpoint.Config));
+        walk.Model();
+        return Report(checkpoint, walk.Read);
+    }
+
+    /// <summary>The tensors of <paramref name="checkpoint"/> that are not in <paramref name="read"/>, MTP layers apart.</summary>
+    static CheckpointConformanceReport Report(Checkpoint checkpoint, HashSet<string> read)
+    {
+        var config = checkpoint.Config;
+        long layers = config.NumHiddenLayers, mtpEnd = layers + config.NumNextnPredictLayers;
+        var mtp = new List<string>();
+        var unread = new List<string>();
+        var beyond = new SortedSet<int>();
+        foreach (var tensor in checkpoint.Tensors)
+        {
+            if (read.Contains(tensor.Name))
+                continue;
+            if (LayerOf(tensor.Name) is int layer && layer >= layers)
+            {
+                if (layer < mtpEnd)
+                {
+                    mtp.Add(tensor.Name);
+                    continue;
+                }
+                beyond.Add(layer);
+            }
+            unread.Add(tensor.Name);
+        }
+        return new CheckpointConformanceReport(read.Count, mtp, unread, [.. beyond]);
+    }
+
+    /// <summary>i for a name "model.layers.{i}.…", else null.</summary>
+    static int? LayerOf(string name)
+    {
+        const string prefix = "model.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal))
+            return null;
+        int dot = name.IndexOf('.', prefix.Length);
+        return dot > prefix.Length && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int layer)
+            ? layer
+            : null;
+    }
+
+    /// <summary>
+    /// The loader's reads without the reading: ModelLoader.Load and WeightLoader, call for call (same names,
+    /// same order, same checks and errors), recording each tensor it looks at.
+    /// </summary>
+    sealed class Walk(Checkpoint checkpoint, ModelShape s)
+    {
+        public HashSet<string> Read { get; } = new(StringComparer.Ordinal);
+
+        public void Model()
+        {
+            Matrix("model.embed_tokens", s.Vocab, s.Hidden);
+            if (!s.TieEmbeddings)
+                Matrix("lm_head", s.Vocab, s.Hidden);
+            Vector("model.norm.weight", s.Hidden);
+            for (int layer = 0; layer < s.Layers; layer++)
+            {
+                string p = string.Create(CultureInfo.InvariantCulture, $"model.layers.{layer}.");
+                Vector(p + "input_layernorm.weight", s.Hidden);
+                Vector(p + "post_attention_layernorm.weight", s.Hidden);
+                if (s.IsMla)
+                    Mla(p + "self_attn");
+                else
+                    Gqa(p + "self_attn");
+                if (s.IsMoeLayer(layer))
+                    Moe(p + "mlp");
+                else
+                    Dense(p + "mlp", s.Intermediate, s.Hidden);
+            }
+        }
+
+        void Dense(string prefix, int intermediate, int hidden)
+        {
+            Matrix(prefix + ".gate_proj", intermediate, hidden);
+            Matrix(prefix + ".up_proj", intermediate, hidden);
+            Matrix(prefix + ".down_proj", hidden, intermediate);
+        }
+
+        void Moe(string prefix)
+        {
+            Matrix(prefix + ".gate", s.Experts, s.Hidden);
+            if (s.Architecture == ModelArchitecture.DeepSeekV3)
+                Vector(prefix + ".gate.e_score_correction_bias", s.Experts);
+            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.gate_proj"), s.MoeIntermediate, s.Hidden);
+            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.up_proj"), s.MoeIntermediate, s.Hidden);
+            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.down_proj"), s.Hidden, s.MoeIntermediate);
+            if (s.SharedExperts > 0)
+                Dense(prefix + ".shared_experts", s.MoeIntermediate * s.SharedExperts, s.Hidden);
+        }
+
+        void Mla(string prefix)
+        {
+            int heads = s.Heads, nope = s.QkNopeHeadDim, v = s.VHeadDim, latent = s.KvLoraRank;
+            if (s.QLoraRank is int qLora)
+            {
+                Matrix(prefix + ".q_a_proj", qLora, s.Hidden);
+                Vector(prefix + ".q_a_layernorm.weight", qLora);
+                Matrix(prefix + ".q_b_proj", heads * s.QkHeadDim, qLora);
+            }
+            else
+            {
+                Matrix(prefix + ".q_proj", heads * s.QkHeadDim, s.Hidden);
+            }
+            Matrix(prefix + ".kv_a_proj_with_mqa", latent + s.QkRopeHeadDim, s.Hidden);
+            Vector(prefix + ".kv_a_layernorm.weight", latent);
+            HostMatrix(prefix + ".kv_b_proj", heads * (nope + v), latent);
+            Matrix(prefix + ".o_proj", s.Hidden, heads * v);
+        }
+
+        void Gqa(string prefix)
+        {
+            int q = s.Heads * s.HeadDim, kv = s.KvHeads * s.HeadDim;
+            Matrix(prefix + ".q_proj", q, s.Hidden);
+            if (s.QkvBias)
+                Vector(prefix + ".q_proj.bias", q);
+            Matrix(prefix + ".k_proj", kv, s.Hidden);
+            if (s.QkvBias)
+                Vector(prefix + ".k_proj.bias", kv);
+            Matrix(prefix + ".v_proj", kv, s.Hidden);
+            if (s.QkvBias)
+                Vector(prefix + ".v_proj.bias", kv);
+            Matrix(prefix + ".o_proj", s.Hidden, q);
+        }
+
+        // What WeightLoader checks, in its order.
+
+        TensorInfo Expect(string name, params long[] shape)
+        {
+            var tensor = checkpoint.ExpectShape(name, shape);
+            Read.Add(name);
+            return tensor;
+        }
+
+        void Matrix(string prefix, int rows, int cols) => Stack(1, _ => prefix, rows, cols);
+
+        /// <summary>WeightLoader.Stack: every matrix's shape and the shared dtype first, then the dtype, then FP8 scales one by one.</summary>
+        void Stack(int count, Func<int, string> prefixOf, int rows, int cols)
+        {
+            TensorInfo? first = null;
+            for (int i = 0; i < count; i++)
+            {
+                var tensor = Expect(prefixOf(i) + ".weight", rows, cols);
+                first ??= tensor;
+                if (tensor.DType != first.DType)
+                    throw WeightLoader.MixedStack(checkpoint, tensor, first);
+            }
+            if (first is null)
+                return;
+            switch (first.DType)
+            {
+                case SafetensorsDType.BF16:
+                case SafetensorsDType.F32:
+                case SafetensorsDType.F16:
+                    return;
+                case SafetensorsDType.F8_E4M3:
+                    var (blockRows, blockCols) = s.Fp8Block ?? throw WeightLoader.Fp8WithoutQuantizationConfig(checkpoint, first.Name);
+                    int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                    for (int i = 0; i < count; i++)
+                        Float(Expect(prefixOf(i) + ".weight_scale_inv", scaleRows, scaleCols));
+                    return;
+                default:
+                    throw WeightLoader.NotAWeightDType(checkpoint, first);
+            }
+        }
+
+        /// <summary>WeightLoader.Vector: the shape, then a dtype it reads as float32.</summary>
+        void Vector(string name, int length) => Float(Expect(name, length));
+
+        /// <summary>WeightLoader.HostMatrix: any float dtype; F8_E4M3 with its scales.</summary>
+        void HostMatrix(string prefix, int rows, int cols)
+        {
+            string name = prefix + ".weight";
+            var tensor = Expect(name, rows, cols);
+            if (tensor.DType != SafetensorsDType.F8_E4M3)
+            {
+                Float(tensor);
+                return;
+            }
+            var (blockRows, blockCols) = s.Fp8Block ?? throw WeightLoader.Fp8WithoutQuantizationConfig(checkpoint, name);
+            int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+            Float(Expect(prefix + ".weight_scale_inv", scaleRows, scaleCols));
+        }
+
+        static void Float(TensorInfo tensor)
+        {
+            if (!SafetensorsFile.ReadsAsFloat32(tensor.DType))
+                throw SafetensorsFile.NotReadableAsFloat32(tensor);
+        }
+    }
+}
+
+/// <summary>
+/// What <see cref="CheckpointConformance.Check"/> found besides contradictions: how many tensors the loader
+/// reads, and the tensors it will not read (names in the checkpoint's order).
+/// </summary>
+/// <param name="TensorsRead">Tensors the loader reads (each one checked).</param>
+/// <param name="MtpTensors">Tensors of DeepSeek's multi-token-prediction layers (num_hidden_layers up to
+/// num_hidden_layers + num_nextn_predict_layers - 1): expected in a DeepSeek-V3 checkpoint, not used by the runner.</param>
+/// <param name="UnreadTensors">Every other tensor the loader will not read: layers beyond num_hidden_layers (and
+/// its MTP layers), lm_head.weight when tie_word_embeddings is set, FP8 scales of weights that are not FP8,
+/// biases the architecture has no use for, rotary_emb.inv_freq buffers.</param>
+/// <param name="LayersBeyondConfig">The layer indices at or beyond num_hidden_layers that <paramref name="UnreadTensors"/>
+/// holds tensors of, ascending: layers the files have and config.json does not claim.</param>
+public sealed record CheckpointConformanceReport(
+    int TensorsRead,
+    IReadOnlyList<string> MtpTensors,
+    IReadOnlyList<string> UnreadTensors,
+    IReadOnlyList<int> LayersBeyondConfig);
