@@ -48,8 +48,24 @@ public sealed record ModelShape
     /// <summary>True for a layer whose MLP is a mixture of experts.</summary>
     public bool IsMoeLayer(int layer) => Experts > 0 && layer >= FirstDenseLayers && layer % MoeLayerFrequency == 0;
 
-    /// <summary>Number of MoE layers.</summary>
-    public int MoeLayers => Enumerable.Range(0, Layers).Count(IsMoeLayer);
+    /// <summary>
+    /// Number of MoE layers: the multiples of <see cref="MoeLayerFrequency"/> in [<see cref="FirstDenseLayers"/>,
+    /// <see cref="Layers"/>), counted in closed form (a config may claim int.MaxValue layers).
+    /// </summary>
+    public int MoeLayers
+    {
+        get
+        {
+            if (Experts <= 0)
+                return 0;
+            long first = Math.Max(0, FirstDenseLayers), f = Math.Max(1, MoeLayerFrequency);
+            if (first >= Layers)
+                return 0;
+            // multiples of f in [0, n): ceil(n / f)
+            static long MultiplesBelow(long n, long f) => (n + f - 1) / f;
+            return (int)(MultiplesBelow(Layers, f) - MultiplesBelow(first, f));
+        }
+    }
 
     /// <summary>The 128x128-style block of FP8 weights, or null for an unquantised checkpoint.</summary>
     public (int Rows, int Cols)? Fp8Block { get; init; }
