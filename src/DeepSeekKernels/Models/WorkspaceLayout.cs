@@ -1,10 +1,13 @@
+using DeepSeekKernels.Planning;
+
 namespace DeepSeekKernels.Models;
 
 /// <summary>One activation buffer of the forward pass.</summary>
 public sealed record WorkspaceBuffer(string Name, long Elements, bool IsInt32 = false)
 {
     /// <summary>Every buffer holds 4-byte elements: fp32 activations or int32 ids.</summary>
-    public long Bytes => Elements * 4;
+    /// <exception cref="OverflowException">The size is 2^63 bytes or more.</exception>
+    public long Bytes => SizeMath.Product($"the size of the activation buffer '{Name}'", "bytes", Elements, 4);
 }
 
 /// <summary>
@@ -41,59 +44,66 @@ public static class WorkspaceLayout
     public const string MlpGateUp = "mlp gate|up";
     public const string MlpActivation = "mlp activation";
 
+    /// <summary>The buffers of one forward pass over up to <paramref name="tokens"/> positions, with their element counts.</summary>
+    /// <exception cref="OverflowException">A buffer is 2^63 elements or more; the message names it and its factors.</exception>
     public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens)
     {
         long t = tokens, h = s.Hidden;
-        var list = new List<WorkspaceBuffer>
-        {
-            new(TokenIds, t, IsInt32: true),
-            new(Positions, t, IsInt32: true),
-            new(Hidden, t * h),
-            new(Normed, t * h),
-            new(AttentionOut, t * h),
-            new(MlpOut, t * h),
-            new(Logits, t * s.Vocab),
-        };
+        var list = new List<WorkspaceBuffer>();
+        // Every element count in checked arithmetic: a config may hold any int, so three factors can pass 2^63.
+        void Add(string name, bool isInt32, params ReadOnlySpan<long> factors) =>
+            list.Add(new(name, SizeMath.Product($"the activation buffer '{name}'", "elements", factors), isInt32));
+        Add(TokenIds, true, t);
+        Add(Positions, true, t);
+        Add(Hidden, false, t, h);
+        Add(Normed, false, t, h);
+        Add(AttentionOut, false, t, h);
+        Add(MlpOut, false, t, h);
+        Add(Logits, false, t, s.Vocab);
         if (s.IsMla)
         {
-            long heads = s.Heads, latent = s.KvLoraRank + s.QkRopeHeadDim;
+            long heads = s.Heads, latent = (long)s.KvLoraRank + s.QkRopeHeadDim;
             if (s.QLoraRank is int qLora)
-                list.Add(new(QA, t * qLora));
-            list.Add(new(Q, t * heads * s.QkHeadDim));
-            list.Add(new(KvA, t * latent));
-            list.Add(new(CompressedKv, t * s.KvLoraRank));
-            list.Add(new(QNope, t * heads * s.QkNopeHeadDim));
-            list.Add(new(QAbsorbed, t * heads * latent));
-            list.Add(new(AttentionLatentOut, t * heads * s.KvLoraRank));
-            list.Add(new(AttentionHeadsOut, t * heads * s.VHeadDim));
+                Add(QA, false, t, qLora);
+            Add(Q, false, t, heads, (long)s.QkNopeHeadDim + s.QkRopeHeadDim);
+            Add(KvA, false, t, latent);
+            Add(CompressedKv, false, t, s.KvLoraRank);
+            Add(QNope, false, t, heads, s.QkNopeHeadDim);
+            Add(QAbsorbed, false, t, heads, latent);
+            Add(AttentionLatentOut, false, t, heads, s.KvLoraRank);
+            Add(AttentionHeadsOut, false, t, heads, s.VHeadDim);
         }
         else
         {
-            list.Add(new(Q, t * s.Heads * s.HeadDim));
-            list.Add(new(AttentionHeadsOut, t * s.Heads * s.HeadDim));
+            Add(Q, false, t, s.Heads, s.HeadDim);
+            Add(AttentionHeadsOut, false, t, s.Heads, s.HeadDim);
         }
 
         // MLP scratch: the widest of the dense MLP, the shared experts and the routed experts (t * k rows).
-        long mlp = Math.Max(t * s.Intermediate, 0);
+        long mlp = SizeMath.Product("the dense MLP scratch", "elements", t, s.Intermediate);
         if (s.Experts > 0)
         {
             long k = s.ExpertsPerToken;
-            mlp = Math.Max(mlp, Math.Max(t * s.MoeIntermediate * Math.Max(1, s.SharedExperts), t * k * s.MoeIntermediate));
-            list.Add(new(RouterLogits, t * s.Experts));
-            list.Add(new(ExpertIds, t * k, IsInt32: true));
-            list.Add(new(ExpertWeights, t * k));
-            list.Add(new(PermutedTokens, t * k * h));
-            list.Add(new(ExpertOffsets, s.Experts + 1, IsInt32: true));
-            list.Add(new(SourceSlots, t * k, IsInt32: true));
-            list.Add(new(ExpertOut, t * k * h));
+            mlp = Math.Max(mlp, Math.Max(
+                SizeMath.Product("the shared-expert MLP scratch", "elements", t, s.MoeIntermediate, Math.Max(1, s.SharedExperts)),
+                SizeMath.Product("the routed-expert MLP scratch", "elements", t, k, s.MoeIntermediate)));
+            Add(RouterLogits, false, t, s.Experts);
+            Add(ExpertIds, true, t, k);
+            Add(ExpertWeights, false, t, k);
+            Add(PermutedTokens, false, t, k, h);
+            Add(ExpertOffsets, true, (long)s.Experts + 1);
+            Add(SourceSlots, true, t, k);
+            Add(ExpertOut, false, t, k, h);
         }
-        list.Add(new(MlpGate, mlp));
-        list.Add(new(MlpUp, mlp));
-        list.Add(new(MlpGateUp, 2 * mlp));
-        list.Add(new(MlpActivation, mlp));
+        Add(MlpGate, false, mlp);
+        Add(MlpUp, false, mlp);
+        Add(MlpGateUp, false, 2, mlp);
+        Add(MlpActivation, false, mlp);
         return list;
     }
 
     /// <summary>Total bytes of <see cref="For"/>.</summary>
-    public static long Bytes(ModelShape s, int tokens) => For(s, tokens).Sum(b => b.Bytes);
+    /// <exception cref="OverflowException">A buffer or the total is 2^63 bytes or more.</exception>
+    public static long Bytes(ModelShape s, int tokens) =>
+        SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", For(s, tokens).Select(b => b.Bytes));
 }

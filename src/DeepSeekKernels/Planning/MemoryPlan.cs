@@ -1,4 +1,5 @@
 using DeepSeekKernels.Models;
+using static System.FormattableString;
 
 namespace DeepSeekKernels.Planning;
 
@@ -37,7 +38,9 @@ public sealed record PlanLine(string Item, string Formula, long Bytes);
 /// </summary>
 public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadOnlyList<PlanLine> Lines)
 {
-    public long Total => Lines.Sum(l => l.Bytes);
+    /// <summary>The sum of the lines.</summary>
+    /// <exception cref="OverflowException">The sum is 2^63 bytes or more (<see cref="Compute"/> checks it).</exception>
+    public long Total => SizeMath.Sum(Invariant($"the plan's total (the sum of its {Lines.Count} lines)"), "bytes", Lines.Select(l => l.Bytes));
     public bool Fits => Total <= Request.GpuMemoryBytes;
 
     /// <summary>KV cache bytes per token of one sequence.</summary>
@@ -54,12 +57,19 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
     {
         get
         {
-            long kvNow = KvBytesPerToken * Request.Context * Request.Batch;
-            long free = Request.GpuMemoryBytes - (Total - kvNow);
-            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / (KvBytesPerToken * Request.Batch));
+            long kvNow = KvCacheBytes(KvBytesPerToken, Request.Context, Request.Batch);
+            long free = checked(Request.GpuMemoryBytes - (Total - kvNow));
+            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / KvCacheBytes(KvBytesPerToken, 1, Request.Batch));
         }
     }
 
+    /// <summary>The plan of <paramref name="inventory"/> stored as <paramref name="format"/> for <paramref name="request"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Context, batch or prefill chunk is below 1.</exception>
+    /// <exception cref="OverflowException">
+    /// A line or the total is 2^63 bytes or more (an impossible batch or context, or an absurd config); the message
+    /// names the quantity and its factors, e.g. "the KV cache (68.6 KiB per token x 163,840 tokens x
+    /// 1,602,202,737 sequences) is 2^63 bytes or more".
+    /// </exception>
     public static MemoryPlan Compute(ParameterInventory inventory, WeightFormat format, PlanRequest request)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(request.Context, 1);
@@ -68,43 +78,63 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
         var s = inventory.Shape;
         var lines = new List<PlanLine>();
 
-        long quantizable = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Parameters);
-        long kept = inventory.Groups.Where(g => !g.Quantizable).Sum(g => g.Parameters);
+        long quantizable = SizeMath.Sum("the number of quantizable parameters", "", inventory.Groups.Where(g => g.Quantizable).Select(g => g.Parameters));
+        long kept = SizeMath.Sum("the number of parameters kept in bf16", "", inventory.Groups.Where(g => !g.Quantizable).Select(g => g.Parameters));
         switch (format)
         {
             case WeightFormat.Bf16:
-                lines.Add(new("linear weights", $"{quantizable:N0} x 2 B", quantizable * 2));
+                lines.Add(new("linear weights", $"{quantizable:N0} x 2 B", SizeMath.Product("the size of the bf16 linear weights", "bytes", quantizable, 2)));
                 lines.Add(new("weight scales", "none in bf16", 0));
                 break;
             case WeightFormat.Fp8:
                 lines.Add(new("linear weights", $"{quantizable:N0} x 1 B", quantizable));
-                long blocks = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Count * Ceil(g.Rows, 128) * Ceil(g.Cols, 128));
-                lines.Add(new("weight scales", $"fp8: {blocks:N0} blocks of 128x128 x 4 B", blocks * 4));
+                long blocks = SizeMath.Sum("the number of fp8 scale blocks", "", inventory.Groups.Where(g => g.Quantizable)
+                    .Select(g => SizeMath.Product($"the number of fp8 scale blocks of {g.Name}", "", g.Count, Ceil(g.Rows, 128), Ceil(g.Cols, 128))));
+                lines.Add(new("weight scales", $"fp8: {blocks:N0} blocks of 128x128 x 4 B", SizeMath.Product("the size of the fp8 weight scales", "bytes", blocks, 4)));
                 break;
             case WeightFormat.Int4:
-                lines.Add(new("linear weights", $"{quantizable:N0} x 0.5 B", (quantizable + 1) / 2));
-                long groups = inventory.Groups.Where(g => g.Quantizable).Sum(g => g.Count * g.Rows * Ceil(g.Cols, 128));
-                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x 2 B", groups * 2));
+                lines.Add(new("linear weights", $"{quantizable:N0} x 0.5 B", quantizable / 2 + quantizable % 2));
+                long groups = SizeMath.Sum("the number of int4 scale groups", "", inventory.Groups.Where(g => g.Quantizable)
+                    .Select(g => SizeMath.Product($"the number of int4 scale groups of {g.Name}", "", g.Count, g.Rows, Ceil(g.Cols, 128))));
+                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x 2 B", SizeMath.Product("the size of the int4 weight scales", "bytes", groups, 2)));
                 break;
         }
-        lines.Add(new("embeddings, lm_head, norms, router (bf16)", $"{kept:N0} x 2 B", kept * 2));
+        lines.Add(new("embeddings, lm_head, norms, router (bf16)", $"{kept:N0} x 2 B", SizeMath.Product("the size of the bf16 embeddings, lm_head, norms and router", "bytes", kept, 2)));
 
         long kvPerToken = s.IsMla
-            ? (long)s.Layers * (s.KvLoraRank + s.QkRopeHeadDim) * request.KvCacheElementBytes
-            : (long)s.Layers * 2 * s.KvHeads * s.HeadDim * request.KvCacheElementBytes;
+            ? SizeMath.Product("the KV cache per token", "bytes",
+                s.Layers, (long)s.KvLoraRank + s.QkRopeHeadDim, request.KvCacheElementBytes)
+            : SizeMath.Product("the KV cache per token", "bytes",
+                s.Layers, 2, s.KvHeads, s.HeadDim, request.KvCacheElementBytes);
         string kvFormula = s.IsMla
             ? $"{s.Layers} layers x ({s.KvLoraRank} latent + {s.QkRopeHeadDim} rope) x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}"
             : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim} x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}";
-        lines.Add(new("KV cache", kvFormula, kvPerToken * request.Context * request.Batch));
+        lines.Add(new("KV cache", kvFormula, KvCacheBytes(kvPerToken, request.Context, request.Batch)));
 
         int forwardTokens = Math.Max(Math.Min(request.PrefillChunk, request.Context), request.Batch);
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
         // The runner builds the tables for every position the model allows, whatever the context.
         int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
-        lines.Add(new("RoPE cos/sin tables", $"{s.MaxPositions:N0} positions x {rotary} x 4 B", (long)s.MaxPositions * rotary * 4));
+        lines.Add(new("RoPE cos/sin tables", $"{s.MaxPositions:N0} positions x {rotary} x 4 B",
+            SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", s.MaxPositions, rotary, 4)));
         lines.Add(new("CUDA context and libraries", "allowance (not measured)", request.RuntimeOverheadBytes));
-        return new MemoryPlan(format, request, lines) { KvBytesPerToken = kvPerToken, ModelMaxPositions = s.MaxPositions };
+        var plan = new MemoryPlan(format, request, lines) { KvBytesPerToken = kvPerToken, ModelMaxPositions = s.MaxPositions };
+        _ = plan.Total; // refuse here a plan whose total does not count in 64 bits
+        return plan;
     }
 
-    static long Ceil(long a, long b) => (a + b - 1) / b;
+    /// <summary>KV cache bytes of <paramref name="batch"/> sequences of <paramref name="tokens"/>, checked.</summary>
+    static long KvCacheBytes(long bytesPerToken, long tokens, long batch)
+    {
+        try
+        {
+            return checked(bytesPerToken * tokens * batch);
+        }
+        catch (OverflowException e)
+        {
+            throw SizeMath.TooLarge(Invariant($"the KV cache ({SizeMath.Bytes(bytesPerToken)} per token x {tokens:N0} tokens x {batch:N0} sequences)"), "bytes", e);
+        }
+    }
+
+    static long Ceil(long a, long b) => a / b + (a % b == 0 ? 0 : 1);
 }

@@ -1,5 +1,6 @@
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
+using static System.FormattableString;
 
 namespace DeepSeekKernels.Planning;
 
@@ -14,19 +15,28 @@ public sealed class ParameterInventory
     {
         Shape = shape;
         Groups = groups;
+        // Counted once here, so that an inventory too large for 64 bits is refused when it is made.
+        Total = SizeMath.Sum(Invariant($"the number of parameters of the model (the sum of its {groups.Count} weight groups)"), "",
+            groups.Select(g => g.Parameters));
+        // A routed-expert group counts num_experts_per_tok of its n_routed_experts: no more than the group itself.
+        ActivePerToken = SizeMath.Sum("the number of parameters active per token", "", groups.Select(g => g.Role == WeightRole.RoutedExperts
+            ? SizeMath.Product($"the number of active parameters of {g.Name}", "", g.Parameters / shape.Experts, shape.ExpertsPerToken)
+            : g.Parameters));
     }
 
     public ModelShape Shape { get; }
     public IReadOnlyList<WeightGroup> Groups { get; }
 
     /// <summary>All parameters.</summary>
-    public long Total => Groups.Sum(g => g.Parameters);
+    public long Total { get; }
 
     /// <summary>Parameters one token runs through: everything but the routed experts it was not sent to.</summary>
-    public long ActivePerToken => Groups.Sum(g => g.Role == WeightRole.RoutedExperts
-        ? g.Parameters / Shape.Experts * Shape.ExpertsPerToken
-        : g.Parameters);
+    public long ActivePerToken { get; }
 
+    /// <summary>
+    /// The weight groups of <paramref name="s"/>, counted in checked 64-bit arithmetic.
+    /// </summary>
+    /// <exception cref="OverflowException">A width, a group or the total is 2^63 parameters or more; the message names it.</exception>
     public static ParameterInventory Of(ModelShape s)
     {
         var groups = new List<WeightGroup>();
@@ -39,7 +49,7 @@ public sealed class ParameterInventory
         long layers = s.Layers;
         if (s.IsMla)
         {
-            long qOut = (long)s.Heads * s.QkHeadDim;
+            long qOut = SizeMath.Product("the q projection's output width", "", s.Heads, (long)s.QkNopeHeadDim + s.QkRopeHeadDim);
             if (s.QLoraRank is int qLora)
             {
                 groups.Add(new("q_a_proj", WeightRole.Attention, qLora, h, layers, true));
@@ -50,20 +60,20 @@ public sealed class ParameterInventory
             {
                 groups.Add(new("q_proj", WeightRole.Attention, qOut, h, layers, true));
             }
-            groups.Add(new("kv_a_proj_with_mqa", WeightRole.Attention, s.KvLoraRank + s.QkRopeHeadDim, h, layers, true));
+            groups.Add(new("kv_a_proj_with_mqa", WeightRole.Attention, (long)s.KvLoraRank + s.QkRopeHeadDim, h, layers, true));
             groups.Add(new("kv_a_layernorm", WeightRole.Small, 1, s.KvLoraRank, layers, false));
-            groups.Add(new("kv_b_proj", WeightRole.Attention, (long)s.Heads * (s.QkNopeHeadDim + s.VHeadDim), s.KvLoraRank, layers, true));
-            groups.Add(new("o_proj", WeightRole.Attention, h, (long)s.Heads * s.VHeadDim, layers, true));
+            groups.Add(new("kv_b_proj", WeightRole.Attention, SizeMath.Product("kv_b_proj's output width", "", s.Heads, (long)s.QkNopeHeadDim + s.VHeadDim), s.KvLoraRank, layers, true));
+            groups.Add(new("o_proj", WeightRole.Attention, h, checked((long)s.Heads * s.VHeadDim), layers, true));
         }
         else
         {
-            long q = (long)s.Heads * s.HeadDim, kv = (long)s.KvHeads * s.HeadDim;
+            long q = checked((long)s.Heads * s.HeadDim), kv = checked((long)s.KvHeads * s.HeadDim);
             groups.Add(new("q_proj", WeightRole.Attention, q, h, layers, true));
             groups.Add(new("k_proj", WeightRole.Attention, kv, h, layers, true));
             groups.Add(new("v_proj", WeightRole.Attention, kv, h, layers, true));
             groups.Add(new("o_proj", WeightRole.Attention, h, q, layers, true));
             if (s.QkvBias)
-                groups.Add(new("q/k/v biases", WeightRole.Small, 1, q + 2 * kv, layers, false));
+                groups.Add(new("q/k/v biases", WeightRole.Small, 1, SizeMath.Sum("the q/k/v bias width", "", [q, kv, kv]), layers, false));
         }
 
         long moeLayers = s.MoeLayers, denseLayers = layers - moeLayers;
@@ -74,8 +84,8 @@ public sealed class ParameterInventory
         }
         if (moeLayers > 0)
         {
-            long experts = moeLayers * s.Experts;
-            groups.Add(new("experts gate/up_proj", WeightRole.RoutedExperts, s.MoeIntermediate, h, 2 * experts, true));
+            long experts = checked(moeLayers * s.Experts); // < 2^62, as are the other counts: ints taken in pairs
+            groups.Add(new("experts gate/up_proj", WeightRole.RoutedExperts, s.MoeIntermediate, h, checked(2 * experts), true));
             groups.Add(new("experts down_proj", WeightRole.RoutedExperts, h, s.MoeIntermediate, experts, true));
             if (s.SharedExperts > 0)
             {

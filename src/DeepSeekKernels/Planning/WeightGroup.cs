@@ -1,3 +1,5 @@
+using static System.FormattableString;
+
 namespace DeepSeekKernels.Planning;
 
 /// <summary>What a group of weights is, for counting and for choosing how it is stored.</summary>
@@ -25,5 +27,19 @@ public enum WeightRole
 public sealed record WeightGroup(string Name, WeightRole Role, long Rows, long Cols, long Count, bool Quantizable)
 {
     /// <summary>Number of parameters.</summary>
-    public long Parameters => Rows * Cols * Count;
+    /// <exception cref="OverflowException">The count is 2^63 or more.</exception>
+    public long Parameters
+    {
+        get
+        {
+            try
+            {
+                return checked(Rows * Cols * Count);
+            }
+            catch (OverflowException e)
+            {
+                throw SizeMath.TooLarge(Invariant($"the number of parameters of weight group '{Name}' ({Count:N0} matrices of [{Rows:N0}, {Cols:N0}])"), "", e);
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@ using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Planning;
 using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
 
 namespace DeepSeekKernels.Tests.Planning;
 
@@ -58,5 +59,102 @@ public class HugeConfigTests
         Assert.Equal(int.MaxValue - 1, huge.Shape.MoeLayers); // first_k_dense_replace = 1
         Assert.Equal(checked(two.Total + (int.MaxValue - 2L) * (three.Total - two.Total)), huge.Total);
         Assert.Equal(checked(two.ActivePerToken + (int.MaxValue - 2L) * (three.ActivePerToken - two.ActivePerToken)), huge.ActivePerToken);
+    }
+
+    [Theory]
+    [InlineData(WeightFormat.Bf16), InlineData(WeightFormat.Fp8), InlineData(WeightFormat.Int4)]
+    public void AKvCacheOf2To63BytesOrMoreIsRefusedNotWrapped(WeightFormat format)
+    {
+        // `dsk plan --batch 1602202737 --context 163840` on DeepSeek-V3: 70,272 B x 163,840 x 1,602,202,737 wrapped to a small figure.
+        var v3 = ParameterInventory.Of(Shape(HubConfigs.DeepSeekV3));
+        var request = new PlanRequest(Context: 163_840, Batch: 1_602_202_737, GpuMemoryBytes: 80_000_000_000);
+        var e = Assert.Throws<OverflowException>(() => MemoryPlan.Compute(v3, format, request));
+        Assert.Equal("the KV cache (68.6 KiB per token x 163,840 tokens x 1,602,202,737 sequences) is 2^63 bytes or more", e.Message);
+    }
+
+    [Theory]
+    [InlineData("R1-Distill-Llama-8B"), InlineData("DeepSeek-V3"), InlineData("DeepSeek-V2-Lite"), InlineData("R1-Distill-Qwen-7B")]
+    public void AnInventoryOf2To63ParametersOrMoreIsRefusedNotWrapped(string name)
+    {
+        string json = name switch
+        {
+            "R1-Distill-Llama-8B" => HubConfigs.R1DistillLlama8B,
+            "DeepSeek-V3" => HubConfigs.DeepSeekV3,
+            "DeepSeek-V2-Lite" => HubConfigs.DeepSeekV2Lite,
+            _ => HubConfigs.R1DistillQwen7B,
+        };
+        // Legal ints all near int.MaxValue; hidden_size a multiple of the head count (2^31 - 128 = 2^7 x 16,777,215).
+        var shape = Shape(json, c =>
+        {
+            c["hidden_size"] = int.MaxValue - 127;
+            c["vocab_size"] = int.MaxValue;
+            c["num_hidden_layers"] = int.MaxValue;
+        });
+        var e = Assert.Throws<OverflowException>(() => ParameterInventory.Of(shape));
+        Assert.Matches(@"^the number of parameters of (the model \(the sum of its \d+ weight groups\)|weight group '[^']+' \([\d,]+ matrices of \[[\d,]+, [\d,]+\]\)) is 2\^63 or more$", e.Message);
+    }
+
+    [Fact]
+    public void TwoTablesOf2To62ParametersAreRefusedAsATotal()
+    {
+        // Each of embed_tokens and lm_head counts in 64 bits; together they do not.
+        var shape = Shape(HubConfigs.R1DistillLlama8B, c =>
+        {
+            c["hidden_size"] = int.MaxValue - 127;
+            c["vocab_size"] = int.MaxValue;
+        });
+        var e = Assert.Throws<OverflowException>(() => ParameterInventory.Of(shape));
+        Assert.Equal("the number of parameters of the model (the sum of its 9 weight groups) is 2^63 or more", e.Message);
+    }
+
+    [Fact]
+    public void AnActivationBufferOf2To63ElementsOrMoreIsNamed()
+    {
+        var shape = Shape(HubConfigs.DeepSeekV3) with { Heads = int.MaxValue, QkNopeHeadDim = int.MaxValue };
+        var e = Assert.Throws<OverflowException>(() => WorkspaceLayout.Bytes(shape, 256));
+        Assert.Equal("the activation buffer 'q' (256 x 2,147,483,647 x 2,147,483,711) is 2^63 elements or more", e.Message);
+    }
+
+    /// <summary>
+    /// Random shapes with dimensions up to int.MaxValue (log-uniform) and random requests: each plan is either exact
+    /// (every group, line and total equal to the same sum in 128-bit arithmetic) or refused with an OverflowException
+    /// that names the quantity; never wrapped, never another exception.
+    /// </summary>
+    [Fact]
+    public void EverySizeIsExactOrRefused()
+    {
+        var random = new Random(1234);
+        int Dim() => (int)Math.Min(int.MaxValue, Math.Round(Math.Exp(random.NextDouble() * Math.Log(int.MaxValue))));
+        string[] configs = [HubConfigs.DeepSeekV3, HubConfigs.DeepSeekV2Lite, HubConfigs.R1DistillLlama8B, HubConfigs.R1DistillQwen7B];
+        var tally = new FuzzTally("plans of huge configs");
+        for (int i = 0; i < 400; i++)
+        {
+            var baseShape = Shape(configs[i % configs.Length]);
+            int experts = baseShape.Experts > 0 ? Dim() : 0;
+            var shape = baseShape with
+            {
+                Vocab = Dim(), Hidden = Dim(), Layers = Dim(), Heads = Dim(), KvHeads = Dim(), HeadDim = Dim(), Intermediate = Dim(),
+                KvLoraRank = Dim(), QkNopeHeadDim = Dim(), QkRopeHeadDim = Dim(), VHeadDim = Dim(),
+                QLoraRank = baseShape.QLoraRank is null ? null : Dim(),
+                Experts = experts, SharedExperts = baseShape.SharedExperts > 0 ? Dim() : 0,
+                ExpertsPerToken = experts > 0 ? random.Next(1, experts + 1) : 0, MoeIntermediate = Dim(),
+                FirstDenseLayers = Dim(), MoeLayerFrequency = Dim(),
+            };
+            var request = new PlanRequest(Context: Dim(), Batch: Dim(), GpuMemoryBytes: long.MaxValue, PrefillChunk: Dim());
+            var format = (WeightFormat)(i % 3);
+            tally.Run(i, shape.ToString(), () =>
+            {
+                var inventory = ParameterInventory.Of(shape);
+                foreach (var g in inventory.Groups)
+                    Assert.Equal((Int128)g.Rows * g.Cols * g.Count, g.Parameters);
+                Assert.Equal(inventory.Groups.Aggregate(Int128.Zero, (sum, g) => sum + g.Parameters), inventory.Total);
+                var plan = MemoryPlan.Compute(inventory, format, request);
+                Assert.All(plan.Lines, l => Assert.True(l.Bytes >= 0, $"{l.Item}: {l.Bytes}"));
+                Assert.Equal(plan.Lines.Aggregate(Int128.Zero, (sum, l) => sum + l.Bytes), plan.Total);
+                Assert.Equal((Int128)plan.KvBytesPerToken * request.Context * request.Batch, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
+                Assert.InRange(plan.MaxContext, 0, shape.MaxPositions);
+            }, e => e is OverflowException o && o.Message.Contains(" is 2^63") && o.Message.StartsWith("the ", StringComparison.Ordinal));
+        }
+        tally.AssertClean();
     }
 }
