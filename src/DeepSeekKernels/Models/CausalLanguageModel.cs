@@ -21,7 +21,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     internal CausalLanguageModel(ModelShape shape, Ops ops, DeviceRuntime runtime, WeightMatrix embed, WeightMatrix lmHead,
         DeviceBuffer<float>[] inputNorms, DeviceBuffer<float>[] postNorms, DeviceBuffer<float> finalNorm,
-        IAttentionBlock[] attention, IMlpBlock[] mlp, int chunkTokens, List<IDisposable> owned, long weightBytes)
+        IAttentionBlock[] attention, IMlpBlock[] mlp, int chunkTokens, RopeTable rope, List<IDisposable> owned, long weightBytes)
     {
         Shape = shape;
         Ops = ops;
@@ -29,6 +29,8 @@ public sealed class CausalLanguageModel : IDisposable
         (_embed, _lmHead, _inputNorms, _postNorms, _finalNorm, _attention, _mlp, _owned) =
             (embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp, owned);
         WeightBytes = weightBytes;
+        ContextLimit = rope.MaxPositions;
+        RopeTableBytes = (rope.Cos.Length + rope.Sin.Length) * sizeof(float);
         _workspace = new Workspace(runtime, shape, chunkTokens);
     }
 
@@ -44,18 +46,30 @@ public sealed class CausalLanguageModel : IDisposable
     /// <summary>Bytes of weights held on the device.</summary>
     public long WeightBytes { get; }
 
+    /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
+    public long RopeTableBytes { get; }
+
     /// <summary>Bytes of activation workspace.</summary>
     public long WorkspaceBytes => _workspace.Bytes;
 
     /// <summary>Most positions one forward pass runs; longer inputs are split.</summary>
     public int ChunkTokens => _workspace.Tokens;
 
-    /// <summary>A cache for one sequence of up to <paramref name="capacity"/> positions (at most max_position_embeddings).</summary>
+    /// <summary>
+    /// Positions the model was loaded for (its RoPE tables cover [0, ContextLimit)): the contextLength given to
+    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?)"/>, else max_position_embeddings.
+    /// </summary>
+    public int ContextLimit { get; }
+
+    /// <summary>A cache for one sequence of up to <paramref name="capacity"/> positions (at most <see cref="ContextLimit"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not in 1..<see cref="ContextLimit"/>.</exception>
     public KvCache CreateCache(int capacity)
     {
-        if (capacity < 1 || capacity > Shape.MaxPositions)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity,
-                $"The cache capacity must be between 1 and the model's max_position_embeddings ({Shape.MaxPositions}).");
+        if (capacity < 1 || capacity > ContextLimit)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, ContextLimit < Shape.MaxPositions
+                ? $"The cache capacity must be between 1 and {ContextLimit}, the context the model was loaded for; " +
+                  $"load it with a larger contextLength (up to max_position_embeddings, {Shape.MaxPositions}) for more."
+                : $"The cache capacity must be between 1 and the model's max_position_embeddings ({Shape.MaxPositions}).");
         var (keyWidth, valueWidth) = _attention[0].CacheWidths;
         return new KvCache(this, Runtime, Shape.Layers, capacity, keyWidth, valueWidth);
     }

@@ -1,5 +1,7 @@
 using DeepSeekKernels.Checkpoints;
+using DeepSeekKernels.Planning;
 using DeepSeekKernels.Runtime;
+using static System.FormattableString;
 
 namespace DeepSeekKernels.Models;
 
@@ -15,54 +17,100 @@ public static class ModelLoader
     public const int DefaultChunkTokens = 256;
 
     /// <summary>
-    /// Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime. Before anything is
-    /// allocated, the bytes it will take (<see cref="EstimateBytes"/>) are checked against
+    /// Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime, for contexts of up to
+    /// <paramref name="contextLength"/> positions (the RoPE tables cover that many; null: max_position_embeddings).
+    /// Before anything is allocated, the bytes it will take (<see cref="EstimateBytes"/>) are checked against
     /// <paramref name="memoryBudgetBytes"/>, or on a GPU against its free memory; a model that does not fit is
     /// refused with a <see cref="ModelDoesNotFitException"/> that gives the parts.
     /// </summary>
-    public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="contextLength"/> is not in 1..max_position_embeddings.</exception>
+    /// <exception cref="CheckpointException">
+    /// No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit
+    /// (a table holds at most 2^31 - 1 elements); among the other faults of a checkpoint.
+    /// </exception>
+    public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null,
+        int? contextLength = null)
     {
         ArgumentNullException.ThrowIfNull(ops);
         var runtime = ops.Runtime ?? throw new ArgumentException(
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         using var checkpoint = Checkpoint.Open(folder);
-        var needed = EstimateBytes(checkpoint, chunkTokens);
+        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength);
         if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
             throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
-        return Load(checkpoint, ops, runtime, chunkTokens);
+        return Load(checkpoint, ops, runtime, chunkTokens, ContextLimit(checkpoint.Config, contextLength));
     }
 
     /// <summary>Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace.</summary>
     public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace)
     {
-        public long Total => Weights + RopeTables + Workspace;
+        public long Total => SizeMath.Sum("the memory the model needs", "bytes", [Weights, RopeTables, Workspace]);
     }
 
     /// <summary>
-    /// What <see cref="Load(string, Ops, int, long?)"/> will allocate, from the checkpoint's tensors: bf16 and FP8
+    /// What <see cref="Load(string, Ops, int, long?, int?)"/> will allocate, from the checkpoint's tensors: bf16 and FP8
     /// weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two f32 stacks
-    /// of the same element count (its FP8 scales stay on the host); MTP layers and a tied lm_head are not loaded. The KV cache comes on top.
+    /// of the same element count (its FP8 scales stay on the host); MTP layers and a tied lm_head are not loaded; RoPE
+    /// tables for <paramref name="contextLength"/> positions (null: max_position_embeddings). The KV cache comes on top.
     /// </summary>
-    public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="contextLength"/> is not in 1..max_position_embeddings.</exception>
+    /// <exception cref="CheckpointException">No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit.</exception>
+    public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens, int? contextLength = null)
     {
+        ArgumentNullException.ThrowIfNull(checkpoint);
         var s = ModelShapes.From(checkpoint.Config);
+        int positions = ContextLimit(checkpoint.Config, contextLength);
         long weights = 0;
         foreach (var t in checkpoint.Tensors)
         {
             if (!IsLoaded(t.Name, s) || t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal))
                 continue; // kv_b_proj's FP8 scales are applied on the host while loading
-            weights += t.Rank == 1 || t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
-                ? 4 * t.ElementCount
+            long bytes = t.Rank == 1 || t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
+                ? 4
                 : t.DType switch
                 {
-                    SafetensorsDType.BF16 => 2 * t.ElementCount,
-                    SafetensorsDType.F8_E4M3 => t.ElementCount,
-                    _ => 4 * t.ElementCount,
+                    SafetensorsDType.BF16 => 2,
+                    SafetensorsDType.F8_E4M3 => 1,
+                    _ => 4,
                 };
+            try
+            {
+                weights = checked(weights + t.ElementCount * bytes);
+            }
+            catch (OverflowException e)
+            {
+                throw SizeMath.TooLarge(Invariant($"the loaded weights (up to tensor {t.Name}, {t.ElementCount:N0} x {bytes} B)"), "bytes", e);
+            }
         }
-        int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
-        return new MemoryNeeds(weights, (long)s.MaxPositions * rotary * 4, WorkspaceLayout.Bytes(s, chunkTokens));
+        long rope = SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", positions, RotaryDim(s), 4);
+        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, chunkTokens));
+    }
+
+    static int RotaryDim(ModelShape s) => s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+
+    /// <summary>
+    /// The positions the RoPE tables cover: <paramref name="contextLength"/>, in 1..max_position_embeddings, or
+    /// max_position_embeddings when null and its tables fit.
+    /// </summary>
+    static int ContextLimit(ModelConfig config, int? contextLength)
+    {
+        int max = config.MaxPositionEmbeddings;
+        if (contextLength is int context)
+        {
+            if (context < 1 || context > max)
+                throw new ArgumentOutOfRangeException(nameof(contextLength), context,
+                    Invariant($"The context length must be between 1 and the model's max_position_embeddings ({max:N0}, in {config.Source})."));
+            return context;
+        }
+        long half = RotaryDim(ModelShapes.From(config)) / 2;
+        if (max * half > int.MaxValue)
+            throw new CheckpointException(
+                Invariant($"{config.Source}: max_position_embeddings ({max:N0}) is too many positions for the RoPE tables: ") +
+                Invariant($"{max:N0} x {half:N0} frequencies is more than the {int.MaxValue:N0} elements a table holds. ") +
+                "Load the model for a smaller context (contextLength).",
+                config.Source, null);
+        return max;
     }
 
     /// <summary>Whether the loader reads <paramref name="name"/>: the embeddings, final norm, lm_head unless tied, and layers below num_hidden_layers.</summary>
@@ -79,7 +127,7 @@ public static class ModelLoader
         return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int layer) && layer < s.Layers;
     }
 
-    static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens)
+    static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens, int contextLimit)
     {
         var config = checkpoint.Config;
         var s = ModelShapes.From(config);
@@ -94,8 +142,9 @@ public static class ModelLoader
             var attention = new IAttentionBlock[s.Layers];
             var mlp = new IMlpBlock[s.Layers];
 
-            int rotaryDim = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
-            var rope = loader.Keep(RopeTable.Create(runtime, RopeScalingOf(config), rotaryDim, s.MaxPositions));
+            // Tables for the context the model is loaded for; their values per position depend on the config alone
+            // (RopeScaling keeps max_position_embeddings and the original length), not on the table's length.
+            var rope = loader.Keep(RopeTable.Create(runtime, RopeScalingOf(config), RotaryDim(s), contextLimit));
             for (int layer = 0; layer < s.Layers; layer++)
             {
                 string p = $"model.layers.{layer}.";
@@ -105,7 +154,7 @@ public static class ModelLoader
                 mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
             }
             return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
-                chunkTokens, loader.Owned, loader.Bytes);
+                chunkTokens, rope, loader.Owned, loader.Bytes);
         }
         catch
         {

@@ -46,20 +46,25 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
     /// <summary>KV cache bytes per token of one sequence.</summary>
     public long KvBytesPerToken { get; init; }
 
+    /// <summary>RoPE table bytes per position of context (cos and sin: rotary dim x 4 B).</summary>
+    public long RopeBytesPerPosition { get; init; }
+
     /// <summary>The model's max_position_embeddings, the most context it can be run with.</summary>
     public int ModelMaxPositions { get; init; }
 
     /// <summary>
     /// The longest context (per sequence, at this batch, everything else as planned) whose plan fits in the GPU
-    /// memory, capped at the model's max_position_embeddings; 0 if not even one token fits.
+    /// memory, capped at the model's max_position_embeddings; 0 if not even one token fits. The KV cache and the
+    /// RoPE tables grow with the context.
     /// </summary>
     public long MaxContext
     {
         get
         {
-            long kvNow = KvCacheBytes(KvBytesPerToken, Request.Context, Request.Batch);
-            long free = checked(Request.GpuMemoryBytes - (Total - kvNow));
-            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / KvCacheBytes(KvBytesPerToken, 1, Request.Batch));
+            long perPosition = checked(KvCacheBytes(KvBytesPerToken, 1, Request.Batch) + RopeBytesPerPosition);
+            long growingNow = SizeMath.Product("the KV cache and RoPE tables", "bytes", perPosition, Request.Context);
+            long free = checked(Request.GpuMemoryBytes - (Total - growingNow));
+            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / perPosition);
         }
     }
 
@@ -113,12 +118,18 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
 
         int forwardTokens = Math.Max(Math.Min(request.PrefillChunk, request.Context), request.Batch);
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
-        // The runner builds the tables for every position the model allows, whatever the context.
+        // The runner loads the model for the context it runs (ModelLoader.Load's contextLength): tables of that many positions.
         int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
-        lines.Add(new("RoPE cos/sin tables", $"{s.MaxPositions:N0} positions x {rotary} x 4 B",
-            SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", s.MaxPositions, rotary, 4)));
+        long ropePerPosition = SizeMath.Product("the RoPE cos/sin tables per position", "bytes", rotary, 4);
+        lines.Add(new("RoPE cos/sin tables", $"{request.Context:N0} positions (the context) x {rotary} x 4 B",
+            SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", request.Context, ropePerPosition)));
         lines.Add(new("CUDA context and libraries", "allowance (not measured)", request.RuntimeOverheadBytes));
-        var plan = new MemoryPlan(format, request, lines) { KvBytesPerToken = kvPerToken, ModelMaxPositions = s.MaxPositions };
+        var plan = new MemoryPlan(format, request, lines)
+        {
+            KvBytesPerToken = kvPerToken,
+            RopeBytesPerPosition = ropePerPosition,
+            ModelMaxPositions = s.MaxPositions,
+        };
         _ = plan.Total; // refuse here a plan whose total does not count in 64 bits
         return plan;
     }

@@ -9,17 +9,28 @@ namespace DeepSeekKernels.Tests.Models;
 [Collection(nameof(DeviceCollection))]
 public class MemoryCheckTests
 {
-    public static TheoryData<string> Folders => CheckpointFixtures.AllModelFolders();
+    public static TheoryData<string, int?> FoldersAndContexts()
+    {
+        var data = new TheoryData<string, int?>();
+        foreach (var name in CheckpointFixtures.AllModelFolders())
+        {
+            data.Add(name.Data, null);
+            data.Add(name.Data, 37);
+        }
+        return data;
+    }
 
-    [Theory, MemberData(nameof(Folders))]
-    public void TheEstimateIsWhatLoadingAllocates(string name)
+    [Theory, MemberData(nameof(FoldersAndContexts))]
+    public void TheEstimateIsWhatLoadingAllocates(string name, int? contextLength)
     {
         string folder = CheckpointFixtures.Folder(name);
         ModelLoader.MemoryNeeds estimate;
         using (var checkpoint = Checkpoint.Open(folder))
-            estimate = ModelLoader.EstimateBytes(checkpoint, ModelLoader.DefaultChunkTokens);
-        using var model = ModelTestSupport.Load(folder);
+            estimate = ModelLoader.EstimateBytes(checkpoint, ModelLoader.DefaultChunkTokens, contextLength);
+        using var model = ModelTestSupport.Load(folder, contextLength: contextLength);
+        Assert.Equal(contextLength ?? model.Shape.MaxPositions, model.ContextLimit);
         Assert.Equal(model.WeightBytes, estimate.Weights);
+        Assert.Equal(model.RopeTableBytes, estimate.RopeTables);
         Assert.Equal(model.WorkspaceBytes, estimate.Workspace);
     }
 

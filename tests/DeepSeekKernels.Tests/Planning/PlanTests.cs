@@ -89,6 +89,42 @@ public class PlanTests
         Assert.Equal(WorkspaceLayout.Bytes(inventory.Shape, 256), plan.Lines.Single(l => l.Item == "activations").Bytes);
     }
 
+    [Theory, MemberData(nameof(Names))]
+    public void RopeTablesCoverTheContextThePlanRuns(string name)
+    {
+        var (inventory, _) = Of(name);
+        var s = inventory.Shape;
+        int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+        var line = MemoryPlan.Compute(inventory, WeightFormat.Bf16, new PlanRequest(Context: 4096, Batch: 2, GpuMemoryBytes: 80_000_000_000))
+            .Lines.Single(l => l.Item == "RoPE cos/sin tables");
+        Assert.Equal(4096L * rotary * 4, line.Bytes);
+        Assert.Equal($"{4096:N0} positions (the context) x {rotary} x 4 B", line.Formula);
+    }
+
+    [Fact]
+    public void MaxPositionsOfIntMaxValueDoesNotPlanTablesForEveryPosition()
+    {
+        var inventory = ParameterInventory.Of(ModelShapes.From(ModelConfig.Parse(
+            HubConfigs.R1DistillLlama8B.Replace("\"max_position_embeddings\": 131072", "\"max_position_embeddings\": 2147483647"), "llama")));
+        Assert.Equal(int.MaxValue, inventory.Shape.MaxPositions);
+        var plan = MemoryPlan.Compute(inventory, WeightFormat.Bf16, new PlanRequest(Context: 8192, Batch: 1, GpuMemoryBytes: 80_000_000_000));
+        Assert.Equal(8192L * 128 * 4, plan.Lines.Single(l => l.Item == "RoPE cos/sin tables").Bytes);
+        Assert.True(plan.Fits);
+    }
+
+    [Theory]
+    [InlineData("R1-Distill-Llama-8B", WeightFormat.Bf16, 24L << 30), InlineData("R1-Distill-Qwen-7B", WeightFormat.Int4, 12L << 30)]
+    [InlineData("DeepSeek-V2-Lite", WeightFormat.Fp8, 20L << 30), InlineData("R1-Distill-Llama-70B", WeightFormat.Int4, 48L << 30)]
+    public void MaxContextIsTheLongestContextThatFits(string name, WeightFormat format, long gpu)
+    {
+        // KV cache and RoPE tables grow with the context; with contexts past the prefill chunk nothing else does.
+        var (inventory, _) = Of(name);
+        var max = MemoryPlan.Compute(inventory, format, new PlanRequest(Context: 4096, Batch: 3, GpuMemoryBytes: gpu)).MaxContext;
+        Assert.InRange(max, 256, inventory.Shape.MaxPositions - 1); // past the prefill chunk, below the cap
+        Assert.True(MemoryPlan.Compute(inventory, format, new PlanRequest(Context: (int)max, Batch: 3, GpuMemoryBytes: gpu)).Fits);
+        Assert.False(MemoryPlan.Compute(inventory, format, new PlanRequest(Context: (int)max + 1, Batch: 3, GpuMemoryBytes: gpu)).Fits);
+    }
+
     [Fact]
     public void BadRequestsAreRefused()
     {
