@@ -38,14 +38,16 @@ internal static class SizeMath
     public static long Sum(string quantity, string unit, IEnumerable<long> terms)
     {
         long sum = 0;
-        try
+        foreach (long term in terms) // a term that overflows itself throws its own message
         {
-            foreach (long term in terms)
+            try
+            {
                 sum = checked(sum + term);
-        }
-        catch (OverflowException e)
-        {
-            throw TooLarge(quantity, unit, e);
+            }
+            catch (OverflowException e)
+            {
+                throw TooLarge(quantity, unit, e);
+            }
         }
         return sum;
     }

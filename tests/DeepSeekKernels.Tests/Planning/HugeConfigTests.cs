@@ -95,13 +95,23 @@ public class HugeConfigTests
     }
 
     [Fact]
+    public void TheOverflowingGroupIsNamedNotTheSumItWasPartOf()
+    {
+        // `dsk info` on DeepSeek-V3 with 2^31 - 1 layers: the routed experts alone are past 2^63.
+        var shape = Shape(HubConfigs.DeepSeekV3, c => c["num_hidden_layers"] = int.MaxValue);
+        var e = Assert.Throws<OverflowException>(() => ParameterInventory.Of(shape));
+        Assert.Equal("the number of parameters of weight group 'experts gate/up_proj' (1,099,511,625,728 matrices of [2,048, 7,168]) is 2^63 or more", e.Message);
+    }
+
+    [Fact]
     public void TwoTablesOf2To62ParametersAreRefusedAsATotal()
     {
-        // Each of embed_tokens and lm_head counts in 64 bits; together they do not.
+        // Each of embed_tokens, lm_head and q_proj (about 2^62 each) counts in 64 bits; together they do not.
         var shape = Shape(HubConfigs.R1DistillLlama8B, c =>
         {
             c["hidden_size"] = int.MaxValue - 127;
             c["vocab_size"] = int.MaxValue;
+            c["num_hidden_layers"] = 1;
         });
         var e = Assert.Throws<OverflowException>(() => ParameterInventory.Of(shape));
         Assert.Equal("the number of parameters of the model (the sum of its 9 weight groups) is 2^63 or more", e.Message);
