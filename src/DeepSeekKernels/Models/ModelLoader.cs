@@ -19,7 +19,8 @@ public static class ModelLoader
     /// <summary>
     /// Loads the model in <paramref name="folder"/> onto <paramref name="ops"/>' runtime, for contexts of up to
     /// <paramref name="contextLength"/> positions (the RoPE tables cover that many; null: max_position_embeddings).
-    /// Before anything is allocated, the bytes it will take (<see cref="EstimateBytes"/>) are checked against
+    /// Before anything is allocated, the checkpoint's headers are checked against config.json
+    /// (<see cref="CheckpointConformance.Check"/>), and the bytes it will take (<see cref="EstimateBytes"/>) are checked against
     /// <paramref name="memoryBudgetBytes"/>, or on a GPU against its free memory; a model that does not fit is
     /// refused with a <see cref="ModelDoesNotFitException"/> that gives the parts.
     /// </summary>
@@ -36,6 +37,7 @@ public static class ModelLoader
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         using var checkpoint = Checkpoint.Open(folder);
+        CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
         var needed = EstimateBytes(checkpoint, chunkTokens, contextLength);
         if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
             throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
