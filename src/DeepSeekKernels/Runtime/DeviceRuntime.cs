@@ -62,7 +62,7 @@ public sealed class DeviceRuntime : IDisposable
             {
                 DevicePreference.Cpu => context.CreateCPUAccelerator(0),
                 DevicePreference.Cuda when cudaDevices.Count == 0 =>
-                    throw new InvalidOperationException("No CUDA GPU was found (ILGPU saw none); use DevicePreference.Auto or Cpu."),
+                    throw new NoCudaDeviceException("No CUDA GPU was found (ILGPU saw none); use DevicePreference.Auto or Cpu."),
                 _ when cudaDevices.Count > 0 => context.CreateCudaAccelerator(0),
                 _ => context.CreateCPUAccelerator(0),
             };
