@@ -23,42 +23,49 @@ internal static class ChatCommand
             model, system, backend, device,
         };
         sampling.AddTo(command);
-        command.SetAction(parse => CliErrors.Run("chat", () => Run(parse.GetValue(model), parse.GetValue(system),
-            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context))));
+        command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
+            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
-    static int Run(string? modelFolder, string? system, string backend, string device, GenerationOptions options, int? context)
+    /// <summary>The context when --context is not given: the model's limit, at most this.</summary>
+    const int DefaultContext = 4096;
+
+    static int Run(string? modelFlag, string? system, string backend, string device, GenerationOptions options, int? context)
     {
-        string folder = modelFolder ?? CommonOptions.EmbeddedModel;
-        CommonOptions.CheckContext(context, folder);
+        string folder = CommonOptions.ModelFolder(modelFlag);
+        var shape = CommonOptions.ShapeOf(folder);
+        if (context is { } c)
+            CommonOptions.CheckContext(c, shape.MaxPositions);
+        int ctx = context ?? Math.Min(shape.MaxPositions, DefaultContext);
         var tokenizer = HfTokenizer.FromFolder(folder);
         var format = new ChatFormat(tokenizer, reasoning: ChatFormat.TemplateStartsReasoning(folder));
+        var messages = new List<ChatMessage>();
+        if (!string.IsNullOrEmpty(system))
+            messages.Add(new ChatMessage("system", system));
+        // The system prompt alone must leave room for a turn.
+        CheckFits(tokenizer.Encode(format.Render(messages), addSpecialTokens: false).Length, ctx, shape.MaxPositions, context != null);
+
         var (runtime, ops) = CommonOptions.CreateOps(backend, device);
         using (runtime)
         {
-            using var model = ModelLoader.Load(folder, ops);
-            int ctx = context ?? Math.Min(model.Shape.MaxPositions, 4096);
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
             using var generator = new TextGenerator(model, tokenizer, ctx);
-            var messages = new List<ChatMessage>();
-            if (!string.IsNullOrEmpty(system))
-                messages.Add(new ChatMessage("system", system));
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
                 (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
+            var input = new Utf8LineReader(Console.OpenStandardInput());
             while (true)
             {
                 Console.Out.Write("> ");
                 Console.Out.Flush();
-                string? line = Console.In.ReadLine();
+                string? line = input.ReadLine(out int invalidByte);
+                if (invalidByte > 0)
+                    CliErrors.Warning("chat", $"input line {input.LineNumber} is not valid UTF-8 (byte {invalidByte}); its invalid bytes were read as U+FFFD.");
                 if (line is null || line.Trim().Length == 0 || line.Trim() == "/exit")
                     break;
                 messages.Add(new ChatMessage("user", line));
                 var ids = tokenizer.Encode(format.Render(messages), addSpecialTokens: false);
-                if (ids.Length >= ctx)
-                {
-                    Console.Error.WriteLine($"dsk chat: the conversation has {ids.Length} tokens, the context {ctx}; start a new chat or pass --context.");
-                    break;
-                }
+                CheckFits(ids.Length, ctx, shape.MaxPositions, context != null);
                 var turn = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, ctx - ids.Length) };
                 var result = generator.Generate(ids, turn, token =>
                 {
@@ -70,5 +77,14 @@ internal static class ChatCommand
             }
         }
         return 0;
+    }
+
+    /// <summary>The conversation must leave room for one generated token; if not, the chat cannot go on: an error (exit 1).</summary>
+    static void CheckFits(int tokens, int context, int maxPositions, bool contextGiven)
+    {
+        if (tokens < context)
+            return;
+        throw new UsageException($"the conversation has {tokens:N0} tokens and the context holds {context:N0}: the chat cannot go on; start a new one" +
+            (context < maxPositions ? $" with a larger --context (at most {maxPositions:N0}, the model's max_position_embeddings)." : " (the model's max_position_embeddings is reached)."));
     }
 }

@@ -32,17 +32,7 @@ internal static class CheckCommand
 
     static int Run(string device)
     {
-        var preference = device switch { "cuda" => DevicePreference.Cuda, "cpu" => DevicePreference.Cpu, _ => DevicePreference.Auto };
-        DeviceRuntime runtime;
-        try
-        {
-            runtime = DeviceRuntime.Create(preference);
-        }
-        catch (InvalidOperationException e)
-        {
-            AnsiConsole.MarkupLineInterpolated($"[red]dsk check: {e.Message}[/]");
-            return 2;
-        }
+        var runtime = CommonOptions.CreateRuntime(device);
         using (runtime)
         {
             PrintEnvironment(runtime);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Generation;
 using DeepSeekKernels.Models;
@@ -27,12 +28,33 @@ internal static class CommonOptions
                 if (Directory.Exists(inCheckout))
                     return inCheckout;
             }
-            return beside; // missing: the caller's error names where it should be
+            return beside; // missing: ModelFolder's error names where it should be
         }
     }
 
     public static Option<string?> Model(string description = "Hugging Face model folder (config.json, *.safetensors, tokenizer.json). Default: the embedded dsv3-pydoc-tiny.") =>
         new("--model", "-m") { Description = description };
+
+    /// <summary>
+    /// The model folder --model names (the embedded model when it is not given), or a <see cref="UsageException"/>
+    /// naming the flag when it is a file or does not exist.
+    /// </summary>
+    public static string ModelFolder(string? flag)
+    {
+        if (flag is null)
+        {
+            string embedded = EmbeddedModel;
+            return Directory.Exists(embedded) ? embedded
+                : throw new UsageException($"the embedded model is not at {embedded} (a damaged installation?); give a model folder with --model.");
+        }
+        if (flag.Length == 0)
+            throw new UsageException("--model \"\": give a model folder.");
+        if (File.Exists(flag))
+            throw new UsageException($"--model {flag}: is a file; give the model's folder (config.json, model.safetensors, tokenizer.json).");
+        if (!Directory.Exists(flag))
+            throw new UsageException($"--model {flag}: no such folder.");
+        return flag;
+    }
 
     public static Option<string> Backend() => new Option<string>("--backend")
     {
@@ -54,7 +76,7 @@ internal static class CommonOptions
         public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).", DefaultValueFactory = _ => 1f };
         public Option<float> RepetitionPenalty { get; } = new("--repetition-penalty") { Description = "Hugging Face's repetition penalty (1 = off).", DefaultValueFactory = _ => 1f };
         public Option<int?> Seed { get; } = new("--seed") { Description = "Seed of the sampler, for repeatable sampling." };
-        public Option<int> MaxNewTokens { get; } = new("--max-new-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 };
+        public Option<int> MaxNewTokens { get; } = new("--max-new-tokens", "-n") { Description = "Most tokens to generate (generation also stops when the context is full).", DefaultValueFactory = _ => 64 };
         public Option<string[]> Stop { get; } = new("--stop") { Description = "Stop when the text contains this string (repeatable).", AllowMultipleArgumentsPerToken = false };
         public Option<int?> Context { get; } = new("--context") { Description = "Context length (KV cache positions). Default: prompt + max-new-tokens, at most the model's max_position_embeddings." };
 
@@ -66,7 +88,7 @@ internal static class CommonOptions
 
         /// <summary>
         /// The options as given, checked (by <see cref="GenerationOptions.Validate"/>) before anything is loaded:
-        /// one out of range is an <see cref="ArgumentException"/> naming its flag and value, e.g.
+        /// one out of range is a <see cref="UsageException"/> naming its flag and value, e.g.
         /// "--temperature -1: temperature must be finite and >= 0 (0 = greedy).". --context is checked by the
         /// command, against the model's max_position_embeddings.
         /// </summary>
@@ -92,7 +114,7 @@ internal static class CommonOptions
             catch (ArgumentOutOfRangeException e) when (e.ParamName is { } name && FlagOf(name) is { } flag)
             {
                 string value = e.ActualValue is string text ? $"\"{text}\"" : FormattableString.Invariant($"{e.ActualValue}");
-                throw new ArgumentException($"{flag} {value}: {CliErrors.OneLine(e)}", e);
+                throw new UsageException($"{flag} {value}: {CliErrors.OneLine(e)}", e);
             }
             return options;
         }
@@ -110,6 +132,25 @@ internal static class CommonOptions
         };
     }
 
+    /// <summary>
+    /// The runtime for --device: a <see cref="UsageException"/> naming the flag (or DSK_DEVICE, when that is what
+    /// asked for a GPU) when there is no CUDA GPU.
+    /// </summary>
+    public static DeviceRuntime CreateRuntime(string device)
+    {
+        try
+        {
+            return DeviceRuntime.Create(device switch { "cuda" => DevicePreference.Cuda, "cpu" => DevicePreference.Cpu, _ => DevicePreference.Auto });
+        }
+        catch (NoCudaDeviceException e)
+        {
+            string asked = device == "cuda" ? "--device cuda" : $"{DeviceRuntime.DeviceVariable}={Environment.GetEnvironmentVariable(DeviceRuntime.DeviceVariable)?.Trim()}";
+            string instead = device == "cuda" ? "use --device auto (the GPU when there is one, else the CPU) or --device cpu"
+                : $"unset {DeviceRuntime.DeviceVariable} or set it to cpu";
+            throw new UsageException($"{asked}: no CUDA GPU was found on this machine; {instead}.", e);
+        }
+    }
+
     /// <summary>The runtime and ops for --backend/--device. The reference runs on ILGPU's CPU accelerator (host memory, no copies).</summary>
     public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device)
     {
@@ -118,11 +159,16 @@ internal static class CommonOptions
             var cpu = DeviceRuntime.Create(DevicePreference.Cpu);
             return (cpu, Ops.Create(cpu, DeepSeekKernels.Backend.Reference));
         }
-        var runtime = DeviceRuntime.Create(device switch { "cuda" => DevicePreference.Cuda, "cpu" => DevicePreference.Cpu, _ => DevicePreference.Auto });
+        var runtime = CreateRuntime(device);
         try
         {
             var kind = backend == "native" ? DeepSeekKernels.Backend.Native : DeepSeekKernels.Backend.Ilgpu;
             return (runtime, Ops.Create(runtime, kind).WithReferenceFallback());
+        }
+        catch (NotSupportedException e) when (backend == "native")
+        {
+            runtime.Dispose();
+            throw new UsageException($"--backend native: {CliErrors.LowerFirst(CliErrors.OneLine(e))}; use --backend reference (the default) or --backend ilgpu.", e);
         }
         catch
         {
@@ -131,33 +177,58 @@ internal static class CommonOptions
         }
     }
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming --context unless 1 &lt;= context &lt;= maxPositions.</summary>
+    /// <summary>Throws a <see cref="UsageException"/> naming --context unless 1 &lt;= context &lt;= maxPositions.</summary>
     public static void CheckContext(int context, int maxPositions)
     {
         if (context < 1 || context > maxPositions)
-            throw new ArgumentException($"--context {context} is outside 1..{maxPositions} (the model's max_position_embeddings).");
+            throw new UsageException($"--context {context} is outside 1..{maxPositions} (the model's max_position_embeddings).");
     }
 
     /// <summary>
-    /// Checks --context, when given, against the model folder's config.json, before the weights are loaded
-    /// (a wrong context should not cost a checkpoint's loading time).
+    /// The context to run: --context when given, else prompt + max-new-tokens (at least one new token), at most
+    /// max_position_embeddings; computed in 64 bits, so -n 2147483647 means "until the context is full".
     /// </summary>
-    public static void CheckContext(int? context, string modelFolder)
+    public static int ContextFor(int? flag, int promptTokens, int maxNewTokens, int maxPositions) =>
+        flag ?? (int)Math.Min(maxPositions, (long)promptTokens + Math.Max(1, maxNewTokens));
+
+    /// <summary>
+    /// Checks a prompt of <paramref name="tokens"/> ids against the context before anything is loaded or printed:
+    /// it must leave room for at least one generated token.
+    /// </summary>
+    public static void CheckPromptFits(int tokens, int context, bool contextGiven, int maxPositions)
     {
-        if (context is { } c)
-            CheckContext(c, ModelShapes.From(ModelConfig.Load(modelFolder)).MaxPositions);
+        if (tokens == 0)
+            throw new UsageException("the prompt is empty (no tokens): give some text, or ids with --prompt-ids.");
+        if (tokens < context)
+            return;
+        throw new UsageException(contextGiven
+            ? $"the prompt has {tokens:N0} tokens and --context {context:N0} leaves no room to generate: give a context above {tokens:N0} (at most {maxPositions:N0}, the model's max_position_embeddings) or a shorter prompt."
+            : $"the prompt has {tokens:N0} tokens; the model holds at most {maxPositions:N0} (max_position_embeddings), and one is needed to generate: shorten the prompt.");
     }
 
-    /// <summary>Parses "1,2,3" into ids; throws FormatException naming the bad entry.</summary>
-    public static int[] ParseIds(string text)
+    /// <summary>
+    /// Parses "1,2,3" into ids, each in [0, <paramref name="vocabSize"/>): a <see cref="UsageException"/> names
+    /// an empty, non-numeric or out-of-range entry by its position.
+    /// </summary>
+    public static int[] ParseIds(string text, int vocabSize)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (text.Trim().Length == 0)
+            throw new UsageException("--prompt-ids: no ids given.");
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
         var ids = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ids[i]))
-                throw new FormatException($"--prompt-ids: '{parts[i]}' (entry {i + 1}) is not a non-negative integer.");
-        if (ids.Length == 0)
-            throw new FormatException("--prompt-ids: no ids given.");
+        {
+            if (parts[i].Length == 0)
+                throw new UsageException($"--prompt-ids: entry {i + 1} is empty (ids are separated by single commas, e.g. 1,2,3).");
+            bool digits = parts[i].All(char.IsAsciiDigit);
+            if (!digits)
+                throw new UsageException($"--prompt-ids: '{parts[i]}' (entry {i + 1}) is not a non-negative integer.");
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out ids[i]) || ids[i] >= vocabSize)
+                throw new UsageException($"--prompt-ids: {parts[i]} (entry {i + 1}) is outside the model's vocabulary, 0..{vocabSize - 1} (vocab_size in config.json).");
+        }
         return ids;
     }
+
+    /// <summary>The model's config.json, read before anything else is (a wrong flag should not cost a checkpoint's loading time).</summary>
+    public static ModelShape ShapeOf(string modelFolder) => ModelShapes.From(ModelConfig.Load(modelFolder));
 }

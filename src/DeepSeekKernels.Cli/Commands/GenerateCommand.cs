@@ -15,7 +15,11 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var prompt = new Argument<string?>("prompt") { Description = "Text to continue (default with the embedded model: \"" + DefaultPrompt + "\").", Arity = ArgumentArity.ZeroOrOne };
+        var prompt = new Argument<string?>("prompt")
+        {
+            Description = "Text to continue (default with the embedded model: \"" + DefaultPrompt + "\"). Text that starts with '-' goes after '--'.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Token ids to continue instead of text, e.g. 1,2,3 (no tokenizer involved; BOS is not added)." };
         var printIds = new Option<bool>("--print-ids") { Description = "Print the generated ids as one comma-separated line instead of the text." };
         var backend = CommonOptions.Backend();
@@ -26,44 +30,49 @@ internal static class GenerateCommand
             prompt, model, promptIds, printIds, backend, device,
         };
         sampling.AddTo(command);
-        command.SetAction(parse => CliErrors.Run("generate", () => Run(
+        command.SetAction(parse => Run(
             parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context))));
+            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
-    static int Run(string? modelFolder, string? prompt, string? promptIds, bool printIds, string backend, string device,
+    /// <summary>
+    /// Everything about the request is checked (options, model folder, config, prompt against the context and
+    /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
+    /// </summary>
+    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device,
         GenerationOptions options, int? context)
     {
-        string folder = modelFolder ?? CommonOptions.EmbeddedModel;
-        if (!Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"The model folder '{folder}' does not exist.");
+        string folder = CommonOptions.ModelFolder(modelFlag);
         if (prompt != null && promptIds != null)
-            throw new ArgumentException("Give either a text prompt or --prompt-ids, not both.");
-        CommonOptions.CheckContext(context, folder);
+            throw new UsageException("give either a text prompt or --prompt-ids, not both.");
+        var shape = CommonOptions.ShapeOf(folder);
+        if (context is { } c)
+            CommonOptions.CheckContext(c, shape.MaxPositions);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.FromFolder(folder) : null;
 
         int[] ids;
         if (promptIds != null)
         {
-            ids = CommonOptions.ParseIds(promptIds);
+            ids = CommonOptions.ParseIds(promptIds, shape.Vocab);
         }
         else
         {
-            prompt ??= modelFolder == null ? DefaultPrompt : throw new ArgumentException("Give a prompt (text argument) or --prompt-ids.");
+            prompt ??= modelFlag == null ? DefaultPrompt : throw new UsageException("give a prompt (text argument) or --prompt-ids.");
             if (tokenizer is null)
-                throw new FileNotFoundException($"'{folder}' has no tokenizer.json: give the prompt as --prompt-ids.");
+                throw new UsageException($"--model {folder} has no tokenizer.json: give the prompt as --prompt-ids.");
             ids = tokenizer.Encode(prompt);
         }
+        int ctx = CommonOptions.ContextFor(context, ids.Length, options.MaxNewTokens, shape.MaxPositions);
+        CommonOptions.CheckPromptFits(ids.Length, ctx, context != null, shape.MaxPositions);
 
         var (runtime, ops) = CommonOptions.CreateOps(backend, device);
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops);
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
-            int ctx = context ?? Math.Min(model.Shape.MaxPositions, ids.Length + Math.Max(1, options.MaxNewTokens));
             using var generator = new TextGenerator(model, tokenizer, ctx);
             if (!printIds && prompt != null)
                 Console.Out.Write(prompt);

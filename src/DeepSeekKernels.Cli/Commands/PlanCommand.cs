@@ -24,8 +24,8 @@ internal static class PlanCommand
         {
             model, context, batch, gpu, chunk,
         };
-        command.SetAction(parse => CliErrors.Run("plan", () => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
-            parse.GetValue(gpu), parse.GetValue(chunk))));
+        command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
+            parse.GetValue(gpu), parse.GetValue(chunk)));
         return command;
     }
 
@@ -34,18 +34,29 @@ internal static class PlanCommand
 
     static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk)
     {
+        // The flags first, then the config: a mistake in either is named before anything is computed.
+        if (batch < 1)
+            throw new UsageException($"--batch {batch}: must be at least 1.");
+        if (chunk < 1)
+            throw new UsageException($"--prefill-chunk {chunk}: must be at least 1 (tokens per forward pass).");
+        var (memory, memorySource) = GpuMemory(gpuMemory);
         var (config, _) = ModelSource.Read(argument);
         var shape = ModelShapes.From(config);
-        var inventory = ParameterInventory.Of(shape);
-        var (memory, memorySource) = GpuMemory(gpuMemory);
+        var inventory = ModelSource.Inventory(config, shape);
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
-        if (batch < 1)
-            throw new ArgumentException($"--batch must be at least 1 (got {batch}).");
         var request = new PlanRequest(context, batch, memory, chunk);
-        var plans = Enum.GetValues<WeightFormat>().Select(f => MemoryPlan.Compute(inventory, f, request)).ToArray();
+        MemoryPlan[] plans;
+        try
+        {
+            plans = [.. Enum.GetValues<WeightFormat>().Select(f => Checked(MemoryPlan.Compute(inventory, f, request)))];
+        }
+        catch (OverflowException e)
+        {
+            throw new UsageException($"--context {context:N0} x --batch {batch:N0}: {CliErrors.OneLine(e)}; plan for fewer tokens.", e);
+        }
 
-        AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; context {context:N0} x batch {batch}; GPU memory {ModelSource.Bytes(memory)} ({memorySource})");
+        AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; KV cache [bold]{ModelSource.Bytes(plans[0].KvBytesPerToken)} per token[/]; context {context:N0} x batch {batch:N0}; GPU memory {ModelSource.Bytes(memory)} ({memorySource})");
         var table = new Table().Border(TableBorder.Rounded).AddColumns("item", "formula (bf16 / fp8 / int4 where they differ)")
             .AddColumns(plans.Select(p => new TableColumn(p.Format.ToString().ToLowerInvariant()).RightAligned()).ToArray());
         var items = plans.SelectMany(p => p.Lines.Select(l => l.Item)).Distinct().ToList();
@@ -61,6 +72,14 @@ internal static class PlanCommand
         table.AddRow(["max context", $"at batch {batch}, the rest as planned; at most max_position_embeddings ({shape.MaxPositions:N0})", .. plans.Select(p => p.MaxContext.ToString("N0", CultureInfo.InvariantCulture))]);
         AnsiConsole.Write(table);
         return 0;
+    }
+
+    /// <summary>The plan with its totals evaluated, so an overflow in them surfaces here (as <see cref="OverflowException"/>).</summary>
+    static MemoryPlan Checked(MemoryPlan plan)
+    {
+        _ = plan.Total;
+        _ = plan.MaxContext;
+        return plan;
     }
 
     static (long Bytes, string Source) GpuMemory(string? text)
@@ -79,17 +98,23 @@ internal static class PlanCommand
         return (80L << 30, "no GPU found: assumed 80 GiB, an H100 80GB");
     }
 
+    /// <summary>The most --gpu-memory may say: 1 PiB, far beyond any GPU, and far from overflowing a plan's sums.</summary>
+    const long MaxGpuMemory = 1L << 50;
+
     /// <summary>"80GB" (10^9), "79.6GiB" (2^30), "512MiB", or a bare number of GiB.</summary>
     internal static long ParseBytes(string text)
     {
         string t = text.Trim();
-        (string Suffix, double Scale)[] units = [("GIB", 1L << 30), ("GB", 1e9), ("MIB", 1L << 20), ("MB", 1e6), ("TIB", 1L << 40), ("TB", 1e12)];
+        (string Suffix, double Scale)[] units = [("GIB", 1L << 30), ("GB", 1e9), ("MIB", 1L << 20), ("MB", 1e6), ("TIB", 1L << 40), ("TB", 1e12), ("", 1L << 30)];
         foreach (var (suffix, scale) in units)
             if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
-                && double.TryParse(t[..^suffix.Length].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0)
-                return (long)(v * scale);
-        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double gib) && gib > 0)
-            return (long)(gib * (1L << 30));
-        throw new FormatException($"--gpu-memory '{text}' is not a size such as 80GB, 79.6GiB or 24.");
+                && double.TryParse(t[..^suffix.Length].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+            {
+                double bytes = v * scale;
+                if (!double.IsFinite(bytes) || bytes < 1 || bytes > MaxGpuMemory)
+                    throw new UsageException($"--gpu-memory '{text}' is outside 1 B..{ModelSource.Bytes(MaxGpuMemory)}.");
+                return (long)bytes;
+            }
+        throw new UsageException($"--gpu-memory '{text}' is not a size such as 80GB, 79.6GiB or 24.");
     }
 }

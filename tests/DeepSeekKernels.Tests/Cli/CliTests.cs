@@ -96,10 +96,10 @@ public class CliTests
     }
 
     [Theory]
-    [InlineData("generate -m /nonexistent/model", "dsk generate: error: The model folder '/nonexistent/model' does not exist.")]
+    [InlineData("generate -m /nonexistent/model", "dsk generate: error: --model /nonexistent/model: no such folder.")]
     [InlineData("generate --prompt-ids 1,x", "dsk generate: error: --prompt-ids: 'x' (entry 2) is not a non-negative integer.")]
     [InlineData("plan --gpu-memory lots", "dsk plan: error: --gpu-memory 'lots' is not a size")]
-    [InlineData("info -m /nonexistent/config.json", "dsk info: error: '/nonexistent/config.json' is neither a model folder nor a config.json file.")]
+    [InlineData("info -m /nonexistent/config.json", "dsk info: error: --model /nonexistent/config.json: no such file or folder (give a model folder or a config.json).")]
     public void BadInputGetsOneClearLineAndExitCode1(string args, string message)
     {
         var r = DskProcess.Run(null, args.Split(' '));
@@ -123,7 +123,7 @@ public class CliTests
     [InlineData("generate --context 5000", "dsk generate: error: --context 5000 is outside 1..1024 (the model's max_position_embeddings).")]
     [InlineData("chat --top-k -1", "dsk chat: error: --top-k -1: top-k must be >= 0 (0 = off).")]
     [InlineData("chat --context 0", "dsk chat: error: --context 0 is outside 1..1024 (the model's max_position_embeddings).")]
-    [InlineData("plan --batch 0", "dsk plan: error: --batch must be at least 1 (got 0).")]
+    [InlineData("plan --batch 0", "dsk plan: error: --batch 0: must be at least 1.")]
     [InlineData("plan --context 2048", "dsk plan: error: --context 2048 is outside 1..1024 (the model's max_position_embeddings).")]
     public void AnOptionOutOfRangeIsRefusedBeforeAnythingRuns(string args, string message)
     {
@@ -162,10 +162,10 @@ public class CliTests
 
     /// <summary>Words the parser cannot read: one line each in plain words (no .NET type names, no help dump) and a pointer to --help.</summary>
     [Theory]
-    [InlineData("generate --seed abc", "dsk: error: Cannot parse argument 'abc' for option '--seed' as an integer.", "(see 'dsk generate --help')")]
-    [InlineData("generate --temperature warm", "dsk: error: Cannot parse argument 'warm' for option '--temperature' as a number.", "(see 'dsk generate --help')")]
-    [InlineData("generate --backend cuda", "dsk: error: Argument 'cuda' not recognized. Must be one of: 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
-    [InlineData("plan --batch many", "dsk: error: Cannot parse argument 'many' for option '--batch' as an integer.", "(see 'dsk plan --help')")]
+    [InlineData("generate --seed abc", "dsk generate: error: Cannot parse argument 'abc' for option '--seed' as an integer.", "(see 'dsk generate --help')")]
+    [InlineData("generate --temperature warm", "dsk generate: error: Cannot parse argument 'warm' for option '--temperature' as a number.", "(see 'dsk generate --help')")]
+    [InlineData("generate --backend cuda", "dsk generate: error: Argument 'cuda' not recognized. Must be one of: 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
+    [InlineData("plan --batch many", "dsk plan: error: Cannot parse argument 'many' for option '--batch' as an integer.", "(see 'dsk plan --help')")]
     public void WordsTheParserCannotReadGetAPlainLineAndAPointerToHelp(string args, string message, string pointer)
     {
         var r = DskProcess.Run(null, args.Split(' '));
@@ -179,6 +179,7 @@ public class CliTests
     {
         var r = DskProcess.Run(null, "generate", "--prompt-ids", string.Join(",", Enumerable.Range(2, 40)), "--context", "16");
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("The prompt has 40 tokens; the context holds 16", r.Error);
+        Assert.Contains("the prompt has 40 tokens and --context 16 leaves no room to generate", r.Error);
+        Assert.Equal("", r.Out);
     }
 }
