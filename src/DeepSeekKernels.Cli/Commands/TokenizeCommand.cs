@@ -56,6 +56,8 @@ internal static class TokenizeCommand
     /// <summary>The --input file, or a <see cref="UsageException"/> naming the flag when it is a folder, missing or unreadable.</summary>
     static FileStream OpenInput(string path)
     {
+        if (path.Trim().Length == 0)
+            throw new UsageException($"--input \"{path}\": give a file of lines (or leave --input out to read standard input).");
         if (Directory.Exists(path))
             throw new UsageException($"--input {path}: is a folder; give a file of lines.");
         try

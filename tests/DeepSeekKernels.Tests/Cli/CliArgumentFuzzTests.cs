@@ -11,7 +11,7 @@ namespace DeepSeekKernels.Tests.Cli;
 /// </summary>
 public class CliArgumentFuzzTests
 {
-    const int Runs = 48;
+    const int Runs = 64;
 
     static readonly string[] Commands = ["generate", "chat", "tokenize", "info", "plan", "check"];
 
@@ -65,6 +65,9 @@ public class CliArgumentFuzzTests
         var r = DskProcess.Run("hello\n\"json\"\n", [.. args]);
         string shown = string.Join(" ", args.Select(a => $"[{a}]"));
         Assert.True(r.ExitCode is 0 or 1, $"exit code {r.ExitCode} for {shown}: {r.Error}");
+        int doubleDash = args.IndexOf("--");
+        if (args.Take(doubleDash < 0 ? args.Count : doubleDash).Any(a => a is "--tempreature" or "--foo=1" or "-x"))
+            Assert.True(r.ExitCode == 1 && r.Error.Contains("unknown option", StringComparison.Ordinal), $"an unknown option was not refused in {shown}: {r.Error}");
         if (args.Contains("--verbose"))
             return; // asked for the trace
         DskProcess.AssertNoTrace(r);
@@ -79,9 +82,20 @@ public class CliArgumentFuzzTests
         }
     }
 
-    /// <summary>A model or input path: the embedded model, a fixture, a config.json, or something that is not one.</summary>
-    static string Path(Random random) => random.Next(7) switch
+    /// <summary>A copy of the embedded model whose tokenizer.json is cut short.</summary>
+    static readonly Lazy<string> DamagedTokenizer = new(() =>
     {
+        string folder = ModelCopies.Of();
+        string tokenizer = System.IO.Path.Combine(folder, "tokenizer.json");
+        File.WriteAllText(tokenizer, File.ReadAllText(tokenizer)[..4000]);
+        return folder;
+    });
+
+    /// <summary>A model or input path: the embedded model, a fixture, a config.json, a damaged tokenizer, or something that is not one.</summary>
+    static string Path(Random random) => random.Next(9) switch
+    {
+        7 => DamagedTokenizer.Value,
+        8 => System.IO.Path.Combine(DamagedTokenizer.Value, "tokenizer.json"),
         0 => CheckpointFixtures.PydocTiny,
         1 => CheckpointFixtures.HfTiny("qwen2"),
         2 => System.IO.Path.Combine(CheckpointFixtures.HfTiny("llama"), "config.json"),

@@ -49,7 +49,7 @@ public class CliNoTraceTests
         { "generate", "--model", "missing" }, { "generate", "--model", "file" }, { "generate", "--model", "through-file" }, { "generate", "--model", "empty-folder" },
         { "chat", "--model", "missing" }, { "chat", "--model", "file" }, { "chat", "--model", "empty-folder" },
         { "tokenize", "--model", "missing" }, { "tokenize", "--model", "file" }, { "tokenize", "--model", "empty-folder" },
-        { "tokenize", "--input", "missing" }, { "tokenize", "--input", "folder" }, { "tokenize", "--input", "through-file" },
+        { "tokenize", "--input", "missing" }, { "tokenize", "--input", "empty" }, { "tokenize", "--input", "folder" }, { "tokenize", "--input", "through-file" },
         { "info", "--model", "missing" }, { "info", "--model", "through-file" }, { "info", "--model", "empty-folder" }, { "info", "--model", "file" },
         { "plan", "--model", "missing" }, { "plan", "--model", "through-file" }, { "plan", "--model", "empty-folder" }, { "plan", "--model", "file" },
     };
@@ -67,10 +67,11 @@ public class CliNoTraceTests
             "folder" => temp.Path,
             "through-file" => Path.Combine(file, "config.json"),
             "empty-folder" => temp.Subfolder("empty"),
+            "empty" => "",
             _ => throw new ArgumentException(kind),
         };
         var r = DskProcess.Run("hello\n", command, flag, path);
-        DskProcess.AssertRefused(r, $"dsk {command}", kind == "through-file" ? file : path);
+        DskProcess.AssertRefused(r, $"dsk {command}", kind switch { "through-file" => file, "empty" => $"{flag} \"\"", _ => path });
     }
 
     [Fact]
