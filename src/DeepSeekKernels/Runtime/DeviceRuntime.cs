@@ -39,6 +39,7 @@ public sealed class DeviceRuntime : IDisposable
     }
 
     /// <summary>Creates a runtime on the preferred device.</summary>
+    /// <exception cref="NoCudaDeviceException">A CUDA GPU was asked for (<see cref="DevicePreference.Cuda"/>, or Auto with DSK_DEVICE=cuda) and none is visible.</exception>
     public static DeviceRuntime Create(DevicePreference preference = DevicePreference.Auto)
     {
         if (preference == DevicePreference.Auto)

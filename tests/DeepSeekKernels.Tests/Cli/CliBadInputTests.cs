@@ -1,4 +1,3 @@
-using System.Text;
 using DeepSeekKernels.Tests.Checkpoints;
 using DeepSeekKernels.Tests.Support;
 
@@ -162,8 +161,7 @@ public class CliSilentlyWrongTests
     [Fact]
     public void NaNWeightsStopGenerationWithAnErrorNamingThePosition()
     {
-        string folder = ModelCopies.Of();
-        ModelCopies.FillTensor(folder, "model.norm.weight", float.NaN);
+        string folder = ModelCopies.Of(fill: ("model.norm.weight", float.NaN));
         var r = DskProcess.Run(null, "generate", "--prompt-ids", "5,6,7", "--print-ids", "-n", "4", "-m", folder);
         DskProcess.AssertRefused(r, "dsk generate", "position 2");
         Assert.Contains("weights", r.ErrorLines.Single(l => l.Contains("error:")));
@@ -172,8 +170,7 @@ public class CliSilentlyWrongTests
     [Fact]
     public void InfWeightsStopGenerationToo()
     {
-        string folder = ModelCopies.Of();
-        ModelCopies.FillTensor(folder, "model.layers.0.self_attn.o_proj.weight", float.PositiveInfinity);
+        string folder = ModelCopies.Of(fill: ("model.layers.0.self_attn.o_proj.weight", float.PositiveInfinity));
         var r = DskProcess.Run(null, "generate", "The list type", "-n", "4", "-m", folder);
         DskProcess.AssertRefused(r, "dsk generate", "weights", stdoutEmpty: false);
         Assert.Equal("The list type", r.Out); // the prompt, and no token sampled from the non-finite logits
