@@ -30,10 +30,7 @@ internal static class ModelSource
     {
         try
         {
-            var inventory = ParameterInventory.Of(shape);
-            _ = inventory.Total;
-            _ = inventory.ActivePerToken;
-            return inventory;
+            return ParameterInventory.Of(shape); // counts its totals in checked arithmetic as it is made
         }
         catch (OverflowException e)
         {

@@ -49,7 +49,7 @@ internal static class PlanCommand
         MemoryPlan[] plans;
         try
         {
-            plans = [.. Enum.GetValues<WeightFormat>().Select(f => Checked(MemoryPlan.Compute(inventory, f, request)))];
+            plans = [.. Enum.GetValues<WeightFormat>().Select(f => MemoryPlan.Compute(inventory, f, request))]; // checked sizes and total
         }
         catch (OverflowException e)
         {
@@ -72,14 +72,6 @@ internal static class PlanCommand
         table.AddRow(["max context", $"at batch {batch}, the rest as planned; at most max_position_embeddings ({shape.MaxPositions:N0})", .. plans.Select(p => p.MaxContext.ToString("N0", CultureInfo.InvariantCulture))]);
         AnsiConsole.Write(table);
         return 0;
-    }
-
-    /// <summary>The plan with its totals evaluated, so an overflow in them surfaces here (as <see cref="OverflowException"/>).</summary>
-    static MemoryPlan Checked(MemoryPlan plan)
-    {
-        _ = plan.Total;
-        _ = plan.MaxContext;
-        return plan;
     }
 
     static (long Bytes, string Source) GpuMemory(string? text)

@@ -85,10 +85,11 @@ public class CliArgumentFuzzTests
     /// <summary>A copy of the embedded model whose tokenizer.json is cut short.</summary>
     static readonly Lazy<string> DamagedTokenizer = new(() =>
     {
-        string folder = ModelCopies.Of();
-        string tokenizer = System.IO.Path.Combine(folder, "tokenizer.json");
+        var copy = ModelCopies.Of();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => copy.Dispose();
+        string tokenizer = copy.File("tokenizer.json");
         File.WriteAllText(tokenizer, File.ReadAllText(tokenizer)[..4000]);
-        return folder;
+        return copy.Path;
     });
 
     /// <summary>A model or input path: the embedded model, a fixture, a config.json, a damaged tokenizer, or something that is not one.</summary>

@@ -23,7 +23,8 @@ public class CliNoTraceTests
     [Theory, MemberData(nameof(TokenizerDamage))]
     public void ADamagedTokenizerIsOneLineNamingTheFile(string command, string damage)
     {
-        string folder = ModelCopies.Of();
+        using var copy = ModelCopies.Of();
+        string folder = copy.Path;
         string tokenizer = Path.Combine(folder, "tokenizer.json");
         string file = tokenizer;
         switch (damage)
@@ -161,7 +162,8 @@ public class CliSilentlyWrongTests
     [Fact]
     public void NaNWeightsStopGenerationWithAnErrorNamingThePosition()
     {
-        string folder = ModelCopies.Of(fill: ("model.norm.weight", float.NaN));
+        using var copy = ModelCopies.Of(fill: ("model.norm.weight", float.NaN));
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "generate", "--prompt-ids", "5,6,7", "--print-ids", "-n", "4", "-m", folder);
         DskProcess.AssertRefused(r, "dsk generate", "position 2");
         Assert.Contains("weights", r.ErrorLines.Single(l => l.Contains("error:")));
@@ -170,7 +172,8 @@ public class CliSilentlyWrongTests
     [Fact]
     public void InfWeightsStopGenerationToo()
     {
-        string folder = ModelCopies.Of(fill: ("model.layers.0.self_attn.o_proj.weight", float.PositiveInfinity));
+        using var copy = ModelCopies.Of(fill: ("model.layers.0.self_attn.o_proj.weight", float.PositiveInfinity));
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "generate", "The list type", "-n", "4", "-m", folder);
         DskProcess.AssertRefused(r, "dsk generate", "weights", stdoutEmpty: false);
         Assert.Equal("The list type", r.Out); // the prompt, and no token sampled from the non-finite logits
@@ -179,7 +182,8 @@ public class CliSilentlyWrongTests
     [Fact]
     public void InfoRefusesAConfigThatClaimsLayersTheFilesDoNotHave()
     {
-        string folder = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = 5);
+        using var copy = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = 5);
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "info", "-m", folder);
         DskProcess.AssertRefused(r, "dsk info", "model.layers.4.");
 
@@ -190,7 +194,8 @@ public class CliSilentlyWrongTests
     [Fact]
     public void InfoRefusesAConfigWhoseSizesContradictTheTensors()
     {
-        string folder = ModelCopies.Of(editConfig: c => c["moe_intermediate_size"] = 256);
+        using var copy = ModelCopies.Of(editConfig: c => c["moe_intermediate_size"] = 256);
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "info", "-m", folder);
         DskProcess.AssertRefused(r, "dsk info", "[128, 256]");
     }
@@ -198,7 +203,8 @@ public class CliSilentlyWrongTests
     [Fact]
     public void InfoSaysWhenTheFilesHoldLayersTheConfigDoesNotUse()
     {
-        string folder = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = 2);
+        using var copy = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = 2);
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "info", "-m", folder);
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.Contains("tensors the config does not use: layer 3 is beyond num_hidden_layers (2); e.g. model.layers.3.", r.Out);
@@ -244,7 +250,8 @@ public class CliAbsurdSizeTests
     [Fact]
     public void AHugeMaxPositionEmbeddingsIsPlannedAndRunAtTheContextUsed()
     {
-        string folder = ModelCopies.Of(editConfig: c => c["max_position_embeddings"] = int.MaxValue);
+        using var copy = ModelCopies.Of(editConfig: c => c["max_position_embeddings"] = int.MaxValue);
+        string folder = copy.Path;
         var plan = DskProcess.Run(null, "plan", "-m", folder);
         Assert.True(plan.ExitCode == 0, plan.Error);
         Assert.Contains("8,192 positions (the context) x 16 x 4 B", plan.Out); // the RoPE table for the context planned, not for 2^31 positions
@@ -258,7 +265,8 @@ public class CliAbsurdSizeTests
     [Fact]
     public void AConfigWithAHugeLayerCountIsDescribedAtOnceWithoutWeights()
     {
-        string folder = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = int.MaxValue);
+        using var copy = ModelCopies.Of(editConfig: c => c["num_hidden_layers"] = int.MaxValue);
+        string folder = copy.Path;
         var r = DskProcess.Run(null, "info", "-m", Path.Combine(folder, "config.json"));
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.Contains("2,147,483,647 / 256 / 2,048", r.Out);
@@ -270,7 +278,7 @@ public class CliAbsurdSizeTests
     [Fact]
     public void SizesTooLargeToCountAreRefusedNamingTheConfig()
     {
-        string folder = ModelCopies.Of(editConfig: c =>
+        using var copy = ModelCopies.Of(editConfig: c =>
         {
             c["num_hidden_layers"] = int.MaxValue;
             c["hidden_size"] = 2147483520;
@@ -278,6 +286,7 @@ public class CliAbsurdSizeTests
             c["moe_intermediate_size"] = int.MaxValue;
             c["intermediate_size"] = int.MaxValue;
         });
+        string folder = copy.Path;
         string config = Path.Combine(folder, "config.json");
         foreach (var command in new[] { "info", "plan" })
         {

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Tests.Checkpoints;
@@ -38,11 +37,7 @@ public class ContextLimitTests
     static TempFolder CopyWithMaxPositions(string name, int maxPositions)
     {
         var copy = new TempFolder();
-        foreach (var file in Directory.GetFiles(CheckpointFixtures.Folder(name)))
-            File.Copy(file, copy.File(Path.GetFileName(file)));
-        var config = JsonNode.Parse(File.ReadAllText(copy.File("config.json")))!.AsObject();
-        config["max_position_embeddings"] = maxPositions;
-        File.WriteAllText(copy.File("config.json"), config.ToJsonString());
+        CheckpointCopy.Write(CheckpointFixtures.Folder(name), copy.Path, editConfig: c => c["max_position_embeddings"] = maxPositions);
         return copy;
     }
 
