@@ -37,6 +37,15 @@ public static class ElementTypes
         TryOf<T>() ?? throw new NotSupportedException(
             $"{typeof(T).Name} is not a DeepSeekKernels element type; use float, BFloat16, Half, Float8E4M3, Int4x2 or int.");
 
+    /// <summary>Bytes per stored element: 4, 2, 2, 1, 1 (a packed pair of INT4 values), 4.</summary>
+    public static int Size(this ElementType type) => type switch
+    {
+        ElementType.F32 or ElementType.I32 => 4,
+        ElementType.BF16 or ElementType.F16 => 2,
+        ElementType.Fp8E4M3 or ElementType.Int4 => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Unknown element type."),
+    };
+
     /// <summary>The short name used in messages and reports ("f32", "bf16", ...).</summary>
     public static string Name(this ElementType type) => type switch
     {

@@ -81,11 +81,12 @@ internal sealed class ReferenceBackend : KernelBackend
     {
         ids.Runtime.Synchronize();
         var hids = HostView.Of(ids);
+        if (OutOfRange(ids.Runtime, DeviceErrorSite.EmbeddingIds, hids.Span, table.Rows))
+            return;
         var hy = HostView.Of(y);
         // on a GPU, stage only the rows that are used (a vocabulary is large)
         if (table.Runtime.IsCuda)
         {
-            LinearReference.CheckIds(hids.Span, table.Rows);
             var span = hy.Span;
             for (int i = 0; i < hids.Span.Length; i++)
             {
@@ -111,8 +112,10 @@ internal sealed class ReferenceBackend : KernelBackend
         int headStride, int ropeOffset, RopeLayout layout)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
         var hp = HostView.Of(positions);
+        if (OutOfRange(x.Runtime, DeviceErrorSite.RopePositions, hp.Span, table.MaxPositions))
+            return;
+        var hx = HostView.Of(x);
         RopeReference.Rope(hx.Address, hp.Span, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
             headStride, ropeOffset, layout);
         KeepAlive(hp);
@@ -215,8 +218,10 @@ internal sealed class ReferenceBackend : KernelBackend
         DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
         var hi = HostView.Of(ids);
+        if (OutOfRange(x.Runtime, DeviceErrorSite.MoePermuteIds, hi.Span, experts))
+            return;
+        var hx = HostView.Of(x);
         var hp = HostView.Of(permuted);
         var ho = HostView.Of(offsets);
         var hs = HostView.Of(sourceSlot);
@@ -232,13 +237,8 @@ internal sealed class ReferenceBackend : KernelBackend
         x.Runtime.Synchronize();
         var ho = HostView.Of(offsets);
         var o = ho.Span;
-        if (o[0] < 0 || o[w.Count] > m)
-            throw new ArgumentOutOfRangeException("expertOffsets", $"GroupedLinear: expertOffsets[0] = {o[0]} .. expertOffsets[{w.Count}] = {o[w.Count]} is not inside [0, M = {m}].");
-        for (int e = 0; e < w.Count; e++)
-        {
-            if (o[e + 1] < o[e])
-                throw new ArgumentOutOfRangeException("expertOffsets", $"GroupedLinear: expertOffsets[{e + 1}] = {o[e + 1]} is less than expertOffsets[{e}] = {o[e]}; offsets must not decrease.");
-        }
+        if (OutOfRange(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o, m + 1) || Decreasing(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o))
+            return;
         var hx = HostView.Of(x);
         var hy = HostView.Of(y);
         // stage only the experts that have rows: a GPU-resident expert stack can be far larger than host memory allows
@@ -261,13 +261,64 @@ internal sealed class ReferenceBackend : KernelBackend
         DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate)
     {
         expertOutput.Runtime.Synchronize();
-        var he = HostView.Of(expertOutput);
         var hs = HostView.Of(sourceSlot);
+        if (OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span, hs.Span.Length)
+            || Repeated(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span))
+            return;
+        var he = HostView.Of(expertOutput);
         var hw = HostView.Of(weights);
         var hy = HostView.Of(y);
         MoeReference.Combine(he.Address, hs.Span, hw.Address, hy.Address, tokens, topK, hidden, accumulate);
         KeepAlive(he, hw);
         hy.WriteBack();
+    }
+
+    /// <summary>
+    /// Device-held indices, checked where they are read: the first value outside [0, <paramref name="bound"/>) is
+    /// recorded in the runtime's error word (<see cref="DeviceErrors"/>, thrown at the next synchronisation) and the op
+    /// is skipped, as a kernel skips it; true when that happened.
+    /// </summary>
+    static bool OutOfRange(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values, long bound)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if ((ulong)(uint)values[i] >= (ulong)bound || values[i] < 0)
+            {
+                runtime.Errors.Report(site, i, values[i], bound);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Offsets that must not decrease: the first that does is recorded as out of order.</summary>
+    static bool Decreasing(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values)
+    {
+        for (int i = 1; i < values.Length; i++)
+        {
+            if (values[i] < values[i - 1])
+            {
+                runtime.Errors.Report(site, i, values[i], values.Length, outOfOrder: true);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>A permutation (values already in range): the first repeat is recorded as out of order.</summary>
+    static bool Repeated(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values)
+    {
+        var seen = new bool[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (seen[values[i]])
+            {
+                runtime.Errors.Report(site, i, values[i], values.Length, outOfOrder: true);
+                return true;
+            }
+            seen[values[i]] = true;
+        }
+        return false;
     }
 
     /// <summary>

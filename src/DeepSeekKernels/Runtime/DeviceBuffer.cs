@@ -9,7 +9,7 @@ namespace DeepSeekKernels.Runtime;
 /// <see cref="ElementTypes"/> knows (bf16, fp8 and int4 as raw bits). Ops take <see cref="DeviceView{T}"/>s,
 /// to which a buffer converts implicitly.
 /// </summary>
-public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
+public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : unmanaged
 {
     internal DeviceBuffer(DeviceRuntime runtime, MemoryBuffer1D<T, Stride1D.Dense> memory)
     {
@@ -50,6 +50,13 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
 
     /// <summary>Copies the whole buffer to a new array.</summary>
     public T[] ToArray() => View.ToArray();
+
+    ILGPU.Runtime.MemoryBuffer IDeviceAllocation.Memory => Memory;
+
+    IntPtr IDeviceAllocation.NativePtr => Memory.NativePtr;
+
+    /// <summary>The whole buffer as a row-major tensor of <paramref name="shape"/> (its element count must be the buffer's length).</summary>
+    public DeviceTensor AsTensor(params ReadOnlySpan<long> shape) => DeviceTensor.Of(View, shape);
 
     public static implicit operator DeviceView<T>(DeviceBuffer<T> buffer) => buffer.View;
 

@@ -36,7 +36,14 @@ public sealed class DeviceRuntime : IDisposable
         _context = context;
         Accelerator = accelerator;
         Stream = accelerator.CreateStream();
+        Errors = new DeviceErrors(this);
     }
+
+    /// <summary>
+    /// The error word kernels write when they meet a bad device-held index (<see cref="DeviceErrors"/>); checked, and
+    /// thrown as a <see cref="DeviceIndexException"/>, at every <see cref="Synchronize"/> and copy to the host.
+    /// </summary>
+    public DeviceErrors Errors { get; }
 
     /// <summary>Creates a runtime on the preferred device.</summary>
     /// <exception cref="NoCudaDeviceException">A CUDA GPU was asked for (<see cref="DevicePreference.Cuda"/>, or Auto with DSK_DEVICE=cuda) and none is visible.</exception>
@@ -152,11 +159,15 @@ public sealed class DeviceRuntime : IDisposable
         return buffer;
     }
 
-    /// <summary>Waits until all work issued on <see cref="Stream"/> is done.</summary>
+    /// <summary>
+    /// Waits until all work issued on <see cref="Stream"/> is done, then throws the first bad device-held index an op
+    /// recorded since the last check (<see cref="DeviceIndexException"/>, naming the op and the value).
+    /// </summary>
     public void Synchronize()
     {
         Bind();
         Stream.Synchronize();
+        Errors.ThrowIfSet();
     }
 
     /// <summary>
@@ -229,6 +240,7 @@ public sealed class DeviceRuntime : IDisposable
         if (_disposed)
             return;
         _disposed = true;
+        Errors.Dispose();
         Stream.Dispose();
         Accelerator.Dispose();
         _context.Dispose();

@@ -52,6 +52,9 @@ public readonly struct DeviceView<T> where T : unmanaged
     /// <summary>Byte range [begin, end) inside the buffer, for overlap checks.</summary>
     internal unsafe (long Begin, long End) ByteRange => (Start * sizeof(T), (Start + Length) * sizeof(T));
 
+    /// <summary>This view as a row-major tensor of <paramref name="shape"/> (its element count must be the view's length).</summary>
+    public DeviceTensor AsTensor(params ReadOnlySpan<long> shape) => DeviceTensor.Of(this, shape);
+
     /// <summary>Copies <paramref name="source"/> into this view (same length).</summary>
     public void CopyFromHost(ReadOnlySpan<T> source)
     {
@@ -61,7 +64,10 @@ public readonly struct DeviceView<T> where T : unmanaged
         IlgpuView.CopyFromCPU(Runtime.Stream, source);
     }
 
-    /// <summary>Copies this view into <paramref name="destination"/> (same length); waits for the stream first.</summary>
+    /// <summary>
+    /// Copies this view into <paramref name="destination"/> (same length); waits for the stream first, and throws a
+    /// <see cref="DeviceIndexException"/> when an op recorded a bad device-held index (the copy is then done but suspect).
+    /// </summary>
     public void CopyToHost(Span<T> destination)
     {
         if (destination.Length != Length)
@@ -69,6 +75,7 @@ public readonly struct DeviceView<T> where T : unmanaged
         Runtime.Bind();
         IlgpuView.CopyToCPU(Runtime.Stream, destination);
         Runtime.Stream.Synchronize();
+        Runtime.Errors.ThrowIfSet();
     }
 
     /// <summary>

@@ -163,6 +163,21 @@ public static class OpTestSupport
             Assert.True(float.IsNaN(values[i]), $"{what}[{i}] was written ({values[i]}); it is outside the op's output");
     }
 
+    /// <summary>
+    /// Runs an op that reads a bad device-held index: the op itself returns (a kernel cannot throw), and the runtime's
+    /// next synchronisation throws <see cref="DeviceIndexException"/> naming the op, the operand and the value.
+    /// </summary>
+    public static DeviceIndexException DeviceIndexError(DeviceRuntime runtime, Action call, string op, string operand, string fragment)
+    {
+        call();
+        var e = Assert.Throws<DeviceIndexException>(runtime.Synchronize);
+        Assert.Equal((op, operand), (e.Site.Op, e.Site.Operand));
+        Assert.StartsWith(op + ": ", e.Message);
+        Assert.Contains(fragment, e.Message);
+        runtime.Synchronize(); // the word was cleared: the runtime is usable again
+        return e;
+    }
+
     public static T Throws<T>(Action call, string parameter, string fragment) where T : Exception
     {
         var e = Assert.Throws<T>(call);

@@ -91,8 +91,9 @@ public class OpValidationTests
         using var y = Poisoned(3 * 3);
         using var decreasing = Upload(new[] { 0, 2, 1 });
         using var past = Upload(new[] { 0, 2, 4 });
-        Throws<ArgumentOutOfRangeException>(() => ReferenceOps.GroupedLinear(x.View, decreasing.View, w.Matrix, y.View), "expertOffsets", "must not decrease");
-        Throws<ArgumentOutOfRangeException>(() => ReferenceOps.GroupedLinear(x.View, past.View, w.Matrix, y.View), "expertOffsets", "not inside [0, M = 3]");
+        var e = DeviceIndexError(Cpu, () => ReferenceOps.GroupedLinear(x.View, decreasing.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 1 is out of order");
+        Assert.True(e.OutOfOrder);
+        DeviceIndexError(Cpu, () => ReferenceOps.GroupedLinear(x.View, past.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 4 is outside [0, 4)");
         AllNaN(y.ToArray(), "destination");
     }
 

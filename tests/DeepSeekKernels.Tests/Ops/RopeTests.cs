@@ -294,13 +294,14 @@ public class RopeTests
         var x = RandomValues(3 * 4, 51);
         using var dx = Upload(x);
         using var dp = Upload(new[] { 1, 63, 64 });
-        var e = Throws<ArgumentOutOfRangeException>(() => ReferenceOps.Rope(dx.View, dp.View, table, 1, 4, 0, RopeLayout.HalfSplit),
-            "positions", "positions[2] = 64");
+        var e = DeviceIndexError(Cpu, () => ReferenceOps.Rope(dx.View, dp.View, table, 1, 4, 0, RopeLayout.HalfSplit),
+            "Rope", "positions", "positions[2] = 64");
         Assert.Contains("[0, 64)", e.Message);
+        Assert.Equal((2L, 64L, 64L), (e.Index, e.Value, e.Bound));
         Assert.Equal(x, dx.ToArray());
         using var negative = Upload(new[] { 0, -3, 1 });
-        Throws<ArgumentOutOfRangeException>(() => ReferenceOps.Rope(dx.View, negative.View, table, 1, 4, 0, RopeLayout.HalfSplit),
-            "positions", "positions[1] = -3");
+        DeviceIndexError(Cpu, () => ReferenceOps.Rope(dx.View, negative.View, table, 1, 4, 0, RopeLayout.HalfSplit),
+            "Rope", "positions", "positions[1] = -3");
     }
 
     [Fact]
