@@ -59,6 +59,20 @@ internal abstract class KernelBackend
     public virtual void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape) =>
         throw NotImplemented(nameof(Ops.MlaAttention));
 
+    /// <summary>Writes keys (and values) rows into their pages through the slot mapping (see <see cref="Ops.KvAppend"/>).</summary>
+    public virtual void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
+        throw NotImplemented(nameof(Ops.KvAppend));
+
+    /// <summary>Causal GQA of a batch over a paged cache (see <see cref="Ops.PagedAttention"/>).</summary>
+    public virtual void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch,
+        DeviceTensor destination, PagedAttentionShape shape) =>
+        throw NotImplemented(nameof(Ops.PagedAttention));
+
+    /// <summary>MLA of a batch over a paged latent cache (see <see cref="Ops.PagedMlaAttention"/>); shape.VHeadDim is latentDim.</summary>
+    public virtual void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        throw NotImplemented(nameof(Ops.PagedMlaAttention));
+
     /// <summary>y[r, yOffset + c] = x[r, xOffset + c] for r &lt; rows, c &lt; width.</summary>
     public virtual void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
         int yOffset, int width, int rows) =>

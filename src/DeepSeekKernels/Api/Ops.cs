@@ -94,7 +94,8 @@ public sealed partial class Ops
     public static IReadOnlyList<string> OpNames { get; } =
     [
         nameof(RmsNorm), nameof(AddRmsNorm), nameof(Linear), nameof(DequantizeFp8), nameof(HeadwiseLinear),
-        nameof(Embedding), nameof(Rope), nameof(Attention), nameof(MlaAttention), nameof(CopyColumns),
+        nameof(Embedding), nameof(Rope), nameof(Attention), nameof(MlaAttention), nameof(KvAppend), nameof(PagedAttention),
+        nameof(PagedMlaAttention), nameof(CopyColumns),
         nameof(SiluAndMul), nameof(Softmax), nameof(Add), nameof(Scale), nameof(MoeRoute), nameof(MoePermute),
         nameof(GroupedLinear), nameof(MoeCombine),
     ];

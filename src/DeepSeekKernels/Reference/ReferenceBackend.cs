@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using DeepSeekKernels.Numerics;
+using ILGPU.Runtime;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Reference;
@@ -148,6 +149,90 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
+    public override unsafe void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages,
+        DeviceTensor valuePages)
+    {
+        var runtime = keys.Runtime;
+        runtime.Synchronize();
+        var hs = HostView.Of(slotMapping);
+        long slots = keyPages.Dim(0) * keyPages.Dim(1);
+        if (OutOfRange(runtime, DeviceErrorSite.KvAppendSlots, hs.Span, slots))
+            return;
+        void Append(DeviceTensor rows, DeviceTensor pages)
+        {
+            var hr = new HostTensor(rows);
+            var hp = new HostTensor(pages);
+            int width = (int)rows.Dim(1);
+            var row = new float[width];
+            for (int t = 0; t < hs.Span.Length; t++)
+            {
+                RowAsFloat(hr, t, row);
+                fixed (float* x = row)
+                    PagedKvReference.WriteRow(x, hp.Address, pages.ElementType, hs.Span[t], width);
+            }
+            hp.WriteBack();
+        }
+        Append(keys, keyPages);
+        if (!values.IsNull)
+            Append(values, valuePages);
+    }
+
+    public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch,
+        DeviceTensor destination, PagedAttentionShape shape) =>
+        Paged(q, keyPages, valuePages, batch, destination, shape, mla: false);
+
+    public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        Paged(q, latentPages, latentPages, batch, destination, shape, mla: true);
+
+    static void Paged(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape s, bool mla)
+    {
+        var runtime = q.Runtime;
+        runtime.Synchronize();
+        var table = HostView.Of(batch.BlockTable).Span;
+        var lengths = HostView.Of(batch.SequenceLengths).Span;
+        var starts = HostView.Of(batch.QueryStarts).Span;
+        if (OutOfRange(runtime, DeviceErrorSite.AttentionQueryStarts, starts, s.Tokens + 1L)
+            || Decreasing(runtime, DeviceErrorSite.AttentionQueryStarts, starts))
+            return;
+        var hq = new HostTensor(q);
+        var hk = new HostTensor(keyPages);
+        var hv = mla ? hk : new HostTensor(valuePages);
+        var hy = new HostTensor(destination);
+        long qRow = (long)s.QHeads * s.HeadDim * sizeof(float), yRow = (long)s.QHeads * s.VHeadDim * sizeof(float);
+        long tableLength = (long)s.MaxPages * s.PageSize;
+        for (int b = 0; b < s.Batch; b++)
+        {
+            int count = starts[b + 1] - starts[b], length = lengths[b];
+            if (length < count || length > tableLength)
+            {
+                runtime.Errors.Report(DeviceErrorSite.AttentionLengths, b, length, tableLength + 1);
+                continue;
+            }
+            if (count == 0)
+                continue;
+            var pages = table.Slice(b * s.MaxPages, (length + s.PageSize - 1) / s.PageSize);
+            if (OutOfRange(runtime, DeviceErrorSite.AttentionBlockTable, pages, s.Pages, b * s.MaxPages))
+                continue;
+            PagedKvReference.Sequence(hq.Address + (nint)(starts[b] * qRow), hk.Address, hv.Address, keyPages.ElementType, pages,
+                length, count, hy.Address + (nint)(starts[b] * yRow), s, mla);
+        }
+        KeepAlive(hq, hk, hv);
+        hy.WriteBack();
+    }
+
+    /// <summary>Row <paramref name="row"/> of a [rows, width] f32 or bf16 tensor (any row stride) as float32.</summary>
+    static unsafe void RowAsFloat(HostTensor tensor, int row, Span<float> destination)
+    {
+        var t = tensor.Tensor;
+        nint address = tensor.Address + (nint)(row * t.Stride(0) * t.ElementSize);
+        if (t.ElementType == ElementType.F32)
+            new ReadOnlySpan<float>((void*)address, destination.Length).CopyTo(destination);
+        else
+            BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((void*)address, destination.Length), destination);
+    }
+
     public override void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
         int yOffset, int width, int rows)
     {
@@ -278,13 +363,13 @@ internal sealed class ReferenceBackend : KernelBackend
     /// recorded in the runtime's error word (<see cref="DeviceErrors"/>, thrown at the next synchronisation) and the op
     /// is skipped, as a kernel skips it; true when that happened.
     /// </summary>
-    static bool OutOfRange(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values, long bound)
+    static bool OutOfRange(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values, long bound, long firstIndex = 0)
     {
         for (int i = 0; i < values.Length; i++)
         {
-            if ((ulong)(uint)values[i] >= (ulong)bound || values[i] < 0)
+            if (values[i] < 0 || values[i] >= bound)
             {
-                runtime.Errors.Report(site, i, values[i], bound);
+                runtime.Errors.Report(site, firstIndex + i, values[i], bound);
                 return true;
             }
         }
@@ -371,6 +456,44 @@ internal sealed class ReferenceBackend : KernelBackend
         {
             if (_copy != null)
                 _view.CopyFromHost(_copy);
+        }
+    }
+
+    /// <summary>
+    /// A host address for a tensor: the tensor's own memory on the CPU accelerator, else a pinned copy of the bytes its
+    /// elements span (copied back whole by <see cref="WriteBack"/>).
+    /// </summary>
+    sealed unsafe class HostTensor
+    {
+        readonly byte[]? _copy;
+
+        public HostTensor(DeviceTensor tensor)
+        {
+            Tensor = tensor;
+            if (!tensor.Runtime.IsCuda)
+                return;
+            var (begin, end) = tensor.ByteSpan;
+            if (end - begin > int.MaxValue)
+                throw new NotSupportedException($"The reference backend stages at most {int.MaxValue} bytes of a tensor (got {end - begin}).");
+            _copy = GC.AllocateUninitializedArray<byte>((int)(end - begin), pinned: true);
+            if (_copy.Length > 0)
+            {
+                tensor.Allocation!.Memory.AsRawArrayView(begin, end - begin).CopyToCPU(tensor.Runtime.Stream, ref _copy[0], _copy.Length);
+                tensor.Runtime.Stream.Synchronize();
+            }
+        }
+
+        public DeviceTensor Tensor { get; }
+
+        /// <summary>Address of element [0, ...].</summary>
+        public nint Address => _copy == null ? Tensor.Pointer : (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_copy));
+
+        public void WriteBack()
+        {
+            if (_copy == null || _copy.Length == 0)
+                return;
+            Tensor.Allocation!.Memory.AsRawArrayView(Tensor.ByteSpan.Begin, _copy.Length).CopyFromCPU(Tensor.Runtime.Stream, ref _copy[0], _copy.Length);
+            Tensor.Runtime.Stream.Synchronize();
         }
     }
 

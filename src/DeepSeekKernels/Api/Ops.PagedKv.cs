@@ -1,0 +1,193 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels;
+
+/// <summary>
+/// The device-side description of one forward step's sequences over a paged KV cache (FlashInfer's and vLLM's
+/// metadata): which pages each sequence owns, how long it is, and where its new query tokens sit in the step's
+/// concatenated tokens. Values live in device buffers that the host refreshes before each step, so a step captured
+/// once can be replayed at the next position with new metadata; attention reads them where they are, checking each
+/// (<see cref="DeviceIndexException"/> at the next synchronisation).
+/// </summary>
+/// <param name="BlockTable">[batch, maxPages] int32: page ids of each sequence, in position order (position p of sequence b
+/// is slot p % pageSize of page BlockTable[b, p / pageSize]); entries past a sequence's pages are not read.</param>
+/// <param name="SequenceLengths">[batch] int32: keys of each sequence after this step's append (its queries are the last ones).</param>
+/// <param name="QueryStarts">[batch + 1] int32: cumulative offsets of each sequence's query tokens in q (0, n0, n0 + n1, ...).</param>
+public readonly record struct PagedBatch(DeviceView<int> BlockTable, DeviceView<int> SequenceLengths, DeviceView<int> QueryStarts)
+{
+    /// <summary>Sequences in the step.</summary>
+    public int Batch => (int)SequenceLengths.Length;
+
+    /// <summary>Width of the block table: most pages a sequence may own.</summary>
+    public int MaxPages => Batch == 0 ? 0 : (int)(BlockTable.Length / Batch);
+}
+
+/// <summary>The shape of one paged attention call, derived and checked by the op API.</summary>
+internal readonly record struct PagedAttentionShape(
+    int Tokens, int Batch, int MaxPages, int Pages, int PageSize, int QHeads, int KvHeads, int HeadDim, int VHeadDim, float Scale);
+
+public sealed partial class Ops
+{
+    /// <summary>
+    /// Writes new keys (and values) into their cache slots: effectively computes, for every token t,
+    /// <c>keyPages[slot / pageSize, slot % pageSize, :] = keys[t, :]</c> with <c>slot = slotMapping[t]</c> (and the same for
+    /// values), rounding to the pages' element type (bf16 pages round to nearest even). A slot outside the pool is
+    /// skipped and recorded in the runtime's error word (<see cref="DeviceIndexException"/> at the next synchronisation).
+    /// For MLA, keys are the latent rows [kv_lora_rank | roped k_pe] and there are no values.
+    /// </summary>
+    /// <param name="keys">[tokens, keyWidth] f32 or bf16 (rows may be strided).</param>
+    /// <param name="values">[tokens, valueWidth] f32 or bf16, or default when the cache has no value pages.</param>
+    /// <param name="slotMapping">[tokens] int32 slot of each token.</param>
+    /// <param name="keyPages">[pages, pageSize, keyWidth] f32 or bf16, contiguous: one layer of the pool.</param>
+    /// <param name="valuePages">[pages, pageSize, valueWidth], or default (exactly when values is).</param>
+    /// <exception cref="ArgumentException">A tensor is default, on another runtime, of the wrong shape or layout, or overlaps another.</exception>
+    /// <exception cref="NotSupportedException">An element type is not f32 or bf16, or the backend lacks the op.</exception>
+    public void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages)
+    {
+        const string op = nameof(KvAppend);
+        TensorChecks.Check(op, nameof(keys), keys, Runtime, 2, ElementType.F32, ElementType.BF16);
+        var runtime = keys.Runtime;
+        TensorChecks.CheckOptional(op, nameof(values), values, runtime, 2, ElementType.F32, ElementType.BF16);
+        CheckView(op, nameof(slotMapping), slotMapping, runtime);
+        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.CheckOptional(op, nameof(valuePages), valuePages, runtime, 3, ElementType.F32, ElementType.BF16);
+        if (values.IsNull != valuePages.IsNull)
+            ThrowHelper.Argument(op, values.IsNull ? nameof(values) : nameof(valuePages),
+                "values and valuePages come together: pass both (keys and values) or neither (an MLA latent cache).");
+        TensorChecks.NotEmpty(op, nameof(keys), keys, 0, "tokens");
+        long tokens = keys.Dim(0);
+        OpChecks.Length(op, nameof(slotMapping), slotMapping.Length, tokens, "keys' tokens");
+        CheckPages(op, nameof(keyPages), keyPages, keys.Dim(1), "keys' width");
+        if (!values.IsNull)
+        {
+            TensorChecks.Dim(op, nameof(values), values, 0, tokens, "keys' tokens");
+            CheckPages(op, nameof(valuePages), valuePages, values.Dim(1), "values' width");
+            if (valuePages.Dim(0) != keyPages.Dim(0) || valuePages.Dim(1) != keyPages.Dim(1))
+                ThrowHelper.Argument(op, nameof(valuePages), $"valuePages is {valuePages.ShapeText}; it must have keyPages' pages and page size {keyPages.ShapeText}.");
+            TensorChecks.Disjoint(op, nameof(valuePages), valuePages, nameof(keyPages), keyPages);
+            TensorChecks.Disjoint(op, nameof(valuePages), valuePages, nameof(keys), keys);
+            TensorChecks.Disjoint(op, nameof(valuePages), valuePages, nameof(values), values);
+            TensorChecks.Disjoint(op, nameof(keyPages), keyPages, nameof(values), values);
+        }
+        TensorChecks.Disjoint(op, nameof(keyPages), keyPages, nameof(keys), keys);
+        Dispatch(op).KvAppend(keys, values, slotMapping, keyPages, valuePages);
+    }
+
+    /// <summary>
+    /// Causal grouped-query attention of a batch of sequences over a paged cache (prefill chunks and decode tokens mixed):
+    /// effectively computes, for sequence b with n = QueryStarts[b + 1] - QueryStarts[b] queries and L = SequenceLengths[b]
+    /// keys, its i-th query (row QueryStarts[b] + i of q, at position p = L - n + i) and query head h (kv head h / g,
+    /// g = qHeads / kvHeads): <c>score[j] = scale * (q . k[j])</c> for positions j = 0 .. p, <c>w = softmax(score)</c> in
+    /// float32 with the maximum subtracted, <c>destination = sum_j w[j] * v[j]</c>, where key j of the sequence is
+    /// <c>keyPages[BlockTable[b, j / pageSize], j % pageSize, kvHead]</c>. Device-held metadata is checked where read: a
+    /// page outside the pool, a length the block table row cannot hold or shorter than the sequence's queries, or query
+    /// offsets out of order are recorded in the error word and that sequence is skipped.
+    /// </summary>
+    /// <param name="q">[tokens, qHeads, headDim] f32, contiguous.</param>
+    /// <param name="keyPages">[pages, pageSize, kvHeads * headDim] f32 or bf16, contiguous.</param>
+    /// <param name="valuePages">[pages, pageSize, kvHeads * vHeadDim] f32 or bf16, contiguous, of keyPages' element type.</param>
+    /// <param name="batch">The step's metadata (<see cref="PagedBatch"/>).</param>
+    /// <param name="destination">[tokens, qHeads, vHeadDim] f32, contiguous; must not overlap any input.</param>
+    /// <param name="kvHeads">Key/value heads; qHeads is a multiple of it.</param>
+    /// <param name="scale">Score scale, e.g. 1/sqrt(headDim); finite.</param>
+    public void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        int kvHeads, float scale)
+    {
+        const string op = nameof(PagedAttention);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32);
+        var runtime = q.Runtime;
+        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(valuePages), valuePages, runtime, 3, keyPages.ElementType);
+        CheckBatch(op, batch, runtime);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32);
+        OpChecks.AtLeast1(op, nameof(kvHeads), kvHeads);
+        OpChecks.Finite(op, nameof(scale), scale);
+        TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
+        TensorChecks.NotEmpty(op, nameof(q), q, 1, "heads");
+        TensorChecks.NotEmpty(op, nameof(q), q, 2, "head elements");
+        int qHeads = (int)q.Dim(1), headDim = (int)q.Dim(2);
+        if (qHeads % kvHeads != 0)
+            ThrowHelper.OutOfRange(op, nameof(kvHeads), kvHeads, $"q's {qHeads} heads are not a multiple of kvHeads = {kvHeads}.");
+        CheckPages(op, nameof(keyPages), keyPages, (long)kvHeads * headDim, $"kvHeads * headDim = {kvHeads} * {headDim}");
+        if (valuePages.Dim(0) != keyPages.Dim(0) || valuePages.Dim(1) != keyPages.Dim(1) || valuePages.Dim(2) % kvHeads != 0 || valuePages.Dim(2) == 0)
+            ThrowHelper.Argument(op, nameof(valuePages), $"valuePages is {valuePages.ShapeText}; it needs keyPages' pages and page size {keyPages.ShapeText} and kvHeads = {kvHeads} value heads.");
+        int vHeadDim = (int)(valuePages.Dim(2) / kvHeads);
+        CheckPages(op, nameof(valuePages), valuePages, valuePages.Dim(2), "kvHeads * vHeadDim");
+        TensorChecks.Dim(op, nameof(destination), destination, 0, q.Dim(0), "q's tokens");
+        TensorChecks.Dim(op, nameof(destination), destination, 1, qHeads, "q's heads");
+        TensorChecks.Dim(op, nameof(destination), destination, 2, vHeadDim, "the value head size");
+        CheckAttentionOverlaps(op, q, keyPages, valuePages, destination);
+        Dispatch(op).PagedAttention(q, keyPages, valuePages, batch, destination,
+            Shape(q, keyPages, batch, kvHeads, vHeadDim, scale));
+    }
+
+    /// <summary>
+    /// Multi-head latent attention of a batch of sequences over a paged latent cache (DeepSeek-V2/V3 as FlashMLA runs
+    /// it, weights absorbed): <see cref="PagedAttention"/> with one kv head whose keys are the whole cache rows
+    /// [latent | rope] and whose values are their first latentDim elements, for any number of query heads. The
+    /// output stays in latent space (W_UV is applied after).
+    /// </summary>
+    /// <param name="q">[tokens, heads, latentDim + ropeDim] f32, contiguous: absorbed q_nope, then roped q_pe.</param>
+    /// <param name="latentPages">[pages, pageSize, latentDim + ropeDim] f32 or bf16, contiguous.</param>
+    /// <param name="batch">The step's metadata (<see cref="PagedBatch"/>).</param>
+    /// <param name="destination">[tokens, heads, latentDim] f32, contiguous; latentDim is taken from it.</param>
+    /// <param name="scale">Score scale (DeepSeek's softmax_scale); finite.</param>
+    public void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, float scale)
+    {
+        const string op = nameof(PagedMlaAttention);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32);
+        var runtime = q.Runtime;
+        TensorChecks.Check(op, nameof(latentPages), latentPages, runtime, 3, ElementType.F32, ElementType.BF16);
+        CheckBatch(op, batch, runtime);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32);
+        OpChecks.Finite(op, nameof(scale), scale);
+        TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
+        TensorChecks.NotEmpty(op, nameof(q), q, 1, "heads");
+        TensorChecks.NotEmpty(op, nameof(q), q, 2, "head elements");
+        CheckPages(op, nameof(latentPages), latentPages, q.Dim(2), "q's latentDim + ropeDim");
+        TensorChecks.Dim(op, nameof(destination), destination, 0, q.Dim(0), "q's tokens");
+        TensorChecks.Dim(op, nameof(destination), destination, 1, q.Dim(1), "q's heads");
+        long latentDim = destination.Dim(2);
+        if (latentDim < 1 || latentDim > q.Dim(2))
+            ThrowHelper.Argument(op, nameof(destination), $"destination is {destination.ShapeText}; its latentDim must be 1 .. q's {q.Dim(2)} row elements.");
+        CheckAttentionOverlaps(op, q, latentPages, latentPages, destination);
+        Dispatch(op).PagedMlaAttention(q, latentPages, batch, destination, Shape(q, latentPages, batch, 1, (int)latentDim, scale));
+    }
+
+    static PagedAttentionShape Shape(DeviceTensor q, DeviceTensor keyPages, PagedBatch batch, int kvHeads, int vHeadDim, float scale) =>
+        new((int)q.Dim(0), batch.Batch, batch.MaxPages, (int)keyPages.Dim(0), (int)keyPages.Dim(1), (int)q.Dim(1), kvHeads,
+            (int)q.Dim(2), vHeadDim, scale);
+
+    static void CheckPages(string op, string name, DeviceTensor pages, long width, string what)
+    {
+        if (!pages.IsContiguous)
+            ThrowHelper.Argument(op, name, $"{name} {pages.ShapeText} with strides {pages.StridesText} is not contiguous; a page pool is.");
+        TensorChecks.NotEmpty(op, name, pages, 0, "pages");
+        TensorChecks.NotEmpty(op, name, pages, 1, "slots per page");
+        TensorChecks.Dim(op, name, pages, 2, width, what);
+        if (pages.Dim(0) * pages.Dim(1) > int.MaxValue)
+            ThrowHelper.Argument(op, name, $"{name} {pages.ShapeText} has more than {int.MaxValue} slots.");
+    }
+
+    void CheckBatch(string op, PagedBatch batch, DeviceRuntime runtime)
+    {
+        CheckView(op, "batch.BlockTable", batch.BlockTable, runtime);
+        CheckView(op, "batch.SequenceLengths", batch.SequenceLengths, runtime);
+        CheckView(op, "batch.QueryStarts", batch.QueryStarts, runtime);
+        if (batch.Batch < 1)
+            ThrowHelper.Argument(op, "batch", "batch.SequenceLengths is empty: a step has at least one sequence.");
+        OpChecks.Length(op, "batch.QueryStarts", batch.QueryStarts.Length, batch.Batch + 1L, "batch + 1");
+        if (batch.BlockTable.Length == 0 || batch.BlockTable.Length % batch.Batch != 0)
+            ThrowHelper.Argument(op, "batch.BlockTable", $"batch.BlockTable has {batch.BlockTable.Length} entries, not [batch = {batch.Batch}, maxPages >= 1].");
+    }
+
+    static void CheckAttentionOverlaps(string op, DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, DeviceTensor destination)
+    {
+        TensorChecks.Disjoint(op, nameof(destination), destination, nameof(q), q);
+        TensorChecks.Disjoint(op, nameof(destination), destination, nameof(keyPages), keyPages);
+        TensorChecks.Disjoint(op, nameof(destination), destination, nameof(valuePages), valuePages);
+        if (!destination.IsContiguous || !q.IsContiguous)
+            ThrowHelper.Argument(op, destination.IsContiguous ? nameof(q) : nameof(destination), "q and destination must be contiguous [tokens, heads, head elements].");
+    }
+}
