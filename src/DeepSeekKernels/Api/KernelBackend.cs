@@ -29,16 +29,16 @@ internal abstract class KernelBackend
         DeviceView<T> r, int rows, int cols, float eps)
         where T : unmanaged where TW : unmanaged;
 
-    /// <summary>y [rows, w.Rows] = x [rows, w.Cols] @ w^T (+ bias [w.Rows]); w.Count = 1.</summary>
-    public virtual void Linear(DeviceView<float> x, WeightMatrix w, DeviceView<float> bias, DeviceView<float> y, int rows) =>
+    /// <summary>y [rows, w.Rows] = x [rows, w.Cols] @ w^T (+ bias [w.Rows]); w.Count = 1; x and y rank 2, rows may be strided.</summary>
+    public virtual void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         throw NotImplemented(nameof(Ops.Linear));
 
     /// <summary>y [Count, Rows, Cols] = dequantised FP8 w.</summary>
     public virtual void DequantizeFp8(WeightMatrix w, DeviceView<float> y) =>
         throw NotImplemented(nameof(Ops.DequantizeFp8));
 
-    /// <summary>y[t, h, :] = w[h] @ x[t, h, :] (or w[h]^T @ x[t, h, :] when transpose) for t &lt; tokens, h &lt; w.Count.</summary>
-    public virtual void HeadwiseLinear(DeviceView<float> x, WeightMatrix w, DeviceView<float> y, int tokens, bool transpose) =>
+    /// <summary>y[t, h, :] = w[h] @ x[t, h, :] (or w[h]^T @ x[t, h, :] when transpose) for h &lt; w.Count; x and y rank 3, any outer strides.</summary>
+    public virtual void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
         throw NotImplemented(nameof(Ops.HeadwiseLinear));
 
     /// <summary>y [ids.Length, table.Cols] = table rows; ids outside [0, table.Rows) throw ArgumentOutOfRangeException.</summary>
@@ -104,8 +104,8 @@ internal abstract class KernelBackend
         DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts) =>
         throw NotImplemented(nameof(Ops.MoePermute));
 
-    /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows].</summary>
-    public virtual void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceView<float> y, int m) =>
+    /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows] (rank 2, rows may be strided).</summary>
+    public virtual void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
         throw NotImplemented(nameof(Ops.GroupedLinear));
 
     /// <summary>Weighted sum of each token's expert outputs (see <see cref="Ops.MoeCombine"/>).</summary>

@@ -18,25 +18,24 @@ public sealed partial class Ops
     /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, weight is a stack, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement Linear and does not fall back to the reference.</exception>
-    public void Linear(DeviceView<float> x, WeightMatrix weight, DeviceView<float> bias, DeviceView<float> destination)
+    public void Linear(DeviceTensor x, WeightMatrix weight, DeviceView<float> bias, DeviceTensor destination)
     {
         const string op = nameof(Linear);
-        CheckView(op, nameof(x), x, null);
+        if (weight is null)
+            ThrowHelper.ArgumentNull(op, nameof(weight));
+        var rows = TensorChecks.InputRows(op, nameof(x), x, Runtime, weight.Cols, "weight.Cols");
         CheckWeight(op, nameof(weight), weight, x.Runtime);
         CheckOptionalView(op, nameof(bias), bias, x.Runtime);
-        CheckView(op, nameof(destination), destination, x.Runtime);
         if (weight.Count != 1)
             ThrowHelper.Argument(op, nameof(weight), $"weight is a stack of {weight.Count} matrices; Linear takes one (use weight.Matrix(i), HeadwiseLinear or GroupedLinear).");
-        int rows = OpChecks.Rows(op, nameof(x), x.Length, weight.Cols, "weight.Cols");
         if (!bias.IsNull)
             OpChecks.Length(op, nameof(bias), bias.Length, weight.Rows, "weight.Rows");
-        long outputs = (long)rows * weight.Rows;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * weight.Rows = {rows} * {weight.Rows}");
-        var dst = destination.Slice(0, outputs);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(bias), bias);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(weight), weight.FloatView);
-        Dispatch(op).Linear(x, weight, bias, dst, rows);
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, rows.Dim(0), weight.Rows,
+            $"rows * weight.Rows = {rows.Dim(0)} * {weight.Rows}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
+        Dispatch(op).Linear(rows, weight, bias, dst);
     }
 
     /// <summary>
@@ -79,21 +78,45 @@ public sealed partial class Ops
     /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void HeadwiseLinear(DeviceView<float> x, WeightMatrix weight, DeviceView<float> destination, bool transpose = false)
+    public void HeadwiseLinear(DeviceTensor x, WeightMatrix weight, DeviceTensor destination, bool transpose = false)
     {
         const string op = nameof(HeadwiseLinear);
-        CheckView(op, nameof(x), x, null);
-        CheckWeight(op, nameof(weight), weight, x.Runtime);
-        CheckView(op, nameof(destination), destination, x.Runtime);
+        if (weight is null)
+            ThrowHelper.ArgumentNull(op, nameof(weight));
         int inDim = transpose ? weight.Rows : weight.Cols, outDim = transpose ? weight.Cols : weight.Rows;
         string inName = transpose ? "weight.Rows" : "weight.Cols", outName = transpose ? "weight.Cols" : "weight.Rows";
-        int tokens = OpChecks.Rows(op, nameof(x), x.Length, (long)weight.Count * inDim, $"heads * {inName} = {weight.Count} * {inDim}");
-        long outputs = (long)tokens * weight.Count * outDim;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs,
-            $"tokens * heads * {outName} = {tokens} * {weight.Count} * {outDim}");
-        var dst = destination.Slice(0, outputs);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(weight), weight.FloatView);
-        Dispatch(op).HeadwiseLinear(x, weight, dst, tokens, transpose);
+        DeviceTensor xs;
+        if (!x.IsNull && x.Rank == 3)
+        {
+            TensorChecks.Check(op, nameof(x), x, Runtime, 3, ElementType.F32);
+            TensorChecks.NotEmpty(op, nameof(x), x, 0, "tokens");
+            TensorChecks.Dim(op, nameof(x), x, 1, weight.Count, "weight.Count heads");
+            TensorChecks.Dim(op, nameof(x), x, 2, inDim, inName);
+            xs = x;
+        }
+        else
+        {
+            var rows = TensorChecks.InputRows(op, nameof(x), x, Runtime, (long)weight.Count * inDim, $"heads * {inName} = {weight.Count} * {inDim}");
+            xs = rows.Reshape(rows.Dim(0), weight.Count, inDim);
+        }
+        CheckWeight(op, nameof(weight), weight, x.Runtime);
+        long tokens = xs.Dim(0);
+        DeviceTensor dst;
+        if (destination.Rank == 3)
+        {
+            TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 3, ElementType.F32);
+            TensorChecks.Dim(op, nameof(destination), destination, 0, tokens, "x's tokens");
+            TensorChecks.Dim(op, nameof(destination), destination, 1, weight.Count, "weight.Count heads");
+            TensorChecks.Dim(op, nameof(destination), destination, 2, outDim, outName);
+            dst = destination;
+        }
+        else
+        {
+            dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, tokens, (long)weight.Count * outDim,
+                $"tokens * heads * {outName} = {tokens} * {weight.Count} * {outDim}").Reshape(tokens, weight.Count, outDim);
+        }
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), xs);
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
+        Dispatch(op).HeadwiseLinear(xs, weight, dst, transpose);
     }
 }

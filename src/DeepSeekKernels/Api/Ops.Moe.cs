@@ -181,20 +181,17 @@ public sealed partial class Ops
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The offsets are not ordered inside [0, M] (reported by the backend).</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void GroupedLinear(DeviceView<float> x, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceView<float> destination)
+    public void GroupedLinear(DeviceView<float> x, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
     {
         const string op = nameof(GroupedLinear);
         CheckView(op, nameof(x), x, null);
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
         CheckWeight(op, nameof(weight), weight, x.Runtime);
-        CheckView(op, nameof(destination), destination, x.Runtime);
         int m = OpChecks.Rows(op, nameof(x), x.Length, weight.Cols, "weight.Cols");
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
-        long outputs = (long)m * weight.Rows;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"M * weight.Rows = {m} * {weight.Rows}");
-        var dst = destination.Slice(0, outputs);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(weight), weight.FloatView);
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), DeviceTensor.FromView(x));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
         Dispatch(op).GroupedLinear(x, expertOffsets.Slice(0, weight.Count + 1L), weight, dst, m);
     }
 

@@ -29,31 +29,34 @@ internal static unsafe class LinearReference
     public static void Linear(WeightData w, nint x, int rows, nint bias, nint y) =>
         Run([new Product(w, x, w.Cols, rows, bias, y, w.Rows)]);
 
+    /// <summary>Where token t, head h of x and y are: element offsets t * TokenStride + h * HeadStride (then dense).</summary>
+    public readonly record struct HeadwiseLayout(int Tokens, long XTokenStride, long XHeadStride, long YTokenStride, long YHeadStride);
+
     /// <summary>y[t, h, :] = W[h] @ x[t, h, :] for every head h of the stack.</summary>
-    public static void Headwise(WeightData w, nint x, int tokens, nint y)
+    public static void Headwise(WeightData w, nint x, nint y, HeadwiseLayout l)
     {
         int heads = w.Count;
         var products = new Product[heads];
         for (int h = 0; h < heads; h++)
         {
-            products[h] = new Product(w.Matrix(h), x + (nint)((long)h * w.Cols * sizeof(float)), (long)heads * w.Cols, tokens, 0,
-                y + (nint)((long)h * w.Rows * sizeof(float)), (long)heads * w.Rows);
+            products[h] = new Product(w.Matrix(h), x + (nint)(h * l.XHeadStride * sizeof(float)), l.XTokenStride, l.Tokens, 0,
+                y + (nint)(h * l.YHeadStride * sizeof(float)), l.YTokenStride);
         }
         Run(products);
     }
 
     /// <summary>y[t, h, c] = sum_o W[h][o, c] * x[t, h, o] (W[h]^T @ x[t, h, :]), summed over o in order.</summary>
-    public static void HeadwiseTransposed(WeightData w, nint x, int tokens, nint y)
+    public static void HeadwiseTransposed(WeightData w, nint x, nint y, HeadwiseLayout l)
     {
-        int heads = w.Count, rows = w.Rows, cols = w.Cols;
+        int heads = w.Count, rows = w.Rows, cols = w.Cols, tokens = l.Tokens;
         void Head(int h, float[] matrix)
         {
             var weight = w.Matrix(h);
             weight.DecodeRows(0, rows, matrix);
             for (int t = 0; t < tokens; t++)
             {
-                float* xv = (float*)x + ((long)t * heads + h) * rows;
-                var acc = new Span<float>((float*)y + ((long)t * heads + h) * cols, cols);
+                float* xv = (float*)x + t * l.XTokenStride + h * l.XHeadStride;
+                var acc = new Span<float>((float*)y + t * l.YTokenStride + h * l.YHeadStride, cols);
                 acc.Clear();
                 for (int o = 0; o < rows; o++)
                     TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(matrix, o * cols, cols), xv[o], acc, acc);
@@ -70,14 +73,14 @@ internal static unsafe class LinearReference
     }
 
     /// <summary>For every matrix e of the stack with rows offsets[e] .. offsets[e + 1]: y[r] = x[r] @ W[e]^T.</summary>
-    public static void Grouped(IReadOnlyList<(int Expert, WeightData Weight)> used, ReadOnlySpan<int> offsets, nint x, nint y)
+    public static void Grouped(IReadOnlyList<(int Expert, WeightData Weight)> used, ReadOnlySpan<int> offsets, nint x, nint y, long yStride)
     {
         var products = new List<Product>(used.Count);
         foreach (var (e, w) in used)
         {
             int first = offsets[e], rows = offsets[e + 1] - first;
             products.Add(new Product(w, x + (nint)((long)first * w.Cols * sizeof(float)), w.Cols, rows, 0,
-                y + (nint)((long)first * w.Rows * sizeof(float)), w.Rows));
+                y + (nint)(first * yStride * sizeof(float)), yStride));
         }
         Run(products);
     }
@@ -121,7 +124,7 @@ internal static unsafe class LinearReference
     /// per-thread scratch, once per task for all x rows; float32 rows go to TensorPrimitives.Dot. An output does not
     /// depend on the number of x rows, the tasks or the threads, so one token decoded alone equals that token in a batch.
     /// </summary>
-    static void Run(IReadOnlyList<Product> products)
+    public static void Run(IReadOnlyList<Product> products)
     {
         // x rows of the bf16 and FP8 products, split once into even and odd columns for DotBf16
         var splitAt = new long[products.Count];

@@ -42,14 +42,14 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    public override void Linear(DeviceView<float> x, WeightMatrix w, DeviceView<float> bias, DeviceView<float> y, int rows)
+    public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
+        var hx = new HostTensor(x);
         var hb = HostView.OfOptional(bias);
-        var hy = HostView.Of(y);
+        var hy = new HostTensor(y);
         var hw = new HostWeight(w);
-        LinearReference.Linear(hw.Data, hx.Address, rows, hb?.Address ?? 0, hy.Address);
+        LinearReference.Run([new LinearReference.Product(hw.Data, hx.Address, x.Stride(0), (int)x.Dim(0), hb?.Address ?? 0, hy.Address, y.Stride(0))]);
         KeepAlive(hx, hb, hw);
         hy.WriteBack();
     }
@@ -64,16 +64,17 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    public override void HeadwiseLinear(DeviceView<float> x, WeightMatrix w, DeviceView<float> y, int tokens, bool transpose)
+    public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = HostView.Of(y);
+        var hx = new HostTensor(x);
+        var hy = new HostTensor(y);
         var hw = new HostWeight(w);
+        var layout = new LinearReference.HeadwiseLayout((int)x.Dim(0), x.Stride(0), x.Stride(1), y.Stride(0), y.Stride(1));
         if (transpose)
-            LinearReference.HeadwiseTransposed(hw.Data, hx.Address, tokens, hy.Address);
+            LinearReference.HeadwiseTransposed(hw.Data, hx.Address, hy.Address, layout);
         else
-            LinearReference.Headwise(hw.Data, hx.Address, tokens, hy.Address);
+            LinearReference.Headwise(hw.Data, hx.Address, hy.Address, layout);
         KeepAlive(hx, hw);
         hy.WriteBack();
     }
@@ -317,7 +318,7 @@ internal sealed class ReferenceBackend : KernelBackend
         hs.WriteBack();
     }
 
-    public override void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceView<float> y, int m)
+    public override void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
     {
         x.Runtime.Synchronize();
         var ho = HostView.Of(offsets);
@@ -325,7 +326,7 @@ internal sealed class ReferenceBackend : KernelBackend
         if (OutOfRange(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o, m + 1) || Decreasing(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o))
             return;
         var hx = HostView.Of(x);
-        var hy = HostView.Of(y);
+        var hy = new HostTensor(y);
         // stage only the experts that have rows: a GPU-resident expert stack can be far larger than host memory allows
         var used = new List<(int, WeightData)>();
         var keep = new List<HostWeight>();
@@ -337,7 +338,7 @@ internal sealed class ReferenceBackend : KernelBackend
             keep.Add(matrix);
             used.Add((e, matrix.Data));
         }
-        LinearReference.Grouped(used, o, hx.Address, hy.Address);
+        LinearReference.Grouped(used, o, hx.Address, hy.Address, y.Stride(0));
         KeepAlive(hx, keep);
         hy.WriteBack();
     }

@@ -26,7 +26,7 @@ public class OpValidationTests
         var y = buffer.Slice(40, 8);          // [2, 4]
         var bias = buffer.Slice(20, 4);
 
-        Throws<ArgumentException>(() => Strict.Linear(default, w.Matrix, default, y), "x", "Linear: x is a default DeviceView");
+        Throws<ArgumentException>(() => Strict.Linear(default, w.Matrix, default, y), "x", "Linear: x is a default DeviceTensor");
         Throws<ArgumentNullException>(() => Strict.Linear(x, null!, default, y), "weight", "Linear: weight is null");
         Throws<ArgumentException>(() => Strict.Linear(x, stack.Matrix, default, y), "weight", "a stack of 2 matrices");
         Throws<ArgumentException>(() => Strict.Linear(buffer.Slice(0, 13), w.Matrix, default, y), "x", "not a whole number of rows of weight.Cols = 6");
