@@ -1,13 +1,19 @@
+using DeepSeekKernels.Caching;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 using static DeepSeekKernels.Models.WorkspaceLayout;
 
 namespace DeepSeekKernels.Models;
 
+/// <summary>One sequence's share of a <see cref="CausalLanguageModel.Step"/>: its id in the cache and how many tokens it runs.</summary>
+public readonly record struct StepSequence(int Sequence, int Tokens);
+
 /// <summary>
 /// A decoder-only transformer loaded from a checkpoint: embeddings, layers of (RMSNorm, attention, RMSNorm,
 /// MLP) with the residual adds fused into the norms, final norm, lm_head. Every computation goes through
 /// <see cref="Ops"/>, so the backend is a choice made when loading, not in this code. Prompts longer than
-/// the workspace are run in chunks (chunked prefill); keys and values accumulate in a <see cref="KvCache"/>.
+/// the workspace are run in chunks (chunked prefill); keys and values accumulate in a paged cache (<see cref="PagedKvCache"/>),
+/// and one step can run many sequences (<see cref="Step"/>).
 /// </summary>
 public sealed class CausalLanguageModel : IDisposable
 {
@@ -61,28 +67,67 @@ public sealed class CausalLanguageModel : IDisposable
     /// </summary>
     public int ContextLimit { get; }
 
-    /// <summary>A cache for one sequence of up to <paramref name="capacity"/> positions (at most <see cref="ContextLimit"/>).</summary>
+    /// <summary>
+    /// A cache for one sequence of up to <paramref name="capacity"/> positions (at most <see cref="ContextLimit"/>): a
+    /// private page pool with room for exactly that sequence (<see cref="KvCacheLayout.For"/> with one sequence).
+    /// </summary>
+    /// <param name="capacity">Positions the sequence may reach.</param>
+    /// <param name="elementType">f32 (the exact path, the default) or bf16.</param>
+    /// <param name="pageSize">Positions per page (16..256; default <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not in 1..<see cref="ContextLimit"/>.</exception>
-    public KvCache CreateCache(int capacity)
+    public KvCache CreateCache(int capacity, ElementType elementType = ElementType.F32, int? pageSize = null)
     {
-        if (capacity < 1 || capacity > ContextLimit)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, ContextLimit < Shape.MaxPositions
+        CheckContext(capacity, nameof(capacity));
+        var pool = CreatePagedCache(CacheLayout(capacity, 1, elementType, pageSize));
+        return new KvCache(pool, pool.AddSequence(), capacity);
+    }
+
+    /// <summary>
+    /// The layout of a page pool for <paramref name="sequences"/> sequences of up to <paramref name="context"/> positions
+    /// each, stepped together (as many per step as the workspace has tokens): what <see cref="CreatePagedCache"/> allocates
+    /// and `dsk plan` counts.
+    /// </summary>
+    public KvCacheLayout CacheLayout(int context, int sequences, ElementType elementType = ElementType.F32, int? pageSize = null)
+    {
+        CheckContext(context, nameof(context));
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
+        if (elementType is not (ElementType.F32 or ElementType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "The KV cache holds f32 or bf16.");
+        return KvCacheLayout.For(Shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(Shape), elementType,
+            Math.Min(sequences, ChunkTokens));
+    }
+
+    /// <summary>A page pool shared by many sequences (continuous batching): add sequences, step them, free them.</summary>
+    public PagedKvCache CreatePagedCache(KvCacheLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var (keyWidth, valueWidth) = KvCacheLayout.Widths(Shape);
+        if (layout.Layers != Shape.Layers || layout.KeyWidth != keyWidth || layout.ValueWidth != valueWidth)
+            throw new ArgumentException($"The layout is for {layout.Layers} layers of {layout.KeyWidth} + {layout.ValueWidth} elements; this model caches {Shape.Layers} layers of {keyWidth} + {valueWidth}.", nameof(layout));
+        CheckContext(layout.MaxSequenceLength, nameof(layout));
+        if (layout.MaxBatch < 1 || layout.MaxBatch > ChunkTokens)
+            throw new ArgumentOutOfRangeException(nameof(layout), layout.MaxBatch, $"A step holds 1..{ChunkTokens} sequences (one token each at least).");
+        return new PagedKvCache(this, Runtime, layout);
+    }
+
+    void CheckContext(int context, string name)
+    {
+        if (context < 1 || context > ContextLimit)
+            throw new ArgumentOutOfRangeException(name, context, ContextLimit < Shape.MaxPositions
                 ? $"The cache capacity must be between 1 and {ContextLimit}, the context the model was loaded for; " +
                   $"load it with a larger contextLength (up to max_position_embeddings, {Shape.MaxPositions}) for more."
                 : $"The cache capacity must be between 1 and the model's max_position_embeddings ({Shape.MaxPositions}).");
-        var (keyWidth, valueWidth) = _attention[0].CacheWidths;
-        return new KvCache(this, Runtime, Shape.Layers, capacity, keyWidth, valueWidth);
     }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions cache.Length onwards, appends their keys and values to
     /// <paramref name="cache"/>, and writes the logits: of every position ([tokens, vocab]) when
-    /// <paramref name="allPositions"/>, else of the last one ([vocab]).
+    /// <paramref name="allPositions"/>, else of the last one ([vocab]). Prompts longer than <see cref="ChunkTokens"/> run in chunks.
     /// </summary>
     public void Forward(ReadOnlySpan<int> tokens, KvCache cache, Span<float> logits, bool allPositions = false)
     {
         ArgumentNullException.ThrowIfNull(cache);
-        if (!ReferenceEquals(cache.Owner, this))
+        if (!ReferenceEquals(cache.Pool.Owner, this))
             throw new ArgumentException("The cache was created by another model.", nameof(cache));
         if (tokens.IsEmpty)
             throw new ArgumentException("There are no tokens to run.", nameof(tokens));
@@ -92,43 +137,107 @@ public sealed class CausalLanguageModel : IDisposable
         long needed = (long)(allPositions ? tokens.Length : 1) * Shape.Vocab;
         if (logits.Length < needed)
             throw new ArgumentException($"logits has {logits.Length} elements; {needed} are needed.", nameof(logits));
-        for (int i = 0; i < tokens.Length; i++)
-            if ((uint)tokens[i] >= (uint)Shape.Vocab)
-                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $"Token id {tokens[i]} at index {i} is outside the vocabulary of {Shape.Vocab}.");
-
-        var positions = new int[ChunkTokens];
+        CheckIds(tokens, nameof(tokens));
         for (int done = 0; done < tokens.Length;)
         {
             int count = Math.Min(ChunkTokens, tokens.Length - done);
-            int start = cache.Length;
-            for (int i = 0; i < count; i++)
-                positions[i] = start + i;
-            _workspace.I(TokenIds, count).CopyFromHost(tokens.Slice(done, count));
-            _workspace.I(Positions, count).CopyFromHost(positions.AsSpan(0, count));
-            RunLayers(cache, start, count);
-            cache.Length = start + count;
-
             bool last = done + count == tokens.Length;
-            var normed = _workspace.F(Normed, (long)count * Shape.Hidden);
-            if (allPositions)
-            {
-                var rows = _workspace.F(Logits, (long)count * Shape.Vocab);
-                Ops.Linear(normed, _lmHead, default, rows);
-                rows.CopyToHost(logits.Slice(done * Shape.Vocab, count * Shape.Vocab));
-            }
-            else if (last)
-            {
-                var row = _workspace.F(Logits, Shape.Vocab);
-                Ops.Linear(normed.Slice((long)(count - 1) * Shape.Hidden, Shape.Hidden), _lmHead, default, row);
-                row.CopyToHost(logits[..Shape.Vocab]);
-            }
+            Span<float> destination = allPositions ? logits.Slice(done * Shape.Vocab, count * Shape.Vocab) : last ? logits[..Shape.Vocab] : default;
+            RunStep(cache.Pool, [new StepSequence(cache.Sequence, count)], tokens.Slice(done, count), destination, allPositions);
             done += count;
         }
     }
 
-    void RunLayers(KvCache cache, int start, int count)
+    /// <summary>
+    /// One forward step of several sequences at once (continuous batching: prefill chunks and decode tokens mixed).
+    /// Sequence b contributes sequences[b].Tokens tokens, taken in order from <paramref name="tokens"/>, at its next
+    /// positions; their keys and values are appended to <paramref name="cache"/>; <paramref name="logits"/> receives the
+    /// logits of each sequence's last token, [batch, vocab], in order. A sequence's logits do not depend on which other
+    /// sequences share the step (batch invariance: every op computes each row on its own).
+    /// </summary>
+    /// <exception cref="Caching.KvCacheFullException">The pool has too few free pages for the step.</exception>
+    public void Step(PagedKvCache cache, ReadOnlySpan<StepSequence> sequences, ReadOnlySpan<int> tokens, Span<float> logits) =>
+        RunStep(cache, sequences, tokens, logits, allPositions: false);
+
+    void RunStep(PagedKvCache cache, ReadOnlySpan<StepSequence> sequences, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (!ReferenceEquals(cache.Owner, this))
+            throw new ArgumentException("The cache was created by another model.", nameof(cache));
+        var layout = cache.Layout;
+        if (sequences.IsEmpty || sequences.Length > layout.MaxBatch)
+            throw new ArgumentException($"A step runs 1..{layout.MaxBatch} sequences on this cache; got {sequences.Length}.", nameof(sequences));
+        int total = 0;
+        var entries = new KvBatchEntry[sequences.Length];
+        for (int b = 0; b < sequences.Length; b++)
+        {
+            var (sequence, count) = sequences[b];
+            int cached = cache.Length(sequence);
+            if (count < 1 || (long)cached + count > layout.MaxSequenceLength)
+                throw new ArgumentException($"Sequence {sequence} holds {cached} positions; {count} more do not fit its context of {layout.MaxSequenceLength}.", nameof(sequences));
+            entries[b] = new KvBatchEntry(sequence, cached, count);
+            total += count;
+        }
+        if (total != tokens.Length || total > ChunkTokens)
+            throw new ArgumentException($"The sequences take {total} tokens; {tokens.Length} were given (a step runs at most {ChunkTokens}).", nameof(tokens));
+        long needed = (long)(allPositions ? total : sequences.Length) * Shape.Vocab;
+        if (!logits.IsEmpty && logits.Length < needed)
+            throw new ArgumentException($"logits has {logits.Length} elements; {needed} are needed.", nameof(logits));
+        CheckIds(tokens, nameof(tokens));
+        foreach (var entry in entries)
+            cache.Blocks.Reserve(entry.Sequence, entry.Cached + entry.Count);
+
+        // the step's metadata, host images first, then into the fixed device buffers
+        var positions = new int[total];
+        var slots = new int[total];
+        var last = new int[sequences.Length];
+        KvBatchLayout.Fill(cache.Blocks, entries, layout.TableWidth, cache.HostBlockTable, cache.HostLengths, cache.HostQueryStarts,
+            positions, slots, last);
+        cache.BlockTable.CopyFromHost(cache.HostBlockTable);
+        cache.SequenceLengths.CopyFromHost(cache.HostLengths);
+        cache.QueryStarts.CopyFromHost(cache.HostQueryStarts);
+        _workspace.I(TokenIds, total).CopyFromHost(tokens);
+        _workspace.I(Positions, total).CopyFromHost(positions);
+        _workspace.I(WorkspaceLayout.Slots, total).CopyFromHost(slots);
+        int batch = sequences.Length;
+        var step = new ForwardStep(cache, total, _workspace.I(Positions, total), _workspace.I(WorkspaceLayout.Slots, total),
+            new PagedBatch(cache.BlockTable.Slice(0, (long)batch * layout.TableWidth), cache.SequenceLengths.Slice(0, batch),
+                cache.QueryStarts.Slice(0, batch + 1L)));
+        RunLayers(step);
+        foreach (var entry in entries)
+            cache.Advance(entry.Sequence, entry.Count);
+        if (logits.IsEmpty)
+            return;
+
+        var normed = _workspace.F(Normed, (long)total * Shape.Hidden);
+        if (allPositions)
+        {
+            var rows = _workspace.F(Logits, (long)total * Shape.Vocab);
+            Ops.Linear(normed, _lmHead, default, rows);
+            rows.CopyToHost(logits[..(total * Shape.Vocab)]);
+            return;
+        }
+        // the last token of each sequence: gathered rows [batch, hidden] (an exact copy), then lm_head
+        var lastRows = _workspace.I(LastTokenRows, batch);
+        lastRows.CopyFromHost(last);
+        var gathered = _workspace.F(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
+        Ops.Embedding(lastRows, WeightMatrix.Dense(normed, total, Shape.Hidden), gathered);
+        var result = _workspace.F(Logits, (long)batch * Shape.Vocab);
+        Ops.Linear(gathered, _lmHead, default, result);
+        result.CopyToHost(logits[..(batch * Shape.Vocab)]);
+    }
+
+    void CheckIds(ReadOnlySpan<int> tokens, string name)
+    {
+        for (int i = 0; i < tokens.Length; i++)
+            if ((uint)tokens[i] >= (uint)Shape.Vocab)
+                throw new ArgumentOutOfRangeException(name, tokens[i], $"Token id {tokens[i]} at index {i} is outside the vocabulary of {Shape.Vocab}.");
+    }
+
+    void RunLayers(in ForwardStep step)
     {
         var ws = _workspace;
+        int count = step.Tokens;
         long rows = (long)count * Shape.Hidden;
         int hidden = Shape.Hidden;
         float eps = Shape.RmsNormEps;
@@ -144,7 +253,7 @@ public sealed class CausalLanguageModel : IDisposable
                 Ops.RmsNorm(h, _inputNorms[0].View, normed, hidden, eps);
             else
                 Ops.AddRmsNorm(mlpOut, h, _inputNorms[layer].View, h, normed, hidden, eps);
-            _attention[layer].Forward(Ops, ws, cache, layer, start, count, normed, attentionOut);
+            _attention[layer].Forward(Ops, ws, step, layer, normed, attentionOut);
             Ops.AddRmsNorm(attentionOut, h, _postNorms[layer].View, h, normed, hidden, eps);
             _mlp[layer].Forward(Ops, ws, count, normed, mlpOut);
         }

@@ -3,24 +3,51 @@ using static DeepSeekKernels.Models.WorkspaceLayout;
 
 namespace DeepSeekKernels.Models;
 
-/// <summary>SwiGLU MLP: down(silu(gate(x)) * up(x)); also DeepSeek's shared experts.</summary>
-internal sealed class DenseMlpBlock(WeightMatrix gate, WeightMatrix up, WeightMatrix down) : IMlpBlock
+/// <summary>
+/// SwiGLU MLP: down(silu(gate(x)) * up(x)); also DeepSeek's shared experts. Gate and up fill one [tokens, 2 *
+/// intermediate] buffer side by side: one GEMM when the loader fused them into one weight, else two GEMMs writing
+/// the two column blocks (FP8 weights whose scale blocks straddle the seam cannot be fused).
+/// </summary>
+internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBlock
 {
     public void Forward(Ops ops, Workspace ws, int count, DeviceView<float> input, DeviceView<float> output)
     {
-        int inter = gate.Rows;
+        int inter = gateUp.Intermediate;
         long t = count;
-        var g = ws.F(MlpGate, t * inter);
-        var u = ws.F(MlpUp, t * inter);
-        ops.Linear(input, gate, default, g);
-        ops.Linear(input, up, default, u);
         var gu = ws.F(MlpGateUp, 2 * t * inter);
-        ops.CopyColumns(g, inter, 0, gu, 2 * inter, 0, inter, count);
-        ops.CopyColumns(u, inter, 0, gu, 2 * inter, inter, inter, count);
+        gateUp.Project(ops, input, gu.AsTensor(t, 2L * inter));
         var act = ws.F(MlpActivation, t * inter);
         ops.SiluAndMul(gu, act, inter);
         ops.Linear(act, down, default, output);
     }
 
     public void Dispose() { }
+}
+
+/// <summary>The gate and up projections of a SwiGLU MLP: one fused weight [2 * intermediate, hidden] (gate rows, then up rows), or the two.</summary>
+internal sealed record GateUp(int Intermediate, WeightMatrix? Fused, WeightMatrix? Gate, WeightMatrix? Up)
+{
+    /// <summary>destination [rows, 2 * intermediate] = [x @ gate^T | x @ up^T].</summary>
+    public void Project(Ops ops, DeviceView<float> x, DeviceTensor destination)
+    {
+        if (Fused != null)
+        {
+            ops.Linear(x, Fused, default, destination);
+            return;
+        }
+        ops.Linear(x, Gate!, default, destination.Columns(0, Intermediate));
+        ops.Linear(x, Up!, default, destination.Columns(Intermediate, Intermediate));
+    }
+
+    /// <summary>Per expert: destination [m, 2 * intermediate] = rows of x times [gate_e | up_e]^T.</summary>
+    public void ProjectGrouped(Ops ops, DeviceView<float> x, DeviceView<int> offsets, DeviceTensor destination)
+    {
+        if (Fused != null)
+        {
+            ops.GroupedLinear(x, offsets, Fused, destination);
+            return;
+        }
+        ops.GroupedLinear(x, offsets, Gate!, destination.Columns(0, Intermediate));
+        ops.GroupedLinear(x, offsets, Up!, destination.Columns(Intermediate, Intermediate));
+    }
 }

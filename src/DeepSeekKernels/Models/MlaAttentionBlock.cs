@@ -30,14 +30,12 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
             (shape, qA, qANorm, qB, q, kvA, kvANorm, ukT, uv, o, rope, layout, scale);
     }
 
-    public (int KeyWidth, int ValueWidth) CacheWidths => (_s.KvLoraRank + _s.QkRopeHeadDim, 0);
-
-    public void Forward(Ops ops, Workspace ws, KvCache cache, int layer, int start, int count, DeviceView<float> input, DeviceView<float> output)
+    public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceView<float> input, DeviceView<float> output)
     {
         int heads = _s.Heads, nope = _s.QkNopeHeadDim, rope = _s.QkRopeHeadDim, qk = _s.QkHeadDim;
         int latent = _s.KvLoraRank, row = latent + rope;
-        long t = count, th = t * heads;
-        var positions = ws.I(Positions, t);
+        long t = step.Tokens, th = t * heads;
+        var positions = step.Positions;
 
         // q [t, heads, nope + rope], roped in its last rope elements
         var q = ws.F(Q, th * qk);
@@ -54,29 +52,27 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         }
         ops.Rope(q, positions, _rope, heads, qk, nope, _layout);
 
-        // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)]
+        // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)], appended to the layer's pages
         var kv = ws.F(KvA, t * row);
         ops.Linear(input, _kvA, default, kv);
         var c = ws.F(CompressedKv, t * latent);
-        ops.CopyColumns(kv, row, 0, c, latent, 0, latent, count);
+        ops.CopyColumns(kv, row, 0, c, latent, 0, latent, (int)t);
         ops.RmsNorm(c, _kvANorm.View, c, latent, _s.RmsNormEps);
-        var cacheLayer = cache.Keys(layer);
-        var rows = cacheLayer.Slice((long)start * row, t * row);
-        ops.CopyColumns(c, latent, 0, rows, row, 0, latent, count);
-        ops.CopyColumns(kv, row, latent, rows, row, latent, rope, count);
-        ops.Rope(rows, positions, _rope, 1, row, latent, _layout);
+        ops.CopyColumns(c, latent, 0, kv, row, 0, latent, (int)t);
+        ops.Rope(kv, positions, _rope, 1, row, latent, _layout);
+        var latentPages = step.Cache.KeyPages(layer);
+        ops.KvAppend(kv.AsTensor(t, row), default, step.Slots, latentPages, default);
 
-        // absorbed query [t, heads, latent + rope] = [W_uk^T q_nope | q_pe]
-        var qNope = ws.F(QNope, th * nope);
-        ops.CopyColumns(q, qk, 0, qNope, nope, 0, nope, (int)th);
-        var qLatent = ws.F(AttentionLatentOut, th * latent); // free until the attention writes it
-        ops.HeadwiseLinear(qNope, _ukT, qLatent);
+        // absorbed query [t, heads, latent + rope] = [W_uk^T q_nope | q_pe]: W_uk^T reads q_nope where it lies in q and
+        // writes straight into the absorbed query's latent columns
         var qFull = ws.F(QAbsorbed, th * row);
-        ops.CopyColumns(qLatent, latent, 0, qFull, row, 0, latent, (int)th);
+        var qHeads = q.AsTensor(t, heads, qk);
+        var qAbsorbed = qFull.AsTensor(t, heads, row);
+        ops.HeadwiseLinear(qHeads.Columns(0, nope), _ukT, qAbsorbed.Columns(0, latent));
         ops.CopyColumns(q, qk, nope, qFull, row, latent, rope, (int)th);
 
         var outLatent = ws.F(AttentionLatentOut, th * latent);
-        ops.MlaAttention(qFull, cacheLayer.View, outLatent, heads, latent, rope, start + count, start, _scale);
+        ops.PagedMlaAttention(qAbsorbed, latentPages, step.Batch, outLatent.AsTensor(t, heads, latent), _scale);
         var outHeads = ws.F(AttentionHeadsOut, th * _s.VHeadDim);
         ops.HeadwiseLinear(outLatent, _uv, outHeads);
         ops.Linear(outHeads, _o, default, output);

@@ -167,8 +167,7 @@ public static class ModelLoader
     }
 
     static DenseMlpBlock LoadDense(WeightLoader loader, string prefix, int intermediate, int hidden) => new(
-        loader.Matrix(prefix + ".gate_proj", intermediate, hidden),
-        loader.Matrix(prefix + ".up_proj", intermediate, hidden),
+        loader.GateUp([prefix + ".gate_proj"], [prefix + ".up_proj"], intermediate, hidden),
         loader.Matrix(prefix + ".down_proj", hidden, intermediate));
 
     static MoeMlpBlock LoadMoe(WeightLoader loader, ModelShape s, ModelConfig config, string prefix)
@@ -178,8 +177,7 @@ public static class ModelLoader
             ? loader.Vector(prefix + ".gate.e_score_correction_bias", s.Experts)
             : null;
         string[] Experts(string projection) => [.. Enumerable.Range(0, s.Experts).Select(e => $"{prefix}.experts.{e}.{projection}")];
-        var gates = loader.Stack(Experts("gate_proj"), s.MoeIntermediate, s.Hidden);
-        var ups = loader.Stack(Experts("up_proj"), s.MoeIntermediate, s.Hidden);
+        var gateUps = loader.GateUp(Experts("gate_proj"), Experts("up_proj"), s.MoeIntermediate, s.Hidden);
         var downs = loader.Stack(Experts("down_proj"), s.Hidden, s.MoeIntermediate);
         var shared = s.SharedExperts > 0
             ? LoadDense(loader, prefix + ".shared_experts", s.MoeIntermediate * s.SharedExperts, s.Hidden)
@@ -195,7 +193,7 @@ public static class ModelLoader
             NormalizeTopK = config.NormTopkProb,
             RoutedScalingFactor = config.RoutedScalingFactor,
         };
-        return new MoeMlpBlock(s, router, bias, routing, gates, ups, downs, shared);
+        return new MoeMlpBlock(s, router, bias, routing, gateUps, downs, shared);
     }
 
     static MlaAttentionBlock LoadMla(WeightLoader loader, ModelShape s, ModelConfig config, string prefix, RopeTable rope)

@@ -6,10 +6,10 @@ namespace DeepSeekKernels.Models;
 /// <summary>
 /// DeepSeek's mixture of experts: route each token to its top-k experts (V3: sigmoid scores, correction
 /// bias, group-limited; V2: softmax), permute the token rows by expert, run every expert's SwiGLU MLP on its
-/// rows as grouped GEMMs, combine the outputs weighted per token, then add the shared experts' MLP.
+/// rows as grouped GEMMs (gate and up into one buffer side by side), combine the outputs weighted per token, then add the shared experts' MLP.
 /// </summary>
 internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffer<float>? correctionBias, MoeRouting routing,
-    WeightMatrix gates, WeightMatrix ups, WeightMatrix downs, DenseMlpBlock? shared) : IMlpBlock
+    GateUp gateUps, WeightMatrix downs, DenseMlpBlock? shared) : IMlpBlock
 {
     public void Forward(Ops ops, Workspace ws, int count, DeviceView<float> input, DeviceView<float> output)
     {
@@ -28,13 +28,8 @@ internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffe
         var slots = ws.I(SourceSlots, m);
         ops.MoePermute(input, ids, permuted, offsets, slots, experts);
 
-        var g = ws.F(MlpGate, m * inter);
-        var u = ws.F(MlpUp, m * inter);
-        ops.GroupedLinear(permuted, offsets, gates, g);
-        ops.GroupedLinear(permuted, offsets, ups, u);
         var gu = ws.F(MlpGateUp, 2 * m * inter);
-        ops.CopyColumns(g, inter, 0, gu, 2 * inter, 0, inter, (int)m);
-        ops.CopyColumns(u, inter, 0, gu, 2 * inter, inter, inter, (int)m);
+        gateUps.ProjectGrouped(ops, permuted, offsets, gu.AsTensor(m, 2L * inter));
         var act = ws.F(MlpActivation, m * inter);
         ops.SiluAndMul(gu, act, inter);
         var expertOut = ws.F(ExpertOut, m * s.Hidden);

@@ -22,60 +22,86 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// The matrices <c>{prefixes[i]}.weight</c>, each [rows, cols], as one stack (routed experts, stored one
     /// by one on the hub). All must share a dtype.
     /// </summary>
-    public WeightMatrix Stack(IReadOnlyList<string> prefixes, int rows, int cols)
+    public WeightMatrix Stack(IReadOnlyList<string> prefixes, int rows, int cols) =>
+        StackRows([.. prefixes.Select(p => new[] { p })], rows, cols)!;
+
+    /// <summary>
+    /// Gate and up of a SwiGLU MLP (one matrix each, or a stack of experts' matrices, each [rows, cols]), fused into one
+    /// weight per matrix [2 * rows, cols], gate rows then up rows, so one GEMM computes both; kept as two when FP8 block
+    /// scales would straddle the seam (rows not a multiple of the block).
+    /// </summary>
+    public GateUp GateUp(IReadOnlyList<string> gates, IReadOnlyList<string> ups, int rows, int cols)
     {
-        var infos = new TensorInfo[prefixes.Count];
-        for (int i = 0; i < infos.Length; i++)
-        {
-            string name = prefixes[i] + ".weight";
-            checkpoint.ExpectShape(name, rows, cols);
-            infos[i] = checkpoint.GetTensor(name);
-            if (infos[i].DType != infos[0].DType)
-                throw MixedStack(checkpoint, infos[i], infos[0]);
-        }
-        long size = (long)rows * cols;
-        int count = infos.Length;
-        switch (infos[0].DType)
+        var fused = StackRows([.. gates.Zip(ups, (g, u) => new[] { g, u })], rows, cols);
+        return fused != null
+            ? new GateUp(rows, fused, null, null)
+            : new GateUp(rows, null, Stack(gates, rows, cols), Stack(ups, rows, cols));
+    }
+
+    /// <summary>
+    /// A stack of matrices, matrix i being the row-wise concatenation of the parts <c>{matrices[i][p]}.weight</c>, each
+    /// [partRows, cols]; null when the parts are FP8 and their block scales would straddle a seam.
+    /// </summary>
+    WeightMatrix? StackRows(IReadOnlyList<string[]> matrices, int partRows, int cols)
+    {
+        int count = matrices.Count, parts = matrices[0].Length, rows = parts * partRows;
+        var infos = new TensorInfo[count, parts];
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < parts; p++)
+            {
+                string name = matrices[i][p] + ".weight";
+                checkpoint.ExpectShape(name, partRows, cols);
+                infos[i, p] = checkpoint.GetTensor(name);
+                if (infos[i, p].DType != infos[0, 0].DType)
+                    throw MixedStack(checkpoint, infos[i, p], infos[0, 0]);
+            }
+        long partSize = (long)partRows * cols, size = (long)rows * cols;
+        switch (infos[0, 0].DType)
         {
             case SafetensorsDType.BF16:
             {
                 var buffer = Keep(runtime.Allocate<BFloat16>(count * size));
                 for (int i = 0; i < count; i++)
-                    buffer.Slice(i * size, size).CopyFromHost(MemoryMarshal.Cast<byte, BFloat16>(checkpoint.GetBytes(infos[i])));
+                    for (int p = 0; p < parts; p++)
+                        buffer.Slice(i * size + p * partSize, partSize).CopyFromHost(MemoryMarshal.Cast<byte, BFloat16>(checkpoint.GetBytes(infos[i, p])));
                 return WeightMatrix.Dense<BFloat16>(buffer.View, rows, cols, count);
             }
             case SafetensorsDType.F32:
             case SafetensorsDType.F16:
             {
                 var buffer = Keep(runtime.Allocate<float>(count * size));
-                var host = new float[size];
+                var host = new float[partSize];
                 for (int i = 0; i < count; i++)
-                {
-                    checkpoint.ReadAsFloat32(infos[i], host);
-                    buffer.Slice(i * size, size).CopyFromHost(host);
-                }
+                    for (int p = 0; p < parts; p++)
+                    {
+                        checkpoint.ReadAsFloat32(infos[i, p], host);
+                        buffer.Slice(i * size + p * partSize, partSize).CopyFromHost(host);
+                    }
                 return WeightMatrix.Dense<float>(buffer.View, rows, cols, count);
             }
             case SafetensorsDType.F8_E4M3:
             {
-                var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0].Name);
-                int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0, 0].Name);
+                if (parts > 1 && partRows % blockRows != 0)
+                    return null;
+                int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
                 long scaleSize = (long)scaleRows * scaleCols;
                 var data = Keep(runtime.Allocate<Float8E4M3>(count * size));
-                var scales = Keep(runtime.Allocate<float>(count * scaleSize));
+                var scales = Keep(runtime.Allocate<float>(count * parts * scaleSize));
                 var hostScales = new float[scaleSize];
                 for (int i = 0; i < count; i++)
-                {
-                    data.Slice(i * size, size).CopyFromHost(MemoryMarshal.Cast<byte, Float8E4M3>(checkpoint.GetBytes(infos[i])));
-                    string scaleName = prefixes[i] + ".weight_scale_inv";
-                    checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
-                    checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
-                    scales.Slice(i * scaleSize, scaleSize).CopyFromHost(hostScales);
-                }
+                    for (int p = 0; p < parts; p++)
+                    {
+                        data.Slice(i * size + p * partSize, partSize).CopyFromHost(MemoryMarshal.Cast<byte, Float8E4M3>(checkpoint.GetBytes(infos[i, p])));
+                        string scaleName = matrices[i][p] + ".weight_scale_inv";
+                        checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
+                        checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
+                        scales.Slice(((long)i * parts + p) * scaleSize, scaleSize).CopyFromHost(hostScales);
+                    }
                 return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
             }
             default:
-                throw NotAWeightDType(checkpoint, infos[0]);
+                throw NotAWeightDType(checkpoint, infos[0, 0]);
         }
     }
 

@@ -28,7 +28,6 @@ public static class WorkspaceLayout
     public const string Q = "q";
     public const string KvA = "kv_a";
     public const string CompressedKv = "compressed kv";
-    public const string QNope = "q_nope";
     public const string QAbsorbed = "q absorbed";
     public const string AttentionLatentOut = "attention latent out";
     public const string AttentionHeadsOut = "attention heads out";
@@ -39,8 +38,10 @@ public static class WorkspaceLayout
     public const string ExpertOffsets = "expert offsets";
     public const string SourceSlots = "source slots";
     public const string ExpertOut = "expert out";
-    public const string MlpGate = "mlp gate";
-    public const string MlpUp = "mlp up";
+    public const string K = "k";
+    public const string V = "v";
+    public const string Slots = "cache slots";
+    public const string LastTokenRows = "last token rows";
     public const string MlpGateUp = "mlp gate|up";
     public const string MlpActivation = "mlp activation";
 
@@ -55,6 +56,8 @@ public static class WorkspaceLayout
             list.Add(new(name, SizeMath.Product($"the activation buffer '{name}'", "elements", factors), isInt32));
         Add(TokenIds, true, t);
         Add(Positions, true, t);
+        Add(Slots, true, t);
+        Add(LastTokenRows, true, t);
         Add(Hidden, false, t, h);
         Add(Normed, false, t, h);
         Add(AttentionOut, false, t, h);
@@ -68,7 +71,6 @@ public static class WorkspaceLayout
             Add(Q, false, t, heads, (long)s.QkNopeHeadDim + s.QkRopeHeadDim);
             Add(KvA, false, t, latent);
             Add(CompressedKv, false, t, s.KvLoraRank);
-            Add(QNope, false, t, heads, s.QkNopeHeadDim);
             Add(QAbsorbed, false, t, heads, latent);
             Add(AttentionLatentOut, false, t, heads, s.KvLoraRank);
             Add(AttentionHeadsOut, false, t, heads, s.VHeadDim);
@@ -76,6 +78,8 @@ public static class WorkspaceLayout
         else
         {
             Add(Q, false, t, s.Heads, s.HeadDim);
+            Add(K, false, t, s.KvHeads, s.HeadDim);
+            Add(V, false, t, s.KvHeads, s.HeadDim);
             Add(AttentionHeadsOut, false, t, s.Heads, s.HeadDim);
         }
 
@@ -95,8 +99,6 @@ public static class WorkspaceLayout
             Add(SourceSlots, true, t, k);
             Add(ExpertOut, false, t, k, h);
         }
-        Add(MlpGate, false, mlp);
-        Add(MlpUp, false, mlp);
         Add(MlpGateUp, false, 2, mlp);
         Add(MlpActivation, false, mlp);
         return list;

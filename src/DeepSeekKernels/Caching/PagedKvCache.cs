@@ -1,0 +1,184 @@
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Planning;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Caching;
+
+/// <summary>
+/// The KV cache of a model as a pool of pages shared by every sequence (vLLM's and FlashInfer's paged cache): per
+/// layer, key pages [pages, pageSize, keyWidth] and value pages [pages, pageSize, valueWidth] (for MLA only the
+/// latent rows [kv_lora_rank + qk_rope_head_dim], no values), f32 or bf16, in one allocation each for all layers so
+/// addresses never move. A <see cref="KvBlockManager"/> hands pages to sequences; the step metadata (block table,
+/// lengths, query offsets) lives in device buffers of fixed size beside the pool, refreshed before each step.
+/// </summary>
+public sealed class PagedKvCache : IDisposable
+{
+    readonly IDisposable _keys;
+    readonly IDisposable? _values;
+    readonly DeviceTensor _keyPool, _valuePool; // [layers, pages, pageSize, width]
+    readonly Dictionary<int, int> _lengths = [];
+
+    internal PagedKvCache(CausalLanguageModel owner, DeviceRuntime runtime, KvCacheLayout layout)
+    {
+        Owner = owner;
+        Layout = layout;
+        Blocks = new KvBlockManager(layout.Pages, layout.PageSize);
+        var owned = new List<IDisposable>();
+        try
+        {
+            (_keys, _keyPool) = Pool(runtime, layout, layout.KeyWidth, owned);
+            if (layout.ValueWidth > 0)
+                (_values, _valuePool) = Pool(runtime, layout, layout.ValueWidth, owned);
+            BlockTable = Keep(runtime.Allocate<int>((long)layout.MaxBatch * layout.TableWidth), owned);
+            SequenceLengths = Keep(runtime.Allocate<int>(layout.MaxBatch), owned);
+            QueryStarts = Keep(runtime.Allocate<int>(layout.MaxBatch + 1L), owned);
+        }
+        catch
+        {
+            owned.ForEach(o => o.Dispose());
+            throw;
+        }
+        HostBlockTable = new int[BlockTable.Length];
+        HostLengths = new int[layout.MaxBatch];
+        HostQueryStarts = new int[layout.MaxBatch + 1];
+    }
+
+    static T Keep<T>(T item, List<IDisposable> owned) where T : IDisposable
+    {
+        owned.Add(item);
+        return item;
+    }
+
+    static (IDisposable, DeviceTensor) Pool(DeviceRuntime runtime, KvCacheLayout l, int width, List<IDisposable> owned)
+    {
+        long elements = SizeMath.Product("the KV cache pool", "elements", l.Layers, l.Pages, l.PageSize, width);
+        if (l.ElementType == ElementType.F32)
+        {
+            var f = Keep(runtime.Allocate<float>(elements), owned);
+            return (f, f.AsTensor(l.Layers, l.Pages, l.PageSize, width));
+        }
+        var b = Keep(runtime.Allocate<BFloat16>(elements), owned);
+        return (b, b.AsTensor(l.Layers, l.Pages, l.PageSize, width));
+    }
+
+    internal CausalLanguageModel Owner { get; }
+
+    /// <summary>Pages, page size, widths, element type and the step limits the cache was made for.</summary>
+    public KvCacheLayout Layout { get; }
+
+    /// <summary>Which pages each sequence owns.</summary>
+    public KvBlockManager Blocks { get; }
+
+    /// <summary>Bytes allocated on the device: the pools and the step metadata (<see cref="KvCacheLayout.Bytes"/>).</summary>
+    public long Bytes => Layout.Bytes;
+
+    /// <summary>Starts a sequence with no cached positions; returns its id.</summary>
+    public int AddSequence()
+    {
+        int sequence = Blocks.AddSequence();
+        _lengths[sequence] = 0;
+        return sequence;
+    }
+
+    /// <summary>Positions of <paramref name="sequence"/> cached so far (its next token's position).</summary>
+    public int Length(int sequence) => _lengths.TryGetValue(sequence, out int length)
+        ? length
+        : throw new ArgumentException($"Sequence {sequence} is not in this cache (freed, or never added).", nameof(sequence));
+
+    /// <summary>Forgets positions from <paramref name="length"/> on (prefix reuse, rollback) and returns the pages they held.</summary>
+    public void Truncate(int sequence, int length)
+    {
+        int current = Length(sequence);
+        if (length < 0 || length > current)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"Sequence {sequence} holds {current} positions; it can be cut to 0..{current}.");
+        _lengths[sequence] = length;
+        Blocks.Truncate(sequence, Math.Min(length, Blocks.ReservedLength(sequence)));
+    }
+
+    /// <summary>Ends a sequence and returns its pages to the pool.</summary>
+    public void Free(int sequence)
+    {
+        Length(sequence);
+        Blocks.Free(sequence);
+        _lengths.Remove(sequence);
+    }
+
+    internal void Advance(int sequence, int count) => _lengths[sequence] += count;
+
+    /// <summary>Key pages of <paramref name="layer"/>: [pages, pageSize, keyWidth].</summary>
+    internal DeviceTensor KeyPages(int layer) => _keyPool.Select(0, layer);
+
+    /// <summary>Value pages of <paramref name="layer"/>: [pages, pageSize, valueWidth]; default for MLA.</summary>
+    internal DeviceTensor ValuePages(int layer) => _values == null ? default : _valuePool.Select(0, layer);
+
+    // Step metadata: fixed-size device buffers (stable addresses) and their host images.
+    internal DeviceBuffer<int> BlockTable { get; }
+    internal DeviceBuffer<int> SequenceLengths { get; }
+    internal DeviceBuffer<int> QueryStarts { get; }
+    internal int[] HostBlockTable { get; }
+    internal int[] HostLengths { get; }
+    internal int[] HostQueryStarts { get; }
+
+    public void Dispose()
+    {
+        _keys.Dispose();
+        _values?.Dispose();
+        BlockTable.Dispose();
+        SequenceLengths.Dispose();
+        QueryStarts.Dispose();
+    }
+}
+
+/// <summary>
+/// The shape of a <see cref="PagedKvCache"/>: what it allocates, so `dsk plan` and the runner count the same bytes.
+/// </summary>
+/// <param name="Layers">Decoder layers.</param>
+/// <param name="KeyWidth">Elements per position per layer of the keys (MLA: the latent row).</param>
+/// <param name="ValueWidth">Elements per position per layer of the values (0 for MLA).</param>
+/// <param name="Pages">Pages in the pool.</param>
+/// <param name="PageSize">Positions per page (16..256).</param>
+/// <param name="ElementType">f32 (the exact path) or bf16.</param>
+/// <param name="MaxBatch">Most sequences in one step (rows of the block table).</param>
+/// <param name="MaxSequenceLength">Most positions one sequence may hold (the block table's width times the page size, rounded up).</param>
+public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int Pages, int PageSize, ElementType ElementType, int MaxBatch,
+    int MaxSequenceLength)
+{
+    /// <summary>Pages a sequence may own: the block table's width.</summary>
+    public int TableWidth => (int)((MaxSequenceLength + (long)PageSize - 1) / PageSize);
+
+    /// <summary>Bytes per cached position over all layers.</summary>
+    public long BytesPerPosition => SizeMath.Product("the KV cache bytes per position", "bytes", Layers, (long)KeyWidth + ValueWidth, ElementType.Size());
+
+    /// <summary>Bytes of the pools ([layers, pages, pageSize, width] keys and values).</summary>
+    public long PoolBytes => SizeMath.Product("the KV cache pool", "bytes", BytesPerPosition, Pages, PageSize);
+
+    /// <summary>Bytes of the step metadata: block table [maxBatch, tableWidth], lengths [maxBatch], query offsets [maxBatch + 1], int32.</summary>
+    public long MetadataBytes => SizeMath.Product("the KV cache metadata", "bytes", 4,
+        SizeMath.Sum("the KV cache metadata", "elements", [(long)MaxBatch * TableWidth, MaxBatch, MaxBatch + 1L]));
+
+    /// <summary>Everything the cache allocates.</summary>
+    public long Bytes => SizeMath.Sum("the KV cache", "bytes", [PoolBytes, MetadataBytes]);
+
+    /// <summary>
+    /// The cache for <paramref name="sequences"/> sequences of up to <paramref name="context"/> positions each, every one
+    /// able to reach its full context at once (pages = sequences x ceil(context / pageSize)).
+    /// </summary>
+    public static KvCacheLayout For(ModelShape s, int context, int sequences, int pageSize, ElementType type, int maxBatch)
+    {
+        var (keyWidth, valueWidth) = Widths(s);
+        long pagesPerSequence = (context + (long)pageSize - 1) / pageSize;
+        long pages = pagesPerSequence * sequences;
+        if (pages > int.MaxValue || pages * pageSize > int.MaxValue)
+            throw new OverflowException($"A KV cache of {sequences:N0} sequences x {context:N0} positions in pages of {pageSize} has more than {int.MaxValue:N0} slots.");
+        return new KvCacheLayout(s.Layers, keyWidth, valueWidth, (int)pages, pageSize, type, maxBatch, context);
+    }
+
+    /// <summary>Key and value widths a model caches per position per layer.</summary>
+    public static (int KeyWidth, int ValueWidth) Widths(ModelShape s) => s.IsMla
+        ? (s.KvLoraRank + s.QkRopeHeadDim, 0)
+        : (s.KvHeads * s.HeadDim, s.KvHeads * s.HeadDim);
+
+    /// <summary>The default page size: 64 for MLA's latent rows (as FlashMLA pages them), 16 otherwise (as vLLM).</summary>
+    public static int DefaultPageSize(ModelShape s) => s.IsMla ? 64 : 16;
+}
