@@ -47,6 +47,18 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
         return new((byte)(sign | (r >= 0x7F ? 0x7Fu : r)));
     }
 
+    /// <summary>
+    /// Rounds <paramref name="value"/> to e4m3fn, to nearest even, saturating: anything beyond ±448, infinities included,
+    /// becomes ±448 (what a quantiser wants: a value just past the largest code is still closest to it); NaN stays NaN.
+    /// Otherwise the same code as <see cref="FromSingle"/>.
+    /// </summary>
+    public static Float8E4M3 FromSingleSaturating(float value)
+    {
+        if (float.IsNaN(value))
+            return FromSingle(value);
+        return FromSingle(Math.Clamp(value, -MaxValue, MaxValue));
+    }
+
     static float[] BuildTable()
     {
         var table = new float[256];
