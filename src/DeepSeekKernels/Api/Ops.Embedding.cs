@@ -7,10 +7,10 @@ public sealed partial class Ops
 {
     /// <summary>
     /// Token embedding lookup: effectively computes <c>destination[i, :] = table[tokenIds[i], :]</c> (bfloat16 rows
-    /// widened exactly to float32).
+    /// widened exactly to float32; INT4 rows dequantised to bf16 as <see cref="WeightMatrix"/> says, then widened).
     /// </summary>
     /// <param name="tokenIds">[n] token ids, each in [0, table.Rows); at least one.</param>
-    /// <param name="table">[vocab = Rows, hidden = Cols] dense float32 or bfloat16 table, Count 1.</param>
+    /// <param name="table">[vocab = Rows, hidden = Cols] dense float32 or bfloat16 table, or INT4 (<see cref="WeightMatrix.Int4"/>), Count 1.</param>
     /// <param name="destination">[n, hidden] output (at least that long); must not overlap the table.</param>
     /// <remarks>
     /// The ids are device data, so they are checked where they are read, not here: the reference backend checks
@@ -28,7 +28,7 @@ public sealed partial class Ops
         if (table is null)
             ThrowHelper.ArgumentNull(op, nameof(table));
         if (table.ElementType == ElementType.Fp8E4M3)
-            ThrowHelper.NotSupported(op, "table is FP8; an embedding table is dense float32 or bfloat16.");
+            ThrowHelper.NotSupported(op, "table is FP8; an embedding table is dense float32 or bfloat16, or INT4.");
         CheckView(op, nameof(tokenIds), tokenIds, null);
         CheckWeight(op, nameof(table), table, tokenIds.Runtime);
         CheckView(op, nameof(destination), destination, tokenIds.Runtime);

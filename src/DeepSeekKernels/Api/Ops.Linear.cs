@@ -12,7 +12,7 @@ public sealed partial class Ops
     /// <c>W[o, c] = bf16((float)fp8[o, c] * scaleInv[o / BlockRows, c / BlockCols])</c> (<see cref="Numerics.Float8E4M3.Dequantize"/>), then dotted.
     /// </summary>
     /// <param name="x">[rows, weight.Cols] input; at least one row.</param>
-    /// <param name="weight">[Rows = out, Cols = in] weight, float32, bfloat16 or FP8 with block scales; Count must be 1.</param>
+    /// <param name="weight">[Rows = out, Cols = in] weight, float32, bfloat16, FP8 with block scales or INT4 with group scales and zero points (dequantised as <see cref="WeightMatrix"/> says); Count must be 1.</param>
     /// <param name="bias">[weight.Rows], or <c>default</c> for none.</param>
     /// <param name="destination">[rows, weight.Rows] output (at least that long; only those elements are written); must not overlap x, bias or weight.</param>
     /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>

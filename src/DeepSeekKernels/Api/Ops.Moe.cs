@@ -175,7 +175,7 @@ public sealed partial class Ops
     /// </remarks>
     /// <param name="x">[M, weight.Cols] rows grouped by expert (<see cref="MoePermute"/>'s permuted); at least one row.</param>
     /// <param name="expertOffsets">[weight.Count + 1] (at least that long), from <see cref="MoePermute"/>.</param>
-    /// <param name="weight">A stack of one [Rows, Cols] matrix per expert (Count = experts); dense or FP8.</param>
+    /// <param name="weight">A stack of one [Rows, Cols] matrix per expert (Count = experts); dense, FP8 or INT4.</param>
     /// <param name="destination">[M, weight.Rows] (at least that long); must not overlap x or the weight.</param>
     /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>

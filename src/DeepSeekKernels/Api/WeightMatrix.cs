@@ -5,24 +5,41 @@ namespace DeepSeekKernels;
 
 /// <summary>
 /// A weight matrix of [<see cref="Rows"/> = out features, <see cref="Cols"/> = in features], or a stack of
-/// <see cref="Count"/> such matrices (experts, heads), on a device in its stored form: dense float32 or
-/// bfloat16, or DeepSeek-V3's FP8 e4m3 with one float32 scale per block. The ops that take a weight
-/// (<see cref="Ops.Linear"/>, <see cref="Ops.HeadwiseLinear"/>, <see cref="Ops.GroupedLinear"/>,
-/// <see cref="Ops.Embedding"/>, <see cref="Ops.DequantizeFp8"/>) accept every form, so model code never
-/// branches on the weight's element type. A WeightMatrix does not own its views: dispose the buffers, not it.
+/// <see cref="Count"/> such matrices (experts, heads), on a device in its stored form (<see cref="Scheme"/>): dense
+/// float32 or bfloat16, DeepSeek-V3's FP8 e4m3 with one float32 scale per block, or INT4 with a bfloat16 scale and
+/// zero point per group of in features. The ops that take a weight (<see cref="Ops.Linear"/>,
+/// <see cref="Ops.HeadwiseLinear"/>, <see cref="Ops.GroupedLinear"/>, <see cref="Ops.Embedding"/>,
+/// <see cref="Ops.DequantizeFp8"/>) accept every form they can (Embedding refuses FP8, DequantizeFp8 takes only FP8), so
+/// model code never branches on the weight's element type. A WeightMatrix does not own its views: dispose the buffers, not it.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Matrices are row-major and dense: element [m, r, c] of the stack is at <c>(m * Rows + r) * Cols + c</c>.
+/// </para>
+/// <para>
 /// FP8 weights dequantise to <c>w[m, r, c] = bf16((float)fp8[m, r, c] * scaleInv[m, r / BlockRows, c / BlockCols])</c>
 /// (floor division; the product in float32, rounded once to bf16 as DeepSeek's and transformers' dequantisation
 /// does: <see cref="Numerics.Float8E4M3.Dequantize"/>), with scaleInv of
 /// [Count, ceil(Rows / BlockRows), ceil(Cols / BlockCols)] float32, so a ragged last block row or column has
 /// its own scale (the <c>weight_scale_inv</c> tensors of DeepSeek-V3 checkpoints).
+/// </para>
+/// <para>
+/// INT4 weights dequantise to <c>w[m, r, c] = bf16(((float)q[m, r, c] - (float)zero[m, r, g]) * (float)scale[m, r, g])</c>
+/// with g = c / GroupSize, the arithmetic in float32 and rounded once to bf16 as FP8's is
+/// (<see cref="Quantization.Int4GroupQuantizer.Dequantize(int, BFloat16, BFloat16)"/>); q is an unsigned code in 0..15,
+/// scale and zero are bfloat16 of [Count, Rows, Cols / GroupSize]. The codes are packed two to a byte along the in
+/// features, [Count, Rows, Cols / 2] bytes (<see cref="Int4x2"/>), element 2i in the low nibble of byte i of the row.
+/// Cols is a multiple of GroupSize and GroupSize of 32, so every row, every group and every matrix of a stack starts
+/// at a multiple of 16 bytes from the view's start (a row is Cols / 32 whole 16-byte units): one 16-byte load holds
+/// 32 consecutive in features of one row, never two rows or two groups.
+/// </para>
 /// </remarks>
 public sealed class WeightMatrix
 {
-    WeightMatrix(ElementType type, DeviceRuntime runtime, int rows, int cols, int count, int blockRows, int blockCols)
+    WeightMatrix(WeightScheme scheme, ElementType type, DeviceRuntime runtime, int rows, int cols, int count, int blockRows,
+        int blockCols, int groupSize)
     {
+        Scheme = scheme;
         ElementType = type;
         Runtime = runtime;
         Rows = rows;
@@ -30,6 +47,7 @@ public sealed class WeightMatrix
         Count = count;
         BlockRows = blockRows;
         BlockCols = blockCols;
+        GroupSize = groupSize;
     }
 
     /// <summary>
@@ -48,7 +66,7 @@ public sealed class WeightMatrix
     {
         const string op = "WeightMatrix.Dense";
         if (typeof(T) != typeof(float) && typeof(T) != typeof(BFloat16))
-            ThrowHelper.NotSupported(op, $"data has element type {typeof(T).Name}; a dense weight is float or BFloat16 (use WeightMatrix.Fp8 for FP8).");
+            ThrowHelper.NotSupported(op, $"data has element type {typeof(T).Name}; a dense weight is float or BFloat16 (use WeightMatrix.Fp8 for FP8, WeightMatrix.Int4 for INT4).");
         if (data.IsNull)
             ThrowHelper.Argument(op, nameof(data), "data is a default DeviceView (it has no buffer).");
         CheckSizes(op, rows, cols, count);
@@ -56,7 +74,7 @@ public sealed class WeightMatrix
         if (data.Length != expected)
             ThrowHelper.Argument(op, nameof(data), $"data has {data.Length} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
         var type = ElementTypes.Of<T>();
-        var weight = new WeightMatrix(type, data.Runtime, rows, cols, count, 0, 0);
+        var weight = new WeightMatrix(WeightScheme.Dense, type, data.Runtime, rows, cols, count, 0, 0, 0);
         if (typeof(T) == typeof(float))
             weight.F32 = (DeviceView<float>)(object)data;
         else
@@ -95,7 +113,7 @@ public sealed class WeightMatrix
         long expected = (long)count * rows * cols;
         if (data.Length != expected)
             ThrowHelper.Argument(op, nameof(data), $"data has {data.Length} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
-        var weight = new WeightMatrix(ElementType.Fp8E4M3, data.Runtime, rows, cols, count, blockRows, blockCols);
+        var weight = new WeightMatrix(WeightScheme.Fp8Block, ElementType.Fp8E4M3, data.Runtime, rows, cols, count, blockRows, blockCols, 0);
         long expectedScales = (long)count * weight.ScaleRows * weight.ScaleCols;
         if (scaleInv.Length != expectedScales)
             ThrowHelper.Argument(op, nameof(scaleInv), $"scaleInv has {scaleInv.Length} elements; count * ceil(rows / blockRows) * ceil(cols / blockCols) = "
@@ -105,7 +123,75 @@ public sealed class WeightMatrix
         return weight;
     }
 
-    static void CheckSizes(string op, int rows, int cols, int count)
+    /// <summary>
+    /// An INT4 matrix with a bfloat16 scale and zero point per group of <paramref name="groupSize"/> in features
+    /// (GPTQ/AWQ-style, asymmetric): dequantised
+    /// <c>w[r, c] = bf16(((float)q[r, c] - (float)zeros[r, c / groupSize]) * (float)scales[r, c / groupSize])</c>, the
+    /// arithmetic in float32, with q the unsigned 4-bit code (0..15) of element [r, c].
+    /// </summary>
+    /// <param name="packed">
+    /// [count, rows, cols / 2] bytes, exactly: row-major, element 2i of a row in the low nibble of byte i (<see cref="Int4x2.LowUnsigned"/>),
+    /// element 2i + 1 in the high nibble, so one 16-byte load holds 32 consecutive in features of one row.
+    /// </param>
+    /// <param name="scales">[count, rows, cols / groupSize] bfloat16 scales, exactly.</param>
+    /// <param name="zeros">[count, rows, cols / groupSize] bfloat16 zero points, exactly (in code units; integers 0..15 from <see cref="Quantization.Int4GroupQuantizer"/>, but any value is read as it is).</param>
+    /// <param name="rows">Out features (at least 1).</param>
+    /// <param name="cols">In features (at least 1), a multiple of <paramref name="groupSize"/>.</param>
+    /// <param name="groupSize">In features per scale group: a positive multiple of 32 (GPTQ and AWQ checkpoints: 128).</param>
+    /// <param name="count">Matrices in the stack (at least 1).</param>
+    /// <exception cref="ArgumentException">
+    /// A view is default, the views belong to different runtimes, cols is not a multiple of groupSize, or a length is wrong.
+    /// </exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is less than 1, or groupSize is not a positive multiple of 32.</exception>
+    public static WeightMatrix Int4(DeviceView<Int4x2> packed, DeviceView<BFloat16> scales, DeviceView<BFloat16> zeros, int rows, int cols,
+        int groupSize = 128, int count = 1)
+    {
+        const string op = "WeightMatrix.Int4";
+        if (packed.IsNull)
+            ThrowHelper.Argument(op, nameof(packed), "packed is a default DeviceView (it has no buffer).");
+        if (scales.IsNull)
+            ThrowHelper.Argument(op, nameof(scales), "scales is a default DeviceView (it has no buffer).");
+        if (zeros.IsNull)
+            ThrowHelper.Argument(op, nameof(zeros), "zeros is a default DeviceView (it has no buffer).");
+        if (!ReferenceEquals(packed.Runtime, scales.Runtime))
+            ThrowHelper.Argument(op, nameof(scales), "scales belongs to a different DeviceRuntime than packed.");
+        if (!ReferenceEquals(packed.Runtime, zeros.Runtime))
+            ThrowHelper.Argument(op, nameof(zeros), "zeros belongs to a different DeviceRuntime than packed.");
+        CheckSizes(op, rows, cols, count);
+        CheckInt4Groups(op, cols, groupSize);
+        long expected = (long)count * rows * (cols / 2);
+        if (packed.Length != expected)
+            ThrowHelper.Argument(op, nameof(packed), $"packed has {packed.Length} bytes; count * rows * cols / 2 = {count} * {rows} * {cols} / 2 = {expected} (two 4-bit codes a byte).");
+        long groups = (long)count * rows * (cols / groupSize);
+        if (scales.Length != groups)
+            ThrowHelper.Argument(op, nameof(scales), $"scales has {scales.Length} elements; count * rows * (cols / groupSize) = "
+                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
+        if (zeros.Length != groups)
+            ThrowHelper.Argument(op, nameof(zeros), $"zeros has {zeros.Length} elements; count * rows * (cols / groupSize) = "
+                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
+        var weight = new WeightMatrix(WeightScheme.Int4Group, ElementType.Int4, packed.Runtime, rows, cols, count, 0, 0, groupSize)
+        {
+            Int4Data = packed,
+            Int4Scales = scales,
+            Int4Zeros = zeros,
+        };
+        return weight;
+    }
+
+    /// <summary>
+    /// The INT4 group checks shared with the host quantiser and converters: groupSize a positive multiple of 32
+    /// (ArgumentOutOfRangeException naming groupSize), cols a multiple of groupSize (ArgumentException naming cols).
+    /// </summary>
+    internal static void CheckInt4Groups(string op, int cols, int groupSize)
+    {
+        if (groupSize < 32 || groupSize % 32 != 0)
+            ThrowHelper.OutOfRange(op, nameof(groupSize), groupSize,
+                $"groupSize must be a positive multiple of 32 (got {groupSize}): a group is then whole 16-byte loads of 32 codes.");
+        if (cols % groupSize != 0)
+            ThrowHelper.Argument(op, nameof(cols), $"cols = {cols} is not a multiple of groupSize = {groupSize}; INT4 groups run along the in features and must tile them.");
+    }
+
+    internal static void CheckSizes(string op, int rows, int cols, int count)
     {
         if (rows < 1)
             ThrowHelper.OutOfRange(op, "rows", rows, $"rows must be at least 1 (got {rows}).");
@@ -115,7 +201,13 @@ public sealed class WeightMatrix
             ThrowHelper.OutOfRange(op, "count", count, $"count must be at least 1 (got {count}).");
     }
 
-    /// <summary>How the weight is stored: <see cref="ElementType.F32"/>, <see cref="ElementType.BF16"/> or <see cref="ElementType.Fp8E4M3"/>.</summary>
+    /// <summary>How the weight is stored: dense, FP8 with block scales, or INT4 with group scales and zero points.</summary>
+    public WeightScheme Scheme { get; }
+
+    /// <summary>
+    /// The element type of the data: <see cref="ElementType.F32"/> or <see cref="ElementType.BF16"/> (dense),
+    /// <see cref="ElementType.Fp8E4M3"/> (FP8 blocks) or <see cref="ElementType.Int4"/> (INT4 groups).
+    /// </summary>
     public ElementType ElementType { get; }
 
     /// <summary>The runtime that owns the weight's buffers.</summary>
@@ -130,16 +222,22 @@ public sealed class WeightMatrix
     /// <summary>Matrices in the stack (1 for a single matrix; experts or heads for a stack).</summary>
     public int Count { get; }
 
-    /// <summary>Rows per FP8 scale block (0 for a dense weight).</summary>
+    /// <summary>In features per INT4 scale group (0 unless <see cref="Scheme"/> is <see cref="WeightScheme.Int4Group"/>).</summary>
+    public int GroupSize { get; }
+
+    /// <summary>INT4 scale groups per row, Cols / GroupSize (0 unless the weight is INT4).</summary>
+    public int GroupsPerRow => GroupSize == 0 ? 0 : Cols / GroupSize;
+
+    /// <summary>Rows per FP8 scale block (0 unless the weight is FP8).</summary>
     public int BlockRows { get; }
 
-    /// <summary>Columns per FP8 scale block (0 for a dense weight).</summary>
+    /// <summary>Columns per FP8 scale block (0 unless the weight is FP8).</summary>
     public int BlockCols { get; }
 
-    /// <summary>Scale rows per matrix, ceil(Rows / BlockRows) (0 for a dense weight).</summary>
+    /// <summary>Scale rows per matrix, ceil(Rows / BlockRows) (0 unless the weight is FP8).</summary>
     public int ScaleRows => BlockRows == 0 ? 0 : (Rows + BlockRows - 1) / BlockRows;
 
-    /// <summary>Scale columns per matrix, ceil(Cols / BlockCols) (0 for a dense weight).</summary>
+    /// <summary>Scale columns per matrix, ceil(Cols / BlockCols) (0 unless the weight is FP8).</summary>
     public int ScaleCols => BlockCols == 0 ? 0 : (Cols + BlockCols - 1) / BlockCols;
 
     /// <summary>Device memory the weight occupies, scales included (for memory reports).</summary>
@@ -147,6 +245,7 @@ public sealed class WeightMatrix
     {
         ElementType.F32 => F32.Length * sizeof(float),
         ElementType.BF16 => BF16.Length * 2,
+        ElementType.Int4 => Int4Data.Length + (Int4Scales.Length + Int4Zeros.Length) * 2,
         _ => Fp8Data.Length + ScaleInv.Length * sizeof(float),
     };
 
@@ -159,11 +258,17 @@ public sealed class WeightMatrix
         if (Count == 1)
             return this;
         long size = (long)Rows * Cols;
-        var one = new WeightMatrix(ElementType, Runtime, Rows, Cols, 1, BlockRows, BlockCols);
+        var one = new WeightMatrix(Scheme, ElementType, Runtime, Rows, Cols, 1, BlockRows, BlockCols, GroupSize);
         switch (ElementType)
         {
             case ElementType.F32: one.F32 = F32.Slice(index * size, size); break;
             case ElementType.BF16: one.BF16 = BF16.Slice(index * size, size); break;
+            case ElementType.Int4:
+                long groups = (long)Rows * GroupsPerRow;
+                one.Int4Data = Int4Data.Slice(index * (size / 2), size / 2);
+                one.Int4Scales = Int4Scales.Slice(index * groups, groups);
+                one.Int4Zeros = Int4Zeros.Slice(index * groups, groups);
+                break;
             default:
                 long scales = (long)ScaleRows * ScaleCols;
                 one.Fp8Data = Fp8Data.Slice(index * size, size);
@@ -185,11 +290,30 @@ public sealed class WeightMatrix
     /// <summary>The FP8 block scales (ElementType Fp8E4M3), else default.</summary>
     internal DeviceView<float> ScaleInv { get; private set; }
 
-    /// <summary>The float32 views of this weight (data or scales), for overlap checks against float outputs.</summary>
-    internal DeviceView<float> FloatView => ElementType == ElementType.F32 ? F32 : ScaleInv;
+    /// <summary>The packed INT4 codes, [Count, Rows, Cols / 2] bytes (ElementType Int4), else default.</summary>
+    internal DeviceView<Int4x2> Int4Data { get; private set; }
+
+    /// <summary>The INT4 group scales, [Count, Rows, Cols / GroupSize] bfloat16 (ElementType Int4), else default.</summary>
+    internal DeviceView<BFloat16> Int4Scales { get; private set; }
+
+    /// <summary>The INT4 group zero points, [Count, Rows, Cols / GroupSize] bfloat16 (ElementType Int4), else default.</summary>
+    internal DeviceView<BFloat16> Int4Zeros { get; private set; }
+
+    /// <summary>
+    /// The float32 views of this weight (data or FP8 scales), for overlap checks against float outputs; default for
+    /// bf16 and INT4 weights, which hold no float32 memory (a float32 view never shares a buffer of another type).
+    /// </summary>
+    internal DeviceView<float> FloatView => ElementType switch
+    {
+        ElementType.F32 => F32,
+        ElementType.Fp8E4M3 => ScaleInv,
+        _ => default,
+    };
 
     /// <inheritdoc/>
-    public override string ToString() => Count == 1
-        ? $"{ElementType.Name()} [{Rows}, {Cols}]"
-        : $"{ElementType.Name()} [{Count}, {Rows}, {Cols}]";
+    public override string ToString()
+    {
+        string type = Scheme == WeightScheme.Int4Group ? $"int4 g{GroupSize}" : ElementType.Name();
+        return Count == 1 ? $"{type} [{Rows}, {Cols}]" : $"{type} [{Count}, {Rows}, {Cols}]";
+    }
 }

@@ -13,7 +13,7 @@ public enum ElementType
     F16 = DskDType.F16,
     /// <summary>float8 e4m3fn (<see cref="Float8E4M3"/>).</summary>
     Fp8E4M3 = DskDType.Fp8E4M3,
-    /// <summary>packed signed int4 pairs (<see cref="Int4x2"/>).</summary>
+    /// <summary>packed int4 pairs (<see cref="Int4x2"/>; signed, or unsigned with a zero point in <see cref="WeightMatrix.Int4"/> weights).</summary>
     Int4 = DskDType.Int4,
     /// <summary>int32 (<see cref="int"/>): token ids, positions, expert ids and offsets.</summary>
     I32 = DskDType.I32,

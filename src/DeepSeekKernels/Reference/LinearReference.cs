@@ -9,8 +9,9 @@ namespace DeepSeekKernels.Reference;
 /// The matrix ops: Linear, HeadwiseLinear, GroupedLinear, DequantizeFp8 and Embedding, the specification every
 /// backend is tested against. <c>y[r, o] = sum_c x[r, c] * W[o, c] (+ bias[o])</c> in float32, the bias added after
 /// the dot product. bf16 weights are widened to float32 in registers where they lie (<see cref="DotBf16"/>), so decode
-/// reads each weight once and writes only the outputs; FP8 weights are dequantised to bf16 once per block of rows
-/// (<see cref="WeightData.DecodeFp8RowsToBf16"/>: times the block scale, rounded to bf16) and dotted the same way;
+/// reads each weight once and writes only the outputs; FP8 and INT4 weights are dequantised to bf16 once per block of
+/// rows (<see cref="WeightData.DecodeRowsToBf16"/>: FP8 times the block scale, INT4 minus the group's zero point times
+/// the group's scale, rounded to bf16) and dotted the same way;
 /// float32 weights go to TensorPrimitives.Dot. Blocks of weight rows run in parallel when the product is large.
 /// Arguments are assumed valid (the op API checks them); addresses are host memory (the CPU accelerator's buffers, or
 /// the reference backend's pinned copies).
@@ -120,13 +121,13 @@ internal static unsafe class LinearReference
 
     /// <summary>
     /// Runs the products as tasks of up to 64 weight rows (about TaskBytes of bf16), in parallel when the total work is
-    /// large. bf16 rows are dotted where they lie (<see cref="DotBf16"/>); FP8 rows are first dequantised to bf16 into a
-    /// per-thread scratch, once per task for all x rows; float32 rows go to TensorPrimitives.Dot. An output does not
+    /// large. bf16 rows are dotted where they lie (<see cref="DotBf16"/>); FP8 and INT4 rows are first dequantised to bf16
+    /// into a per-thread scratch, once per task for all x rows; float32 rows go to TensorPrimitives.Dot. An output does not
     /// depend on the number of x rows, the tasks or the threads, so one token decoded alone equals that token in a batch.
     /// </summary>
     public static void Run(IReadOnlyList<Product> products)
     {
-        // x rows of the bf16 and FP8 products, split once into even and odd columns for DotBf16
+        // x rows of the bf16, FP8 and INT4 products, split once into even and odd columns for DotBf16
         var splitAt = new long[products.Count];
         long splitLength = 0;
         for (int p = 0; p < products.Count; p++)
@@ -160,20 +161,20 @@ internal static unsafe class LinearReference
             for (int first = 0; first < w.Rows; first += block)
                 tasks.Add((p, first, Math.Min(block, w.Rows - first)));
             work += (long)products[p].Rows * w.Rows * w.Cols;
-            if (w.Type == ElementType.Fp8E4M3)
+            if (w.IsQuantized)
                 scratch = Math.Max(scratch, block * w.Cols);
         }
 
-        void Block(int index, ushort[]? fp8Scratch)
+        void Block(int index, ushort[]? decodeScratch)
         {
             var (p, first, count) = tasks[index];
             var product = products[p];
             var w = product.Weight;
             int cols = w.Cols;
             float* bias = (float*)product.Bias;
-            if (w.Type == ElementType.Fp8E4M3)
-                w.DecodeFp8RowsToBf16(first, count, fp8Scratch);
-            fixed (ushort* decoded = fp8Scratch)
+            if (w.IsQuantized)
+                w.DecodeRowsToBf16(first, count, decodeScratch);
+            fixed (ushort* decoded = decodeScratch)
             fixed (float* split = xSplit)
             {
                 ushort* rows = w.Type == ElementType.BF16 ? (ushort*)w.Data + (long)first * cols : decoded;
@@ -203,17 +204,17 @@ internal static unsafe class LinearReference
 
         if (work < ParallelThreshold || tasks.Count == 1)
         {
-            var fp8Scratch = scratch == 0 ? null : ArrayPool<ushort>.Shared.Rent(scratch);
+            var decodeScratch = scratch == 0 ? null : ArrayPool<ushort>.Shared.Rent(scratch);
             for (int i = 0; i < tasks.Count; i++)
-                Block(i, fp8Scratch);
-            if (fp8Scratch != null)
-                ArrayPool<ushort>.Shared.Return(fp8Scratch);
+                Block(i, decodeScratch);
+            if (decodeScratch != null)
+                ArrayPool<ushort>.Shared.Return(decodeScratch);
         }
         else
         {
             Parallel.For(0, tasks.Count, () => scratch == 0 ? null : ArrayPool<ushort>.Shared.Rent(scratch),
-                (i, _, fp8Scratch) => { Block(i, fp8Scratch); return fp8Scratch; },
-                fp8Scratch => { if (fp8Scratch != null) ArrayPool<ushort>.Shared.Return(fp8Scratch); });
+                (i, _, decodeScratch) => { Block(i, decodeScratch); return decodeScratch; },
+                decodeScratch => { if (decodeScratch != null) ArrayPool<ushort>.Shared.Return(decodeScratch); });
         }
         ArrayPool<float>.Shared.Return(xSplit);
     }

@@ -105,10 +105,24 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    /// <summary>Row <paramref name="id"/> of a dense [vocab, hidden] table, as a one-row host weight.</summary>
-    static HostWeight RowOf(WeightMatrix table, int id) => table.ElementType == ElementType.F32
-        ? new HostWeight(WeightMatrix.Dense(table.F32.Slice((long)id * table.Cols, table.Cols), 1, table.Cols))
-        : new HostWeight(WeightMatrix.Dense(table.BF16.Slice((long)id * table.Cols, table.Cols), 1, table.Cols));
+    /// <summary>Row <paramref name="id"/> of a dense or INT4 [vocab, hidden] table, as a one-row host weight.</summary>
+    static HostWeight RowOf(WeightMatrix table, int id)
+    {
+        int cols = table.Cols;
+        switch (table.ElementType)
+        {
+            case ElementType.F32:
+                return new HostWeight(WeightMatrix.Dense(table.F32.Slice((long)id * cols, cols), 1, cols));
+            case ElementType.BF16:
+                return new HostWeight(WeightMatrix.Dense(table.BF16.Slice((long)id * cols, cols), 1, cols));
+            case ElementType.Int4:
+                int groups = table.GroupsPerRow;
+                return new HostWeight(WeightMatrix.Int4(table.Int4Data.Slice((long)id * (cols / 2), cols / 2),
+                    table.Int4Scales.Slice((long)id * groups, groups), table.Int4Zeros.Slice((long)id * groups, groups), 1, cols, table.GroupSize));
+            default:
+                throw new NotSupportedException($"Embedding: a table stored as {table.ElementType.Name()} has no row-wise lookup; the table is dense or INT4.");
+        }
+    }
 
     public override void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
         int headStride, int ropeOffset, RopeLayout layout)
@@ -508,12 +522,14 @@ internal sealed class ReferenceBackend : KernelBackend
     /// <summary>A weight's host views and the addresses the references read.</summary>
     sealed class HostWeight
     {
+        // the host copies on a GPU, kept alive while their addresses are read
         readonly object? _data;
-        readonly HostView<float>? _scales;
+        readonly object? _scales;
+        readonly object? _zeros;
 
         public HostWeight(WeightMatrix w)
         {
-            nint data, scales = 0;
+            nint data, scales = 0, zeros = 0;
             switch (w.ElementType)
             {
                 case ElementType.F32:
@@ -528,15 +544,25 @@ internal sealed class ReferenceBackend : KernelBackend
                     (_data, data) = (view, view.Address);
                     break;
                 }
-                default:
+                case ElementType.Fp8E4M3:
                 {
                     var view = HostView.Of(w.Fp8Data);
-                    _scales = HostView.Of(w.ScaleInv);
-                    (_data, data, scales) = (view, view.Address, _scales.Address);
+                    var scaleView = HostView.Of(w.ScaleInv);
+                    (_data, _scales, data, scales) = (view, scaleView, view.Address, scaleView.Address);
                     break;
                 }
+                case ElementType.Int4:
+                {
+                    var view = HostView.Of(w.Int4Data);
+                    var scaleView = HostView.Of(w.Int4Scales);
+                    var zeroView = HostView.Of(w.Int4Zeros);
+                    (_data, _scales, _zeros, data, scales, zeros) = (view, scaleView, zeroView, view.Address, scaleView.Address, zeroView.Address);
+                    break;
+                }
+                default:
+                    throw new NotSupportedException($"The reference backend has no decoder for weights stored as {w.ElementType.Name()}.");
             }
-            Data = new WeightData(w.ElementType, data, scales, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols);
+            Data = new WeightData(w.ElementType, data, scales, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols, zeros, w.GroupSize);
         }
 
         public WeightData Data { get; }

@@ -7,15 +7,19 @@ namespace DeepSeekKernels.Reference;
 
 /// <summary>
 /// A weight (one matrix or a stack) in host memory, as raw addresses the reference reads: the host side of a
-/// <see cref="WeightMatrix"/>. Decodes rows to float32 (FP8 rows also to bf16) exactly as the op docs say (bf16 widened exactly; FP8 times
-/// its block scale in float32, rounded once to bf16: <see cref="Float8E4M3.Dequantize"/>).
+/// <see cref="WeightMatrix"/>. Decodes rows to float32 (FP8 and INT4 rows also to bf16) exactly as the op docs say (bf16
+/// widened exactly; FP8 times its block scale in float32, rounded once to bf16: <see cref="Float8E4M3.Dequantize"/>;
+/// INT4 minus its group's zero point, times its group's scale, in float32, rounded once to bf16:
+/// <see cref="Quantization.Int4GroupQuantizer.Dequantize(int, BFloat16, BFloat16)"/>). For FP8, <see cref="Scales"/>
+/// holds float32 block scales; for INT4, bf16 group scales, and <see cref="Zeros"/> the bf16 zero points.
 /// </summary>
 internal readonly unsafe struct WeightData
 {
     static readonly float[] Fp8Values = BuildFp8Table();
     static readonly float TwoPow120 = MathF.ScaleB(1f, 120);
 
-    public WeightData(ElementType type, nint data, nint scales, int rows, int cols, int count, int blockRows, int blockCols)
+    public WeightData(ElementType type, nint data, nint scales, int rows, int cols, int count, int blockRows, int blockCols,
+        nint zeros = 0, int groupSize = 0)
     {
         Type = type;
         Data = data;
@@ -25,6 +29,8 @@ internal readonly unsafe struct WeightData
         Count = count;
         BlockRows = blockRows;
         BlockCols = blockCols;
+        Zeros = zeros;
+        GroupSize = groupSize;
     }
 
     public ElementType Type { get; }
@@ -35,17 +41,39 @@ internal readonly unsafe struct WeightData
     public int Count { get; }
     public int BlockRows { get; }
     public int BlockCols { get; }
+    public nint Zeros { get; }
+    public int GroupSize { get; }
+    public int GroupsPerRow => GroupSize == 0 ? 0 : Cols / GroupSize;
     public int ScaleRows => BlockRows == 0 ? 0 : (Rows + BlockRows - 1) / BlockRows;
     public int ScaleCols => BlockCols == 0 ? 0 : (Cols + BlockCols - 1) / BlockCols;
 
-    int ElementSize => Type switch { ElementType.F32 => 4, ElementType.BF16 => 2, _ => 1 };
+    /// <summary>Whether rows decode to bf16 first (<see cref="DecodeRowsToBf16"/>): FP8 and INT4.</summary>
+    public bool IsQuantized => Type is ElementType.Fp8E4M3 or ElementType.Int4;
+
+    /// <summary>Bytes of one matrix's data.</summary>
+    long MatrixBytes => Type switch
+    {
+        ElementType.F32 => (long)Rows * Cols * 4,
+        ElementType.BF16 => (long)Rows * Cols * 2,
+        ElementType.Int4 => (long)Rows * (Cols / 2),
+        _ => (long)Rows * Cols,
+    };
 
     /// <summary>Matrix <paramref name="index"/> of the stack.</summary>
     public WeightData Matrix(int index)
     {
-        long elements = (long)Rows * Cols;
-        nint scales = Type == ElementType.Fp8E4M3 ? Scales + (nint)((long)index * ScaleRows * ScaleCols * sizeof(float)) : 0;
-        return new WeightData(Type, Data + (nint)(index * elements * ElementSize), scales, Rows, Cols, 1, BlockRows, BlockCols);
+        nint data = Data + (nint)(index * MatrixBytes);
+        switch (Type)
+        {
+            case ElementType.Fp8E4M3:
+                return new WeightData(Type, data, Scales + (nint)((long)index * ScaleRows * ScaleCols * sizeof(float)), Rows, Cols, 1,
+                    BlockRows, BlockCols);
+            case ElementType.Int4:
+                long groupBytes = (long)index * Rows * GroupsPerRow * 2;
+                return new WeightData(Type, data, Scales + (nint)groupBytes, Rows, Cols, 1, 0, 0, Zeros + (nint)groupBytes, GroupSize);
+            default:
+                return new WeightData(Type, data, 0, Rows, Cols, 1, BlockRows, BlockCols);
+        }
     }
 
     /// <summary>Rows [first, first + count) of matrix 0 as float32 into <paramref name="destination"/> ([count, Cols]).</summary>
@@ -65,11 +93,57 @@ internal readonly unsafe struct WeightData
                 var row = ArrayPool<ushort>.Shared.Rent(Cols);
                 for (int i = 0; i < count; i++)
                 {
-                    DecodeFp8RowsToBf16(first + i, 1, row);
+                    DecodeRowsToBf16(first + i, 1, row);
                     BFloat16Conversions.ToSingle(MemoryMarshal.Cast<ushort, BFloat16>(row.AsSpan(0, Cols)), destination.Slice(i * Cols, Cols));
                 }
                 ArrayPool<ushort>.Shared.Return(row);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Rows [first, first + count) of an FP8 or INT4 matrix 0, dequantised, as bfloat16 bits into
+    /// <paramref name="destination"/> ([count, Cols]): <see cref="DecodeFp8RowsToBf16"/> or <see cref="DecodeInt4RowsToBf16"/>.
+    /// </summary>
+    public void DecodeRowsToBf16(int first, int count, Span<ushort> destination)
+    {
+        if (Type == ElementType.Int4)
+            DecodeInt4RowsToBf16(first, count, destination);
+        else
+            DecodeFp8RowsToBf16(first, count, destination);
+    }
+
+    /// <summary>
+    /// Rows [first, first + count) of an INT4 matrix 0, dequantised, as bfloat16 bits into <paramref name="destination"/>
+    /// ([count, Cols]): <c>bf16(((float)q[r, c] - (float)zero[r, g]) * (float)scale[r, g])</c> with g = c / GroupSize and q
+    /// the unsigned code of element c (low nibble of byte c / 2 for even c, high nibble for odd c). Per group, the 16
+    /// possible results are computed once and the codes look them up, two per byte.
+    /// </summary>
+    public void DecodeInt4RowsToBf16(int first, int count, Span<ushort> destination)
+    {
+        int groups = GroupsPerRow, groupBytes = GroupSize / 2;
+        Span<ushort> table = stackalloc ushort[16];
+        fixed (ushort* output = destination)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                int row = first + i;
+                byte* codes = (byte*)Data + (long)row * (Cols / 2);
+                ushort* scales = (ushort*)Scales + (long)row * groups, zeros = (ushort*)Zeros + (long)row * groups;
+                uint* pairs = (uint*)(output + (long)i * Cols); // Cols is even: a bf16 pair per byte
+                for (int g = 0; g < groups; g++)
+                {
+                    float scale = BitConverter.UInt32BitsToSingle((uint)scales[g] << 16), zero = BitConverter.UInt32BitsToSingle((uint)zeros[g] << 16);
+                    for (int q = 0; q < 16; q++)
+                        table[q] = BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(((float)q - zero) * scale));
+                    int b = g * groupBytes, end = b + groupBytes;
+                    for (; b < end; b++)
+                    {
+                        byte code = codes[b];
+                        pairs[b] = table[code & 0xF] | ((uint)table[code >> 4] << 16);
+                    }
+                }
+            }
         }
     }
 

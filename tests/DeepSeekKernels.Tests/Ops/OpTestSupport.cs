@@ -40,13 +40,13 @@ public static class OpTestSupport
     /// <summary>A float32 output buffer full of NaN, so an element the op does not write fails the comparison.</summary>
     public static DeviceBuffer<float> Poisoned(long length) => Cpu.Upload<float>(Nan(length));
 
-    /// <summary>A weight in a stored form ("f32", "bf16", "fp8"), and its exact float32 values.</summary>
+    /// <summary>A weight in a stored form ("f32", "bf16", "fp8", "int4"), and its exact float32 values.</summary>
     public sealed class TestWeight : IDisposable
     {
         readonly List<IDisposable> _buffers = [];
 
         public TestWeight(string form, int count, int rows, int cols, int seed, int blockRows = 128, int blockCols = 128,
-            DeviceRuntime? runtime = null)
+            DeviceRuntime? runtime = null, int groupSize = 32)
         {
             runtime ??= Cpu;
             DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => runtime.Upload<T>(values);
@@ -103,8 +103,41 @@ public static class OpTestSupport
                     Matrix = WeightMatrix.Fp8(data.View, scaleBuffer.View, rows, cols, blockRows, blockCols, count);
                     break;
                 }
+                case "int4":
+                {
+                    // every code; scales like a quantiser's (small, full bf16 mantissas); zero points mostly integers in
+                    // 0..15 as quantisers make them, some fractional or outside 0..15 (read as they are)
+                    int groups = cols / groupSize;
+                    var codes = new byte[Values.Length];
+                    for (int i = 0; i < codes.Length; i++)
+                        codes[i] = (byte)random.Next(16);
+                    var packed = new Int4x2[Values.Length / 2];
+                    for (int i = 0; i < packed.Length; i++)
+                        packed[i] = Int4x2.PackUnsigned(codes[2 * i], codes[2 * i + 1]);
+                    var scales = new BFloat16[(long)count * rows * groups];
+                    var zeros = new BFloat16[scales.Length];
+                    for (int i = 0; i < scales.Length; i++)
+                    {
+                        scales[i] = BFloat16.FromSingle((0.5f + random.NextSingle()) * MathF.ScaleB(1f, -random.Next(4, 9)));
+                        zeros[i] = BFloat16.FromSingle(random.Next(8) == 0 ? 20f * random.NextSingle() - 2f : random.Next(16));
+                    }
+                    // the expected dequantised values, computed here: (q - zero) * scale in float32, rounded once to bf16
+                    for (long i = 0; i < Values.Length; i++)
+                    {
+                        long g = i / cols * groups + i % cols / groupSize;
+                        Values[i] = BFloat16.FromSingle(((float)codes[i] - zeros[g].ToSingle()) * scales[g].ToSingle()).ToSingle();
+                    }
+                    var data = Upload(packed);
+                    var scaleBuffer = Upload(scales);
+                    var zeroBuffer = Upload(zeros);
+                    _buffers.Add(data);
+                    _buffers.Add(scaleBuffer);
+                    _buffers.Add(zeroBuffer);
+                    Matrix = WeightMatrix.Int4(data.View, scaleBuffer.View, zeroBuffer.View, rows, cols, groupSize, count);
+                    break;
+                }
                 default:
-                    throw new ArgumentOutOfRangeException(nameof(form), form, "f32, bf16 or fp8");
+                    throw new ArgumentOutOfRangeException(nameof(form), form, "f32, bf16, fp8 or int4");
             }
         }
 
