@@ -31,7 +31,7 @@ namespace DeepSeekKernels;
 /// features, [Count, Rows, Cols / 2] bytes (<see cref="Int4x2"/>), element 2i in the low nibble of byte i of the row.
 /// Cols is a multiple of GroupSize and GroupSize of 32, so every row, every group and every matrix of a stack starts
 /// at a multiple of 16 bytes from the view's start (a row is Cols / 32 whole 16-byte units): one 16-byte load holds
-/// 32 consecutive in features of one row, never two rows or two groups.
+/// 32 consecutive in features of one row, never two rows or two groups. <see cref="Quantization.Int4Layout"/> converts to and from GPTQ's and AWQ's packings.
 /// </para>
 /// </remarks>
 public sealed class WeightMatrix

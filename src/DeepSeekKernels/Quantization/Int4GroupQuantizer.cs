@@ -13,7 +13,7 @@ namespace DeepSeekKernels.Quantization;
 /// <para>
 /// Choices, and why. The range includes 0 (as GPTQ's quantiser does): the integer zero point then always lies in
 /// 0..15, 0.0 dequantises exactly to 0, and the zero converts to GPTQ's and AWQ's 4-bit zeros
-/// (GPTQ, AWQ); a group far from 0 on one side loses up to half its levels, which trained weights
+/// (<see cref="Int4Layout"/>); a group far from 0 on one side loses up to half its levels, which trained weights
 /// (centred on 0) seldom pay. The zero point is rounded to an integer (GPTQ, AWQ) and stored as bf16, where 0..15 are
 /// exact. The scale is rounded UP to bf16 (not to nearest), so the 16 levels still span the whole range after
 /// rounding and the error bound below holds without exception. Rounding of <c>w / scale + zero</c> is to nearest,
