@@ -5,8 +5,8 @@ using DeepSeekKernels.Tokenization;
 namespace DeepSeekKernels.Generation;
 
 /// <summary>
-/// Prefill then decode with a KV cache: the prompt runs once (in chunks), then one token per step, each
-/// sampled from the last position's logits. Text streams out as it completes (never half a UTF-8
+/// Prefill then decode with a KV cache, as one request on a <see cref="BatchScheduler"/>: the prompt runs once (in
+/// chunks), then one token per step, each sampled from the last position's logits. Text streams out as it completes (never half a UTF-8
 /// character), stop strings are held back until they can be ruled out, and the cache can be kept between
 /// calls so a chat only runs each turn's new tokens.
 /// </summary>
@@ -14,7 +14,6 @@ public sealed class TextGenerator : IDisposable
 {
     readonly CausalLanguageModel _model;
     readonly HfTokenizer? _tokenizer;
-    readonly float[] _logits;
     KvCache? _cache;
     readonly List<int> _cached = [];
 
@@ -26,7 +25,6 @@ public sealed class TextGenerator : IDisposable
         _tokenizer = tokenizer;
         ContextLength = contextLength;
         _cache = model.CreateCache(contextLength);
-        _logits = new float[model.Shape.Vocab];
     }
 
     /// <summary>Positions of context the generator's cache holds.</summary>
@@ -53,11 +51,6 @@ public sealed class TextGenerator : IDisposable
             throw new ArgumentException("Stop strings need a tokenizer.", nameof(options));
         var cache = _cache ?? throw new ObjectDisposedException(nameof(TextGenerator));
 
-        var eos = new HashSet<int>(options.ExtraEosIds);
-        if (_tokenizer != null)
-            foreach (int id in _tokenizer.EosIds)
-                eos.Add(id);
-
         // Reuse the cached prefix.
         int reuse = 0;
         while (reuse < _cached.Count && reuse < promptIds.Count - 1 && _cached[reuse] == promptIds[reuse])
@@ -67,134 +60,34 @@ public sealed class TextGenerator : IDisposable
             cache.Length = reuse;
             _cached.RemoveRange(reuse, _cached.Count - reuse);
         }
-        var newPrompt = promptIds.Skip(reuse).ToArray();
 
-        var sampler = new Sampler(options.Sampling);
-        var seen = new List<int>(promptIds);
+        // One request on the batch scheduler, continuing this generator's sequence.
+        var scheduler = new BatchScheduler(_model, _tokenizer, cache.Pool);
         var generated = new List<int>();
-        var text = new StreamingText(_tokenizer, options.StopStrings);
-        var finish = FinishReason.Length;
-
-        var clock = Stopwatch.StartNew();
-        _model.Forward(newPrompt, cache, _logits);
-        CheckLogits(cache, reuse, promptIds.Count - 1, generatedIndex: 0);
-        _cached.AddRange(newPrompt);
-        var prefill = clock.Elapsed;
-        clock.Restart();
-
-        for (int step = 0; step < options.MaxNewTokens; step++)
+        GenerationResult? result = null;
+        scheduler.Add(promptIds, options, token =>
         {
-            if (cancellationToken.IsCancellationRequested)
-            {
-                finish = FinishReason.Cancelled;
-                break;
-            }
-            int next = sampler.Sample(_logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(seen));
-            if (options.StopAtEos && eos.Contains(next))
-            {
-                finish = FinishReason.EndOfSequence;
-                break;
-            }
-            generated.Add(next);
-            seen.Add(next);
-            var (piece, stopped) = text.Append(next);
-            onToken?.Invoke(new GeneratedToken(next, piece));
-            if (stopped)
-            {
-                finish = FinishReason.StopString;
-                break;
-            }
-            if (step == options.MaxNewTokens - 1)
-                break;
-            if (cache.Length >= cache.Capacity)
-            {
-                finish = FinishReason.ContextFull;
-                break;
-            }
-            int position = cache.Length;
-            _model.Forward([next], cache, _logits);
-            CheckLogits(cache, position, position, generated.Count);
-            _cached.Add(next);
-        }
-        if (finish != FinishReason.StopString)
+            if (token.Id >= 0)
+                generated.Add(token.Id);
+            onToken?.Invoke(token);
+        }, r => result = r, cache.Sequence);
+        try
         {
-            string rest = text.Flush();
-            if (rest.Length > 0)
-                onToken?.Invoke(new GeneratedToken(-1, rest));
+            scheduler.RunToCompletion(cancellationToken);
         }
-        return new GenerationResult(promptIds.ToArray(), generated, text.Text, finish, prefill, clock.Elapsed);
-    }
-
-    /// <summary>
-    /// Refuses logits that hold NaN or ±Inf (<see cref="NonFiniteLogitsException"/>) before anything is sampled
-    /// from them; the step's positions are dropped from the cache (back to <paramref name="cachedBefore"/>) so a
-    /// later call does not reuse keys and values computed with them.
-    /// </summary>
-    void CheckLogits(KvCache cache, int cachedBefore, int position, int generatedIndex)
-    {
-        if (NonFiniteLogitsException.Check(_logits, position, generatedIndex) is { } error)
+        finally
         {
-            cache.Length = cachedBefore;
-            throw error;
+            // the ids whose keys and values the cache now holds, for the next call's prefix reuse
+            var all = promptIds.Concat(generated).Take(cache.Length).ToList();
+            _cached.Clear();
+            _cached.AddRange(all);
         }
+        return result!;
     }
 
     public void Dispose()
     {
         _cache?.Dispose();
         _cache = null;
-    }
-
-    /// <summary>Turns ids into text pieces, holding back any tail that could still become a stop string.</summary>
-    sealed class StreamingText(HfTokenizer? tokenizer, IReadOnlyList<string> stopStrings)
-    {
-        readonly StreamingDecoder? _decoder = tokenizer?.CreateStreamingDecoder();
-        readonly System.Text.StringBuilder _all = new();
-        int _emitted;
-
-        /// <summary>All text so far (without a stop string and what followed it).</summary>
-        public string Text => _all.ToString(0, _emitted);
-
-        public (string Piece, bool Stopped) Append(int id)
-        {
-            if (_decoder is null)
-                return ("", false);
-            _all.Append(_decoder.Append(id));
-            string all = _all.ToString();
-            foreach (var stop in stopStrings)
-            {
-                int at = all.IndexOf(stop, Math.Max(0, _emitted - stop.Length + 1), StringComparison.Ordinal);
-                if (at >= 0)
-                {
-                    string piece = all.Substring(_emitted, Math.Max(0, at - _emitted));
-                    _all.Length = at;
-                    _emitted = at;
-                    return (piece, true);
-                }
-            }
-            // Hold back the longest tail that is a prefix of some stop string.
-            int hold = 0;
-            foreach (var stop in stopStrings)
-                for (int n = Math.Min(stop.Length - 1, all.Length - _emitted); n > hold; n--)
-                    if (all.AsSpan(all.Length - n).SequenceEqual(stop.AsSpan(0, n)))
-                    {
-                        hold = n;
-                        break;
-                    }
-            int end = all.Length - hold;
-            string emit = all.Substring(_emitted, end - _emitted);
-            _emitted = end;
-            return (emit, false);
-        }
-
-        public string Flush()
-        {
-            if (_decoder is null)
-                return "";
-            _all.Append(_decoder.Flush());
-            string rest = _all.ToString(_emitted, _all.Length - _emitted);
-            _emitted = _all.Length;
-            return rest;
-        }
     }
 }
