@@ -22,17 +22,30 @@ internal static class GenerateCommand
         };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Token ids to continue instead of text, e.g. 1,2,3 (no tokenizer involved; BOS is not added)." };
         var printIds = new Option<bool>("--print-ids") { Description = "Print the generated ids as one comma-separated line instead of the text." };
+        var batchFile = new Option<string?>("--batch-file")
+        {
+            Description = "Run many requests together (continuous batching): a JSON Lines file, one request per line ({\"prompt\": ...} or " +
+                "{\"prompt_ids\": [...]}, optional max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, id); " +
+                "prints one JSON line per request, in input order. The other sampling flags are the defaults.",
+        };
+        var maxBatch = new Option<int>("--max-batch")
+        {
+            Description = "With --batch-file: most requests running at once (the KV page pool is sized for this many full contexts).",
+            DefaultValueFactory = _ => 16,
+        };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
         {
-            prompt, model, promptIds, printIds, backend, device,
+            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device,
         };
         sampling.AddTo(command);
-        command.SetAction(parse => Run(
-            parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
+        command.SetAction(parse => parse.GetValue(batchFile) is { } file
+            ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
+                parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context))
+            : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
+                parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
@@ -90,6 +103,72 @@ internal static class GenerateCommand
                 Console.Out.WriteLine();
             CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
                 $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s" +
+                (ops.FallbackOps.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackOps)}" : ""));
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// `--batch-file`: every request is read and checked (JSON, fields, prompts against the vocabulary and the context)
+    /// before the model is loaded; then all run on one <see cref="BatchScheduler"/> over a shared page pool, and each
+    /// result is written as one JSON line, in input order, as soon as every earlier one is written.
+    /// </summary>
+    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device,
+        GenerationOptions defaults, int? context)
+    {
+        if (prompt != null || promptIds != null)
+            throw new UsageException("--batch-file holds the prompts: give no prompt argument or --prompt-ids with it.");
+        if (maxBatch < 1)
+            throw new UsageException($"--max-batch must be at least 1 (got {maxBatch}).");
+        string folder = CommonOptions.ModelFolder(modelFlag);
+        var shape = CommonOptions.ShapeOf(folder);
+        if (context is { } c)
+            CommonOptions.CheckContext(c, shape.MaxPositions);
+        var requests = BatchFile.Read(file, defaults, shape.Vocab);
+        HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.FromFolder(folder) : null;
+        var prompts = new int[requests.Count][];
+        int ctx = 1;
+        foreach (var request in requests)
+        {
+            if (request.PromptIds is { } ids)
+                prompts[request.Index] = [.. ids];
+            else if (tokenizer is null)
+                throw new UsageException($"{file}:{request.LineNumber}: --model {folder} has no tokenizer.json: give the prompt as \"prompt_ids\".");
+            else
+                prompts[request.Index] = tokenizer.Encode(request.Prompt!);
+            if (request.Options.StopStrings.Count > 0 && tokenizer is null)
+                throw new UsageException($"{file}:{request.LineNumber}: \"stop\" needs a tokenizer; --model {folder} has no tokenizer.json.");
+            ctx = Math.Max(ctx, CommonOptions.ContextFor(context, prompts[request.Index].Length, request.Options.MaxNewTokens, shape.MaxPositions));
+        }
+        foreach (var request in requests)
+        {
+            try
+            {
+                CommonOptions.CheckPromptFits(prompts[request.Index].Length, ctx, context != null, shape.MaxPositions);
+            }
+            catch (UsageException e)
+            {
+                throw new UsageException($"{file}:{request.LineNumber}: {e.Message}");
+            }
+        }
+
+        var (runtime, ops) = CommonOptions.CreateOps(backend, device);
+        using (runtime)
+        {
+            var clock = Stopwatch.StartNew();
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx);
+            int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
+            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent));
+            CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
+                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}); {requests.Count} requests, " +
+                $"up to {concurrent} at once, KV pages {cache.Layout.Pages} x {cache.Layout.PageSize} ({cache.Bytes / 1e6:F1} MB)");
+            var writer = new BatchResultWriter(Console.Out, requests);
+            var scheduler = new BatchScheduler(model, tokenizer, cache);
+            foreach (var request in requests)
+                scheduler.Add(prompts[request.Index], request.Options, onFinished: result => writer.Write(request, result));
+            clock.Restart();
+            scheduler.RunToCompletion();
+            CliErrors.Status($"{requests.Count} requests in {scheduler.Steps} steps, {clock.Elapsed.TotalSeconds:F1} s" +
                 (ops.FallbackOps.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackOps)}" : ""));
         }
         return 0;
