@@ -17,21 +17,22 @@ internal static class ChatCommand
         var system = new Option<string?>("--system") { Description = "A system prompt." };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
+        var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
         var sampling = new CommonOptions.Sampling();
         var command = new Command("chat", "Chat with a model in DeepSeek's chat format (type a message; an empty line or /exit ends).")
         {
-            model, system, backend, device,
+            model, system, backend, device, kvDtype,
         };
         sampling.AddTo(command);
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
-            parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
+            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
     /// <summary>The context when --context is not given: the model's limit, at most this.</summary>
     const int DefaultContext = 4096;
 
-    static int Run(string? modelFlag, string? system, string backend, string device, GenerationOptions options, int? context)
+    static int Run(string? modelFlag, string? system, string backend, string device, string? kvDtype, GenerationOptions options, int? context)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         var shape = CommonOptions.ShapeOf(folder);
@@ -50,7 +51,7 @@ internal static class ChatCommand
         using (runtime)
         {
             using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
-            using var generator = new TextGenerator(model, tokenizer, ctx);
+            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
                 (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
             var input = new Utf8LineReader(Console.OpenStandardInput());

@@ -68,6 +68,23 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "auto",
     }.AcceptOnlyFromAmong("auto", "cuda", "cpu");
 
+    /// <summary>`--kv-dtype`: the KV cache's element type; null when not given (see <see cref="KvType"/>).</summary>
+    public static Option<string?> KvDtype(string defaultText) => new Option<string?>("--kv-dtype")
+    {
+        Description = $"Element type of the paged KV cache: float32 (the exact path) or bfloat16 (half the memory). Default: {defaultText}.",
+    }.AcceptOnlyFromAmong("float32", "bfloat16");
+
+    /// <summary>
+    /// The KV cache's element type: the flag's, else float32 with the reference backend or on ILGPU's CPU accelerator (the
+    /// exact CPU path), bfloat16 with a GPU backend on a CUDA GPU.
+    /// </summary>
+    public static Numerics.ElementType KvType(string? flag, string backend, bool cuda) => flag switch
+    {
+        "float32" => Numerics.ElementType.F32,
+        "bfloat16" => Numerics.ElementType.BF16,
+        _ => backend != "reference" && cuda ? Numerics.ElementType.BF16 : Numerics.ElementType.F32,
+    };
+
     /// <summary>The sampling options, added to a command together.</summary>
     public sealed class Sampling
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using DeepSeekKernels.Generation;
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -35,17 +36,18 @@ internal static class GenerateCommand
         };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
+        var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
         var sampling = new CommonOptions.Sampling();
         var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
         {
-            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device,
+            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, kvDtype,
         };
         sampling.AddTo(command);
         command.SetAction(parse => parse.GetValue(batchFile) is { } file
             ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
-                parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context))
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context))
             : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-                parse.GetValue(backend)!, parse.GetValue(device)!, sampling.Read(parse), parse.GetValue(sampling.Context)));
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
@@ -53,7 +55,7 @@ internal static class GenerateCommand
     /// Everything about the request is checked (options, model folder, config, prompt against the context and
     /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
     /// </summary>
-    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device,
+    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? kvDtype,
         GenerationOptions options, int? context)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
@@ -86,7 +88,7 @@ internal static class GenerateCommand
             using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
-            using var generator = new TextGenerator(model, tokenizer, ctx);
+            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
             if (!printIds && prompt != null)
                 Console.Out.Write(prompt);
             var result = generator.Generate(ids, options, token =>
@@ -113,7 +115,7 @@ internal static class GenerateCommand
     /// before the model is loaded; then all run on one <see cref="BatchScheduler"/> over a shared page pool, and each
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
     /// </summary>
-    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device,
+    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? kvDtype,
         GenerationOptions defaults, int? context)
     {
         if (prompt != null || promptIds != null)
@@ -158,10 +160,10 @@ internal static class GenerateCommand
             var clock = Stopwatch.StartNew();
             using var model = ModelLoader.Load(folder, ops, contextLength: ctx);
             int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
-            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent));
+            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda)));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}); {requests.Count} requests, " +
-                $"up to {concurrent} at once, KV pages {cache.Layout.Pages} x {cache.Layout.PageSize} ({cache.Bytes / 1e6:F1} MB)");
+                $"up to {concurrent} at once, KV cache {cache.Layout.Pages} pages x {cache.Layout.PageSize} {cache.Layout.ElementType.Name()} ({cache.Bytes / 1e6:F1} MB)");
             var writer = new BatchResultWriter(Console.Out, requests);
             var scheduler = new BatchScheduler(model, tokenizer, cache);
             foreach (var request in requests)

@@ -20,19 +20,20 @@ internal static class PlanCommand
         var batch = new Option<int>("--batch", "-b") { Description = "Sequences decoded together.", DefaultValueFactory = _ => 1 };
         var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB)." };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
+        var kvDtype = CommonOptions.KvDtype("bfloat16, as the GPU backends run it (dsk generate on the CPU uses float32)");
         var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per weight format.")
         {
-            model, context, batch, gpu, chunk,
+            model, context, batch, gpu, chunk, kvDtype,
         };
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
-            parse.GetValue(gpu), parse.GetValue(chunk)));
+            parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(kvDtype)));
         return command;
     }
 
     /// <summary>The context planned for when --context is not given (where the model allows it).</summary>
     const int DefaultContext = 8192;
 
-    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk)
+    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, string? kvDtype)
     {
         // The flags first, then the config: a mistake in either is named before anything is computed.
         if (batch < 1)
@@ -45,7 +46,7 @@ internal static class PlanCommand
         var inventory = ModelSource.Inventory(config, shape);
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
-        var request = new PlanRequest(context, batch, memory, chunk);
+        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype ?? "bfloat16", "", false));
         MemoryPlan[] plans;
         try
         {

@@ -73,6 +73,21 @@ public sealed class PagedKvCache : IDisposable
     /// <summary>Bytes allocated on the device: the pools and the step metadata (<see cref="KvCacheLayout.Bytes"/>).</summary>
     public long Bytes => Layout.Bytes;
 
+    /// <summary>Bytes of the device buffers this cache holds, counted from the buffers themselves (tests compare it with the plan).</summary>
+    internal long AllocatedBytes
+    {
+        get
+        {
+            static long Of(IDisposable? buffer) => buffer switch
+            {
+                DeviceBuffer<float> f => f.Length * 4,
+                DeviceBuffer<BFloat16> b => b.Length * 2,
+                _ => 0,
+            };
+            return Of(_keys) + Of(_values) + (BlockTable.Length + SequenceLengths.Length + QueryStarts.Length) * 4;
+        }
+    }
+
     /// <summary>Starts a sequence with no cached positions; returns its id.</summary>
     public int AddSequence()
     {
@@ -167,17 +182,19 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
     public static KvCacheLayout For(ModelShape s, int context, int sequences, int pageSize, ElementType type, int maxBatch)
     {
         var (keyWidth, valueWidth) = Widths(s);
+        if (keyWidth > int.MaxValue || valueWidth > int.MaxValue)
+            throw new OverflowException($"the KV cache row ({Math.Max(keyWidth, valueWidth):N0} elements per position and layer) is more than {int.MaxValue:N0} elements, the most a 32-bit index addresses");
         long pagesPerSequence = (context + (long)pageSize - 1) / pageSize;
         long pages = pagesPerSequence * sequences;
         if (pages > int.MaxValue || pages * pageSize > int.MaxValue)
-            throw new OverflowException($"A KV cache of {sequences:N0} sequences x {context:N0} positions in pages of {pageSize} has more than {int.MaxValue:N0} slots.");
-        return new KvCacheLayout(s.Layers, keyWidth, valueWidth, (int)pages, pageSize, type, maxBatch, context);
+            throw new OverflowException($"the KV cache ({sequences:N0} sequences x {context:N0} positions in pages of {pageSize}) is more than {int.MaxValue:N0} slots, the most a 32-bit index addresses");
+        return new KvCacheLayout(s.Layers, (int)keyWidth, (int)valueWidth, (int)pages, pageSize, type, maxBatch, context);
     }
 
     /// <summary>Key and value widths a model caches per position per layer.</summary>
-    public static (int KeyWidth, int ValueWidth) Widths(ModelShape s) => s.IsMla
-        ? (s.KvLoraRank + s.QkRopeHeadDim, 0)
-        : (s.KvHeads * s.HeadDim, s.KvHeads * s.HeadDim);
+    public static (long KeyWidth, long ValueWidth) Widths(ModelShape s) => s.IsMla
+        ? ((long)s.KvLoraRank + s.QkRopeHeadDim, 0)
+        : ((long)s.KvHeads * s.HeadDim, (long)s.KvHeads * s.HeadDim);
 
     /// <summary>The default page size: 64 for MLA's latent rows (as FlashMLA pages them), 16 otherwise (as vLLM).</summary>
     public static int DefaultPageSize(ModelShape s) => s.IsMla ? 64 : 16;

@@ -17,14 +17,17 @@ public sealed class TextGenerator : IDisposable
     KvCache? _cache;
     readonly List<int> _cached = [];
 
-    /// <summary>A generator over <paramref name="model"/>; without a tokenizer it works on ids only (no text, no stop strings).</summary>
-    public TextGenerator(CausalLanguageModel model, HfTokenizer? tokenizer, int contextLength)
+    /// <summary>
+    /// A generator over <paramref name="model"/> with a cache of <paramref name="contextLength"/> positions of
+    /// <paramref name="kvType"/> (f32, the exact path, or bf16); without a tokenizer it works on ids only (no text, no stop strings).
+    /// </summary>
+    public TextGenerator(CausalLanguageModel model, HfTokenizer? tokenizer, int contextLength, Numerics.ElementType kvType = Numerics.ElementType.F32)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
         _tokenizer = tokenizer;
         ContextLength = contextLength;
-        _cache = model.CreateCache(contextLength);
+        _cache = model.CreateCache(contextLength, kvType);
     }
 
     /// <summary>Positions of context the generator's cache holds.</summary>

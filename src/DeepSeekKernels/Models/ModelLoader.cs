@@ -13,7 +13,7 @@ namespace DeepSeekKernels.Models;
 /// </summary>
 public static class ModelLoader
 {
-    /// <summary>Default positions per forward pass (longer prompts are run in chunks of this size).</summary>
+    /// <summary>Default positions per forward pass (longer prompts are run in chunks of this size; a shorter context than this makes the workspace that short).</summary>
     public const int DefaultChunkTokens = 256;
 
     /// <summary>
@@ -41,7 +41,8 @@ public static class ModelLoader
         var needed = EstimateBytes(checkpoint, chunkTokens, contextLength);
         if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
             throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
-        return Load(checkpoint, ops, runtime, chunkTokens, ContextLimit(checkpoint.Config, contextLength));
+        int context = ContextLimit(checkpoint.Config, contextLength);
+        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context);
     }
 
     /// <summary>Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace.</summary>
@@ -86,7 +87,7 @@ public static class ModelLoader
             }
         }
         long rope = SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", positions, RotaryDim(s), 4);
-        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, chunkTokens));
+        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, Math.Min(chunkTokens, positions)));
     }
 
     static int RotaryDim(ModelShape s) => s.IsMla ? s.QkRopeHeadDim : s.HeadDim;

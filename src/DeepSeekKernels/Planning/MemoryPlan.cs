@@ -1,4 +1,6 @@
+using DeepSeekKernels.Caching;
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
 using static System.FormattableString;
 
 namespace DeepSeekKernels.Planning;
@@ -19,15 +21,29 @@ public enum WeightFormat
 /// <param name="Batch">Sequences decoded together.</param>
 /// <param name="GpuMemoryBytes">The GPU's memory.</param>
 /// <param name="PrefillChunk">Tokens per forward pass when reading the prompt (the runner's chunk).</param>
-/// <param name="KvCacheElementBytes">Bytes per cached element (2 for a bf16 cache).</param>
+/// <param name="KvCacheType">Element type of the KV cache: bf16 (as the GPU backends run it) or f32 (the exact path).</param>
 /// <param name="RuntimeOverheadBytes">CUDA context, cuBLAS and kernel images: an allowance, not measured.</param>
+/// <param name="PageSize">Positions per KV page (null: <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
 public sealed record PlanRequest(
     int Context,
     int Batch,
     long GpuMemoryBytes,
     int PrefillChunk = 256,
-    int KvCacheElementBytes = 2,
-    long RuntimeOverheadBytes = 1L << 30);
+    ElementType KvCacheType = ElementType.BF16,
+    long RuntimeOverheadBytes = 1L << 30,
+    int? PageSize = null)
+{
+    /// <summary>Tokens of the runner's workspace: the prefill chunk, or the context when it is shorter (what ModelLoader.Load allocates).</summary>
+    public int WorkspaceTokens => Math.Min(PrefillChunk, Context);
+
+    /// <summary>
+    /// The KV page pool the runner allocates for this request (<see cref="Models.CausalLanguageModel.CacheLayout"/>):
+    /// Batch sequences of Context positions in whole pages, and its step metadata.
+    /// </summary>
+    public KvCacheLayout KvLayout(ModelShape shape) =>
+        KvCacheLayout.For(shape, Context, Batch, PageSize ?? KvCacheLayout.DefaultPageSize(shape), KvCacheType,
+            Math.Min(Batch, WorkspaceTokens));
+}
 
 /// <summary>One line of a plan: what, how it is computed, how many bytes.</summary>
 public sealed record PlanLine(string Item, string Formula, long Bytes);
@@ -52,19 +68,40 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
     /// <summary>The model's max_position_embeddings, the most context it can be run with.</summary>
     public int ModelMaxPositions { get; init; }
 
+    internal ParameterInventory? Inventory { get; init; }
+
     /// <summary>
     /// The longest context (per sequence, at this batch, everything else as planned) whose plan fits in the GPU
-    /// memory, capped at the model's max_position_embeddings; 0 if not even one token fits. The KV cache and the
-    /// RoPE tables grow with the context.
+    /// memory, capped at the model's max_position_embeddings; 0 if not even one token fits. The KV cache (in whole
+    /// pages), the RoPE tables and, below the prefill chunk, the workspace grow with the context: found by bisection
+    /// over the plans themselves, so the plan at MaxContext fits and the one past it does not.
     /// </summary>
     public long MaxContext
     {
         get
         {
-            long perPosition = checked(KvCacheBytes(KvBytesPerToken, 1, Request.Batch) + RopeBytesPerPosition);
-            long growingNow = SizeMath.Product("the KV cache and RoPE tables", "bytes", perPosition, Request.Context);
-            long free = checked(Request.GpuMemoryBytes - (Total - growingNow));
-            return free <= 0 ? 0 : Math.Min(ModelMaxPositions, free / perPosition);
+            bool Fits(int context)
+            {
+                try
+                {
+                    return Compute(Inventory!, Format, Request with { Context = context }).Fits;
+                }
+                catch (OverflowException)
+                {
+                    return false;
+                }
+            }
+            if (!Fits(1))
+                return 0;
+            int low = 1, high = ModelMaxPositions; // Fits(low) holds
+            if (Fits(high))
+                return high;
+            while (high - low > 1)
+            {
+                int mid = low + (high - low) / 2;
+                if (Fits(mid)) low = mid; else high = mid;
+            }
+            return low;
         }
     }
 
@@ -106,17 +143,17 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
         }
         lines.Add(new("embeddings, lm_head, norms, router (bf16)", $"{kept:N0} x 2 B", SizeMath.Product("the size of the bf16 embeddings, lm_head, norms and router", "bytes", kept, 2)));
 
-        long kvPerToken = s.IsMla
-            ? SizeMath.Product("the KV cache per token", "bytes",
-                s.Layers, (long)s.KvLoraRank + s.QkRopeHeadDim, request.KvCacheElementBytes)
-            : SizeMath.Product("the KV cache per token", "bytes",
-                s.Layers, 2, s.KvHeads, s.HeadDim, request.KvCacheElementBytes);
-        string kvFormula = s.IsMla
-            ? $"{s.Layers} layers x ({s.KvLoraRank} latent + {s.QkRopeHeadDim} rope) x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}"
-            : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim} x {request.KvCacheElementBytes} B x {request.Context:N0} tokens x {request.Batch}";
-        lines.Add(new("KV cache", kvFormula, KvCacheBytes(kvPerToken, request.Context, request.Batch)));
+        long kvPerToken = SizeMath.Product("the KV cache per token", "bytes", s.Layers,
+            (long)KvCacheLayout.Widths(s).KeyWidth + KvCacheLayout.Widths(s).ValueWidth, request.KvCacheType.Size());
+        KvCacheBytes(kvPerToken, request.Context, request.Batch); // refuse 2^63 bytes with the factors named
+        var kv = request.KvLayout(s);
+        string kvRow = s.IsMla
+            ? $"{s.Layers} layers x ({s.KvLoraRank} latent + {s.QkRopeHeadDim} rope)"
+            : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim}";
+        lines.Add(new("KV cache", $"{kvRow} x {kv.ElementType.Size()} B ({kv.ElementType.Name()}) x {request.Batch} x {kv.TableWidth:N0} pages of {kv.PageSize}, + page tables",
+            kv.Bytes));
 
-        int forwardTokens = Math.Max(Math.Min(request.PrefillChunk, request.Context), request.Batch);
+        int forwardTokens = request.WorkspaceTokens;
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
         // The runner loads the model for the context it runs (ModelLoader.Load's contextLength): tables of that many positions.
         int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
@@ -129,6 +166,7 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
             KvBytesPerToken = kvPerToken,
             RopeBytesPerPosition = ropePerPosition,
             ModelMaxPositions = s.MaxPositions,
+            Inventory = inventory,
         };
         _ = plan.Total; // refuse here a plan whose total does not count in 64 bits
         return plan;

@@ -56,4 +56,29 @@ public class GoldenLogitsTests
         for (int p = 0; p < ids.Length; p++)
             Assert.True(ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab)) < 1e-3, $"position {p}");
     }
+
+    /// <summary>
+    /// A bf16 KV cache (the GPU backends' default) on the float32 activations: within 3e-2 of the golden logits at every
+    /// position but at most one, and within 1e-2 at the median. The prompt runs in chunks of 5, so later chunks read the
+    /// keys earlier ones rounded to bf16. Measured 2026-11-30: 1.6e-3 to 3.5e-3 per position on every fixture, except one
+    /// position of deepseek_v3 at 2.7e-1 (the f32 cache gives 1e-6 there); a discontinuity such as an expert choice that
+    /// flips under the rounding would explain it (not verified), hence the one position allowed.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(CheckpointFixtures.AllModelFolders), MemberType = typeof(CheckpointFixtures))]
+    public void ABf16KvCacheStaysWithinTheBf16Tolerance(string name)
+    {
+        string folder = CheckpointFixtures.Folder(name);
+        var (ids, golden, _) = ModelTestSupport.Golden(folder);
+        using var model = ModelTestSupport.Load(folder, chunkTokens: 5);
+        int vocab = model.Shape.Vocab;
+        using var cache = model.CreateCache(ids.Length, DeepSeekKernels.Numerics.ElementType.BF16);
+        var logits = new float[ids.Length * vocab];
+        model.Forward(ids, cache, logits, allPositions: true);
+        var errors = Enumerable.Range(0, ids.Length)
+            .Select(p => ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab))).Order().ToArray();
+        Assert.True(errors[^2] < 3e-2, $"{name}: two or more positions beyond 3e-2: {string.Join(", ", errors.Select(e => e.ToString("E1")))}");
+        Assert.True(errors[errors.Length / 2] < 1e-2, $"{name}: median relative error {errors[errors.Length / 2]:E2} (bar 1e-2)");
+        Assert.True(errors[0] > 1e-5, $"{name}: a bf16 cache gave the f32 logits (error {errors[0]:E1}): was the cache really bf16?");
+    }
 }

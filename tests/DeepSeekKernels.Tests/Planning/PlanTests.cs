@@ -60,7 +60,10 @@ public class PlanTests
         var (inventory, e) = Of(name);
         var plan = MemoryPlan.Compute(inventory, WeightFormat.Fp8, new PlanRequest(Context: 32768, Batch: 4, GpuMemoryBytes: 80_000_000_000));
         Assert.Equal(e.KvBytesPerToken, plan.KvBytesPerToken);
-        Assert.Equal(e.KvBytesPerToken * 32768 * 4, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
+        // 32768 positions are whole pages (16 or 64): the pool is exactly this, plus the page tables
+        var layout = new PlanRequest(Context: 32768, Batch: 4, GpuMemoryBytes: 80_000_000_000).KvLayout(inventory.Shape);
+        Assert.Equal(e.KvBytesPerToken * 32768 * 4, layout.PoolBytes);
+        Assert.Equal(layout.PoolBytes + layout.MetadataBytes, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
     }
 
     [Fact]
@@ -76,9 +79,11 @@ public class PlanTests
         var (llama, _) = Of("R1-Distill-Llama-8B");
         var bf16 = MemoryPlan.Compute(llama, WeightFormat.Bf16, request);
         Assert.True(bf16.Fits);
-        // The rest of the plan held fixed, the longest context that fits fills the memory with KV cache.
-        long fixedPart = bf16.Total - bf16.KvBytesPerToken * 8192;
-        Assert.Equal(Math.Min(131072, (80_000_000_000 - fixedPart) / bf16.KvBytesPerToken), bf16.MaxContext);
+        // The rest of the plan held fixed, the longest context that fits fills the memory with KV cache: within one page
+        // (16 positions of 128 KiB) and the RoPE tables' share of the estimate per position.
+        long fixedPart = bf16.Total - bf16.KvBytesPerToken * 8192 - bf16.RopeBytesPerPosition * 8192;
+        long estimate = (80_000_000_000 - fixedPart) / (bf16.KvBytesPerToken + bf16.RopeBytesPerPosition);
+        Assert.InRange(bf16.MaxContext, Math.Min(131072, estimate - 32), Math.Min(131072, estimate));
     }
 
     [Fact]

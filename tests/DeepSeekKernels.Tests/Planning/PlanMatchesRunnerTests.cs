@@ -1,0 +1,43 @@
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Planning;
+using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Models;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.Planning;
+
+/// <summary>
+/// `dsk plan`'s KV cache, activation and RoPE lines are what the runner allocates for the same context, batch and KV
+/// element type: the page pool and its page tables counted from the buffers the cache holds, the workspace and the
+/// tables from the loaded model.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public class PlanMatchesRunnerTests
+{
+    [Theory]
+    [InlineData("deepseek_v3", 100, 3, "f32", 32)]
+    [InlineData("deepseek_v2_lite", 64, 1, "bf16", 256)]
+    [InlineData("llama", 37, 5, "bf16", 16)]
+    [InlineData("qwen2", 300, 2, "f32", 256)]
+    [InlineData("dsv3-pydoc-tiny", 513, 4, "bf16", 256)]
+    public void ThePlansLinesAreTheRunnersAllocations(string name, int context, int batch, string kv, int chunk)
+    {
+        var type = kv == "f32" ? ElementType.F32 : ElementType.BF16;
+        string folder = CheckpointFixtures.Folder(name);
+        using var model = ModelTestSupport.Load(folder, chunkTokens: chunk, contextLength: context);
+        using var cache = model.CreatePagedCache(model.CacheLayout(context, batch, type));
+
+        var shape = model.Shape;
+        var plan = MemoryPlan.Compute(ParameterInventory.Of(shape), WeightFormat.Bf16,
+            new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: type));
+        long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
+        Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
+        Assert.Equal(model.WorkspaceBytes, Line("activations"));
+        Assert.Equal(model.RopeTableBytes, Line("RoPE cos/sin tables"));
+        // and the cache really holds batch sequences of the whole context at once
+        for (int b = 0; b < batch; b++)
+            cache.Blocks.Reserve(cache.AddSequence(), context);
+        Assert.Equal(cache.Layout.Pages - batch * cache.Layout.TableWidth, cache.Blocks.FreePages);
+    }
+}
