@@ -49,8 +49,14 @@ public sealed class CausalLanguageModel : IDisposable
     /// <summary>The device the weights, caches and activations live on.</summary>
     public DeviceRuntime Runtime { get; }
 
-    /// <summary>Bytes of weights held on the device.</summary>
+    /// <summary>Bytes of weights held on the device (quantised weights with their scales and zero points).</summary>
     public long WeightBytes { get; }
+
+    /// <summary>
+    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization)"/>
+    /// did: weight tensors quantised, already FP8, kept dense (<see cref="QuantizationReport.None"/> when none was asked).
+    /// </summary>
+    public QuantizationReport Quantization { get; internal init; } = QuantizationReport.None;
 
     /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
     public long RopeTableBytes { get; }
@@ -63,7 +69,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     /// <summary>
     /// Positions the model was loaded for (its RoPE tables cover [0, ContextLimit)): the contextLength given to
-    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?)"/>, else max_position_embeddings.
+    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization)"/>, else max_position_embeddings.
     /// </summary>
     public int ContextLimit { get; }
 

@@ -1,5 +1,6 @@
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Planning;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Runtime;
 using static System.FormattableString;
 
@@ -24,25 +25,43 @@ public static class ModelLoader
     /// <paramref name="memoryBudgetBytes"/>, or on a GPU against its free memory; a model that does not fit is
     /// refused with a <see cref="ModelDoesNotFitException"/> that gives the parts.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="contextLength"/> is not in 1..max_position_embeddings.</exception>
+    /// <param name="folder">The checkpoint folder (config.json and safetensors).</param>
+    /// <param name="ops">The ops the model runs on; their runtime holds the weights.</param>
+    /// <param name="chunkTokens">Positions per forward pass (the workspace's size).</param>
+    /// <param name="memoryBudgetBytes">Bytes the model may take; null: the device's free memory, where it is known.</param>
+    /// <param name="contextLength">Positions the RoPE tables cover; null: max_position_embeddings.</param>
+    /// <param name="quantization">
+    /// How to store the linear weights the checkpoint holds in bf16, f16 or f32 (see <see cref="WeightQuantization"/> for
+    /// which are quantised and which stay dense); <see cref="CausalLanguageModel.Quantization"/> reports what was done.
+    /// </param>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, or <paramref name="quantization"/> is not a defined value.
+    /// </exception>
     /// <exception cref="CheckpointException">
     /// No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit
-    /// (a table holds at most 2^31 - 1 elements); among the other faults of a checkpoint.
+    /// (a table holds at most 2^31 - 1 elements); a weight to quantise is not finite; among the other faults of a checkpoint.
     /// </exception>
     public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null,
-        int? contextLength = null)
+        int? contextLength = null, WeightQuantization quantization = WeightQuantization.None)
     {
         ArgumentNullException.ThrowIfNull(ops);
         var runtime = ops.Runtime ?? throw new ArgumentException(
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
+        CheckQuantization(quantization);
         using var checkpoint = Checkpoint.Open(folder);
         CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
-        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength);
+        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization);
         if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
             throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
         int context = ContextLimit(checkpoint.Config, contextLength);
-        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context);
+        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization);
+    }
+
+    static void CheckQuantization(WeightQuantization quantization)
+    {
+        if (!Enum.IsDefined(quantization))
+            throw new ArgumentOutOfRangeException(nameof(quantization), quantization, "quantization must be None, Int4 or Fp8.");
     }
 
     /// <summary>Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace.</summary>
@@ -52,16 +71,23 @@ public static class ModelLoader
     }
 
     /// <summary>
-    /// What <see cref="Load(string, Ops, int, long?, int?)"/> will allocate, from the checkpoint's tensors: bf16 and FP8
-    /// weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two f32 stacks
-    /// of the same element count (its FP8 scales stay on the host); MTP layers and a tied lm_head are not loaded; RoPE
-    /// tables for <paramref name="contextLength"/> positions (null: max_position_embeddings). The KV cache comes on top.
+    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization)"/> will allocate, from the checkpoint's tensors:
+    /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
+    /// f32 stacks of the same element count (its FP8 scales stay on the host); with <paramref name="quantization"/>, each
+    /// full-precision linear weight the loader quantises as it stores it
+    /// (<see cref="WeightQuantizations.QuantizedBytes"/>; under INT4, one whose in features are not a multiple of 128
+    /// as stored); MTP layers and a tied lm_head are not loaded; RoPE tables for <paramref name="contextLength"/>
+    /// positions (null: max_position_embeddings). The KV cache comes on top.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="contextLength"/> is not in 1..max_position_embeddings.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, or <paramref name="quantization"/> is not a defined value.
+    /// </exception>
     /// <exception cref="CheckpointException">No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit.</exception>
-    public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens, int? contextLength = null)
+    public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens, int? contextLength = null,
+        WeightQuantization quantization = WeightQuantization.None)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
+        CheckQuantization(quantization);
         var s = ModelShapes.From(checkpoint.Config);
         int positions = ContextLimit(checkpoint.Config, contextLength);
         long weights = 0;
@@ -77,13 +103,15 @@ public static class ModelLoader
                     SafetensorsDType.F8_E4M3 => 1,
                     _ => 4,
                 };
+            bool quantized = quantization != WeightQuantization.None && t.Rank == 2 && t.DType != SafetensorsDType.F8_E4M3
+                && t.Name.EndsWith(".weight", StringComparison.Ordinal) && WeightLoader.QuantizedAtLoad(t.Name) && quantization.Fits(t.Shape[1]);
             try
             {
-                weights = checked(weights + t.ElementCount * bytes);
+                weights = checked(weights + (quantized ? quantization.QuantizedBytes(t.Shape[0], t.Shape[1]) : t.ElementCount * bytes));
             }
             catch (OverflowException e)
             {
-                throw SizeMath.TooLarge(Invariant($"the loaded weights (up to tensor {t.Name}, {t.ElementCount:N0} x {bytes} B)"), "bytes", e);
+                throw SizeMath.TooLarge(Invariant($"the loaded weights (up to tensor {t.Name}, {t.ElementCount:N0} x {(quantized ? quantization.Name() : $"{bytes} B")})"), "bytes", e);
             }
         }
         long rope = SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", positions, RotaryDim(s), 4);
@@ -130,13 +158,16 @@ public static class ModelLoader
         return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int layer) && layer < s.Layers;
     }
 
-    static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens, int contextLimit)
+    static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens, int contextLimit,
+        WeightQuantization quantization)
     {
         var config = checkpoint.Config;
         var s = ModelShapes.From(config);
-        var loader = new WeightLoader(checkpoint, runtime, s);
+        var loader = new WeightLoader(checkpoint, runtime, s, quantization);
         try
         {
+            // Quantisation (when asked) takes lm_head and every linear weight of the layers but the router and kv_b_proj;
+            // the embeddings stay as stored (WeightLoader.QuantizedAtLoad).
             var embed = loader.Matrix("model.embed_tokens", s.Vocab, s.Hidden);
             var lmHead = s.TieEmbeddings ? embed : loader.Matrix("lm_head", s.Vocab, s.Hidden);
             var finalNorm = loader.Vector("model.norm.weight", s.Hidden);
@@ -157,7 +188,7 @@ public static class ModelLoader
                 mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
             }
             return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
-                chunkTokens, rope, loader.Owned, loader.Bytes);
+                chunkTokens, rope, loader.Owned, loader.Bytes) { Quantization = loader.Report };
         }
         catch
         {

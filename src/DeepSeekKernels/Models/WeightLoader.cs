@@ -1,6 +1,8 @@
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Models;
@@ -8,12 +10,37 @@ namespace DeepSeekKernels.Models;
 /// <summary>
 /// Copies checkpoint tensors to device buffers in their stored form (bf16 and FP8 stay as they are; f16
 /// becomes f32), checking every shape against what config.json implies before reading it, and keeps the
-/// buffers it made so the model can free them.
+/// buffers it made so the model can free them. With a <see cref="WeightQuantization"/>, the full-precision linear
+/// weights (<see cref="QuantizedAtLoad"/>) are quantised on the host, a band of rows at a time, as they are read.
 /// </summary>
-internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime, ModelShape shape)
+/// <param name="checkpoint">The checkpoint the tensors come from.</param>
+/// <param name="runtime">The device the buffers go to.</param>
+/// <param name="shape">The model's dimensions (and its FP8 block, for FP8 checkpoints).</param>
+/// <param name="quantization">How to store full-precision linear weights.</param>
+/// <param name="bandElements">Most weights a host band holds while quantising (tests make it small to cross bands).</param>
+internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime, ModelShape shape,
+    WeightQuantization quantization = WeightQuantization.None, int bandElements = WeightLoader.DefaultBandElements)
 {
     public List<IDisposable> Owned { get; } = [];
     public long Bytes { get; private set; }
+
+    int _quantized, _alreadyFp8;
+    readonly List<string> _keptDense = [];
+
+    /// <summary>What the quantisation did so far (all zero without one).</summary>
+    public QuantizationReport Report => quantization == WeightQuantization.None
+        ? QuantizationReport.None
+        : new(quantization, _quantized, _alreadyFp8, [.. _keptDense]);
+
+    /// <summary>
+    /// Whether the loader quantises the matrix <paramref name="weightName"/> (a loaded rank-2 <c>*.weight</c>) when asked
+    /// and its dtype is full precision: every linear weight but the embeddings, the MoE router (<c>mlp.gate</c>) and
+    /// MLA's kv_b_proj (made into dense per-head matrices on the host). <see cref="ModelLoader.EstimateBytes"/> counts by the same rule.
+    /// </summary>
+    internal static bool QuantizedAtLoad(string weightName) =>
+        weightName != "model.embed_tokens.weight"
+        && !weightName.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
+        && !weightName.EndsWith(".kv_b_proj.weight", StringComparison.Ordinal);
 
     /// <summary>The matrix <c>{prefix}.weight</c> of [rows, cols] (out x in); FP8 with its <c>weight_scale_inv</c>.</summary>
     public WeightMatrix Matrix(string prefix, int rows, int cols) => Stack([prefix], rows, cols);
@@ -28,7 +55,8 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// <summary>
     /// Gate and up of a SwiGLU MLP (one matrix each, or a stack of experts' matrices, each [rows, cols]), fused into one
     /// weight per matrix [2 * rows, cols], gate rows then up rows, so one GEMM computes both; kept as two when FP8 block
-    /// scales would straddle the seam (rows not a multiple of the block).
+    /// scales would straddle the seam (rows not a multiple of the block), whether the checkpoint stores FP8 or the loader
+    /// quantises to it (so a block never mixes gate and up rows, and each has the scales it would have alone).
     /// </summary>
     public GateUp GateUp(IReadOnlyList<string> gates, IReadOnlyList<string> ups, int rows, int cols)
     {
@@ -56,7 +84,24 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                     throw MixedStack(checkpoint, infos[i, p], infos[0, 0]);
             }
         long partSize = (long)partRows * cols, size = (long)rows * cols;
-        switch (infos[0, 0].DType)
+        var dtype = infos[0, 0].DType;
+        bool fullPrecision = dtype is SafetensorsDType.BF16 or SafetensorsDType.F32 or SafetensorsDType.F16;
+        bool quantize = quantization != WeightQuantization.None && QuantizedAtLoad(infos[0, 0].Name);
+        if (quantize && fullPrecision)
+        {
+            if (quantization.Fits(cols))
+            {
+                if (quantization == WeightQuantization.Fp8 && parts > 1 && partRows % WeightQuantizations.BlockSize != 0)
+                    return null; // the seam rule of FP8 checkpoints below: gate and up are quantised as two stacks
+                var weight = QuantizedStack(matrices, infos, partRows, cols);
+                _quantized += count * parts;
+                return weight;
+            }
+            for (int i = 0; i < count; i++) // INT4 groups do not tile the in features: stored as the checkpoint has it
+                for (int p = 0; p < parts; p++)
+                    _keptDense.Add($"{infos[i, p].Name} {infos[i, p].ShapeText}");
+        }
+        switch (dtype)
         {
             case SafetensorsDType.BF16:
             {
@@ -84,6 +129,8 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                 var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0, 0].Name);
                 if (parts > 1 && partRows % blockRows != 0)
                     return null;
+                if (quantize)
+                    _alreadyFp8 += count * parts;
                 int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
                 long scaleSize = (long)scaleRows * scaleCols;
                 var data = Keep(runtime.Allocate<Float8E4M3>(count * size));
@@ -102,6 +149,91 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             }
             default:
                 throw NotAWeightDType(checkpoint, infos[0, 0]);
+        }
+    }
+
+    /// <summary>Weights per host band while quantising: bounds the loader's host memory whatever the matrix (4M floats, 16 MiB).</summary>
+    public const int DefaultBandElements = 1 << 22;
+
+    /// <summary>
+    /// The stack of <see cref="StackRows"/> (full-precision parts, FP8 parts a multiple of 128 rows when more than one),
+    /// quantised: each part is read a band of rows at a time (a multiple of 128 rows, so FP8 blocks never span two bands),
+    /// converted to float32, quantised by <see cref="Int4GroupQuantizer"/> or <see cref="Fp8BlockQuantizer"/> and copied
+    /// to its place in device buffers that hold the whole stack, in the layout <see cref="WeightMatrix.Int4"/> and
+    /// <see cref="WeightMatrix.Fp8"/> take (INT4 groups never span rows, so a band quantises alone; FP8 blocks of a band
+    /// are block rows of its matrix, since every part starts at a multiple of 128 rows).
+    /// </summary>
+    WeightMatrix QuantizedStack(IReadOnlyList<string[]> matrices, TensorInfo[,] infos, int partRows, int cols)
+    {
+        int count = matrices.Count, parts = matrices[0].Length, rows = parts * partRows;
+        const int block = WeightQuantizations.BlockSize, group = WeightQuantizations.GroupSize;
+        int bandRows = Math.Max(block, bandElements / cols / block * block);
+        var host = new float[(long)Math.Min(bandRows, partRows) * cols];
+        bool int4 = quantization == WeightQuantization.Int4;
+        int groupsPerRow = cols / group, scaleRows = (rows + block - 1) / block, scaleCols = (cols + block - 1) / block;
+        DeviceBuffer<Int4x2> packed = default!;
+        DeviceBuffer<BFloat16> int4Scales = default!, zeros = default!;
+        DeviceBuffer<Float8E4M3> fp8 = default!;
+        DeviceBuffer<float> fp8Scales = default!;
+        if (int4)
+        {
+            packed = Keep(runtime.Allocate<Int4x2>((long)count * rows * (cols / 2)));
+            int4Scales = Keep(runtime.Allocate<BFloat16>((long)count * rows * groupsPerRow));
+            zeros = Keep(runtime.Allocate<BFloat16>((long)count * rows * groupsPerRow));
+        }
+        else
+        {
+            fp8 = Keep(runtime.Allocate<Float8E4M3>((long)count * rows * cols));
+            fp8Scales = Keep(runtime.Allocate<float>((long)count * scaleRows * scaleCols));
+        }
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < parts; p++)
+                for (int first = 0; first < partRows; first += bandRows)
+                {
+                    int n = Math.Min(bandRows, partRows - first);
+                    var band = host.AsSpan(0, n * cols);
+                    var info = infos[i, p];
+                    ReadRowsAsFloat32(info, first, n, cols, band);
+                    long row = (long)i * rows + (long)p * partRows + first; // the band's first row in the stack
+                    try
+                    {
+                        if (int4)
+                        {
+                            var (q, scales, z) = Int4GroupQuantizer.Quantize(band, n, cols, group);
+                            packed.Slice(row * (cols / 2), q.Length).CopyFromHost(q);
+                            int4Scales.Slice(row * groupsPerRow, scales.Length).CopyFromHost(scales);
+                            zeros.Slice(row * groupsPerRow, z.Length).CopyFromHost(z);
+                        }
+                        else
+                        {
+                            var (data, scaleInv) = Fp8BlockQuantizer.Quantize(band, n, cols, block, block);
+                            fp8.Slice(row * cols, data.Length).CopyFromHost(data);
+                            long scaleRow = (long)i * scaleRows + (p * partRows + first) / block;
+                            fp8Scales.Slice(scaleRow * scaleCols, scaleInv.Length).CopyFromHost(scaleInv);
+                        }
+                    }
+                    catch (ArgumentException e)
+                    {
+                        throw new CheckpointException(
+                            $"{checkpoint.Folder}: tensor '{info.Name}' cannot be quantised to {quantization.Name()} (rows {first}..{first + n - 1}): {e.Message}",
+                            checkpoint.Folder, info.Name, e);
+                    }
+                }
+        return int4
+            ? WeightMatrix.Int4(packed.View, int4Scales.View, zeros.View, rows, cols, group, count)
+            : WeightMatrix.Fp8(fp8.View, fp8Scales.View, rows, cols, block, block, count);
+    }
+
+    /// <summary>Rows [first, first + n) of a [*, cols] BF16, F16 or F32 tensor as float32, read from the mapping.</summary>
+    void ReadRowsAsFloat32(TensorInfo info, int first, int n, int cols, Span<float> destination)
+    {
+        int elementBytes = info.DType == SafetensorsDType.F32 ? 4 : 2;
+        var bytes = checkpoint.GetBytes(info, (long)first * cols * elementBytes, n * cols * elementBytes);
+        switch (info.DType)
+        {
+            case SafetensorsDType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(destination); break;
+            case SafetensorsDType.BF16: BFloat16Conversions.ToSingle(MemoryMarshal.Cast<byte, BFloat16>(bytes), destination); break;
+            default: TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), destination); break;
         }
     }
 
@@ -165,6 +297,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         if (item is DeviceBuffer<float> f) Bytes += f.Length * 4;
         else if (item is DeviceBuffer<BFloat16> b) Bytes += b.Length * 2;
         else if (item is DeviceBuffer<Float8E4M3> e) Bytes += e.Length;
+        else if (item is DeviceBuffer<Int4x2> q) Bytes += q.Length;
         return item;
     }
 }

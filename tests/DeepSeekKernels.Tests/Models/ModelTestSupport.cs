@@ -1,5 +1,6 @@
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tests.Checkpoints;
 using DeepSeekKernels.Tests.Support;
 
@@ -8,8 +9,9 @@ namespace DeepSeekKernels.Tests.Models;
 /// <summary>Loads fixture models on the reference backend (ILGPU's CPU accelerator) and reads their golden files.</summary>
 internal static class ModelTestSupport
 {
-    public static CausalLanguageModel Load(string folder, int chunkTokens = ModelLoader.DefaultChunkTokens, int? contextLength = null) =>
-        ModelLoader.Load(folder, Ops.Create(TestDevices.Cpu, Backend.Reference), chunkTokens, contextLength: contextLength);
+    public static CausalLanguageModel Load(string folder, int chunkTokens = ModelLoader.DefaultChunkTokens, int? contextLength = null,
+        WeightQuantization quantization = WeightQuantization.None) =>
+        ModelLoader.Load(folder, Ops.Create(TestDevices.Cpu, Backend.Reference), chunkTokens, contextLength: contextLength, quantization: quantization);
 
     /// <summary>input_ids, logits [prompt, vocab] and greedy_ids from a folder's golden.safetensors.</summary>
     public static (int[] InputIds, float[] Logits, int[] GreedyIds) Golden(string folder)
