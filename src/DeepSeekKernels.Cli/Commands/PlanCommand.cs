@@ -3,13 +3,15 @@ using System.Globalization;
 using DeepSeekKernels.Bindings;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Planning;
+using DeepSeekKernels.Quantization;
 using Spectre.Console;
 
 namespace DeepSeekKernels.Cli.Commands;
 
 /// <summary>
-/// `dsk plan`: the GPU memory a model needs at a context and batch, for bf16, FP8 and INT4 weights, line by
-/// line with each line's formula, against a GPU's memory.
+/// `dsk plan`: the GPU memory a model needs at a context and batch, for its linear weights as --quant none (bf16),
+/// fp8 and int4 store them (all three, or the one --quant names), line by line with each line's formula, against a
+/// GPU's memory.
 /// </summary>
 internal static class PlanCommand
 {
@@ -21,19 +23,26 @@ internal static class PlanCommand
         var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB)." };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
         var kvDtype = CommonOptions.KvDtype("bfloat16, as the GPU backends run it (dsk generate on the CPU uses float32)");
-        var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per weight format.")
+        var quant = QuantOption.ForPlanning();
+        var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per --quant weight storage.")
         {
-            model, context, batch, gpu, chunk, kvDtype,
+            model, context, batch, gpu, chunk, quant, kvDtype,
         };
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
-            parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(kvDtype)));
+            parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(quant) is { } q ? QuantOption.Parse(q) : null, parse.GetValue(kvDtype)));
         return command;
     }
+
+    /// <summary>The plans shown without --quant, in this order.</summary>
+    static readonly WeightQuantization[] All = [WeightQuantization.None, WeightQuantization.Fp8, WeightQuantization.Int4];
+
+    /// <summary>A plan's column: the --quant word, with what "none" stores.</summary>
+    static string Column(WeightQuantization q) => q == WeightQuantization.None ? "bf16 (none)" : q.Name();
 
     /// <summary>The context planned for when --context is not given (where the model allows it).</summary>
     const int DefaultContext = 8192;
 
-    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, string? kvDtype)
+    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, WeightQuantization? quantization, string? kvDtype)
     {
         // The flags first, then the config: a mistake in either is named before anything is computed.
         if (batch < 1)
@@ -50,7 +59,7 @@ internal static class PlanCommand
         MemoryPlan[] plans;
         try
         {
-            plans = [.. Enum.GetValues<WeightFormat>().Select(f => MemoryPlan.Compute(inventory, f, request))]; // checked sizes and total
+            plans = [.. (quantization is { } q ? [q] : All).Select(q => MemoryPlan.Compute(inventory, q, request))]; // checked sizes and total
         }
         catch (OverflowException e)
         {
@@ -58,9 +67,24 @@ internal static class PlanCommand
         }
 
         AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; KV cache [bold]{ModelSource.Bytes(plans[0].KvBytesPerToken)} per token[/]; context {context:N0} x batch {batch:N0}; GPU memory {ModelSource.Bytes(memory)} ({memorySource})");
-        var table = new Table().Border(TableBorder.Rounded).AddColumns("item", "formula (bf16 / fp8 / int4 where they differ)")
-            .AddColumns(plans.Select(p => new TableColumn(p.Format.ToString().ToLowerInvariant()).RightAligned()).ToArray());
-        var items = plans.SelectMany(p => p.Lines.Select(l => l.Item)).Distinct().ToList();
+        if (shape.Fp8Block is var (blockRows, blockCols))
+            AnsiConsole.MarkupLineInterpolated($"config.json: this checkpoint's linear weights are FP8 ({blockRows}x{blockCols} blocks); and the runner keeps them so whatever --quant says: the fp8 plan is what it loads (--quant none and int4 change only how lm_head is stored)");
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumns("item", plans.Length > 1 ? $"formula ({string.Join(" / ", plans.Select(p => p.Quantization == WeightQuantization.None ? "bf16" : p.Quantization.Name()))} where they differ)" : "formula")
+            .AddColumns(plans.Select(p => new TableColumn(Column(p.Quantization)).RightAligned()).ToArray());
+        // Every plan's lines, each plan's in its order (an INT4 plan's "kept dense" line goes under its scales).
+        var items = new List<string>();
+        foreach (var plan in plans)
+        {
+            int next = 0;
+            foreach (var line in plan.Lines)
+            {
+                int at = items.IndexOf(line.Item);
+                if (at < 0)
+                    items.Insert(at = next, line.Item);
+                next = at + 1;
+            }
+        }
         foreach (string item in items)
         {
             var lines = plans.Select(p => p.Lines.FirstOrDefault(l => l.Item == item)).ToArray();

@@ -1,20 +1,10 @@
 using DeepSeekKernels.Caching;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Quantization;
 using static System.FormattableString;
 
 namespace DeepSeekKernels.Planning;
-
-/// <summary>How a plan stores the linear-layer weights.</summary>
-public enum WeightFormat
-{
-    /// <summary>bfloat16, 2 bytes per weight.</summary>
-    Bf16,
-    /// <summary>FP8 e4m3, 1 byte per weight, plus one fp32 scale per 128x128 block (DeepSeek-V3's format).</summary>
-    Fp8,
-    /// <summary>INT4, half a byte per weight, plus one bf16 scale per group of 128 inputs (symmetric, group-wise).</summary>
-    Int4,
-}
 
 /// <summary>What to plan for.</summary>
 /// <param name="Context">Tokens of context per sequence (prompt + generated).</param>
@@ -49,15 +39,28 @@ public sealed record PlanRequest(
 public sealed record PlanLine(string Item, string Formula, long Bytes);
 
 /// <summary>
-/// Memory a model needs on one GPU: weights (in <see cref="Format"/>) + KV cache + activations + logits +
-/// runtime overhead, each line with its formula, against the GPU's memory.
+/// Memory a model needs on one GPU: weights (the linear weights as the runner stores them under
+/// <see cref="Quantization"/>) + KV cache + activations + RoPE tables + runtime overhead, each line with its formula,
+/// against the GPU's memory.
 /// </summary>
-public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadOnlyList<PlanLine> Lines)
+/// <remarks>
+/// The weight lines count the linear weights (<see cref="WeightGroup.Quantizable"/>) as the loader stores a bf16 checkpoint's
+/// under <c>--quant</c>: <see cref="WeightQuantization.None"/> 2 B each; FP8 1 B each plus a float32 scale per 128x128
+/// block, ragged edge blocks counted; INT4 half a byte each plus a bf16 scale and a bf16 zero point per group of 128
+/// in features, and a matrix whose in features are not a multiple of 128 kept dense at 2 B, as the loader keeps it.
+/// lm_head is a linear weight unless tied to the embeddings. Everything else (embeddings, norms, biases, the router, and
+/// MLA's kv_b_proj, which the loader turns into dense per-head matrices) is counted at 2 B in every plan. A checkpoint
+/// that is FP8 already (DeepSeek-V3's) keeps its FP8 weights whatever --quant says: the FP8 plan is the one to read.
+/// </remarks>
+public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Request, IReadOnlyList<PlanLine> Lines)
 {
     /// <summary>The sum of the lines.</summary>
     /// <exception cref="OverflowException">The sum is 2^63 bytes or more (<see cref="Compute"/> checks it).</exception>
     public long Total => SizeMath.Sum(Invariant($"the plan's total (the sum of its {Lines.Count} lines)"), "bytes", Lines.Select(l => l.Bytes));
     public bool Fits => Total <= Request.GpuMemoryBytes;
+
+    /// <summary>The sum of the weight lines (linear weights, their scales, weights kept dense).</summary>
+    public long WeightBytes { get; init; }
 
     /// <summary>KV cache bytes per token of one sequence.</summary>
     public long KvBytesPerToken { get; init; }
@@ -84,7 +87,7 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
             {
                 try
                 {
-                    return Compute(Inventory!, Format, Request with { Context = context }).Fits;
+                    return Compute(Inventory!, Quantization, Request with { Context = context }).Fits;
                 }
                 catch (OverflowException)
                 {
@@ -105,43 +108,57 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
         }
     }
 
-    /// <summary>The plan of <paramref name="inventory"/> stored as <paramref name="format"/> for <paramref name="request"/>.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">Context, batch or prefill chunk is below 1.</exception>
+    /// <summary>The plan of <paramref name="inventory"/> with its linear weights stored as <paramref name="quantization"/> for <paramref name="request"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Context, batch or prefill chunk is below 1, or <paramref name="quantization"/> is not a defined value.</exception>
     /// <exception cref="OverflowException">
     /// A line or the total is 2^63 bytes or more (an impossible batch or context, or an absurd config); the message
     /// names the quantity and its factors, e.g. "the KV cache (68.6 KiB per token x 163,840 tokens x
     /// 1,602,202,737 sequences) is 2^63 bytes or more".
     /// </exception>
-    public static MemoryPlan Compute(ParameterInventory inventory, WeightFormat format, PlanRequest request)
+    public static MemoryPlan Compute(ParameterInventory inventory, WeightQuantization quantization, PlanRequest request)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(request.Context, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(request.Batch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(request.PrefillChunk, 1);
+        if (!Enum.IsDefined(quantization))
+            throw new ArgumentOutOfRangeException(nameof(quantization), quantization, "quantization must be None, Int4 or Fp8.");
         var s = inventory.Shape;
         var lines = new List<PlanLine>();
 
-        long quantizable = SizeMath.Sum("the number of quantizable parameters", "", inventory.Groups.Where(g => g.Quantizable).Select(g => g.Parameters));
+        // The linear weights the scheme stores quantised, and those it cannot (INT4: in features not a multiple of 128).
+        var linear = inventory.Groups.Where(g => g.Quantizable).ToList();
+        var quantized = quantization == WeightQuantization.None ? [] : linear.Where(g => quantization.Fits(g.Cols)).ToList();
+        long linearParameters = SizeMath.Sum("the number of parameters of the linear weights", "", linear.Select(g => g.Parameters));
+        long quantizedParameters = SizeMath.Sum($"the number of parameters stored in {quantization.Name()}", "", quantized.Select(g => g.Parameters));
+        long denseLinear = linearParameters - quantizedParameters;
         long kept = SizeMath.Sum("the number of parameters kept in bf16", "", inventory.Groups.Where(g => !g.Quantizable).Select(g => g.Parameters));
-        switch (format)
+        switch (quantization)
         {
-            case WeightFormat.Bf16:
-                lines.Add(new("linear weights", $"{quantizable:N0} x 2 B", SizeMath.Product("the size of the bf16 linear weights", "bytes", quantizable, 2)));
+            case WeightQuantization.None:
+                lines.Add(new("linear weights", $"{linearParameters:N0} x 2 B", SizeMath.Product("the size of the bf16 linear weights", "bytes", linearParameters, 2)));
                 lines.Add(new("weight scales", "none in bf16", 0));
                 break;
-            case WeightFormat.Fp8:
-                lines.Add(new("linear weights", $"{quantizable:N0} x 1 B", quantizable));
-                long blocks = SizeMath.Sum("the number of fp8 scale blocks", "", inventory.Groups.Where(g => g.Quantizable)
+            case WeightQuantization.Fp8:
+                lines.Add(new("linear weights", $"{quantizedParameters:N0} x 1 B", quantizedParameters));
+                long blocks = SizeMath.Sum("the number of fp8 scale blocks", "", quantized
                     .Select(g => SizeMath.Product($"the number of fp8 scale blocks of {g.Name}", "", g.Count, Ceil(g.Rows, 128), Ceil(g.Cols, 128))));
                 lines.Add(new("weight scales", $"fp8: {blocks:N0} blocks of 128x128 x 4 B", SizeMath.Product("the size of the fp8 weight scales", "bytes", blocks, 4)));
                 break;
-            case WeightFormat.Int4:
-                lines.Add(new("linear weights", $"{quantizable:N0} x 0.5 B", quantizable / 2 + quantizable % 2));
-                long groups = SizeMath.Sum("the number of int4 scale groups", "", inventory.Groups.Where(g => g.Quantizable)
-                    .Select(g => SizeMath.Product($"the number of int4 scale groups of {g.Name}", "", g.Count, g.Rows, Ceil(g.Cols, 128))));
-                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x 2 B", SizeMath.Product("the size of the int4 weight scales", "bytes", groups, 2)));
+            case WeightQuantization.Int4:
+                // in features a multiple of 128, so every row packs into whole bytes
+                lines.Add(new("linear weights", $"{quantizedParameters:N0} x 0.5 B", quantizedParameters / 2));
+                long groups = SizeMath.Sum("the number of int4 scale groups", "", quantized
+                    .Select(g => SizeMath.Product($"the number of int4 scale groups of {g.Name}", "", g.Count, g.Rows, g.Cols / 128)));
+                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x (2 B scale + 2 B zero point)",
+                    SizeMath.Product("the size of the int4 weight scales and zero points", "bytes", groups, 4)));
+                if (denseLinear > 0)
+                    lines.Add(new("linear weights kept dense", $"in features not a multiple of 128 ({string.Join(", ", linear.Except(quantized).Select(g => g.Name))}): {denseLinear:N0} x 2 B",
+                        SizeMath.Product("the size of the linear weights kept dense", "bytes", denseLinear, 2)));
                 break;
         }
-        lines.Add(new("embeddings, lm_head, norms, router (bf16)", $"{kept:N0} x 2 B", SizeMath.Product("the size of the bf16 embeddings, lm_head, norms and router", "bytes", kept, 2)));
+        string keptNames = "embeddings, norms, router" + (s.IsMla ? ", kv_b_proj" : "");
+        lines.Add(new($"{keptNames} (bf16)", $"{kept:N0} x 2 B", SizeMath.Product($"the size of the bf16 {keptNames}", "bytes", kept, 2)));
+        long weightBytes = SizeMath.Sum("the size of the weights", "bytes", lines.Select(l => l.Bytes));
 
         long kvPerToken = SizeMath.Product("the KV cache per token", "bytes", s.Layers,
             (long)KvCacheLayout.Widths(s).KeyWidth + KvCacheLayout.Widths(s).ValueWidth, request.KvCacheType.Size());
@@ -161,8 +178,9 @@ public sealed record MemoryPlan(WeightFormat Format, PlanRequest Request, IReadO
         lines.Add(new("RoPE cos/sin tables", $"{request.Context:N0} positions (the context) x {rotary} x 4 B",
             SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", request.Context, ropePerPosition)));
         lines.Add(new("CUDA context and libraries", "allowance (not measured)", request.RuntimeOverheadBytes));
-        var plan = new MemoryPlan(format, request, lines)
+        var plan = new MemoryPlan(quantization, request, lines)
         {
+            WeightBytes = weightBytes,
             KvBytesPerToken = kvPerToken,
             RopeBytesPerPosition = ropePerPosition,
             ModelMaxPositions = s.MaxPositions,

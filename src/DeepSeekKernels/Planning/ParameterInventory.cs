@@ -43,7 +43,7 @@ public sealed class ParameterInventory
         long h = s.Hidden;
         groups.Add(new("embed_tokens", WeightRole.Embedding, s.Vocab, h, 1, false));
         if (!s.TieEmbeddings)
-            groups.Add(new("lm_head", WeightRole.LmHead, s.Vocab, h, 1, false));
+            groups.Add(new("lm_head", WeightRole.LmHead, s.Vocab, h, 1, true)); // quantised by --quant, unless tied
         groups.Add(new("norms", WeightRole.Small, 1, h, 2L * s.Layers + 1, false));
 
         long layers = s.Layers;
@@ -62,7 +62,8 @@ public sealed class ParameterInventory
             }
             groups.Add(new("kv_a_proj_with_mqa", WeightRole.Attention, (long)s.KvLoraRank + s.QkRopeHeadDim, h, layers, true));
             groups.Add(new("kv_a_layernorm", WeightRole.Small, 1, s.KvLoraRank, layers, false));
-            groups.Add(new("kv_b_proj", WeightRole.Attention, SizeMath.Product("kv_b_proj's output width", "", s.Heads, (long)s.QkNopeHeadDim + s.VHeadDim), s.KvLoraRank, layers, true));
+            // Never quantised by the runner: loaded into dense per-head matrices (W_UK^T, W_UV), FP8 checkpoints' included.
+            groups.Add(new("kv_b_proj", WeightRole.Attention, SizeMath.Product("kv_b_proj's output width", "", s.Heads, (long)s.QkNopeHeadDim + s.VHeadDim), s.KvLoraRank, layers, false));
             groups.Add(new("o_proj", WeightRole.Attention, h, checked((long)s.Heads * s.VHeadDim), layers, true));
         }
         else

@@ -21,8 +21,10 @@ public enum WeightRole
 
 /// <summary>
 /// <paramref name="Count"/> matrices of [<paramref name="Rows"/>, <paramref name="Cols"/>] (out x in) with the
-/// same role. <paramref name="Quantizable"/> weights are the linear layers an FP8 or INT4 checkpoint stores
-/// quantised (DeepSeek's FP8 release keeps embeddings, lm_head, norms and the router gate in bf16).
+/// same role. <paramref name="Quantizable"/> weights are the linear layers the runner stores quantised under
+/// <c>--quant int4|fp8</c> (<see cref="Quantization.WeightQuantization"/>): those DeepSeek's FP8 release stores in FP8
+/// (it keeps embeddings, lm_head, norms and the router gate in bf16) and lm_head, less MLA's kv_b_proj, which the
+/// runner loads into dense per-head matrices.
 /// </summary>
 public sealed record WeightGroup(string Name, WeightRole Role, long Rows, long Cols, long Count, bool Quantizable)
 {

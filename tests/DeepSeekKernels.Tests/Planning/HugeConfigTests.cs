@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Planning;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tests.Checkpoints;
 using DeepSeekKernels.Tests.Support;
 
@@ -62,8 +63,8 @@ public class HugeConfigTests
     }
 
     [Theory]
-    [InlineData(WeightFormat.Bf16), InlineData(WeightFormat.Fp8), InlineData(WeightFormat.Int4)]
-    public void AKvCacheOf2To63BytesOrMoreIsRefusedNotWrapped(WeightFormat format)
+    [InlineData(WeightQuantization.None), InlineData(WeightQuantization.Fp8), InlineData(WeightQuantization.Int4)]
+    public void AKvCacheOf2To63BytesOrMoreIsRefusedNotWrapped(WeightQuantization format)
     {
         // `dsk plan --batch 1602202737 --context 163840` on DeepSeek-V3: 70,272 B x 163,840 x 1,602,202,737 wrapped to a small figure.
         var v3 = ParameterInventory.Of(Shape(HubConfigs.DeepSeekV3));
@@ -151,7 +152,7 @@ public class HugeConfigTests
                 FirstDenseLayers = Dim(), MoeLayerFrequency = Dim(),
             };
             var request = new PlanRequest(Context: Dim(), Batch: Dim(), GpuMemoryBytes: long.MaxValue, PrefillChunk: Dim());
-            var format = (WeightFormat)(i % 3);
+            var format = (WeightQuantization)(i % 3);
             tally.Run(i, shape.ToString(), () =>
             {
                 var inventory = ParameterInventory.Of(shape);

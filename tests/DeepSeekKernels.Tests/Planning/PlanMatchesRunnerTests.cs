@@ -29,7 +29,7 @@ public class PlanMatchesRunnerTests
         using var cache = model.CreatePagedCache(model.CacheLayout(context, batch, type));
 
         var shape = model.Shape;
-        var plan = MemoryPlan.Compute(ParameterInventory.Of(shape), WeightFormat.Bf16,
+        var plan = MemoryPlan.Compute(ParameterInventory.Of(shape), DeepSeekKernels.Quantization.WeightQuantization.None,
             new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: type));
         long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
         Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
