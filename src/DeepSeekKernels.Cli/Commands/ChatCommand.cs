@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DeepSeekKernels.Generation;
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -18,21 +19,24 @@ internal static class ChatCommand
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
         var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
+        var quant = QuantOption.ForLoading();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("chat", "Chat with a model in DeepSeek's chat format (type a message; an empty line or /exit ends).")
         {
-            model, system, backend, device, kvDtype,
+            model, system, backend, device, kvDtype, quant,
         };
         sampling.AddTo(command);
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
-            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context)));
+            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+            QuantOption.Parse(parse.GetValue(quant)!)));
         return command;
     }
 
     /// <summary>The context when --context is not given: the model's limit, at most this.</summary>
     const int DefaultContext = 4096;
 
-    static int Run(string? modelFlag, string? system, string backend, string device, string? kvDtype, GenerationOptions options, int? context)
+    static int Run(string? modelFlag, string? system, string backend, string device, string? kvDtype, GenerationOptions options, int? context,
+        WeightQuantization quantization)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         var shape = CommonOptions.ShapeOf(folder);
@@ -50,7 +54,8 @@ internal static class ChatCommand
         var (runtime, ops) = CommonOptions.CreateOps(backend, device);
         using (runtime)
         {
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization); // RoPE tables for the context used
+            QuantOption.Report("chat", model);
             using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
                 (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");

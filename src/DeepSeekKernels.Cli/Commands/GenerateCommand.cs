@@ -3,6 +3,7 @@ using System.Diagnostics;
 using DeepSeekKernels.Generation;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -37,17 +38,20 @@ internal static class GenerateCommand
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
         var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
+        var quant = QuantOption.ForLoading();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
         {
-            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, kvDtype,
+            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, kvDtype, quant,
         };
         sampling.AddTo(command);
         command.SetAction(parse => parse.GetValue(batchFile) is { } file
             ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context))
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+                QuantOption.Parse(parse.GetValue(quant)!))
             : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context)));
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+                QuantOption.Parse(parse.GetValue(quant)!)));
         return command;
     }
 
@@ -56,7 +60,7 @@ internal static class GenerateCommand
     /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
     /// </summary>
     static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? kvDtype,
-        GenerationOptions options, int? context)
+        GenerationOptions options, int? context, WeightQuantization quantization)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         if (prompt != null && promptIds != null)
@@ -85,9 +89,10 @@ internal static class GenerateCommand
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx); // RoPE tables for the context used
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization); // RoPE tables for the context used
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
+            QuantOption.Report("generate", model);
             using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
             if (!printIds && prompt != null)
                 Console.Out.Write(prompt);
@@ -116,7 +121,7 @@ internal static class GenerateCommand
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
     /// </summary>
     static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? kvDtype,
-        GenerationOptions defaults, int? context)
+        GenerationOptions defaults, int? context, WeightQuantization quantization)
     {
         if (prompt != null || promptIds != null)
             throw new UsageException("--batch-file holds the prompts: give no prompt argument or --prompt-ids with it.");
@@ -158,7 +163,8 @@ internal static class GenerateCommand
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx);
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization);
+            QuantOption.Report("generate", model);
             int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
             using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda)));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +

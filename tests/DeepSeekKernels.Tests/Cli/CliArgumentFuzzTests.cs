@@ -17,18 +17,18 @@ public class CliArgumentFuzzTests
 
     static readonly Dictionary<string, string[]> Options = new()
     {
-        ["generate"] = ["--temperature", "-t", "--top-k", "--top-p", "--repetition-penalty", "--seed", "-n", "--stop", "--context", "--prompt-ids", "--print-ids", "--backend", "--device", "-m"],
-        ["chat"] = ["--system", "--temperature", "--top-k", "-n", "--context", "--backend", "-m"],
+        ["generate"] = ["--temperature", "-t", "--top-k", "--top-p", "--repetition-penalty", "--seed", "-n", "--stop", "--context", "--prompt-ids", "--print-ids", "--backend", "--device", "--quant", "-m"],
+        ["chat"] = ["--system", "--temperature", "--top-k", "-n", "--context", "--backend", "--quant", "-m"],
         ["tokenize"] = ["--json-lines", "--no-special-tokens", "--strict-utf8", "-i", "-m"],
         ["info"] = ["-m"],
-        ["plan"] = ["-m", "--context", "--batch", "--gpu-memory", "--prefill-chunk"],
+        ["plan"] = ["-m", "--context", "--batch", "--gpu-memory", "--prefill-chunk", "--quant"],
         ["check"] = ["--device"],
     };
 
     static readonly string[] Values =
     [
         "0", "1", "3", "-1", "-3", "0.5", "1.5", "NaN", "-Infinity", "2147483647", "-2147483648", "99999999999", "1e40",
-        "", " ", "abc", "--", "-", "1,2,3", "1,,2", ",", "5,99999", "é", "🎉", "cpu", "cuda", "auto", "reference", "ilgpu", "native",
+        "", " ", "abc", "--", "-", "1,2,3", "1,,2", ",", "5,99999", "é", "🎉", "cpu", "cuda", "auto", "reference", "ilgpu", "native", "none", "int4", "fp8",
         "80GB", "0GiB", "24", "lots", "/nonexistent", "\u0000",
     ];
 

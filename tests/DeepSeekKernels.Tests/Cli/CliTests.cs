@@ -87,6 +87,45 @@ public class CliTests
     }
 
     [Fact]
+    public void GenerateWithQuantInt4SaysWhatItQuantised()
+    {
+        var r = DskProcess.Run(null, "generate", "-m", CheckpointFixtures.HfTiny("llama"), "--quant", "int4", "--prompt-ids", "5,6,7", "--print-ids", "-n", "4");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal(4, r.Out.Trim().Split(',').Length);
+        Assert.Contains("--quant int4: 22 weight tensors quantised", r.Error);
+    }
+
+    [Fact]
+    public void QuantThatCannotQuantiseAnythingWarnsAndRunsAsStored()
+    {
+        // deepseek_v3_fp8: FP8 weights stay FP8, and lm_head's 192 in features are not a multiple of INT4's group
+        var r = DskProcess.Run(null, "generate", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--quant", "int4", "--prompt-ids", "5,6,7", "--print-ids", "-n", "2");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("dsk generate: warning: --quant int4: no weight tensor could be quantised; 117 already FP8 in the checkpoint, kept as stored; "
+            + "1 kept dense (in features not a multiple of 128, which INT4 groups need: lm_head.weight [512, 192]): the model runs as stored.", r.Error);
+    }
+
+    [Fact]
+    public void ChatTakesQuant()
+    {
+        var r = DskProcess.Run("How do I open a file?\n\n", "chat", "-n", "4", "--quant", "fp8");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("--quant fp8: 101 weight tensors quantised", r.Error);
+    }
+
+    [Fact]
+    public void PlanWithQuantShowsThatPlanAlone()
+    {
+        string config = Path.Combine(Directory.CreateTempSubdirectory("dsk-plan").FullName, "config.json");
+        File.WriteAllText(config, HubConfigs.R1DistillLlama8B);
+        var r = DskProcess.Run(null, "plan", "-m", config, "--quant", "int4", "--gpu-memory", "24GB");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("int4: 58,630,144 groups of 128 x (2 B scale + 2 B zero point)", r.Out);
+        Assert.DoesNotContain("bf16 (none)", r.Out);
+        Assert.DoesNotContain("fp8", r.Out);
+    }
+
+    [Fact]
     public void ChatAnswersInTheChatFormatUntilAnEmptyLine()
     {
         var r = DskProcess.Run("How do I open a file?\n\n", "chat", "-n", "8");
@@ -167,6 +206,9 @@ public class CliTests
     [InlineData("generate --temperature warm", "dsk generate: error: Cannot parse argument 'warm' for option '--temperature' as a number.", "(see 'dsk generate --help')")]
     [InlineData("generate --backend cuda", "dsk generate: error: Argument 'cuda' not recognized. Must be one of: 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
     [InlineData("plan --batch many", "dsk plan: error: Cannot parse argument 'many' for option '--batch' as an integer.", "(see 'dsk plan --help')")]
+    [InlineData("generate --quant int3", "dsk generate: error: Argument 'int3' not recognized. Must be one of: 'none' 'int4' 'fp8'", "(see 'dsk generate --help')")]
+    [InlineData("chat --quant INT4", "dsk chat: error: Argument 'INT4' not recognized. Must be one of: 'none' 'int4' 'fp8'", "(see 'dsk chat --help')")]
+    [InlineData("plan --quant bf16", "dsk plan: error: Argument 'bf16' not recognized. Must be one of: 'none' 'int4' 'fp8'", "(see 'dsk plan --help')")]
     public void WordsTheParserCannotReadGetAPlainLineAndAPointerToHelp(string args, string message, string pointer)
     {
         var r = DskProcess.Run(null, args.Split(' '));
