@@ -49,11 +49,15 @@ public class OpOverheadBenchmarks : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Implements every op by doing nothing.</summary>
+    /// <summary>Supports every op by doing nothing.</summary>
     sealed class NoKernelBackend : KernelBackend
     {
         public override Backend Kind => Backend.Native;
-        public override bool Implements(string op) => true;
+        public override bool Supports(in OpSignature op, out string? reason)
+        {
+            reason = null;
+            return true;
+        }
         public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
             DeviceView<T> r, int rows, int cols, float eps) { }
     }

@@ -110,7 +110,7 @@ internal static class GenerateCommand
                 Console.Out.WriteLine();
             CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
                 $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s" +
-                (ops.FallbackOps.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackOps)}" : ""));
+                (ops.FallbackReport.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackReport.Select(r => r.Signature))}" : ""));
         }
         return 0;
     }

@@ -8,21 +8,29 @@ namespace DeepSeekKernels;
 /// cut to exactly the elements the op reads or writes, and shapes already derived (passed explicitly).
 /// Optional operands are passed as <c>default</c> views.
 /// <para>
-/// A backend says which ops it implements (<see cref="Implements"/>); every op but RMSNorm has a default body
-/// that throws <see cref="NotSupportedException"/> naming the op and the backend. The reference backend
-/// implements all of them, and <see cref="Ops.WithReferenceFallback"/> sends the others to it.
+/// A backend says which calls it runs (<see cref="Supports(in OpSignature, out string?)"/>: op, element types, weight
+/// scheme, shape facts), and the op API asks before every call: an unsupported signature throws, or runs on the
+/// reference with <see cref="Ops.WithReferenceFallback"/>. Every op but RMSNorm has a default body that throws
+/// <see cref="NotImplementedException"/>, which only a backend whose Supports says yes without overriding the op can
+/// reach (a bug). The reference backend supports every signature.
 /// </para>
 /// </summary>
 internal abstract class KernelBackend
 {
     public abstract Backend Kind { get; }
 
-    /// <summary>Whether this backend implements <paramref name="op"/> (an <see cref="Ops"/> method name, e.g. "Linear").</summary>
-    public abstract bool Implements(string op);
+    /// <summary>
+    /// Whether this backend runs a call of signature <paramref name="op"/> exactly as the op API specifies it; when
+    /// not, <paramref name="reason"/> says why in a few words (e.g. "no Linear kernel yet"), else it is null.
+    /// </summary>
+    public abstract bool Supports(in OpSignature op, out string? reason);
 
-    /// <summary>The exception an op this backend lacks throws: names the op and the backend, and says what to do.</summary>
-    public NotSupportedException NotImplemented(string op) =>
-        new($"{op} is not implemented on the {Kind} backend; use Ops.WithReferenceFallback() to run it on the reference backend.");
+    /// <summary>Whether this backend runs a call of signature <paramref name="op"/>.</summary>
+    public bool Supports(in OpSignature op) => Supports(op, out _);
+
+    /// <summary>The exception an op that Supports said yes to but this backend does not override throws: a bug in the backend.</summary>
+    protected NotImplementedException Missing(string op) =>
+        new($"The {Kind} backend says it supports {op} but does not implement it (a bug in the backend's Supports).");
 
     /// <summary>RMSNorm of [rows, cols] x into y; when residual is set, also r = x + residual (see RmsNormReference).</summary>
     public abstract void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
@@ -31,87 +39,87 @@ internal abstract class KernelBackend
 
     /// <summary>y [rows, w.Rows] = x [rows, w.Cols] @ w^T (+ bias [w.Rows]); w.Count = 1; x and y rank 2, rows may be strided.</summary>
     public virtual void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
-        throw NotImplemented(nameof(Ops.Linear));
+        throw Missing(nameof(Ops.Linear));
 
     /// <summary>y [Count, Rows, Cols] = dequantised FP8 w.</summary>
     public virtual void DequantizeFp8(WeightMatrix w, DeviceView<float> y) =>
-        throw NotImplemented(nameof(Ops.DequantizeFp8));
+        throw Missing(nameof(Ops.DequantizeFp8));
 
     /// <summary>y[t, h, :] = w[h] @ x[t, h, :] (or w[h]^T @ x[t, h, :] when transpose) for h &lt; w.Count; x and y rank 3, any outer strides.</summary>
     public virtual void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
-        throw NotImplemented(nameof(Ops.HeadwiseLinear));
+        throw Missing(nameof(Ops.HeadwiseLinear));
 
     /// <summary>y [ids.Length, table.Cols] = table rows; ids outside [0, table.Rows) throw ArgumentOutOfRangeException.</summary>
     public virtual void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceView<float> y) =>
-        throw NotImplemented(nameof(Ops.Embedding));
+        throw Missing(nameof(Ops.Embedding));
 
     /// <summary>In place rotary embedding of x [tokens, heads, headStride] at positions [tokens].</summary>
     public virtual void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
         int headStride, int ropeOffset, RopeLayout layout) =>
-        throw NotImplemented(nameof(Ops.Rope));
+        throw Missing(nameof(Ops.Rope));
 
     /// <summary>Causal grouped-query attention of one sequence (see <see cref="Ops.Attention"/>).</summary>
     public virtual void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> y,
         AttentionShape shape) =>
-        throw NotImplemented(nameof(Ops.Attention));
+        throw Missing(nameof(Ops.Attention));
 
     /// <summary>Causal attention over a compressed MLA cache (see <see cref="Ops.MlaAttention"/>).</summary>
     public virtual void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape) =>
-        throw NotImplemented(nameof(Ops.MlaAttention));
+        throw Missing(nameof(Ops.MlaAttention));
 
     /// <summary>Writes keys (and values) rows into their pages through the slot mapping (see <see cref="Ops.KvAppend"/>).</summary>
     public virtual void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
-        throw NotImplemented(nameof(Ops.KvAppend));
+        throw Missing(nameof(Ops.KvAppend));
 
     /// <summary>Causal GQA of a batch over a paged cache (see <see cref="Ops.PagedAttention"/>).</summary>
     public virtual void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch,
         DeviceTensor destination, PagedAttentionShape shape) =>
-        throw NotImplemented(nameof(Ops.PagedAttention));
+        throw Missing(nameof(Ops.PagedAttention));
 
     /// <summary>MLA of a batch over a paged latent cache (see <see cref="Ops.PagedMlaAttention"/>); shape.VHeadDim is latentDim.</summary>
     public virtual void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
-        throw NotImplemented(nameof(Ops.PagedMlaAttention));
+        throw Missing(nameof(Ops.PagedMlaAttention));
 
     /// <summary>y[r, yOffset + c] = x[r, xOffset + c] for r &lt; rows, c &lt; width.</summary>
     public virtual void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
         int yOffset, int width, int rows) =>
-        throw NotImplemented(nameof(Ops.CopyColumns));
+        throw Missing(nameof(Ops.CopyColumns));
 
     /// <summary>y [rows, intermediate] = silu(x[:, :intermediate]) * x[:, intermediate:].</summary>
     public virtual void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate) =>
-        throw NotImplemented(nameof(Ops.SiluAndMul));
+        throw Missing(nameof(Ops.SiluAndMul));
 
     /// <summary>Row-wise softmax of [rows, rowLength]; y may be exactly x.</summary>
     public virtual void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength) =>
-        throw NotImplemented(nameof(Ops.Softmax));
+        throw Missing(nameof(Ops.Softmax));
 
     /// <summary>z = x + y elementwise; z may be exactly x or y.</summary>
     public virtual void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z) =>
-        throw NotImplemented(nameof(Ops.Add));
+        throw Missing(nameof(Ops.Add));
 
     /// <summary>y = x * factor elementwise; y may be exactly x.</summary>
     public virtual void Scale(DeviceView<float> x, float factor, DeviceView<float> y) =>
-        throw NotImplemented(nameof(Ops.Scale));
+        throw Missing(nameof(Ops.Scale));
 
     /// <summary>Top-k expert choice per token (see <see cref="Ops.MoeRoute"/>).</summary>
     public virtual void MoeRoute(DeviceView<float> logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
         int tokens, MoeRouting routing) =>
-        throw NotImplemented(nameof(Ops.MoeRoute));
+        throw Missing(nameof(Ops.MoeRoute));
 
     /// <summary>Groups x's rows by expert (see <see cref="Ops.MoePermute"/>).</summary>
     public virtual void MoePermute(DeviceView<float> x, DeviceView<int> ids, DeviceView<float> permuted, DeviceView<int> offsets,
         DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts) =>
-        throw NotImplemented(nameof(Ops.MoePermute));
+        throw Missing(nameof(Ops.MoePermute));
 
     /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows] (rank 2, rows may be strided).</summary>
     public virtual void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
-        throw NotImplemented(nameof(Ops.GroupedLinear));
+        throw Missing(nameof(Ops.GroupedLinear));
 
     /// <summary>Weighted sum of each token's expert outputs (see <see cref="Ops.MoeCombine"/>).</summary>
     public virtual void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
         DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate) =>
-        throw NotImplemented(nameof(Ops.MoeCombine));
+        throw Missing(nameof(Ops.MoeCombine));
 }
 
 /// <summary>The shape of one attention call, derived and checked by the op API.</summary>

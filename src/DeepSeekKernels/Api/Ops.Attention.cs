@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels;
@@ -55,7 +56,8 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(q), q);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(k), kUsed);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(v), vUsed);
-        Dispatch(op).Attention(q, kUsed, vUsed, dst,
+        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = headDim });
+        call.Backend.Attention(q, kUsed, vUsed, dst,
             new AttentionShape(tokens, qHeads, kvHeads, headDim, vHeadDim, kvLength, queryStart, scale));
     }
 
@@ -105,7 +107,8 @@ public sealed partial class Ops
         var cache = latentCache.Slice(0, cacheElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(q), q);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(latentCache), cache);
-        Dispatch(op).MlaAttention(q, cache, dst,
+        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = (int)rowDim });
+        call.Backend.MlaAttention(q, cache, dst,
             new AttentionShape(tokens, heads, 1, (int)rowDim, latentDim, kvLength, queryStart, scale));
     }
 

@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels;
@@ -45,7 +46,8 @@ public sealed partial class Ops
         var src = source.Slice(0, sourceElements);
         var dst = destination.Slice(0, destinationElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(source), src);
-        Dispatch(op).CopyColumns(src, sourceColumns, sourceOffset, dst, destinationColumns, destinationOffset, width, rows);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.CopyColumns(src, sourceColumns, sourceOffset, dst, destinationColumns, destinationOffset, width, rows);
     }
 
     /// <summary>
@@ -69,7 +71,8 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * intermediate = {rows} * {intermediate}");
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
-        Dispatch(op).SiluAndMul(x, dst, rows, intermediate);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.SiluAndMul(x, dst, rows, intermediate);
     }
 
     /// <summary>
@@ -92,7 +95,8 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
-        Dispatch(op).Softmax(x, dst, rows, rowLength);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.Softmax(x, dst, rows, rowLength);
     }
 
     /// <summary>Elementwise sum (residual adds): effectively computes <c>destination[i] = x[i] + y[i]</c> in float32.</summary>
@@ -114,7 +118,8 @@ public sealed partial class Ops
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(y), y);
-        Dispatch(op).Add(x, y, dst);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.Add(x, y, dst);
     }
 
     /// <summary>Elementwise scaling: effectively computes <c>destination[i] = x[i] * factor</c> in float32.</summary>
@@ -135,6 +140,7 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
-        Dispatch(op).Scale(x, factor, dst);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.Scale(x, factor, dst);
     }
 }

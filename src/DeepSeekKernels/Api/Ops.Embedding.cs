@@ -42,6 +42,7 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"n * hidden = {tokenIds.Length} * {table.Cols}");
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), table.FloatView);
-        Dispatch(op).Embedding(tokenIds, table, dst);
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, table));
+        call.Backend.Embedding(tokenIds, table, dst);
     }
 }

@@ -35,7 +35,8 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        Dispatch(op).Linear(rows, weight, bias, dst);
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(rows, dst) });
+        call.Backend.Linear(rows, weight, bias, dst);
     }
 
     /// <summary>
@@ -62,7 +63,8 @@ public sealed partial class Ops
             $"Count * Rows * Cols = {fp8Weight.Count} * {fp8Weight.Rows} * {fp8Weight.Cols}");
         var dst = destination.Slice(0, elements);
         OpChecks.Disjoint(op, nameof(destination), dst, "fp8Weight's scales", fp8Weight.ScaleInv);
-        Dispatch(op).DequantizeFp8(fp8Weight, dst);
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, fp8Weight));
+        call.Backend.DequantizeFp8(fp8Weight, dst);
     }
 
     /// <summary>
@@ -117,6 +119,16 @@ public sealed partial class Ops
         }
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), xs);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        Dispatch(op).HeadwiseLinear(xs, weight, dst, transpose);
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(xs, dst) });
+        call.Backend.HeadwiseLinear(xs, weight, dst, transpose);
+    }
+
+    /// <summary>Whether any of the tensors (their last dimension dense, as checked) has rows with a stride other than their width.</summary>
+    static bool Strided(params ReadOnlySpan<DeviceTensor> tensors)
+    {
+        foreach (var t in tensors)
+            if (!t.IsNull && !t.IsContiguous)
+                return true;
+        return false;
     }
 }

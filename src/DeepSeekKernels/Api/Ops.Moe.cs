@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels;
@@ -54,7 +55,8 @@ public sealed partial class Ops
         var weights = expertWeights.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(expertWeights), weights, nameof(routerLogits), routerLogits);
         OpChecks.Disjoint(op, nameof(expertWeights), weights, nameof(correctionBias), correctionBias);
-        Dispatch(op).MoeRoute(routerLogits, correctionBias, expertIds.Slice(0, outputs), weights, tokens, routing);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.MoeRoute(routerLogits, correctionBias, expertIds.Slice(0, outputs), weights, tokens, routing);
     }
 
     static void CheckRouting(string op, MoeRouting r)
@@ -159,7 +161,8 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(expertOffsets), offsets, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertOffsets), offsets);
-        Dispatch(op).MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts);
     }
 
     /// <summary>
@@ -192,7 +195,8 @@ public sealed partial class Ops
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), DeviceTensor.FromView(x));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        Dispatch(op).GroupedLinear(x, expertOffsets.Slice(0, weight.Count + 1L), weight, dst, m);
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(dst) });
+        call.Backend.GroupedLinear(x, expertOffsets.Slice(0, weight.Count + 1L), weight, dst, m);
     }
 
     /// <summary>
@@ -235,6 +239,7 @@ public sealed partial class Ops
         var weights = expertWeights.Slice(0, slots);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertOutput), expertOutput);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertWeights), weights);
-        Dispatch(op).MoeCombine(expertOutput, sourceSlot, weights, dst, tokens, topK, hidden, accumulate);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.MoeCombine(expertOutput, sourceSlot, weights, dst, tokens, topK, hidden, accumulate);
     }
 }

@@ -71,7 +71,8 @@ public sealed partial class Ops
             TensorChecks.Disjoint(op, nameof(keyPages), keyPages, nameof(values), values);
         }
         TensorChecks.Disjoint(op, nameof(keyPages), keyPages, nameof(keys), keys);
-        Dispatch(op).KvAppend(keys, values, slotMapping, keyPages, valuePages);
+        using var call = Dispatch(new OpSignature(op, keys.ElementType) { StridedRows = Strided(keys, values), Pages = keyPages.ElementType });
+        call.Backend.KvAppend(keys, values, slotMapping, keyPages, valuePages);
     }
 
     /// <summary>
@@ -118,7 +119,8 @@ public sealed partial class Ops
         TensorChecks.Dim(op, nameof(destination), destination, 1, qHeads, "q's heads");
         TensorChecks.Dim(op, nameof(destination), destination, 2, vHeadDim, "the value head size");
         CheckAttentionOverlaps(op, q, keyPages, valuePages, destination);
-        Dispatch(op).PagedAttention(q, keyPages, valuePages, batch, destination,
+        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = headDim, Pages = keyPages.ElementType });
+        call.Backend.PagedAttention(q, keyPages, valuePages, batch, destination,
             Shape(q, keyPages, batch, kvHeads, vHeadDim, scale));
     }
 
@@ -152,7 +154,8 @@ public sealed partial class Ops
         if (latentDim < 1 || latentDim > q.Dim(2))
             ThrowHelper.Argument(op, nameof(destination), $"destination is {destination.ShapeText}; its latentDim must be 1 .. q's {q.Dim(2)} row elements.");
         CheckAttentionOverlaps(op, q, latentPages, latentPages, destination);
-        Dispatch(op).PagedMlaAttention(q, latentPages, batch, destination, Shape(q, latentPages, batch, 1, (int)latentDim, scale));
+        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = (int)q.Dim(2), Pages = latentPages.ElementType });
+        call.Backend.PagedMlaAttention(q, latentPages, batch, destination, Shape(q, latentPages, batch, 1, (int)latentDim, scale));
     }
 
     static PagedAttentionShape Shape(DeviceTensor q, DeviceTensor keyPages, PagedBatch batch, int kvHeads, int vHeadDim, float scale) =>

@@ -38,7 +38,8 @@ public sealed partial class Ops
         using var dx = StagingRuntime.Upload(x);
         using var dw = StagingRuntime.Upload(weight);
         using var dy = StagingRuntime.Allocate<T>(x.Length);
-        _backend.RmsNorm<T, TWeight>(dx, default, dw, dy, default, shape.Rows, rowLength, epsilon);
+        using (var call = Dispatch(RmsNormSignature<T, TWeight>(op)))
+            call.Backend.RmsNorm<T, TWeight>(dx, default, dw, dy, default, shape.Rows, rowLength, epsilon);
         dy.CopyToHost(destination);
     }
 
@@ -84,7 +85,8 @@ public sealed partial class Ops
         using var dw = StagingRuntime.Upload(weight);
         using var dr = StagingRuntime.Allocate<T>(x.Length);
         using var dy = StagingRuntime.Allocate<T>(x.Length);
-        _backend.RmsNorm<T, TWeight>(dx, dres, dw, dy, dr, shape.Rows, rowLength, epsilon);
+        using (var call = Dispatch(RmsNormSignature<T, TWeight>(op)))
+            call.Backend.RmsNorm<T, TWeight>(dx, dres, dw, dy, dr, shape.Rows, rowLength, epsilon);
         dr.CopyToHost(residualOut);
         dy.CopyToHost(destination);
     }
@@ -103,7 +105,8 @@ public sealed partial class Ops
             new RmsNormChecks.OverlapFacts(
                 DestinationWeight: Overlaps.Of(dst, weight),
                 DestinationX: Overlaps.Of(dst, x)));
-        Dispatch(op).RmsNorm<T, TWeight>(x, default, weight, dst, default, shape.Rows, rowLength, epsilon);
+        using var call = Dispatch(RmsNormSignature<T, TWeight>(op));
+        call.Backend.RmsNorm<T, TWeight>(x, default, weight, dst, default, shape.Rows, rowLength, epsilon);
     }
 
     /// <summary>Device-resident <see cref="AddRmsNorm{T, TWeight}(ReadOnlySpan{T}, ReadOnlySpan{T}, ReadOnlySpan{TWeight}, Span{T}, Span{T}, int, float)"/>: enqueued on the runtime's stream.</summary>
@@ -130,8 +133,13 @@ public sealed partial class Ops
                 ResidualOutX: Overlaps.Of(rOut, x),
                 ResidualOutResidual: Overlaps.Of(rOut, residual),
                 ResidualOutDestination: Overlaps.Of(rOut, dst)));
-        Dispatch(op).RmsNorm<T, TWeight>(x, residual, weight, dst, rOut, shape.Rows, rowLength, epsilon);
+        using var call = Dispatch(RmsNormSignature<T, TWeight>(op));
+        call.Backend.RmsNorm<T, TWeight>(x, residual, weight, dst, rOut, shape.Rows, rowLength, epsilon);
     }
+
+    /// <summary>RMSNorm's signature: x's element type and the weight vector's (no scheme: it is not a WeightMatrix); rows are dense.</summary>
+    static OpSignature RmsNormSignature<T, TWeight>(string op) where T : unmanaged where TWeight : unmanaged =>
+        new(op, ElementTypes.Of<T>()) { Weight = ElementTypes.Of<TWeight>() };
 }
 
 /// <summary>The argument checks of RMSNorm, shared by the host and device forms, in one fixed order.</summary>

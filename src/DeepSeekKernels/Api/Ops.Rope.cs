@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels;
@@ -61,6 +62,7 @@ public sealed partial class Ops
         OpChecks.Length(op, nameof(positions), positions.Length, tokens, "one per token");
         OpChecks.Disjoint(op, nameof(x), x, "table.Cos", table.Cos);
         OpChecks.Disjoint(op, nameof(x), x, "table.Sin", table.Sin);
-        Dispatch(op).Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        call.Backend.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
     }
 }

@@ -20,22 +20,23 @@ namespace DeepSeekKernels;
 /// <see cref="WeightMatrix"/> (float32, bfloat16 or FP8 with block scales); shapes are row-major and dense.
 /// Arguments are validated once, here, in a fixed order (element types, device views, sizes, lengths,
 /// overlaps) before anything reaches a backend; errors name the op and the parameter, and a rejected call writes
-/// nothing. Then the op runs on the backend, or, when the backend does not implement it, throws
-/// <see cref="NotSupportedException"/> naming the op and the backend, unless these Ops fall back to the reference
-/// (<see cref="WithReferenceFallback"/>). Values that only the device holds (token ids, positions, expert ids,
-/// offsets) are checked where they are read (see each op).
+/// nothing. Then the op builds its <see cref="OpSignature"/> (element types, weight scheme, shape facts) and runs on the
+/// backend when the backend supports that signature (<see cref="Supports(in OpSignature)"/>); otherwise it throws
+/// <see cref="OpNotSupportedException"/> naming the signature and the backend, unless these Ops fall back to the
+/// reference (<see cref="WithReferenceFallback"/>), which is then recorded in <see cref="FallbackReport"/>. Values that
+/// only the device holds (token ids, positions, expert ids, offsets) are checked where they are read (see each op).
 /// </summary>
 public sealed partial class Ops
 {
     readonly KernelBackend _backend;
-    readonly ConcurrentDictionary<string, byte>? _fallbackOps; // null when strict
+    readonly ConcurrentDictionary<OpSignature, FallbackCounter>? _fallback; // null when strict
 
     Ops(DeviceRuntime? runtime, KernelBackend backend, bool referenceFallback = false)
     {
         Runtime = runtime;
         _backend = backend;
         if (referenceFallback && backend.Kind != Backend.Reference)
-            _fallbackOps = new ConcurrentDictionary<string, byte>(StringComparer.Ordinal);
+            _fallback = new ConcurrentDictionary<OpSignature, FallbackCounter>();
     }
 
     /// <summary>The reference implementation on the CPU; needs no device. Its device-view overloads accept views of any runtime.</summary>
@@ -49,9 +50,9 @@ public sealed partial class Ops
     /// <param name="runtime">The device runtime the ops run on.</param>
     /// <param name="backend">Which implementation runs.</param>
     /// <param name="referenceFallback">
-    /// False (the default, strict): an op the backend does not implement throws <see cref="NotSupportedException"/>
-    /// naming the op and the backend. True: such an op runs on the reference backend instead (see
-    /// <see cref="WithReferenceFallback"/>).
+    /// False (the default, strict): a call the backend does not support throws <see cref="OpNotSupportedException"/>
+    /// naming its signature and the backend. True: such a call runs on the reference backend instead, and is counted
+    /// in <see cref="FallbackReport"/> (see <see cref="WithReferenceFallback"/>).
     /// </param>
     public static Ops Create(DeviceRuntime runtime, Backend backend, bool referenceFallback = false)
     {
@@ -65,32 +66,53 @@ public sealed partial class Ops
         };
     }
 
-    /// <summary>Ops over any backend, strict; for measuring what the op API itself costs per call (bench/).</summary>
-    internal static Ops Over(DeviceRuntime runtime, KernelBackend backend) => new(runtime, backend);
+    /// <summary>
+    /// Ops over any backend (a benchmark's do-nothing backend, a test's stub), strict unless
+    /// <paramref name="referenceFallback"/>.
+    /// </summary>
+    internal static Ops Over(DeviceRuntime runtime, KernelBackend backend, bool referenceFallback = false) =>
+        new(runtime, backend, referenceFallback);
 
     /// <summary>
-    /// These ops, except that every op the backend does not implement runs on the reference backend, on the
-    /// same device views: in place on ILGPU's CPU accelerator, staged through host memory on a GPU (slow, but
-    /// correct). Ops that fell back at least once are listed in <see cref="FallbackOps"/>. The reference
-    /// implements every op, so for <see cref="Backend.Reference"/> this returns an equivalent Ops.
+    /// These ops, except that every call the backend does not support runs on the reference backend, on the same
+    /// device views: in place on ILGPU's CPU accelerator, staged through host memory on a GPU (slow, but correct:
+    /// every input copied down and every output copied back, weights included, on every call). Each signature that
+    /// fell back is counted in <see cref="FallbackReport"/> with its calls and the bytes staged. The reference
+    /// supports every call, so for <see cref="Backend.Reference"/> this returns an equivalent Ops (nothing falls back).
     /// </summary>
     public Ops WithReferenceFallback() =>
         _backend.Kind == Backend.Reference ? this : new Ops(Runtime, _backend, referenceFallback: true);
 
-    /// <summary>Whether ops this backend lacks run on the reference backend (<see cref="WithReferenceFallback"/>) rather than throw.</summary>
-    public bool ReferenceFallback => _fallbackOps != null;
+    /// <summary>Whether calls this backend does not support run on the reference backend (<see cref="WithReferenceFallback"/>) rather than throw.</summary>
+    public bool ReferenceFallback => _fallback != null;
 
     /// <summary>
-    /// The names of the ops (e.g. "Linear") that ran on the reference backend at least once because this
-    /// backend does not implement them, sorted; empty for strict Ops. A snapshot: safe to read while ops run.
+    /// The calls that ran on the reference backend because this backend does not support them: one line per
+    /// signature, with the number of calls and the bytes the reference copied between device and host memory for
+    /// them, sorted by signature; empty for strict Ops and for the reference. A snapshot: safe to read while ops run.
     /// </summary>
-    public IReadOnlyCollection<string> FallbackOps =>
-        _fallbackOps == null ? [] : _fallbackOps.Keys.Order(StringComparer.Ordinal).ToArray();
+    public IReadOnlyList<FallbackRecord> FallbackReport =>
+        _fallback == null ? []
+        : _fallback.Select(e => new FallbackRecord(e.Key, Interlocked.Read(ref e.Value.Calls), Interlocked.Read(ref e.Value.StagedBytes)))
+            .OrderBy(r => r.Signature.ToString(), StringComparer.Ordinal).ToArray();
 
-    /// <summary>Whether this Ops' backend itself implements <paramref name="op"/> (an op name from <see cref="OpNames"/>).</summary>
-    public bool Implements(string op) => _backend.Implements(op);
+    /// <summary>Whether this Ops' backend itself runs calls of <paramref name="op"/> (no fallback involved).</summary>
+    /// <exception cref="ArgumentException">op.Op is not one of <see cref="OpNames"/>.</exception>
+    public bool Supports(in OpSignature op) => Supports(op, out _);
 
-    /// <summary>The names of every op of the device-view API, as <see cref="Implements"/> and <see cref="FallbackOps"/> use them.</summary>
+    /// <summary>
+    /// Whether this Ops' backend itself runs calls of <paramref name="op"/> (no fallback involved); when not,
+    /// <paramref name="reason"/> says why in the backend's words.
+    /// </summary>
+    /// <exception cref="ArgumentException">op.Op is not one of <see cref="OpNames"/>.</exception>
+    public bool Supports(in OpSignature op, out string? reason)
+    {
+        if (op.Op is null || !OpNames.Contains(op.Op))
+            throw new ArgumentException($"'{op.Op}' is not an op; the ops are {string.Join(", ", OpNames)}.", nameof(op));
+        return _backend.Supports(op, out reason);
+    }
+
+    /// <summary>The names of every op of the device-view API, as <see cref="OpSignature.Op"/> holds them.</summary>
     public static IReadOnlyList<string> OpNames { get; } =
     [
         nameof(RmsNorm), nameof(AddRmsNorm), nameof(Linear), nameof(DequantizeFp8), nameof(HeadwiseLinear),
@@ -111,18 +133,52 @@ public sealed partial class Ops
     DeviceRuntime StagingRuntime => Runtime!;
 
     /// <summary>
-    /// The backend that runs <paramref name="op"/>: this Ops' backend when it implements the op; else the
-    /// reference (recorded in <see cref="FallbackOps"/>) when falling back; else throws
-    /// <see cref="NotSupportedException"/> naming the op and the backend. Called after validation.
+    /// The backend that runs a call of signature <paramref name="op"/>: this Ops' backend when it supports it; else
+    /// the reference when falling back (the call is counted in <see cref="FallbackReport"/>, and the bytes it stages
+    /// when the returned scope is disposed); else throws <see cref="OpNotSupportedException"/>. Called after
+    /// validation, as <c>using var call = Dispatch(signature); call.Backend.Op(...);</c>.
     /// </summary>
-    KernelBackend Dispatch(string op)
+    DispatchScope Dispatch(in OpSignature op)
     {
-        if (_backend.Implements(op))
-            return _backend;
-        if (_fallbackOps == null)
-            throw _backend.NotImplemented(op);
-        _fallbackOps.TryAdd(op, 0);
-        return ReferenceBackend.Instance;
+        if (_backend.Supports(op, out string? reason))
+            return new DispatchScope(_backend, null);
+        if (_fallback == null)
+            throw new OpNotSupportedException(op, _backend.Kind, reason);
+        var counter = _fallback.GetOrAdd(op, static _ => new FallbackCounter());
+        Interlocked.Increment(ref counter.Calls);
+        return new DispatchScope(ReferenceBackend.Instance, counter);
+    }
+
+    /// <summary>One fallback signature's running totals.</summary>
+    sealed class FallbackCounter
+    {
+        public long Calls;
+        public long StagedBytes;
+    }
+
+    /// <summary>
+    /// The backend of one call; for a fallback call, adds the bytes the reference staged on this thread during the call
+    /// (the reference stages synchronously, on the calling thread) to the signature's counter when disposed.
+    /// </summary>
+    readonly ref struct DispatchScope
+    {
+        readonly FallbackCounter? _counter;
+        readonly long _stagedBefore;
+
+        public DispatchScope(KernelBackend backend, FallbackCounter? counter)
+        {
+            Backend = backend;
+            _counter = counter;
+            _stagedBefore = counter == null ? 0 : ReferenceBackend.StagedBytesOnThisThread;
+        }
+
+        public KernelBackend Backend { get; }
+
+        public void Dispose()
+        {
+            if (_counter != null)
+                Interlocked.Add(ref _counter.StagedBytes, ReferenceBackend.StagedBytesOnThisThread - _stagedBefore);
+        }
     }
 
     /// <summary>Checks a device view: not default, and on this Ops' runtime (any runtime for the reference).</summary>

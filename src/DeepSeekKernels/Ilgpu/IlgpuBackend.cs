@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Ilgpu;
@@ -11,11 +12,32 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     public override Backend Kind => Backend.Ilgpu;
 
     /// <summary>
-    /// RMSNorm, add + RMSNorm and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale), for now; every
-    /// other op throws (or falls back to the reference, see Ops.WithReferenceFallback).
+    /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
+    /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
+    /// dense rows. Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
-    public override bool Implements(string op) => op is nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm)
-        or nameof(Ops.CopyColumns) or nameof(Ops.SiluAndMul) or nameof(Ops.Softmax) or nameof(Ops.Add) or nameof(Ops.Scale);
+    public override bool Supports(in OpSignature op, out string? reason)
+    {
+        switch (op.Op)
+        {
+            case nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm):
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the RMSNorm kernels take f32 or bf16 activations, not {op.X.Name()}"
+                    : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "the RMSNorm kernels take an f32 or bf16 weight vector"
+                    : op.StridedRows ? "the RMSNorm kernels read dense rows"
+                    : null;
+                break;
+            case nameof(Ops.CopyColumns) or nameof(Ops.SiluAndMul) or nameof(Ops.Softmax) or nameof(Ops.Add) or nameof(Ops.Scale):
+                reason = op.X != ElementType.F32 ? $"the {op.Op} kernel takes f32, not {op.X.Name()}"
+                    : op.Weight != null ? $"{op.Op} takes no weight"
+                    : op.StridedRows ? $"the {op.Op} kernel reads dense rows"
+                    : null;
+                break;
+            default:
+                reason = $"no {op.Op} kernel yet";
+                break;
+        }
+        return reason == null;
+    }
 
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>

@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Native;
@@ -16,8 +17,21 @@ internal sealed class NativeBackend : KernelBackend
 
     public override Backend Kind => Backend.Native;
 
-    /// <summary>RMSNorm and the fused add + RMSNorm only, for now; every other op throws (or falls back to the reference, see Ops.WithReferenceFallback).</summary>
-    public override bool Implements(string op) => op is nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm);
+    /// <summary>
+    /// RMSNorm and the fused add + RMSNorm only, for now: dsk_rms_norm takes f32 or bf16 activations with an f32 or
+    /// bf16 weight (all four pairs). Its C ABI takes row strides, but the launcher here passes dense rows (the op API's
+    /// RMSNorm has no strided form), so strided rows are refused. Every other signature is refused (or falls back to
+    /// the reference, see Ops.WithReferenceFallback).
+    /// </summary>
+    public override bool Supports(in OpSignature op, out string? reason)
+    {
+        reason = op.Op is not (nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm)) ? $"no {op.Op} kernel yet"
+            : op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rms_norm takes f32 or bf16 activations, not {op.X.Name()}"
+            : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "dsk_rms_norm takes an f32 or bf16 weight vector"
+            : op.StridedRows ? "the launcher passes dense rows"
+            : null;
+        return reason == null;
+    }
 
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>

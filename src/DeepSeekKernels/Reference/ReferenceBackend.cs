@@ -19,7 +19,25 @@ internal sealed class ReferenceBackend : KernelBackend
 
     public override Backend Kind => Backend.Reference;
 
-    public override bool Implements(string op) => true;
+    /// <summary>The reference runs every signature the op API accepts.</summary>
+    public override bool Supports(in OpSignature op, out string? reason)
+    {
+        reason = null;
+        return true;
+    }
+
+    // Bytes copied between device and host memory by this thread's reference calls (0 on ILGPU's CPU accelerator,
+    // whose buffers are host memory and are used in place). Only ever grows; a caller takes the difference around a
+    // call. Per thread, because a call stages on the thread that made it, so concurrent callers do not mix.
+    [ThreadStatic]
+    static long t_stagedBytes;
+
+    /// <summary>
+    /// Bytes the reference has copied between device and host memory on this thread so far: every host copy of a
+    /// device view, tensor or weight (<see cref="HostView{T}"/>, <see cref="HostTensor"/>, <see cref="HostWeight"/>)
+    /// and every write back. The difference across one call is what that call staged (Ops' fallback report).
+    /// </summary>
+    public static long StagedBytesOnThisThread => t_stagedBytes;
 
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps)
@@ -456,6 +474,7 @@ internal sealed class ReferenceBackend : KernelBackend
             {
                 _copy = GC.AllocateUninitializedArray<T>((int)view.Length, pinned: true);
                 view.CopyToHost(_copy);
+                t_stagedBytes += view.Length * Unsafe.SizeOf<T>();
             }
         }
 
@@ -469,8 +488,10 @@ internal sealed class ReferenceBackend : KernelBackend
         /// <summary>Copies an output back to the device (a no-op when the span is the view's own memory).</summary>
         public void WriteBack()
         {
-            if (_copy != null)
-                _view.CopyFromHost(_copy);
+            if (_copy == null)
+                return;
+            _view.CopyFromHost(_copy);
+            t_stagedBytes += _view.Length * Unsafe.SizeOf<T>();
         }
     }
 
@@ -495,6 +516,7 @@ internal sealed class ReferenceBackend : KernelBackend
             {
                 tensor.Allocation!.Memory.AsRawArrayView(begin, end - begin).CopyToCPU(tensor.Runtime.Stream, ref _copy[0], _copy.Length);
                 tensor.Runtime.Stream.Synchronize();
+                t_stagedBytes += _copy.Length;
             }
         }
 
@@ -509,6 +531,7 @@ internal sealed class ReferenceBackend : KernelBackend
                 return;
             Tensor.Allocation!.Memory.AsRawArrayView(Tensor.ByteSpan.Begin, _copy.Length).CopyFromCPU(Tensor.Runtime.Stream, ref _copy[0], _copy.Length);
             Tensor.Runtime.Stream.Synchronize();
+            t_stagedBytes += _copy.Length;
         }
     }
 

@@ -1,0 +1,65 @@
+using DeepSeekKernels.Numerics;
+
+namespace DeepSeekKernels;
+
+public sealed partial class Ops
+{
+    /// <summary>
+    /// The signatures <see cref="SupportMatrix"/> reports, in a fixed order: every op of <see cref="OpNames"/> with f32
+    /// activations and, where the op takes a weight, each weight form it accepts (f32 and bf16 dense, FP8 block, INT4
+    /// group); RMSNorm's four f32/bf16 pairs; KV pages in f32 and bf16 (and bf16 keys); attention at DeepSeek's head
+    /// sizes (128; MLA 512 + 64 = 576); Linear with strided rows (a column slice).
+    /// </summary>
+    public static IReadOnlyList<OpSignature> SupportSignatures { get; } = BuildSupportSignatures();
+
+    static OpSignature[] BuildSupportSignatures()
+    {
+        const ElementType f32 = ElementType.F32, bf16 = ElementType.BF16;
+        (WeightScheme Scheme, ElementType Type)[] all =
+            [(WeightScheme.Dense, f32), (WeightScheme.Dense, bf16), (WeightScheme.Fp8Block, ElementType.Fp8E4M3), (WeightScheme.Int4Group, ElementType.Int4)];
+        var list = new List<OpSignature>();
+        foreach (string op in (string[])[nameof(RmsNorm), nameof(AddRmsNorm)])
+            foreach (var x in (ElementType[])[f32, bf16])
+                foreach (var w in (ElementType[])[f32, bf16])
+                    list.Add(new OpSignature(op, x) { Weight = w });
+        OpSignature Weighted(string op, (WeightScheme Scheme, ElementType Type) w) => new(op, f32) { Scheme = w.Scheme, Weight = w.Type };
+        list.AddRange(all.Select(w => Weighted(nameof(Linear), w)));
+        list.Add(Weighted(nameof(Linear), all[1]) with { StridedRows = true });
+        list.Add(Weighted(nameof(DequantizeFp8), all[2]));
+        list.AddRange(all.Select(w => Weighted(nameof(HeadwiseLinear), w)));
+        list.AddRange(all.Where(w => w.Scheme != WeightScheme.Fp8Block).Select(w => Weighted(nameof(Embedding), w)));
+        list.Add(new OpSignature(nameof(Rope), f32));
+        list.Add(new OpSignature(nameof(Attention), f32) { HeadDim = 128 });
+        list.Add(new OpSignature(nameof(MlaAttention), f32) { HeadDim = 576 });
+        list.Add(new OpSignature(nameof(KvAppend), f32) { Pages = f32 });
+        list.Add(new OpSignature(nameof(KvAppend), f32) { Pages = bf16 });
+        list.Add(new OpSignature(nameof(KvAppend), bf16) { Pages = bf16 });
+        foreach (var pages in (ElementType[])[f32, bf16])
+            list.Add(new OpSignature(nameof(PagedAttention), f32) { HeadDim = 128, Pages = pages });
+        foreach (var pages in (ElementType[])[f32, bf16])
+            list.Add(new OpSignature(nameof(PagedMlaAttention), f32) { HeadDim = 576, Pages = pages });
+        foreach (string op in (string[])[nameof(CopyColumns), nameof(SiluAndMul), nameof(Softmax), nameof(Add), nameof(Scale),
+                     nameof(MoeRoute), nameof(MoePermute)])
+            list.Add(new OpSignature(op, f32));
+        list.AddRange(all.Select(w => Weighted(nameof(GroupedLinear), w)));
+        list.Add(new OpSignature(nameof(MoeCombine), f32));
+        return [.. list];
+    }
+
+    /// <summary>
+    /// Which of <paramref name="backends"/> support each of <see cref="SupportSignatures"/>, from their
+    /// <see cref="Supports(in OpSignature)"/> (nothing runs; fallback does not count): the table `dsk check` prints.
+    /// </summary>
+    /// <param name="backends">The columns, in order (e.g. <see cref="Reference"/>, then ILGPU and native Ops).</param>
+    public static OpSupportMatrix SupportMatrix(IEnumerable<Ops> backends)
+    {
+        ArgumentNullException.ThrowIfNull(backends);
+        var columns = backends.ToArray();
+        var signatures = SupportSignatures;
+        var supported = new bool[signatures.Count, columns.Length];
+        for (int r = 0; r < signatures.Count; r++)
+            for (int c = 0; c < columns.Length; c++)
+                supported[r, c] = columns[c].Supports(signatures[r]);
+        return new OpSupportMatrix(columns.Select(o => o.Backend).ToArray(), signatures, supported);
+    }
+}
