@@ -26,9 +26,11 @@ internal static class ChatCommand
             model, system, backend, device, kvDtype, quant,
         };
         sampling.AddTo(command);
+        var allowFallback = CommonOptions.AllowFallback();
+        command.Options.Add(allowFallback);
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
             parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-            QuantOption.Parse(parse.GetValue(quant)!)));
+            QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
         return command;
     }
 
@@ -36,7 +38,7 @@ internal static class ChatCommand
     const int DefaultContext = 4096;
 
     static int Run(string? modelFlag, string? system, string backend, string device, string? kvDtype, GenerationOptions options, int? context,
-        WeightQuantization quantization)
+        WeightQuantization quantization, bool allowFallback)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         var shape = CommonOptions.ShapeOf(folder);
@@ -51,7 +53,7 @@ internal static class ChatCommand
         // The system prompt alone must leave room for a turn.
         CheckFits(tokenizer.Encode(format.Render(messages), addSpecialTokens: false).Length, ctx, shape.MaxPositions, context != null);
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device);
+        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
         using (runtime)
         {
             using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization); // RoPE tables for the context used
@@ -81,6 +83,7 @@ internal static class ChatCommand
                 Console.Out.WriteLine();
                 messages.Add(new ChatMessage("assistant", result.Text));
             }
+            CommonOptions.ReportFallback(ops, "chat");
         }
         return 0;
     }

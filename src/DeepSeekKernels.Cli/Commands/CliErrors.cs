@@ -44,7 +44,7 @@ internal static class CliErrors
     {
         int code = IsUserError(e) ? UserError : Bug;
         error.WriteLine(code == UserError
-            ? $"{command}: error: {OneLine(e)}"
+            ? $"{command}: error: {(e is OpNotSupportedException op ? Unsupported(op) : OneLine(e))}"
             : $"{command}: internal error: {e.GetType().Name}: {OneLine(e)} (a bug in dsk; " +
               (verbose ? "the trace follows" : $"run it again with --verbose or {VerboseVariable}=1 for the trace") + ", and please report it)");
         if (verbose)
@@ -73,6 +73,11 @@ internal static class CliErrors
         }
         return string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }
+
+    /// <summary>A strict backend refused an op call: name the call and the flag that lets it run on the reference.</summary>
+    public static string Unsupported(OpNotSupportedException e) =>
+        $"{e.Signature} is not supported by --backend {e.Backend.ToString().ToLowerInvariant()}" + (e.Reason is null ? "" : $" ({e.Reason})")
+        + "; add --allow-fallback to run the ops it lacks on the reference backend (staged through host memory on a GPU: slow).";
 
     /// <summary>"The native backend ..." as "the native backend ...", to follow a flag and a colon.</summary>
     public static string LowerFirst(string text) =>

@@ -58,9 +58,28 @@ internal static class CommonOptions
 
     public static Option<string> Backend() => new Option<string>("--backend")
     {
-        Description = "reference (C# on the CPU; the default), ilgpu or native (GPU kernels; ops they lack run on the reference).",
+        Description = "reference (C# on the CPU; the default), ilgpu or native (GPU kernels; an op they lack is an error unless --allow-fallback).",
         DefaultValueFactory = _ => "reference",
     }.AcceptOnlyFromAmong("reference", "ilgpu", "native");
+
+    public static Option<bool> AllowFallback() => new("--allow-fallback")
+    {
+        Description = "With --backend ilgpu or native: run the ops the backend lacks on the reference (on a GPU, staged through host memory: slow) and list them at the end, instead of failing.",
+    };
+
+    /// <summary>
+    /// After a run with --allow-fallback: the op calls that ran on the reference, one line each with calls and the bytes
+    /// staged between device and host, to stderr (nothing when none fell back).
+    /// </summary>
+    public static void ReportFallback(Ops ops, string command)
+    {
+        var report = ops.FallbackReport;
+        if (report.Count == 0)
+            return;
+        CliErrors.Status($"dsk {command}: --allow-fallback: {report.Count} op signature(s) the {ops.Backend.ToString().ToLowerInvariant()} backend lacks ran on the reference:");
+        foreach (var line in report)
+            CliErrors.Status(FormattableString.Invariant($"  {line.Signature}: {line.Calls:N0} calls, {line.StagedBytes:N0} bytes staged between device and host"));
+    }
 
     public static Option<string> Device() => new Option<string>("--device")
     {
@@ -168,8 +187,12 @@ internal static class CommonOptions
         }
     }
 
-    /// <summary>The runtime and ops for --backend/--device. The reference runs on ILGPU's CPU accelerator (host memory, no copies).</summary>
-    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device)
+    /// <summary>
+    /// The runtime and ops for --backend/--device. The reference runs on ILGPU's CPU accelerator (host memory, no copies).
+    /// ilgpu and native are strict unless <paramref name="allowFallback"/> (--allow-fallback): then what they lack runs
+    /// on the reference and is counted in <see cref="Ops.FallbackReport"/>.
+    /// </summary>
+    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device, bool allowFallback = false)
     {
         if (backend == "reference")
         {
@@ -180,7 +203,7 @@ internal static class CommonOptions
         try
         {
             var kind = backend == "native" ? DeepSeekKernels.Backend.Native : DeepSeekKernels.Backend.Ilgpu;
-            return (runtime, Ops.Create(runtime, kind).WithReferenceFallback());
+            return (runtime, Ops.Create(runtime, kind, referenceFallback: allowFallback));
         }
         catch (NotSupportedException e) when (backend == "native")
         {

@@ -45,13 +45,15 @@ internal static class GenerateCommand
             prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, kvDtype, quant,
         };
         sampling.AddTo(command);
+        var allowFallback = CommonOptions.AllowFallback();
+        command.Options.Add(allowFallback);
         command.SetAction(parse => parse.GetValue(batchFile) is { } file
             ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
                 parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-                QuantOption.Parse(parse.GetValue(quant)!))
+                QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback))
             : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
                 parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-                QuantOption.Parse(parse.GetValue(quant)!)));
+                QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
         return command;
     }
 
@@ -60,7 +62,7 @@ internal static class GenerateCommand
     /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
     /// </summary>
     static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? kvDtype,
-        GenerationOptions options, int? context, WeightQuantization quantization)
+        GenerationOptions options, int? context, WeightQuantization quantization, bool allowFallback)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         if (prompt != null && promptIds != null)
@@ -85,7 +87,7 @@ internal static class GenerateCommand
         int ctx = CommonOptions.ContextFor(context, ids.Length, options.MaxNewTokens, shape.MaxPositions);
         CommonOptions.CheckPromptFits(ids.Length, ctx, context != null, shape.MaxPositions);
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device);
+        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
@@ -109,8 +111,8 @@ internal static class GenerateCommand
             else
                 Console.Out.WriteLine();
             CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
-                $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s" +
-                (ops.FallbackReport.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackReport.Select(r => r.Signature))}" : ""));
+                $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s");
+            CommonOptions.ReportFallback(ops, "generate");
         }
         return 0;
     }
@@ -121,7 +123,7 @@ internal static class GenerateCommand
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
     /// </summary>
     static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? kvDtype,
-        GenerationOptions defaults, int? context, WeightQuantization quantization)
+        GenerationOptions defaults, int? context, WeightQuantization quantization, bool allowFallback)
     {
         if (prompt != null || promptIds != null)
             throw new UsageException("--batch-file holds the prompts: give no prompt argument or --prompt-ids with it.");
@@ -159,7 +161,7 @@ internal static class GenerateCommand
             }
         }
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device);
+        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
@@ -176,8 +178,8 @@ internal static class GenerateCommand
                 scheduler.Add(prompts[request.Index], request.Options, onFinished: result => writer.Write(request, result));
             clock.Restart();
             scheduler.RunToCompletion();
-            CliErrors.Status($"{requests.Count} requests in {scheduler.Steps} steps, {clock.Elapsed.TotalSeconds:F1} s" +
-                (ops.FallbackOps.Count > 0 ? $"; on the reference: {string.Join(", ", ops.FallbackOps)}" : ""));
+            CliErrors.Status($"{requests.Count} requests in {scheduler.Steps} steps, {clock.Elapsed.TotalSeconds:F1} s");
+            CommonOptions.ReportFallback(ops, "generate");
         }
         return 0;
     }

@@ -1,0 +1,48 @@
+namespace DeepSeekKernels.Tests.Cli;
+
+/// <summary>
+/// `--backend ilgpu|native` is strict: an op the backend lacks is a one-line error naming the op signature and
+/// --allow-fallback; with --allow-fallback it runs on the reference and dsk lists, once, on stderr, what fell back.
+/// (No GPU here: ILGPU runs on its CPU accelerator and lacks most ops.)
+/// </summary>
+public class CliFallbackTests
+{
+    const string ReportHeader = "--allow-fallback: ";
+
+    [Fact]
+    public void IlgpuWithoutAllowFallbackRefusesTheFirstOpItLacks()
+    {
+        var r = DskProcess.Run(null, "generate", "--backend", "ilgpu", "--device", "cpu", "-n", "2");
+        // the prompt may already be echoed when the first op is refused
+        DskProcess.AssertRefused(r, "dsk generate", "is not supported by --backend ilgpu", stdoutEmpty: false);
+        string error = r.ErrorLines.Single(l => l.Contains(": error: ", StringComparison.Ordinal));
+        Assert.Matches(@"error: \w+\(x=\w+[^)]*\) is not supported by --backend ilgpu \(no \w+ kernel yet\); add --allow-fallback", error);
+        Assert.DoesNotContain("Ops.", error); // the user's flag, not the library's API
+    }
+
+    [Fact]
+    public void IlgpuWithAllowFallbackRunsAndListsWhatFellBackOnce()
+    {
+        var reference = DskProcess.Run(null, "generate", "--prompt-ids", "5,6,7", "--print-ids", "-n", "3");
+        Assert.True(reference.ExitCode == 0, reference.Error);
+        var r = DskProcess.Run(null, "generate", "--backend", "ilgpu", "--device", "cpu", "--allow-fallback", "--prompt-ids", "5,6,7", "--print-ids", "-n", "3");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal(reference.Out, r.Out); // the same greedy ids
+        Assert.Single(r.ErrorLines, l => l.Contains(ReportHeader, StringComparison.Ordinal));
+        Assert.Contains("dsk generate: --allow-fallback: ", r.Error);
+        // on ILGPU's CPU accelerator the reference works in place: nothing is staged
+        Assert.Matches(@"\n  Linear\(x=f32, w=bf16 dense\): [\d,]+ calls, 0 bytes staged between device and host", r.Error);
+        Assert.DoesNotContain("RmsNorm(", r.Error); // ILGPU has it
+        Assert.DoesNotContain(ReportHeader, reference.Error); // the reference never falls back
+    }
+
+    [Fact]
+    public void ChatTakesAllowFallbackToo()
+    {
+        var r = DskProcess.Run("hello\n", "chat", "--backend", "ilgpu", "--allow-fallback", "-n", "2");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("dsk chat: --allow-fallback: ", r.Error);
+        var strict = DskProcess.Run("hello\n", "chat", "--backend", "ilgpu", "-n", "2");
+        DskProcess.AssertRefused(strict, "dsk chat", "add --allow-fallback", stdoutEmpty: false);
+    }
+}
