@@ -9,7 +9,8 @@ namespace DeepSeekKernels.Cli.Commands;
 
 /// <summary>
 /// `dsk check`: runs every backend present on this machine against the reference on a few shapes and dtypes,
-/// and prints a table of errors and rough timings. The main job until the runner exists.
+/// and prints a table of errors and rough timings; then the support table: which op signatures each backend runs
+/// itself (Ops.SupportMatrix), where "-" means a strict run fails and --allow-fallback runs the op on the reference.
 /// </summary>
 internal static class CheckCommand
 {
@@ -67,8 +68,30 @@ internal static class CheckCommand
             AnsiConsole.MarkupLine(failed == 0
                 ? $"[green]{rows.Count} checks passed[/] against the reference (f32: relative error <= 2e-5; bf16: <= 1 ulp). µs/call is a rough wall-clock figure; bench/ measures."
                 : $"[red]{failed} of {rows.Count} checks failed[/]");
+            PrintSupportTable(backends.Select(b => b.Ops));
             return failed == 0 ? 0 : 1;
         }
+    }
+
+    /// <summary>
+    /// Which op signatures each backend runs itself (Ops.SupportMatrix, from each backend's Supports): "yes", or "-"
+    /// where a strict run fails and --allow-fallback runs it on the reference.
+    /// </summary>
+    static void PrintSupportTable(IEnumerable<Ops> gpuBackends)
+    {
+        var matrix = Ops.SupportMatrix([Ops.Reference, .. gpuBackends]);
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("op signature");
+        foreach (var backend in matrix.Backends)
+            table.AddColumn(new TableColumn(backend.ToString().ToLowerInvariant()).Centered());
+        for (int r = 0; r < matrix.Signatures.Count; r++)
+        {
+            var cells = new List<string> { Markup.Escape(matrix.Signatures[r].ToString()) };
+            for (int c = 0; c < matrix.Backends.Count; c++)
+                cells.Add(matrix[r, c] ? "[green]yes[/]" : "-");
+            table.AddRow(cells.ToArray());
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("[bold]support:[/] what each backend runs itself; \"-\" fails under a strict backend and runs on the reference with --allow-fallback (Ops.WithReferenceFallback()).");
     }
 
     static void PrintEnvironment(DeviceRuntime runtime)

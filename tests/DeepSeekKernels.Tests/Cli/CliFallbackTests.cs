@@ -3,7 +3,7 @@ namespace DeepSeekKernels.Tests.Cli;
 /// <summary>
 /// `--backend ilgpu|native` is strict: an op the backend lacks is a one-line error naming the op signature and
 /// --allow-fallback; with --allow-fallback it runs on the reference and dsk lists, once, on stderr, what fell back.
-/// (No GPU here: ILGPU runs on its CPU accelerator and lacks most ops.)
+/// `dsk check` prints the support table. (No GPU here: ILGPU runs on its CPU accelerator and lacks most ops.)
 /// </summary>
 public class CliFallbackTests
 {
@@ -44,5 +44,17 @@ public class CliFallbackTests
         Assert.Contains("dsk chat: --allow-fallback: ", r.Error);
         var strict = DskProcess.Run("hello\n", "chat", "--backend", "ilgpu", "-n", "2");
         DskProcess.AssertRefused(strict, "dsk chat", "add --allow-fallback", stdoutEmpty: false);
+    }
+
+    [Fact]
+    public void CheckPrintsTheSupportTable()
+    {
+        var r = DskProcess.Run(null, "check", "--device", "cpu");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Matches(@"op signature\s*│\s*reference\s*│\s*ilgpu", r.Out);
+        Assert.Matches(@"│ Linear\(x=f32, w=bf16 dense\)\s*│\s*yes\s*│\s*-\s*│", r.Out);
+        Assert.Matches(@"│ RmsNorm\(x=bf16, w=f32\)\s*│\s*yes\s*│\s*yes\s*│", r.Out);
+        foreach (var signature in Ops.SupportSignatures)
+            Assert.Contains($"│ {signature} ", r.Out);
     }
 }
