@@ -17,10 +17,43 @@ internal static unsafe class AttentionReference
     const long ParallelThreshold = 1 << 16; // multiply-adds
 
     /// <summary>
+    /// Where key (or value) row j is: <c>Base + slot(j) * RowStride</c> floats, with slot(j) = j for a contiguous cache,
+    /// else <c>Pages[j / PageSize] * PageSize + j % PageSize</c> (a paged f32 pool read in place).
+    /// </summary>
+    public readonly record struct Rows(nint Base, long RowStride, int[]? Pages = null, int PageSize = 0)
+    {
+        /// <summary>A cursor over rows 0, 1, 2, ... (no division per row: it steps through each page).</summary>
+        public Cursor Start() => new(this);
+    }
+
+    /// <summary>Walks the rows of <see cref="Rows"/> in order, one page at a time.</summary>
+    public struct Cursor(Rows rows)
+    {
+        int _page, _offset;
+        float* _base = rows.Pages == null ? (float*)rows.Base : (float*)rows.Base + (long)rows.Pages[0] * rows.PageSize * rows.RowStride;
+
+        /// <summary>The next row's address.</summary>
+        public float* Next()
+        {
+            if (rows.Pages != null && _offset == rows.PageSize)
+            {
+                _page++;
+                _offset = 0;
+                _base = (float*)rows.Base + (long)rows.Pages[_page] * rows.PageSize * rows.RowStride;
+            }
+            return _base + _offset++ * rows.RowStride;
+        }
+    }
+
+    /// <summary>
     /// q [tokens, qHeads, headDim]; k rows of <paramref name="kRowStride"/> elements, kv head kvh at kvh * headDim;
     /// v rows of <paramref name="vRowStride"/> elements, kv head kvh at kvh * vHeadDim; y [tokens, qHeads, vHeadDim].
     /// </summary>
-    public static void Attention(nint q, nint k, long kRowStride, nint v, long vRowStride, nint y, AttentionShape s)
+    public static void Attention(nint q, nint k, long kRowStride, nint v, long vRowStride, nint y, AttentionShape s) =>
+        Attention(q, new Rows(k, kRowStride), new Rows(v, vRowStride), y, s);
+
+    /// <summary>As above, with keys and values wherever <paramref name="k"/> and <paramref name="v"/> say their rows are.</summary>
+    public static void Attention(nint q, Rows k, Rows v, nint y, AttentionShape s)
     {
         int group = s.QHeads / s.KvHeads;
         void Pair(int pair, float[] scratch)
@@ -29,9 +62,10 @@ internal static unsafe class AttentionReference
             int keys = s.QueryStart + t + 1; // the causal mask: keys 0 .. position
             var scores = new Span<float>(scratch, 0, keys);
             var query = new ReadOnlySpan<float>((float*)q + (long)pair * s.HeadDim, s.HeadDim);
+            var keyRows = k.Start();
             for (int j = 0; j < keys; j++)
             {
-                var key = new ReadOnlySpan<float>((float*)k + j * kRowStride + (long)kvh * s.HeadDim, s.HeadDim);
+                var key = new ReadOnlySpan<float>(keyRows.Next() + (long)kvh * s.HeadDim, s.HeadDim);
                 scores[j] = s.Scale * TensorPrimitives.Dot(query, key);
             }
             float max = TensorPrimitives.Max(scores);
@@ -41,9 +75,10 @@ internal static unsafe class AttentionReference
             TensorPrimitives.Divide(scores, sum, scores);
             var output = new Span<float>((float*)y + (long)pair * s.VHeadDim, s.VHeadDim);
             output.Clear();
+            var valueRows = v.Start();
             for (int j = 0; j < keys; j++)
             {
-                var value = new ReadOnlySpan<float>((float*)v + j * vRowStride + (long)kvh * s.VHeadDim, s.VHeadDim);
+                var value = new ReadOnlySpan<float>(valueRows.Next() + (long)kvh * s.VHeadDim, s.VHeadDim);
                 TensorPrimitives.MultiplyAdd(value, scores[j], output, output);
             }
         }

@@ -5,8 +5,8 @@ namespace DeepSeekKernels.Reference;
 /// <summary>
 /// The paged KV cache ops, the specification for KvAppend, PagedAttention and PagedMlaAttention. A pool layer is
 /// [pages, pageSize, width], i.e. flat rows indexed by slot = page * pageSize + offset. Attention gathers each
-/// sequence's keys and values from its pages into float32 rows (bf16 widened exactly) and runs
-/// <see cref="AttentionReference"/> on them, so a paged f32 cache gives bitwise the results of a contiguous one.
+/// sequence's keys and values through its pages (an f32 pool in place; a bf16 one gathered into float32 rows, widened
+/// exactly) and runs <see cref="AttentionReference"/> on them, so a paged f32 cache gives bitwise the results of a contiguous one.
 /// Device-held metadata has been checked by the caller (the error word); arguments are assumed valid.
 /// </summary>
 internal static unsafe class PagedKvReference
@@ -48,15 +48,23 @@ internal static unsafe class PagedKvReference
 
     /// <summary>
     /// Attention of one sequence: queries [count, qHeads, headDim] at q (the last count positions of length keys),
-    /// keys and values gathered from the pages, output [count, qHeads, vHeadDim] at y. For MLA the values are the first
-    /// vHeadDim elements of the key rows (valuePages == keyPages, valueWidth = key width).
+    /// output [count, qHeads, vHeadDim] at y. An f32 pool is read in place through the sequence's pages; a bf16 pool is
+    /// gathered into float32 rows first (widened exactly). For MLA the values are the first vHeadDim elements of the key
+    /// rows (valuePages == keyPages).
     /// </summary>
     public static void Sequence(nint q, nint keyPages, nint valuePages, ElementType pageType, ReadOnlySpan<int> pagesOfSequence,
         int length, int count, nint y, PagedAttentionShape s, bool mla)
     {
-        int keyWidth = s.KvHeads * s.HeadDim;
-        var keys = Gather(keyPages, pageType, s.PageSize, keyWidth, pagesOfSequence, length);
+        int keyWidth = s.KvHeads * s.HeadDim, valueWidth = mla ? keyWidth : s.KvHeads * s.VHeadDim;
         var shape = new AttentionShape(count, s.QHeads, s.KvHeads, s.HeadDim, s.VHeadDim, length, length - count, s.Scale);
+        if (pageType == ElementType.F32)
+        {
+            var pages = pagesOfSequence.ToArray();
+            AttentionReference.Attention(q, new AttentionReference.Rows(keyPages, keyWidth, pages, s.PageSize),
+                new AttentionReference.Rows(valuePages, valueWidth, pages, s.PageSize), y, shape);
+            return;
+        }
+        var keys = Gather(keyPages, pageType, s.PageSize, keyWidth, pagesOfSequence, length);
         fixed (float* k = keys)
         {
             if (mla)
@@ -64,7 +72,6 @@ internal static unsafe class PagedKvReference
                 AttentionReference.Attention(q, (nint)k, keyWidth, (nint)k, keyWidth, y, shape);
                 return;
             }
-            int valueWidth = s.KvHeads * s.VHeadDim;
             var values = Gather(valuePages, pageType, s.PageSize, valueWidth, pagesOfSequence, length);
             fixed (float* v = values)
                 AttentionReference.Attention(q, (nint)k, keyWidth, (nint)v, valueWidth, y, shape);

@@ -115,8 +115,12 @@ public sealed class DeviceErrors : IDisposable
 
     /// <summary>After the stream is idle: throws the recorded error, if any, and clears the word.</summary>
     /// <exception cref="DeviceIndexException">An op recorded a bad index.</exception>
-    internal void ThrowIfSet()
+    internal unsafe void ThrowIfSet()
     {
+        // ILGPU's CPU accelerator keeps the word in host memory: one load says whether anything is set (the reference
+        // backend checks before every op, so this stays cheap); on a GPU the word is copied once per synchronisation.
+        if (!_runtime.IsCuda && *(int*)Word.View.Pointer == 0)
+            return;
         lock (_lock)
         {
             Read(_host);
@@ -132,8 +136,13 @@ public sealed class DeviceErrors : IDisposable
         }
     }
 
-    void Read(int[] destination)
+    unsafe void Read(int[] destination)
     {
+        if (!_runtime.IsCuda)
+        {
+            new ReadOnlySpan<int>((void*)Word.View.Pointer, Length).CopyTo(destination);
+            return;
+        }
         Word.View.IlgpuView.CopyToCPU(_runtime.Stream, destination);
         _runtime.Stream.Synchronize();
     }
