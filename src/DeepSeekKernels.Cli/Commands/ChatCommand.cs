@@ -18,18 +18,19 @@ internal static class ChatCommand
         var system = new Option<string?>("--system") { Description = "A system prompt." };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
-        var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
+        var kvDtype = CommonOptions.KvDtype("the --dtype");
+        var dtype = CommonOptions.Dtype();
         var quant = QuantOption.ForLoading();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("chat", "Chat with a model in DeepSeek's chat format (type a message; an empty line or /exit ends).")
         {
-            model, system, backend, device, kvDtype, quant,
+            model, system, backend, device, dtype, kvDtype, quant,
         };
         sampling.AddTo(command);
         var allowFallback = CommonOptions.AllowFallback();
         command.Options.Add(allowFallback);
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
-            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
             QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
         return command;
     }
@@ -37,7 +38,7 @@ internal static class ChatCommand
     /// <summary>The context when --context is not given: the model's limit, at most this.</summary>
     const int DefaultContext = 4096;
 
-    static int Run(string? modelFlag, string? system, string backend, string device, string? kvDtype, GenerationOptions options, int? context,
+    static int Run(string? modelFlag, string? system, string backend, string device, string? dtype, string? kvDtype, GenerationOptions options, int? context,
         WeightQuantization quantization, bool allowFallback)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
@@ -56,9 +57,9 @@ internal static class ChatCommand
         var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
         using (runtime)
         {
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization); // RoPE tables for the context used
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda)); // RoPE tables for the context used
             QuantOption.Report("chat", model);
-            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
+            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, model.Activations));
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
                 (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
             var input = new Utf8LineReader(Console.OpenStandardInput());

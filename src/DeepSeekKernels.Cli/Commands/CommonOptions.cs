@@ -93,15 +93,30 @@ internal static class CommonOptions
         Description = $"Element type of the paged KV cache: float32 (the exact path) or bfloat16 (half the memory). Default: {defaultText}.",
     }.AcceptOnlyFromAmong("float32", "bfloat16");
 
+    /// <summary>`--dtype`: the activation type; null when not given (see <see cref="ActivationType"/>).</summary>
+    public static Option<string?> Dtype() => new Option<string?>("--dtype")
+    {
+        Description = "Activation type: float32 (the exact path) or bfloat16 (f32 accumulation, activations rounded to bf16 after each op, " +
+            "as transformers runs a bf16 checkpoint). Default: float32 with the reference backend or on the CPU, bfloat16 on a GPU.",
+    }.AcceptOnlyFromAmong("float32", "bfloat16");
+
     /// <summary>
-    /// The KV cache's element type: the flag's, else float32 with the reference backend or on ILGPU's CPU accelerator (the
-    /// exact CPU path), bfloat16 with a GPU backend on a CUDA GPU.
+    /// The activation type: the flag's, else float32 with the reference backend or on ILGPU's CPU accelerator (the exact
+    /// CPU path), bfloat16 with a GPU backend on a CUDA GPU.
     /// </summary>
-    public static Numerics.ElementType KvType(string? flag, string backend, bool cuda) => flag switch
+    public static Numerics.ElementType ActivationType(string? flag, string backend, bool cuda) => flag switch
     {
         "float32" => Numerics.ElementType.F32,
         "bfloat16" => Numerics.ElementType.BF16,
         _ => backend != "reference" && cuda ? Numerics.ElementType.BF16 : Numerics.ElementType.F32,
+    };
+
+    /// <summary>The KV cache's element type: the flag's, else the activation type.</summary>
+    public static Numerics.ElementType KvType(string? flag, Numerics.ElementType activations) => flag switch
+    {
+        "float32" => Numerics.ElementType.F32,
+        "bfloat16" => Numerics.ElementType.BF16,
+        _ => activations,
     };
 
     /// <summary>The sampling options, added to a command together.</summary>

@@ -37,22 +37,23 @@ internal static class GenerateCommand
         };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
-        var kvDtype = CommonOptions.KvDtype("float32 with the reference backend or on the CPU, bfloat16 on a GPU");
+        var kvDtype = CommonOptions.KvDtype("the --dtype");
+        var dtype = CommonOptions.Dtype();
         var quant = QuantOption.ForLoading();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
         {
-            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, kvDtype, quant,
+            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, dtype, kvDtype, quant,
         };
         sampling.AddTo(command);
         var allowFallback = CommonOptions.AllowFallback();
         command.Options.Add(allowFallback);
         command.SetAction(parse => parse.GetValue(batchFile) is { } file
             ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
                 QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback))
             : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
+                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
                 QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
         return command;
     }
@@ -61,7 +62,7 @@ internal static class GenerateCommand
     /// Everything about the request is checked (options, model folder, config, prompt against the context and
     /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
     /// </summary>
-    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? kvDtype,
+    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? dtype, string? kvDtype,
         GenerationOptions options, int? context, WeightQuantization quantization, bool allowFallback)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
@@ -91,11 +92,11 @@ internal static class GenerateCommand
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization); // RoPE tables for the context used
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda)); // RoPE tables for the context used
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
             QuantOption.Report("generate", model);
-            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda));
+            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, model.Activations));
             if (!printIds && prompt != null)
                 Console.Out.Write(prompt);
             var result = generator.Generate(ids, options, token =>
@@ -122,7 +123,7 @@ internal static class GenerateCommand
     /// before the model is loaded; then all run on one <see cref="BatchScheduler"/> over a shared page pool, and each
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
     /// </summary>
-    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? kvDtype,
+    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? dtype, string? kvDtype,
         GenerationOptions defaults, int? context, WeightQuantization quantization, bool allowFallback)
     {
         if (prompt != null || promptIds != null)
@@ -165,10 +166,10 @@ internal static class GenerateCommand
         using (runtime)
         {
             var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization);
+            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda));
             QuantOption.Report("generate", model);
             int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
-            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, CommonOptions.KvType(kvDtype, backend, runtime.IsCuda)));
+            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, CommonOptions.KvType(kvDtype, model.Activations)));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}); {requests.Count} requests, " +
                 $"up to {concurrent} at once, KV cache {cache.Layout.Pages} pages x {cache.Layout.PageSize} {cache.Layout.ElementType.Name()} ({cache.Bytes / 1e6:F1} MB)");

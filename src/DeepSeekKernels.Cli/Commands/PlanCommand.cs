@@ -55,7 +55,7 @@ internal static class PlanCommand
         var inventory = ModelSource.Inventory(config, shape);
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
-        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype ?? "bfloat16", "", false));
+        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype, Numerics.ElementType.BF16));
         MemoryPlan[] plans;
         try
         {

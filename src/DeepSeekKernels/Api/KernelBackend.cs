@@ -3,7 +3,9 @@ using DeepSeekKernels.Runtime;
 namespace DeepSeekKernels;
 
 /// <summary>
-/// One implementation of the ops, on device views. The op API (<see cref="Ops"/>) validates arguments once
+/// One implementation of the ops, on device views and tensors. Activation tensors arrive flat (rank 1, contiguous)
+/// unless the op takes strided rows, f32 or bf16 as the signature says (a backend that supports bf16 activations reads
+/// and writes bf16 and accumulates in f32). The op API (<see cref="Ops"/>) validates arguments once
 /// and then calls a backend, so backends assume valid, non-overlapping (or exactly aliased) arguments, views
 /// cut to exactly the elements the op reads or writes, and shapes already derived (passed explicitly).
 /// Optional operands are passed as <c>default</c> views.
@@ -50,11 +52,11 @@ internal abstract class KernelBackend
         throw Missing(nameof(Ops.HeadwiseLinear));
 
     /// <summary>y [ids.Length, table.Cols] = table rows; ids outside [0, table.Rows) throw ArgumentOutOfRangeException.</summary>
-    public virtual void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceView<float> y) =>
+    public virtual void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) =>
         throw Missing(nameof(Ops.Embedding));
 
     /// <summary>In place rotary embedding of x [tokens, heads, headStride] at positions [tokens].</summary>
-    public virtual void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
+    public virtual void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
         int headStride, int ropeOffset, RopeLayout layout) =>
         throw Missing(nameof(Ops.Rope));
 
@@ -82,24 +84,24 @@ internal abstract class KernelBackend
         throw Missing(nameof(Ops.PagedMlaAttention));
 
     /// <summary>y[r, yOffset + c] = x[r, xOffset + c] for r &lt; rows, c &lt; width.</summary>
-    public virtual void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
+    public virtual void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,
         int yOffset, int width, int rows) =>
         throw Missing(nameof(Ops.CopyColumns));
 
     /// <summary>y [rows, intermediate] = silu(x[:, :intermediate]) * x[:, intermediate:].</summary>
-    public virtual void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate) =>
+    public virtual void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) =>
         throw Missing(nameof(Ops.SiluAndMul));
 
     /// <summary>Row-wise softmax of [rows, rowLength]; y may be exactly x.</summary>
-    public virtual void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength) =>
+    public virtual void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) =>
         throw Missing(nameof(Ops.Softmax));
 
     /// <summary>z = x + y elementwise; z may be exactly x or y.</summary>
-    public virtual void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z) =>
+    public virtual void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) =>
         throw Missing(nameof(Ops.Add));
 
     /// <summary>y = x * factor elementwise; y may be exactly x.</summary>
-    public virtual void Scale(DeviceView<float> x, float factor, DeviceView<float> y) =>
+    public virtual void Scale(DeviceTensor x, float factor, DeviceTensor y) =>
         throw Missing(nameof(Ops.Scale));
 
     /// <summary>Top-k expert choice per token (see <see cref="Ops.MoeRoute"/>).</summary>
@@ -108,17 +110,17 @@ internal abstract class KernelBackend
         throw Missing(nameof(Ops.MoeRoute));
 
     /// <summary>Groups x's rows by expert (see <see cref="Ops.MoePermute"/>).</summary>
-    public virtual void MoePermute(DeviceView<float> x, DeviceView<int> ids, DeviceView<float> permuted, DeviceView<int> offsets,
+    public virtual void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
         DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts) =>
         throw Missing(nameof(Ops.MoePermute));
 
     /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows] (rank 2, rows may be strided).</summary>
-    public virtual void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+    public virtual void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
         throw Missing(nameof(Ops.GroupedLinear));
 
     /// <summary>Weighted sum of each token's expert outputs (see <see cref="Ops.MoeCombine"/>).</summary>
-    public virtual void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
-        DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate) =>
+    public virtual void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+        DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>
         throw Missing(nameof(Ops.MoeCombine));
 }
 

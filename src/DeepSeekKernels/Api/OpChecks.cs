@@ -58,6 +58,14 @@ internal static class OpChecks
             ThrowHelper.Argument(op, name, $"{name} is too short: {length} elements for {shape} = {needed}.");
     }
 
+    /// <summary>An output that must not share any memory with an input (tensors: by allocation byte range).</summary>
+    public static void Disjoint(string op, string outputName, DeviceTensor output, string otherName, DeviceTensor other) =>
+        TensorChecks.Disjoint(op, outputName, output, otherName, other);
+
+    /// <summary>An output that may be exactly an input (in place) but not overlap it otherwise (tensors).</summary>
+    public static void ExactOrDisjoint(string op, string outputName, DeviceTensor output, string inputName, DeviceTensor input) =>
+        TensorChecks.ExactOrDisjoint(op, outputName, output, inputName, input);
+
     /// <summary>An output that must not share any memory with an input (or another output).</summary>
     public static void Disjoint<TA, TB>(string op, string outputName, DeviceView<TA> output, string otherName, DeviceView<TB> other)
         where TA : unmanaged where TB : unmanaged

@@ -21,12 +21,12 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException">A size or offset is out of range.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, too short, or source and destination overlap.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void CopyColumns(DeviceView<float> source, int sourceColumns, int sourceOffset, DeviceView<float> destination,
+    public void CopyColumns(DeviceTensor source, int sourceColumns, int sourceOffset, DeviceTensor destination,
         int destinationColumns, int destinationOffset, int width, int rows)
     {
         const string op = nameof(CopyColumns);
-        CheckView(op, nameof(source), source, null);
-        CheckView(op, nameof(destination), destination, source.Runtime);
+        source = Act(op, nameof(source), source, null);
+        destination = Act(op, nameof(destination), destination, source.Runtime);
         OpChecks.AtLeast1(op, nameof(sourceColumns), sourceColumns);
         OpChecks.AtLeast1(op, nameof(destinationColumns), destinationColumns);
         OpChecks.AtLeast1(op, nameof(width), width);
@@ -46,7 +46,7 @@ public sealed partial class Ops
         var src = source.Slice(0, sourceElements);
         var dst = destination.Slice(0, destinationElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(source), src);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(src, dst)));
         call.Backend.CopyColumns(src, sourceColumns, sourceOffset, dst, destinationColumns, destinationOffset, width, rows);
     }
 
@@ -60,18 +60,18 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="intermediate"/> is less than 1.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps x.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void SiluAndMul(DeviceView<float> x, DeviceView<float> destination, int intermediate)
+    public void SiluAndMul(DeviceTensor x, DeviceTensor destination, int intermediate)
     {
         const string op = nameof(SiluAndMul);
-        CheckView(op, nameof(x), x, null);
-        CheckView(op, nameof(destination), destination, x.Runtime);
+        x = Act(op, nameof(x), x, null);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
         OpChecks.AtLeast1(op, nameof(intermediate), intermediate);
         int rows = OpChecks.Rows(op, nameof(x), x.Length, 2L * intermediate, $"2 * intermediate = 2 * {intermediate}");
         long outputs = (long)rows * intermediate;
         OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * intermediate = {rows} * {intermediate}");
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(x, dst)));
         call.Backend.SiluAndMul(x, dst, rows, intermediate);
     }
 
@@ -85,17 +85,17 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="rowLength"/> is less than 1.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps x.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void Softmax(DeviceView<float> x, DeviceView<float> destination, int rowLength)
+    public void Softmax(DeviceTensor x, DeviceTensor destination, int rowLength)
     {
         const string op = nameof(Softmax);
-        CheckView(op, nameof(x), x, null);
-        CheckView(op, nameof(destination), destination, x.Runtime);
+        x = Act(op, nameof(x), x, null);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
         OpChecks.AtLeast1(op, nameof(rowLength), rowLength);
         int rows = OpChecks.Rows(op, nameof(x), x.Length, rowLength, "rowLength");
         OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(x, dst)));
         call.Backend.Softmax(x, dst, rows, rowLength);
     }
 
@@ -105,12 +105,12 @@ public sealed partial class Ops
     /// <param name="destination">[n] (at least that long); may be exactly x or y (in place), must not overlap them otherwise.</param>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> destination)
+    public void Add(DeviceTensor x, DeviceTensor y, DeviceTensor destination)
     {
         const string op = nameof(Add);
-        CheckView(op, nameof(x), x, null);
-        CheckView(op, nameof(y), y, x.Runtime);
-        CheckView(op, nameof(destination), destination, x.Runtime);
+        x = Act(op, nameof(x), x, null);
+        y = Act(op, nameof(y), y, x.Runtime);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
         if (x.Length == 0)
             ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to add.");
         OpChecks.Length(op, nameof(y), y.Length, x.Length, "x's length");
@@ -118,7 +118,7 @@ public sealed partial class Ops
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(y), y);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(x, y, dst)));
         call.Backend.Add(x, y, dst);
     }
 
@@ -129,18 +129,18 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="factor"/> is not finite.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination partially overlaps x.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void Scale(DeviceView<float> x, float factor, DeviceView<float> destination)
+    public void Scale(DeviceTensor x, float factor, DeviceTensor destination)
     {
         const string op = nameof(Scale);
-        CheckView(op, nameof(x), x, null);
-        CheckView(op, nameof(destination), destination, x.Runtime);
+        x = Act(op, nameof(x), x, null);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
         OpChecks.Finite(op, nameof(factor), factor);
         if (x.Length == 0)
             ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to scale.");
         OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
         var dst = destination.Slice(0, x.Length);
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(x, dst)));
         call.Backend.Scale(x, factor, dst);
     }
 }

@@ -22,7 +22,7 @@ public sealed partial class Ops
     /// <exception cref="NotSupportedException">The table is FP8, or the backend does not implement the op.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, table is a stack, a length is wrong, or destination overlaps the table.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, table.Rows) (reported by the backend).</exception>
-    public void Embedding(DeviceView<int> tokenIds, WeightMatrix table, DeviceView<float> destination)
+    public void Embedding(DeviceView<int> tokenIds, WeightMatrix table, DeviceTensor destination)
     {
         const string op = nameof(Embedding);
         if (table is null)
@@ -31,7 +31,7 @@ public sealed partial class Ops
             ThrowHelper.NotSupported(op, "table is FP8; an embedding table is dense float32 or bfloat16, or INT4.");
         CheckView(op, nameof(tokenIds), tokenIds, null);
         CheckWeight(op, nameof(table), table, tokenIds.Runtime);
-        CheckView(op, nameof(destination), destination, tokenIds.Runtime);
+        destination = Act(op, nameof(destination), destination, tokenIds.Runtime);
         if (table.Count != 1)
             ThrowHelper.Argument(op, nameof(table), $"table is a stack of {table.Count} matrices; an embedding table is one [vocab, hidden] matrix.");
         if (tokenIds.Length == 0)
@@ -41,8 +41,8 @@ public sealed partial class Ops
         long outputs = tokenIds.Length * table.Cols;
         OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"n * hidden = {tokenIds.Length} * {table.Cols}");
         var dst = destination.Slice(0, outputs);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), table.FloatView);
-        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, table));
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), DeviceTensor.FromView(table.FloatView));
+        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, table));
         call.Backend.Embedding(tokenIds, table, dst);
     }
 }

@@ -35,7 +35,7 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(rows, dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), weight) with { StridedRows = Strided(rows, dst) });
         call.Backend.Linear(rows, weight, bias, dst);
     }
 
@@ -90,7 +90,7 @@ public sealed partial class Ops
         DeviceTensor xs;
         if (!x.IsNull && x.Rank == 3)
         {
-            TensorChecks.Check(op, nameof(x), x, Runtime, 3, ElementType.F32);
+            TensorChecks.Check(op, nameof(x), x, Runtime, 3, ElementType.F32, ElementType.BF16);
             TensorChecks.NotEmpty(op, nameof(x), x, 0, "tokens");
             TensorChecks.Dim(op, nameof(x), x, 1, weight.Count, "weight.Count heads");
             TensorChecks.Dim(op, nameof(x), x, 2, inDim, inName);
@@ -106,7 +106,7 @@ public sealed partial class Ops
         DeviceTensor dst;
         if (destination.Rank == 3)
         {
-            TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 3, ElementType.F32);
+            TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 3, ElementType.F32, ElementType.BF16);
             TensorChecks.Dim(op, nameof(destination), destination, 0, tokens, "x's tokens");
             TensorChecks.Dim(op, nameof(destination), destination, 1, weight.Count, "weight.Count heads");
             TensorChecks.Dim(op, nameof(destination), destination, 2, outDim, outName);
@@ -119,7 +119,7 @@ public sealed partial class Ops
         }
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), xs);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(xs, dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(xs, dst), weight) with { StridedRows = Strided(xs, dst) });
         call.Backend.HeadwiseLinear(xs, weight, dst, transpose);
     }
 

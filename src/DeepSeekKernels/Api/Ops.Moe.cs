@@ -109,13 +109,13 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException">A size is out of range, or an expert id is (reported by the backend).</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or outputs overlap inputs or each other.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void MoePermute(DeviceView<float> x, DeviceView<int> expertIds, DeviceView<float> permuted, DeviceView<int> expertOffsets,
+    public void MoePermute(DeviceTensor x, DeviceView<int> expertIds, DeviceTensor permuted, DeviceView<int> expertOffsets,
         DeviceView<int> sourceSlot, int experts, int topK = 0)
     {
         const string op = nameof(MoePermute);
-        CheckView(op, nameof(x), x, null);
+        x = Act(op, nameof(x), x, null);
         CheckView(op, nameof(expertIds), expertIds, x.Runtime);
-        CheckView(op, nameof(permuted), permuted, x.Runtime);
+        permuted = Act(op, nameof(permuted), permuted, x.Runtime);
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
         CheckView(op, nameof(sourceSlot), sourceSlot, x.Runtime);
         OpChecks.AtLeast1(op, nameof(experts), experts);
@@ -161,7 +161,7 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(expertOffsets), offsets, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertOffsets), offsets);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, Activations(x, rowsOut)));
         call.Backend.MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts);
     }
 
@@ -184,18 +184,18 @@ public sealed partial class Ops
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The offsets are not ordered inside [0, M] (reported by the backend).</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void GroupedLinear(DeviceView<float> x, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
+    public void GroupedLinear(DeviceTensor x, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
     {
         const string op = nameof(GroupedLinear);
-        CheckView(op, nameof(x), x, null);
+        x = Act(op, nameof(x), x, null);
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
         CheckWeight(op, nameof(weight), weight, x.Runtime);
         int m = OpChecks.Rows(op, nameof(x), x.Length, weight.Cols, "weight.Cols");
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), DeviceTensor.FromView(x));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, weight) with { StridedRows = Strided(dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), weight) with { StridedRows = Strided(dst) });
         call.Backend.GroupedLinear(x, expertOffsets.Slice(0, weight.Count + 1L), weight, dst, m);
     }
 
@@ -218,14 +218,14 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is less than 1, or sourceSlot is not a permutation (reported by the backend).</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> expertWeights,
-        DeviceView<float> destination, int topK, bool accumulate)
+    public void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> expertWeights,
+        DeviceTensor destination, int topK, bool accumulate)
     {
         const string op = nameof(MoeCombine);
-        CheckView(op, nameof(expertOutput), expertOutput, null);
+        expertOutput = Act(op, nameof(expertOutput), expertOutput, null);
         CheckView(op, nameof(sourceSlot), sourceSlot, expertOutput.Runtime);
         CheckView(op, nameof(expertWeights), expertWeights, expertOutput.Runtime);
-        CheckView(op, nameof(destination), destination, expertOutput.Runtime);
+        destination = Act(op, nameof(destination), destination, expertOutput.Runtime);
         OpChecks.AtLeast1(op, nameof(topK), topK);
         int tokens = OpChecks.Rows(op, nameof(sourceSlot), sourceSlot.Length, topK, "topK");
         long slots = sourceSlot.Length;
@@ -238,8 +238,8 @@ public sealed partial class Ops
         var dst = destination.Slice(0, outputs);
         var weights = expertWeights.Slice(0, slots);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertOutput), expertOutput);
-        OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertWeights), weights);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertWeights), DeviceTensor.FromView(weights));
+        using var call = Dispatch(new OpSignature(op, Activations(expertOutput, dst)));
         call.Backend.MoeCombine(expertOutput, sourceSlot, weights, dst, tokens, topK, hidden, accumulate);
     }
 }

@@ -85,7 +85,7 @@ public sealed partial class Ops
     /// page outside the pool, a length the block table row cannot hold or shorter than the sequence's queries, or query
     /// offsets out of order are recorded in the error word and that sequence is skipped.
     /// </summary>
-    /// <param name="q">[tokens, qHeads, headDim] f32, contiguous.</param>
+    /// <param name="q">[tokens, qHeads, headDim] f32 or bf16, contiguous.</param>
     /// <param name="keyPages">[pages, pageSize, kvHeads * headDim] f32 or bf16, contiguous.</param>
     /// <param name="valuePages">[pages, pageSize, kvHeads * vHeadDim] f32 or bf16, contiguous, of keyPages' element type.</param>
     /// <param name="batch">The step's metadata (<see cref="PagedBatch"/>).</param>
@@ -96,12 +96,12 @@ public sealed partial class Ops
         int kvHeads, float scale)
     {
         const string op = nameof(PagedAttention);
-        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32, ElementType.BF16);
         var runtime = q.Runtime;
         TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, ElementType.F32, ElementType.BF16);
         TensorChecks.Check(op, nameof(valuePages), valuePages, runtime, 3, keyPages.ElementType);
         CheckBatch(op, batch, runtime);
-        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32, ElementType.BF16);
         OpChecks.AtLeast1(op, nameof(kvHeads), kvHeads);
         OpChecks.Finite(op, nameof(scale), scale);
         TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
@@ -119,7 +119,7 @@ public sealed partial class Ops
         TensorChecks.Dim(op, nameof(destination), destination, 1, qHeads, "q's heads");
         TensorChecks.Dim(op, nameof(destination), destination, 2, vHeadDim, "the value head size");
         CheckAttentionOverlaps(op, q, keyPages, valuePages, destination);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = headDim, Pages = keyPages.ElementType });
+        using var call = Dispatch(new OpSignature(op, Activations(q, destination)) { HeadDim = headDim, Pages = keyPages.ElementType });
         call.Backend.PagedAttention(q, keyPages, valuePages, batch, destination,
             Shape(q, keyPages, batch, kvHeads, vHeadDim, scale));
     }
@@ -138,11 +138,11 @@ public sealed partial class Ops
     public void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, float scale)
     {
         const string op = nameof(PagedMlaAttention);
-        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32, ElementType.BF16);
         var runtime = q.Runtime;
         TensorChecks.Check(op, nameof(latentPages), latentPages, runtime, 3, ElementType.F32, ElementType.BF16);
         CheckBatch(op, batch, runtime);
-        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32, ElementType.BF16);
         OpChecks.Finite(op, nameof(scale), scale);
         TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
         TensorChecks.NotEmpty(op, nameof(q), q, 1, "heads");
@@ -154,7 +154,7 @@ public sealed partial class Ops
         if (latentDim < 1 || latentDim > q.Dim(2))
             ThrowHelper.Argument(op, nameof(destination), $"destination is {destination.ShapeText}; its latentDim must be 1 .. q's {q.Dim(2)} row elements.");
         CheckAttentionOverlaps(op, q, latentPages, latentPages, destination);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = (int)q.Dim(2), Pages = latentPages.ElementType });
+        using var call = Dispatch(new OpSignature(op, Activations(q, destination)) { HeadDim = (int)q.Dim(2), Pages = latentPages.ElementType });
         call.Backend.PagedMlaAttention(q, latentPages, batch, destination, Shape(q, latentPages, batch, 1, (int)latentDim, scale));
     }
 

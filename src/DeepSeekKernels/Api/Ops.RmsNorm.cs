@@ -140,6 +140,50 @@ public sealed partial class Ops
     /// <summary>RMSNorm's signature: x's element type and the weight vector's (no scheme: it is not a WeightMatrix); rows are dense.</summary>
     static OpSignature RmsNormSignature<T, TWeight>(string op) where T : unmanaged where TWeight : unmanaged =>
         new(op, ElementTypes.Of<T>()) { Weight = ElementTypes.Of<TWeight>() };
+
+    /// <summary>
+    /// <see cref="RmsNorm{T, TWeight}(DeviceView{T}, DeviceView{TWeight}, DeviceView{T}, int, float)"/> on activation
+    /// tensors (f32 or bf16, both the same type, contiguous): the form the model code calls whatever its activation type.
+    /// </summary>
+    public void RmsNorm<TWeight>(DeviceTensor x, DeviceView<TWeight> weight, DeviceTensor destination, int rowLength, float epsilon)
+        where TWeight : unmanaged
+    {
+        const string op = nameof(RmsNorm);
+        x = Act(op, nameof(x), x, null);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
+        SameActivationType(op, x, nameof(destination), destination);
+        if (x.ElementType == ElementType.BF16)
+            RmsNorm(x.AsView<BFloat16>(), weight, destination.AsView<BFloat16>(), rowLength, epsilon);
+        else
+            RmsNorm(x.AsView<float>(), weight, destination.AsView<float>(), rowLength, epsilon);
+    }
+
+    /// <summary>
+    /// <see cref="AddRmsNorm{T, TWeight}(DeviceView{T}, DeviceView{T}, DeviceView{TWeight}, DeviceView{T}, DeviceView{T}, int, float)"/>
+    /// on activation tensors (f32 or bf16, all the same type, contiguous).
+    /// </summary>
+    public void AddRmsNorm<TWeight>(DeviceTensor x, DeviceTensor residual, DeviceView<TWeight> weight, DeviceTensor residualOut,
+        DeviceTensor destination, int rowLength, float epsilon) where TWeight : unmanaged
+    {
+        const string op = nameof(AddRmsNorm);
+        x = Act(op, nameof(x), x, null);
+        residual = Act(op, nameof(residual), residual, x.Runtime);
+        residualOut = Act(op, nameof(residualOut), residualOut, x.Runtime);
+        destination = Act(op, nameof(destination), destination, x.Runtime);
+        SameActivationType(op, x, nameof(residual), residual);
+        SameActivationType(op, x, nameof(residualOut), residualOut);
+        SameActivationType(op, x, nameof(destination), destination);
+        if (x.ElementType == ElementType.BF16)
+            AddRmsNorm(x.AsView<BFloat16>(), residual.AsView<BFloat16>(), weight, residualOut.AsView<BFloat16>(), destination.AsView<BFloat16>(), rowLength, epsilon);
+        else
+            AddRmsNorm(x.AsView<float>(), residual.AsView<float>(), weight, residualOut.AsView<float>(), destination.AsView<float>(), rowLength, epsilon);
+    }
+
+    static void SameActivationType(string op, DeviceTensor x, string name, DeviceTensor other)
+    {
+        if (other.ElementType != x.ElementType)
+            ThrowHelper.NotSupported(op, $"x holds {x.ElementType.Name()} but {name} holds {other.ElementType.Name()}; RMSNorm's activations share one type.");
+    }
 }
 
 /// <summary>The argument checks of RMSNorm, shared by the host and device forms, in one fixed order.</summary>

@@ -38,14 +38,14 @@ public sealed partial class Ops
     /// <exception cref="ObjectDisposedException"><paramref name="table"/> is disposed.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A size or offset is out of range, or a position is (reported by the backend).</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, or a length is wrong.</exception>
-    public void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int heads, int headStride, int ropeOffset,
+    public void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int heads, int headStride, int ropeOffset,
         RopeLayout layout)
     {
         const string op = nameof(Rope);
         if (table is null)
             ThrowHelper.ArgumentNull(op, nameof(table));
         ObjectDisposedException.ThrowIf(table.IsDisposed, table);
-        CheckView(op, nameof(x), x, null);
+        x = Act(op, nameof(x), x, null);
         CheckView(op, nameof(positions), positions, x.Runtime);
         var expected = Runtime ?? x.Runtime;
         if (!ReferenceEquals(table.Runtime, expected))
@@ -60,9 +60,9 @@ public sealed partial class Ops
                 $"the rotary part [ropeOffset, ropeOffset + RotaryDim) = [{ropeOffset}, {ropeOffset + table.RotaryDim}) does not fit in a head of headStride = {headStride}.");
         int tokens = OpChecks.Rows(op, nameof(x), x.Length, (long)heads * headStride, $"heads * headStride = {heads} * {headStride}");
         OpChecks.Length(op, nameof(positions), positions.Length, tokens, "one per token");
-        OpChecks.Disjoint(op, nameof(x), x, "table.Cos", table.Cos);
-        OpChecks.Disjoint(op, nameof(x), x, "table.Sin", table.Sin);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        OpChecks.Disjoint(op, nameof(x), x, "table.Cos", DeviceTensor.FromView(table.Cos));
+        OpChecks.Disjoint(op, nameof(x), x, "table.Sin", DeviceTensor.FromView(table.Sin));
+        using var call = Dispatch(new OpSignature(op, x.ElementType));
         call.Backend.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
     }
 }

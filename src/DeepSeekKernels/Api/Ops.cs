@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using DeepSeekKernels.Ilgpu;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Native;
 using DeepSeekKernels.Reference;
 using DeepSeekKernels.Runtime;
@@ -180,6 +181,41 @@ public sealed partial class Ops
                 Interlocked.Add(ref _counter.StagedBytes, ReferenceBackend.StagedBytesOnThisThread - _stagedBefore);
         }
     }
+
+    /// <summary>
+    /// Checks an activation operand: present, on this Ops' runtime (or <paramref name="first"/>'s), f32 or bf16 (fp32
+    /// accumulation either way), contiguous; returns it as its flat elements (rank 1), the form the length checks read.
+    /// </summary>
+    DeviceTensor Act(string op, string parameter, DeviceTensor tensor, DeviceRuntime? first)
+    {
+        if (tensor.IsNull)
+            ThrowHelper.Argument(op, parameter, $"{parameter} is a default DeviceView (it has no buffer).");
+        var expected = Runtime ?? first;
+        if (expected != null && !ReferenceEquals(tensor.Runtime, expected))
+            ThrowHelper.Argument(op, parameter, $"{parameter} belongs to a different DeviceRuntime than "
+                + (Runtime != null ? "this Ops." : "the other operands."));
+        if (tensor.ElementType is not (ElementType.F32 or ElementType.BF16))
+            ThrowHelper.NotSupported(op, $"{parameter} holds {tensor.ElementType.Name()}; activations are f32 or bf16.");
+        if (!tensor.IsContiguous)
+            ThrowHelper.Argument(op, parameter, $"{parameter} {tensor.ShapeText} with strides {tensor.StridesText} is not contiguous; {op} reads it densely.");
+        return tensor.Rank == 1 ? tensor : tensor.Reshape(tensor.ElementCount);
+    }
+
+    /// <summary>
+    /// The activation type of a call's signature: f32 when every activation operand is f32, else bf16 (a backend that
+    /// takes bf16 activations reads and writes them as bf16, accumulating in f32).
+    /// </summary>
+    static ElementType Activations(params ReadOnlySpan<DeviceTensor> tensors)
+    {
+        foreach (var t in tensors)
+            if (!t.IsNull && t.ElementType == ElementType.BF16)
+                return ElementType.BF16;
+        return ElementType.F32;
+    }
+
+    /// <summary>An optional activation operand: default stays default, else as <see cref="Act"/>.</summary>
+    DeviceTensor OptionalAct(string op, string parameter, DeviceTensor tensor, DeviceRuntime? first) =>
+        tensor.IsNull ? tensor : Act(op, parameter, tensor, first);
 
     /// <summary>Checks a device view: not default, and on this Ops' runtime (any runtime for the reference).</summary>
     void CheckView<T>(string op, string parameter, DeviceView<T> view, DeviceRuntime? first) where T : unmanaged

@@ -57,7 +57,7 @@ internal static class TensorChecks
     }
 
     /// <summary>
-    /// An f32 input matrix [rows, <paramref name="cols"/>]: a rank-2 tensor with exactly that many columns (rows may be
+    /// An f32 or bf16 input matrix [rows, <paramref name="cols"/>]: a rank-2 tensor with exactly that many columns (rows may be
     /// strided), or a rank-1 one holding a whole number of dense rows (how a <see cref="DeviceView{T}"/> arrives), which is
     /// viewed as [rows, cols]. At least one row.
     /// </summary>
@@ -65,29 +65,29 @@ internal static class TensorChecks
     {
         if (!x.IsNull && x.Rank == 1)
         {
-            Check(op, name, x, runtime, 1, ElementType.F32);
+            Check(op, name, x, runtime, 1, ElementType.F32, ElementType.BF16);
             int rows = OpChecks.Rows(op, name, x.Dim(0), cols, colsName);
             return x.Reshape(rows, cols);
         }
-        Check(op, name, x, runtime, 2, ElementType.F32);
+        Check(op, name, x, runtime, 2, ElementType.F32, ElementType.BF16);
         Dim(op, name, x, 1, cols, colsName);
         NotEmpty(op, name, x, 0, "rows");
         return x;
     }
 
     /// <summary>
-    /// An f32 output matrix [<paramref name="rows"/>, <paramref name="cols"/>]: rank 2 of exactly that shape (rows may be
+    /// An f32 or bf16 output matrix [<paramref name="rows"/>, <paramref name="cols"/>]: rank 2 of exactly that shape (rows may be
     /// strided), or rank 1 at least rows * cols long, of which the first rows * cols elements are used.
     /// </summary>
     public static DeviceTensor OutputRows(string op, string name, DeviceTensor y, DeviceRuntime? runtime, long rows, long cols, string shape)
     {
         if (!y.IsNull && y.Rank == 1)
         {
-            Check(op, name, y, runtime, 1, ElementType.F32);
+            Check(op, name, y, runtime, 1, ElementType.F32, ElementType.BF16);
             OpChecks.LongEnough(op, name, y.Dim(0), rows * cols, shape);
             return y.Slice(0, 0, rows * cols).Reshape(rows, cols);
         }
-        Check(op, name, y, runtime, 2, ElementType.F32);
+        Check(op, name, y, runtime, 2, ElementType.F32, ElementType.BF16);
         Dim(op, name, y, 0, rows, "the input's rows");
         Dim(op, name, y, 1, cols, shape);
         return y;

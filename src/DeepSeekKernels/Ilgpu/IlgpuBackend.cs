@@ -43,17 +43,20 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
         DeviceView<T> r, int rows, int cols, float eps) =>
         _rmsNorm.Run(x, residual, w, y, r, rows, cols, eps);
 
-    public override void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
+    // The small kernels take f32 views: Supports admits only f32, contiguous operands here.
+    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,
         int yOffset, int width, int rows) =>
-        _elementwise.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
+        _elementwise.CopyColumns(F32(x), xColumns, xOffset, F32(y), yColumns, yOffset, width, rows);
 
-    public override void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate) =>
-        _elementwise.SiluAndMul(x, y, rows, intermediate);
+    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) =>
+        _elementwise.SiluAndMul(F32(x), F32(y), rows, intermediate);
 
-    public override void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength) =>
-        _elementwise.Softmax(x, y, rows, rowLength);
+    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) =>
+        _elementwise.Softmax(F32(x), F32(y), rows, rowLength);
 
-    public override void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z) => _elementwise.Add(x, y, z);
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => _elementwise.Add(F32(x), F32(y), F32(z));
 
-    public override void Scale(DeviceView<float> x, float factor, DeviceView<float> y) => _elementwise.Scale(x, factor, y);
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => _elementwise.Scale(F32(x), factor, F32(y));
+
+    static DeviceView<float> F32(DeviceTensor t) => t.AsView<float>();
 }

@@ -27,7 +27,8 @@ public sealed class CausalLanguageModel : IDisposable
 
     internal CausalLanguageModel(ModelShape shape, Ops ops, DeviceRuntime runtime, WeightMatrix embed, WeightMatrix lmHead,
         DeviceBuffer<float>[] inputNorms, DeviceBuffer<float>[] postNorms, DeviceBuffer<float> finalNorm,
-        IAttentionBlock[] attention, IMlpBlock[] mlp, int chunkTokens, RopeTable rope, List<IDisposable> owned, long weightBytes)
+        IAttentionBlock[] attention, IMlpBlock[] mlp, int chunkTokens, RopeTable rope, List<IDisposable> owned, long weightBytes,
+        ElementType activations = ElementType.F32)
     {
         Shape = shape;
         Ops = ops;
@@ -37,8 +38,11 @@ public sealed class CausalLanguageModel : IDisposable
         WeightBytes = weightBytes;
         ContextLimit = rope.MaxPositions;
         RopeTableBytes = (rope.Cos.Length + rope.Sin.Length) * sizeof(float);
-        _workspace = new Workspace(runtime, shape, chunkTokens);
+        _workspace = new Workspace(runtime, shape, chunkTokens, activations);
     }
+
+    /// <summary>The activation type: f32 (the exact path) or bf16, with f32 accumulation in every op either way.</summary>
+    public ElementType Activations => _workspace.Activations;
 
     /// <summary>Dimensions of the model.</summary>
     public ModelShape Shape { get; }
@@ -53,7 +57,7 @@ public sealed class CausalLanguageModel : IDisposable
     public long WeightBytes { get; }
 
     /// <summary>
-    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization)"/>
+    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType)"/>
     /// did: weight tensors quantised, already FP8, kept dense (<see cref="QuantizationReport.None"/> when none was asked).
     /// </summary>
     public QuantizationReport Quantization { get; internal init; } = QuantizationReport.None;
@@ -69,7 +73,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     /// <summary>
     /// Positions the model was loaded for (its RoPE tables cover [0, ContextLimit)): the contextLength given to
-    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization)"/>, else max_position_embeddings.
+    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType)"/>, else max_position_embeddings.
     /// </summary>
     public int ContextLimit { get; }
 
@@ -215,7 +219,7 @@ public sealed class CausalLanguageModel : IDisposable
         if (logits.IsEmpty)
             return;
 
-        var normed = _workspace.F(Normed, (long)total * Shape.Hidden);
+        var normed = _workspace.A(Normed, (long)total * Shape.Hidden);
         if (allPositions)
         {
             var rows = _workspace.F(Logits, (long)total * Shape.Vocab);
@@ -226,8 +230,11 @@ public sealed class CausalLanguageModel : IDisposable
         // the last token of each sequence: gathered rows [batch, hidden] (an exact copy), then lm_head
         var lastRows = _workspace.I(LastTokenRows, batch);
         lastRows.CopyFromHost(last);
-        var gathered = _workspace.F(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
-        Ops.Embedding(lastRows, WeightMatrix.Dense(normed, total, Shape.Hidden), gathered);
+        var gathered = _workspace.A(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
+        var normedRows = normed.ElementType == ElementType.BF16
+            ? WeightMatrix.Dense(normed.AsView<BFloat16>(), total, Shape.Hidden)
+            : WeightMatrix.Dense(normed.AsView<float>(), total, Shape.Hidden);
+        Ops.Embedding(lastRows, normedRows, gathered);
         var result = _workspace.F(Logits, (long)batch * Shape.Vocab);
         Ops.Linear(gathered, _lmHead, default, result);
         result.CopyToHost(logits[..(batch * Shape.Vocab)]);
@@ -247,10 +254,10 @@ public sealed class CausalLanguageModel : IDisposable
         long rows = (long)count * Shape.Hidden;
         int hidden = Shape.Hidden;
         float eps = Shape.RmsNormEps;
-        var h = ws.F(Hidden, rows);
-        var normed = ws.F(Normed, rows);
-        var attentionOut = ws.F(AttentionOut, rows);
-        var mlpOut = ws.F(MlpOut, rows);
+        var h = ws.A(Hidden, rows);
+        var normed = ws.A(Normed, rows);
+        var attentionOut = ws.A(AttentionOut, rows);
+        var mlpOut = ws.A(MlpOut, rows);
 
         Ops.Embedding(ws.I(TokenIds, count), _embed, h);
         for (int layer = 0; layer < Shape.Layers; layer++)

@@ -10,13 +10,13 @@ namespace DeepSeekKernels.Models;
 /// </summary>
 internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBlock
 {
-    public void Forward(Ops ops, Workspace ws, int count, DeviceView<float> input, DeviceView<float> output)
+    public void Forward(Ops ops, Workspace ws, int count, DeviceTensor input, DeviceTensor output)
     {
         int inter = gateUp.Intermediate;
         long t = count;
-        var gu = ws.F(MlpGateUp, 2 * t * inter);
-        gateUp.Project(ops, input, gu.AsTensor(t, 2L * inter));
-        var act = ws.F(MlpActivation, t * inter);
+        var gu = ws.A(MlpGateUp, 2 * t * inter);
+        gateUp.Project(ops, input, gu.Reshape(t, 2L * inter));
+        var act = ws.A(MlpActivation, t * inter);
         ops.SiluAndMul(gu, act, inter);
         ops.Linear(act, down, default, output);
     }
@@ -28,7 +28,7 @@ internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBloc
 internal sealed record GateUp(int Intermediate, WeightMatrix? Fused, WeightMatrix? Gate, WeightMatrix? Up)
 {
     /// <summary>destination [rows, 2 * intermediate] = [x @ gate^T | x @ up^T].</summary>
-    public void Project(Ops ops, DeviceView<float> x, DeviceTensor destination)
+    public void Project(Ops ops, DeviceTensor x, DeviceTensor destination)
     {
         if (Fused != null)
         {
@@ -40,7 +40,7 @@ internal sealed record GateUp(int Intermediate, WeightMatrix? Fused, WeightMatri
     }
 
     /// <summary>Per expert: destination [m, 2 * intermediate] = rows of x times [gate_e | up_e]^T.</summary>
-    public void ProjectGrouped(Ops ops, DeviceView<float> x, DeviceView<int> offsets, DeviceTensor destination)
+    public void ProjectGrouped(Ops ops, DeviceTensor x, DeviceView<int> offsets, DeviceTensor destination)
     {
         if (Fused != null)
         {

@@ -11,13 +11,13 @@ namespace DeepSeekKernels.Models;
 internal sealed class GqaAttentionBlock(ModelShape s, WeightMatrix q, DeviceBuffer<float>? qBias, WeightMatrix k,
     DeviceBuffer<float>? kBias, WeightMatrix v, DeviceBuffer<float>? vBias, WeightMatrix o, RopeTable rope) : IAttentionBlock
 {
-    public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceView<float> input, DeviceView<float> output)
+    public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceTensor input, DeviceTensor output)
     {
         long t = step.Tokens;
         int kvWidth = s.KvHeads * s.HeadDim;
-        var qOut = ws.F(Q, t * s.Heads * s.HeadDim);
-        var keys = ws.F(K, t * kvWidth);
-        var values = ws.F(V, t * kvWidth);
+        var qOut = ws.A(Q, t * s.Heads * s.HeadDim);
+        var keys = ws.A(K, t * kvWidth);
+        var values = ws.A(V, t * kvWidth);
         ops.Linear(input, q, qBias?.View ?? default, qOut);
         ops.Linear(input, k, kBias?.View ?? default, keys);
         ops.Linear(input, v, vBias?.View ?? default, values);
@@ -25,9 +25,9 @@ internal sealed class GqaAttentionBlock(ModelShape s, WeightMatrix q, DeviceBuff
         ops.Rope(keys, step.Positions, rope, s.KvHeads, s.HeadDim, 0, RopeLayout.HalfSplit);
         var keyPages = step.Cache.KeyPages(layer);
         var valuePages = step.Cache.ValuePages(layer);
-        ops.KvAppend(keys.AsTensor(t, kvWidth), values.AsTensor(t, kvWidth), step.Slots, keyPages, valuePages);
-        var heads = ws.F(AttentionHeadsOut, t * s.Heads * s.HeadDim);
-        ops.PagedAttention(qOut.AsTensor(t, s.Heads, s.HeadDim), keyPages, valuePages, step.Batch, heads.AsTensor(t, s.Heads, s.HeadDim),
+        ops.KvAppend(keys.Reshape(t, kvWidth), values.Reshape(t, kvWidth), step.Slots, keyPages, valuePages);
+        var heads = ws.A(AttentionHeadsOut, t * s.Heads * s.HeadDim);
+        ops.PagedAttention(qOut.Reshape(t, s.Heads, s.HeadDim), keyPages, valuePages, step.Batch, heads.Reshape(t, s.Heads, s.HeadDim),
             s.KvHeads, 1f / MathF.Sqrt(s.HeadDim));
         ops.Linear(heads, o, default, output);
     }

@@ -21,11 +21,11 @@ internal interface IAttentionBlock : IDisposable
     /// Runs the step's tokens: input [tokens, hidden], output [tokens, hidden]; appends their keys/values to the
     /// cache's pages of <paramref name="layer"/> through the slot mapping, then attends over each sequence's pages.
     /// </summary>
-    void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceView<float> input, DeviceView<float> output);
+    void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceTensor input, DeviceTensor output);
 }
 
 /// <summary>The MLP half of a decoder layer: normed input rows in, output rows out.</summary>
 internal interface IMlpBlock : IDisposable
 {
-    void Forward(Ops ops, Workspace ws, int count, DeviceView<float> input, DeviceView<float> output);
+    void Forward(Ops ops, Workspace ws, int count, DeviceTensor input, DeviceTensor output);
 }

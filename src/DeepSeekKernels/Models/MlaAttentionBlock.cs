@@ -30,7 +30,7 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
             (shape, qA, qANorm, qB, q, kvA, kvANorm, ukT, uv, o, rope, layout, scale);
     }
 
-    public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceView<float> input, DeviceView<float> output)
+    public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceTensor input, DeviceTensor output)
     {
         int heads = _s.Heads, nope = _s.QkNopeHeadDim, rope = _s.QkRopeHeadDim, qk = _s.QkHeadDim;
         int latent = _s.KvLoraRank, row = latent + rope;
@@ -38,10 +38,10 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         var positions = step.Positions;
 
         // q [t, heads, nope + rope], roped in its last rope elements
-        var q = ws.F(Q, th * qk);
+        var q = ws.A(Q, th * qk);
         if (_qA != null)
         {
-            var qA = ws.F(QA, t * _s.QLoraRank!.Value);
+            var qA = ws.A(QA, t * _s.QLoraRank!.Value);
             ops.Linear(input, _qA, default, qA);
             ops.RmsNorm(qA, _qANorm!.View, qA, _s.QLoraRank!.Value, _s.RmsNormEps);
             ops.Linear(qA, _qB!, default, q);
@@ -53,27 +53,27 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         ops.Rope(q, positions, _rope, heads, qk, nope, _layout);
 
         // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)], appended to the layer's pages
-        var kv = ws.F(KvA, t * row);
+        var kv = ws.A(KvA, t * row);
         ops.Linear(input, _kvA, default, kv);
-        var c = ws.F(CompressedKv, t * latent);
+        var c = ws.A(CompressedKv, t * latent);
         ops.CopyColumns(kv, row, 0, c, latent, 0, latent, (int)t);
         ops.RmsNorm(c, _kvANorm.View, c, latent, _s.RmsNormEps);
         ops.CopyColumns(c, latent, 0, kv, row, 0, latent, (int)t);
         ops.Rope(kv, positions, _rope, 1, row, latent, _layout);
         var latentPages = step.Cache.KeyPages(layer);
-        ops.KvAppend(kv.AsTensor(t, row), default, step.Slots, latentPages, default);
+        ops.KvAppend(kv.Reshape(t, row), default, step.Slots, latentPages, default);
 
         // absorbed query [t, heads, latent + rope] = [W_uk^T q_nope | q_pe]: W_uk^T reads q_nope where it lies in q and
         // writes straight into the absorbed query's latent columns
-        var qFull = ws.F(QAbsorbed, th * row);
-        var qHeads = q.AsTensor(t, heads, qk);
-        var qAbsorbed = qFull.AsTensor(t, heads, row);
+        var qFull = ws.A(QAbsorbed, th * row);
+        var qHeads = q.Reshape(t, heads, qk);
+        var qAbsorbed = qFull.Reshape(t, heads, row);
         ops.HeadwiseLinear(qHeads.Columns(0, nope), _ukT, qAbsorbed.Columns(0, latent));
         ops.CopyColumns(q, qk, nope, qFull, row, latent, rope, (int)th);
 
-        var outLatent = ws.F(AttentionLatentOut, th * latent);
-        ops.PagedMlaAttention(qAbsorbed, latentPages, step.Batch, outLatent.AsTensor(t, heads, latent), _scale);
-        var outHeads = ws.F(AttentionHeadsOut, th * _s.VHeadDim);
+        var outLatent = ws.A(AttentionLatentOut, th * latent);
+        ops.PagedMlaAttention(qAbsorbed, latentPages, step.Batch, outLatent.Reshape(t, heads, latent), _scale);
+        var outHeads = ws.A(AttentionHeadsOut, th * _s.VHeadDim);
         ops.HeadwiseLinear(outLatent, _uv, outHeads);
         ops.Linear(outHeads, _o, default, output);
     }

@@ -1,4 +1,5 @@
 using DeepSeekKernels.Checkpoints;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Planning;
 using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Runtime;
@@ -34,16 +35,23 @@ public static class ModelLoader
     /// How to store the linear weights the checkpoint holds in bf16, f16 or f32 (see <see cref="WeightQuantization"/> for
     /// which are quantised and which stay dense); <see cref="CausalLanguageModel.Quantization"/> reports what was done.
     /// </param>
+    /// <param name="activations">
+    /// The activation type: f32 (the exact path, the default) or bf16 (as transformers runs a bf16 checkpoint: every
+    /// activation rounded to bf16 after each op's f32 arithmetic; logits, router logits and expert weights stay f32).
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">
-    /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, or <paramref name="quantization"/> is not a defined value.
+    /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, <paramref name="quantization"/> is not a
+    /// defined value, or <paramref name="activations"/> is neither f32 nor bf16.
     /// </exception>
     /// <exception cref="CheckpointException">
     /// No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit
     /// (a table holds at most 2^31 - 1 elements); a weight to quantise is not finite; among the other faults of a checkpoint.
     /// </exception>
     public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null,
-        int? contextLength = null, WeightQuantization quantization = WeightQuantization.None)
+        int? contextLength = null, WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32)
     {
+        if (activations is not (ElementType.F32 or ElementType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(activations), activations, "Activations are f32 (the exact path) or bf16.");
         ArgumentNullException.ThrowIfNull(ops);
         var runtime = ops.Runtime ?? throw new ArgumentException(
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
@@ -51,11 +59,11 @@ public static class ModelLoader
         CheckQuantization(quantization);
         using var checkpoint = Checkpoint.Open(folder);
         CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
-        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization);
+        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations);
         if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
             throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
         int context = ContextLimit(checkpoint.Config, contextLength);
-        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization);
+        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations);
     }
 
     static void CheckQuantization(WeightQuantization quantization)
@@ -71,7 +79,7 @@ public static class ModelLoader
     }
 
     /// <summary>
-    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization)"/> will allocate, from the checkpoint's tensors:
+    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType)"/> will allocate, from the checkpoint's tensors:
     /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
     /// f32 stacks of the same element count (its FP8 scales stay on the host); with <paramref name="quantization"/>, each
     /// full-precision linear weight the loader quantises as it stores it
@@ -84,7 +92,7 @@ public static class ModelLoader
     /// </exception>
     /// <exception cref="CheckpointException">No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit.</exception>
     public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens, int? contextLength = null,
-        WeightQuantization quantization = WeightQuantization.None)
+        WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         CheckQuantization(quantization);
@@ -115,7 +123,7 @@ public static class ModelLoader
             }
         }
         long rope = SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", positions, RotaryDim(s), 4);
-        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, Math.Min(chunkTokens, positions)));
+        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, Math.Min(chunkTokens, positions), activations));
     }
 
     static int RotaryDim(ModelShape s) => s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
@@ -159,7 +167,7 @@ public static class ModelLoader
     }
 
     static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens, int contextLimit,
-        WeightQuantization quantization)
+        WeightQuantization quantization, ElementType activations)
     {
         var config = checkpoint.Config;
         var s = ModelShapes.From(config);
@@ -188,7 +196,7 @@ public static class ModelLoader
                 mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
             }
             return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
-                chunkTokens, rope, loader.Owned, loader.Bytes) { Quantization = loader.Report };
+                chunkTokens, rope, loader.Owned, loader.Bytes, activations) { Quantization = loader.Report };
         }
         catch
         {

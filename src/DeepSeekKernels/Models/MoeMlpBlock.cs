@@ -11,7 +11,7 @@ namespace DeepSeekKernels.Models;
 internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffer<float>? correctionBias, MoeRouting routing,
     GateUp gateUps, WeightMatrix downs, DenseMlpBlock? shared) : IMlpBlock
 {
-    public void Forward(Ops ops, Workspace ws, int count, DeviceView<float> input, DeviceView<float> output)
+    public void Forward(Ops ops, Workspace ws, int count, DeviceTensor input, DeviceTensor output)
     {
         long t = count;
         int k = s.ExpertsPerToken, inter = s.MoeIntermediate, experts = s.Experts;
@@ -23,22 +23,22 @@ internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffe
         var weights = ws.F(ExpertWeights, m);
         ops.MoeRoute(logits, correctionBias?.View ?? default, ids, weights, routing);
 
-        var permuted = ws.F(PermutedTokens, m * s.Hidden);
+        var permuted = ws.A(PermutedTokens, m * s.Hidden);
         var offsets = ws.I(ExpertOffsets, experts + 1);
         var slots = ws.I(SourceSlots, m);
         ops.MoePermute(input, ids, permuted, offsets, slots, experts);
 
-        var gu = ws.F(MlpGateUp, 2 * m * inter);
-        gateUps.ProjectGrouped(ops, permuted, offsets, gu.AsTensor(m, 2L * inter));
-        var act = ws.F(MlpActivation, m * inter);
+        var gu = ws.A(MlpGateUp, 2 * m * inter);
+        gateUps.ProjectGrouped(ops, permuted, offsets, gu.Reshape(m, 2L * inter));
+        var act = ws.A(MlpActivation, m * inter);
         ops.SiluAndMul(gu, act, inter);
-        var expertOut = ws.F(ExpertOut, m * s.Hidden);
+        var expertOut = ws.A(ExpertOut, m * s.Hidden);
         ops.GroupedLinear(act, offsets, downs, expertOut);
         ops.MoeCombine(expertOut, slots, weights, output, k, accumulate: false);
 
         if (shared != null)
         {
-            var sharedOut = ws.F(AttentionOut, t * s.Hidden); // free: the attention output was consumed by the residual add
+            var sharedOut = ws.A(AttentionOut, t * s.Hidden); // free: the attention output was consumed by the residual add
             shared.Forward(ops, ws, count, input, sharedOut);
             ops.Add(output, sharedOut, output);
         }

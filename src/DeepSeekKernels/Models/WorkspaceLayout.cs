@@ -1,19 +1,24 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Planning;
 
 namespace DeepSeekKernels.Models;
 
-/// <summary>One activation buffer of the forward pass.</summary>
-public sealed record WorkspaceBuffer(string Name, long Elements, bool IsInt32 = false)
+/// <summary>One activation buffer of the forward pass: activations in the model's activation type, ids int32, and
+/// the few buffers kept in float32 whatever the activations are (logits, router logits, expert weights).</summary>
+public sealed record WorkspaceBuffer(string Name, long Elements, ElementType Type)
 {
-    /// <summary>Every buffer holds 4-byte elements: fp32 activations or int32 ids.</summary>
+    /// <summary>Whether the buffer holds int32 ids.</summary>
+    public bool IsInt32 => Type == ElementType.I32;
+
     /// <exception cref="OverflowException">The size is 2^63 bytes or more.</exception>
-    public long Bytes => SizeMath.Product($"the size of the activation buffer '{Name}'", "bytes", Elements, 4);
+    public long Bytes => SizeMath.Product($"the size of the activation buffer '{Name}'", "bytes", Elements, Type.Size());
 }
 
 /// <summary>
 /// The activation buffers one forward pass over up to <c>tokens</c> positions needs, by name and size:
 /// the runner allocates exactly these (see <see cref="Workspace"/>) and `dsk plan` adds them up, so the
-/// plan's activation figure is what the runner really uses. Activations are fp32; ids are int32.
+/// plan's activation figure is what the runner really uses. Activations are float32 or bfloat16 (the model's activation
+/// type); ids are int32; logits, router logits and expert weights stay float32 (as transformers computes them).
 /// </summary>
 public static class WorkspaceLayout
 {
@@ -47,13 +52,17 @@ public static class WorkspaceLayout
 
     /// <summary>The buffers of one forward pass over up to <paramref name="tokens"/> positions, with their element counts.</summary>
     /// <exception cref="OverflowException">A buffer is 2^63 elements or more; the message names it and its factors.</exception>
-    public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens)
+    public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens, ElementType activations = ElementType.F32)
     {
+        if (activations is not (ElementType.F32 or ElementType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(activations), activations, "Activations are f32 or bf16.");
         long t = tokens, h = s.Hidden;
         var list = new List<WorkspaceBuffer>();
         // Every element count in checked arithmetic: a config may hold any int, so three factors can pass 2^63.
+        // The flag of the old signature says "int32"; float buffers take the activation type unless kept float32.
         void Add(string name, bool isInt32, params ReadOnlySpan<long> factors) =>
-            list.Add(new(name, SizeMath.Product($"the activation buffer '{name}'", "elements", factors), isInt32));
+            list.Add(new(name, SizeMath.Product($"the activation buffer '{name}'", "elements", factors),
+                isInt32 ? ElementType.I32 : name is Logits or RouterLogits or ExpertWeights ? ElementType.F32 : activations));
         Add(TokenIds, true, t);
         Add(Positions, true, t);
         Add(Slots, true, t);
@@ -106,6 +115,6 @@ public static class WorkspaceLayout
 
     /// <summary>Total bytes of <see cref="For"/>.</summary>
     /// <exception cref="OverflowException">A buffer or the total is 2^63 bytes or more.</exception>
-    public static long Bytes(ModelShape s, int tokens) =>
-        SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", For(s, tokens).Select(b => b.Bytes));
+    public static long Bytes(ModelShape s, int tokens, ElementType activations = ElementType.F32) =>
+        SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", For(s, tokens, activations).Select(b => b.Bytes));
 }

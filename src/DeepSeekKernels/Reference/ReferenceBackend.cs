@@ -63,9 +63,9 @@ internal sealed class ReferenceBackend : KernelBackend
     public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
     {
         x.Runtime.Synchronize();
-        var hx = new HostTensor(x);
+        var hx = new HostF32(x);
         var hb = HostView.OfOptional(bias);
-        var hy = new HostTensor(y);
+        var hy = new HostF32(y);
         var hw = new HostWeight(w);
         LinearReference.Run([new LinearReference.Product(hw.Data, hx.Address, x.Stride(0), (int)x.Dim(0), hb?.Address ?? 0, hy.Address, y.Stride(0))]);
         KeepAlive(hx, hb, hw);
@@ -85,8 +85,8 @@ internal sealed class ReferenceBackend : KernelBackend
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose)
     {
         x.Runtime.Synchronize();
-        var hx = new HostTensor(x);
-        var hy = new HostTensor(y);
+        var hx = new HostF32(x);
+        var hy = new HostF32(y);
         var hw = new HostWeight(w);
         var layout = new LinearReference.HeadwiseLayout((int)x.Dim(0), x.Stride(0), x.Stride(1), y.Stride(0), y.Stride(1));
         if (transpose)
@@ -97,13 +97,13 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceView<float> y)
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
     {
         ids.Runtime.Synchronize();
         var hids = HostView.Of(ids);
         if (OutOfRange(ids.Runtime, DeviceErrorSite.EmbeddingIds, hids.Span, table.Rows))
             return;
-        var hy = HostView.Of(y);
+        var hy = new HostF32(y);
         // on a GPU, stage only the rows that are used (a vocabulary is large)
         if (table.Runtime.IsCuda)
         {
@@ -142,14 +142,14 @@ internal sealed class ReferenceBackend : KernelBackend
         }
     }
 
-    public override void Rope(DeviceView<float> x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
+    public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads,
         int headStride, int ropeOffset, RopeLayout layout)
     {
         x.Runtime.Synchronize();
         var hp = HostView.Of(positions);
         if (OutOfRange(x.Runtime, DeviceErrorSite.RopePositions, hp.Span, table.MaxPositions))
             return;
-        var hx = HostView.Of(x);
+        var hx = new HostF32(x);
         RopeReference.Rope(hx.Address, hp.Span, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
             headStride, ropeOffset, layout);
         KeepAlive(hp);
@@ -229,10 +229,10 @@ internal sealed class ReferenceBackend : KernelBackend
         if (OutOfRange(runtime, DeviceErrorSite.AttentionQueryStarts, starts, s.Tokens + 1L)
             || Decreasing(runtime, DeviceErrorSite.AttentionQueryStarts, starts))
             return;
-        var hq = new HostTensor(q);
+        var hq = new HostF32(q);
         var hk = new HostTensor(keyPages);
         var hv = mla ? hk : new HostTensor(valuePages);
-        var hy = new HostTensor(destination);
+        var hy = new HostF32(destination);
         long qRow = (long)s.QHeads * s.HeadDim * sizeof(float), yRow = (long)s.QHeads * s.VHeadDim * sizeof(float);
         long tableLength = (long)s.MaxPages * s.PageSize;
         for (int b = 0; b < s.Batch; b++)
@@ -266,53 +266,53 @@ internal sealed class ReferenceBackend : KernelBackend
             BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((void*)address, destination.Length), destination);
     }
 
-    public override void CopyColumns(DeviceView<float> x, int xColumns, int xOffset, DeviceView<float> y, int yColumns,
+    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,
         int yOffset, int width, int rows)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = HostView.Of(y);
+        var hx = new HostF32(x);
+        var hy = new HostF32(y);
         ElementwiseReference.CopyColumns(hx.Address, xColumns, xOffset, hy.Address, yColumns, yOffset, width, rows);
         KeepAlive(hx);
         hy.WriteBack();
     }
 
-    public override void SiluAndMul(DeviceView<float> x, DeviceView<float> y, int rows, int intermediate)
+    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = HostView.Of(y);
+        var hx = new HostF32(x);
+        var hy = new HostF32(y);
         ElementwiseReference.SiluAndMul(hx.Address, hy.Address, rows, intermediate);
         KeepAlive(hx);
         hy.WriteBack();
     }
 
-    public override void Softmax(DeviceView<float> x, DeviceView<float> y, int rows, int rowLength)
+    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = SameOrOf(y, x, hx);
+        var hx = new HostF32(x);
+        var hy = HostF32.SameOrOf(y, hx);
         ElementwiseReference.Softmax(hx.Address, hy.Address, rows, rowLength);
         KeepAlive(hx);
         hy.WriteBack();
     }
 
-    public override void Add(DeviceView<float> x, DeviceView<float> y, DeviceView<float> z)
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = SameOrOf(y, x, hx);
-        var hz = SameOrOf(z, x, hx, y, hy);
+        var hx = new HostF32(x);
+        var hy = HostF32.SameOrOf(y, hx);
+        var hz = HostF32.SameOrOf(z, hx, hy);
         ElementwiseReference.Add(hx.Address, hy.Address, hz.Address, (int)x.Length);
         KeepAlive(hx, hy);
         hz.WriteBack();
     }
 
-    public override void Scale(DeviceView<float> x, float factor, DeviceView<float> y)
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y)
     {
         x.Runtime.Synchronize();
-        var hx = HostView.Of(x);
-        var hy = SameOrOf(y, x, hx);
+        var hx = new HostF32(x);
+        var hy = HostF32.SameOrOf(y, hx);
         ElementwiseReference.Scale(hx.Address, factor, hy.Address, (int)x.Length);
         KeepAlive(hx);
         hy.WriteBack();
@@ -332,15 +332,15 @@ internal sealed class ReferenceBackend : KernelBackend
         hw.WriteBack();
     }
 
-    public override void MoePermute(DeviceView<float> x, DeviceView<int> ids, DeviceView<float> permuted, DeviceView<int> offsets,
+    public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
         DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts)
     {
         x.Runtime.Synchronize();
         var hi = HostView.Of(ids);
         if (OutOfRange(x.Runtime, DeviceErrorSite.MoePermuteIds, hi.Span, experts))
             return;
-        var hx = HostView.Of(x);
-        var hp = HostView.Of(permuted);
+        var hx = new HostF32(x);
+        var hp = new HostF32(permuted);
         var ho = HostView.Of(offsets);
         var hs = HostView.Of(sourceSlot);
         MoeReference.Permute(hx.Address, hi.Span, hp.Address, ho.Span, hs.Span, topK, hidden, experts);
@@ -350,15 +350,15 @@ internal sealed class ReferenceBackend : KernelBackend
         hs.WriteBack();
     }
 
-    public override void GroupedLinear(DeviceView<float> x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
     {
         x.Runtime.Synchronize();
         var ho = HostView.Of(offsets);
         var o = ho.Span;
         if (OutOfRange(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o, m + 1) || Decreasing(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o))
             return;
-        var hx = HostView.Of(x);
-        var hy = new HostTensor(y);
+        var hx = new HostF32(x);
+        var hy = new HostF32(y);
         // stage only the experts that have rows: a GPU-resident expert stack can be far larger than host memory allows
         var used = new List<(int, WeightData)>();
         var keep = new List<HostWeight>();
@@ -375,17 +375,17 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    public override void MoeCombine(DeviceView<float> expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
-        DeviceView<float> y, int tokens, int topK, int hidden, bool accumulate)
+    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+        DeviceTensor y, int tokens, int topK, int hidden, bool accumulate)
     {
         expertOutput.Runtime.Synchronize();
         var hs = HostView.Of(sourceSlot);
         if (OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span, hs.Span.Length)
             || Repeated(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span))
             return;
-        var he = HostView.Of(expertOutput);
+        var he = new HostF32(expertOutput);
         var hw = HostView.Of(weights);
-        var hy = HostView.Of(y);
+        var hy = new HostF32(y);
         MoeReference.Combine(he.Address, hs.Span, hw.Address, hy.Address, tokens, topK, hidden, accumulate);
         KeepAlive(he, hw);
         hy.WriteBack();
@@ -532,6 +532,55 @@ internal sealed class ReferenceBackend : KernelBackend
             Tensor.Allocation!.Memory.AsRawArrayView(Tensor.ByteSpan.Begin, _copy.Length).CopyFromCPU(Tensor.Runtime.Stream, ref _copy[0], _copy.Length);
             Tensor.Runtime.Stream.Synchronize();
             t_stagedBytes += _copy.Length;
+        }
+    }
+
+    /// <summary>
+    /// A float32 host image of an f32 or bf16 tensor, in the tensor's own element layout (strides kept): f32 is the
+    /// tensor's memory (or <see cref="HostTensor"/>'s copy); bf16 is widened exactly into a pinned float array, and
+    /// <see cref="WriteBack"/> rounds it back to bf16 (nearest even), so a bf16 output is rounded once, after the
+    /// float32 arithmetic. Elements in the span that the op does not write round-trip unchanged.
+    /// </summary>
+    sealed unsafe class HostF32
+    {
+        readonly HostTensor _host;
+        readonly float[]? _widened;
+
+        public HostF32(DeviceTensor tensor)
+        {
+            _host = new HostTensor(tensor);
+            if (tensor.ElementType == ElementType.F32)
+                return;
+            long count = tensor.ElementCount == 0 ? 0 : tensor.LastElement - tensor.Offset + 1;
+            _widened = GC.AllocateUninitializedArray<float>(checked((int)count), pinned: true);
+            BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((void*)_host.Address, _widened.Length), _widened);
+        }
+
+        public DeviceTensor Tensor => _host.Tensor;
+
+        /// <summary>Address of element [0, ...] as float32.</summary>
+        public nint Address => _widened == null ? _host.Address : (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_widened));
+
+        /// <summary>The flat elements as a span (contiguous tensors).</summary>
+        public Span<float> Span => new((void*)Address, checked((int)Tensor.ElementCount));
+
+        public void WriteBack()
+        {
+            if (_widened != null)
+                BFloat16Conversions.FromSingle(_widened, new Span<BFloat16>((void*)_host.Address, _widened.Length));
+            _host.WriteBack();
+        }
+
+        public static HostF32? Optional(DeviceTensor tensor) => tensor.IsNull ? null : new HostF32(tensor);
+
+        /// <summary>The image of <paramref name="output"/>, reusing an input's when it is exactly that input (in place).</summary>
+        public static HostF32 SameOrOf(DeviceTensor output, HostF32 input, HostF32? other = null)
+        {
+            if (TensorChecks.Of(output, input.Tensor) == Overlap.Exact)
+                return input;
+            if (other != null && TensorChecks.Of(output, other.Tensor) == Overlap.Exact)
+                return other;
+            return new HostF32(output);
         }
     }
 

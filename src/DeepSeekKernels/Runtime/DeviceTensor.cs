@@ -7,7 +7,7 @@ namespace DeepSeekKernels.Runtime;
 /// <summary>
 /// A typed, strided view of one device allocation, as ggml's <c>ggml_tensor</c> (ne/nb) or a PyTorch tensor:
 /// element type, shape (rank 1 to 4), element strides per dimension, and an offset into the allocation. Views are
-/// cut without copies (<see cref="Slice"/>, <see cref="Columns"/>, <see cref="Select"/>, <see cref="Reshape"/>); the
+/// cut without copies (<see cref="Slice(int, long, long)"/>, <see cref="Columns"/>, <see cref="Select"/>, <see cref="Reshape"/>); the
 /// op API checks every tensor once (<see cref="TensorChecks"/>: bounds from shape x strides, alignment, overlap by
 /// the allocation's byte range) and backends read <see cref="Pointer"/> and the strides.
 /// </summary>
@@ -136,6 +136,17 @@ public readonly struct DeviceTensor
                 n *= _dims[i];
             return n;
         }
+    }
+
+    /// <summary>Number of elements, as a view's length (the op API reads a contiguous activation as its flat elements).</summary>
+    public long Length => ElementCount;
+
+    /// <summary>Elements [start, start + length) of a rank-1 tensor (as <see cref="DeviceView{T}.Slice"/>).</summary>
+    public DeviceTensor Slice(long start, long length)
+    {
+        if (Rank != 1)
+            throw new InvalidOperationException($"Slice(start, length) cuts a rank-1 tensor; this one is {ShapeText}: use Slice(dim, start, length).");
+        return Slice(0, start, length);
     }
 
     /// <summary>Bytes per element (1 for FP8 and for a packed pair of INT4 values).</summary>

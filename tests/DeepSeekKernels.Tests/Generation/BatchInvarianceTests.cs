@@ -9,7 +9,7 @@ namespace DeepSeekKernels.Tests.Generation;
 /// <summary>
 /// Batched forward passes and continuous batching: a sequence's logits do not depend on which other sequences share
 /// its steps, bitwise (few engines promise this; SGLang added a deterministic mode for it), on every architecture,
-/// on the reference and on ILGPU (its kernels, the reference for the ops it lacks); and the scheduler generates for
+/// on the reference (f32 and the bf16 path) and on ILGPU (its kernels, the reference for the ops it lacks); and the scheduler generates for
 /// each request exactly what the request generates alone.
 /// </summary>
 [Collection(nameof(DeviceCollection))]
@@ -25,10 +25,11 @@ public class BatchInvarianceTests
     [MemberData(nameof(Architectures))]
     public void ASequencesLogitsDoNotDependOnItsBatch(string name, string backend)
     {
-        var ops = backend == "reference"
+        var ops = backend.StartsWith("reference", StringComparison.Ordinal)
             ? Ops.Create(TestDevices.Cpu, Backend.Reference)
             : Ops.Create(TestDevices.Cpu, Backend.Ilgpu).WithReferenceFallback();
-        using var model = ModelLoader.Load(CheckpointFixtures.Folder(name), ops, chunkTokens: 8, contextLength: 32);
+        var type = backend.EndsWith("bf16", StringComparison.Ordinal) ? DeepSeekKernels.Numerics.ElementType.BF16 : DeepSeekKernels.Numerics.ElementType.F32;
+        using var model = ModelLoader.Load(CheckpointFixtures.Folder(name), ops, chunkTokens: 8, contextLength: 32, activations: type);
         int vocab = model.Shape.Vocab;
 
         // alone: each prompt in its own cache, prefill in chunks of 3 then 4 decode steps
@@ -36,7 +37,7 @@ public class BatchInvarianceTests
         for (int p = 0; p < Prompts.Length; p++)
         {
             alone[p] = [];
-            using var cache = model.CreatePagedCache(model.CacheLayout(32, 1));
+            using var cache = model.CreatePagedCache(model.CacheLayout(32, 1, type));
             int s = cache.AddSequence();
             var logits = new float[vocab];
             for (int done = 0; done < Prompts[p].Length; done += 3)
@@ -53,7 +54,7 @@ public class BatchInvarianceTests
         }
 
         // together: prompt 1 first (prefilled alone, then decoding), prompts 0 and 2 join with chunks of their prompts
-        using var shared = model.CreatePagedCache(model.CacheLayout(32, 3));
+        using var shared = model.CreatePagedCache(model.CacheLayout(32, 3, type));
         int[] seq = [shared.AddSequence(), shared.AddSequence(), shared.AddSequence()];
         var batched = new List<float[]>[] { [], [], [] };
         var row = new float[vocab];
@@ -108,6 +109,8 @@ public class BatchInvarianceTests
         var data = new TheoryData<string, string>();
         foreach (var name in CheckpointFixtures.Names)
             data.Add(name, "reference");
+        data.Add("deepseek_v3", "reference-bf16");
+        data.Add("llama", "reference-bf16");
         data.Add("deepseek_v3", "ilgpu");
         data.Add("llama", "ilgpu");
         return data;
