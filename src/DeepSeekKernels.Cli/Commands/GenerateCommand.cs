@@ -94,19 +94,28 @@ internal static class GenerateCommand
             var clock = Stopwatch.StartNew();
             using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda)); // RoPE tables for the context used
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
-                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName})");
+                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}, {model.Activations.Name()} activations)");
             QuantOption.Report("generate", model);
             using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, model.Activations));
-            if (!printIds && prompt != null)
-                Console.Out.Write(prompt);
+            // The prompt is echoed with the first piece of text, after the prefill ran: an op the backend cannot run
+            // (strict mode) or non-finite logits are refused with nothing on stdout.
+            bool echoed = printIds || prompt == null;
+            void Echo()
+            {
+                if (!echoed)
+                    Console.Out.Write(prompt);
+                echoed = true;
+            }
             var result = generator.Generate(ids, options, token =>
             {
+                Echo();
                 if (!printIds && token.Text.Length > 0)
                 {
                     Console.Out.Write(token.Text);
                     Console.Out.Flush();
                 }
             });
+            Echo();
             if (printIds)
                 Console.Out.WriteLine(string.Join(",", result.GeneratedIds));
             else
