@@ -175,8 +175,7 @@ public class CliSilentlyWrongTests
         using var copy = ModelCopies.Of(fill: ("model.layers.0.self_attn.o_proj.weight", float.PositiveInfinity));
         string folder = copy.Path;
         var r = DskProcess.Run(null, "generate", "The list type", "-n", "4", "-m", folder);
-        DskProcess.AssertRefused(r, "dsk generate", "weights", stdoutEmpty: false);
-        Assert.Equal("The list type", r.Out); // the prompt, and no token sampled from the non-finite logits
+        DskProcess.AssertRefused(r, "dsk generate", "weights"); // nothing on stdout: the prompt is echoed with the first text
     }
 
     [Fact]
