@@ -13,8 +13,8 @@ public class CliFallbackTests
     public void IlgpuWithoutAllowFallbackRefusesTheFirstOpItLacks()
     {
         var r = DskProcess.Run(null, "generate", "--backend", "ilgpu", "--device", "cpu", "-n", "2");
-        // the prompt may already be echoed when the first op is refused
-        DskProcess.AssertRefused(r, "dsk generate", "is not supported by --backend ilgpu", stdoutEmpty: false);
+        // refused in the prefill, before the prompt is echoed: nothing on stdout
+        DskProcess.AssertRefused(r, "dsk generate", "is not supported by --backend ilgpu");
         string error = r.ErrorLines.Single(l => l.Contains(": error: ", StringComparison.Ordinal));
         Assert.Matches(@"error: \w+\(x=\w+[^)]*\) is not supported by --backend ilgpu \(no \w+ kernel yet\); add --allow-fallback", error);
         Assert.DoesNotContain("Ops.", error); // the user's flag, not the library's API
