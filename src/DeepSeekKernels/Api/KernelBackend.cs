@@ -39,6 +39,10 @@ internal abstract class KernelBackend
         DeviceView<T> r, int rows, int cols, float eps)
         where T : unmanaged where TW : unmanaged;
 
+    /// <summary>RMSNorm of x [rows, cols] into y [rows, cols], rows strided (see <see cref="Ops.RmsNorm{TWeight}(DeviceTensor, DeviceView{TWeight}, DeviceTensor, int, float)"/>).</summary>
+    public virtual void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) where TW : unmanaged =>
+        throw Missing(nameof(Ops.RmsNorm));
+
     /// <summary>y [rows, w.Rows] = x [rows, w.Cols] @ w^T (+ bias [w.Rows]); w.Count = 1; x and y rank 2, rows may be strided.</summary>
     public virtual void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         throw Missing(nameof(Ops.Linear));

@@ -143,12 +143,19 @@ public sealed partial class Ops
 
     /// <summary>
     /// <see cref="RmsNorm{T, TWeight}(DeviceView{T}, DeviceView{TWeight}, DeviceView{T}, int, float)"/> on activation
-    /// tensors (f32 or bf16, both the same type, contiguous): the form the model code calls whatever its activation type.
+    /// tensors (f32 or bf16, both the same type): the form the model code calls whatever its activation type. Contiguous
+    /// tensors are read as [rows, rowLength]; rank-2 tensors [rows, rowLength] may have strided rows (a column block of a
+    /// wider buffer, e.g. MLA's latent part of each kv_a row, normed in place), which the signature says.
     /// </summary>
     public void RmsNorm<TWeight>(DeviceTensor x, DeviceView<TWeight> weight, DeviceTensor destination, int rowLength, float epsilon)
         where TWeight : unmanaged
     {
         const string op = nameof(RmsNorm);
+        if (!x.IsNull && x.Rank == 2 && !x.IsContiguous || !destination.IsNull && destination.Rank == 2 && !destination.IsContiguous)
+        {
+            RmsNormRows(x, weight, destination, rowLength, epsilon);
+            return;
+        }
         x = Act(op, nameof(x), x, null);
         destination = Act(op, nameof(destination), destination, x.Runtime);
         SameActivationType(op, x, nameof(destination), destination);
@@ -177,6 +184,28 @@ public sealed partial class Ops
             AddRmsNorm(x.AsView<BFloat16>(), residual.AsView<BFloat16>(), weight, residualOut.AsView<BFloat16>(), destination.AsView<BFloat16>(), rowLength, epsilon);
         else
             AddRmsNorm(x.AsView<float>(), residual.AsView<float>(), weight, residualOut.AsView<float>(), destination.AsView<float>(), rowLength, epsilon);
+    }
+
+    /// <summary>RMSNorm over strided rows: x and destination [rows, rowLength], the same tensor (in place) or apart.</summary>
+    void RmsNormRows<TWeight>(DeviceTensor x, DeviceView<TWeight> weight, DeviceTensor destination, int rowLength, float epsilon)
+        where TWeight : unmanaged
+    {
+        const string op = nameof(RmsNorm);
+        RmsNormChecks.CheckTypes<float, TWeight>(op);
+        TensorChecks.Check(op, nameof(x), x, Runtime, 2, ElementType.F32, ElementType.BF16);
+        CheckView(op, nameof(weight), weight, x.Runtime);
+        TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 2, x.ElementType);
+        OpChecks.AtLeast1(op, nameof(rowLength), rowLength);
+        if (!float.IsFinite(epsilon) || epsilon <= 0)
+            ThrowHelper.OutOfRange(op, nameof(epsilon), epsilon, $"epsilon must be finite and > 0 (got {epsilon}).");
+        TensorChecks.NotEmpty(op, nameof(x), x, 0, "rows");
+        TensorChecks.Dim(op, nameof(x), x, 1, rowLength, "rowLength");
+        TensorChecks.Dim(op, nameof(destination), destination, 0, x.Dim(0), "x's rows");
+        TensorChecks.Dim(op, nameof(destination), destination, 1, rowLength, "rowLength");
+        OpChecks.Length(op, nameof(weight), weight.Length, rowLength, "rowLength");
+        TensorChecks.ExactOrDisjoint(op, nameof(destination), destination, nameof(x), x);
+        using var call = Dispatch(new OpSignature(op, x.ElementType) { Weight = ElementTypes.Of<TWeight>(), StridedRows = true });
+        call.Backend.RmsNormRows(x, weight, destination, epsilon);
     }
 
     static void SameActivationType(string op, DeviceTensor x, string name, DeviceTensor other)

@@ -1,3 +1,4 @@
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 using static DeepSeekKernels.Models.WorkspaceLayout;
 
@@ -52,13 +53,23 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         }
         ops.Rope(q, positions, _rope, heads, qk, nope, _layout);
 
-        // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)], appended to the layer's pages
+        // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)]: normed and roped in place, then appended to
+        // the layer's pages
         var kv = ws.A(KvA, t * row);
         ops.Linear(input, _kvA, default, kv);
-        var c = ws.A(CompressedKv, t * latent);
-        ops.CopyColumns(kv, row, 0, c, latent, 0, latent, (int)t);
-        ops.RmsNorm(c, _kvANorm.View, c, latent, _s.RmsNormEps);
-        ops.CopyColumns(c, latent, 0, kv, row, 0, latent, (int)t);
+        var latentPart = kv.Reshape(t, row).Columns(0, latent);
+        if (ops.Supports(new OpSignature(nameof(Ops.RmsNorm), kv.ElementType) { Weight = ElementType.F32, StridedRows = true }))
+        {
+            ops.RmsNorm(latentPart, _kvANorm.View, latentPart, latent, _s.RmsNormEps);
+        }
+        else
+        {
+            // a backend whose RMSNorm reads dense rows only: the latent part out, normed, and back
+            var c = ws.A(CompressedKv, t * latent);
+            ops.CopyColumns(kv, row, 0, c, latent, 0, latent, (int)t);
+            ops.RmsNorm(c, _kvANorm.View, c, latent, _s.RmsNormEps);
+            ops.CopyColumns(c, latent, 0, kv, row, 0, latent, (int)t);
+        }
         ops.Rope(kv, positions, _rope, 1, row, latent, _layout);
         var latentPages = step.Cache.KeyPages(layer);
         ops.KvAppend(kv.Reshape(t, row), default, step.Slots, latentPages, default);

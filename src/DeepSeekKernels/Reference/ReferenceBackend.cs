@@ -60,6 +60,31 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
+    public override void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps)
+    {
+        x.Runtime.Synchronize();
+        var hx = new HostTensor(x);
+        var hy = TensorChecks.Of(y, x) == Overlap.Exact ? hx : new HostTensor(y);
+        var hw = HostView.Of(w);
+        if (x.ElementType == ElementType.BF16)
+            NormRows<BFloat16, TW>(hx, hy, hw.Span, eps);
+        else
+            NormRows<float, TW>(hx, hy, hw.Span, eps);
+        hy.WriteBack();
+    }
+
+    /// <summary>Each row on its own, exactly as a contiguous call computes it.</summary>
+    static unsafe void NormRows<T, TW>(HostTensor x, HostTensor y, ReadOnlySpan<TW> w, float eps) where T : unmanaged where TW : unmanaged
+    {
+        int rows = (int)x.Tensor.Dim(0), cols = (int)x.Tensor.Dim(1);
+        for (int r = 0; r < rows; r++)
+        {
+            var xr = new ReadOnlySpan<T>((T*)x.Address + r * x.Tensor.Stride(0), cols);
+            var yr = new Span<T>((T*)y.Address + r * y.Tensor.Stride(0), cols);
+            RmsNormReference.RmsNorm<T, TW>(xr, w, yr, cols, eps);
+        }
+    }
+
     public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
     {
         x.Runtime.Synchronize();
