@@ -1,0 +1,117 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Tests.Support;
+using static DeepSeekKernels.Tests.OpTests.OpTestSupport;
+
+namespace DeepSeekKernels.Tests.Conformance;
+
+/// <summary>
+/// Rope in place, both layouts, with the rotary part inside wider heads (DeepSeek's q_pe at offset 128 of a 192-element
+/// head, an odd head stride with an odd offset, the smallest rotary part), positions out of order and at both ends of
+/// the table: the rotated pairs against float64 on the table's own cos/sin, every other element bit for bit unchanged, a
+/// NaN guard after x untouched; bad positions reported through the error word.
+/// </summary>
+public abstract class RopeConformance : ConformanceTest
+{
+    const int MaxPositions = 300;
+
+    public static TheoryData<int, int, int, int, int, RopeLayout> Cases()
+    {
+        var data = new TheoryData<int, int, int, int, int, RopeLayout>();
+        foreach (var layout in new[] { RopeLayout.HalfSplit, RopeLayout.Interleaved })
+        {
+            // tokens, heads, headStride, ropeOffset, rotaryDim
+            data.Add(1, 1, 2, 0, 2, layout);
+            data.Add(5, 3, 17, 7, 8, layout);
+            data.Add(4, 2, 192, 128, 64, layout);
+            data.Add(3, 1, 65, 1, 64, layout);
+        }
+        return data;
+    }
+
+    [DeviceTheory, MemberData(nameof(Cases))]
+    public void RopeRotatesThePairsAndNothingElse(int tokens, int heads, int headStride, int ropeOffset, int rotaryDim, RopeLayout layout)
+    {
+        using var table = RopeTable.Create(Runtime, RopeScaling.Plain(10000), rotaryDim, MaxPositions);
+        var random = new Random(tokens * 131 + headStride);
+        var positions = Enumerable.Range(0, tokens).Select(t => t switch { 0 => MaxPositions - 1, 1 => 0, _ => random.Next(MaxPositions) }).ToArray();
+        int n = tokens * heads * headStride;
+        var x = RandomValues(n, 5);
+        using var dx = Upload(x.Concat(Nan(Guard)).ToArray());
+        using var dp = Upload(positions);
+        var view = dx.Slice(0, n);
+        if (!Runs(new OpSignature("Rope", ElementType.F32), ops => ops.Rope(view, dp.View, table, heads, headStride, ropeOffset, layout), dx))
+            return;
+
+        var cos = table.Cos.ToArray();
+        var sin = table.Sin.ToArray();
+        var actual = dx.ToArray();
+        int half = rotaryDim / 2;
+        var rotated = new bool[n];
+        var expected = new List<double>();
+        var scale = new List<double>();
+        var got = new List<float>();
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int head = (t * heads + h) * headStride + ropeOffset;
+                for (int i = 0; i < half; i++)
+                {
+                    // the pair (a, b) with angle index i
+                    int ia = head + (layout == RopeLayout.HalfSplit ? i : 2 * i);
+                    int ib = head + (layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1);
+                    double a = x[ia], b = x[ib], c = cos[positions[t] * half + i], s = sin[positions[t] * half + i];
+                    expected.Add(a * c - b * s);
+                    scale.Add(Math.Abs(a * c) + Math.Abs(b * s));
+                    got.Add(actual[ia]);
+                    expected.Add(b * c + a * s);
+                    scale.Add(Math.Abs(b * c) + Math.Abs(a * s));
+                    got.Add(actual[ib]);
+                    rotated[ia] = rotated[ib] = true;
+                }
+            }
+        Close([.. expected], [.. scale], got.ToArray(), $"Rope {layout}", ConformanceTolerance.F32, ConformanceTolerance.Absolute);
+        var untouched = Enumerable.Range(0, n).Where(i => !rotated[i]).ToArray();
+        Exact(untouched.Select(i => x[i]).ToArray(), untouched.Select(i => actual[i]).ToArray(), "elements outside the rotary parts");
+        AllNaN(actual.AsSpan(n), "guard after x");
+    }
+
+    [Fact]
+    public void BadPositionsAreReportedAtTheNextSynchronisation()
+    {
+        using var table = RopeTable.Create(Runtime, RopeScaling.Plain(10000), 8, MaxPositions);
+        using var dx = Upload(RandomValues(3 * 8, 6));
+        using var bad = Upload(new[] { 3, MaxPositions, 0 });
+        using var negative = Upload(new[] { 0, 1, -2 });
+        if (!Supported(new OpSignature("Rope", ElementType.F32), ops => ops.Rope(dx.View, bad.View, table, 1, 8, 0, RopeLayout.Interleaved), dx))
+            return;
+        DeviceIndexError(Runtime, () => Ops.Rope(dx.View, bad.View, table, 1, 8, 0, RopeLayout.Interleaved), "Rope", "positions",
+            $"positions[1] = {MaxPositions} is outside [0, {MaxPositions})");
+        DeviceIndexError(Runtime, () => Ops.Rope(dx.View, negative.View, table, 1, 8, 0, RopeLayout.HalfSplit), "Rope", "positions", "positions[2] = -2");
+    }
+}
+
+/// <summary>The reference on ILGPU's CPU accelerator's buffers.</summary>
+public sealed class RopeReferenceConformance : RopeConformance
+{
+    protected override Ops Ops => ConformanceBackends.Reference;
+}
+
+/// <summary>ILGPU on its CPU accelerator, strict.</summary>
+public sealed class RopeIlgpuCpuConformance : RopeConformance
+{
+    protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>ILGPU on a CUDA GPU, strict.</summary>
+[NeedsCudaGpu]
+public sealed class RopeIlgpuCudaConformance : RopeConformance
+{
+    protected override Ops Ops => ConformanceBackends.IlgpuCuda(TestDevices.RequireCuda());
+}
+
+/// <summary>The hand-CUDA kernels, strict.</summary>
+[NeedsCudaGpu]
+public sealed class RopeNativeConformance : RopeConformance
+{
+    protected override Ops Ops => ConformanceBackends.Native(TestDevices.RequireNative());
+}
