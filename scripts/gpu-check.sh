@@ -73,8 +73,31 @@ export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
 export DSK_REQUIRE_GPU=1
 
 # 2. The GPU test classes. CudaErrorTests provokes CUDA API errors on purpose: run here, left out of memcheck.
+#    The conformance suite (tests/.../Conformance): every op's ILGPU-CUDA and native class (a signature the backend does
+#    not support must be refused, writing nothing; a supported one must match the float64 oracle), and SupportTableTests,
+#    whose op x backend table (GPU columns included) lands in tests.xml.
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
+             -class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.DequantizeFp8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.DequantizeFp8NativeConformance
+             -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.EmbeddingIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.EmbeddingNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.RopeIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.RopeNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.AttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.AttentionNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.MlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MlaAttentionNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.KvAppendIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.KvAppendNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.PagedAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedAttentionNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.CopyColumnsIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.CopyColumnsNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.SiluAndMulIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.SiluAndMulNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.SoftmaxIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.SoftmaxNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.AddIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.AddNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.ScaleIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.ScaleNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.MoeRouteIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoeRouteNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.MoePermuteIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoePermuteNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.GroupedLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.GroupedLinearNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.MoeCombineIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoeCombineNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.SupportTableTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
              -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
