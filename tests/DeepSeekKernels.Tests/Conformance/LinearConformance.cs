@@ -7,7 +7,7 @@ namespace DeepSeekKernels.Tests.Conformance;
 
 /// <summary>
 /// Linear over every weight form (f32, bf16, FP8 with 128 x 128 and 16 x 32 scale blocks, INT4 with groups of 32 and 128)
-/// at odd shapes (in features 1, 7, 33, 129; INT4's a multiple of its group, 96 and 160 not of 128), with and without a
+/// at odd shapes (in features 1, 7, 33, 129, 1031; INT4's a multiple of its group, 96, 160 and 1056 not of 128), with and without a
 /// bias; and into a column block of a wider buffer from a column block of a wider input (strided rows).
 /// </summary>
 public abstract class LinearConformance : ConformanceTest
@@ -22,12 +22,14 @@ public abstract class LinearConformance : ConformanceTest
             data.Add(form, 1, 17, 33, false);
             data.Add(form, 3, 65, 129, true);
             data.Add(form, 17, 33, 7, true);
+            data.Add(form, 2, 67, 1031, true); // a long dot product: accumulation order within the f32 tolerance
         }
         data.Add("fp8/16x32", 5, 33, 65, true);
         data.Add("int4", 1, 17, 32, false);
         data.Add("int4", 3, 65, 96, true);
         data.Add("int4", 17, 33, 160, true);
         data.Add("int4/g128", 2, 9, 256, true);
+        data.Add("int4", 2, 67, 1056, true);
         return data;
     }
 
