@@ -101,7 +101,10 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
              -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
-             -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests)
+             -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests
+             -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
+             -class DeepSeekKernels.Tests.OpTests.CapabilityTests
+             -class DeepSeekKernels.Tests.OpTests.FallbackTests)
 step tests "${tests[@]}" -noColor -xml "$out/tests.xml" "${gpu_classes[@]}" -class DeepSeekKernels.Tests.Runtime.CudaErrorTests
 
 # 3. The same classes under memcheck.

@@ -251,8 +251,10 @@ internal sealed class ReferenceBackend : KernelBackend
         var table = HostView.Of(batch.BlockTable).Span;
         var lengths = HostView.Of(batch.SequenceLengths).Span;
         var starts = HostView.Of(batch.QueryStarts).Span;
-        if (OutOfRange(runtime, DeviceErrorSite.AttentionQueryStarts, starts, s.Tokens + 1L)
-            || Decreasing(runtime, DeviceErrorSite.AttentionQueryStarts, starts))
+        var (tableSite, lengthSite, startSite) = mla
+            ? (DeviceErrorSite.MlaBlockTable, DeviceErrorSite.MlaLengths, DeviceErrorSite.MlaQueryStarts)
+            : (DeviceErrorSite.AttentionBlockTable, DeviceErrorSite.AttentionLengths, DeviceErrorSite.AttentionQueryStarts);
+        if (OutOfRange(runtime, startSite, starts, s.Tokens + 1L) || Decreasing(runtime, startSite, starts))
             return;
         var hq = new HostF32(q);
         var hk = new HostTensor(keyPages);
@@ -265,13 +267,13 @@ internal sealed class ReferenceBackend : KernelBackend
             int count = starts[b + 1] - starts[b], length = lengths[b];
             if (length < count || length > tableLength)
             {
-                runtime.Errors.Report(DeviceErrorSite.AttentionLengths, b, length, tableLength + 1);
+                runtime.Errors.Report(lengthSite, b, length, tableLength + 1);
                 continue;
             }
             if (count == 0)
                 continue;
             var pages = table.Slice(b * s.MaxPages, (length + s.PageSize - 1) / s.PageSize);
-            if (OutOfRange(runtime, DeviceErrorSite.AttentionBlockTable, pages, s.Pages, b * s.MaxPages))
+            if (OutOfRange(runtime, tableSite, pages, s.Pages, b * s.MaxPages))
                 continue;
             PagedKvReference.Sequence(hq.Address + (nint)(starts[b] * qRow), hk.Address, hv.Address, keyPages.ElementType, pages,
                 length, count, hy.Address + (nint)(starts[b] * yRow), s, mla);

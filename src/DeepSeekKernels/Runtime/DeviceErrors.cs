@@ -35,6 +35,9 @@ public sealed record DeviceErrorSite(int Id, string Op, string Operand, string W
     internal static readonly DeviceErrorSite AttentionBlockTable = Register("PagedAttention", "blockTable", "page", "pages of the pool");
     internal static readonly DeviceErrorSite AttentionLengths = Register("PagedAttention", "sequenceLengths", "sequence length", "positions the block table row holds (and at least the sequence's queries)");
     internal static readonly DeviceErrorSite AttentionQueryStarts = Register("PagedAttention", "queryStarts", "query offset", "query tokens (offsets must not decrease)");
+    internal static readonly DeviceErrorSite MlaBlockTable = Register("PagedMlaAttention", "blockTable", "page", "pages of the pool");
+    internal static readonly DeviceErrorSite MlaLengths = Register("PagedMlaAttention", "sequenceLengths", "sequence length", "positions the block table row holds (and at least the sequence's queries)");
+    internal static readonly DeviceErrorSite MlaQueryStarts = Register("PagedMlaAttention", "queryStarts", "query offset", "query tokens (offsets must not decrease)");
 }
 
 /// <summary>

@@ -375,8 +375,7 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
         void Call(Ops ops) => ops.PagedMlaAttention(q.AsTensor(9, 2, 12), pages, batch, y.AsTensor(9, 2, 8), 0.5f);
         if (!Supported(new OpSignature("PagedMlaAttention", ElementType.F32) { HeadDim = 12, Pages = ElementType.F32 }, Call, y))
             return;
-        // PagedMlaAttention shares PagedAttention's error sites, so the error names PagedAttention
-        DeviceIndexError(Runtime, () => Call(Ops), "PagedAttention", "blockTable", "blockTable[9] = -5 is outside [0, 12)");
+        DeviceIndexError(Runtime, () => Call(Ops), "PagedMlaAttention", "blockTable", "blockTable[9] = -5 is outside [0, 12)");
     }
 }
 
