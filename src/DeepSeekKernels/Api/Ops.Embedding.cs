@@ -13,15 +13,14 @@ public sealed partial class Ops
     /// <param name="table">[vocab = Rows, hidden = Cols] dense float32 or bfloat16 table, or INT4 (<see cref="WeightMatrix.Int4"/>), Count 1.</param>
     /// <param name="destination">[n, hidden] output (at least that long); must not overlap the table.</param>
     /// <remarks>
-    /// The ids are device data, so they are checked where they are read, not here: the reference backend checks
-    /// every id before it writes anything and throws <see cref="ArgumentOutOfRangeException"/> (ParamName
-    /// "tokenIds") naming the first bad id and its index. A GPU kernel cannot throw: it would set an error flag
-    /// that the op reports when it next synchronises, leaving the destination unspecified.
+    /// The ids are device data, so they are checked where they are read, not here: an id outside [0, table.Rows) is
+    /// skipped and recorded in the runtime's error word, and the next synchronisation throws
+    /// <see cref="DeviceIndexException"/> naming it and its index (the destination is then unspecified); the reference
+    /// records it through the same word.
     /// </remarks>
     /// <exception cref="ArgumentNullException"><paramref name="table"/> is null.</exception>
     /// <exception cref="NotSupportedException">The table is FP8, or the backend does not implement the op.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, table is a stack, a length is wrong, or destination overlaps the table.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, table.Rows) (reported by the backend).</exception>
     public void Embedding(DeviceView<int> tokenIds, WeightMatrix table, DeviceTensor destination)
     {
         const string op = nameof(Embedding);

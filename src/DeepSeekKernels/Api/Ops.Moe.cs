@@ -92,9 +92,8 @@ public sealed partial class Ops
     /// <c>expertOffsets[0] = 0</c>, <c>expertOffsets[experts] = tokens * topK</c>.
     /// </summary>
     /// <remarks>
-    /// Expert ids are device data, checked where they are read: the reference checks all of them before it writes
-    /// and throws <see cref="ArgumentOutOfRangeException"/> (ParamName "expertIds") naming the first id outside
-    /// [0, experts) and its index.
+    /// Expert ids are device data, checked where they are read: an id outside [0, experts) is recorded in the error
+    /// word and the next synchronisation throws <see cref="DeviceIndexException"/> naming it and its index.
     /// </remarks>
     /// <param name="x">[tokens, hidden] the MoE input.</param>
     /// <param name="expertIds">[tokens, topK] from <see cref="MoeRoute"/> (exactly that long); at least one slot.</param>
@@ -106,7 +105,7 @@ public sealed partial class Ops
     /// Experts per token. 0 (the default) infers it: hidden = permuted.Length / expertIds.Length, which then must be
     /// exact, tokens = x.Length / hidden, topK = expertIds.Length / tokens.
     /// </param>
-    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, or an expert id is (reported by the backend).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or outputs overlap inputs or each other.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
     public void MoePermute(DeviceTensor x, DeviceView<int> expertIds, DeviceTensor permuted, DeviceView<int> expertOffsets,
@@ -182,7 +181,6 @@ public sealed partial class Ops
     /// <param name="destination">[M, weight.Rows] (at least that long); must not overlap x or the weight.</param>
     /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">The offsets are not ordered inside [0, M] (reported by the backend).</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
     public void GroupedLinear(DeviceTensor x, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
     {
@@ -206,8 +204,9 @@ public sealed partial class Ops
     /// destination after it is complete.
     /// </summary>
     /// <remarks>
-    /// sourceSlot is device data, checked where it is read: the reference requires it to be a permutation of
-    /// [0, tokens * topK) and otherwise throws <see cref="ArgumentOutOfRangeException"/> (ParamName "sourceSlot") before it writes.
+    /// sourceSlot is device data, checked where it is read: it must be a permutation of [0, tokens * topK); a value
+    /// outside or a repeat is recorded in the error word and the next synchronisation throws <see cref="DeviceIndexException"/>.
+    /// Offsets of <see cref="GroupedLinear"/> the same way (in [0, M], not decreasing).
     /// </remarks>
     /// <param name="expertOutput">[tokens * topK, hidden] expert outputs in permuted order (exactly that long).</param>
     /// <param name="sourceSlot">[tokens * topK] from <see cref="MoePermute"/> (exactly that long); at least one slot.</param>
@@ -215,7 +214,7 @@ public sealed partial class Ops
     /// <param name="destination">[tokens, hidden] (at least that long); must not overlap expertOutput or expertWeights.</param>
     /// <param name="topK">Experts per token (at least 1).</param>
     /// <param name="accumulate">Add to destination (e.g. onto the shared experts' output) instead of overwriting it.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is less than 1, or sourceSlot is not a permutation (reported by the backend).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is less than 1.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
     public void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> expertWeights,

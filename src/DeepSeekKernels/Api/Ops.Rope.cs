@@ -36,7 +36,8 @@ public sealed partial class Ops
     /// <param name="layout">Which elements pair up.</param>
     /// <exception cref="ArgumentNullException"><paramref name="table"/> is null.</exception>
     /// <exception cref="ObjectDisposedException"><paramref name="table"/> is disposed.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A size or offset is out of range, or a position is (reported by the backend).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size or offset is out of range (a position outside the table is device
+    /// data: recorded in the error word, <see cref="DeviceIndexException"/> at the next synchronisation).</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, or a length is wrong.</exception>
     public void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int heads, int headStride, int ropeOffset,
         RopeLayout layout)

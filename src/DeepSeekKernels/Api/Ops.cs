@@ -12,20 +12,25 @@ namespace DeepSeekKernels;
 /// as System.Numerics.Tensors.TensorPrimitives does):
 /// <list type="bullet">
 /// <item>on host spans: host memory in, host memory out (a GPU backend stages through device memory);</item>
-/// <item>on <see cref="DeviceView{T}"/>s: device-resident, enqueued on the runtime's stream with no host
-/// round trip, so ops chain; read results with <see cref="DeviceView{T}.CopyToHost"/>, which waits.</item>
+/// <item>on device tensors (<see cref="DeviceTensor"/>; a <see cref="DeviceView{T}"/> converts to one): device-resident,
+/// enqueued on the runtime's stream with no host round trip, so ops chain; read results with
+/// <see cref="DeviceView{T}.CopyToHost"/>, which waits.</item>
 /// </list>
 /// RMSNorm has both forms; the transformer ops (Linear, DequantizeFp8, HeadwiseLinear, Embedding, Rope, Attention,
-/// MlaAttention, CopyColumns, SiluAndMul, Softmax, Add, Scale, MoeRoute, MoePermute, GroupedLinear, MoeCombine)
-/// have the device form only. Activations are float32, ids/positions/offsets int32, weights a
-/// <see cref="WeightMatrix"/> (float32, bfloat16 or FP8 with block scales); shapes are row-major and dense.
+/// MlaAttention, KvAppend, PagedAttention, PagedMlaAttention, CopyColumns, SiluAndMul, Softmax, Add, Scale, MoeRoute,
+/// MoePermute, GroupedLinear, MoeCombine) have the device form only. Activations are float32 or bfloat16 with float32
+/// accumulation (router logits and expert weights float32), ids/positions/offsets/pages/slots int32, weights a
+/// <see cref="WeightMatrix"/> (dense f32/bf16, FP8 with 128x128 block scales, INT4 group-wise); tensors are row-major,
+/// with row strides where an op says so.
 /// Arguments are validated once, here, in a fixed order (element types, device views, sizes, lengths,
 /// overlaps) before anything reaches a backend; errors name the op and the parameter, and a rejected call writes
 /// nothing. Then the op builds its <see cref="OpSignature"/> (element types, weight scheme, shape facts) and runs on the
 /// backend when the backend supports that signature (<see cref="Supports(in OpSignature)"/>); otherwise it throws
 /// <see cref="OpNotSupportedException"/> naming the signature and the backend, unless these Ops fall back to the
 /// reference (<see cref="WithReferenceFallback"/>), which is then recorded in <see cref="FallbackReport"/>. Values that
-/// only the device holds (token ids, positions, expert ids, offsets) are checked where they are read (see each op).
+/// only the device holds (token ids, positions, expert ids, offsets, pages, slots, lengths) are checked where they are
+/// read: a bad one is skipped and recorded in the runtime's error word, and the next synchronisation throws
+/// <see cref="DeviceIndexException"/> naming the op, the operand and the value.
 /// </summary>
 public sealed partial class Ops
 {

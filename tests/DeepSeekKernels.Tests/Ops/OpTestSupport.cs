@@ -221,6 +221,32 @@ public static class OpTestSupport
     }
 
     /// <summary>
+    /// HeadwiseLinear in float64: y[t, h, o] = sum_i W[h][o, i] x[t, h, i] (transposed: W[h][i, o]), W given as its
+    /// dequantised values [heads, rows, cols], with each output's sum of |terms| as the scale for <c>Close</c>.
+    /// </summary>
+    public static (double[] Expected, double[] Scale) Float64Headwise(float[] weight, float[] x, int tokens, int heads, int rows, int cols, bool transpose)
+    {
+        int inDim = transpose ? rows : cols, outDim = transpose ? cols : rows;
+        var expected = new double[tokens * heads * outDim];
+        var scale = new double[expected.Length];
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+                for (int o = 0; o < outDim; o++)
+                {
+                    int index = (t * heads + h) * outDim + o;
+                    for (int i = 0; i < inDim; i++)
+                    {
+                        // W[h] is [rows, cols]: y = W x uses W[o, i]; transposed, y = W^T x uses W[i, o]
+                        double w = transpose ? weight[(h * rows + i) * cols + o] : weight[(h * rows + o) * cols + i];
+                        double term = w * x[(t * heads + h) * inDim + i];
+                        expected[index] += term;
+                        scale[index] += Math.Abs(term);
+                    }
+                }
+        return (expected, scale);
+    }
+
+    /// <summary>
     /// x [rows, inFeatures] @ W^T + bias in float64 (W given as its dequantised float values [outFeatures, inFeatures]),
     /// with each output's sum of |terms| as the scale for <c>Close</c>.
     /// </summary>

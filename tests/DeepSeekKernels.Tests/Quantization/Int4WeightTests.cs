@@ -134,21 +134,7 @@ public class Int4WeightTests
 
         ReferenceOps.HeadwiseLinear(dx.View, weight.Matrix, dy.View, transpose);
 
-        var expected = new double[tokens * heads * outDim];
-        var scale = new double[expected.Length];
-        for (int t = 0; t < tokens; t++)
-            for (int h = 0; h < heads; h++)
-                for (int o = 0; o < outDim; o++)
-                {
-                    int index = (t * heads + h) * outDim + o;
-                    for (int i = 0; i < inDim; i++)
-                    {
-                        double w = transpose ? weight.Values[(h * rows + i) * cols + o] : weight.Values[(h * rows + o) * cols + i];
-                        double term = w * x[(t * heads + h) * inDim + i];
-                        expected[index] += term;
-                        scale[index] += Math.Abs(term);
-                    }
-                }
+        var (expected, scale) = Float64Headwise(weight.Values, x, tokens, heads, rows, cols, transpose);
         var actual = dy.ToArray();
         Close(expected, scale, actual.AsSpan(0, expected.Length), $"int4 headwise{(transpose ? " transposed" : "")}");
         AllNaN(actual.AsSpan(expected.Length), "guard");
