@@ -19,16 +19,16 @@ internal sealed class NativeBackend : KernelBackend
 
     /// <summary>
     /// RMSNorm and the fused add + RMSNorm only, for now: dsk_rms_norm takes f32 or bf16 activations with an f32 or
-    /// bf16 weight (all four pairs). Its C ABI takes row strides, but the launcher here passes dense rows (the op API's
-    /// RMSNorm has no strided form), so strided rows are refused. Every other signature is refused (or falls back to
-    /// the reference, see Ops.WithReferenceFallback).
+    /// bf16 weight (all four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the
+    /// latent part of each kv_a row in place). Every other signature is refused (or falls back to the reference, see
+    /// Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
         reason = op.Op is not (nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm)) ? $"no {op.Op} kernel yet"
             : op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rms_norm takes f32 or bf16 activations, not {op.X.Name()}"
             : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "dsk_rms_norm takes an f32 or bf16 weight vector"
-            : op.StridedRows ? "the launcher passes dense rows"
+            : op.StridedRows && op.Op == nameof(Ops.AddRmsNorm) ? "the fused add + RMSNorm has no strided form in the op API"
             : null;
         return reason == null;
     }
@@ -36,4 +36,7 @@ internal sealed class NativeBackend : KernelBackend
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>
         RmsNormNative.Run(_runtime, x, residual, w, y, r, rows, cols, eps);
+
+    public override void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) =>
+        RmsNormNative.RunRows(_runtime, x, w, y, eps);
 }

@@ -34,4 +34,29 @@ internal static class RmsNormNative
         runtime.Bind();
         DskNative.RmsNorm(p);
     }
+
+    /// <summary>Enqueues the plain op over [rows, cols] tensors with their own row strides (elements), as the C ABI takes them.</summary>
+    public static void RunRows<TW>(DeviceRuntime runtime, DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) where TW : unmanaged
+    {
+        var p = new DskRmsNormParams
+        {
+            X = x.Pointer,
+            Residual = IntPtr.Zero,
+            W = w.Pointer,
+            Y = y.Pointer,
+            R = IntPtr.Zero,
+            Rows = x.Dim(0),
+            Cols = x.Dim(1),
+            XRowStride = x.Stride(0),
+            ResidualRowStride = x.Dim(1),
+            YRowStride = y.Stride(0),
+            RRowStride = x.Dim(1),
+            Eps = eps,
+            XDType = (int)x.ElementType,
+            WDType = (int)ElementTypes.Of<TW>(),
+            Stream = runtime.CudaStreamHandle,
+        };
+        runtime.Bind();
+        DskNative.RmsNorm(p);
+    }
 }

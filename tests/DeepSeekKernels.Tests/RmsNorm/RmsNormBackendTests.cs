@@ -42,6 +42,44 @@ public abstract class RmsNormBackendTests
     [InlineData("f32"), InlineData("bf16")]
     public void InPlaceGivesTheSameResults(string xType) => Dispatch(xType, "bf16", new InPlaceCase(this, 4096 + 8, 3));
 
+    /// <summary>
+    /// The strided form (MLA's latent part of each kv_a row, normed in place): rows of a column block of a wider buffer,
+    /// each equal bit for bit to the same row normed contiguously by this backend; the columns around the block are
+    /// untouched. A backend whose RMSNorm reads dense rows only must refuse it strictly, writing nothing.
+    /// </summary>
+    [Fact]
+    public void StridedRowsInPlaceEqualContiguousRows()
+    {
+        var ops = CreateOps();
+        var runtime = ops.Runtime!;
+        const int rows = 5, latent = 64, row = 80; // [rows, 64 latent | 16 rope]
+        var all = TestData.Activations(rows * row, 21);
+        var w = TestData.Weights(latent, 22);
+        using var buffer = runtime.Upload<float>(all);
+        using var dw = runtime.Upload<float>(w);
+        var block = buffer.AsTensor(rows, row).Columns(0, latent);
+        var signature = new OpSignature(nameof(Ops.RmsNorm), ElementType.F32) { Weight = ElementType.F32, StridedRows = true };
+        if (!ops.Supports(signature))
+        {
+            Assert.Throws<OpNotSupportedException>(() => ops.RmsNorm(block, dw.View, block, latent, Eps));
+            Assert.Equal(all, buffer.ToArray());
+            return;
+        }
+        var dense = new float[rows * latent];
+        for (int r = 0; r < rows; r++)
+            Array.Copy(all, r * row, dense, r * latent, latent);
+        using var contiguous = runtime.Upload<float>(dense);
+        ops.RmsNorm(contiguous.View, dw.View, contiguous.View, latent, Eps);
+        ops.RmsNorm(block, dw.View, block, latent, Eps);
+        var expected = contiguous.ToArray();
+        var actual = buffer.ToArray();
+        for (int r = 0; r < rows; r++)
+        {
+            Compare.Exact<float>(expected.AsSpan(r * latent, latent), actual.AsSpan(r * row, latent), $"row {r}");
+            Compare.Exact<float>(all.AsSpan(r * row + latent, row - latent), actual.AsSpan(r * row + latent, row - latent), $"row {r}'s rope part");
+        }
+    }
+
     [Fact]
     public void NaNAndInfinityBehaveAsTheReference()
     {
