@@ -17,18 +17,18 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
     readonly ModelShape _s;
     readonly WeightMatrix? _qA, _qB, _q;
     readonly DeviceBuffer<float>? _qANorm;
-    readonly WeightMatrix _kvA, _ukT, _uv, _o;
+    readonly WeightMatrix _kvA, _uk, _uv, _o;
     readonly DeviceBuffer<float> _kvANorm;
     readonly RopeTable _rope;
     readonly RopeLayout _layout;
     readonly float _scale;
 
     public MlaAttentionBlock(ModelShape shape, WeightMatrix? qA, DeviceBuffer<float>? qANorm, WeightMatrix? qB, WeightMatrix? q,
-        WeightMatrix kvA, DeviceBuffer<float> kvANorm, WeightMatrix ukT, WeightMatrix uv, WeightMatrix o,
+        WeightMatrix kvA, DeviceBuffer<float> kvANorm, WeightMatrix uk, WeightMatrix uv, WeightMatrix o,
         RopeTable rope, RopeLayout layout, float scale)
     {
-        (_s, _qA, _qANorm, _qB, _q, _kvA, _kvANorm, _ukT, _uv, _o, _rope, _layout, _scale) =
-            (shape, qA, qANorm, qB, q, kvA, kvANorm, ukT, uv, o, rope, layout, scale);
+        (_s, _qA, _qANorm, _qB, _q, _kvA, _kvANorm, _uk, _uv, _o, _rope, _layout, _scale) =
+            (shape, qA, qANorm, qB, q, kvA, kvANorm, uk, uv, o, rope, layout, scale);
     }
 
     public void Forward(Ops ops, Workspace ws, in ForwardStep step, int layer, DeviceTensor input, DeviceTensor output)
@@ -79,7 +79,7 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         var qFull = ws.A(QAbsorbed, th * row);
         var qHeads = q.Reshape(t, heads, qk);
         var qAbsorbed = qFull.Reshape(t, heads, row);
-        ops.HeadwiseLinear(qHeads.Columns(0, nope), _ukT, qAbsorbed.Columns(0, latent));
+        ops.HeadwiseLinear(qHeads.Columns(0, nope), _uk, qAbsorbed.Columns(0, latent), transpose: true);
         ops.CopyColumns(q, qk, nope, qFull, row, latent, rope, (int)th);
 
         var outLatent = ws.A(AttentionLatentOut, th * latent);

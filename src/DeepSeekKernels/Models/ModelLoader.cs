@@ -81,6 +81,7 @@ public static class ModelLoader
     /// <summary>
     /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType)"/> will allocate, from the checkpoint's tensors:
     /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
+    /// stacks of its own precision (bf16 as stored, FP8 as bf16, f32/f16 as f32) of the same element count
     /// f32 stacks of the same element count (its FP8 scales stay on the host); with <paramref name="quantization"/>, each
     /// full-precision linear weight the loader quantises as it stores it
     /// (<see cref="WeightQuantizations.QuantizedBytes"/>; under INT4, one whose in features are not a multiple of 128
@@ -103,8 +104,8 @@ public static class ModelLoader
         {
             if (!IsLoaded(t.Name, s) || t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal))
                 continue; // kv_b_proj's FP8 scales are applied on the host while loading
-            long bytes = t.Rank == 1 || t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
-                ? 4
+            long bytes = t.Rank == 1 ? 4
+                : t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal) ? (t.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3 ? 2 : 4)
                 : t.DType switch
                 {
                     SafetensorsDType.BF16 => 2,
@@ -254,21 +255,12 @@ public static class ModelLoader
         var kvA = loader.Matrix(prefix + ".kv_a_proj_with_mqa", latent + s.QkRopeHeadDim, s.Hidden);
         var kvANorm = loader.Vector(prefix + ".kv_a_layernorm.weight", latent);
 
-        // kv_b_proj [heads * (nope + v), latent]: per head, nope rows of W_uk then v rows of W_uv.
-        var kvB = loader.HostMatrix(prefix + ".kv_b_proj", heads * (nope + v), latent);
-        var ukT = new float[(long)heads * latent * nope]; // [heads, latent, nope]: W_uk[h]^T
-        var uv = new float[(long)heads * v * latent];     // [heads, v, latent]
-        for (int h = 0; h < heads; h++)
-        {
-            long headRow = (long)h * (nope + v);
-            for (int i = 0; i < nope; i++)
-                for (int c = 0; c < latent; c++)
-                    ukT[((long)h * latent + c) * nope + i] = kvB[(headRow + i) * latent + c];
-            Array.Copy(kvB, (headRow + nope) * latent, uv, (long)h * v * latent, (long)v * latent);
-        }
+        // kv_b_proj [heads * (nope + v), latent]: per head, nope rows of W_uk then v rows of W_uv, split into two stacks
+        // in the checkpoint's precision (bf16 as stored; FP8 as its exact bf16 dequantisation; f32/f16 as f32)
+        var (uk, uv) = loader.KvBProj(prefix + ".kv_b_proj", heads, nope, v, latent);
         var o = loader.Matrix(prefix + ".o_proj", s.Hidden, heads * v);
         return new MlaAttentionBlock(s, qA, qANorm, qB, q, kvA, kvANorm,
-            loader.DenseFloat(ukT, latent, nope, heads), loader.DenseFloat(uv, v, latent, heads), o,
+            uk, uv, o,
             rope, config.RopeInterleave ? RopeLayout.Interleaved : RopeLayout.HalfSplit, MlaSoftmaxScale(s, config));
     }
 

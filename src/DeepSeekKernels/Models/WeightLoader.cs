@@ -35,7 +35,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// <summary>
     /// Whether the loader quantises the matrix <paramref name="weightName"/> (a loaded rank-2 <c>*.weight</c>) when asked
     /// and its dtype is full precision: every linear weight but the embeddings, the MoE router (<c>mlp.gate</c>) and
-    /// MLA's kv_b_proj (made into dense per-head matrices on the host). <see cref="ModelLoader.EstimateBytes"/> counts by the same rule.
+    /// MLA's kv_b_proj (split per head into W_UK and W_UV stacks in its own precision, see <see cref="KvBProj"/>). <see cref="ModelLoader.EstimateBytes"/> counts by the same rule.
     /// </summary>
     internal static bool QuantizedAtLoad(string weightName) =>
         weightName != "model.embed_tokens.weight"
@@ -268,6 +268,37 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             for (int c = 0; c < cols; c++)
                 result[(long)r * cols + c] = Float8E4M3.Dequantize(Float8E4M3.FromBits(bits[r * cols + c]), scales[r / blockRows * scaleCols + c / blockCols]);
         return result;
+    }
+
+    /// <summary>
+    /// MLA's kv_b_proj [heads * (nope + v), latent] as two stacks, W_uk [heads, nope, latent] and W_uv [heads, v, latent]:
+    /// bf16 when the checkpoint stores bf16 (the stored bytes) or FP8 (its dequantisation, which is a bf16 value by
+    /// definition: <see cref="Float8E4M3.Dequantize"/>), else f32.
+    /// </summary>
+    public (WeightMatrix Uk, WeightMatrix Uv) KvBProj(string prefix, int heads, int nope, int v, int latent)
+    {
+        var info = checkpoint.GetTensor(prefix + ".weight");
+        var values = HostMatrix(prefix, heads * (nope + v), latent); // checks the shape; FP8 dequantised
+        var uk = new float[(long)heads * nope * latent];
+        var uv = new float[(long)heads * v * latent];
+        for (int h = 0; h < heads; h++)
+        {
+            long headRow = (long)h * (nope + v);
+            Array.Copy(values, headRow * latent, uk, (long)h * nope * latent, (long)nope * latent);
+            Array.Copy(values, (headRow + nope) * latent, uv, (long)h * v * latent, (long)v * latent);
+        }
+        if (info.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3)
+            return (DenseBf16(uk, nope, latent, heads), DenseBf16(uv, v, latent, heads));
+        return (DenseFloat(uk, nope, latent, heads), DenseFloat(uv, v, latent, heads));
+    }
+
+    /// <summary>A stack of bf16 matrices from float32 values that are bf16 values already (the conversion is exact).</summary>
+    WeightMatrix DenseBf16(float[] data, int rows, int cols, int count)
+    {
+        var bits = new BFloat16[data.Length];
+        BFloat16Conversions.FromSingle(data, bits);
+        var buffer = Keep(runtime.Upload<BFloat16>(bits));
+        return WeightMatrix.Dense<BFloat16>(buffer.View, rows, cols, count);
     }
 
     /// <summary>A stack of <paramref name="count"/> f32 matrices [rows, cols] made on the host.</summary>

@@ -49,7 +49,7 @@ public sealed record PlanLine(string Item, string Formula, long Bytes);
 /// block, ragged edge blocks counted; INT4 half a byte each plus a bf16 scale and a bf16 zero point per group of 128
 /// in features, and a matrix whose in features are not a multiple of 128 kept dense at 2 B, as the loader keeps it.
 /// lm_head is a linear weight unless tied to the embeddings. Everything else (embeddings, norms, biases, the router, and
-/// MLA's kv_b_proj, which the loader turns into dense per-head matrices) is counted at 2 B in every plan. A checkpoint
+/// MLA's kv_b_proj, which the loader keeps per head in bf16 for bf16 and FP8 checkpoints) is counted at 2 B in every plan. A checkpoint
 /// that is FP8 already (DeepSeek-V3's) keeps its FP8 weights whatever --quant says: the FP8 plan is the one to read.
 /// </remarks>
 public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Request, IReadOnlyList<PlanLine> Lines)

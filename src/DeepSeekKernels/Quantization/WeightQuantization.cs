@@ -8,7 +8,7 @@ namespace DeepSeekKernels.Quantization;
 /// <remarks>
 /// Quantised: the attention projections, the dense MLP, shared and routed experts, and lm_head unless it is tied to the
 /// embeddings. Kept as stored: embeddings, norms, biases, the MoE router (<c>mlp.gate</c>) and MLA's per-head matrices
-/// made from kv_b_proj (W_UK^T, W_UV); weights a checkpoint already stores in FP8 stay FP8 whatever is asked; under INT4
+/// made from kv_b_proj (W_UK, W_UV, in kv_b_proj's precision); weights a checkpoint already stores in FP8 stay FP8 whatever is asked; under INT4
 /// a matrix whose in features are not a multiple of 128 (the group) stays dense, and the model's
 /// <see cref="Models.CausalLanguageModel.Quantization"/> says which.
 /// </remarks>
