@@ -30,7 +30,7 @@ internal static class Overlaps
     {
         if (a.IsNull || b.IsNull || a.Length == 0 || b.Length == 0)
             return Overlap.None;
-        if (!ReferenceEquals(a.Buffer!.Memory, b.Buffer!.Memory))
+        if (!ReferenceEquals(a.Allocation, b.Allocation))
             return Overlap.None; // distinct allocations never share memory
         var (aBegin, aEnd) = a.ByteRange;
         var (bBegin, bEnd) = b.ByteRange;

@@ -8,15 +8,15 @@ namespace DeepSeekKernels.Caching;
 /// <summary>
 /// The KV cache of a model as a pool of pages shared by every sequence (vLLM's and FlashInfer's paged cache): per
 /// layer, key pages [pages, pageSize, keyWidth] and value pages [pages, pageSize, valueWidth] (for MLA only the
-/// latent rows [kv_lora_rank + qk_rope_head_dim], no values), f32 or bf16, in one allocation each for all layers so
-/// addresses never move. A <see cref="KvBlockManager"/> hands pages to sequences; the step metadata (block table,
+/// latent rows [kv_lora_rank + qk_rope_head_dim], no values), f32 or bf16, with the step metadata, in one
+/// <see cref="DeviceArena"/>, so addresses never move. A <see cref="KvBlockManager"/> hands pages to sequences; the step metadata (block table,
 /// lengths, query offsets) lives in device buffers of fixed size beside the pool, refreshed before each step.
 /// </summary>
 public sealed class PagedKvCache : IDisposable
 {
-    readonly IDisposable _keys;
-    readonly IDisposable? _values;
+    readonly DeviceArena _arena;
     readonly DeviceTensor _keyPool, _valuePool; // [layers, pages, pageSize, width]
+    readonly bool _hasValues;
     readonly Dictionary<int, int> _lengths = [];
 
     internal PagedKvCache(CausalLanguageModel owner, DeviceRuntime runtime, KvCacheLayout layout)
@@ -24,42 +24,26 @@ public sealed class PagedKvCache : IDisposable
         Owner = owner;
         Layout = layout;
         Blocks = new KvBlockManager(layout.Pages, layout.PageSize);
-        var owned = new List<IDisposable>();
-        try
-        {
-            (_keys, _keyPool) = Pool(runtime, layout, layout.KeyWidth, owned);
-            if (layout.ValueWidth > 0)
-                (_values, _valuePool) = Pool(runtime, layout, layout.ValueWidth, owned);
-            BlockTable = Keep(runtime.Allocate<int>((long)layout.MaxBatch * layout.TableWidth), owned);
-            SequenceLengths = Keep(runtime.Allocate<int>(layout.MaxBatch), owned);
-            QueryStarts = Keep(runtime.Allocate<int>(layout.MaxBatch + 1L), owned);
-        }
-        catch
-        {
-            owned.ForEach(o => o.Dispose());
-            throw;
-        }
+        // one arena, in this order: key pool, value pool (GQA), block table, lengths, query offsets (KvCacheLayout.Bytes)
+        _arena = runtime.CreateArena(layout.Bytes);
+        _keyPool = Pool(_arena, layout, layout.KeyWidth);
+        _hasValues = layout.ValueWidth > 0;
+        if (_hasValues)
+            _valuePool = Pool(_arena, layout, layout.ValueWidth);
+        BlockTable = _arena.Allocate<int>((long)layout.MaxBatch * layout.TableWidth);
+        SequenceLengths = _arena.Allocate<int>(layout.MaxBatch);
+        QueryStarts = _arena.Allocate<int>(layout.MaxBatch + 1L);
         HostBlockTable = new int[BlockTable.Length];
         HostLengths = new int[layout.MaxBatch];
         HostQueryStarts = new int[layout.MaxBatch + 1];
     }
 
-    static T Keep<T>(T item, List<IDisposable> owned) where T : IDisposable
-    {
-        owned.Add(item);
-        return item;
-    }
-
-    static (IDisposable, DeviceTensor) Pool(DeviceRuntime runtime, KvCacheLayout l, int width, List<IDisposable> owned)
+    static DeviceTensor Pool(DeviceArena arena, KvCacheLayout l, int width)
     {
         long elements = SizeMath.Product("the KV cache pool", "elements", l.Layers, l.Pages, l.PageSize, width);
-        if (l.ElementType == ElementType.F32)
-        {
-            var f = Keep(runtime.Allocate<float>(elements), owned);
-            return (f, f.AsTensor(l.Layers, l.Pages, l.PageSize, width));
-        }
-        var b = Keep(runtime.Allocate<BFloat16>(elements), owned);
-        return (b, b.AsTensor(l.Layers, l.Pages, l.PageSize, width));
+        return l.ElementType == ElementType.F32
+            ? arena.Allocate<float>(elements).AsTensor(l.Layers, l.Pages, l.PageSize, width)
+            : arena.Allocate<BFloat16>(elements).AsTensor(l.Layers, l.Pages, l.PageSize, width);
     }
 
     internal CausalLanguageModel Owner { get; }
@@ -73,20 +57,11 @@ public sealed class PagedKvCache : IDisposable
     /// <summary>Bytes allocated on the device: the pools and the step metadata (<see cref="KvCacheLayout.Bytes"/>).</summary>
     public long Bytes => Layout.Bytes;
 
-    /// <summary>Bytes of the device buffers this cache holds, counted from the buffers themselves (tests compare it with the plan).</summary>
-    internal long AllocatedBytes
-    {
-        get
-        {
-            static long Of(IDisposable? buffer) => buffer switch
-            {
-                DeviceBuffer<float> f => f.Length * 4,
-                DeviceBuffer<BFloat16> b => b.Length * 2,
-                _ => 0,
-            };
-            return Of(_keys) + Of(_values) + (BlockTable.Length + SequenceLengths.Length + QueryStarts.Length) * 4;
-        }
-    }
+    /// <summary>Bytes this cache allocated on the device: its arena's capacity (tests compare it with the plan).</summary>
+    internal long AllocatedBytes => _arena.Capacity;
+
+    /// <summary>Bytes the buffers took from the arena (equal to <see cref="AllocatedBytes"/> when the layout's formula is right).</summary>
+    internal long ArenaUsedBytes => _arena.Used;
 
     /// <summary>Starts a sequence with no cached positions; returns its id.</summary>
     public int AddSequence()
@@ -125,7 +100,7 @@ public sealed class PagedKvCache : IDisposable
     internal DeviceTensor KeyPages(int layer) => _keyPool.Select(0, layer);
 
     /// <summary>Value pages of <paramref name="layer"/>: [pages, pageSize, valueWidth]; default for MLA.</summary>
-    internal DeviceTensor ValuePages(int layer) => _values == null ? default : _valuePool.Select(0, layer);
+    internal DeviceTensor ValuePages(int layer) => _hasValues ? _valuePool.Select(0, layer) : default;
 
     // Step metadata: fixed-size device buffers (stable addresses) and their host images.
     internal DeviceBuffer<int> BlockTable { get; }
@@ -135,14 +110,7 @@ public sealed class PagedKvCache : IDisposable
     internal int[] HostLengths { get; }
     internal int[] HostQueryStarts { get; }
 
-    public void Dispose()
-    {
-        _keys.Dispose();
-        _values?.Dispose();
-        BlockTable.Dispose();
-        SequenceLengths.Dispose();
-        QueryStarts.Dispose();
-    }
+    public void Dispose() => _arena.Dispose();
 }
 
 /// <summary>
@@ -172,8 +140,29 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
     public long MetadataBytes => SizeMath.Product("the KV cache metadata", "bytes", 4,
         SizeMath.Sum("the KV cache metadata", "elements", [(long)MaxBatch * TableWidth, MaxBatch, MaxBatch + 1L]));
 
-    /// <summary>Everything the cache allocates.</summary>
-    public long Bytes => SizeMath.Sum("the KV cache", "bytes", [PoolBytes, MetadataBytes]);
+    /// <summary>
+    /// Everything the cache allocates: one arena holding the key pool, the value pool (GQA), the block table, the lengths
+    /// and the query offsets, each aligned to <see cref="DeviceArena.Alignment"/> bytes.
+    /// </summary>
+    public long Bytes
+    {
+        get
+        {
+            long keyPool = SizeMath.Product("the KV cache key pool", "bytes", Layers, Pages, PageSize, KeyWidth, ElementType.Size());
+            long valuePool = SizeMath.Product("the KV cache value pool", "bytes", Layers, Pages, PageSize, ValueWidth, ElementType.Size());
+            long[] parts = ValueWidth > 0
+                ? [keyPool, valuePool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L)]
+                : [keyPool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L)];
+            try
+            {
+                return DeviceArena.SizeOf(parts);
+            }
+            catch (OverflowException e)
+            {
+                throw SizeMath.TooLarge("the KV cache", "bytes", e);
+            }
+        }
+    }
 
     /// <summary>
     /// The cache for <paramref name="sequences"/> sequences of up to <paramref name="context"/> positions each, every one

@@ -68,6 +68,9 @@ public sealed class CausalLanguageModel : IDisposable
     /// <summary>Bytes of activation workspace.</summary>
     public long WorkspaceBytes => _workspace.Bytes;
 
+    /// <summary>Bytes the workspace's buffers took from its arena (tests hold it equal to <see cref="WorkspaceBytes"/>).</summary>
+    internal long WorkspaceUsedBytes => _workspace.UsedBytes;
+
     /// <summary>Most positions one forward pass runs; longer inputs are split.</summary>
     public int ChunkTokens => _workspace.Tokens;
 

@@ -5,43 +5,28 @@ namespace DeepSeekKernels.Models;
 
 /// <summary>
 /// The activation buffers of one model, allocated once for forward passes of up to <see cref="Tokens"/>
-/// positions, exactly as <see cref="WorkspaceLayout"/> lists them (fixed addresses, so a captured step can be
-/// replayed). Views of the first n elements are taken per pass.
+/// positions, exactly as <see cref="WorkspaceLayout"/> lists them, in one <see cref="DeviceArena"/> (fixed addresses, so a
+/// captured step can be replayed). Views of the first n elements are taken per pass.
 /// </summary>
 public sealed class Workspace : IDisposable
 {
-    readonly Dictionary<string, (IDisposable Buffer, DeviceTensor Whole)> _buffers = new();
+    readonly Dictionary<string, DeviceTensor> _buffers = new();
+    readonly DeviceArena _arena;
 
     public Workspace(DeviceRuntime runtime, ModelShape shape, int tokens, ElementType activations = ElementType.F32)
     {
         Tokens = tokens;
         Activations = activations;
-        try
+        var layout = WorkspaceLayout.For(shape, tokens, activations);
+        _arena = runtime.CreateArena(DeviceArena.SizeOf(layout.Select(b => b.Bytes)));
+        foreach (var b in layout)
         {
-            foreach (var b in WorkspaceLayout.For(shape, tokens, activations))
+            _buffers.Add(b.Name, b.Type switch
             {
-                switch (b.Type)
-                {
-                    case ElementType.I32:
-                        var i = runtime.Allocate<int>(b.Elements);
-                        _buffers.Add(b.Name, (i, DeviceTensor.FromView(i.View)));
-                        break;
-                    case ElementType.BF16:
-                        var h = runtime.Allocate<BFloat16>(b.Elements);
-                        _buffers.Add(b.Name, (h, DeviceTensor.FromView(h.View)));
-                        break;
-                    default:
-                        var f = runtime.Allocate<float>(b.Elements);
-                        _buffers.Add(b.Name, (f, DeviceTensor.FromView(f.View)));
-                        break;
-                }
-                Bytes += b.Bytes;
-            }
-        }
-        catch
-        {
-            Dispose();
-            throw;
+                ElementType.I32 => DeviceTensor.FromView(_arena.Allocate<int>(b.Elements).View),
+                ElementType.BF16 => DeviceTensor.FromView(_arena.Allocate<BFloat16>(b.Elements).View),
+                _ => DeviceTensor.FromView(_arena.Allocate<float>(b.Elements).View),
+            });
         }
     }
 
@@ -52,7 +37,7 @@ public sealed class Workspace : IDisposable
     public ElementType Activations { get; }
 
     /// <summary>The first <paramref name="elements"/> of an activation buffer, in its element type.</summary>
-    public DeviceTensor A(string name, long elements) => _buffers[name].Whole.Slice(0, elements);
+    public DeviceTensor A(string name, long elements) => _buffers[name].Slice(0, elements);
 
     /// <summary>The first <paramref name="elements"/> of a float32 buffer (logits, router logits, expert weights).</summary>
     public DeviceView<float> F(string name, long elements) => A(name, elements).AsView<float>();
@@ -60,12 +45,15 @@ public sealed class Workspace : IDisposable
     /// <summary>The first <paramref name="elements"/> of an int32 buffer.</summary>
     public DeviceView<int> I(string name, long elements) => A(name, elements).AsView<int>();
 
-    /// <summary>Bytes allocated.</summary>
-    public long Bytes { get; }
+    /// <summary>Bytes allocated: the arena's capacity (every buffer, each aligned to <see cref="DeviceArena.Alignment"/>).</summary>
+    public long Bytes => _arena.Capacity;
+
+    /// <summary>Bytes the buffers took from the arena (equal to <see cref="Bytes"/> when the layout's formula is right).</summary>
+    internal long UsedBytes => _arena.Used;
 
     public void Dispose()
     {
-        foreach (var (buffer, _) in _buffers.Values) buffer.Dispose();
         _buffers.Clear();
+        _arena.Dispose();
     }
 }

@@ -1,5 +1,6 @@
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Planning;
+using DeepSeekKernels.Runtime;
 
 namespace DeepSeekKernels.Models;
 
@@ -115,6 +116,18 @@ public static class WorkspaceLayout
 
     /// <summary>Total bytes of <see cref="For"/>.</summary>
     /// <exception cref="OverflowException">A buffer or the total is 2^63 bytes or more.</exception>
-    public static long Bytes(ModelShape s, int tokens, ElementType activations = ElementType.F32) =>
-        SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", For(s, tokens, activations).Select(b => b.Bytes));
+    /// <remarks>The runner allocates these buffers in one arena, each aligned to <see cref="DeviceArena.Alignment"/> bytes: this is that arena's size.</remarks>
+    public static long Bytes(ModelShape s, int tokens, ElementType activations = ElementType.F32)
+    {
+        var bytes = For(s, tokens, activations).Select(b => b.Bytes).ToArray();
+        SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", bytes); // names an overflow
+        try
+        {
+            return DeviceArena.SizeOf(bytes);
+        }
+        catch (OverflowException e)
+        {
+            throw SizeMath.TooLarge($"the activation workspace of one forward pass over {tokens} tokens", "bytes", e);
+        }
+    }
 }

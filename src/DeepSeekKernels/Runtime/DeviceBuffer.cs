@@ -5,30 +5,59 @@ using ILGPU.Runtime;
 namespace DeepSeekKernels.Runtime;
 
 /// <summary>
-/// A typed, contiguous device allocation owned by one <see cref="DeviceRuntime"/>. Element types are the ones
+/// A typed, contiguous device allocation owned by one <see cref="DeviceRuntime"/>: its own ILGPU buffer
+/// (<see cref="DeviceRuntime.Allocate{T}"/>), or a window of a <see cref="DeviceArena"/> (one allocation with stable
+/// addresses for the workspace, the KV pages and the step metadata). Element types are the ones
 /// <see cref="ElementTypes"/> knows (bf16, fp8 and int4 as raw bits). Ops take <see cref="DeviceView{T}"/>s,
 /// to which a buffer converts implicitly.
 /// </summary>
 public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : unmanaged
 {
+    readonly MemoryBuffer1D<T, Stride1D.Dense>? _own;
+    readonly MemoryBuffer _allocation;
+
     internal DeviceBuffer(DeviceRuntime runtime, MemoryBuffer1D<T, Stride1D.Dense> memory)
     {
         Runtime = runtime;
-        Memory = memory;
+        _own = memory;
+        _allocation = memory;
+        Length = memory.Length;
+        IlgpuWhole = memory.View;
+        ElementType = ElementTypes.Of<T>();
+    }
+
+    /// <summary>A window of <paramref name="length"/> elements at <paramref name="byteOffset"/> of an arena's allocation.</summary>
+    internal unsafe DeviceBuffer(DeviceRuntime runtime, MemoryBuffer arena, long byteOffset, long length)
+    {
+        Runtime = runtime;
+        _allocation = arena;
+        ByteOffset = byteOffset;
+        Length = length;
+        IlgpuWhole = arena.AsRawArrayView(byteOffset, length * sizeof(T)).Cast<T>();
         ElementType = ElementTypes.Of<T>();
     }
 
     /// <summary>The runtime that owns this buffer.</summary>
     public DeviceRuntime Runtime { get; }
 
-    /// <summary>The ILGPU buffer underneath.</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Memory { get; }
+    /// <summary>The ILGPU buffer underneath; a window of an arena has none of its own (it throws).</summary>
+    public MemoryBuffer1D<T, Stride1D.Dense> Memory =>
+        _own ?? throw new InvalidOperationException("This buffer is a window of a DeviceArena; it has no ILGPU buffer of its own (use View.IlgpuView).");
 
     /// <summary>The element type.</summary>
     public ElementType ElementType { get; }
 
     /// <summary>Number of elements.</summary>
-    public long Length => Memory.Length;
+    public long Length { get; }
+
+    /// <summary>Whether this buffer is a window of an arena (disposing it frees nothing; disposing the arena frees it).</summary>
+    public bool IsArenaWindow => _own == null;
+
+    /// <summary>The ILGPU view of the whole buffer.</summary>
+    internal ArrayView1D<T, Stride1D.Dense> IlgpuWhole { get; }
+
+    /// <summary>Where the buffer starts in its allocation, in bytes (0 unless a window of an arena).</summary>
+    internal long ByteOffset { get; }
 
     /// <summary>A view of the whole buffer.</summary>
     public DeviceView<T> View => new(this, 0, Length);
@@ -51,14 +80,19 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
     /// <summary>Copies the whole buffer to a new array.</summary>
     public T[] ToArray() => View.ToArray();
 
-    ILGPU.Runtime.MemoryBuffer IDeviceAllocation.Memory => Memory;
+    ILGPU.Runtime.MemoryBuffer IDeviceAllocation.Memory => _allocation;
 
-    IntPtr IDeviceAllocation.NativePtr => Memory.NativePtr;
+    long IDeviceAllocation.ByteOffset => ByteOffset;
+
+    /// <summary>The device address of element 0.</summary>
+    internal IntPtr NativePtr => _allocation.NativePtr + (nint)ByteOffset;
+
+    IntPtr IDeviceAllocation.NativePtr => NativePtr;
 
     /// <summary>The whole buffer as a row-major tensor of <paramref name="shape"/> (its element count must be the buffer's length).</summary>
     public DeviceTensor AsTensor(params ReadOnlySpan<long> shape) => DeviceTensor.Of(View, shape);
 
     public static implicit operator DeviceView<T>(DeviceBuffer<T> buffer) => buffer.View;
 
-    public void Dispose() => Memory.Dispose();
+    public void Dispose() => _own?.Dispose();
 }

@@ -139,6 +139,27 @@ public sealed class DeviceRuntime : IDisposable
         }
     }
 
+    /// <summary>
+    /// Allocates an arena of <paramref name="bytes"/> (contents undefined) to carve typed buffers from with stable
+    /// addresses (<see cref="DeviceArena"/>).
+    /// </summary>
+    public DeviceArena CreateArena(long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        Bind();
+        try
+        {
+            return new DeviceArena(this, Accelerator.Allocate1D<byte>(Math.Max(bytes, 1)));
+        }
+        catch (Exception e) when (e is not (ArgumentException or NotSupportedException or ObjectDisposedException))
+        {
+            throw new DeviceMemoryException(
+                $"Allocating an arena of {bytes:N0} bytes on {DeviceName} failed" +
+                (FreeMemoryBytes is long free ? $" with {free:N0} bytes free" : "") + $": {e.Message}", e);
+        }
+    }
+
     /// <summary>Free device memory in bytes on a GPU (the driver's figure); null on ILGPU's CPU accelerator.</summary>
     public long? FreeMemoryBytes
     {

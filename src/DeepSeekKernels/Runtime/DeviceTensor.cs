@@ -183,10 +183,20 @@ public readonly struct DeviceTensor
         }
     }
 
-    /// <summary>Byte range [begin, end) of the allocation that the tensor's elements lie in (empty for an empty tensor).</summary>
-    internal (long Begin, long End) ByteSpan => ElementCount == 0
-        ? (Offset * ElementSize, Offset * ElementSize)
-        : (Offset * ElementSize, (LastElement + 1) * ElementSize);
+    /// <summary>
+    /// Byte range [begin, end) of the allocation that the tensor's elements lie in (empty for an empty tensor), in the
+    /// allocation's coordinates (an arena's, for a window of one).
+    /// </summary>
+    internal (long Begin, long End) ByteSpan
+    {
+        get
+        {
+            long window = Allocation?.ByteOffset ?? 0;
+            return ElementCount == 0
+                ? (window + Offset * ElementSize, window + Offset * ElementSize)
+                : (window + Offset * ElementSize, window + (LastElement + 1) * ElementSize);
+        }
+    }
 
     /// <summary>The device address of element [0, ...] (for native kernels; host memory on ILGPU's CPU accelerator).</summary>
     public IntPtr Pointer => (Allocation ?? throw NullTensor()).NativePtr + (nint)(Offset * ElementSize);
@@ -352,4 +362,7 @@ internal interface IDeviceAllocation
 
     /// <summary>Address of element 0.</summary>
     IntPtr NativePtr { get; }
+
+    /// <summary>Where element 0 lies in <see cref="Memory"/>, in bytes (0 unless a window of an arena).</summary>
+    long ByteOffset { get; }
 }

@@ -44,13 +44,17 @@ public readonly struct DeviceView<T> where T : unmanaged
     }
 
     /// <summary>The ILGPU view of this range.</summary>
-    public ArrayView1D<T, Stride1D.Dense> IlgpuView => Owner.Memory.View.SubView(Start, Length);
+    public ArrayView1D<T, Stride1D.Dense> IlgpuView => Owner.IlgpuWhole.SubView(Start, Length);
 
     /// <summary>The device address of the first element (for native kernels).</summary>
-    public unsafe IntPtr Pointer => Owner.Memory.NativePtr + (nint)(Start * sizeof(T));
+    public unsafe IntPtr Pointer => Owner.NativePtr + (nint)(Start * sizeof(T));
 
-    /// <summary>Byte range [begin, end) inside the buffer, for overlap checks.</summary>
-    internal unsafe (long Begin, long End) ByteRange => (Start * sizeof(T), (Start + Length) * sizeof(T));
+    /// <summary>Byte range [begin, end) inside the allocation (the buffer's, or its arena's), for overlap checks.</summary>
+    internal unsafe (long Begin, long End) ByteRange =>
+        (Owner.ByteOffset + Start * sizeof(T), Owner.ByteOffset + (Start + Length) * sizeof(T));
+
+    /// <summary>The allocation the view lies in (an arena for a window), for overlap checks.</summary>
+    internal ILGPU.Runtime.MemoryBuffer Allocation => ((IDeviceAllocation)Owner).Memory;
 
     /// <summary>This view as a row-major tensor of <paramref name="shape"/> (its element count must be the view's length).</summary>
     public DeviceTensor AsTensor(params ReadOnlySpan<long> shape) => DeviceTensor.Of(this, shape);

@@ -9,8 +9,8 @@ namespace DeepSeekKernels.Tests.Planning;
 
 /// <summary>
 /// `dsk plan`'s KV cache, activation and RoPE lines are what the runner allocates for the same context, batch and KV
-/// element type: the page pool and its page tables counted from the buffers the cache holds, the workspace and the
-/// tables from the loaded model.
+/// element type: the KV arena and the workspace arena (each filled exactly by the buffers carved from it) and the RoPE
+/// tables of the loaded model.
 /// </summary>
 [Collection(nameof(DeviceCollection))]
 public class PlanMatchesRunnerTests
@@ -33,7 +33,9 @@ public class PlanMatchesRunnerTests
             new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: type));
         long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
         Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
+        Assert.Equal(cache.AllocatedBytes, cache.ArenaUsedBytes); // the buffers carved from the arena fill it exactly
         Assert.Equal(model.WorkspaceBytes, Line("activations"));
+        Assert.Equal(model.WorkspaceBytes, model.WorkspaceUsedBytes);
         Assert.Equal(model.RopeTableBytes, Line("RoPE cos/sin tables"));
         // and the cache really holds batch sequences of the whole context at once
         for (int b = 0; b < batch; b++)

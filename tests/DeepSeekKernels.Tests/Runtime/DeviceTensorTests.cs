@@ -121,4 +121,32 @@ public sealed class DeviceTensorTests
         Assert.Contains("overlaps", Assert.Throws<ArgumentException>(() => TensorChecks.Disjoint("Op", "y", t, "x", t.Columns(1, 1))).Message);
         TensorChecks.ExactOrDisjoint("Op", "y", t, "x", a.AsTensor(3, 4));
     }
+
+    [Fact]
+    public void AnArenaHandsOutAlignedWindowsThatOpsUseAndOverlapChecksTellApart()
+    {
+        using var arena = Cpu.CreateArena(DeviceArena.SizeOf([10 * 4, 3 * 2, 10 * 4]));
+        Assert.Equal(3 * DeviceArena.Alignment, arena.Capacity);
+        var a = arena.Allocate<float>(10);
+        var b = arena.Allocate<BFloat16>(3);
+        var c = arena.Allocate<float>(10);
+        Assert.Equal(arena.Capacity, arena.Used);
+        Assert.True(a.IsArenaWindow);
+        Assert.Equal(DeviceArena.Alignment, (long)(c.View.Pointer - a.View.Pointer) / 2);
+        Assert.Equal(0, (long)b.View.Pointer % DeviceArena.Alignment);
+        Assert.Throws<InvalidOperationException>(() => arena.Allocate<float>(1));
+        Assert.Throws<InvalidOperationException>(() => a.Memory);
+
+        // windows of one allocation are apart by byte range; a window against itself is exact
+        Assert.Equal(Overlap.None, Overlaps.Of(a.View, c.View));
+        Assert.Equal(Overlap.None, TensorChecks.Of(a.AsTensor(10), c.AsTensor(10)));
+        Assert.Equal(Overlap.Partial, Overlaps.Of(a.View, a.View.Slice(1, 3)));
+
+        // and the ops read and write them like any buffer
+        a.CopyFromHost(Enumerable.Range(0, 10).Select(i => (float)i).ToArray());
+        Ops.Create(Cpu, Backend.Reference).Add(a.View, a.View, c.View);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => 2f * i).ToArray(), c.ToArray());
+        var e = Assert.Throws<ArgumentException>(() => Ops.Create(Cpu, Backend.Reference).Add(a.View, a.View, a.View.Slice(1, 9)));
+        Assert.Contains("destination", e.ParamName);
+    }
 }
