@@ -4,8 +4,9 @@ using ILGPU.Runtime;
 namespace DeepSeekKernels.Runtime;
 
 /// <summary>
-/// One device allocation carved into typed buffers (<see cref="Allocate{T}"/>) by a bump pointer, each aligned to
-/// <see cref="Alignment"/> bytes: the model's workspace, a KV cache's page pools and step metadata each live in one
+/// One device allocation carved into typed buffers (<see cref="Allocate{T}"/>) by a bump pointer, each starting a
+/// multiple of <see cref="Alignment"/> bytes after the arena's start (on a GPU the start itself is 256-byte aligned, as
+/// cudaMalloc returns it; ILGPU's CPU accelerator aligns less): the model's workspace, a KV cache's page pools and step metadata each live in one
 /// arena, so their addresses never move (a captured step replays on them) and the bytes allocated are exactly
 /// <see cref="Capacity"/>, the figure `dsk plan` computes from the same layout (<see cref="SizeOf"/>). The buffers are
 /// windows: disposing one frees nothing; disposing the arena frees them all.
