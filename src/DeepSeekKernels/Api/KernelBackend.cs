@@ -65,12 +65,12 @@ internal abstract class KernelBackend
         throw Missing(nameof(Ops.Rope));
 
     /// <summary>Causal grouped-query attention of one sequence (see <see cref="Ops.Attention"/>).</summary>
-    public virtual void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> y,
+    public virtual void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor y,
         AttentionShape shape) =>
         throw Missing(nameof(Ops.Attention));
 
     /// <summary>Causal attention over a compressed MLA cache (see <see cref="Ops.MlaAttention"/>).</summary>
-    public virtual void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape) =>
+    public virtual void MlaAttention(DeviceTensor q, DeviceTensor cache, DeviceTensor y, AttentionShape shape) =>
         throw Missing(nameof(Ops.MlaAttention));
 
     /// <summary>Writes keys (and values) rows into their pages through the slot mapping (see <see cref="Ops.KvAppend"/>).</summary>
@@ -109,7 +109,7 @@ internal abstract class KernelBackend
         throw Missing(nameof(Ops.Scale));
 
     /// <summary>Top-k expert choice per token (see <see cref="Ops.MoeRoute"/>).</summary>
-    public virtual void MoeRoute(DeviceView<float> logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
+    public virtual void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
         int tokens, MoeRouting routing) =>
         throw Missing(nameof(Ops.MoeRoute));
 

@@ -26,14 +26,14 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException">A size is out of range, qHeads is not a multiple of kvHeads, or the queries run past kvLength.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> destination,
+    public void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor destination,
         int qHeads, int kvHeads, int headDim, int vHeadDim, int kvLength, int queryStart, float scale)
     {
         const string op = nameof(Attention);
-        CheckView(op, nameof(q), q, null);
-        CheckView(op, nameof(k), k, q.Runtime);
-        CheckView(op, nameof(v), v, q.Runtime);
-        CheckView(op, nameof(destination), destination, q.Runtime);
+        q = Act(op, nameof(q), q, null);
+        k = Act(op, nameof(k), k, q.Runtime);
+        v = Act(op, nameof(v), v, q.Runtime);
+        destination = Act(op, nameof(destination), destination, q.Runtime);
         OpChecks.AtLeast1(op, nameof(qHeads), qHeads);
         OpChecks.AtLeast1(op, nameof(kvHeads), kvHeads);
         OpChecks.AtLeast1(op, nameof(headDim), headDim);
@@ -56,7 +56,7 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(q), q);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(k), kUsed);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(v), vUsed);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = headDim });
+        using var call = Dispatch(new OpSignature(op, Activations(q, kUsed, vUsed, dst)) { HeadDim = headDim });
         call.Backend.Attention(q, kUsed, vUsed, dst,
             new AttentionShape(tokens, qHeads, kvHeads, headDim, vHeadDim, kvLength, queryStart, scale));
     }
@@ -81,13 +81,13 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException">A size is out of range, or the queries run past kvLength.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, a length is wrong, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void MlaAttention(DeviceView<float> q, DeviceView<float> latentCache, DeviceView<float> destination, int heads,
+    public void MlaAttention(DeviceTensor q, DeviceTensor latentCache, DeviceTensor destination, int heads,
         int latentDim, int ropeDim, int kvLength, int queryStart, float scale)
     {
         const string op = nameof(MlaAttention);
-        CheckView(op, nameof(q), q, null);
-        CheckView(op, nameof(latentCache), latentCache, q.Runtime);
-        CheckView(op, nameof(destination), destination, q.Runtime);
+        q = Act(op, nameof(q), q, null);
+        latentCache = Act(op, nameof(latentCache), latentCache, q.Runtime);
+        destination = Act(op, nameof(destination), destination, q.Runtime);
         OpChecks.AtLeast1(op, nameof(heads), heads);
         OpChecks.AtLeast1(op, nameof(latentDim), latentDim);
         OpChecks.NotNegative(op, nameof(ropeDim), ropeDim);
@@ -107,7 +107,7 @@ public sealed partial class Ops
         var cache = latentCache.Slice(0, cacheElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(q), q);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(latentCache), cache);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32) { HeadDim = (int)rowDim });
+        using var call = Dispatch(new OpSignature(op, Activations(q, cache, dst)) { HeadDim = (int)rowDim });
         call.Backend.MlaAttention(q, cache, dst,
             new AttentionShape(tokens, heads, 1, (int)rowDim, latentDim, kvLength, queryStart, scale));
     }

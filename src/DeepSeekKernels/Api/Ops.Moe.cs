@@ -35,13 +35,13 @@ public sealed partial class Ops
     /// <exception cref="ArgumentNullException"><paramref name="routing"/> is null.</exception>
     /// <exception cref="ArgumentException">The routing configuration is inconsistent (ParamName "routing"), a view is default or on another runtime, a length is wrong, or an output overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void MoeRoute(DeviceView<float> routerLogits, DeviceView<float> correctionBias, DeviceView<int> expertIds,
+    public void MoeRoute(DeviceTensor routerLogits, DeviceView<float> correctionBias, DeviceView<int> expertIds,
         DeviceView<float> expertWeights, MoeRouting routing)
     {
         const string op = nameof(MoeRoute);
         if (routing is null)
             ThrowHelper.ArgumentNull(op, nameof(routing));
-        CheckView(op, nameof(routerLogits), routerLogits, null);
+        routerLogits = Act(op, nameof(routerLogits), routerLogits, null);
         CheckOptionalView(op, nameof(correctionBias), correctionBias, routerLogits.Runtime);
         CheckView(op, nameof(expertIds), expertIds, routerLogits.Runtime);
         CheckView(op, nameof(expertWeights), expertWeights, routerLogits.Runtime);
@@ -53,9 +53,9 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(expertIds), expertIds.Length, outputs, $"tokens * routing.TopK = {tokens} * {routing.TopK}");
         OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, outputs, $"tokens * routing.TopK = {tokens} * {routing.TopK}");
         var weights = expertWeights.Slice(0, outputs);
-        OpChecks.Disjoint(op, nameof(expertWeights), weights, nameof(routerLogits), routerLogits);
+        OpChecks.Disjoint(op, nameof(expertWeights), DeviceTensor.FromView(weights), nameof(routerLogits), routerLogits);
         OpChecks.Disjoint(op, nameof(expertWeights), weights, nameof(correctionBias), correctionBias);
-        using var call = Dispatch(new OpSignature(op, ElementType.F32));
+        using var call = Dispatch(new OpSignature(op, routerLogits.ElementType));
         call.Backend.MoeRoute(routerLogits, correctionBias, expertIds.Slice(0, outputs), weights, tokens, routing);
     }
 

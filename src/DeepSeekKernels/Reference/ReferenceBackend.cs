@@ -181,26 +181,25 @@ internal sealed class ReferenceBackend : KernelBackend
         hx.WriteBack();
     }
 
-    public override void Attention(DeviceView<float> q, DeviceView<float> k, DeviceView<float> v, DeviceView<float> y,
-        AttentionShape shape)
+    public override void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor y, AttentionShape shape)
     {
         q.Runtime.Synchronize();
-        var hq = HostView.Of(q);
-        var hk = HostView.Of(k);
-        var hv = HostView.Of(v);
-        var hy = HostView.Of(y);
+        var hq = new HostF32(q);
+        var hk = new HostF32(k);
+        var hv = new HostF32(v);
+        var hy = new HostF32(y);
         AttentionReference.Attention(hq.Address, hk.Address, (long)shape.KvHeads * shape.HeadDim, hv.Address,
             (long)shape.KvHeads * shape.VHeadDim, hy.Address, shape);
         KeepAlive(hq, hk, hv);
         hy.WriteBack();
     }
 
-    public override void MlaAttention(DeviceView<float> q, DeviceView<float> cache, DeviceView<float> y, AttentionShape shape)
+    public override void MlaAttention(DeviceTensor q, DeviceTensor cache, DeviceTensor y, AttentionShape shape)
     {
         q.Runtime.Synchronize();
-        var hq = HostView.Of(q);
-        var hc = HostView.Of(cache);
-        var hy = HostView.Of(y);
+        var hq = new HostF32(q);
+        var hc = new HostF32(cache);
+        var hy = new HostF32(y);
         // k = the whole cache row, v = its first latentDim elements: both rows of HeadDim = latentDim + ropeDim
         AttentionReference.Attention(hq.Address, hc.Address, shape.HeadDim, hc.Address, shape.HeadDim, hy.Address, shape);
         KeepAlive(hq, hc);
@@ -345,11 +344,11 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
-    public override void MoeRoute(DeviceView<float> logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
+    public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
         int tokens, MoeRouting routing)
     {
         logits.Runtime.Synchronize();
-        var hl = HostView.Of(logits);
+        var hl = new HostF32(logits);
         var hb = HostView.OfOptional(bias);
         var hi = HostView.Of(ids);
         var hw = HostView.Of(weights);
