@@ -81,7 +81,8 @@ public static class ModelLoader
     /// <summary>
     /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType)"/> will allocate, from the checkpoint's tensors:
     /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
-    /// stacks of its own precision (bf16 as stored, FP8 as bf16, f32/f16 as f32) of the same element count
+    /// stacks of its own precision (bf16 as stored; FP8 as stored with its scales when its heads' rows are whole blocks,
+    /// else as bf16; f32/f16 as f32) of the same element count
     /// f32 stacks of the same element count (its FP8 scales stay on the host); with <paramref name="quantization"/>, each
     /// full-precision linear weight the loader quantises as it stores it
     /// (<see cref="WeightQuantizations.QuantizedBytes"/>; under INT4, one whose in features are not a multiple of 128
@@ -102,10 +103,12 @@ public static class ModelLoader
         long weights = 0;
         foreach (var t in checkpoint.Tensors)
         {
-            if (!IsLoaded(t.Name, s) || t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal))
-                continue; // kv_b_proj's FP8 scales are applied on the host while loading
+            bool fp8KvB = WeightLoader.KvBProjStaysFp8(s);
+            if (!IsLoaded(t.Name, s) || (!fp8KvB && t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal)))
+                continue; // kv_b_proj's FP8 scales are applied on the host while loading, unless it stays FP8
             long bytes = t.Rank == 1 ? 4
-                : t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal) ? (t.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3 ? 2 : 4)
+                : t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
+                    ? (t.DType == SafetensorsDType.F8_E4M3 && fp8KvB ? 1 : t.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3 ? 2 : 4)
                 : t.DType switch
                 {
                     SafetensorsDType.BF16 => 2,

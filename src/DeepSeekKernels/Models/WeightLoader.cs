@@ -272,12 +272,16 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
 
     /// <summary>
     /// MLA's kv_b_proj [heads * (nope + v), latent] as two stacks, W_uk [heads, nope, latent] and W_uv [heads, v, latent]:
-    /// bf16 when the checkpoint stores bf16 (the stored bytes) or FP8 (its dequantisation, which is a bf16 value by
-    /// definition: <see cref="Float8E4M3.Dequantize"/>), else f32.
+    /// FP8 with its block scales when the checkpoint stores FP8 and both nope and v are whole blocks of rows (DeepSeek-V3:
+    /// 128 and 128, blocks of 128: the stored bytes, <see cref="KvBProjStaysFp8"/>); bf16 when it stores bf16 (the stored
+    /// bytes) or FP8 whose blocks straddle the heads' row ranges (its dequantisation, which is a bf16 value by definition:
+    /// <see cref="Float8E4M3.Dequantize"/>); else f32.
     /// </summary>
     public (WeightMatrix Uk, WeightMatrix Uv) KvBProj(string prefix, int heads, int nope, int v, int latent)
     {
         var info = checkpoint.GetTensor(prefix + ".weight");
+        if (info.DType == SafetensorsDType.F8_E4M3 && KvBProjStaysFp8(shape))
+            return KvBProjFp8(prefix, info, heads, nope, v, latent);
         var values = HostMatrix(prefix, heads * (nope + v), latent); // checks the shape; FP8 dequantised
         var uk = new float[(long)heads * nope * latent];
         var uv = new float[(long)heads * v * latent];
@@ -290,6 +294,37 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         if (info.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3)
             return (DenseBf16(uk, nope, latent, heads), DenseBf16(uv, v, latent, heads));
         return (DenseFloat(uk, nope, latent, heads), DenseFloat(uv, v, latent, heads));
+    }
+
+    /// <summary>Whether an FP8 kv_b_proj is kept in FP8: its nope and v row ranges per head are whole blocks of scale rows.</summary>
+    internal static bool KvBProjStaysFp8(ModelShape s) =>
+        s.Fp8Block is var (blockRows, _) && s.QkNopeHeadDim % blockRows == 0 && s.VHeadDim % blockRows == 0;
+
+    /// <summary>W_uk and W_uv as FP8 stacks: each head's rows and their scale rows copied as stored.</summary>
+    (WeightMatrix Uk, WeightMatrix Uv) KvBProjFp8(string prefix, TensorInfo info, int heads, int nope, int v, int latent)
+    {
+        var (blockRows, blockCols) = shape.Fp8Block!.Value;
+        int rows = heads * (nope + v);
+        checkpoint.ExpectShape(prefix + ".weight", rows, latent);
+        int scaleCols = (latent + blockCols - 1) / blockCols;
+        checkpoint.ExpectShape(prefix + ".weight_scale_inv", rows / blockRows, scaleCols);
+        var scales = new float[(long)rows / blockRows * scaleCols];
+        checkpoint.ReadAsFloat32(checkpoint.GetTensor(prefix + ".weight_scale_inv"), scales);
+        WeightMatrix Part(int first, int count)
+        {
+            var bytes = MemoryMarshal.Cast<byte, Float8E4M3>(checkpoint.GetBytes(info));
+            var data = Keep(runtime.Allocate<Float8E4M3>((long)heads * count * latent));
+            var partScales = Keep(runtime.Allocate<float>((long)heads * count / blockRows * scaleCols));
+            for (int h = 0; h < heads; h++)
+            {
+                int row = h * (nope + v) + first;
+                data.Slice((long)h * count * latent, (long)count * latent).CopyFromHost(bytes.Slice(row * latent, count * latent));
+                partScales.Slice((long)h * count / blockRows * scaleCols, (long)count / blockRows * scaleCols)
+                    .CopyFromHost(scales.AsSpan(row / blockRows * scaleCols, count / blockRows * scaleCols));
+            }
+            return WeightMatrix.Fp8(data.View, partScales.View, count, latent, blockRows, blockCols, heads);
+        }
+        return (Part(0, nope), Part(nope, v));
     }
 
     /// <summary>A stack of bf16 matrices from float32 values that are bf16 values already (the conversion is exact).</summary>
