@@ -19,9 +19,9 @@ public sealed class TextGenerator : IDisposable
 
     /// <summary>
     /// A generator over <paramref name="model"/> with a cache of <paramref name="contextLength"/> positions of
-    /// <paramref name="kvType"/> (f32, the exact path, or bf16); without a tokenizer it works on ids only (no text, no stop strings).
+    /// <paramref name="kvType"/> (f32, the exact path, or bf16; default: the model's activation type); without a tokenizer it works on ids only (no text, no stop strings).
     /// </summary>
-    public TextGenerator(CausalLanguageModel model, HfTokenizer? tokenizer, int contextLength, Numerics.ElementType kvType = Numerics.ElementType.F32)
+    public TextGenerator(CausalLanguageModel model, HfTokenizer? tokenizer, int contextLength, Numerics.ElementType? kvType = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;

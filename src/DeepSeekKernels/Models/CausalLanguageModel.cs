@@ -85,10 +85,10 @@ public sealed class CausalLanguageModel : IDisposable
     /// private page pool with room for exactly that sequence (<see cref="KvCacheLayout.For"/> with one sequence).
     /// </summary>
     /// <param name="capacity">Positions the sequence may reach.</param>
-    /// <param name="elementType">f32 (the exact path, the default) or bf16.</param>
+    /// <param name="elementType">f32 (the exact path) or bf16; default: the model's activation type.</param>
     /// <param name="pageSize">Positions per page (16..256; default <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not in 1..<see cref="ContextLimit"/>.</exception>
-    public KvCache CreateCache(int capacity, ElementType elementType = ElementType.F32, int? pageSize = null)
+    public KvCache CreateCache(int capacity, ElementType? elementType = null, int? pageSize = null)
     {
         CheckContext(capacity, nameof(capacity));
         var pool = CreatePagedCache(CacheLayout(capacity, 1, elementType, pageSize));
@@ -100,13 +100,14 @@ public sealed class CausalLanguageModel : IDisposable
     /// each, stepped together (as many per step as the workspace has tokens): what <see cref="CreatePagedCache"/> allocates
     /// and `dsk plan` counts.
     /// </summary>
-    public KvCacheLayout CacheLayout(int context, int sequences, ElementType elementType = ElementType.F32, int? pageSize = null)
+    public KvCacheLayout CacheLayout(int context, int sequences, ElementType? elementType = null, int? pageSize = null)
     {
         CheckContext(context, nameof(context));
+        var type = elementType ?? Activations;
         ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
-        if (elementType is not (ElementType.F32 or ElementType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "The KV cache holds f32 or bf16.");
-        return KvCacheLayout.For(Shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(Shape), elementType,
+        if (type is not (ElementType.F32 or ElementType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(elementType), type, "The KV cache holds f32 or bf16.");
+        return KvCacheLayout.For(Shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(Shape), type,
             Math.Min(sequences, ChunkTokens));
     }
 
