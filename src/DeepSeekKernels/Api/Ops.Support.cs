@@ -43,6 +43,19 @@ public sealed partial class Ops
             list.Add(new OpSignature(op, f32));
         list.AddRange(all.Select(w => Weighted(nameof(GroupedLinear), w)));
         list.Add(new OpSignature(nameof(MoeCombine), f32));
+        // the same ops on bf16 activations (fp32 accumulation), dense bf16 weights where they take one
+        list.Add(Weighted(nameof(Linear), all[1]) with { X = bf16 });
+        list.Add(Weighted(nameof(HeadwiseLinear), all[1]) with { X = bf16 });
+        list.Add(Weighted(nameof(Embedding), all[1]) with { X = bf16 });
+        list.Add(Weighted(nameof(GroupedLinear), all[1]) with { X = bf16 });
+        list.Add(new OpSignature(nameof(Rope), bf16));
+        list.Add(new OpSignature(nameof(Attention), bf16) { HeadDim = 128 });
+        list.Add(new OpSignature(nameof(MlaAttention), bf16) { HeadDim = 576 });
+        list.Add(new OpSignature(nameof(PagedAttention), bf16) { HeadDim = 128, Pages = bf16 });
+        list.Add(new OpSignature(nameof(PagedMlaAttention), bf16) { HeadDim = 576, Pages = bf16 });
+        foreach (string op in (string[])[nameof(CopyColumns), nameof(SiluAndMul), nameof(Softmax), nameof(Add), nameof(Scale),
+                     nameof(MoeRoute), nameof(MoePermute), nameof(MoeCombine)])
+            list.Add(new OpSignature(op, bf16));
         return [.. list];
     }
 

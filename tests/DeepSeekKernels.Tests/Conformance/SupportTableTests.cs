@@ -161,6 +161,12 @@ internal sealed class SupportProbe : IDisposable
 
     DeviceBuffer<int> I(params int[] values) => Keep(_runtime.Upload<int>(values));
 
+    /// <summary>A seeded activation input of the signature's activation type.</summary>
+    DeviceTensor A(OpSignature s, int length, int seed) => s.X == ElementType.F32 ? F(length, seed) : B(length, seed);
+
+    /// <summary>A poisoned activation output of the signature's activation type.</summary>
+    DeviceTensor OutA(OpSignature s, int length) => OutTensor(s.X, length);
+
     DeviceBuffer<float> Out(int length)
     {
         var buffer = Keep(_runtime.Upload<float>(Nan(length)));
@@ -228,16 +234,16 @@ internal sealed class SupportProbe : IDisposable
             case "Linear":
             {
                 var w = Weight(s, 1, 8, cols);
-                var y = Out(rows * 8);
+                var y = OutA(s, rows * 8);
                 if (s.StridedRows)
                 {
-                    var x = F(rows * (cols + 3), 1).AsTensor(rows, cols + 3).Columns(1, cols);
-                    Call = ops => ops.Linear(x, w.Matrix, default, y.View);
+                    var x = A(s, rows * (cols + 3), 1).Reshape(rows, cols + 3).Columns(1, cols);
+                    Call = ops => ops.Linear(x, w.Matrix, default, y);
                 }
                 else
                 {
-                    var x = F(rows * cols, 1);
-                    Call = ops => ops.Linear(x.View, w.Matrix, default, y.View);
+                    var x = A(s, rows * cols, 1);
+                    Call = ops => ops.Linear(x, w.Matrix, default, y);
                 }
                 break;
             }
@@ -251,45 +257,56 @@ internal sealed class SupportProbe : IDisposable
             case "HeadwiseLinear":
             {
                 var w = Weight(s, 2, 4, cols);
-                var x = F(rows * 2 * cols, 2);
-                var y = Out(rows * 2 * 4);
-                Call = ops => ops.HeadwiseLinear(x.View, w.Matrix, y.View);
+                var x = A(s, rows * 2 * cols, 2);
+                var y = OutA(s, rows * 2 * 4);
+                Call = ops => ops.HeadwiseLinear(x, w.Matrix, y);
                 break;
             }
             case "Embedding":
             {
                 var table = Weight(s, 1, 5, cols);
                 var ids = I(4, 0, 2);
-                var y = Out(3 * cols);
-                Call = ops => ops.Embedding(ids.View, table.Matrix, y.View);
+                var y = OutA(s, 3 * cols);
+                Call = ops => ops.Embedding(ids.View, table.Matrix, y);
                 break;
             }
             case "Rope":
             {
                 var table = Keep(RopeTable.Create(_runtime, RopeScaling.Plain(10000), 8, 4));
                 var positions = I(3, 1);
-                var x = F(2 * 8, 3);
-                Outputs.Add(x);
-                Call = ops => ops.Rope(x.View, positions.View, table, 1, 8, 0, RopeLayout.Interleaved);
+                DeviceTensor x; // in place: a seeded input watched as the output
+                if (s.X == ElementType.F32)
+                {
+                    var f = F(2 * 8, 3);
+                    Outputs.Add(Watch(f));
+                    x = f;
+                }
+                else
+                {
+                    var b = B(2 * 8, 3);
+                    Outputs.Add(Watch(b));
+                    x = b;
+                }
+                Call = ops => ops.Rope(x, positions.View, table, 1, 8, 0, RopeLayout.Interleaved);
                 break;
             }
             case "Attention":
             {
                 int d = s.HeadDim;
-                var q = F(d, 4);
-                var k = F(2 * d, 5);
-                var v = F(2 * d, 6);
-                var y = Out(d);
-                Call = ops => ops.Attention(q.View, k.View, v.View, y.View, 1, 1, d, d, 2, 1, 1f / MathF.Sqrt(d));
+                var q = A(s, d, 4);
+                var k = A(s, 2 * d, 5);
+                var v = A(s, 2 * d, 6);
+                var y = OutA(s, d);
+                Call = ops => ops.Attention(q, k, v, y, 1, 1, d, d, 2, 1, 1f / MathF.Sqrt(d));
                 break;
             }
             case "MlaAttention":
             {
                 int d = s.HeadDim, latent = d - 64;
-                var q = F(d, 7);
-                var cache = F(2 * d, 8);
-                var y = Out(latent);
-                Call = ops => ops.MlaAttention(q.View, cache.View, y.View, 1, latent, 64, 2, 1, 0.05f);
+                var q = A(s, d, 7);
+                var cache = A(s, 2 * d, 8);
+                var y = OutA(s, latent);
+                Call = ops => ops.MlaAttention(q, cache, y, 1, latent, 64, 2, 1, 0.05f);
                 break;
             }
             case "KvAppend":
@@ -307,8 +324,8 @@ internal sealed class SupportProbe : IDisposable
                 int d = s.HeadDim, vd = s.Op == "PagedAttention" ? d : d - 64;
                 var pages = Rows(s.Pages!.Value, 2 * 4, d, 11).Reshape(2, 4, d);
                 var values = Rows(s.Pages!.Value, 2 * 4, d, 12).Reshape(2, 4, d);
-                var q = F(d, 13).AsTensor(1, 1, d);
-                var y = Out(vd).AsTensor(1, 1, vd);
+                var q = A(s, d, 13).Reshape(1, 1, d);
+                var y = OutA(s, vd).Reshape(1, 1, vd);
                 var batch = new PagedBatch(I(1), I(3), I(0, 1));
                 if (s.Op == "PagedAttention")
                     Call = ops => ops.PagedAttention(q, pages, values, batch, y, 1, 0.1f);
@@ -318,75 +335,75 @@ internal sealed class SupportProbe : IDisposable
             }
             case "CopyColumns":
             {
-                var x = F(rows * cols, 14);
-                var y = Out(rows * 8);
-                Call = ops => ops.CopyColumns(x.View, cols, 3, y.View, 8, 0, 8, rows);
+                var x = A(s, rows * cols, 14);
+                var y = OutA(s, rows * 8);
+                Call = ops => ops.CopyColumns(x, cols, 3, y, 8, 0, 8, rows);
                 break;
             }
             case "SiluAndMul":
             {
-                var x = F(rows * cols, 15);
-                var y = Out(rows * cols / 2);
-                Call = ops => ops.SiluAndMul(x.View, y.View, cols / 2);
+                var x = A(s, rows * cols, 15);
+                var y = OutA(s, rows * cols / 2);
+                Call = ops => ops.SiluAndMul(x, y, cols / 2);
                 break;
             }
             case "Softmax":
             {
-                var x = F(rows * cols, 16);
-                var y = Out(rows * cols);
-                Call = ops => ops.Softmax(x.View, y.View, cols);
+                var x = A(s, rows * cols, 16);
+                var y = OutA(s, rows * cols);
+                Call = ops => ops.Softmax(x, y, cols);
                 break;
             }
             case "Add":
             {
-                var x = F(cols, 17);
-                var other = F(cols, 18);
-                var y = Out(cols);
-                Call = ops => ops.Add(x.View, other.View, y.View);
+                var x = A(s, cols, 17);
+                var other = A(s, cols, 18);
+                var y = OutA(s, cols);
+                Call = ops => ops.Add(x, other, y);
                 break;
             }
             case "Scale":
             {
-                var x = F(cols, 19);
-                var y = Out(cols);
-                Call = ops => ops.Scale(x.View, 0.5f, y.View);
+                var x = A(s, cols, 19);
+                var y = OutA(s, cols);
+                Call = ops => ops.Scale(x, 0.5f, y);
                 break;
             }
             case "MoeRoute":
             {
-                var logits = F(rows * 4, 20);
+                var logits = A(s, rows * 4, 20);
                 var ids = OutInts(rows * 2);
                 var weights = Out(rows * 2);
                 var routing = new MoeRouting { Experts = 4, TopK = 2 };
-                Call = ops => ops.MoeRoute(logits.View, default, ids.View, weights.View, routing);
+                Call = ops => ops.MoeRoute(logits, default, ids.View, weights.View, routing);
                 break;
             }
             case "MoePermute":
             {
-                var x = F(rows * 4, 21);
+                var x = A(s, rows * 4, 21);
                 var ids = I(2, 0, 1, 2);
-                var permuted = Out(4 * 4);
+                var permuted = OutA(s, 4 * 4);
                 var offsets = OutInts(4);
                 var slots = OutInts(4);
-                Call = ops => ops.MoePermute(x.View, ids.View, permuted.View, offsets.View, slots.View, 3, 2);
+                Call = ops => ops.MoePermute(x, ids.View, permuted, offsets.View, slots.View, 3, 2);
                 break;
             }
             case "GroupedLinear":
             {
                 var w = Weight(s, 2, 8, cols);
-                var x = F(3 * cols, 22);
+                var x = A(s, 3 * cols, 22);
                 var offsets = I(0, 1, 3);
-                var y = Out(3 * 8);
-                Call = ops => ops.GroupedLinear(x.View, offsets.View, w.Matrix, y.View);
+                var y = OutA(s, 3 * 8);
+                Call = ops => ops.GroupedLinear(x, offsets.View, w.Matrix, y);
                 break;
             }
             case "MoeCombine":
             {
-                var expertOutput = F(4 * 4, 23);
+                var expertOutput = A(s, 4 * 4, 23);
                 var slots = I(2, 0, 3, 1);
                 var weights = F(4, 24);
-                var y = Out(2 * 4);
-                Call = ops => ops.MoeCombine(expertOutput.View, slots.View, weights.View, y.View, 2, false);
+                var y = OutA(s, 2 * 4);
+                Call = ops => ops.MoeCombine(expertOutput, slots.View, weights.View, y, 2, false);
                 break;
             }
             default:
