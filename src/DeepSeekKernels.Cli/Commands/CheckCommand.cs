@@ -81,8 +81,8 @@ internal static class CheckCommand
     {
         var matrix = Ops.SupportMatrix([Ops.Reference, .. gpuBackends]);
         var table = new Table().Border(TableBorder.Rounded).AddColumn("op signature");
-        foreach (var backend in matrix.Backends)
-            table.AddColumn(new TableColumn(backend.ToString().ToLowerInvariant()).Centered());
+        foreach (var label in matrix.Labels)
+            table.AddColumn(new TableColumn(label).Centered());
         for (int r = 0; r < matrix.Signatures.Count; r++)
         {
             var cells = new List<string> { Markup.Escape(matrix.Signatures[r].ToString()) };

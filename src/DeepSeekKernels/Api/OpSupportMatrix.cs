@@ -8,15 +8,19 @@ public sealed class OpSupportMatrix
 {
     readonly bool[,] _supported;
 
-    internal OpSupportMatrix(IReadOnlyList<Backend> backends, IReadOnlyList<OpSignature> signatures, bool[,] supported)
+    internal OpSupportMatrix(IReadOnlyList<Backend> backends, IReadOnlyList<string> labels, IReadOnlyList<OpSignature> signatures, bool[,] supported)
     {
         Backends = backends;
+        Labels = labels;
         Signatures = signatures;
         _supported = supported;
     }
 
     /// <summary>The columns: the backend of each Ops, in the order given.</summary>
     public IReadOnlyList<Backend> Backends { get; }
+
+    /// <summary>The columns' names, backend and device (<see cref="Ops.Label"/>): "reference", "ilgpu-cpu", "ilgpu-cuda", "native".</summary>
+    public IReadOnlyList<string> Labels { get; }
 
     /// <summary>The rows (<see cref="Ops.SupportSignatures"/>).</summary>
     public IReadOnlyList<OpSignature> Signatures { get; }
@@ -29,6 +33,8 @@ public sealed class OpSupportMatrix
     {
         int row = Signatures.ToList().IndexOf(signature);
         int column = Backends.ToList().IndexOf(backend);
+        if (column >= 0 && Backends.Count(b => b == backend) > 1)
+            throw new ArgumentException($"The {backend} backend is more than one column ({string.Join(", ", Labels)}); use the column index.", nameof(backend));
         if (row < 0)
             throw new ArgumentException($"{signature} is not a row of this matrix.", nameof(signature));
         if (column < 0)

@@ -73,6 +73,6 @@ public sealed partial class Ops
         for (int r = 0; r < signatures.Count; r++)
             for (int c = 0; c < columns.Length; c++)
                 supported[r, c] = columns[c].Supports(signatures[r]);
-        return new OpSupportMatrix(columns.Select(o => o.Backend).ToArray(), signatures, supported);
+        return new OpSupportMatrix(columns.Select(o => o.Backend).ToArray(), columns.Select(o => o.Label).ToArray(), signatures, supported);
     }
 }

@@ -131,6 +131,13 @@ public sealed partial class Ops
     /// <summary>Which implementation runs.</summary>
     public Backend Backend => _backend.Kind;
 
+    /// <summary>The backend and its device, for tables and logs: "reference", "ilgpu-cpu", "ilgpu-cuda" or "native".</summary>
+    public string Label => _backend.Kind switch
+    {
+        Backend.Ilgpu => Runtime is { IsCuda: true } ? "ilgpu-cuda" : "ilgpu-cpu",
+        var kind => kind.ToString().ToLowerInvariant(),
+    };
+
     /// <summary>The runtime device-resident ops run on (null for <see cref="Reference"/>).</summary>
     public DeviceRuntime? Runtime { get; }
 

@@ -173,7 +173,11 @@ public class CapabilityTests
         var ilgpu = DeepSeekKernels.Ops.Create(Cpu, Backend.Ilgpu);
         var matrix = DeepSeekKernels.Ops.SupportMatrix([ReferenceOps, ilgpu]);
         Assert.Equal([Backend.Reference, Backend.Ilgpu], matrix.Backends);
+        Assert.Equal(["reference", "ilgpu-cpu"], matrix.Labels);
         Assert.Equal(DeepSeekKernels.Ops.SupportSignatures, matrix.Signatures);
+        // the same backend twice (ILGPU on the CPU and on CUDA, say) is told apart by label, and by-kind lookups refuse
+        var twice = DeepSeekKernels.Ops.SupportMatrix([ilgpu, DeepSeekKernels.Ops.Create(Cpu, Backend.Ilgpu)]);
+        Assert.Throws<ArgumentException>(() => twice.Supports(matrix.Signatures[0], Backend.Ilgpu));
         Assert.Equal(matrix.Signatures.Count, matrix.Signatures.Select(s => s.ToString()).Distinct().Count());
         Assert.Equal(DeepSeekKernels.Ops.OpNames.Order(), matrix.Signatures.Select(s => s.Op).Distinct().Order());
         Assert.All(DeepSeekKernels.Ops.OpNames, op => Assert.Contains(matrix.Signatures, s => s.Op == op && s.X == ElementType.F32));
