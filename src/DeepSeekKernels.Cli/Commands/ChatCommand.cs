@@ -1,7 +1,5 @@
 using System.CommandLine;
 using DeepSeekKernels.Generation;
-using DeepSeekKernels.Models;
-using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -16,30 +14,23 @@ internal static class ChatCommand
     {
         var model = CommonOptions.Model();
         var system = new Option<string?>("--system") { Description = "A system prompt." };
-        var backend = CommonOptions.Backend();
-        var device = CommonOptions.Device();
-        var kvDtype = CommonOptions.KvDtype("the --dtype");
-        var dtype = CommonOptions.Dtype();
-        var quant = QuantOption.ForLoading();
+        var engine = new EngineOptions();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("chat", "Chat with a model in DeepSeek's chat format (type a message; an empty line or /exit ends).")
         {
-            model, system, backend, device, dtype, kvDtype, quant,
+            model, system,
         };
+        engine.AddTo(command);
         sampling.AddTo(command);
-        var allowFallback = CommonOptions.AllowFallback();
-        command.Options.Add(allowFallback);
-        command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system),
-            parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-            QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
+        command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(system), engine.Read(parse), sampling.Read(parse),
+            parse.GetValue(sampling.Context)));
         return command;
     }
 
     /// <summary>The context when --context is not given: the model's limit, at most this.</summary>
     const int DefaultContext = 4096;
 
-    static int Run(string? modelFlag, string? system, string backend, string device, string? dtype, string? kvDtype, GenerationOptions options, int? context,
-        WeightQuantization quantization, bool allowFallback)
+    static int Run(string? modelFlag, string? system, EngineChoice engine, GenerationOptions options, int? context)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         var shape = CommonOptions.ShapeOf(folder);
@@ -54,12 +45,10 @@ internal static class ChatCommand
         // The system prompt alone must leave room for a turn.
         CheckFits(tokenizer.Encode(format.Render(messages), addSpecialTokens: false).Length, ctx, shape.MaxPositions, context != null);
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
-        using (runtime)
+        using (var loaded = engine.Load(folder, ctx, "chat"))
         {
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda)); // RoPE tables for the context used
-            QuantOption.Report("chat", model);
-            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, model.Activations));
+            var model = loaded.Model;
+            using var generator = new TextGenerator(model, tokenizer, ctx, loaded.KvType);
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
                 (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
             var input = new Utf8LineReader(Console.OpenStandardInput());
@@ -84,7 +73,7 @@ internal static class ChatCommand
                 Console.Out.WriteLine();
                 messages.Add(new ChatMessage("assistant", result.Text));
             }
-            CommonOptions.ReportFallback(ops, "chat");
+            CommonOptions.ReportFallback(loaded.Ops, "chat");
         }
         return 0;
     }

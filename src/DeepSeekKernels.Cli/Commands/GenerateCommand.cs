@@ -1,9 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using DeepSeekKernels.Generation;
-using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
-using DeepSeekKernels.Quantization;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Cli.Commands;
@@ -35,26 +33,19 @@ internal static class GenerateCommand
             Description = "With --batch-file: most requests running at once (the KV page pool is sized for this many full contexts).",
             DefaultValueFactory = _ => 16,
         };
-        var backend = CommonOptions.Backend();
-        var device = CommonOptions.Device();
-        var kvDtype = CommonOptions.KvDtype("the --dtype");
-        var dtype = CommonOptions.Dtype();
-        var quant = QuantOption.ForLoading();
+        var engine = new EngineOptions();
         var sampling = new CommonOptions.Sampling();
         var command = new Command("generate", "Continue a prompt with a model (the embedded dsv3-pydoc-tiny by default), streaming the text.")
         {
-            prompt, model, promptIds, printIds, batchFile, maxBatch, backend, device, dtype, kvDtype, quant,
+            prompt, model, promptIds, printIds, batchFile, maxBatch,
         };
+        engine.AddTo(command);
         sampling.AddTo(command);
-        var allowFallback = CommonOptions.AllowFallback();
-        command.Options.Add(allowFallback);
         command.SetAction(parse => parse.GetValue(batchFile) is { } file
             ? RunBatch(parse.GetValue(model), file, parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(maxBatch),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-                QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback))
+                engine.Read(parse), sampling.Read(parse), parse.GetValue(sampling.Context))
             : Run(parse.GetValue(model), parse.GetValue(prompt), parse.GetValue(promptIds), parse.GetValue(printIds),
-                parse.GetValue(backend)!, parse.GetValue(device)!, parse.GetValue(dtype), parse.GetValue(kvDtype), sampling.Read(parse), parse.GetValue(sampling.Context),
-                QuantOption.Parse(parse.GetValue(quant)!), parse.GetValue(allowFallback)));
+                engine.Read(parse), sampling.Read(parse), parse.GetValue(sampling.Context)));
         return command;
     }
 
@@ -62,8 +53,8 @@ internal static class GenerateCommand
     /// Everything about the request is checked (options, model folder, config, prompt against the context and
     /// vocabulary) before the model is loaded, and the model is loaded before anything is written to stdout.
     /// </summary>
-    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, string backend, string device, string? dtype, string? kvDtype,
-        GenerationOptions options, int? context, WeightQuantization quantization, bool allowFallback)
+    static int Run(string? modelFlag, string? prompt, string? promptIds, bool printIds, EngineChoice engine, GenerationOptions options,
+        int? context)
     {
         string folder = CommonOptions.ModelFolder(modelFlag);
         if (prompt != null && promptIds != null)
@@ -88,15 +79,9 @@ internal static class GenerateCommand
         int ctx = CommonOptions.ContextFor(context, ids.Length, options.MaxNewTokens, shape.MaxPositions);
         CommonOptions.CheckPromptFits(ids.Length, ctx, context != null, shape.MaxPositions);
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
-        using (runtime)
+        using (var loaded = engine.Load(folder, ctx, "generate"))
         {
-            var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda)); // RoPE tables for the context used
-            CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
-                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}, {model.Activations.Name()} activations)");
-            QuantOption.Report("generate", model);
-            using var generator = new TextGenerator(model, tokenizer, ctx, CommonOptions.KvType(kvDtype, model.Activations));
+            using var generator = new TextGenerator(loaded.Model, tokenizer, ctx, loaded.KvType);
             // The prompt is echoed with the first piece of text, after the prefill ran: an op the backend cannot run
             // (strict mode) or non-finite logits are refused with nothing on stdout.
             bool echoed = printIds || prompt == null;
@@ -122,7 +107,7 @@ internal static class GenerateCommand
                 Console.Out.WriteLine();
             CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
                 $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s");
-            CommonOptions.ReportFallback(ops, "generate");
+            CommonOptions.ReportFallback(loaded.Ops, "generate");
         }
         return 0;
     }
@@ -132,8 +117,8 @@ internal static class GenerateCommand
     /// before the model is loaded; then all run on one <see cref="BatchScheduler"/> over a shared page pool, and each
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
     /// </summary>
-    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, string backend, string device, string? dtype, string? kvDtype,
-        GenerationOptions defaults, int? context, WeightQuantization quantization, bool allowFallback)
+    static int RunBatch(string? modelFlag, string file, string? prompt, string? promptIds, int maxBatch, EngineChoice engine,
+        GenerationOptions defaults, int? context)
     {
         if (prompt != null || promptIds != null)
             throw new UsageException("--batch-file holds the prompts: give no prompt argument or --prompt-ids with it.");
@@ -171,25 +156,21 @@ internal static class GenerateCommand
             }
         }
 
-        var (runtime, ops) = CommonOptions.CreateOps(backend, device, allowFallback);
-        using (runtime)
+        using (var loaded = engine.Load(folder, ctx, "generate"))
         {
-            var clock = Stopwatch.StartNew();
-            using var model = ModelLoader.Load(folder, ops, contextLength: ctx, quantization: quantization, activations: CommonOptions.ActivationType(dtype, backend, runtime.IsCuda));
-            QuantOption.Report("generate", model);
+            var model = loaded.Model;
             int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
-            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, CommonOptions.KvType(kvDtype, model.Activations)));
-            CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
-                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {backend} on {runtime.DeviceName}); {requests.Count} requests, " +
-                $"up to {concurrent} at once, KV cache {cache.Layout.Pages} pages x {cache.Layout.PageSize} {cache.Layout.ElementType.Name()} ({cache.Bytes / 1e6:F1} MB)");
+            using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, loaded.KvType));
+            CliErrors.Status($"{requests.Count} requests, up to {concurrent} at once; KV cache {cache.Layout.Pages} pages x " +
+                $"{cache.Layout.PageSize} {cache.Layout.ElementType.Name()} ({cache.Bytes / 1e6:F1} MB)");
             var writer = new BatchResultWriter(Console.Out, requests);
             var scheduler = new BatchScheduler(model, tokenizer, cache);
             foreach (var request in requests)
                 scheduler.Add(prompts[request.Index], request.Options, onFinished: result => writer.Write(request, result));
-            clock.Restart();
+            var clock = Stopwatch.StartNew();
             scheduler.RunToCompletion();
             CliErrors.Status($"{requests.Count} requests in {scheduler.Steps} steps, {clock.Elapsed.TotalSeconds:F1} s");
-            CommonOptions.ReportFallback(ops, "generate");
+            CommonOptions.ReportFallback(loaded.Ops, "generate");
         }
         return 0;
     }

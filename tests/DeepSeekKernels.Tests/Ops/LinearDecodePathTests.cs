@@ -71,6 +71,9 @@ public class LinearDecodePathTests
             data.Add(form, 130, 33);
             data.Add(form, 67, 256);
         }
+        // INT4 in groups of 128: one task, and many tasks run in parallel
+        data.Add("int4", 64, 256);
+        data.Add("int4", 520, 384);
         return data;
     }
 
@@ -82,7 +85,7 @@ public class LinearDecodePathTests
     public void EachRowAloneEqualsTheSameRowInABatch(string form, int outFeatures, int inFeatures)
     {
         const int rows = 41;
-        using var weight = new TestWeight(form, 1, outFeatures, inFeatures, seed: outFeatures + 7 * inFeatures);
+        using var weight = new TestWeight(form, 1, outFeatures, inFeatures, seed: outFeatures + 7 * inFeatures, groupSize: 128);
         var x = RandomValues(rows * inFeatures, 5);
         var bias = RandomValues(outFeatures, 6);
         using var dx = Upload(x);
@@ -95,7 +98,7 @@ public class LinearDecodePathTests
         var (expected, scale) = Float64Linear(x, weight.Values, bias, rows, inFeatures, outFeatures);
         Close(expected, scale, batched, $"{form} batch");
 
-        foreach (int r in new[] { 0, 17, rows - 1 })
+        for (int r = 0; r < rows; r++)
         {
             using var dxRow = Upload(x.AsSpan(r * inFeatures, inFeatures).ToArray());
             using var alone = Poisoned(outFeatures);

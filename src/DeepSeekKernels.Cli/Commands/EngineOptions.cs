@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Diagnostics;
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Quantization;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Cli.Commands;
+
+/// <summary>
+/// The options that choose how a model runs, added to generate and chat together: --backend, --device, --dtype,
+/// --kv-dtype, --quant and --allow-fallback.
+/// </summary>
+internal sealed class EngineOptions
+{
+    public Option<string> Backend { get; } = CommonOptions.Backend();
+    public Option<string> Device { get; } = CommonOptions.Device();
+    public Option<string?> Dtype { get; } = CommonOptions.Dtype();
+    public Option<string?> KvDtype { get; } = CommonOptions.KvDtype("the --dtype");
+    public Option<string> Quant { get; } = QuantOption.ForLoading();
+    public Option<bool> AllowFallback { get; } = CommonOptions.AllowFallback();
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Backend);
+        command.Options.Add(Device);
+        command.Options.Add(Dtype);
+        command.Options.Add(KvDtype);
+        command.Options.Add(Quant);
+        command.Options.Add(AllowFallback);
+    }
+
+    public EngineChoice Read(ParseResult parse) => new(parse.GetValue(Backend)!, parse.GetValue(Device)!, parse.GetValue(Dtype),
+        parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!), parse.GetValue(AllowFallback));
+}
+
+/// <summary>What the engine options said.</summary>
+internal sealed record EngineChoice(string Backend, string Device, string? Dtype, string? KvDtype, WeightQuantization Quantization,
+    bool AllowFallback)
+{
+    /// <summary>
+    /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
+    /// positions (RoPE tables for the context used) in the chosen activation type and quantisation, and says so on stderr.
+    /// </summary>
+    public LoadedModel Load(string folder, int contextLength, string command)
+    {
+        var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
+                activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda));
+            CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
+                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {Backend} on {runtime.DeviceName}, {model.Activations.Name()} activations)");
+            QuantOption.Report(command, model);
+            return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));
+        }
+        catch
+        {
+            runtime.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>A loaded model with its runtime and ops, and the KV cache type chosen for it; disposing frees both.</summary>
+internal sealed class LoadedModel(DeviceRuntime runtime, Ops ops, CausalLanguageModel model, ElementType kvType) : IDisposable
+{
+    public DeviceRuntime Runtime { get; } = runtime;
+    public Ops Ops { get; } = ops;
+    public CausalLanguageModel Model { get; } = model;
+    public ElementType KvType { get; } = kvType;
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        Runtime.Dispose();
+    }
+}
