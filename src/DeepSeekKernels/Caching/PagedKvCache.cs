@@ -33,9 +33,7 @@ public sealed class PagedKvCache : IDisposable
         BlockTable = _arena.Allocate<int>((long)layout.MaxBatch * layout.TableWidth);
         SequenceLengths = _arena.Allocate<int>(layout.MaxBatch);
         QueryStarts = _arena.Allocate<int>(layout.MaxBatch + 1L);
-        HostBlockTable = new int[BlockTable.Length];
-        HostLengths = new int[layout.MaxBatch];
-        HostQueryStarts = new int[layout.MaxBatch + 1];
+        HostLayout = new KvBatchLayout(layout.MaxBatch, layout.TableWidth, owner.ChunkTokens);
     }
 
     static DeviceTensor Pool(DeviceArena arena, KvCacheLayout l, int width)
@@ -106,9 +104,8 @@ public sealed class PagedKvCache : IDisposable
     internal DeviceBuffer<int> BlockTable { get; }
     internal DeviceBuffer<int> SequenceLengths { get; }
     internal DeviceBuffer<int> QueryStarts { get; }
-    internal int[] HostBlockTable { get; }
-    internal int[] HostLengths { get; }
-    internal int[] HostQueryStarts { get; }
+    /// <summary>The host images of a step's metadata (the device buffers' contents, and the per-token positions and slots).</summary>
+    internal KvBatchLayout HostLayout { get; }
 
     public void Dispose() => _arena.Dispose();
 }

@@ -201,18 +201,15 @@ public sealed class CausalLanguageModel : IDisposable
         foreach (var entry in entries)
             cache.Blocks.Reserve(entry.Sequence, entry.Cached + entry.Count);
 
-        // the step's metadata, host images first, then into the fixed device buffers
-        var positions = new int[total];
-        var slots = new int[total];
-        var last = new int[sequences.Length];
-        KvBatchLayout.Fill(cache.Blocks, entries, layout.TableWidth, cache.HostBlockTable, cache.HostLengths, cache.HostQueryStarts,
-            positions, slots, last);
-        cache.BlockTable.CopyFromHost(cache.HostBlockTable);
-        cache.SequenceLengths.CopyFromHost(cache.HostLengths);
-        cache.QueryStarts.CopyFromHost(cache.HostQueryStarts);
+        // the step's metadata: host images (the cache's KvBatchLayout), then into the fixed device buffers
+        var host = cache.HostLayout;
+        host.Build(cache.Blocks, entries);
+        cache.BlockTable.CopyFromHost(host.BlockTable);
+        cache.SequenceLengths.CopyFromHost(host.SequenceLengths);
+        cache.QueryStarts.CopyFromHost(host.QueryStarts);
         _workspace.I(TokenIds, total).CopyFromHost(tokens);
-        _workspace.I(Positions, total).CopyFromHost(positions);
-        _workspace.I(WorkspaceLayout.Slots, total).CopyFromHost(slots);
+        _workspace.I(Positions, total).CopyFromHost(host.Positions[..total]);
+        _workspace.I(WorkspaceLayout.Slots, total).CopyFromHost(host.SlotMapping[..total]);
         int batch = sequences.Length;
         var step = new ForwardStep(cache, total, _workspace.I(Positions, total), _workspace.I(WorkspaceLayout.Slots, total),
             new PagedBatch(cache.BlockTable.Slice(0, (long)batch * layout.TableWidth), cache.SequenceLengths.Slice(0, batch),
@@ -233,7 +230,7 @@ public sealed class CausalLanguageModel : IDisposable
         }
         // the last token of each sequence: gathered rows [batch, hidden] (an exact copy), then lm_head
         var lastRows = _workspace.I(LastTokenRows, batch);
-        lastRows.CopyFromHost(last);
+        lastRows.CopyFromHost(host.LastTokenIndex[..batch]);
         var gathered = _workspace.A(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
         var normedRows = normed.ElementType == ElementType.BF16
             ? WeightMatrix.Dense(normed.AsView<BFloat16>(), total, Shape.Hidden)
