@@ -43,6 +43,127 @@ public struct DskRmsNormParams
     public IntPtr Stream;
 }
 
+/// <summary><c>dsk_weight_scheme</c>: how a <see cref="DskWeight"/> stores its values.</summary>
+public enum DskWeightScheme
+{
+    Dense = 0,
+    Fp8Block = 1,
+    Int4Group = 2,
+}
+
+/// <summary><c>dsk_linear_path</c>: which kernel family dsk_linear uses (Auto picks by shape and dtype).</summary>
+public enum DskLinearPath
+{
+    Auto = 0,
+    Simt = 1,
+    Mma = 2,
+}
+
+/// <summary><c>dsk_linear_epilogue</c>: what dsk_linear does with each fp32 dot product before rounding.</summary>
+public enum DskLinearEpilogue
+{
+    None = 0,
+    SiluMul = 1,
+    Add = 2,
+}
+
+/// <summary><c>dsk_weight</c>: a stack of weight matrices in one scheme (see the C header).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskWeight
+{
+    public IntPtr Data;
+    public IntPtr Scale;
+    public IntPtr Zero;
+    public long Rows;
+    public long Cols;
+    public long Count;
+    public int Scheme;
+    public int DType;
+    public int BlockRows;
+    public int BlockCols;
+    public int GroupSize;
+    public int Reserved;
+}
+
+/// <summary><c>dsk_linear_params</c>: D = X @ W^T over a batch of matrices, with bias and epilogue.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskLinearParams
+{
+    public IntPtr X;
+    public DskWeight W;
+    public IntPtr Bias;
+    public IntPtr Residual;
+    public IntPtr Y;
+    public long M;
+    public long Batch;
+    public long XRowStride;
+    public long XBatchStride;
+    public long YRowStride;
+    public long YBatchStride;
+    public long ResidualRowStride;
+    public long ResidualBatchStride;
+    public int ActDType;
+    public int TransposeW;
+    public int Epilogue;
+    public int Path;
+    public IntPtr Stream;
+}
+
+/// <summary><c>dsk_embedding_params</c>: row gather with device-side id checks through the error word.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskEmbeddingParams
+{
+    public IntPtr Ids;
+    public DskWeight Table;
+    public IntPtr Y;
+    public IntPtr ErrorWord;
+    public long N;
+    public long YRowStride;
+    public int YDType;
+    public int ErrorSite;
+    public IntPtr Stream;
+}
+
+/// <summary><c>dsk_dequantize_fp8_params</c>: an FP8 block-scaled weight to f32.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskDequantizeFp8Params
+{
+    public DskWeight W;
+    public IntPtr Y;
+    public IntPtr Stream;
+}
+
+/// <summary><c>dsk_quantize_fp8_act_params</c>: per-token 1x128 FP8 activation quantisation.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskQuantizeFp8ActParams
+{
+    public IntPtr X;
+    public IntPtr Q;
+    public IntPtr Scale;
+    public long M;
+    public long Cols;
+    public long XRowStride;
+    public int ActDType;
+    public int Reserved;
+    public IntPtr Stream;
+}
+
+/// <summary><c>dsk_linear_fp8_w8a8_params</c>: FP8 activations times an FP8 128x128 block-scaled weight.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskLinearFp8W8A8Params
+{
+    public IntPtr Qx;
+    public IntPtr XScale;
+    public DskWeight W;
+    public IntPtr Bias;
+    public IntPtr Y;
+    public long M;
+    public long YRowStride;
+    public int ActDType;
+    public int Reserved;
+    public IntPtr Stream;
+}
+
 /// <summary>A native kernel refused its arguments or the CUDA runtime reported an error; the message names the op.</summary>
 public sealed class DskNativeException(DskStatus status, string message) : Exception(message)
 {
@@ -54,7 +175,7 @@ public sealed class DskNativeException(DskStatus status, string message) : Excep
 public static partial class DskNative
 {
     /// <summary>The C header's DSK_ABI_VERSION these bindings were written against.</summary>
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
 
     [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_last_error_message")]
     private static partial IntPtr LastErrorMessageNative();
@@ -67,6 +188,21 @@ public static partial class DskNative
 
     [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_rms_norm")]
     private static unsafe partial DskStatus RmsNormNative(DskRmsNormParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_linear")]
+    private static unsafe partial DskStatus LinearNative(DskLinearParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_embedding")]
+    private static unsafe partial DskStatus EmbeddingNative(DskEmbeddingParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_dequantize_fp8")]
+    private static unsafe partial DskStatus DequantizeFp8Native(DskDequantizeFp8Params* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_quantize_fp8_act")]
+    private static unsafe partial DskStatus QuantizeFp8ActNative(DskQuantizeFp8ActParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_linear_fp8_w8a8")]
+    private static unsafe partial DskStatus LinearFp8W8A8Native(DskLinearFp8W8A8Params* p);
 
     static readonly Lazy<string?> LoadError = new(() =>
     {
@@ -107,6 +243,56 @@ public static partial class DskNative
         EnsureLoaded();
         DskRmsNormParams copy = p;
         Check(RmsNormNative(&copy), "dsk_rms_norm");
+    }
+
+    /// <summary>Runs <c>dsk_linear</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void Linear(in DskLinearParams p)
+    {
+        EnsureLoaded();
+        DskLinearParams copy = p;
+        Check(LinearNative(&copy), "dsk_linear");
+    }
+
+    /// <summary>Like <see cref="Linear"/> but returns the status and message instead of throwing (for tests of the C ABI).</summary>
+    public static unsafe DskStatus TryLinear(in DskLinearParams p, out string message)
+    {
+        EnsureLoaded();
+        DskLinearParams copy = p;
+        var status = LinearNative(&copy);
+        message = status == DskStatus.Success ? "" : LastErrorMessage();
+        return status;
+    }
+
+    /// <summary>Runs <c>dsk_embedding</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void Embedding(in DskEmbeddingParams p)
+    {
+        EnsureLoaded();
+        DskEmbeddingParams copy = p;
+        Check(EmbeddingNative(&copy), "dsk_embedding");
+    }
+
+    /// <summary>Runs <c>dsk_dequantize_fp8</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void DequantizeFp8(in DskDequantizeFp8Params p)
+    {
+        EnsureLoaded();
+        DskDequantizeFp8Params copy = p;
+        Check(DequantizeFp8Native(&copy), "dsk_dequantize_fp8");
+    }
+
+    /// <summary>Runs <c>dsk_quantize_fp8_act</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void QuantizeFp8Act(in DskQuantizeFp8ActParams p)
+    {
+        EnsureLoaded();
+        DskQuantizeFp8ActParams copy = p;
+        Check(QuantizeFp8ActNative(&copy), "dsk_quantize_fp8_act");
+    }
+
+    /// <summary>Runs <c>dsk_linear_fp8_w8a8</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void LinearFp8W8A8(in DskLinearFp8W8A8Params p)
+    {
+        EnsureLoaded();
+        DskLinearFp8W8A8Params copy = p;
+        Check(LinearFp8W8A8Native(&copy), "dsk_linear_fp8_w8a8");
     }
 
     /// <summary>Like <see cref="RmsNorm"/> but returns the status and message instead of throwing (for tests of the C ABI).</summary>

@@ -26,7 +26,7 @@ extern "C" {
 #define DSK_API __attribute__((visibility("default")))
 #endif
 
-#define DSK_ABI_VERSION 1
+#define DSK_ABI_VERSION 2
 
 typedef enum dsk_status {
     DSK_SUCCESS = 0,
@@ -40,7 +40,7 @@ typedef enum dsk_dtype {
     DSK_DTYPE_BF16 = 1,
     DSK_DTYPE_F16 = 2,
     DSK_DTYPE_FP8_E4M3 = 3,
-    DSK_DTYPE_INT4 = 4, /* two signed 4-bit values per byte, low nibble first */
+    DSK_DTYPE_INT4 = 4, /* two unsigned 4-bit codes (0..15) per byte, element 2i in the low nibble of byte i */
     DSK_DTYPE_I32 = 5,  /* int32: token ids, positions, expert ids and offsets */
 } dsk_dtype;
 
@@ -93,6 +93,167 @@ typedef struct dsk_rms_norm_params {
 } dsk_rms_norm_params;
 
 DSK_API dsk_status dsk_rms_norm(const dsk_rms_norm_params* p);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Weights. A dsk_weight is a stack of `count` matrices of [rows = out features, cols = in features], row-major,
+ * dense (matrix m, row r, column c at (m * rows + r) * cols + c), in one of three schemes:
+ *
+ *   DSK_WEIGHT_DENSE       dtype F32 or BF16; scale and zero NULL.
+ *   DSK_WEIGHT_FP8_BLOCK   dtype FP8_E4M3 (DeepSeek-V3's checkpoints): w[m, r, c] =
+ *                          bf16((float)fp8[m, r, c] * scale[m, r / block_rows, c / block_cols]), scale f32 of
+ *                          [count, ceil(rows / block_rows), ceil(cols / block_cols)] (ragged last blocks have their own).
+ *   DSK_WEIGHT_INT4_GROUP  dtype INT4: w[m, r, c] = bf16(((float)q - (float)zero[m, r, g]) * (float)scale[m, r, g]),
+ *                          g = c / group_size, q the unsigned code of element [m, r, c] (data: [count, rows, cols / 2]
+ *                          bytes, element 2i in the low nibble of byte i of its row); scale and zero bf16 of
+ *                          [count, rows, cols / group_size]. group_size is a positive multiple of 32 dividing cols.
+ *
+ * Every scheme dequantises to exactly the value above (a bf16 for FP8 and INT4), so a kernel may dequantise to bf16
+ * and multiply on bf16 tensor cores without changing the products; only the order of the fp32 sums differs.
+ */
+typedef enum dsk_weight_scheme {
+    DSK_WEIGHT_DENSE = 0,
+    DSK_WEIGHT_FP8_BLOCK = 1,
+    DSK_WEIGHT_INT4_GROUP = 2,
+} dsk_weight_scheme;
+
+typedef struct dsk_weight {
+    const void* data;    /* dense F32/BF16 elements, FP8 bytes, or packed INT4 codes */
+    const void* scale;   /* FP8: f32 [count, ceil(rows/block_rows), ceil(cols/block_cols)]; INT4: bf16 [count, rows, cols/group_size]; else NULL */
+    const void* zero;    /* INT4: bf16 [count, rows, cols/group_size]; else NULL */
+    int64_t rows;        /* out features of each matrix (>= 1) */
+    int64_t cols;        /* in features of each matrix (>= 1) */
+    int64_t count;       /* matrices in the stack (>= 1) */
+    int32_t scheme;      /* dsk_weight_scheme */
+    int32_t dtype;       /* dsk_dtype: F32 or BF16 (dense), FP8_E4M3, INT4 */
+    int32_t block_rows;  /* FP8: rows per scale block (DeepSeek-V3: 128); else 0 */
+    int32_t block_cols;  /* FP8: columns per scale block (128); else 0 */
+    int32_t group_size;  /* INT4: in features per group (128); else 0 */
+    int32_t reserved;    /* 0 */
+} dsk_weight;
+
+/* Which kernel family dsk_linear uses. AUTO picks by shape, dtype and the GPU; the others force one (for tests and
+ * benchmarks) and return DSK_ERROR_UNSUPPORTED where that family cannot run the request. */
+typedef enum dsk_linear_path {
+    DSK_LINEAR_PATH_AUTO = 0,
+    DSK_LINEAR_PATH_SIMT = 1, /* CUDA cores: weight-streaming GEMV / skinny GEMM (decode), any dtype, layout, shape */
+    DSK_LINEAR_PATH_MMA = 2,  /* tensor cores (mma.sync bf16, fp32 accumulation): bf16 activations, prefill */
+} dsk_linear_path;
+
+/* What dsk_linear does with each fp32 dot product acc[b, i, n] (after the bias) before the one rounding to act_dtype. */
+typedef enum dsk_linear_epilogue {
+    DSK_EPILOGUE_NONE = 0,      /* y[b, i, n] = acc[b, i, n]                                            n < out */
+    DSK_EPILOGUE_SILU_MUL = 1,  /* y[b, i, j] = silu(acc[b, i, j]) * acc[b, i, half + j], half = out / 2, j < half:
+                                 * the fused gate|up weight of an MLP; y has half columns; out must be even */
+    DSK_EPILOGUE_ADD = 2,       /* y[b, i, n] = round(acc[b, i, n] + residual[b, i, n]): residual may equal y exactly */
+} dsk_linear_epilogue;
+
+/*
+ * Linear layer, D = X @ W^T:   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k]  (+ bias[n])
+ * for b < batch, i < m, n < out, with b' = b when w.count == batch (HeadwiseLinear: one matrix per head), else
+ * b' = 0 (w.count must then be 1). With transpose_w, w[b', n, k] reads the stored element [b', k, n] instead
+ * (in = w.rows, out = w.cols; MLA's W_UK^T); otherwise in = w.cols, out = w.rows.
+ * The dot products accumulate in fp32 in an unspecified order; y is rounded once to act_dtype after the epilogue.
+ * x, y (and residual) share act_dtype, F32 or BF16; bias is F32 [out] or NULL.
+ * Strides are in elements: x [batch, m, in] (x_batch_stride, x_row_stride, then 1), y and residual likewise.
+ * m >= 1, batch >= 1, every row stride >= its row's width; y must not overlap x, w, bias (residual may be y exactly).
+ * SIMT takes every request; MMA needs act_dtype BF16, transpose_w 0, in a multiple of 8 and 16-byte aligned rows
+ * (x, y, w) and an sm_80+ GPU.
+ */
+typedef struct dsk_linear_params {
+    const void* x;           /* [batch, m, in], act_dtype */
+    dsk_weight w;            /* count 1 or batch */
+    const float* bias;       /* [out] f32, or NULL */
+    const void* residual;    /* [batch, m, out], act_dtype, for DSK_EPILOGUE_ADD; else NULL */
+    void* y;                 /* [batch, m, out] (out / 2 with SILU_MUL), act_dtype */
+    int64_t m;               /* rows (tokens) per batch entry */
+    int64_t batch;           /* batch entries (heads); 1 for a plain linear layer */
+    int64_t x_row_stride;
+    int64_t x_batch_stride;
+    int64_t y_row_stride;
+    int64_t y_batch_stride;
+    int64_t residual_row_stride;
+    int64_t residual_batch_stride;
+    int32_t act_dtype;       /* F32 or BF16 */
+    int32_t transpose_w;     /* 0 or 1 */
+    int32_t epilogue;        /* dsk_linear_epilogue */
+    int32_t path;            /* dsk_linear_path */
+    void* stream;
+} dsk_linear_params;
+
+DSK_API dsk_status dsk_linear(const dsk_linear_params* p);
+
+/*
+ * Embedding (row gather): y[i, :] = table[ids[i], :] for i < n, table a dense F32/BF16 or INT4 dsk_weight with count 1
+ * (INT4 rows dequantised to bf16 as above), widened exactly and rounded once to y_dtype (F32 or BF16).
+ * The ids are device data: an id outside [0, table.rows) is skipped (its row of y is left as it was) and recorded in
+ * `error_word` (8 int32 in device memory): the first such id claims word[0] with atomicCAS(0 -> error_site) and then
+ * writes word[1] = i, word[2] = the id, word[3] = table.rows; the caller reads the word at its next synchronisation.
+ */
+typedef struct dsk_embedding_params {
+    const int32_t* ids;      /* [n] */
+    dsk_weight table;        /* [rows = vocab, cols = hidden], count 1 */
+    void* y;                 /* [n, hidden], rows y_row_stride apart */
+    int32_t* error_word;     /* 8 int32, device memory; must not be NULL */
+    int64_t n;
+    int64_t y_row_stride;
+    int32_t y_dtype;         /* F32 or BF16 */
+    int32_t error_site;      /* the value written to word[0] (> 0) */
+    void* stream;
+} dsk_embedding_params;
+
+DSK_API dsk_status dsk_embedding(const dsk_embedding_params* p);
+
+/* FP8 dequantisation: y[m, r, c] = the value of w (an FP8_BLOCK weight) as above, as F32 [count, rows, cols]. */
+typedef struct dsk_dequantize_fp8_params {
+    dsk_weight w;
+    float* y;
+    void* stream;
+} dsk_dequantize_fp8_params;
+
+DSK_API dsk_status dsk_dequantize_fp8(const dsk_dequantize_fp8_params* p);
+
+/*
+ * Per-token FP8 activation quantisation (W8A8 prefill, DeepGEMM's 1x128 scaling), per row i and block j of 128 columns:
+ *   amax = max_k |x[i, k]| over the block (k < cols);  s = amax > 0 ? amax / 448 : 1
+ *   q[i, k] = fp8_e4m3_rn(x[i, k] / s)  (saturating at +-448);   scale[i, j] = s
+ * x: [m, cols] act_dtype (F32 or BF16), rows x_row_stride apart; q: [m, cols] FP8 dense; scale: f32 [m, ceil(cols / 128)].
+ * A non-finite x makes its block's scale non-finite (NaN propagates; it is not clamped away).
+ */
+typedef struct dsk_quantize_fp8_act_params {
+    const void* x;
+    void* q;
+    float* scale;
+    int64_t m;
+    int64_t cols;
+    int64_t x_row_stride;
+    int32_t act_dtype;
+    int32_t reserved;
+    void* stream;
+} dsk_quantize_fp8_act_params;
+
+DSK_API dsk_status dsk_quantize_fp8_act(const dsk_quantize_fp8_act_params* p);
+
+/*
+ * W8A8 FP8 linear (prefill): y[i, n] = round_act( sum_j xs[i, j] * ws[n / 128, j] * (sum_{k in block j} qx[i, k] * qw[n, k]) + bias[n] )
+ * with qx, xs from dsk_quantize_fp8_act (blocks of 128 along k) and w an FP8_BLOCK weight with 128 x 128 blocks,
+ * count 1; the inner sums over one 128-wide block in fp32 (exact products of two e4m3 values), the block
+ * results scaled and added in fp32. Tensor cores (mma.sync e4m3) need sm_89+; on older GPUs DSK_ERROR_UNSUPPORTED.
+ * in = w.cols must be a multiple of 16; y [m, w.rows] rows y_row_stride apart, act_dtype F32 or BF16.
+ */
+typedef struct dsk_linear_fp8_w8a8_params {
+    const void* qx;          /* [m, in] FP8, dense rows */
+    const float* x_scale;    /* [m, ceil(in / 128)] */
+    dsk_weight w;            /* FP8_BLOCK, 128 x 128, count 1 */
+    const float* bias;       /* [out] or NULL */
+    void* y;
+    int64_t m;
+    int64_t y_row_stride;
+    int32_t act_dtype;       /* of y */
+    int32_t reserved;
+    void* stream;
+} dsk_linear_fp8_w8a8_params;
+
+DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p);
 
 #ifdef __cplusplus
 }
