@@ -79,6 +79,7 @@ export DSK_REQUIRE_GPU=1
 gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
              -class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.LinearSiluMulIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearSiluMulNativeConformance
              -class DeepSeekKernels.Tests.Conformance.DequantizeFp8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.DequantizeFp8NativeConformance
              -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearNativeConformance
              -class DeepSeekKernels.Tests.Conformance.EmbeddingIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.EmbeddingNativeConformance

@@ -47,6 +47,10 @@ internal abstract class KernelBackend
     public virtual void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         throw Missing(nameof(Ops.Linear));
 
+    /// <summary>y [rows, w.Rows / 2] = silu(x @ gate^T) * (x @ up^T), gate = w's first half of rows (see <see cref="Ops.LinearSiluMul"/>); x and y rank 2, rows may be strided.</summary>
+    public virtual void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
+        throw Missing(nameof(Ops.LinearSiluMul));
+
     /// <summary>y [Count, Rows, Cols] = dequantised FP8 w.</summary>
     public virtual void DequantizeFp8(WeightMatrix w, DeviceView<float> y) =>
         throw Missing(nameof(Ops.DequantizeFp8));

@@ -40,6 +40,40 @@ public sealed partial class Ops
     }
 
     /// <summary>
+    /// A SwiGLU MLP's gate and up projections with the activation fused in (one read of the fused weight, no
+    /// [rows, 2 * half] intermediate): effectively computes, for every row r of x and every j &lt; half = weight.Rows / 2,
+    /// <c>g = sum_c x[r, c] * W[j, c]</c> and <c>u = sum_c x[r, c] * W[half + j, c]</c> in float32, then
+    /// <c>destination[r, j] = silu(g) * u</c> with <c>silu(g) = g / (1 + exp(-g))</c> in float32, rounded once to the
+    /// destination's type. With float32 activations this is exactly <see cref="Linear"/> into [rows, 2 * half] followed by
+    /// <see cref="SiluAndMul(DeviceTensor, DeviceTensor, int)"/>; with bfloat16 it skips the rounding of g and u.
+    /// </summary>
+    /// <param name="x">[rows, weight.Cols] input; at least one row; rows may be strided.</param>
+    /// <param name="gateUp">The fused [2 * half, in] weight: the gate's rows, then the up projection's; Count 1; Rows even.</param>
+    /// <param name="destination">[rows, half] output; rows may be strided; must not overlap x or the weight.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="gateUp"/> is null.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, the weight is a stack or has an odd number of rows, a length is wrong, or destination overlaps an input.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back to the reference.</exception>
+    public void LinearSiluMul(DeviceTensor x, WeightMatrix gateUp, DeviceTensor destination)
+    {
+        const string op = nameof(LinearSiluMul);
+        if (gateUp is null)
+            ThrowHelper.ArgumentNull(op, nameof(gateUp));
+        var rows = TensorChecks.InputRows(op, nameof(x), x, Runtime, gateUp.Cols, "gateUp.Cols");
+        CheckWeight(op, nameof(gateUp), gateUp, x.Runtime);
+        if (gateUp.Count != 1)
+            ThrowHelper.Argument(op, nameof(gateUp), $"gateUp is a stack of {gateUp.Count} matrices; {op} takes one fused [gate | up] matrix.");
+        if (gateUp.Rows % 2 != 0)
+            ThrowHelper.Argument(op, nameof(gateUp), $"gateUp has {gateUp.Rows} rows; a fused [gate | up] weight has an even number (gate's rows, then up's).");
+        int half = gateUp.Rows / 2;
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, rows.Dim(0), half,
+            $"rows * gateUp.Rows / 2 = {rows.Dim(0)} * {half}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), gateUp) with { StridedRows = Strided(rows, dst) });
+        call.Backend.LinearSiluMul(rows, gateUp, dst);
+    }
+
+    /// <summary>
     /// Dequantises an FP8 weight to dense float32: effectively computes
     /// <c>destination[m, r, c] = bf16((float)fp8[m, r, c] * scaleInv[m, r / BlockRows, c / BlockCols])</c> (floor division;
     /// <see cref="Numerics.Float8E4M3.Dequantize"/>), for every matrix m of the stack. Loading uses it for small matrices.

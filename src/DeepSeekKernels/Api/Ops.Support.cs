@@ -25,6 +25,7 @@ public sealed partial class Ops
         OpSignature Weighted(string op, (WeightScheme Scheme, ElementType Type) w) => new(op, f32) { Scheme = w.Scheme, Weight = w.Type };
         list.AddRange(all.Select(w => Weighted(nameof(Linear), w)));
         list.Add(Weighted(nameof(Linear), all[1]) with { StridedRows = true });
+        list.AddRange(all.Select(w => Weighted(nameof(LinearSiluMul), w)));
         list.Add(Weighted(nameof(DequantizeFp8), all[2]));
         list.AddRange(all.Select(w => Weighted(nameof(HeadwiseLinear), w)));
         list.AddRange(all.Where(w => w.Scheme != WeightScheme.Fp8Block).Select(w => Weighted(nameof(Embedding), w)));
@@ -45,6 +46,7 @@ public sealed partial class Ops
         list.Add(new OpSignature(nameof(MoeCombine), f32));
         // the same ops on bf16 activations (fp32 accumulation), dense bf16 weights where they take one
         list.Add(Weighted(nameof(Linear), all[1]) with { X = bf16 });
+        list.Add(Weighted(nameof(LinearSiluMul), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(HeadwiseLinear), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(Embedding), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(GroupedLinear), all[1]) with { X = bf16 });

@@ -121,7 +121,7 @@ public sealed partial class Ops
     /// <summary>The names of every op of the device-view API, as <see cref="OpSignature.Op"/> holds them.</summary>
     public static IReadOnlyList<string> OpNames { get; } =
     [
-        nameof(RmsNorm), nameof(AddRmsNorm), nameof(Linear), nameof(DequantizeFp8), nameof(HeadwiseLinear),
+        nameof(RmsNorm), nameof(AddRmsNorm), nameof(Linear), nameof(LinearSiluMul), nameof(DequantizeFp8), nameof(HeadwiseLinear),
         nameof(Embedding), nameof(Rope), nameof(Attention), nameof(MlaAttention), nameof(KvAppend), nameof(PagedAttention),
         nameof(PagedMlaAttention), nameof(CopyColumns),
         nameof(SiluAndMul), nameof(Softmax), nameof(Add), nameof(Scale), nameof(MoeRoute), nameof(MoePermute),

@@ -6,7 +6,8 @@ namespace DeepSeekKernels.Models;
 /// <summary>
 /// SwiGLU MLP: down(silu(gate(x)) * up(x)); also DeepSeek's shared experts. Gate and up fill one [tokens, 2 *
 /// intermediate] buffer side by side: one GEMM when the loader fused them into one weight, else two GEMMs writing
-/// the two column blocks (FP8 weights whose scale blocks straddle the seam cannot be fused).
+/// the two column blocks (FP8 weights whose scale blocks straddle the seam cannot be fused). A fused weight goes through
+/// <see cref="Ops.LinearSiluMul"/> where the backend runs it (no [tokens, 2 * intermediate] round trip).
 /// </summary>
 internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBlock
 {
@@ -14,10 +15,17 @@ internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBloc
     {
         int inter = gateUp.Intermediate;
         long t = count;
-        var gu = ws.A(MlpGateUp, 2 * t * inter);
-        gateUp.Project(ops, input, gu.Reshape(t, 2L * inter));
         var act = ws.A(MlpActivation, t * inter);
-        ops.SiluAndMul(gu, act, inter);
+        if (gateUp.Fused is { } fused && ops.Supports(OpSignature.WithWeight(nameof(Ops.LinearSiluMul), input.ElementType, fused)))
+        {
+            ops.LinearSiluMul(input, fused, act); // the fused weight read once, the activation in the epilogue
+        }
+        else
+        {
+            var gu = ws.A(MlpGateUp, 2 * t * inter);
+            gateUp.Project(ops, input, gu.Reshape(t, 2L * inter));
+            ops.SiluAndMul(gu, act, inter);
+        }
         ops.Linear(act, down, default, output);
     }
 

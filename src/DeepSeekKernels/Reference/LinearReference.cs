@@ -30,6 +30,23 @@ internal static unsafe class LinearReference
     public static void Linear(WeightData w, nint x, int rows, nint bias, nint y) =>
         Run([new Product(w, x, w.Cols, rows, bias, y, w.Rows)]);
 
+    /// <summary>
+    /// y[r * yStride + j] = silu(g) * u for j &lt; half = W.Rows / 2, with g and u row r's float32 dot products with W's
+    /// rows j and half + j: the gate|up product into float32 scratch, then SiLU-and-mul exactly as
+    /// <see cref="ElementwiseReference.SiluAndMul"/> computes it.
+    /// </summary>
+    public static void LinearSiluMul(WeightData w, nint x, long xStride, int rows, nint y, long yStride)
+    {
+        int half = w.Rows / 2;
+        var scratch = GC.AllocateUninitializedArray<float>(checked(rows * 2 * half), pinned: true);
+        fixed (float* gu = scratch)
+        {
+            Run([new Product(w, x, xStride, rows, 0, (nint)gu, 2L * half)]);
+            for (int r = 0; r < rows; r++)
+                ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), y + (nint)(r * yStride * sizeof(float)), 1, half);
+        }
+    }
+
     /// <summary>Where token t, head h of x and y are: element offsets t * TokenStride + h * HeadStride (then dense).</summary>
     public readonly record struct HeadwiseLayout(int Tokens, long XTokenStride, long XHeadStride, long YTokenStride, long YHeadStride);
 

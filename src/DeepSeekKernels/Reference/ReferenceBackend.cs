@@ -97,6 +97,17 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
+    public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y)
+    {
+        x.Runtime.Synchronize();
+        var hx = new HostF32(x);
+        var hy = new HostF32(y);
+        var hw = new HostWeight(w);
+        LinearReference.LinearSiluMul(hw.Data, hx.Address, x.Stride(0), (int)x.Dim(0), hy.Address, y.Stride(0));
+        KeepAlive(hx, hw);
+        hy.WriteBack();
+    }
+
     public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y)
     {
         y.Runtime.Synchronize();

@@ -247,6 +247,14 @@ internal sealed class SupportProbe : IDisposable
                 }
                 break;
             }
+            case "LinearSiluMul":
+            {
+                var w = Weight(s, 1, 8, cols);
+                var y = OutA(s, rows * 4);
+                var x = s.StridedRows ? A(s, rows * (cols + 3), 1).Reshape(rows, cols + 3).Columns(1, cols) : A(s, rows * cols, 1);
+                Call = ops => ops.LinearSiluMul(x, w.Matrix, y);
+                break;
+            }
             case "DequantizeFp8":
             {
                 var w = Weight(s, 1, 4, 8);

@@ -130,7 +130,7 @@ public class CapabilityTests
     {
         var reference = ReferenceOps;
         Assert.All(DeepSeekKernels.Ops.SupportSignatures, s => Assert.True(reference.Supports(s), s.ToString()));
-        Assert.Equal(21, DeepSeekKernels.Ops.OpNames.Count);
+        Assert.Equal(22, DeepSeekKernels.Ops.OpNames.Count);
         Assert.Same(reference, reference.WithReferenceFallback());
         Assert.False(reference.WithReferenceFallback().ReferenceFallback);
         Assert.Empty(reference.WithReferenceFallback().FallbackReport);
