@@ -156,8 +156,8 @@ typedef enum dsk_linear_epilogue {
  * x, y (and residual) share act_dtype, F32 or BF16; bias is F32 [out] or NULL.
  * Strides are in elements: x [batch, m, in] (x_batch_stride, x_row_stride, then 1), y and residual likewise.
  * m >= 1, batch >= 1, every row stride >= its row's width; y must not overlap x, w, bias (residual may be y exactly).
- * SIMT takes every request; MMA needs act_dtype BF16, transpose_w 0, in a multiple of 8 and 16-byte aligned rows
- * (x, y, w) and an sm_80+ GPU.
+ * SIMT takes every request; MMA needs act_dtype BF16, a BF16/FP8_BLOCK/INT4_GROUP weight, transpose_w 0, in a multiple
+ * of 8 (16 for FP8), x and w 16-byte aligned with row strides that keep every row so (y: any alignment), and an sm_80+ GPU.
  */
 typedef struct dsk_linear_params {
     const void* x;           /* [batch, m, in], act_dtype */
@@ -237,7 +237,9 @@ DSK_API dsk_status dsk_quantize_fp8_act(const dsk_quantize_fp8_act_params* p);
  * W8A8 FP8 linear (prefill): y[i, n] = round_act( sum_j xs[i, j] * ws[n / 128, j] * (sum_{k in block j} qx[i, k] * qw[n, k]) + bias[n] )
  * with qx, xs from dsk_quantize_fp8_act (blocks of 128 along k) and w an FP8_BLOCK weight with 128 x 128 blocks,
  * count 1; the inner sums over one 128-wide block in fp32 (exact products of two e4m3 values), the block
- * results scaled and added in fp32. Tensor cores (mma.sync e4m3) need sm_89+; on older GPUs DSK_ERROR_UNSUPPORTED.
+ * results scaled and added in fp32. FP8 tensor cores (mma.sync e4m3) where the GPU (sm_89+) and the toolkit that built
+ * the library (CUDA 12.4+, CMake option DSK_FP8_MMA) allow; elsewhere (sm_80+) e4m3 is widened to bf16 exactly in
+ * registers and multiplied on bf16 tensor cores (the same products, at the bf16 rate).
  * in = w.cols must be a multiple of 16; y [m, w.rows] rows y_row_stride apart, act_dtype F32 or BF16.
  */
 typedef struct dsk_linear_fp8_w8a8_params {
