@@ -130,6 +130,14 @@ internal abstract class KernelBackend
     public virtual void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
         DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>
         throw Missing(nameof(Ops.MoeCombine));
+
+    /// <summary>q [m, cols] FP8 and scales [m, ceil(cols / 128)] from x [m, cols] (rank 2, rows may be strided): see <see cref="Ops.QuantizeFp8Activations"/>.</summary>
+    public virtual void QuantizeFp8Activations(DeviceTensor x, DeviceView<Numerics.Float8E4M3> q, DeviceView<float> scales) =>
+        throw Missing(nameof(Ops.QuantizeFp8Activations));
+
+    /// <summary>y [m, w.Rows] (rank 2, rows may be strided) = W8A8 of qx [m, w.Cols] with xScales [m, ceil(w.Cols / 128)] and an FP8 128 x 128 w, Count 1: see <see cref="Ops.LinearW8A8"/>.</summary>
+    public virtual void LinearW8A8(DeviceView<Numerics.Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        throw Missing(nameof(Ops.LinearW8A8));
 }
 
 /// <summary>The shape of one attention call, derived and checked by the op API.</summary>

@@ -8,6 +8,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 {
     readonly RmsNormIlgpu _rmsNorm = new(runtime);
     readonly ElementwiseIlgpu _elementwise = new(runtime);
+    readonly Fp8ActivationIlgpu _fp8Activations = new(runtime);
 
     public override Backend Kind => Backend.Ilgpu;
 
@@ -30,6 +31,12 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                 reason = op.X != ElementType.F32 ? $"the {op.Op} kernel takes f32, not {op.X.Name()}"
                     : op.Weight != null ? $"{op.Op} takes no weight"
                     : op.StridedRows ? $"the {op.Op} kernel reads dense rows"
+                    : null;
+                break;
+            case nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8):
+                // the op API admits only f32/bf16 activations and, for W8A8, FP8 128 x 128 weights; rows may be strided
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
+                    : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
                     : null;
                 break;
             default:
@@ -57,6 +64,12 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => _elementwise.Add(F32(x), F32(y), F32(z));
 
     public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => _elementwise.Scale(F32(x), factor, F32(y));
+
+    public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
+        _fp8Activations.Quantize(x, q, scales);
+
+    public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        _fp8Activations.Linear(qx, xScales, w, bias, y);
 
     static DeviceView<float> F32(DeviceTensor t) => t.AsView<float>();
 }

@@ -292,6 +292,33 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
+    public override unsafe void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
+    {
+        x.Runtime.Synchronize();
+        var hx = new HostF32(x);
+        var hq = HostView.Of(q);
+        var hs = HostView.Of(scales);
+        int m = (int)x.Dim(0), cols = (int)x.Dim(1), blocks = (cols + Fp8ActivationReference.Block - 1) / Fp8ActivationReference.Block;
+        for (int i = 0; i < m; i++)
+            Fp8ActivationReference.QuantizeRow(new ReadOnlySpan<float>((float*)hx.Address + i * x.Stride(0), cols),
+                hq.Span.Slice(i * cols, cols), hs.Span.Slice(i * blocks, blocks));
+        hq.WriteBack();
+        hs.WriteBack();
+    }
+
+    public override unsafe void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
+    {
+        y.Runtime.Synchronize();
+        var hq = HostView.Of(qx);
+        var hs = HostView.Of(xScales);
+        var hb = HostView.OfOptional(bias);
+        var hw = new HostWeight(w);
+        var hy = new HostF32(y);
+        Fp8ActivationReference.LinearW8A8(hq.Span, hs.Span, (int)y.Dim(0), hw.Data, hb?.Address ?? 0, (float*)hy.Address, y.Stride(0));
+        KeepAlive(hb, hw);
+        hy.WriteBack();
+    }
+
     /// <summary>Row <paramref name="row"/> of a [rows, width] f32 or bf16 tensor (any row stride) as float32.</summary>
     static unsafe void RowAsFloat(HostTensor tensor, int row, Span<float> destination)
     {

@@ -1,0 +1,71 @@
+using DeepSeekKernels.Bindings;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace DeepSeekKernels.Native;
+
+/// <summary>
+/// FP8 activations for prefill through the hand-CUDA kernels (dsk_quantize_fp8_act, dsk_linear_fp8_w8a8), on the runtime's
+/// stream. The op API has validated everything; the library checks again and reports its own errors.
+/// </summary>
+internal static class Fp8ActivationNative
+{
+    /// <summary>The first architecture with e4m3 tensor cores (mma.sync e4m3), which dsk_linear_fp8_w8a8 needs.</summary>
+    static readonly CudaArchitecture Fp8TensorCores = new(8, 9);
+
+    /// <summary>Why dsk_linear_fp8_w8a8 cannot run on <paramref name="runtime"/>'s GPU, or null when it can (sm_89 and later).</summary>
+    public static string? W8A8Unavailable(DeviceRuntime runtime) =>
+        runtime.Accelerator is CudaAccelerator cuda && cuda.Architecture < Fp8TensorCores
+            ? $"dsk_linear_fp8_w8a8 needs FP8 tensor cores (sm_89 or later); this GPU is {cuda.Architecture}"
+            : null;
+
+    /// <summary>Enqueues q [m, cols], scales [m, ceil(cols / 128)] = the per-token FP8 quantisation of x [m, cols] (rows strided).</summary>
+    public static void Quantize(DeviceRuntime runtime, DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
+    {
+        var p = new DskQuantizeFp8ActParams
+        {
+            X = x.Pointer,
+            Q = q.Pointer,
+            Scale = scales.Pointer,
+            M = x.Dim(0),
+            Cols = x.Dim(1),
+            XRowStride = x.Stride(0),
+            ActDType = (int)x.ElementType,
+            Stream = runtime.CudaStreamHandle,
+        };
+        runtime.Bind();
+        DskNative.QuantizeFp8Act(p);
+    }
+
+    /// <summary>Enqueues y [m, w.Rows] (rows strided) = the W8A8 product of qx [m, w.Cols], its scales and the FP8 128 x 128 weight w.</summary>
+    public static void Linear(DeviceRuntime runtime, DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
+    {
+        var p = new DskLinearFp8W8A8Params
+        {
+            Qx = qx.Pointer,
+            XScale = xScales.Pointer,
+            W = new DskWeight
+            {
+                Data = w.Fp8Data.Pointer,
+                Scale = w.ScaleInv.Pointer,
+                Zero = IntPtr.Zero,
+                Rows = w.Rows,
+                Cols = w.Cols,
+                Count = w.Count,
+                Scheme = (int)DskWeightScheme.Fp8Block,
+                DType = (int)DskDType.Fp8E4M3,
+                BlockRows = w.BlockRows,
+                BlockCols = w.BlockCols,
+            },
+            Bias = bias.IsNull ? IntPtr.Zero : bias.Pointer,
+            Y = y.Pointer,
+            M = y.Dim(0),
+            YRowStride = y.Stride(0),
+            ActDType = (int)y.ElementType,
+            Stream = runtime.CudaStreamHandle,
+        };
+        runtime.Bind();
+        DskNative.LinearFp8W8A8(p);
+    }
+}
