@@ -98,6 +98,8 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Conformance.MoePermuteIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoePermuteNativeConformance
              -class DeepSeekKernels.Tests.Conformance.GroupedLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.GroupedLinearNativeConformance
              -class DeepSeekKernels.Tests.Conformance.MoeCombineIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoeCombineNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.LinearW8A8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearW8A8NativeConformance
              -class DeepSeekKernels.Tests.Conformance.SupportTableTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests
              -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests

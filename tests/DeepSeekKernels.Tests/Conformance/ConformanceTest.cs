@@ -204,6 +204,8 @@ public readonly struct Watched
     public static implicit operator Watched(DeviceBuffer<BFloat16> buffer) => new(() => MemoryMarshal.AsBytes<BFloat16>(buffer.ToArray()).ToArray());
 
     public static implicit operator Watched(DeviceBuffer<int> buffer) => new(() => MemoryMarshal.AsBytes<int>(buffer.ToArray()).ToArray());
+
+    public static implicit operator Watched(DeviceBuffer<Float8E4M3> buffer) => new(() => MemoryMarshal.AsBytes<Float8E4M3>(buffer.ToArray()).ToArray());
 }
 
 /// <summary>

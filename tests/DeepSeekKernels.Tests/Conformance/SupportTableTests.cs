@@ -414,6 +414,24 @@ internal sealed class SupportProbe : IDisposable
                 Call = ops => ops.MoeCombine(expertOutput, slots.View, weights.View, y, 2, false);
                 break;
             }
+            case "QuantizeFp8Activations":
+            {
+                var x = Rows(s.X, rows, cols, 28);
+                var q = Keep(_runtime.Upload<Float8E4M3>(Enumerable.Repeat(Float8E4M3.FromBits(0x7F), rows * cols).ToArray()));
+                Outputs.Add(q);
+                var scales = Out(rows);
+                Call = ops => ops.QuantizeFp8Activations(x, q.View, scales.View);
+                break;
+            }
+            case "LinearW8A8":
+            {
+                var w = Keep(new TestWeight("fp8", 1, 8, cols, seed: 5, runtime: _runtime)); // 128 x 128 blocks
+                var qx = Keep(_runtime.Upload<Float8E4M3>(RandomValues(rows * cols, 29).Select(Float8E4M3.FromSingle).ToArray()));
+                var xScales = F(rows, 30);
+                var y = OutA(s, rows * 8);
+                Call = ops => ops.LinearW8A8(qx.View, xScales.View, w.Matrix, default, y);
+                break;
+            }
             default:
                 throw new ArgumentOutOfRangeException(nameof(s), s, "no probe for this op: add one");
         }
