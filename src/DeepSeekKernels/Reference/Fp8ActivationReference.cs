@@ -14,6 +14,8 @@ internal static unsafe class Fp8ActivationReference
     /// <summary>Columns per activation scale, and the weight's block size.</summary>
     public const int Block = Ops.Fp8ActivationBlock;
 
+    const long ParallelThreshold = 1 << 19; // multiply-adds; below this one thread is faster (LinearReference's measure)
+
     /// <summary>
     /// One row: for each block j of 128 columns (the last one ragged), amax = max |x| over the block (a NaN anywhere makes it
     /// NaN), s = amax &gt; 0 ? amax / 448 : 1 (a NaN or infinite amax gives a NaN or infinite s), q = e4m3(x / s) rounded to
@@ -63,34 +65,43 @@ internal static unsafe class Fp8ActivationReference
     public static void LinearW8A8(ReadOnlySpan<Float8E4M3> qx, ReadOnlySpan<float> xScales, int m, WeightData w, nint bias, float* y, long yStride)
     {
         int inFeatures = w.Cols, outFeatures = w.Rows, blocks = w.ScaleCols;
-        var qw = new ReadOnlySpan<Float8E4M3>((void*)w.Data, checked(outFeatures * inFeatures));
-        var ws = new ReadOnlySpan<float>((void*)w.Scales, w.ScaleRows * blocks);
-        // e4m3 values as float32, decoded once per row of either operand
-        var xRow = new float[inFeatures];
-        var wValues = new float[qw.Length];
-        for (int e = 0; e < qw.Length; e++)
-            wValues[e] = qw[e].ToSingle();
-        for (int i = 0; i < m; i++)
+        fixed (Float8E4M3* x = qx)
+        fixed (float* xs = xScales)
         {
-            for (int k = 0; k < inFeatures; k++)
-                xRow[k] = qx[i * inFeatures + k].ToSingle();
-            for (int n = 0; n < outFeatures; n++)
+            nint xAddress = (nint)x, xsAddress = (nint)xs, yAddress = (nint)y;
+            void Row(int i, float[] xRow)
             {
-                var wRow = wValues.AsSpan(n * inFeatures, inFeatures);
-                float acc = 0f;
-                for (int j = 0; j < blocks; j++)
+                var qw = new ReadOnlySpan<Float8E4M3>((void*)w.Data, checked(outFeatures * inFeatures));
+                var ws = new ReadOnlySpan<float>((void*)w.Scales, w.ScaleRows * blocks);
+                for (int k = 0; k < inFeatures; k++)
+                    xRow[k] = ((Float8E4M3*)xAddress)[(long)i * inFeatures + k].ToSingle(); // the row's e4m3 values, decoded once
+                for (int n = 0; n < outFeatures; n++)
                 {
-                    int k0 = j * Block, k1 = Math.Min(k0 + Block, inFeatures);
-                    float dot = 0f;
-                    for (int k = k0; k < k1; k++)
-                        dot += xRow[k] * wRow[k];
-                    float scale = xScales[i * blocks + j] * ws[n / Block * blocks + j];
-                    acc += scale * dot;
+                    var wRow = qw.Slice(n * inFeatures, inFeatures);
+                    float acc = 0f;
+                    for (int j = 0; j < blocks; j++)
+                    {
+                        int k0 = j * Block, k1 = Math.Min(k0 + Block, inFeatures);
+                        float dot = 0f;
+                        for (int k = k0; k < k1; k++)
+                            dot += xRow[k] * wRow[k].ToSingle();
+                        float scale = ((float*)xsAddress)[(long)i * blocks + j] * ws[n / Block * blocks + j];
+                        acc += scale * dot;
+                    }
+                    if (bias != 0)
+                        acc += ((float*)bias)[n];
+                    ((float*)yAddress)[i * yStride + n] = acc;
                 }
-                if (bias != 0)
-                    acc += ((float*)bias)[n];
-                y[i * yStride + n] = acc;
             }
+            // every output is computed the same way whatever the threads: rows in parallel when the product is large
+            if ((long)m * outFeatures * inFeatures < ParallelThreshold)
+            {
+                var xRow = new float[inFeatures];
+                for (int i = 0; i < m; i++)
+                    Row(i, xRow);
+                return;
+            }
+            Parallel.For(0, m, () => new float[inFeatures], (i, _, xRow) => { Row(i, xRow); return xRow; }, _ => { });
         }
     }
 }
