@@ -5,7 +5,9 @@ namespace DeepSeekKernels.Bindings;
 /// <summary>
 /// One cuBLASLt matmul, planned once and run many times, as cuBLASLt is meant to be used: row-major
 /// <c>C[m,n] = A[m,k] @ B[n,k]^T</c> (a linear layer: activations times weight transposed) with fp32
-/// accumulation, its descriptors and the heuristic's first algorithm for this shape, dtype and workspace.
+/// accumulation, its descriptors and the heuristic's first algorithm for this shape, dtype, row strides, pointer
+/// alignment and workspace. A and C may have row strides (lda, ldc: a column block of a wider matrix); B is dense.
+/// C's type may differ from A's and B's (bf16 in, f32 or bf16 out: the product rounded once).
 /// The baseline beside <see cref="Cublas.GemmNT"/>; the FP8 block-scaled GEMMs to come extend this plan
 /// with scale pointers. The caller owns the device workspace and keeps it alive while the plan runs.
 /// </summary>
@@ -14,6 +16,7 @@ public sealed partial class CublasLtMatmul : IDisposable
     const string Lib = NativeLibraryLocator.CublasLt;
     const int DescTransA = 3, DescTransB = 4;   // CUBLASLT_MATMUL_DESC_TRANSA / _TRANSB
     const int PrefMaxWorkspaceBytes = 1;        // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+    const int PrefMinAlignmentA = 5;            // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (then _B = 6, _C = 7, _D = 8)
     const int OpN = 0, OpT = 1;                 // CUBLAS_OP_N / _T
 
     /// <summary>cublasLtMatmulHeuristicResult_t: the algorithm (64 opaque bytes), its workspace and state.</summary>
@@ -61,15 +64,33 @@ public sealed partial class CublasLtMatmul : IDisposable
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or the workspace size is negative.</exception>
     /// <exception cref="InvalidOperationException">cuBLASLt refused the plan or has no algorithm for it (the message names the call and status).</exception>
-    public unsafe CublasLtMatmul(Cublas cublas, int m, int n, int k, CudaDataType abType, CudaDataType cType,
+    public CublasLtMatmul(Cublas cublas, int m, int n, int k, CudaDataType abType, CudaDataType cType,
         IntPtr workspace, long workspaceBytes)
+        : this(cublas, m, n, k, abType, cType, workspace, workspaceBytes, lda: k, ldc: n, alignmentBytes: 256)
+    {
+    }
+
+    /// <summary>
+    /// Plans <c>C[m,n] = A[m,k] @ B[n,k]^T</c> as the other constructor does, with A's rows <paramref name="lda"/>
+    /// elements apart (at least k) and C's <paramref name="ldc"/> apart (at least n; B dense), for pointers and row strides
+    /// in bytes that are multiples of <paramref name="alignmentBytes"/> (a power of two from 1 to 256): the heuristic then
+    /// only offers algorithms that work at that alignment (cuBLASLt assumes 256 bytes unless told).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, a row stride is too short, the alignment is not a power of two in 1..256, or the workspace size is negative.</exception>
+    /// <exception cref="InvalidOperationException">cuBLASLt refused the plan or has no algorithm for it (the message names the call and status).</exception>
+    public unsafe CublasLtMatmul(Cublas cublas, int m, int n, int k, CudaDataType abType, CudaDataType cType,
+        IntPtr workspace, long workspaceBytes, long lda, long ldc, int alignmentBytes)
     {
         ArgumentNullException.ThrowIfNull(cublas);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(m);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lda, k);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ldc, n);
+        if (alignmentBytes is < 1 or > 256 || (alignmentBytes & (alignmentBytes - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(alignmentBytes), alignmentBytes, "The alignment must be a power of two from 1 to 256 bytes.");
         ArgumentOutOfRangeException.ThrowIfNegative(workspaceBytes);
-        (M, N, K) = (m, n, k);
+        (M, N, K, Lda, Ldc, AlignmentBytes) = (m, n, k, lda, ldc, alignmentBytes);
         _handle = cublas.LtHandle;
         _workspace = workspace;
         _workspaceBytes = workspaceBytes;
@@ -82,18 +103,22 @@ public sealed partial class CublasLtMatmul : IDisposable
             Cublas.Check(DescSetAttribute(_desc, DescTransA, &transA, sizeof(int)), "cublasLtMatmulDescSetAttribute(TRANSA)");
             Cublas.Check(DescSetAttribute(_desc, DescTransB, &transB, sizeof(int)), "cublasLtMatmulDescSetAttribute(TRANSB)");
             Cublas.Check(LayoutCreate(out _aLayout, (int)abType, (ulong)k, (ulong)n, k), "cublasLtMatrixLayoutCreate(B)");
-            Cublas.Check(LayoutCreate(out _bLayout, (int)abType, (ulong)k, (ulong)m, k), "cublasLtMatrixLayoutCreate(A)");
-            Cublas.Check(LayoutCreate(out _cLayout, (int)cType, (ulong)n, (ulong)m, n), "cublasLtMatrixLayoutCreate(C)");
+            Cublas.Check(LayoutCreate(out _bLayout, (int)abType, (ulong)k, (ulong)m, lda), "cublasLtMatrixLayoutCreate(A)");
+            Cublas.Check(LayoutCreate(out _cLayout, (int)cType, (ulong)n, (ulong)m, ldc), "cublasLtMatrixLayoutCreate(C)");
             Cublas.Check(PreferenceCreate(out preference), "cublasLtMatmulPreferenceCreate");
             ulong maxWorkspace = (ulong)workspaceBytes;
             Cublas.Check(PreferenceSetAttribute(preference, PrefMaxWorkspaceBytes, &maxWorkspace, sizeof(ulong)),
                 "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+            uint alignment = (uint)alignmentBytes;
+            for (int operand = 0; operand < 4; operand++) // A, B, C, D (cuBLASLt's names: its A is our B, the weight)
+                Cublas.Check(PreferenceSetAttribute(preference, PrefMinAlignmentA + operand, &alignment, sizeof(uint)),
+                    "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_BYTES)");
             HeuristicResult result = default;
             Cublas.Check(AlgoGetHeuristic(_handle, _desc, _aLayout, _bLayout, _cLayout, _cLayout, preference, 1, &result, out int returned),
                 "cublasLtMatmulAlgoGetHeuristic");
             if (returned < 1)
                 throw new InvalidOperationException(
-                    $"cublasLtMatmulAlgoGetHeuristic: no algorithm for {m}x{n}x{k} {abType} -> {cType} within {workspaceBytes:N0} bytes of workspace.");
+                    $"cublasLtMatmulAlgoGetHeuristic: no algorithm for {m}x{n}x{k} {abType} -> {cType} (lda {lda}, ldc {ldc}, {alignmentBytes}-byte alignment) within {workspaceBytes:N0} bytes of workspace.");
             _algo = result.Algorithm;
             WorkspaceUsed = (long)result.WorkspaceSize;
         }
@@ -113,10 +138,19 @@ public sealed partial class CublasLtMatmul : IDisposable
     public int N { get; }
     public int K { get; }
 
+    /// <summary>Elements between rows of A.</summary>
+    public long Lda { get; }
+
+    /// <summary>Elements between rows of C.</summary>
+    public long Ldc { get; }
+
+    /// <summary>The alignment, in bytes, that the plan assumes of every pointer passed to <see cref="Run"/>.</summary>
+    public int AlignmentBytes { get; }
+
     /// <summary>Bytes of the workspace the chosen algorithm uses.</summary>
     public long WorkspaceUsed { get; }
 
-    /// <summary>Enqueues <c>C = alpha * A @ B^T + beta * C</c> on <paramref name="stream"/> (device pointers, dense row-major).</summary>
+    /// <summary>Enqueues <c>C = alpha * A @ B^T + beta * C</c> on <paramref name="stream"/> (device pointers, row-major, with the plan's row strides and alignment).</summary>
     public unsafe void Run(IntPtr a, IntPtr b, IntPtr c, IntPtr stream, float alpha = 1f, float beta = 0f)
     {
         ObjectDisposedException.ThrowIf(_desc == IntPtr.Zero, this);

@@ -18,29 +18,50 @@ internal sealed class NativeBackend : KernelBackend
     public override Backend Kind => Backend.Native;
 
     /// <summary>
-    /// RMSNorm and the fused add + RMSNorm only, for now: dsk_rms_norm takes f32 or bf16 activations with an f32 or
-    /// bf16 weight (all four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the
-    /// latent part of each kv_a row in place). Every other signature is refused (or falls back to the reference, see
-    /// Ops.WithReferenceFallback).
+    /// RMSNorm and the fused add + RMSNorm: dsk_rms_norm takes f32 or bf16 activations with an f32 or bf16 weight (all
+    /// four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the latent part of
+    /// each kv_a row in place). Linear and HeadwiseLinear: dsk_linear (dense bf16 x bf16 without a bias through cuBLASLt)
+    /// over every weight scheme the loader makes (dense f32/bf16, FP8 blocks of any size, INT4 groups), f32 or bf16
+    /// activations, strided rows. Embedding: dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8.
+    /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
-        if (op.Op is nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8))
+        reason = op.Op switch
         {
-            // dsk_quantize_fp8_act and dsk_linear_fp8_w8a8: f32 or bf16 activations, rows strided; W8A8 needs sm_89+
-            reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
+            nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rms_norm takes f32 or bf16 activations, not {op.X.Name()}"
+                : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "dsk_rms_norm takes an f32 or bf16 weight vector"
+                : op.StridedRows && op.Op == nameof(Ops.AddRmsNorm) ? "the fused add + RMSNorm has no strided form in the op API"
+                : null,
+            nameof(Ops.Linear) or nameof(Ops.HeadwiseLinear) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_linear takes f32 or bf16 activations, not {op.X.Name()}"
+                : !IsWeight(op) ? $"dsk_linear takes a dense f32/bf16, FP8 block or INT4 group weight, not {op}"
+                : null,
+            nameof(Ops.Embedding) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_embedding writes f32 or bf16 rows, not {op.X.Name()}"
+                : !IsWeight(op) || op.Scheme == WeightScheme.Fp8Block ? "dsk_embedding takes a dense f32/bf16 or INT4 table"
+                : op.StridedRows ? "Embedding writes dense rows"
+                : null,
+            nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8) =>
+                // dsk_quantize_fp8_act and dsk_linear_fp8_w8a8: f32 or bf16 activations, rows strided
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
                 : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
                 : op.Op == nameof(Ops.LinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime)
-                : null;
-            return reason == null;
-        }
-        reason = op.Op is not (nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm)) ? $"no {op.Op} kernel yet"
-            : op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rms_norm takes f32 or bf16 activations, not {op.X.Name()}"
-            : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "dsk_rms_norm takes an f32 or bf16 weight vector"
-            : op.StridedRows && op.Op == nameof(Ops.AddRmsNorm) ? "the fused add + RMSNorm has no strided form in the op API"
-            : null;
+                : null,
+            nameof(Ops.DequantizeFp8) =>
+                op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
+                    ? "dsk_dequantize_fp8 takes an FP8 block weight to f32"
+                    : null,
+            _ => $"no {op.Op} kernel yet",
+        };
         return reason == null;
     }
+
+    /// <summary>Whether the signature's weight is one a dsk_weight describes: dense f32/bf16, FP8 blocks, INT4 groups.</summary>
+    static bool IsWeight(in OpSignature op) => (op.Scheme, op.Weight) is
+        (WeightScheme.Dense, ElementType.F32 or ElementType.BF16) or (WeightScheme.Fp8Block, ElementType.Fp8E4M3)
+        or (WeightScheme.Int4Group, ElementType.Int4);
 
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>
@@ -48,6 +69,18 @@ internal sealed class NativeBackend : KernelBackend
 
     public override void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) =>
         RmsNormNative.RunRows(_runtime, x, w, y, eps);
+
+    public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        LinearNative.Linear(_runtime, x, w, bias, y);
+
+    public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
+        LinearNative.HeadwiseLinear(_runtime, x, w, y, transpose);
+
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) =>
+        EmbeddingNative.Run(_runtime, ids, table, y);
+
+    public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) =>
+        DequantizeFp8Native.Run(_runtime, w, y);
 
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
         Fp8ActivationNative.Quantize(_runtime, x, q, scales);
