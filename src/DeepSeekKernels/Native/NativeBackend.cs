@@ -27,7 +27,13 @@ internal sealed class NativeBackend : KernelBackend
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
-        reason = op.Op switch
+        reason = Refusal(op);
+        return reason == null;
+    }
+
+    /// <summary>Why the native kernels do not run <paramref name="op"/>, or null when they do (static: testable without a GPU).</summary>
+    internal static string? Refusal(in OpSignature op) =>
+        op.Op switch
         {
             nameof(Ops.RmsNorm) or nameof(Ops.AddRmsNorm) =>
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rms_norm takes f32 or bf16 activations, not {op.X.Name()}"
@@ -55,8 +61,6 @@ internal sealed class NativeBackend : KernelBackend
                     : null,
             _ => $"no {op.Op} kernel yet",
         };
-        return reason == null;
-    }
 
     /// <summary>Whether the signature's weight is one a dsk_weight describes: dense f32/bf16, FP8 blocks, INT4 groups.</summary>
     static bool IsWeight(in OpSignature op) => (op.Scheme, op.Weight) is
