@@ -9,7 +9,9 @@
 #   3. runs the same classes under `compute-sanitizer --tool memcheck` (must say 0 errors);
 #   4. runs `dsk check` (accuracy and the support table), `dsk generate` on the native backend with
 #      --allow-fallback, and only the headline benchmarks as short BenchmarkDotNet jobs (RMSNorm vs a device copy
-#      of the same bytes; the cuBLAS and cuBLASLt GEMM baselines; BenchConfig's job is already short: 12 x 100 ms).
+#      of the same bytes; the cuBLAS and cuBLASLt GEMM baselines; BenchConfig's job is already short: 12 x 100 ms), then
+#      the linear layer's headline (LinearBenchmarks at M = 1, 16, 4096 on K = 7168, N = 18432: cuBLASLt bf16, dsk_linear
+#      bf16, FP8 block and INT4 g128, a copy of the weight's bytes; about a minute) as its own step, bench-linear.
 # OUT/summary.txt holds the table, the test totals, the sanitizer summary and the GPU; the raw logs sit beside it.
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
@@ -105,6 +107,7 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests
+             -class DeepSeekKernels.Tests.Bindings.NativeLinearAbiTests
              -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
              -class DeepSeekKernels.Tests.OpTests.CapabilityTests
              -class DeepSeekKernels.Tests.OpTests.FallbackTests)
@@ -125,6 +128,9 @@ fi
 step dsk-check "${dsk[@]}" check
 step dsk-generate "${dsk[@]}" generate --backend native --device cuda -n 32 --allow-fallback
 step bench "${bench[@]}" --filter '*.RmsNormBenchmarks.*' '*Gemm*' --artifacts "$out/bench"
+# BenchmarkDotNet's filter matches the parameters too: the headline cases of the 120 in LinearBenchmarks.
+step bench-linear "${bench[@]}" --filter '*LinearBenchmarks*(M: 1, Shape: "7168x18432")' '*LinearBenchmarks*(M: 16, Shape: "7168x18432")' \
+  '*LinearBenchmarks*(M: 4096, Shape: "7168x18432")' --artifacts "$out/bench-linear"
 
 {
   echo
@@ -133,7 +139,7 @@ step bench "${bench[@]}" --filter '*.RmsNormBenchmarks.*' '*Gemm*' --artifacts "
   for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-14s %-28s %s\n' "$a" "$b" "$c"; done
   grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
   grep -h "ERROR SUMMARY" "$out/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
-  for report in "$out"/bench/results/*-report-github.md; do
+  for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md; do
     [ -f "$report" ] && { echo; sed -n '/^|/p' "$report"; }
   done
 } | tee "$out/summary.txt"
