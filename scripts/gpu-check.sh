@@ -108,6 +108,7 @@ gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests
              -class DeepSeekKernels.Tests.Bindings.NativeLinearAbiTests
+             -class DeepSeekKernels.Tests.OpTests.NativeLinearPathTests
              -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
              -class DeepSeekKernels.Tests.OpTests.CapabilityTests
              -class DeepSeekKernels.Tests.OpTests.FallbackTests)
