@@ -1,6 +1,435 @@
-// linear_mma.cu: PLACEHOLDER until the kernel lands.
+// linear_mma.cu: dsk_linear's tensor-core family (prefill): bf16 activations x {dense BF16, FP8_BLOCK, INT4_GROUP}
+// weights on mma.sync m16n8k16 bf16 tensor cores with fp32 accumulators (sm_80+).
+//
+// Math, per batch entry b (w matrix b' = b when w.count == batch, else 0), row i < m, feature n < out:
+//   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k]   (+ bias[n])     fp32 accumulation, order unspecified
+//   y = epilogue(acc) rounded once to bf16 (NONE; SILU_MUL: silu(acc[:, j]) * acc[:, half + j]; ADD: acc + residual)
+// w[b', n, k] is the weight's exact dequantised value (deepseek_kernels.h, dsk_weight): a bf16 for every scheme
+// (FP8: bf16(fp8 * scale) with the fp32 product; INT4: bf16((q - zero) * scale) in fp32), so the tensor-core
+// products x * w are exact and the result differs from the reference only by the order of the fp32 sums.
+//
+// Cost: 2 * m * out * in FLOPs over (m * in + out * in) * bytes + m * out * 2 bytes: at m in the hundreds and
+// more the kernel is compute-bound; its goal is a share of cuBLAS's bf16 rate (dense) and more for FP8 and INT4,
+// whose weight tiles are half / a quarter of the bytes.
+//
+// One kernel, templated on the weight scheme:
+//   block tile 128 (rows of x) x 128 (features) x 64 (k), 8 warps as 2 (m) x 4 (n), warp tile 64 x 32 (4 x 4 mma
+//   tiles, 64 fp32 accumulators per thread); a 3-stage cp.async pipeline brings the x tile and the weight tile in
+//   its stored form (bf16, FP8 bytes or packed INT4 codes) into shared memory, zero-filling whatever lies outside
+//   [m, in] x [out, in]. Dense bf16 tiles go straight to ldmatrix; FP8 and INT4 tiles are first dequantised by a
+//   shared-to-shared pass into one bf16 tile (scale / zero point looked up per 8-element run), then read the same
+//   way. Features of the SILU_MUL epilogue are interleaved in groups of 8 (tile columns 16q..16q+7 = gate features,
+//   16q+8..16q+15 = the matching up features) so the thread that holds a gate value also holds its up value.
+// Not done: sm_90a wgmma / TMA (a Hopper-only path would beat mma.sync there); split-K for small m * out.
+#include <climits>
+
 #include "linear.cuh"
+#include "mma_common.cuh"
+
 namespace dsk {
-bool linear_mma_supports(const dsk_linear_params& p, const char** why) { (void)p; if (why) *why = "not implemented yet"; return false; }
-dsk_status linear_mma(const char* op, const dsk_linear_params& p) { (void)p; set_error(op, "MMA path not implemented yet"); return DSK_ERROR_UNSUPPORTED; }
+namespace {
+
+constexpr int kBM = 128;      // rows of x per block
+constexpr int kBN = 128;      // features (tile columns) per block
+constexpr int kBK = 64;       // k per stage: 128 bytes of bf16 per tile row
+constexpr int kStages = 3;    // cp.async pipeline depth
+constexpr int kThreads = 256; // 8 warps
+constexpr int kTileBytes = kBM * kBK * 2;  // one swizzled bf16 tile: 16 KiB (the x tile and the weight tile alike)
+
+enum Scheme { kDenseBf16 = 0, kFp8 = 1, kInt4 = 2 };
+
+// Bytes of one stage of the raw weight tile: bf16 rows of 128 bytes (swizzled), FP8 rows of 64 bytes, INT4 rows of 32.
+__host__ __device__ constexpr int raw_b_bytes(int scheme) { return scheme == kDenseBf16 ? kTileBytes : kBN * kBK / (scheme == kFp8 ? 1 : 2); }
+// Dynamic shared memory of the kernel: x stages, raw weight stages, and the dequantised bf16 tile (FP8, INT4).
+__host__ __device__ constexpr int smem_bytes(int scheme) {
+    return kStages * (kTileBytes + raw_b_bytes(scheme)) + (scheme == kDenseBf16 ? 0 : kTileBytes);
+}
+
+struct MmaArgs {
+    const __nv_bfloat16* x;  // [batch, m, in]
+    const uint8_t* w;        // weight data of matrix 0
+    const float* fp8_scale;  // FP8: [count, ceil(out / br), ceil(in / bc)]
+    const __nv_bfloat16* i4_scale;  // INT4: [count, out, in / group]
+    const __nv_bfloat16* i4_zero;
+    const float* bias;       // [out] or NULL
+    const __nv_bfloat16* residual;  // ADD: [batch, m, out]
+    __nv_bfloat16* y;        // [batch, m, y_cols]
+    int64_t x_row_stride, x_batch_stride;
+    int64_t y_row_stride, y_batch_stride;
+    int64_t res_row_stride, res_batch_stride;
+    int64_t w_matrix_bytes;  // bytes between matrices (0 when every entry uses matrix 0)
+    int64_t w_row_bytes;
+    int64_t scale_matrix_elems;  // scale (and zero) elements between matrices (0 likewise)
+    int64_t m;
+    int in, out, half;  // half = out / 2 (SILU_MUL)
+    int epilogue;
+    int br, bc, scale_cols;  // FP8 block rows / cols, scale columns (ceil(in / bc))
+    int group, groups;       // INT4 group size, groups per row (in / group)
+};
+
+// The weight row (feature) that tile column t of feature tile `tile_n` holds, or -1 when outside the matrix.
+// NONE / ADD: features tile_n * 128 + t. SILU_MUL: the tile covers y columns j of [tile_n * 64, tile_n * 64 + 64);
+// column groups of 8 alternate gate (j) and up (half + j).
+__device__ __forceinline__ int tile_feature(const MmaArgs& a, int tile_n, int t) {
+    if (a.epilogue != DSK_EPILOGUE_SILU_MUL) {
+        const int n = tile_n * kBN + t;
+        return n < a.out ? n : -1;
+    }
+    const int g = t >> 3;
+    const int j = tile_n * (kBN / 2) + (g >> 1) * 8 + (t & 7);
+    if (j >= a.half) return -1;
+    return (g & 1) ? a.half + j : j;
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+template <int kScheme>
+__global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a) {
+    extern __shared__ __align__(128) uint8_t smem[];
+    const uint32_t s_x = mma::smem_addr(smem);                         // kStages x tiles
+    const uint32_t s_raw = s_x + kStages * kTileBytes;                 // kStages raw weight tiles
+    uint8_t* const raw_ptr = smem + kStages * kTileBytes;
+    const uint32_t s_deq = s_raw + kStages * raw_b_bytes(kScheme);     // dequantised weight tile (FP8, INT4)
+    uint8_t* const deq_ptr = raw_ptr + kStages * raw_b_bytes(kScheme);
+
+    const int tid = threadIdx.x;
+    const int lane = tid & 31;
+    const int warp = tid >> 5;
+    const int warp_m = warp >> 2;  // 0..1: rows warp_m * 64 ..
+    const int warp_n = warp & 3;   // 0..3: tile columns warp_n * 32 ..
+    const int tile_n = blockIdx.y;
+    const int64_t m0 = (int64_t)blockIdx.x * kBM;
+    const int b = blockIdx.z;
+
+    const __nv_bfloat16* x = a.x + (int64_t)b * a.x_batch_stride;
+    const uint8_t* w = a.w + (int64_t)b * a.w_matrix_bytes;
+    const int64_t scale_off = (int64_t)b * a.scale_matrix_elems;
+
+    // Rows handled by this thread in the 16-byte-chunk loops over a 128 x 64 bf16 tile (x loads, dense weight
+    // loads, the dequantisation pass): row (tid >> 3) + 32 i, chunk tid & 7.
+    const int chunk8 = tid & 7;
+    int feat8[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) feat8[i] = tile_feature(a, tile_n, (tid >> 3) + 32 * i);
+
+    // Raw quantised tile loads: FP8 rows of 4 chunks (row (tid >> 2) + 64 i, chunk tid & 3), INT4 rows of 2 chunks
+    // (row tid >> 1, chunk tid & 1).
+    constexpr int kRawLoads = kScheme == kFp8 ? 2 : 1;
+    int feat_raw[kRawLoads];
+#pragma unroll
+    for (int i = 0; i < kRawLoads; ++i)
+        feat_raw[i] = kScheme == kFp8 ? tile_feature(a, tile_n, (tid >> 2) + 64 * i) : tile_feature(a, tile_n, tid >> 1);
+
+    // Scale row offsets for the dequantisation pass.
+    int64_t scale_row[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int f = feat8[i] < 0 ? 0 : feat8[i];
+        if constexpr (kScheme == kFp8) scale_row[i] = scale_off + (int64_t)(f / a.br) * a.scale_cols;
+        else scale_row[i] = scale_off + (int64_t)f * a.groups;
+    }
+
+    const int k_tiles = (a.in + kBK - 1) / kBK;
+
+    auto load_stage = [&](int kt) {
+        const int stage = kt % kStages;
+        const int k0 = kt * kBK;
+        const uint32_t sx = s_x + stage * kTileBytes;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = (tid >> 3) + 32 * i;
+            const int64_t row = m0 + r;
+            const int k = k0 + chunk8 * 8;
+            const bool ok = row < a.m && k < a.in;
+            mma::cp_async16(sx + mma::swz(r, chunk8), ok ? x + row * a.x_row_stride + k : a.x, ok);
+        }
+        const uint32_t sw = s_raw + stage * raw_b_bytes(kScheme);
+        if constexpr (kScheme == kDenseBf16) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int r = (tid >> 3) + 32 * i;
+                const int k = k0 + chunk8 * 8;
+                const bool ok = feat8[i] >= 0 && k < a.in;
+                mma::cp_async16(sw + mma::swz(r, chunk8), ok ? w + feat8[i] * a.w_row_bytes + (int64_t)k * 2 : a.w, ok);
+            }
+        } else if constexpr (kScheme == kFp8) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                const int r = (tid >> 2) + 64 * i;
+                const int c = tid & 3;
+                const int k = k0 + c * 16;
+                const bool ok = feat_raw[i] >= 0 && k < a.in;
+                mma::cp_async16(sw + r * 64 + c * 16, ok ? w + feat_raw[0 + i] * a.w_row_bytes + k : a.w, ok);
+            }
+        } else {
+            const int r = tid >> 1;
+            const int c = tid & 1;
+            const int k = k0 + c * 32;
+            const bool ok = feat_raw[0] >= 0 && k < a.in;
+            mma::cp_async16(sw + r * 32 + c * 16, ok ? w + feat_raw[0] * a.w_row_bytes + k / 2 : a.w, ok);
+        }
+    };
+
+    // FP8 / INT4: raw stage -> the bf16 tile, each element w = bf16(exact dequantisation); zero outside the matrix.
+    auto dequantise_stage = [&](int kt) {
+        const int stage = kt % kStages;
+        const uint8_t* raw = raw_ptr + stage * raw_b_bytes(kScheme);
+        const int k = kt * kBK + chunk8 * 8;  // first of this thread's 8 elements
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = (tid >> 3) + 32 * i;
+            float v[8];
+            if (feat8[i] >= 0 && k < a.in) {
+                if constexpr (kScheme == kFp8) {
+                    const uint2 q = *reinterpret_cast<const uint2*>(raw + r * 64 + chunk8 * 8);
+                    if (a.bc % 8 == 0) {  // the 8 elements share one scale block
+                        const float s = __ldg(a.fp8_scale + scale_row[i] + k / a.bc);
+#pragma unroll
+                        for (int e = 0; e < 8; ++e)
+                            v[e] = __bfloat162float(__float2bfloat16_rn(
+                                mma::e4m3_to_float(((e < 4 ? q.x : q.y) >> (8 * (e & 3))) & 0xffu) * s));
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 8; ++e) {
+                            const float s = __ldg(a.fp8_scale + scale_row[i] + (k + e) / a.bc);
+                            v[e] = __bfloat162float(__float2bfloat16_rn(
+                                mma::e4m3_to_float(((e < 4 ? q.x : q.y) >> (8 * (e & 3))) & 0xffu) * s));
+                        }
+                    }
+                } else {
+                    const uint32_t q = *reinterpret_cast<const uint32_t*>(raw + r * 32 + chunk8 * 4);
+                    const int64_t gi = scale_row[i] + k / a.group;  // a group is a multiple of 32: one per 8 elements
+                    const float s = __bfloat162float(load_ro(a.i4_scale + gi));
+                    const float z = __bfloat162float(load_ro(a.i4_zero + gi));
+#pragma unroll
+                    for (int e = 0; e < 8; ++e)
+                        v[e] = __bfloat162float(__float2bfloat16_rn(((float)((q >> (4 * e)) & 0xfu) - z) * s));
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) v[e] = 0.0f;
+            }
+            *reinterpret_cast<uint4*>(deq_ptr + mma::swz(r, chunk8)) = pack16<__nv_bfloat16>(v);
+        }
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < k_tiles) load_stage(s);
+        mma::cp_async_commit();
+    }
+
+    for (int kt = 0; kt < k_tiles; ++kt) {
+        mma::cp_async_wait<kStages - 2>();
+        __syncthreads();  // stage kt landed for every thread; everyone is done with stage kt - 1 and the bf16 tile
+        uint32_t sw;
+        if constexpr (kScheme == kDenseBf16) {
+            sw = s_raw + (kt % kStages) * kTileBytes;
+        } else {
+            dequantise_stage(kt);
+            __syncthreads();
+            sw = s_deq;
+        }
+        if (kt + kStages - 1 < k_tiles) load_stage(kt + kStages - 1);
+        mma::cp_async_commit();
+
+        const uint32_t sx = s_x + (kt % kStages) * kTileBytes;
+#pragma unroll
+        for (int ks = 0; ks < kBK / 16; ++ks) {
+            uint32_t af[4][4];
+            uint32_t bf[4][2];
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi) mma::ldmatrix_x4(af[mi], mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
+#pragma unroll
+            for (int nj = 0; nj < 2; ++nj) {
+                uint32_t t[4];
+                mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
+                bf[2 * nj][0] = t[0];
+                bf[2 * nj][1] = t[1];
+                bf[2 * nj + 1][0] = t[2];
+                bf[2 * nj + 1][1] = t[3];
+            }
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) mma::mma_bf16_16816(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
+        }
+    }
+    mma::cp_async_wait<0>();  // nothing is pending (the tail groups are empty), but leave no copy in flight
+
+    // Epilogue. Accumulator e of mma tile (mi, ni): row warp_m * 64 + mi * 16 + (lane >> 2) + 8 * (e >> 1),
+    // tile column warp_n * 32 + ni * 8 + 2 * (lane & 3) + (e & 1).
+    __nv_bfloat16* y = a.y + (int64_t)b * a.y_batch_stride;
+    const __nv_bfloat16* res = a.residual + (int64_t)b * a.res_batch_stride;
+    const int64_t y_cols = a.epilogue == DSK_EPILOGUE_SILU_MUL ? a.half : a.out;
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+            if (row >= a.m) continue;
+            __nv_bfloat16* y_row = y + row * a.y_row_stride;
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni) {
+                const int t = warp_n * 32 + ni * 8 + 2 * (lane & 3);
+                float v[2];
+                int64_t col;
+                if (a.epilogue == DSK_EPILOGUE_SILU_MUL) {
+                    if (ni & 1) continue;  // up tiles are consumed with their gate tile
+                    const int gate = tile_feature(a, tile_n, t);  // even; gate + 1 < half whenever gate + 1 is valid
+                    col = gate;
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        float g = acc[mi][ni][2 * h + e];
+                        float u = acc[mi][ni + 1][2 * h + e];
+                        if (a.bias != nullptr && gate >= 0 && gate + e < a.half) {
+                            g += __ldg(a.bias + gate + e);
+                            u += __ldg(a.bias + a.half + gate + e);
+                        }
+                        v[e] = silu(g) * u;
+                    }
+                } else {
+                    col = tile_n * kBN + t;
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        v[e] = acc[mi][ni][2 * h + e];
+                        if (a.bias != nullptr && col + e < a.out) v[e] += __ldg(a.bias + col + e);
+                    }
+                    if (a.epilogue == DSK_EPILOGUE_ADD) {
+                        const __nv_bfloat16* r_row = res + row * a.res_row_stride;
+                        if (col < a.out) v[0] += __bfloat162float(r_row[col]);
+                        if (col + 1 < a.out) v[1] += __bfloat162float(r_row[col + 1]);
+                    }
+                }
+                if (col < 0 || col >= y_cols) continue;
+                if (col + 1 < y_cols) {
+                    *reinterpret_cast<uint32_t*>(y_row + col) = float_to_bf16x2(v[0], v[1]);
+                } else {
+                    y_row[col] = __float2bfloat16_rn(v[0]);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool linear_mma_supports(const dsk_linear_params& p, const char** why) {
+    const char* reason = nullptr;
+    const int64_t in = linear_in(p);
+    const int64_t out = linear_out(p);
+    const dsk_weight& w = p.w;
+    int device = 0, major = 0, optin = 0;
+    if (p.act_dtype != DSK_DTYPE_BF16) {
+        reason = "act_dtype is not BF16";
+    } else if (p.transpose_w) {
+        reason = "transpose_w is set";
+    } else if (!((w.scheme == DSK_WEIGHT_DENSE && w.dtype == DSK_DTYPE_BF16) || w.scheme == DSK_WEIGHT_FP8_BLOCK ||
+                 w.scheme == DSK_WEIGHT_INT4_GROUP)) {
+        reason = "weight is dense F32 (MMA takes dense BF16, FP8_BLOCK, INT4_GROUP)";
+    } else if (in % 8 != 0) {
+        reason = "in is not a multiple of 8";
+    } else if (w.scheme == DSK_WEIGHT_FP8_BLOCK && in % 16 != 0) {
+        reason = "FP8 weight rows are not a multiple of 16 bytes (in % 16 != 0)";
+    } else if (in > INT_MAX / 2 || out > INT_MAX / 2 || p.batch > 65535 || (out + kBN - 1) / kBN > 65535) {
+        reason = "shape beyond the kernel's index range";
+    } else if (!is_aligned_16(p.x) || p.x_row_stride % 8 != 0 || (p.batch > 1 && p.x_batch_stride % 8 != 0)) {
+        reason = "x rows are not 16-byte aligned";
+    } else if (!is_aligned_16(w.data)) {
+        reason = "weight data is not 16-byte aligned";
+    } else if ((reinterpret_cast<uintptr_t>(p.y) & 3u) != 0 || p.y_row_stride % 2 != 0 ||
+               (p.batch > 1 && p.y_batch_stride % 2 != 0)) {
+        reason = "y rows are not 4-byte aligned";
+    } else if (cudaGetDevice(&device) != cudaSuccess ||
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+               cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        reason = "no CUDA device";
+    } else if (major < 8) {
+        reason = "needs sm_80+";
+    } else if (optin < smem_bytes(kDenseBf16)) {
+        reason = "the device has too little shared memory per block";
+    }
+    if (why != nullptr) *why = reason;
+    return reason == nullptr;
+}
+
+namespace {
+
+template <int kScheme> dsk_status launch(const char* op, const MmaArgs& a, dim3 grid, cudaStream_t stream) {
+    const cudaError_t err =
+        cudaFuncSetAttribute(linear_mma_kernel<kScheme>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes(kScheme));
+    if (err != cudaSuccess) {
+        set_error(op, "CUDA error %s (%s) setting the MMA kernel's shared memory", cudaGetErrorName(err),
+                  cudaGetErrorString(err));
+        return DSK_ERROR_CUDA;
+    }
+    linear_mma_kernel<kScheme><<<grid, kThreads, smem_bytes(kScheme), stream>>>(a);
+    DSK_CHECK_LAUNCH(op);
+    return DSK_SUCCESS;
+}
+
+}  // namespace
+
+dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
+    const dsk_weight& w = p.w;
+    MmaArgs a{};
+    a.x = static_cast<const __nv_bfloat16*>(p.x);
+    a.w = static_cast<const uint8_t*>(w.data);
+    a.bias = p.bias;
+    a.residual = p.epilogue == DSK_EPILOGUE_ADD ? static_cast<const __nv_bfloat16*>(p.residual) : nullptr;
+    a.y = static_cast<__nv_bfloat16*>(p.y);
+    a.x_row_stride = p.x_row_stride;
+    a.x_batch_stride = p.x_batch_stride;
+    a.y_row_stride = p.y_row_stride;
+    a.y_batch_stride = p.y_batch_stride;
+    a.res_row_stride = p.residual_row_stride;
+    a.res_batch_stride = p.residual_batch_stride;
+    a.m = p.m;
+    a.in = (int)w.cols;
+    a.out = (int)w.rows;
+    a.half = a.out / 2;
+    a.epilogue = p.epilogue;
+    const bool per_entry = w.count == p.batch && p.batch > 1;
+    int scheme = kDenseBf16;
+    if (w.scheme == DSK_WEIGHT_DENSE) {
+        a.w_row_bytes = w.cols * 2;
+    } else if (w.scheme == DSK_WEIGHT_FP8_BLOCK) {
+        scheme = kFp8;
+        a.w_row_bytes = w.cols;
+        a.fp8_scale = static_cast<const float*>(w.scale);
+        a.br = w.block_rows;
+        a.bc = w.block_cols;
+        a.scale_cols = (int)((w.cols + w.block_cols - 1) / w.block_cols);
+        a.scale_matrix_elems = per_entry ? ((w.rows + w.block_rows - 1) / w.block_rows) * a.scale_cols : 0;
+    } else {
+        scheme = kInt4;
+        a.w_row_bytes = w.cols / 2;
+        a.i4_scale = static_cast<const __nv_bfloat16*>(w.scale);
+        a.i4_zero = static_cast<const __nv_bfloat16*>(w.zero);
+        a.group = w.group_size;
+        a.groups = (int)(w.cols / w.group_size);
+        a.scale_matrix_elems = per_entry ? w.rows * a.groups : 0;
+    }
+    a.w_matrix_bytes = per_entry ? w.rows * a.w_row_bytes : 0;
+
+    const int64_t n_tiles = p.epilogue == DSK_EPILOGUE_SILU_MUL ? (a.half + kBN / 2 - 1) / (kBN / 2)
+                                                                : (a.out + kBN - 1) / kBN;
+    const dim3 grid((unsigned)((p.m + kBM - 1) / kBM), (unsigned)n_tiles, (unsigned)p.batch);
+    const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
+    switch (scheme) {
+        case kFp8: return launch<kFp8>(op, a, grid, stream);
+        case kInt4: return launch<kInt4>(op, a, grid, stream);
+        default: return launch<kDenseBf16>(op, a, grid, stream);
+    }
+}
+
 }  // namespace dsk

@@ -1,0 +1,79 @@
+// mma_common.cuh: tensor-core building blocks shared by linear_mma.cu (bf16 x dequantised weights) and
+// linear_fp8_w8a8.cu (FP8 x FP8): cp.async with zero fill, ldmatrix, mma.sync, the swizzled shared-memory tile
+// layout, and exact e4m3 decoding. sm_80+ only (every user checks the device before launching).
+//
+// Tile layout (both users): a shared tile of R rows x 128 bytes (64 bf16 or 128 e4m3 per row), stored as 8
+// chunks of 16 bytes per row with chunk c of row r at physical chunk c ^ (r & 7). cp.async writes whole chunks
+// and ldmatrix reads whole chunks (8 rows x one chunk per 8x8 matrix), so both are free of bank conflicts.
+#pragma once
+
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace dsk {
+namespace mma {
+
+// Byte offset of 16-byte chunk `c` (0..7) of row `r` in a swizzled 128-byte-row tile.
+__device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((c ^ (r & 7)) << 4)); }
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16-byte global -> shared copy that bypasses L1; when !valid nothing is read and the 16 bytes are zeroed
+// (`src` must still be a valid address).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Four 8x8 b16 matrices; lane l supplies the row address of row (l & 7) of matrix (l >> 3).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// D = A * B + D, m16n8k16, bf16 inputs, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Address of this lane's row for an ldmatrix_x4 of a 16 x 32-byte A block (rows row0..row0+15, chunks kc, kc+1):
+// matrices (rows 0-7, kc), (rows 8-15, kc), (rows 0-7, kc+1), (rows 8-15, kc+1) = the mma A fragment a0..a3.
+__device__ __forceinline__ uint32_t a_frag_addr(uint32_t tile, int row0, int kc, int lane) {
+    return tile + swz(row0 + (lane & 15), kc + (lane >> 4));
+}
+// Same for two n8 B blocks stored as [n][k]: matrices (n 0-7, kc), (n 0-7, kc+1), (n 8-15, kc), (n 8-15, kc+1)
+// = b0, b1 of n-tile 0, then b0, b1 of n-tile 1.
+__device__ __forceinline__ uint32_t b_frag_addr(uint32_t tile, int n0, int kc, int lane) {
+    return tile + swz(n0 + (lane & 7) + ((lane >> 4) << 3), kc + ((lane >> 3) & 1));
+}
+
+// The exact fp32 value of an e4m3fn byte (bias 7, no infinities, S.1111.111 = NaN). The exponent and mantissa
+// bits are placed at the top of an fp32 exponent field (bias 127) and rebiased by an exact multiply by 2^120,
+// which also turns e4m3 subnormals (exponent 0) into the right fp32 value.
+__device__ __forceinline__ float e4m3_to_float(uint32_t byte) {
+    const uint32_t mag = byte & 0x7fu;
+    float f = __uint_as_float(mag << 20) * 0x1p120f;
+    if (mag == 0x7fu) f = __uint_as_float(0x7fc00000u);
+    return (byte & 0x80u) ? -f : f;
+}
+
+// Two e4m3 bytes (bits 0-7 and 8-15 of `v`) -> two packed bf16 (first in the low half); exact, because every
+// e4m3 value is a bf16 value.
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t v) {
+    const uint32_t lo = __float_as_uint(e4m3_to_float(v & 0xffu)) >> 16;
+    const uint32_t hi = __float_as_uint(e4m3_to_float((v >> 8) & 0xffu)) & 0xffff0000u;
+    return lo | hi;
+}
+
+}  // namespace mma
+}  // namespace dsk
