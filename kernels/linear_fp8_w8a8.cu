@@ -1,7 +1,291 @@
-// linear_fp8_w8a8.cu: PLACEHOLDER until the kernel lands (this session's helpers replace this file); refuses every call.
+// linear_fp8_w8a8.cu: W8A8 FP8 linear for prefill (dsk_linear_fp8_w8a8), DeepGEMM's 1 x 128 activation and
+// 128 x 128 weight scaling with per-block promotion.
+//
+// Math, per row i < m and feature n < out (j runs over the 128-wide k blocks, the last one may be narrower):
+//   p[i, n, j] = sum_{k in block j} qx[i, k] * qw[n, k]                   fp32 (each product of two e4m3 is exact)
+//   y[i, n]    = round_act( sum_j (xs[i, j] * ws[n / 128, j]) * p[i, n, j]  + bias[n] )   in fp32, j in order
+// qx, xs come from dsk_quantize_fp8_act; qw, ws are an FP8_BLOCK weight with 128 x 128 blocks.
+//
+// Cost: 2 * m * out * in FLOPs over m * in + out * in bytes (FP8) + m * out * sizeof(y): compute-bound at prefill m.
+//
+// One kernel: block tile 128 (rows) x 128 (features, = one weight scale block row) x 128 (k, = one scale block),
+// 8 warps as 2 (m) x 4 (n), warp tile 64 x 32; a 3-stage cp.async pipeline brings both FP8 tiles into swizzled
+// shared memory (zero fill outside [m, in] x [out, in]); ldmatrix reads them in the e4m3 m16n8k32 fragment layout.
+// Each k tile's products accumulate into fresh fp32 registers, which are then scaled by xs * ws and added to
+// the fp32 accumulators (the promotion). Two instruction paths for the k tile:
+//   (b) sm_89+ and a toolkit with PTX ISA 8.4+ (CUDA 12.4+), CMake option DSK_FP8_MMA (default ON):
+//       mma.sync m16n8k32 e4m3 x e4m3 -> f32.
+//   (a) otherwise (sm_80/86, or CUDA 11.8): each e4m3 fragment is widened to bf16 in registers (exact) and fed to
+//       two bf16 m16n8k16 mma.sync. The ldmatrix fragment holds k = 4c..4c+3 (and 16 + 4c..) for lane group c;
+//       the bf16 mma expects k = 2c, 2c+1 (and 8 + 2c..): we feed it the first two bytes as its "2c, 2c+1" and the
+//       last two as its "8 + 2c, 9 + 2c", for A and B alike. That is a permutation of k inside the k-16 step,
+//       applied identically to both operands, so the dot products are unchanged.
+// Not done: sm_90a wgmma (DeepGEMM's path: the way to 1000+ TFLOP/s on Hopper); a fused quantise-and-multiply.
+#include <climits>
+
 #include "common.cuh"
+#include "mma_common.cuh"
+
+#if defined(DSK_FP8_MMA) && (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 4))
+#define DSK_W8A8_FP8_MMA_COMPILED 1  // the toolkit knows mma.sync ... e4m3 (PTX ISA 8.4)
+#endif
+
+namespace dsk {
+namespace {
+
+constexpr const char* kOp = "dsk_linear_fp8_w8a8";
+constexpr int kBM = 128;
+constexpr int kBN = 128;       // one weight scale block of features
+constexpr int kBK = 128;       // one scale block of k; 128 bytes per tile row
+constexpr int kStages = 3;
+constexpr int kThreads = 256;
+constexpr int kTileBytes = kBM * kBK;  // 16 KiB per FP8 tile
+constexpr int kSmemBytes = kStages * 2 * kTileBytes;
+
+struct W8A8Args {
+    const uint8_t* qx;      // [m, in]
+    const float* xs;        // [m, kb]
+    const uint8_t* qw;      // [out, in]
+    const float* ws;        // [ceil(out / 128), kb]
+    const float* bias;      // [out] or NULL
+    void* y;                // [m, out], rows y_stride apart
+    int64_t m;
+    int64_t y_stride;
+    int in, out, kb;        // kb = ceil(in / 128)
+};
+
+#if defined(DSK_W8A8_FP8_MMA_COMPILED)
+// Path (b): one k-32 step of e4m3 products into `d` for A fragment `a` (rows) and B fragment b0, b1 (one n8 tile).
+// Only called from code compiled for sm_89+.
+__device__ __forceinline__ void mma_e4m3_k32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#endif
+
+template <typename TOut>
+__global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const W8A8Args a) {
+    extern __shared__ __align__(128) uint8_t smem[];
+    const uint32_t s_x = mma::smem_addr(smem);
+    const uint32_t s_w = s_x + kStages * kTileBytes;
+
+    const int tid = threadIdx.x;
+    const int lane = tid & 31;
+    const int warp = tid >> 5;
+    const int warp_m = warp >> 2;
+    const int warp_n = warp & 3;
+    const int64_t m0 = (int64_t)blockIdx.x * kBM;
+    const int n0 = blockIdx.y * kBN;
+    const int chunk = tid & 7;
+    const int k_tiles = a.kb;
+
+    auto load_stage = [&](int kt) {
+        const int stage = kt % kStages;
+        const int k = kt * kBK + chunk * 16;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = (tid >> 3) + 32 * i;
+            const int64_t row = m0 + r;
+            const bool ok_x = row < a.m && k < a.in;
+            mma::cp_async16(s_x + stage * kTileBytes + mma::swz(r, chunk), ok_x ? a.qx + row * a.in + k : a.qx, ok_x);
+            const int n = n0 + r;
+            const bool ok_w = n < a.out && k < a.in;
+            mma::cp_async16(s_w + stage * kTileBytes + mma::swz(r, chunk), ok_w ? a.qw + (int64_t)n * a.in + k : a.qw,
+                            ok_w);
+        }
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < k_tiles) load_stage(s);
+        mma::cp_async_commit();
+    }
+
+    for (int kt = 0; kt < k_tiles; ++kt) {
+        mma::cp_async_wait<kStages - 2>();
+        __syncthreads();
+        if (kt + kStages - 1 < k_tiles) load_stage(kt + kStages - 1);
+        mma::cp_async_commit();
+
+        const uint32_t sx = s_x + (kt % kStages) * kTileBytes;
+        const uint32_t sw = s_w + (kt % kStages) * kTileBytes;
+        float part[4][4][4];
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) part[mi][ni][e] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < kBK / 32; ++ks) {
+            // B fragments of the warp's four n8 tiles first, then one m16 A fragment at a time (fewer live registers).
+            uint32_t bf[4][2];
+#pragma unroll
+            for (int nj = 0; nj < 2; ++nj) {
+                uint32_t t[4];
+                mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
+                bf[2 * nj][0] = t[0];
+                bf[2 * nj][1] = t[1];
+                bf[2 * nj + 1][0] = t[2];
+                bf[2 * nj + 1][1] = t[3];
+            }
+#if defined(DSK_W8A8_FP8_MMA_COMPILED) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi) {
+                uint32_t af[4];
+                mma::ldmatrix_x4(af, mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) mma_e4m3_k32(part[mi][ni], af, bf[ni][0], bf[ni][1]);
+            }
+#else
+            // Path (a): widen once per fragment, then two bf16 k16 mma per k32 step (see the header for the k order).
+            uint32_t bw[4][4];  // [ni]: k 0..15 (b0, b1 of the bf16 mma), then k 16..31
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni) {
+                bw[ni][0] = mma::e4m3x2_to_bf16x2(bf[ni][0]);
+                bw[ni][1] = mma::e4m3x2_to_bf16x2(bf[ni][0] >> 16);
+                bw[ni][2] = mma::e4m3x2_to_bf16x2(bf[ni][1]);
+                bw[ni][3] = mma::e4m3x2_to_bf16x2(bf[ni][1] >> 16);
+            }
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi) {
+                uint32_t af[4];
+                mma::ldmatrix_x4(af, mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
+                const uint32_t lo[4] = {mma::e4m3x2_to_bf16x2(af[0]), mma::e4m3x2_to_bf16x2(af[1]),
+                                        mma::e4m3x2_to_bf16x2(af[0] >> 16), mma::e4m3x2_to_bf16x2(af[1] >> 16)};
+                const uint32_t hi[4] = {mma::e4m3x2_to_bf16x2(af[2]), mma::e4m3x2_to_bf16x2(af[3]),
+                                        mma::e4m3x2_to_bf16x2(af[2] >> 16), mma::e4m3x2_to_bf16x2(af[3] >> 16)};
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) {
+                    mma::mma_bf16_16816(part[mi][ni], lo, bw[ni][0], bw[ni][1]);
+                    mma::mma_bf16_16816(part[mi][ni], hi, bw[ni][2], bw[ni][3]);
+                }
+            }
+#endif
+        }
+
+        // Promotion: acc += (xs[row, kt] * ws[n0 / 128, kt]) * part.
+        const float ws = __ldg(a.ws + (int64_t)blockIdx.y * a.kb + kt);
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+                const float s = row < a.m ? __ldg(a.xs + row * a.kb + kt) * ws : 0.0f;
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) {
+                    acc[mi][ni][2 * h] += s * part[mi][ni][2 * h];
+                    acc[mi][ni][2 * h + 1] += s * part[mi][ni][2 * h + 1];
+                }
+            }
+        }
+    }
+    mma::cp_async_wait<0>();
+
+    TOut* y = static_cast<TOut*>(a.y);
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+            if (row >= a.m) continue;
+            TOut* y_row = y + row * a.y_stride;
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int n = n0 + warp_n * 32 + ni * 8 + 2 * (lane & 3) + e;
+                    if (n >= a.out) continue;
+                    float v = acc[mi][ni][2 * h + e];
+                    if (a.bias != nullptr) v += __ldg(a.bias + n);
+                    y_row[n] = from_float<TOut>(v);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace dsk
 
 extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p) {
-    (void)p;
-    DSK_UNSUPPORTED("dsk_linear_fp8_w8a8", "not implemented in this build yet");
+    using namespace dsk;
+    DSK_CHECK_NOT_NULL(kOp, p, "params");
+    DSK_CHECK_NOT_NULL(kOp, p->qx, "qx");
+    DSK_CHECK_NOT_NULL(kOp, p->x_scale, "x_scale");
+    DSK_CHECK_NOT_NULL(kOp, p->w.data, "w.data");
+    DSK_CHECK_NOT_NULL(kOp, p->w.scale, "w.scale");
+    DSK_CHECK_NOT_NULL(kOp, p->y, "y");
+    const dsk_weight& w = p->w;
+    DSK_CHECK_ARG(kOp, w.scheme == DSK_WEIGHT_FP8_BLOCK && w.dtype == DSK_DTYPE_FP8_E4M3,
+                  "w must be an FP8_BLOCK weight of FP8_E4M3 (got scheme %d, dtype %s)", (int)w.scheme,
+                  dtype_name(w.dtype));
+    DSK_CHECK_ARG(kOp, w.block_rows == 128 && w.block_cols == 128, "w must have 128 x 128 scale blocks (got %d x %d)",
+                  (int)w.block_rows, (int)w.block_cols);
+    DSK_CHECK_ARG(kOp, w.count == 1, "w.count must be 1 (got %lld)", (long long)w.count);
+    DSK_CHECK_MIN(kOp, w.rows, 1, "w.rows");
+    DSK_CHECK_MIN(kOp, w.cols, 1, "w.cols");
+    DSK_CHECK_ARG(kOp, w.cols % 16 == 0, "in = w.cols must be a multiple of 16 (got %lld)", (long long)w.cols);
+    DSK_CHECK_MIN(kOp, p->m, 1, "m");
+    DSK_CHECK_MIN(kOp, p->y_row_stride, w.rows, "y_row_stride");
+    DSK_CHECK_ARG(kOp, p->act_dtype == DSK_DTYPE_F32 || p->act_dtype == DSK_DTYPE_BF16,
+                  "act_dtype must be F32 or BF16 (got %s)", dtype_name(p->act_dtype));
+    if (w.cols > INT_MAX / 2 || w.rows > INT_MAX / 2 || (w.rows + kBN - 1) / kBN > 65535 ||
+        (p->m + kBM - 1) / kBM > INT_MAX)
+        DSK_UNSUPPORTED(kOp, "shape too large (m %lld, out %lld, in %lld)", (long long)p->m, (long long)w.rows,
+                        (long long)w.cols);
+    if (!is_aligned_16(p->qx) || !is_aligned_16(w.data))
+        DSK_UNSUPPORTED(kOp, "qx and w.data must be 16-byte aligned");
+
+    int device = 0, major = 0, optin = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (err != cudaSuccess) {
+        set_error(kOp, "CUDA error %s (%s) querying the device", cudaGetErrorName(err), cudaGetErrorString(err));
+        return DSK_ERROR_CUDA;
+    }
+    if (major < 8) DSK_UNSUPPORTED(kOp, "needs an sm_80+ GPU (device %d is sm_%d.x)", device, major);
+    if (optin < kSmemBytes) DSK_UNSUPPORTED(kOp, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
+
+    W8A8Args a{};
+    a.qx = static_cast<const uint8_t*>(p->qx);
+    a.xs = p->x_scale;
+    a.qw = static_cast<const uint8_t*>(w.data);
+    a.ws = static_cast<const float*>(w.scale);
+    a.bias = p->bias;
+    a.y = p->y;
+    a.m = p->m;
+    a.y_stride = p->y_row_stride;
+    a.in = (int)w.cols;
+    a.out = (int)w.rows;
+    a.kb = (int)((w.cols + kBK - 1) / kBK);
+    const dim3 grid((unsigned)((p->m + kBM - 1) / kBM), (unsigned)((w.rows + kBN - 1) / kBN));
+    const cudaStream_t stream = static_cast<cudaStream_t>(p->stream);
+    if (p->act_dtype == DSK_DTYPE_F32) {
+        err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+        if (err == cudaSuccess) linear_fp8_w8a8_kernel<float><<<grid, kThreads, kSmemBytes, stream>>>(a);
+    } else {
+        err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   kSmemBytes);
+        if (err == cudaSuccess) linear_fp8_w8a8_kernel<__nv_bfloat16><<<grid, kThreads, kSmemBytes, stream>>>(a);
+    }
+    if (err != cudaSuccess) {
+        set_error(kOp, "CUDA error %s (%s) setting the kernel's shared memory", cudaGetErrorName(err),
+                  cudaGetErrorString(err));
+        return DSK_ERROR_CUDA;
+    }
+    DSK_CHECK_LAUNCH(kOp);
+    return DSK_SUCCESS;
 }
