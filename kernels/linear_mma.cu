@@ -63,6 +63,7 @@ struct MmaArgs {
     int64_t m;
     int in, out, half;  // half = out / 2 (SILU_MUL)
     int epilogue;
+    bool y_pairs;            // y, its strides allow 4-byte stores of two bf16
     int br, bc, scale_cols;  // FP8 block rows / cols, scale columns (ceil(in / bc))
     int group, groups;       // INT4 group size, groups per row (in / group)
 };
@@ -310,10 +311,11 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
                     }
                 }
                 if (col < 0 || col >= y_cols) continue;
-                if (col + 1 < y_cols) {
+                if (col + 1 < y_cols && a.y_pairs) {
                     *reinterpret_cast<uint32_t*>(y_row + col) = float_to_bf16x2(v[0], v[1]);
                 } else {
                     y_row[col] = __float2bfloat16_rn(v[0]);
+                    if (col + 1 < y_cols) y_row[col + 1] = __float2bfloat16_rn(v[1]);
                 }
             }
         }
@@ -345,9 +347,6 @@ bool linear_mma_supports(const dsk_linear_params& p, const char** why) {
         reason = "x rows are not 16-byte aligned";
     } else if (!is_aligned_16(w.data)) {
         reason = "weight data is not 16-byte aligned";
-    } else if ((reinterpret_cast<uintptr_t>(p.y) & 3u) != 0 || p.y_row_stride % 2 != 0 ||
-               (p.batch > 1 && p.y_batch_stride % 2 != 0)) {
-        reason = "y rows are not 4-byte aligned";
     } else if (cudaGetDevice(&device) != cudaSuccess ||
                cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
                cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
@@ -398,6 +397,8 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
     a.out = (int)w.rows;
     a.half = a.out / 2;
     a.epilogue = p.epilogue;
+    a.y_pairs = (reinterpret_cast<uintptr_t>(p.y) & 3u) == 0 && p.y_row_stride % 2 == 0 &&
+                (p.batch == 1 || p.y_batch_stride % 2 == 0);
     const bool per_entry = w.count == p.batch && p.batch > 1;
     int scheme = kDenseBf16;
     if (w.scheme == DSK_WEIGHT_DENSE) {
