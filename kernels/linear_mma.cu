@@ -17,7 +17,8 @@
 //   tiles, 64 fp32 accumulators per thread); a 3-stage cp.async pipeline brings the x tile and the weight tile in
 //   its stored form (bf16, FP8 bytes or packed INT4 codes) into shared memory, zero-filling whatever lies outside
 //   [m, in] x [out, in]. Dense bf16 tiles go straight to ldmatrix; FP8 and INT4 tiles are first dequantised by a
-//   shared-to-shared pass into one bf16 tile (scale / zero point looked up per 8-element run), then read the same
+//   shared-to-shared pass into one bf16 tile (weight_decode.cuh's dequantisation, the SIMT path's; scale / zero
+//   point looked up per 8-element run), then read the same
 //   way. Features of the SILU_MUL epilogue are interleaved in groups of 8 (tile columns 16q..16q+7 = gate features,
 //   16q+8..16q+15 = the matching up features) so the thread that holds a gate value also holds its up value.
 // Not done: sm_90a wgmma / TMA (a Hopper-only path would beat mma.sync there); split-K for small m * out.
@@ -25,6 +26,7 @@
 
 #include "linear.cuh"
 #include "mma_common.cuh"
+#include "weight_decode.cuh"
 
 namespace dsk {
 namespace {
@@ -185,26 +187,24 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
                     const uint2 q = *reinterpret_cast<const uint2*>(raw + r * 64 + chunk8 * 8);
                     if (a.bc % 8 == 0) {  // the 8 elements share one scale block
                         const float s = __ldg(a.fp8_scale + scale_row[i] + k / a.bc);
+                        float lo[4], hi[4];
+                        dequant_fp8x4(q.x, s, lo);
+                        dequant_fp8x4(q.y, s, hi);
 #pragma unroll
-                        for (int e = 0; e < 8; ++e)
-                            v[e] = __bfloat162float(__float2bfloat16_rn(
-                                mma::e4m3_to_float(((e < 4 ? q.x : q.y) >> (8 * (e & 3))) & 0xffu) * s));
+                        for (int e = 0; e < 4; ++e) {
+                            v[e] = lo[e];
+                            v[4 + e] = hi[e];
+                        }
                     } else {
 #pragma unroll
-                        for (int e = 0; e < 8; ++e) {
-                            const float s = __ldg(a.fp8_scale + scale_row[i] + (k + e) / a.bc);
-                            v[e] = __bfloat162float(__float2bfloat16_rn(
-                                mma::e4m3_to_float(((e < 4 ? q.x : q.y) >> (8 * (e & 3))) & 0xffu) * s));
-                        }
+                        for (int e = 0; e < 8; ++e)
+                            v[e] = dequant_fp8((e < 4 ? q.x : q.y) >> (8 * (e & 3)),
+                                               __ldg(a.fp8_scale + scale_row[i] + (k + e) / a.bc));
                     }
                 } else {
                     const uint32_t q = *reinterpret_cast<const uint32_t*>(raw + r * 32 + chunk8 * 4);
                     const int64_t gi = scale_row[i] + k / a.group;  // a group is a multiple of 32: one per 8 elements
-                    const float s = __bfloat162float(load_ro(a.i4_scale + gi));
-                    const float z = __bfloat162float(load_ro(a.i4_zero + gi));
-#pragma unroll
-                    for (int e = 0; e < 8; ++e)
-                        v[e] = __bfloat162float(__float2bfloat16_rn(((float)((q >> (4 * e)) & 0xfu) - z) * s));
+                    dequant_int4x8(q, __bfloat162float(load_ro(a.i4_scale + gi)), __bfloat162float(load_ro(a.i4_zero + gi)), v);
                 }
             } else {
 #pragma unroll

@@ -1,6 +1,7 @@
 // mma_common.cuh: tensor-core building blocks shared by linear_mma.cu (bf16 x dequantised weights) and
 // linear_fp8_w8a8.cu (FP8 x FP8): cp.async with zero fill, ldmatrix, mma.sync, the swizzled shared-memory tile
-// layout, and exact e4m3 decoding. sm_80+ only (every user checks the device before launching).
+// layout, and e4m3 pairs widened to bf16 pairs (weight_decode.cuh's exact decoding). sm_80+ only (every user
+// checks the device before launching).
 //
 // Tile layout (both users): a shared tile of R rows x 128 bytes (64 bf16 or 128 e4m3 per row), stored as 8
 // chunks of 16 bytes per row with chunk c of row r at physical chunk c ^ (r & 7). cp.async writes whole chunks
@@ -10,6 +11,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "weight_decode.cuh"
 
 namespace dsk {
 namespace mma {
@@ -57,21 +59,11 @@ __device__ __forceinline__ uint32_t b_frag_addr(uint32_t tile, int n0, int kc, i
     return tile + swz(n0 + (lane & 7) + ((lane >> 4) << 3), kc + ((lane >> 3) & 1));
 }
 
-// The exact fp32 value of an e4m3fn byte (bias 7, no infinities, S.1111.111 = NaN). The exponent and mantissa
-// bits are placed at the top of an fp32 exponent field (bias 127) and rebiased by an exact multiply by 2^120,
-// which also turns e4m3 subnormals (exponent 0) into the right fp32 value.
-__device__ __forceinline__ float e4m3_to_float(uint32_t byte) {
-    const uint32_t mag = byte & 0x7fu;
-    float f = __uint_as_float(mag << 20) * 0x1p120f;
-    if (mag == 0x7fu) f = __uint_as_float(0x7fc00000u);
-    return (byte & 0x80u) ? -f : f;
-}
-
 // Two e4m3 bytes (bits 0-7 and 8-15 of `v`) -> two packed bf16 (first in the low half); exact, because every
 // e4m3 value is a bf16 value.
 __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t v) {
-    const uint32_t lo = __float_as_uint(e4m3_to_float(v & 0xffu)) >> 16;
-    const uint32_t hi = __float_as_uint(e4m3_to_float((v >> 8) & 0xffu)) & 0xffff0000u;
+    const uint32_t lo = __float_as_uint(fp8_e4m3_to_float(v & 0xffu)) >> 16;
+    const uint32_t hi = __float_as_uint(fp8_e4m3_to_float((v >> 8) & 0xffu)) & 0xffff0000u;
     return lo | hi;
 }
 
