@@ -231,6 +231,9 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
     for (int kt = 0; kt < k_tiles; ++kt) {
         mma::cp_async_wait<kStages - 2>();
         __syncthreads();  // stage kt landed for every thread; everyone is done with stage kt - 1 and the bf16 tile
+        // Refill stage kt - 1 (its x tile was multiplied and its raw weight tile dequantised in step kt - 1).
+        if (kt + kStages - 1 < k_tiles) load_stage(kt + kStages - 1);
+        mma::cp_async_commit();
         uint32_t sw;
         if constexpr (kScheme == kDenseBf16) {
             sw = s_raw + (kt % kStages) * kTileBytes;
@@ -239,8 +242,6 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
             __syncthreads();
             sw = s_deq;
         }
-        if (kt + kStages - 1 < k_tiles) load_stage(kt + kStages - 1);
-        mma::cp_async_commit();
 
         const uint32_t sx = s_x + (kt % kStages) * kTileBytes;
 #pragma unroll
@@ -269,7 +270,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
     // Epilogue. Accumulator e of mma tile (mi, ni): row warp_m * 64 + mi * 16 + (lane >> 2) + 8 * (e >> 1),
     // tile column warp_n * 32 + ni * 8 + 2 * (lane & 3) + (e & 1).
     __nv_bfloat16* y = a.y + (int64_t)b * a.y_batch_stride;
-    const __nv_bfloat16* res = a.residual + (int64_t)b * a.res_batch_stride;
+    const __nv_bfloat16* res = a.residual != nullptr ? a.residual + (int64_t)b * a.res_batch_stride : nullptr;
     const int64_t y_cols = a.epilogue == DSK_EPILOGUE_SILU_MUL ? a.half : a.out;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
