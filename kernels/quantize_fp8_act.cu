@@ -5,7 +5,9 @@
 //   amax = max_k |x[i, k]|;   s = amax > 0 ? amax / 448 : 1;   q[i, k] = e4m3_rn_sat(x[i, k] / s);   scale[i, j] = s
 // e4m3_rn_sat rounds to nearest even and saturates at +-448 (infinities included); NaN stays NaN (S.1111.111).
 // A NaN in the block makes amax (and s) NaN, so NaN propagates; an infinity makes s infinite.
-// This is bit-exact with Numerics/Float8E4M3.FromSingleSaturating of the C# reference (same integer rounding).
+// This is bit-exact with Numerics/Float8E4M3.FromSingleSaturating of the C# reference (same integer rounding), except
+// for the sign of NaN codes: x / NaN and inf / inf give the GPU's canonical (positive) NaN, while x86 may give a
+// negative one, so a comparison should treat 0x7f and 0xff alike.
 //
 // Cost: read m * cols * sizeof(x), write m * cols + m * cols / 32 bytes; memory-bound.
 // Kernel: one warp per (row, block of 128); lane l owns columns l, l + 32, l + 64, l + 96 of the block (coalesced
