@@ -342,6 +342,10 @@ bool linear_mma_supports(const dsk_linear_params& p, const char** why) {
         reason = "in is not a multiple of 8";
     } else if (w.scheme == DSK_WEIGHT_FP8_BLOCK && in % 16 != 0) {
         reason = "FP8 weight rows are not a multiple of 16 bytes (in % 16 != 0)";
+    } else if (w.scheme == DSK_WEIGHT_FP8_BLOCK && (w.block_rows < 1 || w.block_cols < 1)) {
+        reason = "FP8 scale blocks are empty";  // the entry point refuses these first; kept as the kernel's guard
+    } else if (w.scheme == DSK_WEIGHT_INT4_GROUP && (w.group_size < 32 || w.group_size % 32 != 0 || in % w.group_size != 0)) {
+        reason = "INT4 group size is not a multiple of 32 dividing in";  // likewise
     } else if (in > INT_MAX / 2 || out > INT_MAX / 2 || p.batch > 65535 || (out + kBN - 1) / kBN > 65535) {
         reason = "shape beyond the kernel's index range";
     } else if (!is_aligned_16(p.x) || p.x_row_stride % 8 != 0 || (p.batch > 1 && p.x_batch_stride % 8 != 0)) {
