@@ -214,10 +214,11 @@ DSK_API dsk_status dsk_dequantize_fp8(const dsk_dequantize_fp8_params* p);
 
 /*
  * Per-token FP8 activation quantisation (W8A8 prefill, DeepGEMM's 1x128 scaling), per row i and block j of 128 columns:
- *   amax = max_k |x[i, k]| over the block (k < cols);  s = amax > 0 ? amax / 448 : 1
+ *   amax = max_k |x[i, k]| over the block (k < cols; a NaN is the maximum);  s = amax == 0 ? 1 : amax / 448 (IEEE division)
  *   q[i, k] = fp8_e4m3_rn(x[i, k] / s)  (saturating at +-448);   scale[i, j] = s
  * x: [m, cols] act_dtype (F32 or BF16), rows x_row_stride apart; q: [m, cols] FP8 dense; scale: f32 [m, ceil(cols / 128)].
- * A non-finite x makes its block's scale non-finite (NaN propagates; it is not clamped away).
+ * A non-finite x makes its block's scale non-finite (NaN propagates; it is not clamped away). A block whose amax is
+ * below 448 * 2^-149 (about 6e-43) gets s = 0 (the division underflows) and undefined codes: such blocks are not rescued.
  */
 typedef struct dsk_quantize_fp8_act_params {
     const void* x;

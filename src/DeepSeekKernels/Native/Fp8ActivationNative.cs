@@ -11,13 +11,16 @@ namespace DeepSeekKernels.Native;
 /// </summary>
 internal static class Fp8ActivationNative
 {
-    /// <summary>The first architecture with e4m3 tensor cores (mma.sync e4m3), which dsk_linear_fp8_w8a8 needs.</summary>
-    static readonly CudaArchitecture Fp8TensorCores = new(8, 9);
+    /// <summary>
+    /// The first architecture dsk_linear_fp8_w8a8 runs on: bf16 tensor cores (sm_80), where e4m3 is widened exactly to bf16;
+    /// FP8 tensor cores (sm_89+) where the library was built with a toolkit that has them.
+    /// </summary>
+    static readonly CudaArchitecture TensorCores = new(8, 0);
 
-    /// <summary>Why dsk_linear_fp8_w8a8 cannot run on <paramref name="runtime"/>'s GPU, or null when it can (sm_89 and later).</summary>
+    /// <summary>Why dsk_linear_fp8_w8a8 cannot run on <paramref name="runtime"/>'s GPU, or null when it can (sm_80 and later).</summary>
     public static string? W8A8Unavailable(DeviceRuntime runtime) =>
-        runtime.Accelerator is CudaAccelerator cuda && cuda.Architecture < Fp8TensorCores
-            ? $"dsk_linear_fp8_w8a8 needs FP8 tensor cores (sm_89 or later); this GPU is {cuda.Architecture}"
+        runtime.Accelerator is CudaAccelerator cuda && cuda.Architecture < TensorCores
+            ? $"dsk_linear_fp8_w8a8 needs tensor cores (sm_80 or later); this GPU is {cuda.Architecture}"
             : null;
 
     /// <summary>Enqueues q [m, cols], scales [m, ceil(cols / 128)] = the per-token FP8 quantisation of x [m, cols] (rows strided).</summary>
