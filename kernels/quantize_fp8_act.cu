@@ -2,7 +2,7 @@
 // 1 x 128 scaling.
 //
 // Math, per row i and block j of 128 columns (the last block may be narrower), all in fp32:
-//   amax = max_k |x[i, k]|;   s = amax > 0 ? amax / 448 : 1;   q[i, k] = e4m3_rn_sat(x[i, k] / s);   scale[i, j] = s
+//   amax = max_k |x[i, k]|;   s = amax == 0 ? 1 : amax / 448;   q[i, k] = e4m3_rn_sat(x[i, k] / s);   scale[i, j] = s
 // e4m3_rn_sat rounds to nearest even and saturates at +-448 (infinities included); NaN stays NaN (S.1111.111).
 // A NaN in the block makes amax (and s) NaN, so NaN propagates; an infinity makes s infinite.
 // This is bit-exact with Numerics/Float8E4M3.FromSingleSaturating of the C# reference (same integer rounding), except
