@@ -9,13 +9,17 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     readonly RmsNormIlgpu _rmsNorm = new(runtime);
     readonly ElementwiseIlgpu _elementwise = new(runtime);
     readonly Fp8ActivationIlgpu _fp8Activations = new(runtime);
+    readonly LinearIlgpu _linear = new(runtime);
+    readonly EmbeddingIlgpu _embedding = new(runtime);
+    readonly DequantizeFp8Ilgpu _dequantizeFp8 = new(runtime);
 
     public override Backend Kind => Backend.Ilgpu;
 
     /// <summary>
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
     /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
-    /// dense rows. Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
+    /// dense rows; Linear and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
+    /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8. Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
@@ -39,6 +43,18 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
                     : null;
                 break;
+            case nameof(Ops.Linear) or nameof(Ops.HeadwiseLinear) or nameof(Ops.Embedding):
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernels take f32 or bf16 activations, not {op.X.Name()}"
+                    : op.Scheme is null ? $"{op.Op} takes a weight matrix"
+                    : op.Op == nameof(Ops.Embedding) && op.Scheme == WeightScheme.Fp8Block ? "an embedding table is dense or INT4"
+                    : op.Op == nameof(Ops.Embedding) && op.StridedRows ? "the Embedding kernel writes dense rows"
+                    : null;
+                break;
+            case nameof(Ops.DequantizeFp8):
+                reason = op.Scheme != WeightScheme.Fp8Block ? "DequantizeFp8 takes an FP8 weight"
+                    : op.X != ElementType.F32 ? $"DequantizeFp8 writes f32, not {op.X.Name()}"
+                    : null;
+                break;
             default:
                 reason = $"no {op.Op} kernel yet";
                 break;
@@ -49,6 +65,14 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y,
         DeviceView<T> r, int rows, int cols, float eps) =>
         _rmsNorm.Run(x, residual, w, y, r, rows, cols, eps);
+
+    public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) => _linear.Linear(x, w, bias, y);
+
+    public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => _linear.Headwise(x, w, y, transpose);
+
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) => _embedding.Run(ids, table, y);
+
+    public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) => _dequantizeFp8.Run(w, y);
 
     // The small kernels take f32 views: Supports admits only f32, contiguous operands here.
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,

@@ -1,0 +1,412 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace DeepSeekKernels.Ilgpu;
+
+/// <summary>
+/// Linear and HeadwiseLinear as ILGPU kernels: the SIMT algorithm the hand-CUDA <c>kernels/linear_simt.cu</c> implements
+/// too. One request is <c>acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k] (+ bias[n])</c> for b &lt; batch (heads),
+/// i &lt; m (rows), n &lt; out, with b' = b when the weight is a stack of one matrix per batch entry, else 0; with
+/// transpose, w[b', n, k] is the stored element [b', k, n]. x and y rows strided (row and batch strides in elements),
+/// f32 or bf16 each; fp32 accumulation, y rounded once. Each weight element is dequantised to exactly the value
+/// <see cref="WeightMatrix"/> defines (<see cref="IWeightDecoder{TW}"/>), so results differ from the reference only by the
+/// order of the fp32 sums.
+/// <list type="bullet">
+/// <item><c>GemvKernel</c> (decode, weight streaming): m &lt;= 64, not transposed, weight rows of whole 16-byte chunks
+/// (f32: in % 4, bf16: in % 8, FP8: in % 16 and block columns % 16, INT4: always) from a 16-byte-aligned base. A group
+/// is 4 warps; a feature gets S of them (split-K, S in 1, 2, 4), whose lanes stride over the row's chunks with stride
+/// warp size * S. Each chunk is loaded once and dequantised once (one scale and zero point per chunk), then multiplied
+/// into up to 8 rows of x (a row tile; grid.y = row tiles * batch). Per row, the lane sums are added over the warp
+/// (shuffles), then over the S warps in warp order through shared memory; the bias is added once, y written once.</item>
+/// <item><c>TiledKernel</c> (everything else): a shared-memory tiled SIMT GEMM, tile x tile outputs per group (64 on a
+/// GPU, smaller where groups are smaller, as on the CPU accelerator) and 32 in features per step, x and W tiles widened
+/// and dequantised to fp32 as they are loaded (either layout of W), a 4 x 4 register tile per thread, k in order.</item>
+/// </list>
+/// An output's summation order depends on the weight, the shape of W and out, and (gemv or tiled) on m &lt;= 64, never on
+/// the other rows: a row computed alone equals that row in a batch of up to 64 rows.
+/// </summary>
+internal sealed class LinearIlgpu(DeviceRuntime runtime)
+{
+    /// <summary>Warps per gemv group.</summary>
+    internal const int GemvWarps = 4;
+
+    /// <summary>Rows of x per gemv row tile (fp32 partial sums each lane keeps per feature).</summary>
+    internal const int RowTile = 8;
+
+    /// <summary>Most rows per batch entry that take the gemv.</summary>
+    internal const int GemvMaxRows = 64;
+
+    /// <summary>In features per step of the tiled kernel.</summary>
+    internal const int TileK = 32;
+
+    /// <summary>The largest tile of outputs (rows and features) of the tiled kernel.</summary>
+    internal const int MaxTile = 64;
+
+    /// <summary>The "SM count" the split-K rule uses on the CPU accelerator (an H100's), so small CPU tests take S &gt; 1.</summary>
+    internal const int CpuSmCount = 132;
+
+    /// <summary>Shape of one launch; strides in elements.</summary>
+    internal struct Shape
+    {
+        public int M, N, K, Batch, RowTiles, Split, Tile, Transpose, PerBatchWeight, HasBias;
+        public long XRowStride, XBatchStride, YRowStride, YBatchStride;
+        public WeightShape W;
+    }
+
+    readonly ConcurrentDictionary<(bool Gemv, Type X, Type Y, Type W), Delegate> _kernels = new();
+    readonly Lazy<Dummies> _dummies = new(() => new Dummies(runtime.Accelerator));
+
+    /// <summary>One-element buffers for the views a scheme does not use (ILGPU is passed valid views only).</summary>
+    sealed class Dummies(Accelerator accelerator)
+    {
+        public readonly MemoryBuffer1D<float, Stride1D.Dense> F32 = accelerator.Allocate1D<float>(1);
+        public readonly MemoryBuffer1D<BFloat16, Stride1D.Dense> Bf16 = accelerator.Allocate1D<BFloat16>(1);
+        public readonly MemoryBuffer1D<Vec16, Stride1D.Dense> Chunks = accelerator.Allocate1D<Vec16>(1);
+    }
+
+    /// <summary>y [rows, out] = x [rows, in] @ W^T (+ bias); x and y rank 2, rows strided.</summary>
+    public void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        Run(x, x.Stride(0), 0, y, y.Stride(0), 0, (int)x.Dim(0), 1, w, bias, transpose: false);
+
+    /// <summary>y[t, h, :] = W[h] @ x[t, h, :] (or W[h]^T @ x[t, h, :]); x and y rank 3 [tokens, heads, features].</summary>
+    public void Headwise(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
+        Run(x, x.Stride(0), x.Stride(1), y, y.Stride(0), y.Stride(1), (int)x.Dim(0), (int)x.Dim(1), w, default, transpose);
+
+    void Run(DeviceTensor x, long xRowStride, long xBatchStride, DeviceTensor y, long yRowStride, long yBatchStride, int m, int batch,
+        WeightMatrix w, DeviceView<float> bias, bool transpose)
+    {
+        var shape = new Shape
+        {
+            M = m, Batch = batch, N = transpose ? w.Cols : w.Rows, K = transpose ? w.Rows : w.Cols, Transpose = transpose ? 1 : 0,
+            PerBatchWeight = w.Count == batch && batch > 1 ? 1 : 0, HasBias = bias.IsNull ? 0 : 1,
+            XRowStride = xRowStride, XBatchStride = xBatchStride, YRowStride = yRowStride, YBatchStride = yBatchStride,
+            W = WeightShape.Of(w),
+        };
+        switch ((x.ElementType, y.ElementType))
+        {
+            case (ElementType.F32, ElementType.F32): Run<float, float>(x, y, w, bias, shape); break;
+            case (ElementType.F32, ElementType.BF16): Run<float, BFloat16>(x, y, w, bias, shape); break;
+            case (ElementType.BF16, ElementType.F32): Run<BFloat16, float>(x, y, w, bias, shape); break;
+            default: Run<BFloat16, BFloat16>(x, y, w, bias, shape); break;
+        }
+    }
+
+    void Run<TX, TY>(DeviceTensor x, DeviceTensor y, WeightMatrix w, DeviceView<float> bias, Shape shape)
+        where TX : unmanaged where TY : unmanaged
+    {
+        var d = _dummies.Value;
+        var fp8Scales = w.ElementType == ElementType.Fp8E4M3 ? w.ScaleInv.IlgpuView : d.F32.View;
+        var scales = w.ElementType == ElementType.Int4 ? w.Int4Scales.IlgpuView : d.Bf16.View;
+        var zeros = w.ElementType == ElementType.Int4 ? w.Int4Zeros.IlgpuView : d.Bf16.View;
+        switch (w.ElementType)
+        {
+            case ElementType.F32: Launch<TX, TY, float>(x, y, w, w.F32, bias, fp8Scales, scales, zeros, shape); break;
+            case ElementType.BF16: Launch<TX, TY, BFloat16>(x, y, w, w.BF16, bias, fp8Scales, scales, zeros, shape); break;
+            case ElementType.Fp8E4M3: Launch<TX, TY, Float8E4M3>(x, y, w, w.Fp8Data, bias, fp8Scales, scales, zeros, shape); break;
+            default: Launch<TX, TY, Int4x2>(x, y, w, w.Int4Data, bias, fp8Scales, scales, zeros, shape); break;
+        }
+    }
+
+    void Launch<TX, TY, TW>(DeviceTensor x, DeviceTensor y, WeightMatrix w, DeviceView<TW> data, DeviceView<float> bias,
+        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        where TX : unmanaged where TY : unmanaged where TW : unmanaged
+    {
+        var accelerator = runtime.Accelerator;
+        runtime.Bind();
+        var d = _dummies.Value;
+        ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
+        bool gemv = UsesGemv(w, s.M, s.Transpose != 0);
+        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>,
+            ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
+                key => Load<TX, TY, TW>(key.Gemv, w));
+        KernelConfig config;
+        ArrayView<Vec16> chunks = d.Chunks.View;
+        if (gemv)
+        {
+            int sms = runtime.IsCuda ? accelerator.NumMultiprocessors : CpuSmCount;
+            s.Split = SplitK(s.N, s.Batch, sms);
+            s.RowTiles = (s.M + RowTile - 1) / RowTile;
+            int features = GemvWarps / s.Split;
+            chunks = data.IlgpuView.AsContiguous().Cast<Vec16>();
+            config = new KernelConfig(new Index2D((s.N + features - 1) / features, s.RowTiles * s.Batch),
+                new Index2D(GemvWarps * accelerator.WarpSize, 1));
+        }
+        else
+        {
+            s.Tile = TileFor(accelerator);
+            s.RowTiles = (s.M + s.Tile - 1) / s.Tile;
+            int threads = s.Tile / 4 * (s.Tile / 4);
+            config = new KernelConfig(new Index2D((s.N + s.Tile - 1) / s.Tile, s.RowTiles * s.Batch), new Index2D(threads, 1));
+        }
+        kernel(runtime.Stream, config, ViewOf<TX>(x), ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros, s);
+    }
+
+    /// <summary>
+    /// Whether a request takes the gemv: not transposed, at most 64 rows per batch entry, and weight rows of whole 16-byte
+    /// chunks from a 16-byte-aligned base (FP8: scale blocks whole chunks wide; INT4 groups always are).
+    /// </summary>
+    internal static bool UsesGemv(WeightMatrix w, int m, bool transpose)
+    {
+        if (transpose || m > GemvMaxRows)
+            return false;
+        return w.ElementType switch
+        {
+            ElementType.F32 => w.Cols % 4 == 0 && w.F32.Pointer % 16 == 0,
+            ElementType.BF16 => w.Cols % 8 == 0 && w.BF16.Pointer % 16 == 0,
+            ElementType.Fp8E4M3 => w.Cols % 16 == 0 && w.BlockCols % 16 == 0 && w.Fp8Data.Pointer % 16 == 0,
+            _ => w.Int4Data.Pointer % 16 == 0,
+        };
+    }
+
+    /// <summary>
+    /// Split-K factor: the largest S in {1, 2, 4} such that the grid at S / 2 still has fewer than 2 * SMs groups (a group
+    /// holds 4 / S features). It depends on out and the batch only, never on m, so rows do not depend on their batch.
+    /// </summary>
+    internal static int SplitK(int outFeatures, int batch, int sms)
+    {
+        long Groups(int split) => ((long)outFeatures * split + GemvWarps - 1) / GemvWarps * batch;
+        return Groups(2) < 2L * sms ? 4 : Groups(1) < 2L * sms ? 2 : 1;
+    }
+
+    /// <summary>The tiled kernel's tile: 64 where a group may have 256 threads, else the largest of 32 and 16 that fits.</summary>
+    static int TileFor(Accelerator accelerator)
+    {
+        int max = accelerator.MaxNumThreadsPerGroup;
+        return max >= 256 ? 64 : max >= 64 ? 32 : 16;
+    }
+
+    /// <summary>The elements of a tensor from its first to its last, as an ILGPU view (strides are applied in the kernel).</summary>
+    internal static ArrayView<T> ViewOf<T>(DeviceTensor t) where T : unmanaged
+    {
+        var buffer = (DeviceBuffer<T>)t.Allocation!;
+        return buffer.IlgpuWhole.SubView(t.Offset, t.LastElement - t.Offset + 1);
+    }
+
+    Delegate Load<TX, TY, TW>(bool gemv, WeightMatrix w) where TX : unmanaged where TY : unmanaged where TW : unmanaged
+    {
+        var (element, decoder) = WeightDecoders.For(w);
+        var method = typeof(LinearIlgpu).GetMethod(gemv ? nameof(GemvKernel) : nameof(TiledKernel), BindingFlags.NonPublic | BindingFlags.Static)!
+            .MakeGenericMethod(typeof(TX), ElementCodecs.CodecFor(typeof(TX)), typeof(TY), ElementCodecs.CodecFor(typeof(TY)), element, decoder);
+        var action = (Action<ArrayView<TX>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>,
+            ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)method.CreateDelegate(typeof(Action<ArrayView<TX>, ArrayView<TY>, ArrayView<float>,
+                ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>));
+        return runtime.Accelerator.LoadKernel(action);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // gemv. Group = 4 warps; warp v serves feature slot v / S with split index v % S; grid (features / (4 / S), row tiles * batch).
+    // x [batch, m, in] and y [batch, m, out] through their strides; chunks: the weight as 16-byte chunks, [count, out, in / E].
+    static void GemvKernel<TX, TXC, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<TY> y, ArrayView<float> bias, ArrayView<TW> data,
+        ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX>
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+        where TW : unmanaged where TD : struct, IWeightDecoder<TW>
+    {
+        TD decoder = default;
+        TYC yc = default;
+        var partials = SharedMemory.Allocate<float>(GemvWarps * RowTile);
+        int warpSize = Warp.WarpSize, warp = Warp.WarpIdx, lane = Warp.LaneIdx;
+        int split = s.Split;
+        int slot = warp / split, part = warp % split;
+        long n = (long)Grid.IdxX * (GemvWarps / split) + slot;
+        int tile = Grid.IdxY % s.RowTiles;
+        long b = Grid.IdxY / s.RowTiles;
+        long row0 = (long)tile * RowTile;
+        int rows = s.M - row0 < RowTile ? (int)(s.M - row0) : RowTile;
+        long matrix = s.PerBatchWeight != 0 ? b : 0;
+
+        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
+        if (n < s.N)
+        {
+            int elements = decoder.ChunkElements;
+            int parts = elements >= 8 ? elements / 8 : 1;
+            int chunksPerRow = s.K / elements;
+            long rowChunks = (matrix * s.N + n) * chunksPerRow;
+            long xr = s.XRowStride;
+            long x0 = b * s.XBatchStride + row0 * xr;
+            for (int c = part + split * lane; c < chunksPerRow; c += warpSize * split)
+            {
+                Vec16 raw = chunks[rowChunks + c];
+                long k0 = (long)c * elements;
+                var scale = decoder.Scale(fp8Scales, scales, zeros, s.W, matrix, n, k0);
+                for (int p = 0; p < parts; p++)
+                {
+                    Lanes8 wv = decoder.Part(raw, p, scale);
+                    long k = x0 + k0 + 8 * p;
+                    a0 = Dot<TX, TXC>(wv, elements, x, k, a0);
+                    if (rows > 1) a1 = Dot<TX, TXC>(wv, elements, x, k + xr, a1);
+                    if (rows > 2) a2 = Dot<TX, TXC>(wv, elements, x, k + 2 * xr, a2);
+                    if (rows > 3) a3 = Dot<TX, TXC>(wv, elements, x, k + 3 * xr, a3);
+                    if (rows > 4) a4 = Dot<TX, TXC>(wv, elements, x, k + 4 * xr, a4);
+                    if (rows > 5) a5 = Dot<TX, TXC>(wv, elements, x, k + 5 * xr, a5);
+                    if (rows > 6) a6 = Dot<TX, TXC>(wv, elements, x, k + 6 * xr, a6);
+                    if (rows > 7) a7 = Dot<TX, TXC>(wv, elements, x, k + 7 * xr, a7);
+                }
+            }
+        }
+
+        // every lane of a warp serves the same feature, so whole warps take part in the shuffles
+        a0 = WarpSum(a0); a1 = WarpSum(a1); a2 = WarpSum(a2); a3 = WarpSum(a3);
+        a4 = WarpSum(a4); a5 = WarpSum(a5); a6 = WarpSum(a6); a7 = WarpSum(a7);
+        if (lane == 0)
+        {
+            int at = warp * RowTile;
+            partials[at] = a0; partials[at + 1] = a1; partials[at + 2] = a2; partials[at + 3] = a3;
+            partials[at + 4] = a4; partials[at + 5] = a5; partials[at + 6] = a6; partials[at + 7] = a7;
+        }
+        Group.Barrier();
+        if (part == 0 && n < s.N)
+        {
+            for (int r = lane; r < rows; r += warpSize)
+            {
+                float total = partials[warp * RowTile + r];
+                for (int q = 1; q < split; q++)
+                    total += partials[(warp + q) * RowTile + r];
+                if (s.HasBias != 0)
+                    total += bias[n];
+                y[b * s.YBatchStride + (row0 + r) * s.YRowStride + n] = yc.Store(total);
+            }
+        }
+    }
+
+    /// <summary>acc + w . x[at .. at + width) with width = min(8, chunk elements), multiply-adds in order.</summary>
+    static float Dot<TX, TXC>(Lanes8 w, int elements, ArrayView<TX> x, long at, float acc)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX>
+    {
+        TXC xc = default;
+        acc += w.F0 * xc.Load(x[at]);
+        acc += w.F1 * xc.Load(x[at + 1]);
+        acc += w.F2 * xc.Load(x[at + 2]);
+        acc += w.F3 * xc.Load(x[at + 3]);
+        if (elements >= 8)
+        {
+            acc += w.F4 * xc.Load(x[at + 4]);
+            acc += w.F5 * xc.Load(x[at + 5]);
+            acc += w.F6 * xc.Load(x[at + 6]);
+            acc += w.F7 * xc.Load(x[at + 7]);
+        }
+        return acc;
+    }
+
+    /// <summary>The sum over the warp's lanes, in every lane (butterfly: xor 16, 8, 4, 2, 1 on CUDA).</summary>
+    static float WarpSum(float value)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            value += Warp.ShuffleXor(value, 16);
+            value += Warp.ShuffleXor(value, 8);
+            value += Warp.ShuffleXor(value, 4);
+            value += Warp.ShuffleXor(value, 2);
+            return value + Warp.ShuffleXor(value, 1);
+        }
+        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
+            value += Warp.ShuffleXor(value, mask);
+        return value;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // tiled: group (tile / 4)^2 threads, grid (ceil(out / tile), row tiles * batch). Thread (tx, ty) owns rows ty * 4 .. + 3 and
+    // features tx * 4 .. + 3 of the group's tile. Shared tiles are k-major: xs[kk * tile + row], ws[kk * tile + feature].
+    static void TiledKernel<TX, TXC, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<TY> y, ArrayView<float> bias, ArrayView<TW> data,
+        ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX>
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+        where TW : unmanaged where TD : struct, IWeightDecoder<TW>
+    {
+        TD decoder = default;
+        TXC xc = default;
+        var xs = SharedMemory.Allocate<float>(TileK * MaxTile);
+        var ws = SharedMemory.Allocate<float>(TileK * MaxTile);
+        int tile = s.Tile, threads = Group.DimX, t = Group.IdxX;
+        int perRow = tile / 4;
+        int tx = t % perRow, ty = t / perRow;
+        long n0 = (long)Grid.IdxX * tile;
+        long b = Grid.IdxY / s.RowTiles;
+        long m0 = (long)(Grid.IdxY % s.RowTiles) * tile;
+        long matrix = s.PerBatchWeight != 0 ? b : 0;
+        long xBase = b * s.XBatchStride;
+        int elements = tile * TileK;
+
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
+        for (long k0 = 0; k0 < s.K; k0 += TileK)
+        {
+            // x tile: k fastest (a row's in features are contiguous)
+            for (int e = t; e < elements; e += threads)
+            {
+                int kk = e % TileK, r = e / TileK;
+                long row = m0 + r, k = k0 + kk;
+                xs[kk * tile + r] = row < s.M && k < s.K ? xc.Load(x[xBase + row * s.XRowStride + k]) : 0f;
+            }
+            // W tile, dequantised: along k for W[n, k] as stored, along n for the transposed layout [k, n]
+            for (int e = t; e < elements; e += threads)
+            {
+                int kk, f;
+                if (s.Transpose != 0)
+                {
+                    kk = e / tile;
+                    f = e % tile;
+                }
+                else
+                {
+                    kk = e % TileK;
+                    f = e / TileK;
+                }
+                long n = n0 + f, k = k0 + kk;
+                float v = 0f;
+                if (n < s.N && k < s.K)
+                    v = s.Transpose != 0
+                        ? decoder.Element(data, fp8Scales, scales, zeros, s.W, matrix, k, n)
+                        : decoder.Element(data, fp8Scales, scales, zeros, s.W, matrix, n, k);
+                ws[kk * tile + f] = v;
+            }
+            Group.Barrier();
+            for (int kk = 0; kk < TileK; kk++)
+            {
+                int xa = kk * tile + ty * 4, wa = kk * tile + tx * 4;
+                float x0 = xs[xa], x1 = xs[xa + 1], x2 = xs[xa + 2], x3 = xs[xa + 3];
+                float w0 = ws[wa], w1 = ws[wa + 1], w2 = ws[wa + 2], w3 = ws[wa + 3];
+                c00 += x0 * w0; c01 += x0 * w1; c02 += x0 * w2; c03 += x0 * w3;
+                c10 += x1 * w0; c11 += x1 * w1; c12 += x1 * w2; c13 += x1 * w3;
+                c20 += x2 * w0; c21 += x2 * w1; c22 += x2 * w2; c23 += x2 * w3;
+                c30 += x3 * w0; c31 += x3 * w1; c32 += x3 * w2; c33 += x3 * w3;
+            }
+            Group.Barrier();
+        }
+
+        long r0 = m0 + ty * 4, f0 = n0 + tx * 4;
+        StoreRow<TY, TYC>(y, bias, s, b, r0, f0, c00, c01, c02, c03);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 1, f0, c10, c11, c12, c13);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 2, f0, c20, c21, c22, c23);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 3, f0, c30, c31, c32, c33);
+    }
+
+    /// <summary>y[b, row, f0 .. f0 + 3] = round(acc + bias), for the rows and features inside the output.</summary>
+    static void StoreRow<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, long f0, float v0, float v1, float v2, float v3)
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+    {
+        if (row >= s.M)
+            return;
+        long at = b * s.YBatchStride + row * s.YRowStride;
+        Store<TY, TYC>(y, bias, s, at, f0, v0);
+        Store<TY, TYC>(y, bias, s, at, f0 + 1, v1);
+        Store<TY, TYC>(y, bias, s, at, f0 + 2, v2);
+        Store<TY, TYC>(y, bias, s, at, f0 + 3, v3);
+    }
+
+    static void Store<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long rowAt, long n, float acc)
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+    {
+        if (n >= s.N)
+            return;
+        TYC yc = default;
+        if (s.HasBias != 0)
+            acc += bias[n];
+        y[rowAt + n] = yc.Store(acc);
+    }
+}
