@@ -22,9 +22,12 @@ namespace DeepSeekKernels.Ilgpu;
 /// is 4 warps; a feature gets S of them (split-K, S in 1, 2, 4), whose lanes stride over the row's chunks with stride
 /// warp size * S. Each chunk is loaded once and dequantised once (one scale and zero point per chunk), then multiplied
 /// into up to 8 rows of x (a row tile; grid.y = row tiles * batch). Per row, the lane sums are added over the warp
-/// (shuffles), then over the S warps in warp order through shared memory; the bias is added once, y written once.</item>
+/// (shuffles), then over the S warps in warp order through shared memory; the bias is added once, y written once. On
+/// ILGPU's CPU accelerator, where a shuffle costs a barrier of OS threads, every lane's sums go through shared memory instead
+/// and are added lane by lane in order (one barrier per group).</item>
 /// <item><c>TiledKernel</c> (everything else): a shared-memory tiled SIMT GEMM, tile x tile outputs per group (64 on a
-/// GPU, smaller where groups are smaller, as on the CPU accelerator) and 32 in features per step, x and W tiles widened
+/// GPU, smaller where groups are smaller, as on the CPU accelerator) and 32 in features per step (more at smaller tiles,
+/// so the CPU accelerator meets fewer barriers), x and W tiles widened
 /// and dequantised to fp32 as they are loaded (either layout of W), a 4 x 4 register tile per thread, k in order.</item>
 /// </list>
 /// An output's summation order depends on the weight, the shape of W and out, and (gemv or tiled) on m &lt;= 64, never on
@@ -41,8 +44,11 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     /// <summary>Most rows per batch entry that take the gemv.</summary>
     internal const int GemvMaxRows = 64;
 
-    /// <summary>In features per step of the tiled kernel.</summary>
+    /// <summary>In features per step of the tiled kernel at the largest tile (more at smaller tiles: the shared tiles hold TileK * MaxTile).</summary>
     internal const int TileK = 32;
+
+    /// <summary>Shared floats of the gemv's partial sums: 8 rows of every lane on the CPU accelerator (warps of 4 there), of every warp on CUDA.</summary>
+    const int GemvPartials = GemvWarps * 4 * RowTile;
 
     /// <summary>The largest tile of outputs (rows and features) of the tiled kernel.</summary>
     internal const int MaxTile = 64;
@@ -53,7 +59,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     /// <summary>Shape of one launch; strides in elements.</summary>
     internal struct Shape
     {
-        public int M, N, K, Batch, RowTiles, Split, Tile, Transpose, PerBatchWeight, HasBias;
+        public int M, N, K, Batch, RowTiles, Split, Tile, TileK, Transpose, PerBatchWeight, HasBias;
         public long XRowStride, XBatchStride, YRowStride, YBatchStride;
         public WeightShape W;
     }
@@ -120,7 +126,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         runtime.Bind();
         var d = _dummies.Value;
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
-        bool gemv = UsesGemv(w, s.M, s.Transpose != 0);
+        // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
+        bool gemv = UsesGemv(w, s.M, s.Transpose != 0) && (runtime.IsCuda || GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
         var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>,
             ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
                 key => Load<TX, TY, TW>(key.Gemv, w));
@@ -139,6 +146,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         else
         {
             s.Tile = TileFor(accelerator);
+            s.TileK = TileK * MaxTile / s.Tile; // the CPU accelerator's small groups take longer steps: fewer barriers
             s.RowTiles = (s.M + s.Tile - 1) / s.Tile;
             int threads = s.Tile / 4 * (s.Tile / 4);
             config = new KernelConfig(new Index2D((s.N + s.Tile - 1) / s.Tile, s.RowTiles * s.Batch), new Index2D(threads, 1));
@@ -208,8 +216,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
         TD decoder = default;
-        TYC yc = default;
-        var partials = SharedMemory.Allocate<float>(GemvWarps * RowTile);
+        var partials = SharedMemory.Allocate<float>(GemvPartials);
         int warpSize = Warp.WarpSize, warp = Warp.WarpIdx, lane = Warp.LaneIdx;
         int split = s.Split;
         int slot = warp / split, part = warp % split;
@@ -250,28 +257,56 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             }
         }
 
-        // every lane of a warp serves the same feature, so whole warps take part in the shuffles
-        a0 = WarpSum(a0); a1 = WarpSum(a1); a2 = WarpSum(a2); a3 = WarpSum(a3);
-        a4 = WarpSum(a4); a5 = WarpSum(a5); a6 = WarpSum(a6); a7 = WarpSum(a7);
-        if (lane == 0)
+        if (CudaAsm.IsSupported)
         {
-            int at = warp * RowTile;
-            partials[at] = a0; partials[at + 1] = a1; partials[at + 2] = a2; partials[at + 3] = a3;
-            partials[at + 4] = a4; partials[at + 5] = a5; partials[at + 6] = a6; partials[at + 7] = a7;
+            // every lane of a warp serves the same feature, so whole warps take part in the shuffles
+            a0 = WarpSum(a0); a1 = WarpSum(a1); a2 = WarpSum(a2); a3 = WarpSum(a3);
+            a4 = WarpSum(a4); a5 = WarpSum(a5); a6 = WarpSum(a6); a7 = WarpSum(a7);
+            if (lane == 0)
+                Put(partials, warp * RowTile, a0, a1, a2, a3, a4, a5, a6, a7);
+            Group.Barrier();
+            if (part == 0 && n < s.N)
+            {
+                for (int r = lane; r < rows; r += warpSize)
+                {
+                    float total = partials[warp * RowTile + r];
+                    for (int q = 1; q < split; q++)
+                        total += partials[(warp + q) * RowTile + r];
+                    StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total);
+                }
+            }
+            return;
         }
+        // The CPU accelerator: a shuffle is a barrier of the warp's OS threads, so every lane leaves its partial sums in
+        // shared memory and, after one barrier, lane r of the feature's first warp adds row r's over the feature's lanes in order.
+        Put(partials, Group.IdxX * RowTile, a0, a1, a2, a3, a4, a5, a6, a7);
         Group.Barrier();
         if (part == 0 && n < s.N)
         {
             for (int r = lane; r < rows; r += warpSize)
             {
-                float total = partials[warp * RowTile + r];
-                for (int q = 1; q < split; q++)
-                    total += partials[(warp + q) * RowTile + r];
-                if (s.HasBias != 0)
-                    total += bias[n];
-                y[b * s.YBatchStride + (row0 + r) * s.YRowStride + n] = yc.Store(total);
+                float total = 0f;
+                for (int l = 0; l < warpSize * split; l++)
+                    total += partials[(warp * warpSize + l) * RowTile + r];
+                StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total);
             }
         }
+    }
+
+    static void Put(ArrayView<float> partials, int at, float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7)
+    {
+        partials[at] = a0; partials[at + 1] = a1; partials[at + 2] = a2; partials[at + 3] = a3;
+        partials[at + 4] = a4; partials[at + 5] = a5; partials[at + 6] = a6; partials[at + 7] = a7;
+    }
+
+    /// <summary>y[b, row, n] = round(total + bias[n]).</summary>
+    static void StoreGemv<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, long n, float total)
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+    {
+        TYC yc = default;
+        if (s.HasBias != 0)
+            total += bias[n];
+        y[b * s.YBatchStride + row * s.YRowStride + n] = yc.Store(total);
     }
 
     /// <summary>acc + w . x[at .. at + width) with width = min(8, chunk elements), multiply-adds in order.</summary>
@@ -322,7 +357,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         TXC xc = default;
         var xs = SharedMemory.Allocate<float>(TileK * MaxTile);
         var ws = SharedMemory.Allocate<float>(TileK * MaxTile);
-        int tile = s.Tile, threads = Group.DimX, t = Group.IdxX;
+        int tile = s.Tile, tileK = s.TileK, threads = Group.DimX, t = Group.IdxX;
         int perRow = tile / 4;
         int tx = t % perRow, ty = t / perRow;
         long n0 = (long)Grid.IdxX * tile;
@@ -330,16 +365,16 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         long m0 = (long)(Grid.IdxY % s.RowTiles) * tile;
         long matrix = s.PerBatchWeight != 0 ? b : 0;
         long xBase = b * s.XBatchStride;
-        int elements = tile * TileK;
+        int elements = tile * tileK;
 
         float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
         float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
-        for (long k0 = 0; k0 < s.K; k0 += TileK)
+        for (long k0 = 0; k0 < s.K; k0 += tileK)
         {
             // x tile: k fastest (a row's in features are contiguous)
             for (int e = t; e < elements; e += threads)
             {
-                int kk = e % TileK, r = e / TileK;
+                int kk = e % tileK, r = e / tileK;
                 long row = m0 + r, k = k0 + kk;
                 xs[kk * tile + r] = row < s.M && k < s.K ? xc.Load(x[xBase + row * s.XRowStride + k]) : 0f;
             }
@@ -354,8 +389,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 }
                 else
                 {
-                    kk = e % TileK;
-                    f = e / TileK;
+                    kk = e % tileK;
+                    f = e / tileK;
                 }
                 long n = n0 + f, k = k0 + kk;
                 float v = 0f;
@@ -366,7 +401,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 ws[kk * tile + f] = v;
             }
             Group.Barrier();
-            for (int kk = 0; kk < TileK; kk++)
+            for (int kk = 0; kk < tileK; kk++)
             {
                 int xa = kk * tile + ty * 4, wa = kk * tile + tx * 4;
                 float x0 = xs[xa], x1 = xs[xa + 1], x2 = xs[xa + 2], x3 = xs[xa + 3];

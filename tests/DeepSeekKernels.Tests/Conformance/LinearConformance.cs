@@ -30,6 +30,20 @@ public abstract class LinearConformance : ConformanceTest
         data.Add("int4", 17, 33, 160, true);
         data.Add("int4/g128", 2, 9, 256, true);
         data.Add("int4", 2, 67, 1056, true);
+        // in features whole 16-byte weight chunks (a GPU's decode path) but not multiples of 128 (nor of 32 for bf16/FP8),
+        // out features not multiples of the 4 a gemv group holds, rows 16 and 64 (the most the decode path takes) and 257
+        data.Add("f32", 16, 67, 100, true);
+        data.Add("bf16", 64, 33, 200, false);
+        data.Add("fp8", 3, 130, 272, true);       // ragged last scale block in both directions (130 = 128 + 2, 272 = 2 * 128 + 16)
+        data.Add("fp8/16x32", 16, 33, 96, true);
+        data.Add("fp8/16x24", 3, 33, 96, true);   // scale blocks not a whole number of 16-byte chunks wide
+        data.Add("int4/g64", 64, 67, 192, true);
+        data.Add("f32", 257, 33, 96, true);
+        data.Add("bf16", 257, 19, 40, true);
+        data.Add("fp8", 257, 17, 160, false);
+        data.Add("int4", 257, 17, 64, true);
+        data.Add("bf16", 2, 600, 40, true);       // wide enough that a GPU's gemv splits each row in 2 (S = 2), not 4
+        data.Add("int4", 1, 1100, 32, false);     // and not at all (S = 1)
         return data;
     }
 
@@ -53,11 +67,12 @@ public abstract class LinearConformance : ConformanceTest
     }
 
     [DeviceTheory]
-    [InlineData("f32"), InlineData("bf16"), InlineData("fp8"), InlineData("int4")]
-    public void LinearReadsAndWritesColumnBlocksOfWiderBuffers(string form)
+    [InlineData("f32", 33), InlineData("bf16", 33), InlineData("fp8", 33), InlineData("int4", 64)]
+    [InlineData("f32", 64), InlineData("bf16", 64), InlineData("fp8", 64)]
+    public void LinearReadsAndWritesColumnBlocksOfWiderBuffers(string form, int inFeatures)
     {
         const int rows = 5, outFeatures = 17, yColumns = outFeatures + 7, yStart = 3, xPad = 5, xStart = 2;
-        int inFeatures = form == "int4" ? 64 : 33, xColumns = inFeatures + xPad;
+        int xColumns = inFeatures + xPad;
         using var weight = Weight(form, 1, outFeatures, inFeatures, seed: 41);
         var wide = RandomValues(rows * xColumns, 3);
         var bias = RandomValues(outFeatures, 4);
@@ -71,6 +86,74 @@ public abstract class LinearConformance : ConformanceTest
 
         var (expected, scale) = Float64Linear(ColumnBlock(wide, rows, xColumns, xStart, inFeatures), weight.Values, bias, rows, inFeatures, outFeatures);
         BlockMatches(expected, scale, dy.ToArray(), rows, yColumns, yStart, outFeatures, $"strided Linear {form}", ConformanceTolerance.Weight(form));
+    }
+
+    public static TheoryData<string, int, int, int, bool, bool> Bf16Cases() => new()
+    {
+        // form, rows, out features, in features, x bf16, y bf16
+        { "bf16", 1, 67, 200, true, true },
+        { "int4", 16, 33, 96, true, true },
+        { "fp8", 64, 17, 160, true, true },
+        { "f32", 3, 33, 33, true, true },
+        { "fp8/16x32", 257, 17, 96, true, true },
+        { "fp8", 3, 17, 96, false, true },
+        { "bf16", 5, 19, 40, true, false },
+    };
+
+    /// <summary>
+    /// bf16 activations: x and y bf16 (or one of them), fp32 accumulation, y rounded once; compared with the float64 product
+    /// of the bf16 inputs within the bf16 tolerance, every output written, the NaN guard after it untouched.
+    /// </summary>
+    [DeviceTheory, MemberData(nameof(Bf16Cases))]
+    public void LinearWithBf16ActivationsMatchesFloat64(string form, int rows, int outFeatures, int inFeatures, bool xBf16, bool yBf16)
+    {
+        using var weight = Weight(form, 1, outFeatures, inFeatures, seed: 7 * outFeatures + inFeatures);
+        var x = RandomValues(rows * inFeatures, 5);
+        var xb = x.Select(v => BFloat16.FromSingle(v)).ToArray();
+        if (xBf16)
+            x = xb.Select(v => v.ToSingle()).ToArray();
+        var bias = RandomValues(outFeatures, 6);
+        using var dxf = Upload(x);
+        using var dxb = Upload(xb);
+        using var db = Upload(bias);
+        using var dyf = Poisoned(rows * outFeatures + Guard);
+        using var dyb = PoisonedBf16(rows * outFeatures + Guard);
+        DeviceTensor xt = xBf16 ? dxb.View : dxf.View, yt = yBf16 ? dyb.View : dyf.View;
+        var signature = Weighted("Linear", weight.Matrix) with { X = ElementType.BF16 };
+        if (!Runs(signature, ops => ops.Linear(xt, weight.Matrix, db.View, yt), dyf, dyb))
+            return;
+
+        var (expected, scale) = Float64Linear(x, weight.Values, bias, rows, inFeatures, outFeatures);
+        var actual = yBf16 ? dyb.ToArray().Select(v => v.ToSingle()).ToArray() : dyf.ToArray();
+        Close(expected, scale, actual.AsSpan(0, expected.Length), $"Linear {form} bf16", Math.Max(ConformanceTolerance.Bf16, ConformanceTolerance.Weight(form)),
+            ConformanceTolerance.Absolute);
+        AllNaN(actual.AsSpan(expected.Length), "guard after the output");
+        AllNaN((yBf16 ? dyf.ToArray() : dyb.ToArray().Select(v => v.ToSingle()).ToArray()), "the output of the other dtype");
+    }
+
+    /// <summary>bf16 activations read from and written into column blocks of wider bf16 rows.</summary>
+    [DeviceTheory]
+    [InlineData("bf16", 64), InlineData("fp8", 33), InlineData("int4", 96)]
+    public void LinearWithBf16ActivationsReadsAndWritesColumnBlocks(string form, int inFeatures)
+    {
+        const int rows = 4, outFeatures = 13, yColumns = outFeatures + 5, yStart = 1, xPad = 3, xStart = 3;
+        int xColumns = inFeatures + xPad;
+        using var weight = Weight(form, 1, outFeatures, inFeatures, seed: 43);
+        var wide = RandomValues(rows * xColumns, 7).Select(v => BFloat16.FromSingle(v)).ToArray();
+        var bias = RandomValues(outFeatures, 8);
+        using var dx = Upload(wide);
+        using var db = Upload(bias);
+        using var dy = PoisonedBf16(rows * yColumns);
+        var x = dx.AsTensor(rows, xColumns).Columns(xStart, inFeatures);
+        var y = dy.AsTensor(rows, yColumns).Columns(yStart, outFeatures);
+        var signature = Weighted("Linear", weight.Matrix, stridedRows: true) with { X = ElementType.BF16 };
+        if (!Runs(signature, ops => ops.Linear(x, weight.Matrix, db.View, y), dy))
+            return;
+
+        var xValues = ColumnBlock(wide.Select(v => v.ToSingle()).ToArray(), rows, xColumns, xStart, inFeatures);
+        var (expected, scale) = Float64Linear(xValues, weight.Values, bias, rows, inFeatures, outFeatures);
+        BlockMatches(expected, scale, dy.ToArray().Select(v => v.ToSingle()).ToArray(), rows, yColumns, yStart, outFeatures,
+            $"strided bf16 Linear {form}", Math.Max(ConformanceTolerance.Bf16, ConformanceTolerance.Weight(form)));
     }
 }
 
@@ -129,7 +212,10 @@ public abstract class HeadwiseLinearConformance : ConformanceTest
                 // tokens, heads, weight rows, weight cols (INT4: cols a multiple of 32)
                 data.Add(form, transpose, 3, 5, 7, form == "int4" ? 32 : 11);
                 data.Add(form, transpose, 1, 2, 17, form == "int4" ? 64 : 33);
+                data.Add(form, transpose, 16, 3, 9, 64); // whole 16-byte weight chunks per row (the decode path, untransposed)
             }
+        data.Add("fp8/4x16", false, 3, 2, 9, 48);
+        data.Add("f32", false, 257, 2, 5, 32);
         return data;
     }
 
@@ -172,6 +258,28 @@ public abstract class HeadwiseLinearConformance : ConformanceTest
         var (expected, scale) = Oracle(weight.Values, ColumnBlock(wide, tokens * heads, xHead, 0, inDim), tokens, heads, rows, cols, transpose, inDim);
         BlockMatches(expected, scale, dy.ToArray(), tokens * heads, yHead, yStart, outDim, $"strided HeadwiseLinear {form}",
             ConformanceTolerance.Weight(form));
+    }
+
+    /// <summary>bf16 activations (x and destination bf16), both directions.</summary>
+    [DeviceTheory]
+    [InlineData("bf16", false, 3, 32), InlineData("int4", true, 2, 32), InlineData("fp8/4x8", false, 5, 11), InlineData("f32", true, 1, 13)]
+    public void HeadwiseLinearWithBf16ActivationsMatchesFloat64(string form, bool transpose, int tokens, int cols)
+    {
+        const int heads = 3, rows = 9;
+        using var weight = Weight(form, heads, rows, cols, seed: 19);
+        int inDim = transpose ? rows : cols, outDim = transpose ? cols : rows;
+        var xb = RandomValues(tokens * heads * inDim, 14).Select(v => BFloat16.FromSingle(v)).ToArray();
+        using var dx = Upload(xb);
+        using var dy = PoisonedBf16(tokens * heads * outDim + Guard);
+        var signature = Weighted("HeadwiseLinear", weight.Matrix) with { X = ElementType.BF16 };
+        if (!Runs(signature, ops => ops.HeadwiseLinear(dx.View, weight.Matrix, dy.View, transpose), dy))
+            return;
+
+        var (expected, scale) = Oracle(weight.Values, xb.Select(v => v.ToSingle()).ToArray(), tokens, heads, rows, cols, transpose, inDim);
+        var actual = dy.ToArray().Select(v => v.ToSingle()).ToArray();
+        Close(expected, scale, actual.AsSpan(0, expected.Length), $"bf16 HeadwiseLinear {form}{(transpose ? " transposed" : "")}",
+            Math.Max(ConformanceTolerance.Bf16, ConformanceTolerance.Weight(form)), ConformanceTolerance.Absolute);
+        AllNaN(actual.AsSpan(expected.Length), "guard after the output");
     }
 
     /// <summary>destination[t, h, o] = sum_i W[h][o, i] x[t, h, i], or sum_i W[h][i, o] x[t, h, i] transposed, in float64.</summary>
@@ -229,6 +337,23 @@ public abstract class EmbeddingConformance : ConformanceTest
         AllNaN(actual.AsSpan(expected.Length), "guard after the output");
     }
 
+    /// <summary>bf16 destinations: each element the table's value rounded once to bf16 (exact for bf16 and INT4 tables).</summary>
+    [DeviceTheory]
+    [InlineData("f32", 9), InlineData("bf16", 33), InlineData("int4", 64)]
+    public void EmbeddingWritesBf16Rows(string form, int hidden)
+    {
+        int[] ids = [3, 36, 0, 3];
+        using var table = Weight(form, 1, Vocab, hidden, seed: 23 + hidden);
+        using var dids = Upload(ids);
+        using var dy = PoisonedBf16(ids.Length * hidden + Guard);
+        if (!Runs(Weighted("Embedding", table.Matrix) with { X = ElementType.BF16 }, ops => ops.Embedding(dids.View, table.Matrix, dy.View), dy))
+            return;
+        var expected = ids.SelectMany(id => table.Values.AsSpan(id * hidden, hidden).ToArray()).Select(v => BFloat16.FromSingle(v).ToSingle()).ToArray();
+        var actual = dy.ToArray().Select(v => v.ToSingle()).ToArray();
+        Exact(expected, actual.AsSpan(0, expected.Length), $"bf16 Embedding {form}");
+        AllNaN(actual.AsSpan(expected.Length), "guard after the output");
+    }
+
     [Fact]
     public void Fp8TablesAreRefusedByValidationNotByTheBackend()
     {
@@ -253,6 +378,32 @@ public abstract class EmbeddingConformance : ConformanceTest
             return;
         DeviceIndexError(Runtime, () => Ops.Embedding(bad.View, table.Matrix, dy.View), "Embedding", "ids", $"ids[2] = {Vocab} is outside [0, {Vocab})");
         DeviceIndexError(Runtime, () => Ops.Embedding(negative.View, table.Matrix, dy.View), "Embedding", "ids", "ids[0] = -1");
+    }
+}
+
+/// <summary>Which ILGPU Linear kernel a request takes, and the split-K rule (so the conformance cases above reach each path).</summary>
+public class LinearIlgpuPathTests
+{
+    [Fact]
+    public void TheSplitDependsOnOutFeaturesAndBatchOnly()
+    {
+        Assert.Equal(4, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(67, 1, 132));
+        Assert.Equal(4, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(526, 1, 132));
+        Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(600, 1, 132));
+        Assert.Equal(1, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(1100, 1, 132));
+        Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(128, 5, 132)); // 5 heads of 128: 320 groups at S = 2
+    }
+
+    [Theory]
+    [InlineData("f32", 100, 16, false, true), InlineData("f32", 33, 1, false, false), InlineData("bf16", 200, 64, false, true)]
+    [InlineData("bf16", 200, 65, false, false), InlineData("fp8", 272, 3, false, true), InlineData("fp8/16x24", 96, 3, false, false)]
+    [InlineData("fp8", 33, 1, false, false), InlineData("int4", 32, 1, false, true), InlineData("int4", 32, 1, true, false)]
+    public void GemvTakesDecodeShapedRequestsOfWholeChunks(string form, int inFeatures, int rows, bool transpose, bool gemv)
+    {
+        string[] parts = form.Split('/');
+        var block = parts.Length == 2 ? parts[1].Split('x').Select(int.Parse).ToArray() : [128, 128];
+        using var weight = new TestWeight(parts[0], 1, 9, inFeatures, seed: 1, block[0], block[1], groupSize: 32);
+        Assert.Equal(gemv, DeepSeekKernels.Ilgpu.LinearIlgpu.UsesGemv(weight.Matrix, rows, transpose));
     }
 }
 

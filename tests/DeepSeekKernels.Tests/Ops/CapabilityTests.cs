@@ -160,8 +160,19 @@ public class CapabilityTests
             Assert.True(ilgpu.Supports(new OpSignature(op, ElementType.F32)), op);
             Assert.False(ilgpu.Supports(new OpSignature(op, ElementType.BF16)), op);
         }
-        Assert.False(ilgpu.Supports(F32Linear, out string? reason));
-        Assert.Equal("no Linear kernel yet", reason);
+        foreach (var x in (ElementType[])[ElementType.F32, ElementType.BF16])
+            foreach (var (scheme, w) in ((WeightScheme, ElementType)[])[(WeightScheme.Dense, ElementType.F32), (WeightScheme.Dense, ElementType.BF16),
+                         (WeightScheme.Fp8Block, ElementType.Fp8E4M3), (WeightScheme.Int4Group, ElementType.Int4)])
+            {
+                var linear = new OpSignature("Linear", x) { Scheme = scheme, Weight = w };
+                Assert.True(ilgpu.Supports(linear), linear.ToString());
+                Assert.True(ilgpu.Supports(linear with { StridedRows = true }), linear.ToString());
+                Assert.True(ilgpu.Supports(linear with { Op = "HeadwiseLinear" }), linear.ToString());
+                Assert.Equal(scheme != WeightScheme.Fp8Block, ilgpu.Supports(linear with { Op = "Embedding" }));
+            }
+        Assert.True(ilgpu.Supports(new OpSignature("DequantizeFp8", ElementType.F32) { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3 }));
+        Assert.False(ilgpu.Supports(new OpSignature("Rope", ElementType.F32), out string? reason));
+        Assert.Equal("no Rope kernel yet", reason);
         Assert.False(ilgpu.Supports(new OpSignature("RmsNorm", ElementType.F16) { Weight = ElementType.F32 }, out reason));
         Assert.Contains("f32 or bf16 activations", reason);
     }
@@ -192,8 +203,11 @@ public class CapabilityTests
             Assert.Equal(ilgpu.Supports(matrix.Signatures[r]), matrix[r, 1]);
         }
         Assert.True(matrix.Supports(new OpSignature("Softmax", ElementType.F32), Backend.Ilgpu));
-        Assert.False(matrix.Supports(Bf16Linear, Backend.Ilgpu));
-        Assert.Equal(8 + 5 + 4, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1])); // the RMSNorm pairs, the small ops, FP8 activations (f32, bf16)
+        Assert.True(matrix.Supports(Bf16Linear, Backend.Ilgpu));
+        Assert.False(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
+        // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), DequantizeFp8, HeadwiseLinear (4), Embedding (3), and bf16
+        // Linear, HeadwiseLinear and Embedding; FP8 activations (f32, bf16)
+        Assert.Equal(8 + 5 + 5 + 1 + 4 + 3 + 3 + 4, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>
