@@ -216,6 +216,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
         TD decoder = default;
+        chunks = chunks.AsAligned(16); // one 16-byte load per chunk (ld.global.v4.u32)
         var partials = SharedMemory.Allocate<float>(GemvPartials);
         int warpSize = Warp.WarpSize, warp = Warp.WarpIdx, lane = Warp.LaneIdx;
         int split = s.Split;
