@@ -21,7 +21,7 @@ namespace DeepSeekKernels.Ilgpu;
 /// (f32: in % 4, bf16: in % 8, FP8: in % 16 and block columns % 16, INT4: always) from a 16-byte-aligned base. A group
 /// is 4 warps; a feature gets S of them (split-K, S in 1, 2, 4), whose lanes stride over the row's chunks with stride
 /// warp size * S. Each chunk is loaded once and dequantised once (one scale and zero point per chunk), then multiplied
-/// into up to 8 rows of x (a row tile; grid.y = row tiles * batch). Per row, the lane sums are added over the warp
+/// into up to 8 rows of x (a row tile; grid.y = row tiles * batch), x read in 16-byte loads where it is aligned. Per row, the lane sums are added over the warp
 /// (shuffles), then over the S warps in warp order through shared memory; the bias is added once, y written once. On
 /// ILGPU's CPU accelerator, where a shuffle costs a barrier of OS threads, every lane's sums go through shared memory instead
 /// and are added lane by lane in order (one barrier per group).</item>
@@ -59,7 +59,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     /// <summary>Shape of one launch; strides in elements.</summary>
     internal struct Shape
     {
-        public int M, N, K, Batch, RowTiles, Split, Tile, TileK, Transpose, PerBatchWeight, HasBias;
+        public int M, N, K, Batch, RowTiles, Split, Tile, TileK, Transpose, PerBatchWeight, HasBias, XVectors;
         public long XRowStride, XBatchStride, YRowStride, YBatchStride;
         public WeightShape W;
     }
@@ -128,11 +128,12 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
         // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
         bool gemv = UsesGemv(w, s.M, s.Transpose != 0) && (runtime.IsCuda || GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
-        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>,
-            ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
+        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>,
+            ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
                 key => Load<TX, TY, TW>(key.Gemv, w));
         KernelConfig config;
-        ArrayView<Vec16> chunks = d.Chunks.View;
+        ArrayView<Vec16> chunks = d.Chunks.View, xVectors = d.Chunks.View;
+        var xView = ViewOf<TX>(x);
         if (gemv)
         {
             int sms = runtime.IsCuda ? accelerator.NumMultiprocessors : CpuSmCount;
@@ -140,6 +141,11 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             s.RowTiles = (s.M + RowTile - 1) / RowTile;
             int features = GemvWarps / s.Split;
             chunks = data.IlgpuView.AsContiguous().Cast<Vec16>();
+            if (XVectorLoads(x, s, w))
+            {
+                s.XVectors = 1;
+                xVectors = xView.Cast<Vec16>();
+            }
             config = new KernelConfig(new Index2D((s.N + features - 1) / features, s.RowTiles * s.Batch),
                 new Index2D(GemvWarps * accelerator.WarpSize, 1));
         }
@@ -151,7 +157,19 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             int threads = s.Tile / 4 * (s.Tile / 4);
             config = new KernelConfig(new Index2D((s.N + s.Tile - 1) / s.Tile, s.RowTiles * s.Batch), new Index2D(threads, 1));
         }
-        kernel(runtime.Stream, config, ViewOf<TX>(x), ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros, s);
+        kernel(runtime.Stream, config, xView, xVectors, ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros, s);
+    }
+
+    /// <summary>
+    /// Whether the gemv reads x in 16-byte loads: x starts 16-byte aligned, its row and batch strides are whole 16-byte units,
+    /// and a weight part (8 elements, 4 for f32 weights) spans whole 16-byte units of x (not so for bf16 x with f32 weights).
+    /// The products and their order are the same either way.
+    /// </summary>
+    internal static bool XVectorLoads(DeviceTensor x, Shape s, WeightMatrix w)
+    {
+        int lanes = 16 / x.ElementSize;
+        int partElements = w.ElementType == ElementType.F32 ? 4 : 8;
+        return x.Pointer % 16 == 0 && s.XRowStride % lanes == 0 && s.XBatchStride % lanes == 0 && partElements % lanes == 0;
     }
 
     /// <summary>
@@ -199,19 +217,20 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     {
         var (element, decoder) = WeightDecoders.For(w);
         var method = typeof(LinearIlgpu).GetMethod(gemv ? nameof(GemvKernel) : nameof(TiledKernel), BindingFlags.NonPublic | BindingFlags.Static)!
-            .MakeGenericMethod(typeof(TX), ElementCodecs.CodecFor(typeof(TX)), typeof(TY), ElementCodecs.CodecFor(typeof(TY)), element, decoder);
-        var action = (Action<ArrayView<TX>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>,
-            ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)method.CreateDelegate(typeof(Action<ArrayView<TX>, ArrayView<TY>, ArrayView<float>,
-                ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>));
+            .MakeGenericMethod(typeof(TX), ElementCodecs.CodecFor(typeof(TX)), VectorCodecs.ActivationFor(typeof(TX))!, typeof(TY),
+                ElementCodecs.CodecFor(typeof(TY)), element, decoder);
+        var action = (Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>,
+            ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)method.CreateDelegate(typeof(Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>,
+                ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>));
         return runtime.Accelerator.LoadKernel(action);
     }
 
     // ---------------------------------------------------------------------------------------------------------------
     // gemv. Group = 4 warps; warp v serves feature slot v / S with split index v % S; grid (features / (4 / S), row tiles * batch).
     // x [batch, m, in] and y [batch, m, out] through their strides; chunks: the weight as 16-byte chunks, [count, out, in / E].
-    static void GemvKernel<TX, TXC, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<TY> y, ArrayView<float> bias, ArrayView<TW> data,
-        ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
-        where TX : unmanaged where TXC : struct, IElementCodec<TX>
+    static void GemvKernel<TX, TXC, TXV, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<TY> y, ArrayView<float> bias,
+        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
@@ -246,14 +265,14 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 {
                     Lanes8 wv = decoder.Part(raw, p, scale);
                     long k = x0 + k0 + 8 * p;
-                    a0 = Dot<TX, TXC>(wv, elements, x, k, a0);
-                    if (rows > 1) a1 = Dot<TX, TXC>(wv, elements, x, k + xr, a1);
-                    if (rows > 2) a2 = Dot<TX, TXC>(wv, elements, x, k + 2 * xr, a2);
-                    if (rows > 3) a3 = Dot<TX, TXC>(wv, elements, x, k + 3 * xr, a3);
-                    if (rows > 4) a4 = Dot<TX, TXC>(wv, elements, x, k + 4 * xr, a4);
-                    if (rows > 5) a5 = Dot<TX, TXC>(wv, elements, x, k + 5 * xr, a5);
-                    if (rows > 6) a6 = Dot<TX, TXC>(wv, elements, x, k + 6 * xr, a6);
-                    if (rows > 7) a7 = Dot<TX, TXC>(wv, elements, x, k + 7 * xr, a7);
+                    a0 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k, a0);
+                    if (rows > 1) a1 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + xr, a1);
+                    if (rows > 2) a2 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 2 * xr, a2);
+                    if (rows > 3) a3 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 3 * xr, a3);
+                    if (rows > 4) a4 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 4 * xr, a4);
+                    if (rows > 5) a5 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 5 * xr, a5);
+                    if (rows > 6) a6 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 6 * xr, a6);
+                    if (rows > 7) a7 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 7 * xr, a7);
                 }
             }
         }
@@ -310,6 +329,38 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         y[b * s.YBatchStride + row * s.YRowStride + n] = yc.Store(total);
     }
 
+    /// <summary>acc + w . x[at ..] (<see cref="Dot"/>), x read in 16-byte loads (<see cref="DotVectors"/>) where the launch says so.</summary>
+    static float RowDot<TX, TXC, TXV>(Lanes8 w, int elements, ArrayView<TX> x, ArrayView<Vec16> xVectors, int vectors, long at, float acc)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector =>
+        vectors != 0 ? DotVectors<TXV>(w, elements, xVectors, at, acc) : Dot<TX, TXC>(w, elements, x, at, acc);
+
+    /// <summary>
+    /// <see cref="Dot"/> with x read as 16-byte units (element <paramref name="at"/> starts one): the same products, added in
+    /// the same order.
+    /// </summary>
+    static float DotVectors<TXV>(Lanes8 w, int elements, ArrayView<Vec16> xVectors, long at, float acc) where TXV : struct, IActivationVector
+    {
+        TXV a = default;
+        int lanes = a.Lanes;
+        Lanes8 x0 = a.Unpack(xVectors[at / lanes]);
+        acc += w.F0 * x0.F0;
+        acc += w.F1 * x0.F1;
+        acc += w.F2 * x0.F2;
+        acc += w.F3 * x0.F3;
+        if (elements >= 8)
+        {
+            // bf16: the same unit holds elements 4..7; f32: the next one does
+            Lanes8 x1 = lanes == 8 ? x0 : a.Unpack(xVectors[at / lanes + 1]);
+            float e4 = lanes == 8 ? x1.F4 : x1.F0, e5 = lanes == 8 ? x1.F5 : x1.F1;
+            float e6 = lanes == 8 ? x1.F6 : x1.F2, e7 = lanes == 8 ? x1.F7 : x1.F3;
+            acc += w.F4 * e4;
+            acc += w.F5 * e5;
+            acc += w.F6 * e6;
+            acc += w.F7 * e7;
+        }
+        return acc;
+    }
+
     /// <summary>acc + w . x[at .. at + width) with width = min(8, chunk elements), multiply-adds in order.</summary>
     static float Dot<TX, TXC>(Lanes8 w, int elements, ArrayView<TX> x, long at, float acc)
         where TX : unmanaged where TXC : struct, IElementCodec<TX>
@@ -348,9 +399,9 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     // ---------------------------------------------------------------------------------------------------------------
     // tiled: group (tile / 4)^2 threads, grid (ceil(out / tile), row tiles * batch). Thread (tx, ty) owns rows ty * 4 .. + 3 and
     // features tx * 4 .. + 3 of the group's tile. Shared tiles are k-major: xs[kk * tile + row], ws[kk * tile + feature].
-    static void TiledKernel<TX, TXC, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<TY> y, ArrayView<float> bias, ArrayView<TW> data,
-        ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
-        where TX : unmanaged where TXC : struct, IElementCodec<TX>
+    static void TiledKernel<TX, TXC, TXV, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<TY> y, ArrayView<float> bias,
+        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {

@@ -394,6 +394,28 @@ public class LinearIlgpuPathTests
         Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(128, 5, 132)); // 5 heads of 128: 320 groups at S = 2
     }
 
+    /// <summary>
+    /// The gemv reads x in 16-byte units where x is aligned (fresh buffers on ILGPU's CPU accelerator are, so the dense cases
+    /// above take that form and the column-block cases the scalar one).
+    /// </summary>
+    [Fact]
+    public void GemvReadsXIn16ByteUnitsWhereAligned()
+    {
+        using var f32 = new TestWeight("f32", 1, 9, 64, seed: 1);
+        using var bf16 = new TestWeight("bf16", 1, 9, 64, seed: 2);
+        using var xf = Upload(RandomValues(5 * 72, 3));
+        using var xb = Upload(RandomValues(5 * 72, 4).Select(BFloat16.FromSingle).ToArray());
+        Assert.Equal(0, xf.View.Pointer % 16);
+        Assert.Equal(0, xb.View.Pointer % 16);
+        static DeepSeekKernels.Ilgpu.LinearIlgpu.Shape Rows(long stride) => new() { XRowStride = stride };
+        Assert.True(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xf.View.Slice(0, 5 * 64).AsTensor(5, 64), Rows(64), f32.Matrix));
+        Assert.True(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xb.View.Slice(0, 5 * 64).AsTensor(5, 64), Rows(64), bf16.Matrix));
+        Assert.True(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xf.AsTensor(5, 72).Columns(4, 64), Rows(72), f32.Matrix));
+        Assert.False(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xf.AsTensor(5, 72).Columns(2, 64), Rows(72), f32.Matrix));  // misaligned start
+        Assert.False(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xb.View.Slice(0, 5 * 68).AsTensor(5, 68).Columns(0, 64), Rows(68), bf16.Matrix)); // stride not whole units
+        Assert.False(DeepSeekKernels.Ilgpu.LinearIlgpu.XVectorLoads(xb.View.Slice(0, 5 * 64).AsTensor(5, 64), Rows(64), f32.Matrix)); // 4 bf16 = 8 bytes
+    }
+
     [Theory]
     [InlineData("f32", 100, 16, false, true), InlineData("f32", 33, 1, false, false), InlineData("bf16", 200, 64, false, true)]
     [InlineData("bf16", 200, 65, false, false), InlineData("fp8", 272, 3, false, true), InlineData("fp8/16x24", 96, 3, false, false)]
@@ -552,8 +574,9 @@ public class IlgpuWeightKernelsCompileForCudaTests(ITestOutputHelper output)
             "fp8" => (typeof(Float8E4M3), typeof(DeepSeekKernels.Ilgpu.Fp8Weights)),
             _ => (typeof(Int4x2), typeof(DeepSeekKernels.Ilgpu.Int4Weights)),
         };
+        Type actVector = activations == "f32" ? typeof(DeepSeekKernels.Ilgpu.F32Vector) : typeof(DeepSeekKernels.Ilgpu.BF16Vector);
         if (op == "Linear")
-            method = method.MakeGenericMethod(act, actCodec, act, actCodec, element, decoder);
+            method = method.MakeGenericMethod(act, actCodec, actVector, act, actCodec, element, decoder);
         else if (op == "Embedding")
             method = method.MakeGenericMethod(act, actCodec, element, decoder);
 
