@@ -32,9 +32,9 @@ internal sealed class DequantizeFp8Ilgpu(DeviceRuntime runtime)
     // group g = row g of the stack [count * rows, cols]
     static void Kernel(ArrayView<Float8E4M3> data, ArrayView<float> scaleInv, ArrayView<float> y, WeightShape w)
     {
-        long row = Grid.IdxX;
-        long matrix = row / w.Rows, r = row % w.Rows;
+        int row = Grid.IdxX;
+        int matrix = row / w.Rows, r = row % w.Rows;
         for (int c = Group.IdxX; c < w.Cols; c += Group.DimX)
-            y[row * w.Cols + c] = WeightDecode.Fp8Dequantize(data[row * w.Cols + c].Bits, WeightDecode.Fp8Scale(scaleInv, w, matrix, r, c));
+            y[(long)row * w.Cols + c] = WeightDecode.Fp8Dequantize(data[(long)row * w.Cols + c].Bits, WeightDecode.Fp8Scale(scaleInv, w, matrix, r, c));
     }
 }

@@ -85,13 +85,15 @@ internal static class WeightDecode
     /// <summary>Word <paramref name="i"/> (0..3) of a chunk.</summary>
     public static uint Word(Vec16 v, int i) => i == 0 ? v.A : i == 1 ? v.B : i == 2 ? v.C : v.D;
 
+    // r < Rows and c < Cols fit in 32 bits: the divisions are 32-bit (a 64-bit division is a long call on a GPU).
+
     /// <summary>FP8 scale of element [matrix, r, c]: scaleInv[matrix, r / BlockRows, c / BlockCols].</summary>
     public static float Fp8Scale(ArrayView<float> fp8Scales, WeightShape w, long matrix, long r, long c) =>
-        fp8Scales[(matrix * w.ScaleRows + r / w.BlockRows) * w.ScaleCols + c / w.BlockCols];
+        fp8Scales[(matrix * w.ScaleRows + (int)r / w.BlockRows) * w.ScaleCols + (int)c / w.BlockCols];
 
     /// <summary>Index of the INT4 group of element [matrix, r, c] in the scale and zero arrays.</summary>
     public static long Int4Group(WeightShape w, long matrix, long r, long c) =>
-        (matrix * w.Rows + r) * (w.Cols / w.GroupSize) + c / w.GroupSize;
+        (matrix * w.Rows + r) * (w.Cols / w.GroupSize) + (int)c / w.GroupSize;
 }
 
 /// <summary>Dense float32 weights.</summary>
