@@ -19,7 +19,8 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
     /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
     /// dense rows; Linear and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
-    /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8. Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
+    /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8. Every other
+    /// signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
