@@ -24,7 +24,7 @@ namespace DeepSeekKernels.Ilgpu;
 /// into up to 8 rows of x (a row tile; grid.y = row tiles * batch), x read in 16-byte loads where it is aligned. Per row, the lane sums are added over the warp
 /// (shuffles), then over the S warps in warp order through shared memory; the bias is added once, y written once. On
 /// ILGPU's CPU accelerator, where a shuffle costs a barrier of OS threads, every lane's sums go through shared memory instead
-/// and are added lane by lane in order (one barrier per group).</item>
+/// and are added lane by lane in order (one barrier per group), and a warp serves 8 features in turn (fewer groups).</item>
 /// <item><c>TiledKernel</c> (everything else): a shared-memory tiled SIMT GEMM, tile x tile outputs per group (64 on a
 /// GPU, smaller where groups are smaller, as on the CPU accelerator) and 32 in features per step (more at smaller tiles,
 /// so the CPU accelerator meets fewer barriers), x and W tiles widened
@@ -47,19 +47,30 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     /// <summary>In features per step of the tiled kernel at the largest tile (more at smaller tiles: the shared tiles hold TileK * MaxTile).</summary>
     internal const int TileK = 32;
 
-    /// <summary>Shared floats of the gemv's partial sums: 8 rows of every lane on the CPU accelerator (warps of 4 there), of every warp on CUDA.</summary>
-    const int GemvPartials = GemvWarps * 4 * RowTile;
+    /// <summary>Features each gemv warp serves in turn on the CPU accelerator (one on a GPU).</summary>
+    internal const int CpuFeaturesPerWarp = 8;
+
+    /// <summary>
+    /// Shared floats of the gemv's partial sums: 8 rows of every lane and feature on the CPU accelerator (warps of 4 there),
+    /// of every warp on CUDA.
+    /// </summary>
+    const int GemvPartials = CpuFeaturesPerWarp * GemvWarps * 4 * RowTile;
 
     /// <summary>The largest tile of outputs (rows and features) of the tiled kernel.</summary>
     internal const int MaxTile = 64;
 
-    /// <summary>The "SM count" the split-K rule uses on the CPU accelerator (an H100's), so small CPU tests take S &gt; 1.</summary>
-    internal const int CpuSmCount = 132;
+    /// <summary>
+    /// The "SM count" the split-K rule uses on the CPU accelerator: small, so its tests take S = 4 (out &lt;= 30), S = 2
+    /// (out &lt;= 60) and S = 1, while a model's layers take S = 1 and so the fewest groups. Each group costs a barrier of
+    /// OS threads there: with an H200's 132, a tiny model's batch-invariance test ran 20x slower than with Linear on the
+    /// reference (measured 2026-11-30, 2 loaded cores), against about 2x with 8.
+    /// </summary>
+    internal const int CpuSmCount = 8;
 
     /// <summary>Shape of one launch; strides in elements.</summary>
     internal struct Shape
     {
-        public int M, N, K, Batch, RowTiles, Split, Tile, TileK, Transpose, PerBatchWeight, HasBias, XVectors;
+        public int M, N, K, Batch, RowTiles, Split, FeaturesPerWarp, Tile, TileK, Transpose, PerBatchWeight, HasBias, XVectors;
         public long XRowStride, XBatchStride, YRowStride, YBatchStride;
         public WeightShape W;
     }
@@ -127,7 +138,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         var d = _dummies.Value;
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
         // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
-        bool gemv = UsesGemv(w, s.M, s.Transpose != 0) && (runtime.IsCuda || GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
+        bool gemv = UsesGemv(w, s.M, s.Transpose != 0)
+            && (runtime.IsCuda || CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
         var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>,
             ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
                 key => Load<TX, TY, TW>(key.Gemv, w));
@@ -139,7 +151,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             int sms = runtime.IsCuda ? accelerator.NumMultiprocessors : CpuSmCount;
             s.Split = SplitK(s.N, s.Batch, sms);
             s.RowTiles = (s.M + RowTile - 1) / RowTile;
-            int features = GemvWarps / s.Split;
+            s.FeaturesPerWarp = runtime.IsCuda ? 1 : CpuFeaturesPerWarp;
+            int features = GemvWarps / s.Split * s.FeaturesPerWarp;
             chunks = data.IlgpuView.AsContiguous().Cast<Vec16>();
             if (XVectorLoads(x, s, w))
             {
@@ -234,56 +247,28 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
-        TD decoder = default;
         chunks = chunks.AsAligned(16); // one 16-byte load per chunk (ld.global.v4.u32)
         var partials = SharedMemory.Allocate<float>(GemvPartials);
         int warpSize = Warp.WarpSize, warp = Warp.WarpIdx, lane = Warp.LaneIdx;
-        int split = s.Split;
+        int split = s.Split, perWarp = s.FeaturesPerWarp;
         int slot = warp / split, part = warp % split;
-        long n = (long)Grid.IdxX * (GemvWarps / split) + slot;
+        long first = ((long)Grid.IdxX * (GemvWarps / split) + slot) * perWarp;
         int tile = Grid.IdxY % s.RowTiles;
         long b = Grid.IdxY / s.RowTiles;
         long row0 = (long)tile * RowTile;
         int rows = s.M - row0 < RowTile ? (int)(s.M - row0) : RowTile;
-        long matrix = s.PerBatchWeight != 0 ? b : 0;
-
-        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
-        if (n < s.N)
-        {
-            int elements = decoder.ChunkElements;
-            int parts = elements >= 8 ? elements / 8 : 1;
-            int chunksPerRow = s.K / elements;
-            long rowChunks = (matrix * s.N + n) * chunksPerRow;
-            long xr = s.XRowStride;
-            long x0 = b * s.XBatchStride + row0 * xr;
-            for (int c = part + split * lane; c < chunksPerRow; c += warpSize * split)
-            {
-                Vec16 raw = chunks[rowChunks + c];
-                long k0 = (long)c * elements;
-                var scale = decoder.Scale(fp8Scales, scales, zeros, s.W, matrix, n, k0);
-                for (int p = 0; p < parts; p++)
-                {
-                    Lanes8 wv = decoder.Part(raw, p, scale);
-                    long k = x0 + k0 + 8 * p;
-                    a0 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k, a0);
-                    if (rows > 1) a1 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + xr, a1);
-                    if (rows > 2) a2 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 2 * xr, a2);
-                    if (rows > 3) a3 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 3 * xr, a3);
-                    if (rows > 4) a4 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 4 * xr, a4);
-                    if (rows > 5) a5 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 5 * xr, a5);
-                    if (rows > 6) a6 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 6 * xr, a6);
-                    if (rows > 7) a7 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 7 * xr, a7);
-                }
-            }
-        }
 
         if (CudaAsm.IsSupported)
         {
-            // every lane of a warp serves the same feature, so whole warps take part in the shuffles
-            a0 = WarpSum(a0); a1 = WarpSum(a1); a2 = WarpSum(a2); a3 = WarpSum(a3);
-            a4 = WarpSum(a4); a5 = WarpSum(a5); a6 = WarpSum(a6); a7 = WarpSum(a7);
+            // one feature per warp; every lane of a warp serves it, so whole warps take part in the shuffles
+            long n = first;
+            Lanes8 a = n < s.N
+                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
+                : default;
+            a.F0 = WarpSum(a.F0); a.F1 = WarpSum(a.F1); a.F2 = WarpSum(a.F2); a.F3 = WarpSum(a.F3);
+            a.F4 = WarpSum(a.F4); a.F5 = WarpSum(a.F5); a.F6 = WarpSum(a.F6); a.F7 = WarpSum(a.F7);
             if (lane == 0)
-                Put(partials, warp * RowTile, a0, a1, a2, a3, a4, a5, a6, a7);
+                Put(partials, warp * RowTile, a);
             Group.Barrier();
             if (part == 0 && n < s.N)
             {
@@ -297,26 +282,81 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             }
             return;
         }
-        // The CPU accelerator: a shuffle is a barrier of the warp's OS threads, so every lane leaves its partial sums in
-        // shared memory and, after one barrier, lane r of the feature's first warp adds row r's over the feature's lanes in order.
-        Put(partials, Group.IdxX * RowTile, a0, a1, a2, a3, a4, a5, a6, a7);
-        Group.Barrier();
-        if (part == 0 && n < s.N)
+
+        // The CPU accelerator: a group is OS threads and each barrier (a shuffle is one too) costs them all, so a warp serves
+        // several features in turn, every lane leaves its partial sums in shared memory, and after the group's one barrier
+        // lane r of a feature's first warp adds row r's over the feature's lanes in order.
+        for (int f = 0; f < perWarp; f++)
         {
+            long n = first + f;
+            Lanes8 a = n < s.N
+                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
+                : default;
+            Put(partials, (f * Group.DimX + Group.IdxX) * RowTile, a);
+        }
+        Group.Barrier();
+        if (part != 0)
+            return;
+        for (int f = 0; f < perWarp; f++)
+        {
+            long n = first + f;
+            if (n >= s.N)
+                break;
             for (int r = lane; r < rows; r += warpSize)
             {
                 float total = 0f;
                 for (int l = 0; l < warpSize * split; l++)
-                    total += partials[(warp * warpSize + l) * RowTile + r];
+                    total += partials[(f * Group.DimX + warp * warpSize + l) * RowTile + r];
                 StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total);
             }
         }
     }
 
-    static void Put(ArrayView<float> partials, int at, float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7)
+    /// <summary>
+    /// One lane's partial sums of feature n for the rows row0 .. row0 + rows - 1 of batch entry b (F0 = row0): the chunks
+    /// first, first + stride, ... of the feature's weight row, each loaded once, dequantised once and multiplied into every row.
+    /// </summary>
+    static Lanes8 FeatureSums<TX, TXC, TXV, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<Vec16> chunks,
+        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s, long n, long b, long row0, int rows,
+        int first, int stride)
+        where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
+        where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
-        partials[at] = a0; partials[at + 1] = a1; partials[at + 2] = a2; partials[at + 3] = a3;
-        partials[at + 4] = a4; partials[at + 5] = a5; partials[at + 6] = a6; partials[at + 7] = a7;
+        TD decoder = default;
+        long matrix = s.PerBatchWeight != 0 ? b : 0;
+        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
+        int elements = decoder.ChunkElements;
+        int parts = elements >= 8 ? elements / 8 : 1;
+        int chunksPerRow = s.K / elements;
+        long rowChunks = (matrix * s.N + n) * chunksPerRow;
+        long xr = s.XRowStride;
+        long x0 = b * s.XBatchStride + row0 * xr;
+        for (int c = first; c < chunksPerRow; c += stride)
+        {
+            Vec16 raw = chunks[rowChunks + c];
+            long k0 = (long)c * elements;
+            var scale = decoder.Scale(fp8Scales, scales, zeros, s.W, matrix, n, k0);
+            for (int p = 0; p < parts; p++)
+            {
+                Lanes8 wv = decoder.Part(raw, p, scale);
+                long k = x0 + k0 + 8 * p;
+                a0 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k, a0);
+                if (rows > 1) a1 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + xr, a1);
+                if (rows > 2) a2 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 2 * xr, a2);
+                if (rows > 3) a3 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 3 * xr, a3);
+                if (rows > 4) a4 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 4 * xr, a4);
+                if (rows > 5) a5 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 5 * xr, a5);
+                if (rows > 6) a6 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 6 * xr, a6);
+                if (rows > 7) a7 = RowDot<TX, TXC, TXV>(wv, elements, x, xVectors, s.XVectors, k + 7 * xr, a7);
+            }
+        }
+        return new Lanes8 { F0 = a0, F1 = a1, F2 = a2, F3 = a3, F4 = a4, F5 = a5, F6 = a6, F7 = a7 };
+    }
+
+    static void Put(ArrayView<float> partials, int at, Lanes8 a)
+    {
+        partials[at] = a.F0; partials[at + 1] = a.F1; partials[at + 2] = a.F2; partials[at + 3] = a.F3;
+        partials[at + 4] = a.F4; partials[at + 5] = a.F5; partials[at + 6] = a.F6; partials[at + 7] = a.F7;
     }
 
     /// <summary>y[b, row, n] = round(total + bias[n]).</summary>

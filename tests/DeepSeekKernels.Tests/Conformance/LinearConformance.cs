@@ -42,8 +42,6 @@ public abstract class LinearConformance : ConformanceTest
         data.Add("bf16", 257, 19, 40, true);
         data.Add("fp8", 257, 17, 160, false);
         data.Add("int4", 257, 17, 64, true);
-        data.Add("bf16", 2, 600, 40, true);       // wide enough that a GPU's gemv splits each row in 2 (S = 2), not 4
-        data.Add("int4", 1, 1100, 32, false);     // and not at all (S = 1)
         return data;
     }
 
@@ -392,6 +390,12 @@ public class LinearIlgpuPathTests
         Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(600, 1, 132));
         Assert.Equal(1, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(1100, 1, 132));
         Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(128, 5, 132)); // 5 heads of 128: 320 groups at S = 2
+        // the CPU accelerator's rule (8 "SMs"): the cases above with 17 (and fewer), 33 and 65 or more out features take S = 4, 2, 1
+        Assert.Equal(8, DeepSeekKernels.Ilgpu.LinearIlgpu.CpuSmCount);
+        Assert.Equal(4, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(17, 1, 8));
+        Assert.Equal(4, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(30, 1, 8));
+        Assert.Equal(2, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(33, 1, 8));
+        Assert.Equal(1, DeepSeekKernels.Ilgpu.LinearIlgpu.SplitK(65, 1, 8));
     }
 
     /// <summary>
