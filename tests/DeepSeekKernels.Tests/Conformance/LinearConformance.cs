@@ -6,9 +6,11 @@ using static DeepSeekKernels.Tests.OpTests.OpTestSupport;
 namespace DeepSeekKernels.Tests.Conformance;
 
 /// <summary>
-/// Linear over every weight form (f32, bf16, FP8 with 128 x 128 and 16 x 32 scale blocks, INT4 with groups of 32 and 128)
-/// at odd shapes (in features 1, 7, 33, 129, 1031; INT4's a multiple of its group, 96, 160 and 1056 not of 128), with and without a
-/// bias; and into a column block of a wider buffer from a column block of a wider input (strided rows).
+/// Linear over every weight form (f32, bf16, FP8 with 128 x 128, 16 x 32 and 16 x 24 scale blocks, INT4 with groups of 32, 64 and
+/// 128) at odd shapes (in features 1, 7, 33, 129, 1031; INT4's a multiple of its group, 96, 160 and 1056 not of 128), with and
+/// without a bias; decode-shaped requests (in features whole 16-byte weight chunks but not multiples of 128, rows 1, 3, 16, 64)
+/// and 257 rows; out features not multiples of 4 or 128; bf16 activations (x, y or both); and into a column block of a wider
+/// buffer from a column block of a wider input (strided rows, f32 and bf16). Outputs poisoned with NaN, a NaN guard after them.
 /// </summary>
 public abstract class LinearConformance : ConformanceTest
 {
