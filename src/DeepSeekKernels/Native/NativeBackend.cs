@@ -27,7 +27,7 @@ internal sealed class NativeBackend : KernelBackend
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
     {
-        reason = Refusal(op);
+        reason = Refusal(op) ?? (op.Op == nameof(Ops.LinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime) : null);
         return reason == null;
     }
 
@@ -53,7 +53,6 @@ internal sealed class NativeBackend : KernelBackend
                 // dsk_quantize_fp8_act and dsk_linear_fp8_w8a8: f32 or bf16 activations, rows strided
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
                 : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
-                : op.Op == nameof(Ops.LinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime)
                 : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
