@@ -3,8 +3,8 @@
  *
  *  - the header compiles as C11, and the struct layouts and enum values are the ones the C# bindings mirror;
  *  - dsk_abi_version() matches the header; the status entry points answer without a GPU;
- *  - every invalid dsk_rms_norm request is refused with the right status and a message naming the op and
- *    the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
+ *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding and dsk_dequantize_fp8 request is refused with the
+ *    right status and a message naming the op and the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
  *    without a GPU. (Fake, never-dereferenced device pointers stand in for buffers.)
  */
 #include <math.h>
@@ -33,7 +33,86 @@ _Static_assert(offsetof(dsk_rms_norm_params, x_dtype) == 92, "x_dtype");
 _Static_assert(offsetof(dsk_rms_norm_params, w_dtype) == 96, "w_dtype");
 _Static_assert(offsetof(dsk_rms_norm_params, stream) == 104, "stream");
 _Static_assert(sizeof(dsk_rms_norm_params) == 112, "sizeof(dsk_rms_norm_params)");
+/* dsk_weight and the params of the weight-reading ops (ABI v2). */
+_Static_assert(offsetof(dsk_weight, data) == 0, "weight.data");
+_Static_assert(offsetof(dsk_weight, scale) == 8, "weight.scale");
+_Static_assert(offsetof(dsk_weight, zero) == 16, "weight.zero");
+_Static_assert(offsetof(dsk_weight, rows) == 24, "weight.rows");
+_Static_assert(offsetof(dsk_weight, cols) == 32, "weight.cols");
+_Static_assert(offsetof(dsk_weight, count) == 40, "weight.count");
+_Static_assert(offsetof(dsk_weight, scheme) == 48, "weight.scheme");
+_Static_assert(offsetof(dsk_weight, dtype) == 52, "weight.dtype");
+_Static_assert(offsetof(dsk_weight, block_rows) == 56, "weight.block_rows");
+_Static_assert(offsetof(dsk_weight, block_cols) == 60, "weight.block_cols");
+_Static_assert(offsetof(dsk_weight, group_size) == 64, "weight.group_size");
+_Static_assert(offsetof(dsk_weight, reserved) == 68, "weight.reserved");
+_Static_assert(sizeof(dsk_weight) == 72, "sizeof(dsk_weight)");
+
+_Static_assert(offsetof(dsk_linear_params, x) == 0, "linear.x");
+_Static_assert(offsetof(dsk_linear_params, w) == 8, "linear.w");
+_Static_assert(offsetof(dsk_linear_params, bias) == 80, "linear.bias");
+_Static_assert(offsetof(dsk_linear_params, residual) == 88, "linear.residual");
+_Static_assert(offsetof(dsk_linear_params, y) == 96, "linear.y");
+_Static_assert(offsetof(dsk_linear_params, m) == 104, "linear.m");
+_Static_assert(offsetof(dsk_linear_params, batch) == 112, "linear.batch");
+_Static_assert(offsetof(dsk_linear_params, x_row_stride) == 120, "linear.x_row_stride");
+_Static_assert(offsetof(dsk_linear_params, x_batch_stride) == 128, "linear.x_batch_stride");
+_Static_assert(offsetof(dsk_linear_params, y_row_stride) == 136, "linear.y_row_stride");
+_Static_assert(offsetof(dsk_linear_params, y_batch_stride) == 144, "linear.y_batch_stride");
+_Static_assert(offsetof(dsk_linear_params, residual_row_stride) == 152, "linear.residual_row_stride");
+_Static_assert(offsetof(dsk_linear_params, residual_batch_stride) == 160, "linear.residual_batch_stride");
+_Static_assert(offsetof(dsk_linear_params, act_dtype) == 168, "linear.act_dtype");
+_Static_assert(offsetof(dsk_linear_params, transpose_w) == 172, "linear.transpose_w");
+_Static_assert(offsetof(dsk_linear_params, epilogue) == 176, "linear.epilogue");
+_Static_assert(offsetof(dsk_linear_params, path) == 180, "linear.path");
+_Static_assert(offsetof(dsk_linear_params, stream) == 184, "linear.stream");
+_Static_assert(sizeof(dsk_linear_params) == 192, "sizeof(dsk_linear_params)");
+
+_Static_assert(offsetof(dsk_embedding_params, ids) == 0, "embedding.ids");
+_Static_assert(offsetof(dsk_embedding_params, table) == 8, "embedding.table");
+_Static_assert(offsetof(dsk_embedding_params, y) == 80, "embedding.y");
+_Static_assert(offsetof(dsk_embedding_params, error_word) == 88, "embedding.error_word");
+_Static_assert(offsetof(dsk_embedding_params, n) == 96, "embedding.n");
+_Static_assert(offsetof(dsk_embedding_params, y_row_stride) == 104, "embedding.y_row_stride");
+_Static_assert(offsetof(dsk_embedding_params, y_dtype) == 112, "embedding.y_dtype");
+_Static_assert(offsetof(dsk_embedding_params, error_site) == 116, "embedding.error_site");
+_Static_assert(offsetof(dsk_embedding_params, stream) == 120, "embedding.stream");
+_Static_assert(sizeof(dsk_embedding_params) == 128, "sizeof(dsk_embedding_params)");
+
+_Static_assert(offsetof(dsk_dequantize_fp8_params, w) == 0, "dequantize_fp8.w");
+_Static_assert(offsetof(dsk_dequantize_fp8_params, y) == 72, "dequantize_fp8.y");
+_Static_assert(offsetof(dsk_dequantize_fp8_params, stream) == 80, "dequantize_fp8.stream");
+_Static_assert(sizeof(dsk_dequantize_fp8_params) == 88, "sizeof(dsk_dequantize_fp8_params)");
+
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, x) == 0, "quantize_fp8_act.x");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, q) == 8, "quantize_fp8_act.q");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, scale) == 16, "quantize_fp8_act.scale");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, m) == 24, "quantize_fp8_act.m");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, cols) == 32, "quantize_fp8_act.cols");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, x_row_stride) == 40, "quantize_fp8_act.x_row_stride");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, act_dtype) == 48, "quantize_fp8_act.act_dtype");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, reserved) == 52, "quantize_fp8_act.reserved");
+_Static_assert(offsetof(dsk_quantize_fp8_act_params, stream) == 56, "quantize_fp8_act.stream");
+_Static_assert(sizeof(dsk_quantize_fp8_act_params) == 64, "sizeof(dsk_quantize_fp8_act_params)");
+
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, qx) == 0, "w8a8.qx");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, x_scale) == 8, "w8a8.x_scale");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, w) == 16, "w8a8.w");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, bias) == 88, "w8a8.bias");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, y) == 96, "w8a8.y");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, m) == 104, "w8a8.m");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, y_row_stride) == 112, "w8a8.y_row_stride");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, act_dtype) == 120, "w8a8.act_dtype");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, reserved) == 124, "w8a8.reserved");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, stream) == 128, "w8a8.stream");
+_Static_assert(sizeof(dsk_linear_fp8_w8a8_params) == 136, "sizeof(dsk_linear_fp8_w8a8_params)");
+
 _Static_assert(sizeof(dsk_status) == 4 && sizeof(dsk_dtype) == 4, "enums are 32-bit");
+_Static_assert(sizeof(dsk_weight_scheme) == 4 && sizeof(dsk_linear_path) == 4 && sizeof(dsk_linear_epilogue) == 4,
+               "enums are 32-bit");
+_Static_assert(DSK_WEIGHT_DENSE == 0 && DSK_WEIGHT_FP8_BLOCK == 1 && DSK_WEIGHT_INT4_GROUP == 2, "dsk_weight_scheme values");
+_Static_assert(DSK_LINEAR_PATH_AUTO == 0 && DSK_LINEAR_PATH_SIMT == 1 && DSK_LINEAR_PATH_MMA == 2, "dsk_linear_path values");
+_Static_assert(DSK_EPILOGUE_NONE == 0 && DSK_EPILOGUE_SILU_MUL == 1 && DSK_EPILOGUE_ADD == 2, "dsk_linear_epilogue values");
 _Static_assert(DSK_SUCCESS == 0 && DSK_ERROR_INVALID_ARGUMENT == 1 && DSK_ERROR_UNSUPPORTED == 2 &&
                    DSK_ERROR_CUDA == 3,
                "dsk_status values");
@@ -103,6 +182,295 @@ static void expect(const char* name, const dsk_rms_norm_params* p, dsk_status wa
     if (msg == NULL) return;
     CHECK(strncmp(msg, "dsk_rms_norm: ", 14) == 0, "%s: message does not start with the op: \"%s\"", name, msg);
     CHECK(strstr(msg, expected) != NULL, "%s: message \"%s\" lacks \"%s\"", name, msg, expected);
+}
+
+/* Checks a status and that the message starts with "<op>: " and contains `expected`. */
+static void expect_op(const char* op, const char* name, dsk_status got, dsk_status want, const char* expected) {
+    const char* msg = dsk_last_error_message();
+    const size_t op_len = strlen(op);
+    CHECK(got == want, "%s %s: status %s, want %s (message: %s)", op, name, status_name(got), status_name(want),
+          msg != NULL ? msg : "(null)");
+    CHECK(msg != NULL, "%s %s: dsk_last_error_message() returned NULL", op, name);
+    if (msg == NULL) return;
+    CHECK(strncmp(msg, op, op_len) == 0 && strncmp(msg + op_len, ": ", 2) == 0,
+          "%s %s: message does not start with the op: \"%s\"", op, name, msg);
+    CHECK(strstr(msg, expected) != NULL, "%s %s: message \"%s\" lacks \"%s\"", op, name, msg, expected);
+}
+
+/* Fake, never-dereferenced device addresses, far apart (no accidental overlaps). */
+#define FAKE(addr) ((void*)(uintptr_t)(addr))
+
+/* A dense bf16 weight [16, 32] (valid). */
+static dsk_weight dense_weight(void) {
+    dsk_weight w;
+    memset(&w, 0, sizeof w);
+    w.data = FAKE(0x200000);
+    w.rows = 16;
+    w.cols = 32;
+    w.count = 1;
+    w.scheme = DSK_WEIGHT_DENSE;
+    w.dtype = DSK_DTYPE_BF16;
+    return w;
+}
+
+static dsk_weight fp8_weight(void) {
+    dsk_weight w = dense_weight();
+    w.scale = FAKE(0x210000);
+    w.scheme = DSK_WEIGHT_FP8_BLOCK;
+    w.dtype = DSK_DTYPE_FP8_E4M3;
+    w.block_rows = 128;
+    w.block_cols = 128;
+    return w;
+}
+
+static dsk_weight int4_weight(void) {
+    dsk_weight w = dense_weight();
+    w.scale = FAKE(0x210000);
+    w.zero = FAKE(0x220000);
+    w.scheme = DSK_WEIGHT_INT4_GROUP;
+    w.dtype = DSK_DTYPE_INT4;
+    w.group_size = 32;
+    return w;
+}
+
+/* A request that would be valid with real buffers: bf16 x [4, 32] @ w[16, 32]^T -> y [4, 16]. Never launched as is. */
+static dsk_linear_params linear_params(void) {
+    dsk_linear_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x100000);
+    p.w = dense_weight();
+    p.y = FAKE(0x300000);
+    p.m = 4;
+    p.batch = 1;
+    p.x_row_stride = 32;
+    p.y_row_stride = 16;
+    p.residual_row_stride = 16;
+    p.act_dtype = DSK_DTYPE_BF16;
+    p.path = DSK_LINEAR_PATH_SIMT;
+    return p;
+}
+
+static void expect_linear(const char* name, const dsk_linear_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_linear", name, dsk_linear(p), want, expected);
+}
+
+static void check_linear(void) {
+    dsk_linear_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT;
+
+    expect_linear("p NULL", NULL, INV, "dsk_linear: p must not be NULL");
+    p = linear_params(); p.x = NULL;
+    expect_linear("x NULL", &p, INV, "x must not be NULL");
+    p = linear_params(); p.y = NULL;
+    expect_linear("y NULL", &p, INV, "y must not be NULL");
+    p = linear_params(); p.m = 0;
+    expect_linear("m 0", &p, INV, "m must be >= 1 (got 0)");
+    p = linear_params(); p.batch = -1;
+    expect_linear("batch -1", &p, INV, "batch must be >= 1 (got -1)");
+
+    /* The weight's fields. */
+    p = linear_params(); p.w.data = NULL;
+    expect_linear("w.data NULL", &p, INV, "w.data must not be NULL");
+    p = linear_params(); p.w.rows = 0;
+    expect_linear("w.rows 0", &p, INV, "w.rows must be >= 1 (got 0)");
+    p = linear_params(); p.w.cols = -4;
+    expect_linear("w.cols -4", &p, INV, "w.cols must be >= 1 (got -4)");
+    p = linear_params(); p.w.count = 0;
+    expect_linear("w.count 0", &p, INV, "w.count must be >= 1 (got 0)");
+    p = linear_params(); p.w.reserved = 1;
+    expect_linear("w.reserved", &p, INV, "w.reserved must be 0 (got 1)");
+    p = linear_params(); p.w.scheme = 7;
+    expect_linear("w.scheme 7", &p, INV, "w.scheme must be DENSE (0), FP8_BLOCK (1) or INT4_GROUP (2) (got 7)");
+    p = linear_params(); p.w.scale = FAKE(0x210000);
+    expect_linear("dense with scale", &p, INV, "w.scale must be NULL for a DENSE weight");
+    p = linear_params(); p.w.zero = FAKE(0x220000);
+    expect_linear("dense with zero", &p, INV, "w.zero must be NULL for a DENSE weight");
+    p = linear_params(); p.w = fp8_weight(); p.w.dtype = DSK_DTYPE_BF16;
+    expect_linear("fp8 dtype", &p, INV, "w.dtype must be FP8_E4M3 for an FP8_BLOCK weight (got BF16 (1))");
+    p = linear_params(); p.w = fp8_weight(); p.w.block_rows = 0;
+    expect_linear("fp8 block_rows 0", &p, INV, "w.block_rows must be >= 1 (got 0)");
+    p = linear_params(); p.w = fp8_weight(); p.w.block_cols = -2;
+    expect_linear("fp8 block_cols -2", &p, INV, "w.block_cols must be >= 1 (got -2)");
+    p = linear_params(); p.w = fp8_weight(); p.w.scale = NULL;
+    expect_linear("fp8 scale NULL", &p, INV, "w.scale must not be NULL for an FP8_BLOCK weight");
+    p = linear_params(); p.w = fp8_weight(); p.w.zero = FAKE(0x220000);
+    expect_linear("fp8 zero set", &p, INV, "w.zero must be NULL for an FP8_BLOCK weight");
+    p = linear_params(); p.w = int4_weight(); p.w.dtype = DSK_DTYPE_FP8_E4M3;
+    expect_linear("int4 dtype", &p, INV, "w.dtype must be INT4 for an INT4_GROUP weight (got FP8_E4M3 (3))");
+    p = linear_params(); p.w = int4_weight(); p.w.group_size = 48;
+    expect_linear("int4 group 48", &p, INV, "w.group_size must be a positive multiple of 32 (got 48)");
+    p = linear_params(); p.w = int4_weight(); p.w.group_size = 0;
+    expect_linear("int4 group 0", &p, INV, "w.group_size must be a positive multiple of 32 (got 0)");
+    p = linear_params(); p.w = int4_weight(); p.w.group_size = 64;
+    expect_linear("int4 group not dividing cols", &p, INV,
+                  "w.cols must be a multiple of w.group_size (got cols 32, group_size 64)");
+    p = linear_params(); p.w = int4_weight(); p.w.scale = NULL;
+    expect_linear("int4 scale NULL", &p, INV, "w.scale must not be NULL for an INT4_GROUP weight");
+    p = linear_params(); p.w = int4_weight(); p.w.zero = NULL;
+    expect_linear("int4 zero NULL", &p, INV, "w.zero must not be NULL for an INT4_GROUP weight");
+    p = linear_params(); p.batch = 3; p.w.count = 2; p.x_batch_stride = 4 * 32; p.y_batch_stride = 4 * 16;
+    expect_linear("w.count vs batch", &p, INV, "w.count must be 1 or batch (got 2, batch 3)");
+
+    /* Flags. */
+    p = linear_params(); p.transpose_w = 2;
+    expect_linear("transpose_w 2", &p, INV, "transpose_w must be 0 or 1 (got 2)");
+    p = linear_params(); p.path = 5;
+    expect_linear("path 5", &p, INV, "path must be AUTO (0), SIMT (1) or MMA (2) (got 5)");
+    p = linear_params(); p.epilogue = 9;
+    expect_linear("epilogue 9", &p, INV, "epilogue must be NONE (0), SILU_MUL (1) or ADD (2) (got 9)");
+
+    /* Epilogues. */
+    p = linear_params(); p.w.rows = 15; p.epilogue = DSK_EPILOGUE_SILU_MUL;
+    expect_linear("silu odd out", &p, INV, "out must be even with epilogue SILU_MUL (got out 15)");
+    p = linear_params(); p.epilogue = DSK_EPILOGUE_ADD;
+    expect_linear("add without residual", &p, INV, "residual must not be NULL with epilogue ADD");
+    p = linear_params(); p.residual = FAKE(0x400000);
+    expect_linear("residual without add", &p, INV, "residual must be NULL unless epilogue is ADD");
+
+    /* Strides (transpose_w swaps in and out; SILU_MUL halves y's columns). */
+    p = linear_params(); p.x_row_stride = 31;
+    expect_linear("x_row_stride", &p, INV, "x_row_stride must be >= in (got 31, in 32)");
+    p = linear_params(); p.transpose_w = 1; p.x_row_stride = 8; p.y_row_stride = 32;
+    expect_linear("x_row_stride transposed", &p, INV, "x_row_stride must be >= in (got 8, in 16)");
+    p = linear_params(); p.y_row_stride = 15;
+    expect_linear("y_row_stride", &p, INV, "y_row_stride must be >= the columns of y (got 15, columns 16)");
+    p = linear_params(); p.transpose_w = 1; p.y_row_stride = 31;
+    expect_linear("y_row_stride transposed", &p, INV, "y_row_stride must be >= the columns of y (got 31, columns 32)");
+    p = linear_params(); p.epilogue = DSK_EPILOGUE_SILU_MUL; p.y_row_stride = 7;
+    expect_linear("y_row_stride silu", &p, INV, "y_row_stride must be >= the columns of y (got 7, columns 8)");
+    p = linear_params(); p.epilogue = DSK_EPILOGUE_ADD; p.residual = FAKE(0x400000); p.residual_row_stride = 15;
+    expect_linear("residual_row_stride", &p, INV, "residual_row_stride must be >= out (got 15, out 16)");
+    p = linear_params(); p.batch = 2; p.x_batch_stride = -1; p.y_batch_stride = 64;
+    expect_linear("x_batch_stride", &p, INV, "x_batch_stride must be >= 0 (got -1)");
+    p = linear_params(); p.batch = 2; p.x_batch_stride = 128; p.y_batch_stride = 0;
+    expect_linear("y_batch_stride", &p, INV, "y_batch_stride must be >= the columns of y (got 0, columns 16)");
+    p = linear_params(); p.batch = 2; p.x_batch_stride = 128; p.y_batch_stride = 64; p.epilogue = DSK_EPILOGUE_ADD;
+    p.residual = FAKE(0x400000); p.residual_batch_stride = -64;
+    expect_linear("residual_batch_stride", &p, INV, "residual_batch_stride must be >= 0 (got -64)");
+
+    /* Overlaps (byte ranges from the strides). */
+    p = linear_params(); p.y = (char*)p.x + 2 * 32 * 3 + 2;  /* inside x's last row */
+    expect_linear("y in x", &p, INV, "y must not overlap x");
+    p = linear_params(); p.y = (char*)p.x - 2 * 16 * 3 - 2;  /* y's last row reaches into x */
+    expect_linear("y before x", &p, INV, "y must not overlap x");
+    p = linear_params(); p.y = (char*)p.w.data + 1000;
+    expect_linear("y in w.data", &p, INV, "y must not overlap the weight");
+    p = linear_params(); p.w = fp8_weight(); p.y = (void*)(uintptr_t)p.w.scale;
+    expect_linear("y on w.scale", &p, INV, "y must not overlap the weight");
+    p = linear_params(); p.bias = (const float*)FAKE(0x300000 + 64);
+    expect_linear("y on bias", &p, INV, "y must not overlap bias");
+    p = linear_params(); p.epilogue = DSK_EPILOGUE_ADD; p.residual = (char*)p.y + 2;
+    expect_linear("residual partly on y", &p, INV, "residual must equal y exactly or not overlap it");
+    p = linear_params(); p.epilogue = DSK_EPILOGUE_ADD; p.residual = p.y; p.residual_row_stride = 17;
+    expect_linear("residual = y, other stride", &p, INV, "residual equal to y must have y's strides");
+
+    /* dtypes, after every argument. */
+    p = linear_params(); p.act_dtype = DSK_DTYPE_F16;
+    expect_linear("act F16", &p, DSK_ERROR_UNSUPPORTED, "act_dtype F16 (2) is not supported (F32 or BF16)");
+    p = linear_params(); p.act_dtype = 42;
+    expect_linear("act 42", &p, DSK_ERROR_UNSUPPORTED, "act_dtype unknown (42) is not supported");
+    p = linear_params(); p.w.dtype = DSK_DTYPE_F16;
+    expect_linear("dense F16", &p, DSK_ERROR_UNSUPPORTED, "w.dtype F16 (2) is not supported for a DENSE weight (F32 or BF16)");
+    p = linear_params(); p.act_dtype = DSK_DTYPE_F16; p.m = 0;
+    expect_linear("m 0 with F16", &p, INV, "m must be >= 1 (got 0)");
+    /* Path MMA needs bf16 activations: refused with the family's reason, nothing launched. */
+    p = linear_params(); p.act_dtype = DSK_DTYPE_F32; p.path = DSK_LINEAR_PATH_MMA;
+    expect_linear("MMA with f32", &p, DSK_ERROR_UNSUPPORTED, "path MMA cannot run this request");
+}
+
+/* A request that would be valid with real buffers: 3 ids into a bf16 table [16, 32], y bf16 [3, 32]. */
+static dsk_embedding_params embedding_params(void) {
+    dsk_embedding_params p;
+    memset(&p, 0, sizeof p);
+    p.ids = (const int32_t*)FAKE(0x100000);
+    p.table = dense_weight();
+    p.y = FAKE(0x300000);
+    p.error_word = (int32_t*)FAKE(0x500000);
+    p.n = 3;
+    p.y_row_stride = 32;
+    p.y_dtype = DSK_DTYPE_BF16;
+    p.error_site = 1;
+    return p;
+}
+
+static void expect_embedding(const char* name, const dsk_embedding_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_embedding", name, dsk_embedding(p), want, expected);
+}
+
+static void check_embedding(void) {
+    dsk_embedding_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT;
+
+    expect_embedding("p NULL", NULL, INV, "dsk_embedding: p must not be NULL");
+    p = embedding_params(); p.ids = NULL;
+    expect_embedding("ids NULL", &p, INV, "ids must not be NULL");
+    p = embedding_params(); p.y = NULL;
+    expect_embedding("y NULL", &p, INV, "y must not be NULL");
+    p = embedding_params(); p.error_word = NULL;
+    expect_embedding("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = embedding_params(); p.n = 0;
+    expect_embedding("n 0", &p, INV, "n must be >= 1 (got 0)");
+    p = embedding_params(); p.table.data = NULL;
+    expect_embedding("table.data NULL", &p, INV, "table.data must not be NULL");
+    p = embedding_params(); p.table.cols = 0;
+    expect_embedding("table.cols 0", &p, INV, "table.cols must be >= 1 (got 0)");
+    p = embedding_params(); p.table.count = 2;
+    expect_embedding("table.count 2", &p, INV, "table.count must be 1 (got 2)");
+    p = embedding_params(); p.table = int4_weight(); p.table.group_size = 40;
+    expect_embedding("int4 group 40", &p, INV, "table.group_size must be a positive multiple of 32 (got 40)");
+    p = embedding_params(); p.y_row_stride = 31;
+    expect_embedding("y_row_stride", &p, INV, "y_row_stride must be >= table.cols (got 31, cols 32)");
+    p = embedding_params(); p.error_site = 0;
+    expect_embedding("error_site 0", &p, INV, "error_site must be > 0 (got 0)");
+    p = embedding_params(); p.y = (char*)p.table.data + 64;
+    expect_embedding("y in table", &p, INV, "y must not overlap the table");
+    p = embedding_params(); p.y = (char*)p.ids + 4;
+    expect_embedding("y on ids", &p, INV, "y must not overlap ids");
+    p = embedding_params(); p.table = fp8_weight();
+    expect_embedding("fp8 table", &p, DSK_ERROR_UNSUPPORTED, "table.scheme FP8_BLOCK is not supported");
+    p = embedding_params(); p.table.dtype = DSK_DTYPE_I32;
+    expect_embedding("dense I32", &p, DSK_ERROR_UNSUPPORTED, "table.dtype I32 (5) is not supported for a DENSE weight");
+    p = embedding_params(); p.y_dtype = DSK_DTYPE_FP8_E4M3;
+    expect_embedding("y FP8", &p, DSK_ERROR_UNSUPPORTED, "y_dtype FP8_E4M3 (3) is not supported (F32 or BF16)");
+    p = embedding_params(); p.y_dtype = DSK_DTYPE_F16; p.n = -1;
+    expect_embedding("n -1 with F16", &p, INV, "n must be >= 1 (got -1)");
+}
+
+static dsk_dequantize_fp8_params dequantize_params(void) {
+    dsk_dequantize_fp8_params p;
+    memset(&p, 0, sizeof p);
+    p.w = fp8_weight();
+    p.y = (float*)FAKE(0x300000);
+    return p;
+}
+
+static void expect_dequantize(const char* name, const dsk_dequantize_fp8_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_dequantize_fp8", name, dsk_dequantize_fp8(p), want, expected);
+}
+
+static void check_dequantize(void) {
+    dsk_dequantize_fp8_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT;
+
+    expect_dequantize("p NULL", NULL, INV, "dsk_dequantize_fp8: p must not be NULL");
+    p = dequantize_params(); p.y = NULL;
+    expect_dequantize("y NULL", &p, INV, "y must not be NULL");
+    p = dequantize_params(); p.w.data = NULL;
+    expect_dequantize("w.data NULL", &p, INV, "w.data must not be NULL");
+    p = dequantize_params(); p.w.count = 0;
+    expect_dequantize("w.count 0", &p, INV, "w.count must be >= 1 (got 0)");
+    p = dequantize_params(); p.w.block_cols = 0;
+    expect_dequantize("block_cols 0", &p, INV, "w.block_cols must be >= 1 (got 0)");
+    p = dequantize_params(); p.w.scale = NULL;
+    expect_dequantize("scale NULL", &p, INV, "w.scale must not be NULL for an FP8_BLOCK weight");
+    p = dequantize_params(); p.w = dense_weight();
+    expect_dequantize("dense", &p, INV, "w.scheme must be FP8_BLOCK (got DENSE (0))");
+    p = dequantize_params(); p.w = int4_weight();
+    expect_dequantize("int4", &p, INV, "w.scheme must be FP8_BLOCK (got INT4_GROUP (2))");
+    p = dequantize_params(); p.y = (float*)((char*)p.w.data + 100);
+    expect_dequantize("y in w.data", &p, INV, "y must not overlap the weight");
+    p = dequantize_params(); p.y = (float*)((char*)p.w.scale - 16);
+    expect_dequantize("y over w.scale", &p, INV, "y must not overlap the weight");
 }
 
 int main(void) {
@@ -180,6 +548,11 @@ int main(void) {
     /* The message stays until the next failure. */
     CHECK(strstr(dsk_last_error_message(), "cols must be >= 1") != NULL, "message did not persist: \"%s\"",
           dsk_last_error_message());
+
+    /* The weight-reading ops: every request below is invalid or unsupported, so nothing launches. */
+    check_linear();
+    check_embedding();
+    check_dequantize();
 
     if (g_failures != 0) {
         fprintf(stderr, "abi_check: %d of %d checks failed\n", g_failures, g_checks);
