@@ -1,0 +1,748 @@
+// linear_check.cu: dsk_linear, dsk_embedding and dsk_dequantize_fp8 on a GPU against CPU references, plus an optional
+// timing of the decode shapes (--bench).
+//
+// dsk_linear: every weight scheme (f32, bf16, FP8 with 128 x 128 blocks on ragged shapes such as in 576 / out 96,
+// FP8 with 16 x 32 and 3 x 40 blocks, INT4 with groups of 32 (non-integer zero points) and 128), act F32 and BF16,
+// m in {1, 3, 16, 64, 257}, batch 1 and 3 (a stack of 3 matrices: HeadwiseLinear), transpose_w 0 and 1, padded
+// row strides, with and without bias, each epilogue (ADD also in place, residual = y), each path: SIMT, AUTO, and
+// MMA where the library accepts it. The reference is float64 over the exact dequantised weights (the bf16 values the
+// header documents) and the act-dtype inputs; y is poisoned (NaN bytes) beforehand, and every byte outside its
+// [batch, m, columns] window must be unchanged afterwards.
+// Error bound per case, ||y - ref|| / ||ref|| over the window:
+//   act F32:  2e-5  (fp32 sums in some order of up to ~600 products; typically ~1e-7)
+//   act BF16: 8e-3  (y rounded once to bf16: at most 2^-9 relative per element, ~2^-10 on average, plus the sums)
+// and no NaN where the reference is finite.
+//
+// dsk_embedding: dense F32 / BF16 and INT4 (g32, g128) tables into F32 / BF16 y, vector and scalar paths; outputs
+// bit-exact (the table value rounded once to y's dtype); an id out of range (-1 and rows) leaves its row of y as it
+// was and sets the error word to {error_site, i, id, rows}; a second bad id does not overwrite the first.
+//
+// dsk_dequantize_fp8: all 256 codes (NaN codes included) under scales that take the fast path and the exact fallback
+// (tiny, huge, zero, negative), block shapes 128x128, 16x32 and 3x6, vector and scalar paths: bit-exact (NaN = NaN).
+//
+// Exits 77 (ctest: skipped) when no CUDA device is present.
+//
+//   dsk_linear_check           run the checks
+//   dsk_linear_check --bench   also time M = 1 and 16 at K = 7168, N = 2048 per scheme (bf16 activations)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "deepseek_kernels.h"
+
+#define CUDA_OK(call)                                                                                        \
+    do {                                                                                                     \
+        const cudaError_t e_ = (call);                                                                       \
+        if (e_ != cudaSuccess) {                                                                             \
+            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
+            std::exit(2);                                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+namespace {
+
+// ---- host number formats ----
+uint16_t f32_to_bf16(float f) {  // round to nearest even, NaN kept quiet
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+float bf16_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+// e4m3fn: exact value of a code (0x7f / 0xff NaN).
+float fp8_value(uint8_t code) {
+    const int sign = code >> 7, e = (code >> 3) & 15, m = code & 7;
+    float v;
+    if (e == 15 && m == 7) return NAN;
+    if (e == 0) {
+        v = std::ldexp((float)m, -9);
+    } else {
+        v = std::ldexp(1.0f + (float)m / 8.0f, e - 7);
+    }
+    return sign ? -v : v;
+}
+
+uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+uint64_t next_u64() {  // xorshift64*
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545f4914f6cdd1dull;
+}
+float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+
+// A device buffer with its host mirror.
+struct DevBuf {
+    void* d = nullptr;
+    size_t bytes = 0;
+    explicit DevBuf(size_t n) : bytes(n) { CUDA_OK(cudaMalloc(&d, n < 16 ? 16 : n)); }
+    ~DevBuf() { cudaFree(d); }
+    DevBuf(const DevBuf&) = delete;
+    DevBuf& operator=(const DevBuf&) = delete;
+    void upload(const void* h) { CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)); }
+    void download(void* h) const { CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost)); }
+};
+
+int g_cases = 0;
+int g_failed = 0;
+
+// ---------------------------------------------------------------------------------------------------------
+// Weights: the stored bytes, scale and zero bytes, and the exact dequantised values as float.
+
+enum Scheme { kF32, kBF16, kFP8, kINT4 };
+
+struct WeightSpec {
+    const char* name;
+    Scheme scheme;
+    int block_rows, block_cols;  // FP8
+    int group;                   // INT4
+    bool integer_zeros;          // INT4: zero points integers 0..15 (fast path) or not
+};
+
+struct HostWeight {
+    WeightSpec spec;
+    int64_t rows = 0, cols = 0, count = 0;
+    std::vector<uint8_t> data, scale, zero;  // stored bytes
+    std::vector<float> value;                // [count, rows, cols] dequantised
+};
+
+HostWeight make_weight(const WeightSpec& spec, int64_t rows, int64_t cols, int64_t count) {
+    HostWeight w;
+    w.spec = spec;
+    w.rows = rows;
+    w.cols = cols;
+    w.count = count;
+    const int64_t n = count * rows * cols;
+    w.value.resize((size_t)n);
+    switch (spec.scheme) {
+        case kF32:
+            w.data.resize((size_t)n * 4);
+            for (int64_t e = 0; e < n; ++e) {
+                const float v = uniform(-1.0f, 1.0f);
+                std::memcpy(&w.data[(size_t)e * 4], &v, 4);
+                w.value[(size_t)e] = v;
+            }
+            break;
+        case kBF16:
+            w.data.resize((size_t)n * 2);
+            for (int64_t e = 0; e < n; ++e) {
+                const uint16_t h = f32_to_bf16(uniform(-1.0f, 1.0f));
+                std::memcpy(&w.data[(size_t)e * 2], &h, 2);
+                w.value[(size_t)e] = bf16_to_f32(h);
+            }
+            break;
+        case kFP8: {
+            const int64_t srows = (rows + spec.block_rows - 1) / spec.block_rows;
+            const int64_t scols = (cols + spec.block_cols - 1) / spec.block_cols;
+            std::vector<float> s((size_t)(count * srows * scols));
+            for (auto& v : s) v = uniform(0.25f, 2.0f) / 64.0f;  // not bf16 values: the product rounds
+            w.scale.resize(s.size() * 4);
+            std::memcpy(w.scale.data(), s.data(), w.scale.size());
+            w.data.resize((size_t)n);
+            for (int64_t m = 0; m < count; ++m) {
+                for (int64_t r = 0; r < rows; ++r) {
+                    for (int64_t c = 0; c < cols; ++c) {
+                        uint8_t code;
+                        do code = (uint8_t)(next_u64() >> 56); while ((code & 0x7f) == 0x7f);  // no NaN here
+                        const int64_t e = (m * rows + r) * cols + c;
+                        w.data[(size_t)e] = code;
+                        const float sc = s[(size_t)((m * srows + r / spec.block_rows) * scols + c / spec.block_cols)];
+                        w.value[(size_t)e] = round_bf16(fp8_value(code) * sc);
+                    }
+                }
+            }
+            break;
+        }
+        case kINT4: {
+            const int64_t groups = cols / spec.group;
+            const size_t ng = (size_t)(count * rows * groups);
+            std::vector<uint16_t> s(ng), z(ng);
+            for (size_t g = 0; g < ng; ++g) {
+                s[g] = f32_to_bf16(uniform(0.02f, 0.2f));
+                z[g] = f32_to_bf16(spec.integer_zeros ? (float)(next_u64() >> 60) : uniform(4.0f, 11.0f));
+            }
+            w.scale.resize(ng * 2);
+            w.zero.resize(ng * 2);
+            std::memcpy(w.scale.data(), s.data(), ng * 2);
+            std::memcpy(w.zero.data(), z.data(), ng * 2);
+            w.data.assign((size_t)n / 2, 0);
+            for (int64_t e = 0; e < n; ++e) {
+                const uint8_t q = (uint8_t)(next_u64() >> 60);
+                w.data[(size_t)e / 2] |= (uint8_t)(e % 2 == 0 ? q : q << 4);
+                const int64_t row = e / cols, c = e % cols;  // row over the whole stack
+                const size_t g = (size_t)(row * groups + c / spec.group);
+                w.value[(size_t)e] = round_bf16(((float)q - bf16_to_f32(z[g])) * bf16_to_f32(s[g]));
+            }
+            break;
+        }
+    }
+    return w;
+}
+
+// The device copy of a weight, and its dsk_weight.
+struct DevWeight {
+    DevBuf data, scale, zero;
+    dsk_weight w{};
+    explicit DevWeight(const HostWeight& h)
+        : data(h.data.size()), scale(h.scale.size()), zero(h.zero.size()) {
+        data.upload(h.data.data());
+        if (!h.scale.empty()) scale.upload(h.scale.data());
+        if (!h.zero.empty()) zero.upload(h.zero.data());
+        std::memset(&w, 0, sizeof w);
+        w.data = data.d;
+        w.rows = h.rows;
+        w.cols = h.cols;
+        w.count = h.count;
+        switch (h.spec.scheme) {
+            case kF32: w.scheme = DSK_WEIGHT_DENSE; w.dtype = DSK_DTYPE_F32; break;
+            case kBF16: w.scheme = DSK_WEIGHT_DENSE; w.dtype = DSK_DTYPE_BF16; break;
+            case kFP8:
+                w.scheme = DSK_WEIGHT_FP8_BLOCK;
+                w.dtype = DSK_DTYPE_FP8_E4M3;
+                w.scale = scale.d;
+                w.block_rows = h.spec.block_rows;
+                w.block_cols = h.spec.block_cols;
+                break;
+            case kINT4:
+                w.scheme = DSK_WEIGHT_INT4_GROUP;
+                w.dtype = DSK_DTYPE_INT4;
+                w.scale = scale.d;
+                w.zero = zero.d;
+                w.group_size = h.spec.group;
+                break;
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// dsk_linear
+
+size_t act_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
+
+// A host activation buffer in its dtype, read and written as float.
+struct ActBuf {
+    int32_t dt;
+    std::vector<uint8_t> bytes;
+    ActBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * act_bytes(dtype), 0xff) {}  // 0xff: NaN poison
+    float get(size_t i) const {
+        if (dt == DSK_DTYPE_F32) {
+            float f;
+            std::memcpy(&f, &bytes[i * 4], 4);
+            return f;
+        }
+        uint16_t h;
+        std::memcpy(&h, &bytes[i * 2], 2);
+        return bf16_to_f32(h);
+    }
+    void set(size_t i, float v) {
+        if (dt == DSK_DTYPE_F32) {
+            std::memcpy(&bytes[i * 4], &v, 4);
+        } else {
+            const uint16_t h = f32_to_bf16(v);
+            std::memcpy(&bytes[i * 2], &h, 2);
+        }
+    }
+};
+
+struct LinearCase {
+    const WeightSpec* spec;
+    int64_t in, out;
+    int32_t act;
+    int64_t m, batch;
+    int transpose;
+    int epilogue;
+    bool bias;
+    int64_t pad;       // extra elements per row of x, y, residual
+    bool in_place;     // ADD: residual = y
+    bool shared_w;     // batch > 1 with one matrix (w.count 1) instead of a stack of batch matrices
+};
+
+std::string describe(const LinearCase& c, const char* path) {
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "%s in %lld out %lld act %s m %lld batch %lld%s%s epi %s%s pad %lld%s path %s",
+                  c.spec->name, (long long)c.in, (long long)c.out, c.act == DSK_DTYPE_F32 ? "f32" : "bf16",
+                  (long long)c.m, (long long)c.batch, c.shared_w ? " (one matrix)" : "", c.transpose ? " transposed" : "",
+                  c.epilogue == DSK_EPILOGUE_NONE ? "none" : c.epilogue == DSK_EPILOGUE_SILU_MUL ? "silu_mul" : "add",
+                  c.bias ? " bias" : "", (long long)c.pad, c.in_place ? " in-place" : "", path);
+    return buf;
+}
+
+// Runs one configuration on every path and compares with the float64 reference.
+void run_linear_case(const LinearCase& c, cudaStream_t stream) {
+    const int64_t w_rows = c.transpose ? c.in : c.out, w_cols = c.transpose ? c.out : c.in;
+    const HostWeight hw = make_weight(*c.spec, w_rows, w_cols, c.shared_w ? 1 : c.batch);
+    const DevWeight dw(hw);
+
+    const bool silu = c.epilogue == DSK_EPILOGUE_SILU_MUL, add = c.epilogue == DSK_EPILOGUE_ADD;
+    const int64_t y_cols = silu ? c.out / 2 : c.out;
+    const int64_t x_row = c.in + c.pad, y_row = y_cols + c.pad, r_row = c.out + c.pad;
+    const int64_t x_batch = c.m * x_row + c.pad, y_batch = c.m * y_row + c.pad, r_batch = c.m * r_row + c.pad;
+    const size_t nx = (size_t)(c.batch * x_batch), ny = (size_t)(c.batch * y_batch), nr = (size_t)(c.batch * r_batch);
+
+    ActBuf x(c.act, nx), y0(c.act, ny), res(c.act, nr);
+    for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t i = 0; i < c.m; ++i)
+            for (int64_t k = 0; k < c.in; ++k) x.set((size_t)(b * x_batch + i * x_row + k), uniform(-1.0f, 1.0f));
+    std::vector<float> bias((size_t)c.out);
+    for (auto& v : bias) v = uniform(-0.5f, 0.5f);
+    if (add) {
+        ActBuf& r = c.in_place ? y0 : res;  // in place: the residual lives in y's window (y's strides)
+        const int64_t rr = c.in_place ? y_row : r_row, rb = c.in_place ? y_batch : r_batch;
+        for (int64_t b = 0; b < c.batch; ++b)
+            for (int64_t i = 0; i < c.m; ++i)
+                for (int64_t n = 0; n < c.out; ++n) r.set((size_t)(b * rb + i * rr + n), uniform(-1.0f, 1.0f));
+    }
+
+    // Reference (float64), [batch, m, y_cols].
+    std::vector<double> ref((size_t)(c.batch * c.m * y_cols));
+    std::vector<double> acc((size_t)c.out);
+    for (int64_t b = 0; b < c.batch; ++b) {
+        const float* wm = hw.value.data() + (size_t)((c.shared_w ? 0 : b) * w_rows * w_cols);
+        for (int64_t i = 0; i < c.m; ++i) {
+            for (int64_t n = 0; n < c.out; ++n) {
+                double s = 0.0;
+                for (int64_t k = 0; k < c.in; ++k) {
+                    const double wv = c.transpose ? wm[k * w_cols + n] : wm[n * w_cols + k];
+                    s += (double)x.get((size_t)(b * x_batch + i * x_row + k)) * wv;
+                }
+                acc[(size_t)n] = s + (c.bias ? (double)bias[(size_t)n] : 0.0);
+            }
+            for (int64_t j = 0; j < y_cols; ++j) {
+                double v = acc[(size_t)j];
+                if (silu) v = v / (1.0 + std::exp(-v)) * acc[(size_t)(c.out / 2 + j)];
+                if (add) {
+                    v += c.in_place ? y0.get((size_t)(b * y_batch + i * y_row + j))
+                                    : res.get((size_t)(b * r_batch + i * r_row + j));
+                }
+                ref[(size_t)((b * c.m + i) * y_cols + j)] = v;
+            }
+        }
+    }
+
+    DevBuf dx(x.bytes.size()), dy(y0.bytes.size()), dres(res.bytes.size()), dbias(bias.size() * 4);
+    dx.upload(x.bytes.data());
+    dres.upload(res.bytes.data());
+    dbias.upload(bias.data());
+
+    const int paths[3] = {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO, DSK_LINEAR_PATH_MMA};
+    const char* path_names[3] = {"SIMT", "AUTO", "MMA"};
+    for (int pi = 0; pi < 3; ++pi) {
+        dy.upload(y0.bytes.data());
+        CUDA_OK(cudaDeviceSynchronize());
+        dsk_linear_params p;
+        std::memset(&p, 0, sizeof p);
+        p.x = dx.d;
+        p.w = dw.w;
+        p.bias = c.bias ? static_cast<const float*>(dbias.d) : nullptr;
+        p.residual = add ? (c.in_place ? dy.d : dres.d) : nullptr;
+        p.y = dy.d;
+        p.m = c.m;
+        p.batch = c.batch;
+        p.x_row_stride = x_row;
+        p.x_batch_stride = x_batch;
+        p.y_row_stride = y_row;
+        p.y_batch_stride = y_batch;
+        p.residual_row_stride = c.in_place ? y_row : r_row;
+        p.residual_batch_stride = c.in_place ? y_batch : r_batch;
+        p.act_dtype = c.act;
+        p.transpose_w = c.transpose;
+        p.epilogue = c.epilogue;
+        p.path = paths[pi];
+        p.stream = stream;
+        const dsk_status st = dsk_linear(&p);
+        if (paths[pi] == DSK_LINEAR_PATH_MMA && st == DSK_ERROR_UNSUPPORTED) continue;  // not this family's request
+        ++g_cases;
+        const std::string name = describe(c, path_names[pi]);
+        if (st != DSK_SUCCESS) {
+            std::fprintf(stderr, "FAIL [%s]: status %d: %s\n", name.c_str(), (int)st, dsk_last_error_message());
+            ++g_failed;
+            continue;
+        }
+        CUDA_OK(cudaStreamSynchronize(stream));
+        ActBuf y(c.act, ny);
+        dy.download(y.bytes.data());
+
+        bool ok = true;
+        double err2 = 0.0, ref2 = 0.0;
+        int64_t nan_at = -1;
+        for (int64_t b = 0; b < c.batch; ++b)
+            for (int64_t i = 0; i < c.m; ++i)
+                for (int64_t j = 0; j < y_cols; ++j) {
+                    const double want = ref[(size_t)((b * c.m + i) * y_cols + j)];
+                    const double got = y.get((size_t)(b * y_batch + i * y_row + j));
+                    if (!std::isfinite(got) && nan_at < 0) nan_at = (b * c.m + i) * y_cols + j;
+                    err2 += (got - want) * (got - want);
+                    ref2 += want * want;
+                }
+        const double rel = std::sqrt(err2 / (ref2 > 0 ? ref2 : 1.0));
+        const double tol = c.act == DSK_DTYPE_F32 ? 2e-5 : 8e-3;
+        if (nan_at >= 0 || !(rel <= tol)) {
+            std::fprintf(stderr, "FAIL [%s]: ||y-ref||/||ref|| = %.3g (tol %.1g)%s\n", name.c_str(), rel, tol,
+                         nan_at >= 0 ? ", non-finite output" : "");
+            ok = false;
+        }
+        // Nothing outside the window changed.
+        const size_t esz = act_bytes(c.act);
+        for (size_t e = 0; e < ny && ok; ++e) {
+            const int64_t b = (int64_t)e / y_batch, rem = (int64_t)e % y_batch;
+            const bool in_window = rem < c.m * y_row && rem % y_row < y_cols;
+            (void)b;
+            if (!in_window && std::memcmp(&y.bytes[e * esz], &y0.bytes[e * esz], esz) != 0) {
+                std::fprintf(stderr, "FAIL [%s]: y element %zu outside the window was written\n", name.c_str(), e);
+                ok = false;
+            }
+        }
+        if (!ok) ++g_failed;
+    }
+}
+
+const WeightSpec kSpecs[] = {
+    {"f32", kF32, 0, 0, 0, false},
+    {"bf16", kBF16, 0, 0, 0, false},
+    {"fp8-128x128", kFP8, 128, 128, 0, false},
+    {"fp8-16x32", kFP8, 16, 32, 0, false},
+    {"fp8-3x40", kFP8, 3, 40, 0, false},  // blocks not whole 16-byte chunks: the tiled kernel
+    {"int4-g32", kINT4, 0, 0, 32, false},  // non-integer zero points: the exact fallback of the INT4 decoder
+    {"int4-g128", kINT4, 0, 0, 128, true},
+};
+
+void run_linear_checks(cudaStream_t stream) {
+    struct Shape {
+        int spec;
+        int64_t in, out;
+    };
+    // Per scheme a chunk-aligned shape (GEMV) and, where the scheme allows, a misaligned or ragged one (tiled).
+    // INT4 needs the stored cols (in, or out when transposed) to be multiples of the group.
+    const Shape shapes[] = {
+        {0, 256, 96}, {0, 102, 38}, {1, 256, 96}, {1, 100, 38}, {2, 576, 96}, {2, 136, 260},
+        {3, 96, 48},  {3, 200, 34}, {4, 120, 46}, {5, 96, 64},  {6, 256, 128},
+    };
+    const int64_t ms[] = {1, 3, 16, 64, 257};
+    const int32_t acts[] = {DSK_DTYPE_BF16, DSK_DTYPE_F32};
+    int variant = 0;
+    for (const Shape& s : shapes) {
+        for (int32_t act : acts) {
+            for (int64_t m : ms) {
+                for (int epi = 0; epi < 3; ++epi) {
+                    for (int transpose = 0; transpose < 2; ++transpose) {
+                        for (int64_t batch : {1, 3}) {
+                            ++variant;
+                            LinearCase c{&kSpecs[s.spec], s.in, s.out, act, m, batch, transpose, epi,
+                                         variant % 2 == 0, (variant / 2) % 3 == 0 ? 0 : 8, (variant / 3) % 2 == 0,
+                                         batch > 1 && (variant / 5) % 2 == 0};
+                            if (epi == DSK_EPILOGUE_SILU_MUL && c.out % 2 != 0) continue;
+                            if (m == 257 && batch == 3 && s.in * s.out > 40000) continue;  // keep the reference fast
+                            run_linear_case(c, stream);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dsk_embedding
+
+void run_embedding_case(const WeightSpec& spec, int64_t rows, int64_t cols, int32_t y_dt, int64_t y_offset,
+                        cudaStream_t stream) {
+    ++g_cases;
+    const HostWeight hw = make_weight(spec, rows, cols, 1);
+    const DevWeight dw(hw);
+    const int64_t n = 7, y_row = cols + 3;
+    std::vector<int32_t> ids = {3, 0, (int32_t)rows - 1, -1, 5, (int32_t)rows, 3};  // two bad ids: i = 3 and i = 5
+    ActBuf y0(y_dt, (size_t)(y_offset + n * y_row));
+    for (size_t e = 0; e < y0.bytes.size() / act_bytes(y_dt); ++e) y0.set(e, -7.0f);  // "left as it was" marker
+    DevBuf dids(ids.size() * 4), dy(y0.bytes.size()), dword(32);
+    dids.upload(ids.data());
+    dy.upload(y0.bytes.data());
+    CUDA_OK(cudaMemset(dword.d, 0, 32));
+    CUDA_OK(cudaDeviceSynchronize());
+
+    dsk_embedding_params p;
+    std::memset(&p, 0, sizeof p);
+    p.ids = static_cast<const int32_t*>(dids.d);
+    p.table = dw.w;
+    p.y = static_cast<uint8_t*>(dy.d) + y_offset * act_bytes(y_dt);
+    p.error_word = static_cast<int32_t*>(dword.d);
+    p.n = n;
+    p.y_row_stride = y_row;
+    p.y_dtype = y_dt;
+    p.error_site = 42;
+    p.stream = stream;
+    char name[160];
+    std::snprintf(name, sizeof name, "embedding %s rows %lld cols %lld y %s offset %lld", spec.name, (long long)rows,
+                  (long long)cols, y_dt == DSK_DTYPE_F32 ? "f32" : "bf16", (long long)y_offset);
+    const dsk_status st = dsk_embedding(&p);
+    if (st != DSK_SUCCESS) {
+        std::fprintf(stderr, "FAIL [%s]: status %d: %s\n", name, (int)st, dsk_last_error_message());
+        ++g_failed;
+        return;
+    }
+    CUDA_OK(cudaStreamSynchronize(stream));
+    ActBuf y(y_dt, y0.bytes.size() / act_bytes(y_dt));
+    dy.download(y.bytes.data());
+    int32_t word[8];
+    dword.download(word);
+
+    bool ok = true;
+    // The first bad id is either i = 3 (-1) or i = 5 (rows), whichever block got there first; both are bad.
+    const bool first_is_3 = word[1] == 3 && word[2] == -1, first_is_5 = word[1] == 5 && word[2] == (int32_t)rows;
+    if (word[0] != 42 || !(first_is_3 || first_is_5) || word[3] != (int32_t)rows) {
+        std::fprintf(stderr, "FAIL [%s]: error word {%d, %d, %d, %d}, want {42, 3 or 5, -1 or rows, %lld}\n", name,
+                     word[0], word[1], word[2], word[3], (long long)rows);
+        ok = false;
+    }
+    for (int64_t i = 0; i < n && ok; ++i) {
+        const int32_t id = ids[(size_t)i];
+        const bool bad = id < 0 || id >= rows;
+        for (int64_t c = 0; c < cols && ok; ++c) {
+            const size_t e = (size_t)(y_offset + i * y_row + c);
+            const float want = bad ? -7.0f : (y_dt == DSK_DTYPE_F32 ? hw.value[(size_t)(id * cols + c)]
+                                                                    : round_bf16(hw.value[(size_t)(id * cols + c)]));
+            const float got = y.get(e);
+            if (!(got == want)) {
+                std::fprintf(stderr, "FAIL [%s]: y[%lld, %lld] = %.9g, want %.9g%s\n", name, (long long)i, (long long)c,
+                             got, want, bad ? " (bad id: row must be left as it was)" : "");
+                ok = false;
+            }
+        }
+    }
+    // Padding untouched.
+    for (size_t e = 0; e < y.bytes.size() / act_bytes(y_dt) && ok; ++e) {
+        const int64_t rel = (int64_t)e - y_offset;
+        const bool in_view = rel >= 0 && rel % y_row < cols;
+        if (!in_view && y.get(e) != -7.0f) {
+            std::fprintf(stderr, "FAIL [%s]: y element %zu outside the rows was written\n", name, e);
+            ok = false;
+        }
+    }
+    if (!ok) ++g_failed;
+}
+
+void run_embedding_checks(cudaStream_t stream) {
+    const int32_t dts[2] = {DSK_DTYPE_BF16, DSK_DTYPE_F32};
+    for (int32_t dt : dts) {
+        for (int64_t off : {0, 1}) {  // offset 1: misaligned y, the scalar path
+            run_embedding_case(kSpecs[0], 9, 64, dt, off, stream);
+            run_embedding_case(kSpecs[0], 9, 37, dt, off, stream);
+            run_embedding_case(kSpecs[1], 9, 64, dt, off, stream);
+            run_embedding_case(kSpecs[1], 9, 37, dt, off, stream);
+            run_embedding_case(kSpecs[5], 9, 96, dt, off, stream);
+            run_embedding_case(kSpecs[6], 9, 256, dt, off, stream);
+            run_embedding_case(kSpecs[1], 9, 7168, dt, off, stream);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dsk_dequantize_fp8
+
+void run_dequantize_case(int64_t rows, int64_t cols, int64_t count, int block_rows, int block_cols, cudaStream_t stream) {
+    ++g_cases;
+    const int64_t srows = (rows + block_rows - 1) / block_rows, scols = (cols + block_cols - 1) / block_cols;
+    const int64_t n = count * rows * cols;
+    std::vector<uint8_t> codes((size_t)n);
+    for (int64_t e = 0; e < n; ++e) codes[(size_t)e] = (uint8_t)(e * 37 + e / 256);  // every code, shuffled
+    std::vector<float> scale((size_t)(count * srows * scols));
+    const float special[] = {1.0f, 0.0f, -0.75f, 1e-40f, 3e-39f, 1.5e-30f, 300.0f, 3e36f, 1e38f, 0.0078125f};
+    for (size_t s = 0; s < scale.size(); ++s) {
+        scale[s] = s < sizeof special / sizeof special[0] ? special[s] : uniform(1e-4f, 1e-2f);
+    }
+    DevBuf dcodes(codes.size()), dscale(scale.size() * 4), dy((size_t)n * 4);
+    dcodes.upload(codes.data());
+    dscale.upload(scale.data());
+    CUDA_OK(cudaMemset(dy.d, 0xff, dy.bytes));
+    CUDA_OK(cudaDeviceSynchronize());
+
+    dsk_dequantize_fp8_params p;
+    std::memset(&p, 0, sizeof p);
+    p.w.data = dcodes.d;
+    p.w.scale = dscale.d;
+    p.w.rows = rows;
+    p.w.cols = cols;
+    p.w.count = count;
+    p.w.scheme = DSK_WEIGHT_FP8_BLOCK;
+    p.w.dtype = DSK_DTYPE_FP8_E4M3;
+    p.w.block_rows = block_rows;
+    p.w.block_cols = block_cols;
+    p.y = static_cast<float*>(dy.d);
+    p.stream = stream;
+    char name[128];
+    std::snprintf(name, sizeof name, "dequantize_fp8 %lldx%lld x%lld blocks %dx%d", (long long)rows, (long long)cols,
+                  (long long)count, block_rows, block_cols);
+    const dsk_status st = dsk_dequantize_fp8(&p);
+    if (st != DSK_SUCCESS) {
+        std::fprintf(stderr, "FAIL [%s]: status %d: %s\n", name, (int)st, dsk_last_error_message());
+        ++g_failed;
+        return;
+    }
+    CUDA_OK(cudaStreamSynchronize(stream));
+    std::vector<float> y((size_t)n);
+    dy.download(y.data());
+    for (int64_t e = 0; e < n; ++e) {
+        const int64_t m = e / (rows * cols), r = e / cols % rows, c = e % cols;
+        const float s = scale[(size_t)((m * srows + r / block_rows) * scols + c / block_cols)];
+        const float want = round_bf16(fp8_value(codes[(size_t)e]) * s);
+        const float got = y[(size_t)e];
+        uint32_t gb, wb;
+        std::memcpy(&gb, &got, 4);
+        std::memcpy(&wb, &want, 4);
+        if (!(gb == wb || (std::isnan(got) && std::isnan(want)))) {
+            std::fprintf(stderr, "FAIL [%s]: element %lld (code 0x%02x, scale %g) = %.9g (0x%08x), want %.9g (0x%08x)\n",
+                         name, (long long)e, codes[(size_t)e], (double)s, got, gb, want, wb);
+            ++g_failed;
+            return;
+        }
+    }
+}
+
+void run_dequantize_checks(cudaStream_t stream) {
+    run_dequantize_case(40, 300, 2, 128, 128, stream);  // vector path
+    run_dequantize_case(40, 301, 2, 128, 128, stream);  // scalar path
+    run_dequantize_case(64, 256, 1, 16, 32, stream);
+    run_dequantize_case(17, 30, 3, 3, 6, stream);       // blocks not multiples of 4: scalar path
+    run_dequantize_case(5, 1024, 1, 1, 4, stream);      // a scale per 4 codes: every special scale on the vector path
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Benchmark: M = 1 and 16 at K = 7168, N = 2048, bf16 activations, each scheme; weights rotated through > 128 MiB
+// so every launch streams from HBM. GB/s counts the weight bytes (data + scales + zeros) per launch.
+
+template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
+    cudaEvent_t start, stop;
+    CUDA_OK(cudaEventCreate(&start));
+    CUDA_OK(cudaEventCreate(&stop));
+    for (int i = 0; i < 5; ++i) fn(i);
+    std::vector<float> ms((size_t)iters);
+    for (int i = 0; i < iters; ++i) {
+        CUDA_OK(cudaEventRecord(start, stream));
+        fn(5 + i);  // the rotation continues after the warm-up
+        CUDA_OK(cudaEventRecord(stop, stream));
+        CUDA_OK(cudaEventSynchronize(stop));
+        CUDA_OK(cudaEventElapsedTime(&ms[(size_t)i], start, stop));
+    }
+    CUDA_OK(cudaEventDestroy(start));
+    CUDA_OK(cudaEventDestroy(stop));
+    std::sort(ms.begin(), ms.end());
+    return 1000.0 * ms[ms.size() / 2];
+}
+
+void run_bench(cudaStream_t stream) {
+    cudaDeviceProp prop;
+    CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+    const int64_t K = 7168, N = 2048;
+    const size_t pool = (size_t)256 << 20;  // rotate through 256 MiB of weights
+    void* big;
+    CUDA_OK(cudaMalloc(&big, pool));
+    CUDA_OK(cudaMemset(big, 0x3a, pool));  // FP8 0x3a = 1.25, bf16 0x3a3a ~ 7e-4, INT4 codes 10 and 3
+    void* copy_dst;
+    CUDA_OK(cudaMalloc(&copy_dst, pool));
+    const double copy_us = median_us([&](int) {
+        CUDA_OK(cudaMemcpyAsync(copy_dst, big, pool, cudaMemcpyDeviceToDevice, stream));
+    }, stream, 20);
+    const double copy_gbs = 2.0 * (double)pool / copy_us * 1e-3;  // bytes read + written
+    std::printf("bench on %s: K %lld N %lld, bf16 x and y; copy %.0f GB/s (read + write)\n", prop.name, (long long)K,
+                (long long)N, copy_gbs);
+    std::printf("%-12s %4s %6s %10s %10s %8s\n", "scheme", "M", "path", "us", "GB/s", "x copy");
+
+    void *x, *y;
+    CUDA_OK(cudaMalloc(&x, (size_t)16 * K * 2));
+    CUDA_OK(cudaMalloc(&y, (size_t)16 * N * 2));
+    CUDA_OK(cudaMemset(x, 0x3c, (size_t)16 * K * 2));
+    for (int si : {1, 2, 6}) {  // bf16, fp8 128x128, int4 g128
+        const WeightSpec& spec = kSpecs[si];
+        dsk_weight w;
+        std::memset(&w, 0, sizeof w);
+        w.rows = N;
+        w.cols = K;
+        w.count = 1;
+        size_t data_bytes = 0, scale_bytes = 0, zero_bytes = 0;
+        switch (spec.scheme) {
+            case kBF16: w.scheme = DSK_WEIGHT_DENSE; w.dtype = DSK_DTYPE_BF16; data_bytes = (size_t)(N * K * 2); break;
+            case kFP8:
+                w.scheme = DSK_WEIGHT_FP8_BLOCK;
+                w.dtype = DSK_DTYPE_FP8_E4M3;
+                w.block_rows = w.block_cols = 128;
+                data_bytes = (size_t)(N * K);
+                scale_bytes = (size_t)((N / 128) * (K / 128) * 4);
+                break;
+            default:
+                w.scheme = DSK_WEIGHT_INT4_GROUP;
+                w.dtype = DSK_DTYPE_INT4;
+                w.group_size = 128;
+                data_bytes = (size_t)(N * K / 2);
+                scale_bytes = zero_bytes = (size_t)(N * (K / 128) * 2);
+                break;
+        }
+        const size_t per = (data_bytes + scale_bytes + zero_bytes + 255) / 256 * 256;
+        const int copies = (int)(pool / per);
+        for (int64_t M : {1, 16}) {
+            for (int path : {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO}) {
+                dsk_linear_params p;
+                std::memset(&p, 0, sizeof p);
+                p.x = x;
+                p.y = y;
+                p.m = M;
+                p.batch = 1;
+                p.x_row_stride = K;
+                p.y_row_stride = N;
+                p.act_dtype = DSK_DTYPE_BF16;
+                p.path = path;
+                p.stream = stream;
+                const double us = median_us([&](int i) {
+                    uint8_t* base = static_cast<uint8_t*>(big) + (size_t)(i % copies) * per;
+                    p.w = w;
+                    p.w.data = base;
+                    if (scale_bytes) p.w.scale = base + data_bytes;
+                    if (zero_bytes) p.w.zero = base + data_bytes + scale_bytes;
+                    if (dsk_linear(&p) != DSK_SUCCESS) {
+                        std::fprintf(stderr, "bench: %s\n", dsk_last_error_message());
+                        std::exit(2);
+                    }
+                }, stream, 100);
+                const double gbs = (double)(data_bytes + scale_bytes + zero_bytes) / us * 1e-3;
+                std::printf("%-12s %4lld %6s %10.2f %10.1f %8.2f\n", spec.name, (long long)M,
+                            path == DSK_LINEAR_PATH_SIMT ? "SIMT" : "AUTO", us, gbs, gbs / copy_gbs);
+            }
+        }
+    }
+    CUDA_OK(cudaFree(x));
+    CUDA_OK(cudaFree(y));
+    CUDA_OK(cudaFree(copy_dst));
+    CUDA_OK(cudaFree(big));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        std::printf("SKIP: no CUDA device\n");
+        return 77;
+    }
+    cudaStream_t stream;
+    CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    run_dequantize_checks(stream);
+    run_embedding_checks(stream);
+    run_linear_checks(stream);
+    std::printf("linear_check: %d of %d cases passed\n", g_cases - g_failed, g_cases);
+    if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) run_bench(stream);
+    CUDA_OK(cudaStreamDestroy(stream));
+    return g_failed == 0 ? 0 : 1;
+}
