@@ -49,24 +49,24 @@ __device__ __forceinline__ float dequant_fp8(uint32_t code, float scale) {
 }
 
 // Four FP8 codes (byte j of `word` = element j) -> f[0..3], each bf16(value * scale) widened to fp32.
-// Fast path: the code's sign, exponent and mantissa moved into an fp32's fields (bits 31 and 20..26) read as a
-// float that is exactly 2^-120 times the code's value (subnormal codes included: they become fp32 denormals), so
-// with s = scale * 2^120 (exact when finite) each product equals value * scale before its one rounding. Taken when
-// no code is NaN and s is finite; otherwise the scalar form (same results). Needs fp32 denormals (no -ftz=true).
+// Fast path: two codes at a time are moved into the top bytes of a bf16 pair (one byte permute), and one shift and
+// one mask put each code's sign, exponent and mantissa into bf16's fields: read as a number (widened to fp32) that is
+// exactly 2^-120 times the code's value, subnormal codes included (they become denormals). With s = scale * 2^120
+// (exact when finite) each product then equals value * scale before its one rounding. Taken when no code is NaN
+// and s is finite; otherwise the scalar form (same results). Needs fp32 denormals (no -ftz=true).
 __device__ __forceinline__ void dequant_fp8x4(uint32_t word, float scale, float (&f)[4]) {
     const float s = scale * 0x1p120f;
     const bool has_nan = __vcmpeq4(word & 0x7f7f7f7fu, 0x7f7f7f7fu) != 0u;
     if (!has_nan && fabsf(s) < INFINITY) {
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const uint32_t b = word >> (8 * j);
-            const float scaled = __uint_as_float(((b & 0x80u) << 24) | ((b & 0x7fu) << 20));
-            f[j] = scaled * s;
+        for (int h = 0; h < 2; ++h) {
+            const uint32_t top = __byte_perm(word, 0u, h == 0 ? 0x1404u : 0x3424u);  // codes 2h, 2h+1 in bytes 1, 3
+            const uint32_t bits = ((top >> 4) & 0x07f007f0u) | (top & 0x80008000u);  // bf16 pair, 2^-120 x value
+            float lo, hi;
+            widen_bf16x2(bits, lo, hi);
+            const __nv_bfloat162 r = __floats2bfloat162_rn(lo * s, hi * s);
+            widen_bf16x2(*reinterpret_cast<const uint32_t*>(&r), f[2 * h], f[2 * h + 1]);
         }
-        const __nv_bfloat162 lo = __floats2bfloat162_rn(f[0], f[1]);
-        const __nv_bfloat162 hi = __floats2bfloat162_rn(f[2], f[3]);
-        widen_bf16x2(*reinterpret_cast<const uint32_t*>(&lo), f[0], f[1]);
-        widen_bf16x2(*reinterpret_cast<const uint32_t*>(&hi), f[2], f[3]);
     } else {
 #pragma unroll
         for (int j = 0; j < 4; ++j) f[j] = dequant_fp8(word >> (8 * j), scale);
