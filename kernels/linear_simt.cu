@@ -152,8 +152,10 @@ __global__ void __launch_bounds__(128, 1) linear_gemv_kernel(const LinearArgs a)
     constexpr int kPiece = Tr::kPiece;
     constexpr int kPieces = kChunk / kPiece;
     constexpr int NF = EPI == DSK_EPILOGUE_SILU_MUL ? 2 : 1;  // weight rows per column
-    // Chunks in flight per lane: 4 at decode; fewer as the rows of x multiply the registers one piece needs.
-    constexpr int U = 32 / (kPiece * MT * NF) >= 4 ? 4 : 32 / (kPiece * MT * NF) >= 2 ? 2 : 1;
+    // Weight chunks in flight per lane (16 bytes each per weight row): at N = 2048 a GPU holds only ~16 warps per
+    // SM, so each lane must keep several loads in flight to cover the memory latency. Fewer with more rows of x:
+    // ptxas hoists the x loads of every unrolled chunk, and at MT = 8 the kernel is compute-bound anyway.
+    constexpr int U = MT * NF <= 2 ? 4 : MT * NF <= 4 ? 2 : 1;
     __shared__ float red[4][NF][MT];                           // [warp][feature][row] warp sums
 
     const int lane = threadIdx.x & 31;
