@@ -23,6 +23,7 @@
 // Exits 77 (ctest: skipped) when no CUDA device is present.
 //
 //   dsk_linear_check           run the checks
+//   dsk_linear_check --quick   fewer linear shapes (in 256, 576, 120) and m (1, 3, 64)
 //   dsk_linear_check --bench   also time M = 1 and 16 at K = 7168, N = 2048 per scheme (bf16 activations)
 #include <cuda_runtime.h>
 
@@ -100,6 +101,7 @@ struct DevBuf {
 
 int g_cases = 0;
 int g_failed = 0;
+bool g_quick = false;  // --quick: a few shapes and m only (e.g. under the host emulation, kernels/tests/emu)
 
 // ---------------------------------------------------------------------------------------------------------
 // Weights: the stored bytes, scale and zero bytes, and the exact dequantised values as float.
@@ -436,8 +438,10 @@ void run_linear_checks(cudaStream_t stream) {
     const int32_t acts[] = {DSK_DTYPE_BF16, DSK_DTYPE_F32};
     int variant = 0;
     for (const Shape& s : shapes) {
+        if (g_quick && s.in != 256 && s.in != 576 && s.in != 120) continue;  // bf16, f32 and int4 aligned, fp8 ragged
         for (int32_t act : acts) {
             for (int64_t m : ms) {
+                if (g_quick && (m == 16 || m == 257)) continue;
                 for (int epi = 0; epi < 3; ++epi) {
                     for (int transpose = 0; transpose < 2; ++transpose) {
                         for (int64_t batch : {1, 3}) {
@@ -736,13 +740,18 @@ int main(int argc, char** argv) {
         std::printf("SKIP: no CUDA device\n");
         return 77;
     }
+    bool bench = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--bench") == 0) bench = true;
+        if (std::strcmp(argv[i], "--quick") == 0) g_quick = true;
+    }
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     run_dequantize_checks(stream);
     run_embedding_checks(stream);
     run_linear_checks(stream);
     std::printf("linear_check: %d of %d cases passed\n", g_cases - g_failed, g_cases);
-    if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) run_bench(stream);
+    if (bench) run_bench(stream);
     CUDA_OK(cudaStreamDestroy(stream));
     return g_failed == 0 ? 0 : 1;
 }

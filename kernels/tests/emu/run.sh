@@ -1,0 +1,33 @@
+#!/bin/bash
+# run.sh: builds kernels/*.cu and kernels/tests/linear_check.cu with g++ against the host emulation in this folder
+# (cuda_runtime.h, cuda_bf16.h) and runs the check on the CPU: no GPU needed. Slow (every thread is a fiber):
+# `--quick` took about 6 minutes and the full check about 13 on a busy 2-core machine (2026-11-30).
+#
+#   kernels/tests/emu/run.sh [--quick]        EMU_ASAN=1 adds AddressSanitizer (out-of-bounds reads and writes)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+out=${EMU_BUILD_DIR:-$root/build/emu}
+mkdir -p "$out/src"
+# Kernel launches `kernel<<<grid, block, smem, stream>>>(args);` become `emu::launch(grid, block, smem, stream, [&] { kernel(args); });`
+for f in "$root"/kernels/*.cu "$root"/kernels/tests/linear_check.cu; do
+  python3 - "$f" "$out/src/$(basename "${f%.cu}").cpp" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\((.*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
+open(sys.argv[2], 'w').write(s)
+PY
+done
+flags="-std=c++17 -O1 -g -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
+env_run=""
+if [ "${EMU_ASAN:-0}" = 1 ]; then
+  flags="$flags -fsanitize=address -fno-omit-frame-pointer"
+  env_run="ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0"
+fi
+objs=()
+for src in "$out"/src/*.cpp; do
+  g++ $flags -c "$src" -o "${src%.cpp}.o" &
+  objs+=("${src%.cpp}.o")
+done
+wait
+g++ $flags -o "$out/linear_check_emu" "${objs[@]}"
+env $env_run "$out/linear_check_emu" "$@" 2> >(grep -v "ASan doesn't fully support makecontext" >&2)
