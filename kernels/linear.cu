@@ -1,10 +1,10 @@
 // linear.cu: the dsk_linear entry point: checks every field of the params, then dispatches to a kernel family
 // (linear_simt.cu: CUDA-core GEMV / skinny GEMM, any request; linear_mma.cu: bf16 tensor cores for prefill).
 //
-//   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k] (+ bias[n]);  y = round_act(epilogue(acc))
+//   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k] (+ bias[n]);  y = round_y(epilogue(acc))
 //
 // Checks, in order (the first failure is reported): pointers, sizes, the weight's fields, the epilogue and its
-// operands, strides, flags, overlaps; then dtypes (act_dtype F32 / BF16, a dense weight F32 / BF16), which return
+// operands, strides, flags, overlaps; then dtypes (x_dtype and y_dtype F32 / BF16, a dense weight F32 / BF16), which return
 // DSK_ERROR_UNSUPPORTED. Path AUTO: MMA from kLinearMmaMinRows rows per batch entry up when that family accepts the
 // request, SIMT otherwise; path SIMT or MMA forces the family (MMA: DSK_ERROR_UNSUPPORTED with its reason when it
 // cannot run the request).
@@ -68,14 +68,15 @@ dsk_status check_linear(const dsk_linear_params* p) {
         if (add) DSK_CHECK_MIN(kOp, p->residual_batch_stride, 0, "residual_batch_stride");
     }
 
-    // Overlaps (byte ranges from the strides). The element size is 4 or 2; an unsupported act_dtype is reported
+    // Overlaps (byte ranges from the strides). The element sizes are 4 or 2; an unsupported dtype is reported
     // below, so take 2 bytes for it here (the smallest range, never a false overlap).
-    const int64_t esz = p->act_dtype == DSK_DTYPE_F32 ? 4 : 2;
+    const int64_t x_esz = p->x_dtype == DSK_DTYPE_F32 ? 4 : 2;
+    const int64_t esz = p->y_dtype == DSK_DTYPE_F32 ? 4 : 2;  // y and residual
     const int64_t xb = p->batch > 1 ? p->x_batch_stride : 0;
     const int64_t yb = p->batch > 1 ? p->y_batch_stride : 0;
     const int64_t rb = p->batch > 1 ? p->residual_batch_stride : 0;
     const ByteRange y_range = view_bytes(p->y, p->batch, p->m, y_cols, yb, p->y_row_stride, esz);
-    DSK_CHECK_ARG(kOp, !overlaps(y_range, view_bytes(p->x, p->batch, p->m, in, xb, p->x_row_stride, esz)),
+    DSK_CHECK_ARG(kOp, !overlaps(y_range, view_bytes(p->x, p->batch, p->m, in, xb, p->x_row_stride, x_esz)),
                   "y must not overlap x");
     DSK_CHECK_ARG(kOp, !weight_overlaps(p->w, y_range), "y must not overlap the weight (w.data, w.scale, w.zero)");
     DSK_CHECK_ARG(kOp, p->bias == nullptr || !overlaps(y_range, bytes_of(p->bias, out * 4)), "y must not overlap bias");
@@ -90,9 +91,11 @@ dsk_status check_linear(const dsk_linear_params* p) {
     }
 
     // dtypes last.
-    if (p->act_dtype != DSK_DTYPE_F32 && p->act_dtype != DSK_DTYPE_BF16) {
-        DSK_UNSUPPORTED(kOp, "act_dtype %s (%d) is not supported (F32 or BF16)", dtype_name(p->act_dtype),
-                        (int)p->act_dtype);
+    if (p->x_dtype != DSK_DTYPE_F32 && p->x_dtype != DSK_DTYPE_BF16) {
+        DSK_UNSUPPORTED(kOp, "x_dtype %s (%d) is not supported (F32 or BF16)", dtype_name(p->x_dtype), (int)p->x_dtype);
+    }
+    if (p->y_dtype != DSK_DTYPE_F32 && p->y_dtype != DSK_DTYPE_BF16) {
+        DSK_UNSUPPORTED(kOp, "y_dtype %s (%d) is not supported (F32 or BF16)", dtype_name(p->y_dtype), (int)p->y_dtype);
     }
     return weight_dtype_supported(kOp, p->w, "w");
 }

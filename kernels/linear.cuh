@@ -16,12 +16,12 @@ inline int64_t linear_y_cols(const dsk_linear_params& p) {
     return p.epilogue == DSK_EPILOGUE_SILU_MUL ? linear_out(p) / 2 : linear_out(p);
 }
 
-// linear_simt.cu: runs every valid request (any act dtype, scheme, transpose, epilogue, stride). Returns
+// linear_simt.cu: runs every valid request (any x and y dtype, scheme, transpose, epilogue, stride). Returns
 // DSK_SUCCESS or DSK_ERROR_CUDA (launch error) with the message set under `op`.
 dsk_status linear_simt(const char* op, const dsk_linear_params& p);
 
 // linear_mma.cu: whether the tensor-core family runs this request on the current device; when not, `why`
-// (if non-NULL) gets a short reason ("act_dtype is F32", "needs sm_80+ (device is sm_75)", ...).
+// (if non-NULL) gets a short reason ("x_dtype is not BF16", "needs sm_80+ (device is sm_75)", ...).
 bool linear_mma_supports(const dsk_linear_params& p, const char** why);
 
 // linear_mma.cu: runs a request linear_mma_supports accepted.

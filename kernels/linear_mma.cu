@@ -3,7 +3,7 @@
 //
 // Math, per batch entry b (w matrix b' = b when w.count == batch, else 0), row i < m, feature n < out:
 //   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k]   (+ bias[n])     fp32 accumulation, order unspecified
-//   y = epilogue(acc) rounded once to bf16 (NONE; SILU_MUL: silu(acc[:, j]) * acc[:, half + j]; ADD: acc + residual)
+//   y = epilogue(acc) rounded once to y_dtype, bf16 or f32 (NONE; SILU_MUL: silu(acc[:, j]) * acc[:, half + j]; ADD: acc + residual)
 // w[b', n, k] is the weight's exact dequantised value (deepseek_kernels.h, dsk_weight): a bf16 for every scheme
 // (FP8: bf16(fp8 * scale) with the fp32 product; INT4: bf16((q - zero) * scale) in fp32), so the tensor-core
 // products x * w are exact and the result differs from the reference only by the order of the fp32 sums.
@@ -54,8 +54,8 @@ struct MmaArgs {
     const __nv_bfloat16* i4_scale;  // INT4: [count, out, in / group]
     const __nv_bfloat16* i4_zero;
     const float* bias;       // [out] or NULL
-    const __nv_bfloat16* residual;  // ADD: [batch, m, out]
-    __nv_bfloat16* y;        // [batch, m, y_cols]
+    const void* residual;    // ADD: [batch, m, out], y's type
+    void* y;                 // [batch, m, y_cols], bf16 or (y_f32) f32
     int64_t x_row_stride, x_batch_stride;
     int64_t y_row_stride, y_batch_stride;
     int64_t res_row_stride, res_batch_stride;
@@ -65,10 +65,16 @@ struct MmaArgs {
     int64_t m;
     int in, out, half;  // half = out / 2 (SILU_MUL)
     int epilogue;
-    bool y_pairs;            // y, its strides allow 4-byte stores of two bf16
+    bool y_f32;              // y (and residual) are f32 (a bf16 layer writing f32, e.g. logits), else bf16
+    bool y_pairs;            // y, its strides allow stores of two elements at once (4 bytes bf16, 8 bytes f32)
     int br, bc, scale_cols;  // FP8 block rows / cols, scale columns (ceil(in / bc))
     int group, groups;       // INT4 group size, groups per row (in / group)
 };
+
+// Element `at` of y's type (bf16, or f32 when y_f32) at `base`, as fp32 (the ADD epilogue's residual, which may be y).
+__device__ __forceinline__ float load_out(const void* base, bool y_f32, int64_t at) {
+    return y_f32 ? static_cast<const float*>(base)[at] : __bfloat162float(static_cast<const __nv_bfloat16*>(base)[at]);
+}
 
 // The weight row (feature) that tile column t of feature tile `tile_n` holds, or -1 when outside the matrix.
 // NONE / ADD: features tile_n * 128 + t. SILU_MUL: the tile covers y columns j of [tile_n * 64, tile_n * 64 + 64);
@@ -269,8 +275,9 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
 
     // Epilogue. Accumulator e of mma tile (mi, ni): row warp_m * 64 + mi * 16 + (lane >> 2) + 8 * (e >> 1),
     // tile column warp_n * 32 + ni * 8 + 2 * (lane & 3) + (e & 1).
-    __nv_bfloat16* y = a.y + (int64_t)b * a.y_batch_stride;
-    const __nv_bfloat16* res = a.residual != nullptr ? a.residual + (int64_t)b * a.res_batch_stride : nullptr;
+    // y and residual: element offsets from their bases; the element type is bf16 or, with y_f32, f32.
+    const int64_t y_base = (int64_t)b * a.y_batch_stride;
+    const int64_t res_base = (int64_t)b * a.res_batch_stride;
     const int64_t y_cols = a.epilogue == DSK_EPILOGUE_SILU_MUL ? a.half : a.out;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
@@ -278,7 +285,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
         for (int h = 0; h < 2; ++h) {
             const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
             if (row >= a.m) continue;
-            __nv_bfloat16* y_row = y + row * a.y_row_stride;
+            const int64_t y_row = y_base + row * a.y_row_stride;
 #pragma unroll
             for (int ni = 0; ni < 4; ++ni) {
                 const int t = warp_n * 32 + ni * 8 + 2 * (lane & 3);
@@ -306,17 +313,28 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
                         if (a.bias != nullptr && col + e < a.out) v[e] += __ldg(a.bias + col + e);
                     }
                     if (a.epilogue == DSK_EPILOGUE_ADD) {
-                        const __nv_bfloat16* r_row = res + row * a.res_row_stride;
-                        if (col < a.out) v[0] += __bfloat162float(r_row[col]);
-                        if (col + 1 < a.out) v[1] += __bfloat162float(r_row[col + 1]);
+                        const int64_t r_row = res_base + row * a.res_row_stride;
+                        if (col < a.out) v[0] += load_out(a.residual, a.y_f32, r_row + col);
+                        if (col + 1 < a.out) v[1] += load_out(a.residual, a.y_f32, r_row + col + 1);
                     }
                 }
                 if (col < 0 || col >= y_cols) continue;
-                if (col + 1 < y_cols && a.y_pairs) {
-                    *reinterpret_cast<uint32_t*>(y_row + col) = float_to_bf16x2(v[0], v[1]);
+                if (a.y_f32) {
+                    float* y32 = static_cast<float*>(a.y) + y_row + col;
+                    if (col + 1 < y_cols && a.y_pairs) {
+                        *reinterpret_cast<float2*>(y32) = make_float2(v[0], v[1]);
+                    } else {
+                        y32[0] = v[0];
+                        if (col + 1 < y_cols) y32[1] = v[1];
+                    }
                 } else {
-                    y_row[col] = __float2bfloat16_rn(v[0]);
-                    if (col + 1 < y_cols) y_row[col + 1] = __float2bfloat16_rn(v[1]);
+                    __nv_bfloat16* y16 = static_cast<__nv_bfloat16*>(a.y) + y_row + col;
+                    if (col + 1 < y_cols && a.y_pairs) {
+                        *reinterpret_cast<uint32_t*>(y16) = float_to_bf16x2(v[0], v[1]);
+                    } else {
+                        y16[0] = __float2bfloat16_rn(v[0]);
+                        if (col + 1 < y_cols) y16[1] = __float2bfloat16_rn(v[1]);
+                    }
                 }
             }
         }
@@ -331,8 +349,8 @@ bool linear_mma_supports(const dsk_linear_params& p, const char** why) {
     const int64_t out = linear_out(p);
     const dsk_weight& w = p.w;
     int device = 0, major = 0, optin = 0;
-    if (p.act_dtype != DSK_DTYPE_BF16) {
-        reason = "act_dtype is not BF16";
+    if (p.x_dtype != DSK_DTYPE_BF16) {
+        reason = "x_dtype is not BF16";
     } else if (p.transpose_w) {
         reason = "transpose_w is set";
     } else if (!((w.scheme == DSK_WEIGHT_DENSE && w.dtype == DSK_DTYPE_BF16) || w.scheme == DSK_WEIGHT_FP8_BLOCK ||
@@ -389,8 +407,9 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
     a.x = static_cast<const __nv_bfloat16*>(p.x);
     a.w = static_cast<const uint8_t*>(w.data);
     a.bias = p.bias;
-    a.residual = p.epilogue == DSK_EPILOGUE_ADD ? static_cast<const __nv_bfloat16*>(p.residual) : nullptr;
-    a.y = static_cast<__nv_bfloat16*>(p.y);
+    a.residual = p.epilogue == DSK_EPILOGUE_ADD ? p.residual : nullptr;
+    a.y = p.y;
+    a.y_f32 = p.y_dtype == DSK_DTYPE_F32;
     a.x_row_stride = p.x_row_stride;
     a.x_batch_stride = p.x_batch_stride;
     a.y_row_stride = p.y_row_stride;
@@ -402,7 +421,7 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
     a.out = (int)w.rows;
     a.half = a.out / 2;
     a.epilogue = p.epilogue;
-    a.y_pairs = (reinterpret_cast<uintptr_t>(p.y) & 3u) == 0 && p.y_row_stride % 2 == 0 &&
+    a.y_pairs = (reinterpret_cast<uintptr_t>(p.y) & (a.y_f32 ? 7u : 3u)) == 0 && p.y_row_stride % 2 == 0 &&
                 (p.batch == 1 || p.y_batch_stride % 2 == 0);
     const bool per_entry = w.count == p.batch && p.batch > 1;
     int scheme = kDenseBf16;

@@ -1,6 +1,6 @@
 // linear_simt.cu: dsk_linear on CUDA cores, for every request the entry point accepts (linear_simt in linear.cuh).
 //
-//   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k] (+ bias[n]);  y = round_act(epilogue(acc))
+//   acc[b, i, n] = sum_k x[b, i, k] * w[b', n, k] (+ bias[n]);  y = round_y(epilogue(acc))
 //
 // The weight element w[b', n, k] is dequantised to exactly the value deepseek_kernels.h documents (weight_decode.cuh:
 // a bf16 for FP8 and INT4), widened to fp32; products and sums are fp32; y is rounded once. Results differ from a
@@ -40,9 +40,9 @@ template <int WK> struct WeightTraits {
 
 // The request as the kernels see it (elements and element strides; the weight's stored matrix is [w_rows, w_cols]).
 struct LinearArgs {
-    const void* x;          // [batch, m, in] act
-    void* y;                // [batch, m, y_cols] act
-    const void* residual;   // [batch, m, out] act (ADD)
+    const void* x;          // [batch, m, in], x_dtype (the kernels' T)
+    void* y;                // [batch, m, y_cols], f32 when y_f32 else bf16
+    const void* residual;   // [batch, m, out], y's type (ADD)
     const float* bias;      // [out] or NULL
     const void* w;          // stored [count, w_rows, w_cols]
     const void* w_scale;    // FP8: f32 [count, ceil(w_rows / block_rows), s_cols]; INT4: bf16 [count, w_rows, s_cols]
@@ -58,6 +58,7 @@ struct LinearArgs {
     int32_t col_shift;      // log2(block_cols) (FP8) or log2(group) (INT4) when a power of two, else -1
     int32_t split;          // gemv: warps per output feature (1, 2, 4)
     int32_t x_vec;          // gemv: x rows allow 16-byte loads of each piece
+    int32_t y_f32;          // y and residual are f32 (else bf16): a runtime choice, uniform over the grid
 };
 
 // v / d for 0 <= v < 2^31 (the host refuses larger shapes), by a shift when d is a power of two (shift >= 0).
@@ -126,14 +127,21 @@ template <typename T, int N> __device__ __forceinline__ void load_x(const T* p, 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // y[b, i, j] from the column's fp32 sums (bias included): tot[0] = acc[n], tot[1] = acc[half + j] with SILU_MUL.
+// y (and residual) are f32 or bf16 whatever x is (T): a uniform runtime branch, one rounding.
 template <typename T, int EPI>
 __device__ __forceinline__ void store_y(const LinearArgs& a, int64_t b, int64_t i, int64_t j, const float* tot) {
     float v = tot[0];
     if constexpr (EPI == DSK_EPILOGUE_SILU_MUL) v = silu(tot[0]) * tot[1];
     if constexpr (EPI == DSK_EPILOGUE_ADD) {
-        v += to_float(static_cast<const T*>(a.residual)[b * a.r_batch + i * a.r_row + j]);  // may be y: plain load
+        const int64_t r = b * a.r_batch + i * a.r_row + j;  // residual may be y: plain loads
+        v += a.y_f32 ? static_cast<const float*>(a.residual)[r] : to_float(static_cast<const __nv_bfloat16*>(a.residual)[r]);
     }
-    static_cast<T*>(a.y)[b * a.y_batch + i * a.y_row + j] = from_float<T>(v);
+    const int64_t at = b * a.y_batch + i * a.y_row + j;
+    if (a.y_f32) {
+        static_cast<float*>(a.y)[at] = v;
+    } else {
+        static_cast<__nv_bfloat16*>(a.y)[at] = from_float<__nv_bfloat16>(v);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -521,7 +529,7 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
     // for FP8 scale blocks of whole chunks (INT4 groups always are: multiples of 32 codes).
     const bool gemv = p.transpose_w == 0 && p.m <= 64 && is_aligned_16(w.data) && (w.cols * bits) % 128 == 0 &&
                       (wk != kWFP8 || w.block_cols % 16 == 0);
-    const int64_t esz = p.act_dtype == DSK_DTYPE_F32 ? 4 : 2;
+    const int64_t esz = p.x_dtype == DSK_DTYPE_F32 ? 4 : 2;
     a.x_vec = is_aligned_16(p.x) && (p.m == 1 || (p.x_row_stride * esz) % 16 == 0) &&
               (p.batch == 1 || (p.x_batch_stride * esz) % 16 == 0);
     a.split = 1;
@@ -532,7 +540,8 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
         if (sms == 0) return DSK_ERROR_CUDA;
     }
     const cudaStream_t st = static_cast<cudaStream_t>(p.stream);
-    if (p.act_dtype == DSK_DTYPE_F32) {
+    a.y_f32 = p.y_dtype == DSK_DTYPE_F32;
+    if (p.x_dtype == DSK_DTYPE_F32) {
         launch_weight<float>(a, wk, p.epilogue, gemv, p.transpose_w != 0, sms, st);
     } else {
         launch_weight<__nv_bfloat16>(a, wk, p.epilogue, gemv, p.transpose_w != 0, sms, st);

@@ -44,8 +44,8 @@ class DskLinearParams(ctypes.Structure):
                 ("x_row_stride", ctypes.c_int64), ("x_batch_stride", ctypes.c_int64),
                 ("y_row_stride", ctypes.c_int64), ("y_batch_stride", ctypes.c_int64),
                 ("residual_row_stride", ctypes.c_int64), ("residual_batch_stride", ctypes.c_int64),
-                ("act_dtype", ctypes.c_int32), ("transpose_w", ctypes.c_int32), ("epilogue", ctypes.c_int32),
-                ("path", ctypes.c_int32), ("stream", ctypes.c_void_p)]
+                ("x_dtype", ctypes.c_int32), ("transpose_w", ctypes.c_int32), ("epilogue", ctypes.c_int32),
+                ("path", ctypes.c_int32), ("y_dtype", ctypes.c_int32), ("reserved", ctypes.c_int32), ("stream", ctypes.c_void_p)]
 
 
 class DskQuantizeFp8ActParams(ctypes.Structure):
@@ -178,7 +178,7 @@ def main():
             def dsk_linear(weight, xt, yt):
                 p = DskLinearParams(x=xt.data_ptr(), w=weight, bias=None, residual=None, y=yt.data_ptr(), m=m, batch=1,
                                     x_row_stride=k, x_batch_stride=m * k, y_row_stride=n, y_batch_stride=m * n,
-                                    residual_row_stride=0, residual_batch_stride=0, act_dtype=DSK_DTYPE_BF16,
+                                    residual_row_stride=0, residual_batch_stride=0, x_dtype=DSK_DTYPE_BF16, y_dtype=DSK_DTYPE_BF16,
                                     transpose_w=0, epilogue=0, path=0, stream=stream)
                 call(lib.dsk_linear, "dsk_linear", p)
 

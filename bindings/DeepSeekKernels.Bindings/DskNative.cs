@@ -102,10 +102,12 @@ public struct DskLinearParams
     public long YBatchStride;
     public long ResidualRowStride;
     public long ResidualBatchStride;
-    public int ActDType;
+    public int XDType;
     public int TransposeW;
     public int Epilogue;
     public int Path;
+    public int YDType;
+    public int Reserved;
     public IntPtr Stream;
 }
 

@@ -139,7 +139,7 @@ typedef enum dsk_linear_path {
     DSK_LINEAR_PATH_MMA = 2,  /* tensor cores (mma.sync bf16, fp32 accumulation): bf16 activations, prefill */
 } dsk_linear_path;
 
-/* What dsk_linear does with each fp32 dot product acc[b, i, n] (after the bias) before the one rounding to act_dtype. */
+/* What dsk_linear does with each fp32 dot product acc[b, i, n] (after the bias) before the one rounding to y_dtype. */
 typedef enum dsk_linear_epilogue {
     DSK_EPILOGUE_NONE = 0,      /* y[b, i, n] = acc[b, i, n]                                            n < out */
     DSK_EPILOGUE_SILU_MUL = 1,  /* y[b, i, j] = silu(acc[b, i, j]) * acc[b, i, half + j], half = out / 2, j < half:
@@ -152,19 +152,19 @@ typedef enum dsk_linear_epilogue {
  * for b < batch, i < m, n < out, with b' = b when w.count == batch (HeadwiseLinear: one matrix per head), else
  * b' = 0 (w.count must then be 1). With transpose_w, w[b', n, k] reads the stored element [b', k, n] instead
  * (in = w.rows, out = w.cols; MLA's W_UK^T); otherwise in = w.cols, out = w.rows.
- * The dot products accumulate in fp32 in an unspecified order; y is rounded once to act_dtype after the epilogue.
- * x, y (and residual) share act_dtype, F32 or BF16; bias is F32 [out] or NULL.
+ * The dot products accumulate in fp32 in an unspecified order; y is rounded once to y_dtype after the epilogue.
+ * x is x_dtype, y and residual y_dtype, each F32 or BF16 (a bf16 layer may write f32 logits); bias is F32 [out] or NULL.
  * Strides are in elements: x [batch, m, in] (x_batch_stride, x_row_stride, then 1), y and residual likewise.
  * m >= 1, batch >= 1, every row stride >= its row's width; y must not overlap x, w, bias (residual may be y exactly).
- * SIMT takes every request; MMA needs act_dtype BF16, a BF16/FP8_BLOCK/INT4_GROUP weight, transpose_w 0, in a multiple
+ * SIMT takes every request; MMA needs x_dtype BF16, a BF16/FP8_BLOCK/INT4_GROUP weight, transpose_w 0, in a multiple
  * of 8 (16 for FP8), x and w 16-byte aligned with row strides that keep every row so (y: any alignment), and an sm_80+ GPU.
  */
 typedef struct dsk_linear_params {
-    const void* x;           /* [batch, m, in], act_dtype */
+    const void* x;           /* [batch, m, in], x_dtype */
     dsk_weight w;            /* count 1 or batch */
     const float* bias;       /* [out] f32, or NULL */
-    const void* residual;    /* [batch, m, out], act_dtype, for DSK_EPILOGUE_ADD; else NULL */
-    void* y;                 /* [batch, m, out] (out / 2 with SILU_MUL), act_dtype */
+    const void* residual;    /* [batch, m, out], y_dtype, for DSK_EPILOGUE_ADD; else NULL */
+    void* y;                 /* [batch, m, out] (out / 2 with SILU_MUL), y_dtype */
     int64_t m;               /* rows (tokens) per batch entry */
     int64_t batch;           /* batch entries (heads); 1 for a plain linear layer */
     int64_t x_row_stride;
@@ -173,10 +173,12 @@ typedef struct dsk_linear_params {
     int64_t y_batch_stride;
     int64_t residual_row_stride;
     int64_t residual_batch_stride;
-    int32_t act_dtype;       /* F32 or BF16 */
+    int32_t x_dtype;         /* F32 or BF16 */
     int32_t transpose_w;     /* 0 or 1 */
     int32_t epilogue;        /* dsk_linear_epilogue */
     int32_t path;            /* dsk_linear_path */
+    int32_t y_dtype;         /* F32 or BF16: y and residual */
+    int32_t reserved;        /* 0 */
     void* stream;
 } dsk_linear_params;
 

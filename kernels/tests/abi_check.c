@@ -61,12 +61,14 @@ _Static_assert(offsetof(dsk_linear_params, y_row_stride) == 136, "linear.y_row_s
 _Static_assert(offsetof(dsk_linear_params, y_batch_stride) == 144, "linear.y_batch_stride");
 _Static_assert(offsetof(dsk_linear_params, residual_row_stride) == 152, "linear.residual_row_stride");
 _Static_assert(offsetof(dsk_linear_params, residual_batch_stride) == 160, "linear.residual_batch_stride");
-_Static_assert(offsetof(dsk_linear_params, act_dtype) == 168, "linear.act_dtype");
+_Static_assert(offsetof(dsk_linear_params, x_dtype) == 168, "linear.x_dtype");
 _Static_assert(offsetof(dsk_linear_params, transpose_w) == 172, "linear.transpose_w");
 _Static_assert(offsetof(dsk_linear_params, epilogue) == 176, "linear.epilogue");
 _Static_assert(offsetof(dsk_linear_params, path) == 180, "linear.path");
-_Static_assert(offsetof(dsk_linear_params, stream) == 184, "linear.stream");
-_Static_assert(sizeof(dsk_linear_params) == 192, "sizeof(dsk_linear_params)");
+_Static_assert(offsetof(dsk_linear_params, y_dtype) == 184, "linear.y_dtype");
+_Static_assert(offsetof(dsk_linear_params, reserved) == 188, "linear.reserved");
+_Static_assert(offsetof(dsk_linear_params, stream) == 192, "linear.stream");
+_Static_assert(sizeof(dsk_linear_params) == 200, "sizeof(dsk_linear_params)");
 
 _Static_assert(offsetof(dsk_embedding_params, ids) == 0, "embedding.ids");
 _Static_assert(offsetof(dsk_embedding_params, table) == 8, "embedding.table");
@@ -245,7 +247,8 @@ static dsk_linear_params linear_params(void) {
     p.x_row_stride = 32;
     p.y_row_stride = 16;
     p.residual_row_stride = 16;
-    p.act_dtype = DSK_DTYPE_BF16;
+    p.x_dtype = DSK_DTYPE_BF16;
+    p.y_dtype = DSK_DTYPE_BF16;
     p.path = DSK_LINEAR_PATH_SIMT;
     return p;
 }
@@ -365,16 +368,18 @@ static void check_linear(void) {
     expect_linear("residual = y, other stride", &p, INV, "residual equal to y must have y's strides");
 
     /* dtypes, after every argument. */
-    p = linear_params(); p.act_dtype = DSK_DTYPE_F16;
-    expect_linear("act F16", &p, DSK_ERROR_UNSUPPORTED, "act_dtype F16 (2) is not supported (F32 or BF16)");
-    p = linear_params(); p.act_dtype = 42;
-    expect_linear("act 42", &p, DSK_ERROR_UNSUPPORTED, "act_dtype unknown (42) is not supported");
+    p = linear_params(); p.x_dtype = DSK_DTYPE_F16;
+    expect_linear("x F16", &p, DSK_ERROR_UNSUPPORTED, "x_dtype F16 (2) is not supported (F32 or BF16)");
+    p = linear_params(); p.x_dtype = 42;
+    expect_linear("x 42", &p, DSK_ERROR_UNSUPPORTED, "x_dtype unknown (42) is not supported");
+    p = linear_params(); p.y_dtype = DSK_DTYPE_F16;
+    expect_linear("y F16", &p, DSK_ERROR_UNSUPPORTED, "y_dtype F16 (2) is not supported (F32 or BF16)");
     p = linear_params(); p.w.dtype = DSK_DTYPE_F16;
     expect_linear("dense F16", &p, DSK_ERROR_UNSUPPORTED, "w.dtype F16 (2) is not supported for a DENSE weight (F32 or BF16)");
-    p = linear_params(); p.act_dtype = DSK_DTYPE_F16; p.m = 0;
+    p = linear_params(); p.x_dtype = DSK_DTYPE_F16; p.m = 0;
     expect_linear("m 0 with F16", &p, INV, "m must be >= 1 (got 0)");
     /* Path MMA needs bf16 activations: refused with the family's reason, nothing launched. */
-    p = linear_params(); p.act_dtype = DSK_DTYPE_F32; p.path = DSK_LINEAR_PATH_MMA;
+    p = linear_params(); p.x_dtype = DSK_DTYPE_F32; p.path = DSK_LINEAR_PATH_MMA;
     expect_linear("MMA with f32", &p, DSK_ERROR_UNSUPPORTED, "path MMA cannot run this request");
 }
 

@@ -272,13 +272,16 @@ struct LinearCase {
     int64_t pad;       // extra elements per row of x, y, residual
     bool in_place;     // ADD: residual = y
     bool shared_w;     // batch > 1 with one matrix (w.count 1) instead of a stack of batch matrices
+    int32_t yact = -1; // y's (and residual's) dtype; -1: act
 };
 
+int32_t y_type(const LinearCase& c) { return c.yact < 0 ? c.act : c.yact; }
+
 std::string describe(const LinearCase& c, const char* path) {
-    char buf[320];
-    std::snprintf(buf, sizeof buf, "%s in %lld out %lld act %s m %lld batch %lld%s%s epi %s%s pad %lld%s path %s",
+    char buf[352];
+    std::snprintf(buf, sizeof buf, "%s in %lld out %lld act %s%s m %lld batch %lld%s%s epi %s%s pad %lld%s path %s",
                   c.spec->name, (long long)c.in, (long long)c.out, c.act == DSK_DTYPE_F32 ? "f32" : "bf16",
-                  (long long)c.m, (long long)c.batch, c.shared_w ? " (one matrix)" : "", c.transpose ? " transposed" : "",
+                  y_type(c) == c.act ? "" : y_type(c) == DSK_DTYPE_F32 ? " -> y f32" : " -> y bf16", (long long)c.m, (long long)c.batch, c.shared_w ? " (one matrix)" : "", c.transpose ? " transposed" : "",
                   c.epilogue == DSK_EPILOGUE_NONE ? "none" : c.epilogue == DSK_EPILOGUE_SILU_MUL ? "silu_mul" : "add",
                   c.bias ? " bias" : "", (long long)c.pad, c.in_place ? " in-place" : "", path);
     return buf;
@@ -296,7 +299,7 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
     const int64_t x_batch = c.m * x_row + c.pad, y_batch = c.m * y_row + c.pad, r_batch = c.m * r_row + c.pad;
     const size_t nx = (size_t)(c.batch * x_batch), ny = (size_t)(c.batch * y_batch), nr = (size_t)(c.batch * r_batch);
 
-    ActBuf x(c.act, nx), y0(c.act, ny), res(c.act, nr);
+    ActBuf x(c.act, nx), y0(y_type(c), ny), res(y_type(c), nr);
     for (int64_t b = 0; b < c.batch; ++b)
         for (int64_t i = 0; i < c.m; ++i)
             for (int64_t k = 0; k < c.in; ++k) x.set((size_t)(b * x_batch + i * x_row + k), uniform(-1.0f, 1.0f));
@@ -361,7 +364,8 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
         p.y_batch_stride = y_batch;
         p.residual_row_stride = c.in_place ? y_row : r_row;
         p.residual_batch_stride = c.in_place ? y_batch : r_batch;
-        p.act_dtype = c.act;
+        p.x_dtype = c.act;
+        p.y_dtype = y_type(c);
         p.transpose_w = c.transpose;
         p.epilogue = c.epilogue;
         p.path = paths[pi];
@@ -376,7 +380,7 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
             continue;
         }
         CUDA_OK(cudaStreamSynchronize(stream));
-        ActBuf y(c.act, ny);
+        ActBuf y(y_type(c), ny);
         dy.download(y.bytes.data());
 
         bool ok = true;
@@ -392,14 +396,14 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
                     ref2 += want * want;
                 }
         const double rel = std::sqrt(err2 / (ref2 > 0 ? ref2 : 1.0));
-        const double tol = c.act == DSK_DTYPE_F32 ? 2e-5 : 8e-3;
+        const double tol = c.act == DSK_DTYPE_F32 && y_type(c) == DSK_DTYPE_F32 ? 2e-5 : 8e-3;
         if (nan_at >= 0 || !(rel <= tol)) {
             std::fprintf(stderr, "FAIL [%s]: ||y-ref||/||ref|| = %.3g (tol %.1g)%s\n", name.c_str(), rel, tol,
                          nan_at >= 0 ? ", non-finite output" : "");
             ok = false;
         }
         // Nothing outside the window changed.
-        const size_t esz = act_bytes(c.act);
+        const size_t esz = act_bytes(y_type(c));
         for (size_t e = 0; e < ny && ok; ++e) {
             const int64_t b = (int64_t)e / y_batch, rem = (int64_t)e % y_batch;
             const bool in_window = rem < c.m * y_row && rem % y_row < y_cols;
@@ -455,6 +459,18 @@ void run_linear_checks(cudaStream_t stream) {
                         }
                     }
                 }
+            }
+        }
+    }
+    // x and y of different dtypes (a bf16 layer writing f32 logits, and the reverse), every scheme, both families.
+    for (const Shape& s : shapes) {
+        for (int64_t m : {1, 64, 257}) {
+            for (int32_t act : acts) {
+                ++variant;
+                LinearCase c{&kSpecs[s.spec], s.in, s.out, act, m, 1, 0, variant % 3, variant % 2 == 0, 0, false, false};
+                c.yact = act == DSK_DTYPE_BF16 ? DSK_DTYPE_F32 : DSK_DTYPE_BF16;
+                if (c.epilogue == DSK_EPILOGUE_SILU_MUL && c.out % 2 != 0) c.epilogue = DSK_EPILOGUE_NONE;
+                run_linear_case(c, stream);
             }
         }
     }
@@ -706,7 +722,8 @@ void run_bench(cudaStream_t stream) {
                 p.batch = 1;
                 p.x_row_stride = K;
                 p.y_row_stride = N;
-                p.act_dtype = DSK_DTYPE_BF16;
+                p.x_dtype = DSK_DTYPE_BF16;
+                p.y_dtype = DSK_DTYPE_BF16;
                 p.path = path;
                 p.stream = stream;
                 const double us = median_us([&](int i) {

@@ -265,7 +265,7 @@ void run_linear_case(const LinCase& c, cudaStream_t stream) {
     p.y_batch_stride = y_bs;
     p.residual_row_stride = add ? y_rs : 0;
     p.residual_batch_stride = add ? y_bs : 0;
-    p.act_dtype = DSK_DTYPE_BF16;
+    p.x_dtype = DSK_DTYPE_BF16; p.y_dtype = DSK_DTYPE_BF16;
     p.epilogue = c.epilogue;
     p.path = DSK_LINEAR_PATH_MMA;
     p.stream = stream;
@@ -589,7 +589,7 @@ void run_refusals(cudaStream_t stream) {
     p.batch = 1;
     p.x_row_stride = 64;
     p.y_row_stride = 64;
-    p.act_dtype = DSK_DTYPE_F32;
+    p.x_dtype = DSK_DTYPE_F32; p.y_dtype = DSK_DTYPE_F32;
     p.path = DSK_LINEAR_PATH_MMA;
     p.stream = stream;
     expect_status("linear MMA with F32 activations", dsk_linear(&p), DSK_ERROR_UNSUPPORTED);
@@ -790,7 +790,7 @@ void run_bench(cudaStream_t stream) {
                 p.batch = 1;
                 p.x_row_stride = K;
                 p.y_row_stride = N;
-                p.act_dtype = DSK_DTYPE_BF16;
+                p.x_dtype = DSK_DTYPE_BF16; p.y_dtype = DSK_DTYPE_BF16;
                 p.path = DSK_LINEAR_PATH_MMA;
                 p.stream = stream;
                 if (dsk_linear(&p) != DSK_SUCCESS) {

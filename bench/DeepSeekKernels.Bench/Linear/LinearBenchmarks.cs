@@ -193,7 +193,8 @@ public class LinearBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisposa
             YBatchStride = (long)M * N,
             ResidualRowStride = N,
             ResidualBatchStride = (long)M * N,
-            ActDType = (int)DskDType.BF16,
+            XDType = (int)DskDType.BF16,
+            YDType = (int)DskDType.BF16,
             Path = (int)DskLinearPath.Auto,
             Stream = runtime.CudaStreamHandle,
         };

@@ -20,9 +20,11 @@ internal sealed class NativeBackend : KernelBackend
     /// <summary>
     /// RMSNorm and the fused add + RMSNorm: dsk_rms_norm takes f32 or bf16 activations with an f32 or bf16 weight (all
     /// four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the latent part of
-    /// each kv_a row in place). Linear and HeadwiseLinear: dsk_linear (dense bf16 x bf16 without a bias through cuBLASLt)
-    /// over every weight scheme the loader makes (dense f32/bf16, FP8 blocks of any size, INT4 groups), f32 or bf16
-    /// activations, strided rows. Embedding: dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8.
+    /// each kv_a row in place). Linear, LinearSiluMul (dsk_linear's SILU_MUL epilogue) and HeadwiseLinear: dsk_linear
+    /// (dense bf16 x bf16 without a bias through cuBLASLt) over every weight scheme the loader makes (dense f32/bf16, FP8
+    /// blocks of any size, INT4 groups), f32 or bf16 activations (x and y may differ), strided rows. Embedding:
+    /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations and LinearW8A8
+    /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8.
     /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
@@ -40,7 +42,7 @@ internal sealed class NativeBackend : KernelBackend
                 : op.Weight is not (ElementType.F32 or ElementType.BF16) || op.Scheme != null ? "dsk_rms_norm takes an f32 or bf16 weight vector"
                 : op.StridedRows && op.Op == nameof(Ops.AddRmsNorm) ? "the fused add + RMSNorm has no strided form in the op API"
                 : null,
-            nameof(Ops.Linear) or nameof(Ops.HeadwiseLinear) =>
+            nameof(Ops.Linear) or nameof(Ops.LinearSiluMul) or nameof(Ops.HeadwiseLinear) =>
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_linear takes f32 or bf16 activations, not {op.X.Name()}"
                 : !IsWeight(op) ? $"dsk_linear takes a dense f32/bf16, FP8 block or INT4 group weight, not {op}"
                 : null,
@@ -75,6 +77,9 @@ internal sealed class NativeBackend : KernelBackend
 
     public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         LinearNative.Linear(_runtime, x, w, bias, y);
+
+    public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
+        LinearNative.LinearSiluMul(_runtime, x, w, y);
 
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
         LinearNative.HeadwiseLinear(_runtime, x, w, y, transpose);

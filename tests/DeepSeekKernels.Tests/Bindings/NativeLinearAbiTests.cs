@@ -32,11 +32,11 @@ public class NativeLinearStructLayoutTests
     [Fact]
     public void LinearParamsMatchTheHeader()
     {
-        Assert.Equal(192, Marshal.SizeOf<DskLinearParams>());
+        Assert.Equal(200, Marshal.SizeOf<DskLinearParams>());
         Assert.Equal(
-            [0, 8, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 172, 176, 180, 184],
+            [0, 8, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 172, 176, 180, 184, 188, 192],
             new[] { "X", "W", "Bias", "Residual", "Y", "M", "Batch", "XRowStride", "XBatchStride", "YRowStride", "YBatchStride",
-                "ResidualRowStride", "ResidualBatchStride", "ActDType", "TransposeW", "Epilogue", "Path", "Stream" }
+                "ResidualRowStride", "ResidualBatchStride", "XDType", "TransposeW", "Epilogue", "Path", "YDType", "Reserved", "Stream" }
                 .Select(Offset<DskLinearParams>));
     }
 
@@ -132,8 +132,8 @@ public class NativeWeightMappingTests
 
     /// <summary>
     /// The native rows of the support table (what `dsk check` prints for native): RMSNorm's four pairs twice, Linear and
-    /// HeadwiseLinear over every weight form (f32 and bf16 activations, Linear also with strided rows), Embedding over the
-    /// dense and INT4 tables, DequantizeFp8; nothing else yet. Every refusal says why.
+    /// LinearSiluMul and HeadwiseLinear over every weight form (f32 and bf16 activations, Linear also with strided rows),
+    /// Embedding over the dense and INT4 tables, DequantizeFp8, the FP8 activation ops; nothing else yet. Every refusal says why.
     /// </summary>
     [Fact]
     public void TheNativeSupportTableCoversTheWeightReadingOps()
@@ -145,11 +145,15 @@ public class NativeWeightMappingTests
             "AddRmsNorm(x=f32, w=f32)", "AddRmsNorm(x=f32, w=bf16)", "AddRmsNorm(x=bf16, w=f32)", "AddRmsNorm(x=bf16, w=bf16)",
             "Linear(x=f32, w=f32 dense)", "Linear(x=f32, w=bf16 dense)", "Linear(x=f32, w=fp8 block)", "Linear(x=f32, w=int4 group)",
             "Linear(x=f32, w=bf16 dense, strided)",
+            "LinearSiluMul(x=f32, w=f32 dense)", "LinearSiluMul(x=f32, w=bf16 dense)", "LinearSiluMul(x=f32, w=fp8 block)",
+            "LinearSiluMul(x=f32, w=int4 group)",
             "DequantizeFp8(x=f32, w=fp8 block)",
             "HeadwiseLinear(x=f32, w=f32 dense)", "HeadwiseLinear(x=f32, w=bf16 dense)", "HeadwiseLinear(x=f32, w=fp8 block)",
             "HeadwiseLinear(x=f32, w=int4 group)",
             "Embedding(x=f32, w=f32 dense)", "Embedding(x=f32, w=bf16 dense)", "Embedding(x=f32, w=int4 group)",
-            "Linear(x=bf16, w=bf16 dense)", "HeadwiseLinear(x=bf16, w=bf16 dense)", "Embedding(x=bf16, w=bf16 dense)",
+            "QuantizeFp8Activations(x=f32)", "LinearW8A8(x=f32, w=fp8 block)",
+            "Linear(x=bf16, w=bf16 dense)", "LinearSiluMul(x=bf16, w=bf16 dense)", "HeadwiseLinear(x=bf16, w=bf16 dense)",
+            "Embedding(x=bf16, w=bf16 dense)", "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)",
         ];
         Assert.Equal(expected, supported);
         Assert.All(Ops.SupportSignatures.Where(s => !expected.Contains(s.ToString())), s => Assert.False(string.IsNullOrWhiteSpace(NativeBackend.Refusal(s)), s.ToString()));
@@ -188,7 +192,8 @@ public class NativeLinearAbiTests
         M = M, Batch = 1,
         XRowStride = In, XBatchStride = M * In, YRowStride = Out, YBatchStride = M * Out,
         ResidualRowStride = Out, ResidualBatchStride = M * Out,
-        ActDType = (int)DskDType.BF16,
+        XDType = (int)DskDType.BF16,
+        YDType = (int)DskDType.BF16,
     };
 
     /// <summary>The field the message must name: the whole word (so "x" does not match "x_row_stride").</summary>
@@ -216,13 +221,14 @@ public class NativeLinearAbiTests
         { "SiLU-mul with odd out", DskStatus.InvalidArgument, "out" },
         { "add without residual", DskStatus.InvalidArgument, "residual" },
         { "unknown scheme", DskStatus.InvalidArgument, "scheme" },
-        { "dense FP8 data", DskStatus.InvalidArgument, "dtype" },
+        { "dense FP8 data", DskStatus.Unsupported, "dtype" },
         { "FP8 without scales", DskStatus.InvalidArgument, "scale" },
         { "FP8 zero block_rows", DskStatus.InvalidArgument, "block_rows" },
         { "INT4 without zeros", DskStatus.InvalidArgument, "zero" },
         { "INT4 group_size 48", DskStatus.InvalidArgument, "group_size" },
         { "INT4 group_size not dividing cols", DskStatus.InvalidArgument, "group_size" },
-        { "act_dtype F16", DskStatus.Unsupported, "act_dtype" },
+        { "x_dtype F16", DskStatus.Unsupported, "x_dtype" },
+        { "y_dtype F16", DskStatus.Unsupported, "y_dtype" },
     };
 
     [Theory, MemberData(nameof(BadLinear))]
@@ -256,7 +262,8 @@ public class NativeLinearAbiTests
             case "INT4 without zeros": p.W = int4 with { Zero = 0 }; break;
             case "INT4 group_size 48": p.W = int4 with { GroupSize = 48 }; break;
             case "INT4 group_size not dividing cols": p.W = int4 with { Cols = 96, GroupSize = 64 }; p.XRowStride = 96; break;
-            case "act_dtype F16": p.ActDType = (int)DskDType.F16; break;
+            case "x_dtype F16": p.XDType = (int)DskDType.F16; break;
+            case "y_dtype F16": p.YDType = (int)DskDType.F16; break;
         }
         var got = DskNative.TryLinear(p, out string message);
         Assert.True(got == status, $"{fault}: status {got}, want {status} (message: {message})");

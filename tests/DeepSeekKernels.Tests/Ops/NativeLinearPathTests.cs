@@ -11,7 +11,7 @@ namespace DeepSeekKernels.Tests.OpTests;
 /// The native backend's own routes for Linear and HeadwiseLinear, which the conformance classes (f32 activations, one
 /// element type for x and y) do not reach: dense bf16 x bf16 without a bias through cuBLASLt (bf16 or f32 out, strided
 /// rows: a plan is made), everything else through dsk_linear, and x and y of different element types (lm_head and the MoE
-/// router write f32 logits from bf16 rows) through the f32 scratch that dsk_embedding converts, strided rows included.
+/// router write f32 logits from bf16 rows: dsk_linear's x_dtype and y_dtype), strided rows included.
 /// Every output sits in a NaN-poisoned wider buffer: the block must match the float64 oracle, the rest stay NaN. GPU only.
 /// </summary>
 [Collection(nameof(DeviceCollection)), NeedsCudaGpu]
@@ -24,10 +24,10 @@ public class NativeLinearPathTests
         { "bf16", ElementType.BF16, ElementType.BF16, true, false },  // cuBLASLt with lda, ldc
         { "bf16", ElementType.BF16, ElementType.F32, true, false },   // cuBLASLt, f32 out
         { "bf16", ElementType.BF16, ElementType.BF16, true, true },   // a bias: dsk_linear
-        { "fp8", ElementType.BF16, ElementType.F32, true, false },    // widened through the scratch, strided x in two gathers
+        { "fp8", ElementType.BF16, ElementType.F32, true, false },    // bf16 x, f32 y, strided
         { "int4", ElementType.BF16, ElementType.F32, false, true },
         { "f32", ElementType.BF16, ElementType.F32, false, false },   // an f32 router weight under bf16 activations
-        { "f32", ElementType.F32, ElementType.BF16, true, true },     // f32 into the scratch, rounded into strided bf16 rows
+        { "f32", ElementType.F32, ElementType.BF16, true, true },     // f32 x rounded into strided bf16 rows
         { "int4", ElementType.BF16, ElementType.BF16, true, false },
     };
 
