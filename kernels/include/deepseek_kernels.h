@@ -189,7 +189,8 @@ DSK_API dsk_status dsk_linear(const dsk_linear_params* p);
  * (INT4 rows dequantised to bf16 as above), widened exactly and rounded once to y_dtype (F32 or BF16).
  * The ids are device data: an id outside [0, table.rows) is skipped (its row of y is left as it was) and recorded in
  * `error_word` (8 int32 in device memory): the first such id claims word[0] with atomicCAS(0 -> error_site) and then
- * writes word[1] = i, word[2] = the id, word[3] = table.rows; the caller reads the word at its next synchronisation.
+ * writes word[1] = i, word[2] = the id, word[3] = table.rows, i being the lowest index of a bad id (deterministic);
+ * the caller reads the word at its next synchronisation.
  */
 typedef struct dsk_embedding_params {
     const int32_t* ids;      /* [n] */
