@@ -3,7 +3,8 @@
 #
 # Sized for a 15-minute device window that includes the machine's start-up: under 8 minutes on an H200.
 #   1. builds libdeepseek_kernels.so for this GPU's own arch only (sm_90a on Hopper with CUDA 12+) and runs its
-#      ctest checks (the C ABI checks, and dsk_rms_norm against a CPU reference on the GPU);
+#      ctest checks (the C ABI checks; dsk_rms_norm, dsk_linear, dsk_embedding, the FP8 ops against CPU references on
+#      the GPU), their --bench modes, and bench/peers/linear_peers.py (PyTorch's cuBLAS/cuBLASLt beside dsk_linear);
 #   2. runs the GPU test classes (native and ILGPU-CUDA backends active; DSK_REQUIRE_GPU=1 turns a skip into a
 #      failure); the CPU classes ran in CI already;
 #   3. runs the same classes under `compute-sanitizer --tool memcheck` (must say 0 errors);
@@ -67,9 +68,18 @@ cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | hea
 cuda_major=$(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
 arch=${DSK_CUDA_ARCH:-${cap:-90}}
 [ "$arch" = 90 ] && [ "${cuda_major:-0}" -ge 12 ] && arch=90a # wgmma/TMA paths need sm_90a, which CUDA 11.8 lacks
-step native-build bash -c "cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$arch && cmake --build build/native"
+# The FP8 tensor-core path of dsk_linear_fp8_w8a8 (CUDA 12.4+) has never been compiled on a machine without a GPU: if the
+# build fails, it is rebuilt without it (-DDSK_FP8_MMA=OFF: W8A8 on bf16 tensor cores) and the log says so.
+step native-build bash -c "cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$arch -DDSK_BUILD_TESTS=ON && cmake --build build/native \
+  || { echo 'gpu-check: build failed; rebuilding with -DDSK_FP8_MMA=OFF' >&2; cmake -S . -B build/native -DDSK_FP8_MMA=OFF && cmake --build build/native && exit 3; }"
+# ctest: the C ABI checks; dsk_rms_norm, dsk_linear (SIMT, AUTO, MMA), dsk_embedding, dsk_dequantize_fp8, the FP8 activation
+# ops against CPU references on the GPU.
 step native-ctest ctest --test-dir build/native --output-on-failure
 step native-bench build/native/dsk_rms_norm_check --bench
+step native-bench-linear build/native/dsk_linear_check --bench
+step native-bench-mma build/native/dsk_mma_check --bench
+# PyTorch's cuBLAS bf16 and cuBLASLt FP8 (per-tensor and, where offered, 128x128 blocks) beside dsk_linear in one process.
+step bench-peers python3 bench/peers/linear_peers.py --lib build/native/libdeepseek_kernels.so --quick --out "$out"
 export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
 # A GPU test that would skip here (no GPU seen, native kernels not loadable) fails instead.
 export DSK_REQUIRE_GPU=1
@@ -140,7 +150,7 @@ step bench-linear "${bench[@]}" --filter '*LinearBenchmarks*(M: 1, Shape: "7168x
   for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-14s %-28s %s\n' "$a" "$b" "$c"; done
   grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
   grep -h "ERROR SUMMARY" "$out/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
-  for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md; do
+  for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md "$out"/linear_peers.md; do
     [ -f "$report" ] && { echo; sed -n '/^|/p' "$report"; }
   done
 } | tee "$out/summary.txt"
