@@ -9,7 +9,8 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 out=${EMU_BUILD_DIR:-$root/build/emu}
 mkdir -p "$out/src"
 # Kernel launches `kernel<<<grid, block, smem, stream>>>(args);` become `emu::launch(grid, block, smem, stream, [&] { kernel(args); });`
-for f in "$root"/kernels/*.cu "$root"/kernels/tests/linear_check.cu; do
+# The files linear_check needs; linear_mma.cu (tensor-core PTX) is replaced by linear_mma_stub.cpp.
+for f in "$root"/kernels/{status,linear,linear_simt,embedding,dequantize_fp8}.cu "$root"/kernels/tests/linear_check.cu; do
   python3 - "$f" "$out/src/$(basename "${f%.cu}").cpp" <<'PY'
 import re, sys
 s = open(sys.argv[1]).read()
@@ -23,6 +24,7 @@ if [ "${EMU_ASAN:-0}" = 1 ]; then
   flags="$flags -fsanitize=address -fno-omit-frame-pointer"
   env_run="ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0"
 fi
+cp "$root/kernels/tests/emu/linear_mma_stub.cpp" "$out/src/"
 objs=()
 for src in "$out"/src/*.cpp; do
   g++ $flags -c "$src" -o "${src%.cpp}.o" &
