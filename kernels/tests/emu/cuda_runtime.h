@@ -64,6 +64,7 @@ inline ucontext_t sched;
 inline int cur = 0, nthreads = 0, block_arrived = 0;
 inline int warp_arrived[32];
 inline float shfl_buf[1024];
+inline int vote_buf[1024];
 inline std::function<void()>* body = nullptr;  // the running launch's kernel call
 inline long long switches = 0;
 inline void yield() { ++switches; swapcontext(&fibers[cur].ctx, &sched); }
@@ -119,6 +120,13 @@ inline float __shfl_xor_sync(unsigned, float v, int off) {
     const int t = emu::cur; emu::shfl_buf[t] = v; emu::warp_barrier();
     const float r = emu::shfl_buf[(t & ~31) | ((t & 31) ^ off)]; emu::warp_barrier(); return r;
 }
+inline unsigned __ballot_sync(unsigned, int pred) {
+    const int t = emu::cur; emu::vote_buf[t] = pred != 0; emu::warp_barrier();
+    unsigned r = 0;
+    for (int l = 0; l < 32; ++l) r |= (unsigned)emu::vote_buf[(t & ~31) | l] << l;
+    emu::warp_barrier(); return r;
+}
+inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 template <class T> inline T __ldg(const T* p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }

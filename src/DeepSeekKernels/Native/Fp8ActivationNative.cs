@@ -48,19 +48,7 @@ internal static class Fp8ActivationNative
         {
             Qx = qx.Pointer,
             XScale = xScales.Pointer,
-            W = new DskWeight
-            {
-                Data = w.Fp8Data.Pointer,
-                Scale = w.ScaleInv.Pointer,
-                Zero = IntPtr.Zero,
-                Rows = w.Rows,
-                Cols = w.Cols,
-                Count = w.Count,
-                Scheme = (int)DskWeightScheme.Fp8Block,
-                DType = (int)DskDType.Fp8E4M3,
-                BlockRows = w.BlockRows,
-                BlockCols = w.BlockCols,
-            },
+            W = LinearNative.For(w),
             Bias = bias.IsNull ? IntPtr.Zero : bias.Pointer,
             Y = y.Pointer,
             M = y.Dim(0),
