@@ -21,22 +21,31 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) alignas(n)
 #define CUDART_VERSION 11080
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
 struct uint4 { unsigned x, y, z, w; };
 struct uint2 { unsigned x, y; };
 inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
+struct float2 { float x, y; };
+inline float2 make_float2(float a, float b) { return {a, b}; }
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
 typedef void* cudaStream_t;
 typedef void* cudaEvent_t;
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <class F> inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
 enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaStreamNonBlocking = 1 };
 struct cudaDeviceProp { char name[256]; };
 inline int emu_sm_count() { const char* s = getenv("EMU_SMS"); return s ? atoi(s) : 132; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
 inline cudaError_t cudaGetDeviceCount(int* d) { *d = 1; return 0; }
-inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) { *v = emu_sm_count(); return 0; }
+// An H100/H200-like device: sm_90, 227 KiB of opt-in shared memory per block, EMU_SMS multiprocessors (132).
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
+    *v = a == cudaDevAttrComputeCapabilityMajor ? 9 : a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 232448 : emu_sm_count();
+    return 0;
+}
 inline cudaError_t cudaGetLastError() { return 0; }
 inline const char* cudaGetErrorName(cudaError_t) { return "cudaEmu"; }
 inline const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
@@ -65,6 +74,10 @@ inline int cur = 0, nthreads = 0, block_arrived = 0;
 inline int warp_arrived[32];
 inline float shfl_buf[1024];
 inline int vote_buf[1024];
+inline uint32_t addr_buf[1024];      // ldmatrix: each lane's row address
+inline uint32_t frag_buf[1024][6];   // mma.sync: each lane's A and B fragments
+inline std::vector<unsigned char> dyn_smem_buf;  // the running block's dynamic shared memory
+inline unsigned char* dyn_smem = nullptr;
 inline std::function<void()>* body = nullptr;  // the running launch's kernel call
 inline long long switches = 0;
 inline void yield() { ++switches; swapcontext(&fibers[cur].ctx, &sched); }
@@ -80,7 +93,7 @@ inline void warp_barrier() {
     if (++warp_arrived[w] == 32) { for (int i = w * 32; i < w * 32 + 32; ++i) if (fibers[i].wait == 2) fibers[i].wait = 0; warp_arrived[w] = 0; }
     yield();
 }
-template <class F> void launch(dim3 grid, dim3 block, size_t, cudaStream_t, F f) {
+template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t, F f) {
     nthreads = (int)(block.x * block.y * block.z);
     if (nthreads % 32 != 0) { fprintf(stderr, "emu: block not a multiple of 32\n"); abort(); }
     if (fibers.size() < 1024) { fibers.resize(1024); for (auto& fb : fibers) fb.stack = (char*)malloc(1 << 16); }
@@ -89,6 +102,8 @@ template <class F> void launch(dim3 grid, dim3 block, size_t, cudaStream_t, F f)
     gridDim_ = grid; blockDim_ = block;
     for (unsigned bz = 0; bz < grid.z; ++bz) for (unsigned by = 0; by < grid.y; ++by) for (unsigned bx = 0; bx < grid.x; ++bx) {
         blockIdx_ = dim3(bx, by, bz);
+        dyn_smem_buf.assign(smem_bytes + 16, 0xff);  // poisoned: a read of shared memory nothing wrote shows as NaN
+        dyn_smem = dyn_smem_buf.data();
         block_arrived = 0; memset(warp_arrived, 0, sizeof warp_arrived);
         for (int i = 0; i < nthreads; ++i) {
             Fiber& fb = fibers[i]; fb.done = false; fb.wait = 0;

@@ -9,22 +9,25 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 out=${EMU_BUILD_DIR:-$root/build/emu}
 mkdir -p "$out/src"
 # Kernel launches `kernel<<<grid, block, smem, stream>>>(args);` become `emu::launch(grid, block, smem, stream, [&] { kernel(args); });`
-# The files linear_check needs; linear_mma.cu (tensor-core PTX) is replaced by linear_mma_stub.cpp.
-for f in "$root"/kernels/{status,linear,linear_simt,embedding,dequantize_fp8}.cu "$root"/kernels/tests/linear_check.cu; do
+# The files linear_check needs. linear_mma.cu's inline PTX (kernels/mma_ptx.cuh) is replaced by this folder's
+# mma_ptx.cuh (copied beside the sources with mma_common.cuh, below), and its `extern __shared__` array by the block's buffer.
+for f in "$root"/kernels/{status,linear,linear_simt,linear_mma,embedding,dequantize_fp8}.cu "$root"/kernels/tests/linear_check.cu; do
   python3 - "$f" "$out/src/$(basename "${f%.cu}").cpp" <<'PY'
 import re, sys
 s = open(sys.argv[1]).read()
 s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\((.*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
+s = re.sub(r'extern __shared__ __align__\(\d+\) (\w+) (\w+)\[\];', r'\1* const \2 = reinterpret_cast<\1*>(emu::dyn_smem);', s)
 open(sys.argv[2], 'w').write(s)
 PY
 done
+# mma_common.cuh beside the copies, so that its #include "mma_ptx.cuh" finds the emulated one there first.
+cp "$root/kernels/mma_common.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
 flags="-std=c++17 -O1 -g -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
 env_run=""
 if [ "${EMU_ASAN:-0}" = 1 ]; then
   flags="$flags -fsanitize=address -fno-omit-frame-pointer"
   env_run="ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0"
 fi
-cp "$root/kernels/tests/emu/linear_mma_stub.cpp" "$out/src/"
 objs=()
 for src in "$out"/src/*.cpp; do
   g++ $flags -c "$src" -o "${src%.cpp}.o" &
