@@ -37,7 +37,7 @@ enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCap
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 template <class F> inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
 enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaStreamNonBlocking = 1 };
-struct cudaDeviceProp { char name[256]; };
+struct cudaDeviceProp { char name[256]; int major, minor; };
 inline int emu_sm_count() { const char* s = getenv("EMU_SMS"); return s ? atoi(s) : 132; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
 inline cudaError_t cudaGetDeviceCount(int* d) { *d = 1; return 0; }
@@ -50,6 +50,7 @@ inline cudaError_t cudaGetLastError() { return 0; }
 inline const char* cudaGetErrorName(cudaError_t) { return "cudaEmu"; }
 inline const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
 inline cudaError_t cudaMalloc(void** p, size_t n) { return posix_memalign(p, 256, n ? n : 1); }
+template <class T> inline cudaError_t cudaMalloc(T** p, size_t n) { return cudaMalloc(reinterpret_cast<void**>(p), n); }
 inline cudaError_t cudaFree(void* p) { free(p); return 0; }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, int) { memcpy(d, s, n); return 0; }
 inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, int, cudaStream_t) { memcpy(d, s, n); return 0; }
@@ -58,7 +59,7 @@ inline cudaError_t cudaDeviceSynchronize() { return 0; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, int) { *s = (void*)1; return 0; }
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
-inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { strcpy(p->name, "emu"); return 0; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { strcpy(p->name, "emu"); p->major = 9; p->minor = 0; return 0; }
 inline cudaError_t cudaEventCreate(cudaEvent_t*) { return 0; }
 inline cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
 inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
@@ -125,6 +126,8 @@ template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStr
         }
     }
 }
+template <class F> void launch(dim3 grid, dim3 block, F f) { launch(grid, block, 0, nullptr, f); }
+template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, F f) { launch(grid, block, smem_bytes, nullptr, f); }
 }  // namespace emu
 #define threadIdx (emu::threadIdx_)
 #define blockIdx (emu::blockIdx_)
@@ -142,6 +145,8 @@ inline unsigned __ballot_sync(unsigned, int pred) {
     emu::warp_barrier(); return r;
 }
 inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
+inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
+inline int __float2int_rn(float f) { return (int)nearbyintf(f); }  // the default rounding mode: to nearest even
 template <class T> inline T __ldg(const T* p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }

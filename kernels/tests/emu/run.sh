@@ -1,21 +1,30 @@
 #!/bin/bash
-# run.sh: builds kernels/*.cu and kernels/tests/linear_check.cu with g++ against the host emulation in this folder
-# (cuda_runtime.h, cuda_bf16.h) and runs the check on the CPU: no GPU needed. Slow (every thread is a fiber):
-# `--quick` took about 6 minutes and the full check about 13 on a busy 2-core machine (2026-11-30).
+# run.sh: builds kernels/*.cu and one of the GPU check programs with g++ against the host emulation in this folder
+# (cuda_runtime.h, cuda_bf16.h, mma_ptx.cuh, cublas_v2.h) and runs the check on the CPU: no GPU needed. Slow (every
+# thread is a fiber): linear_check `--quick` took about 6-10 minutes and the full check about 13 on a busy 2-core
+# machine (2026-11-30).
 #
-#   kernels/tests/emu/run.sh [--quick]        EMU_ASAN=1 adds AddressSanitizer (out-of-bounds reads and writes)
+#   kernels/tests/emu/run.sh [--quick]        EMU_CHECK=mma runs mma_check (W8A8, the quantiser, the MMA family)
+#                                              instead of linear_check; EMU_ASAN=1 adds AddressSanitizer
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-out=${EMU_BUILD_DIR:-$root/build/emu}
+check=${EMU_CHECK:-linear}
+case "$check" in
+  linear) files=(status linear linear_simt linear_mma embedding dequantize_fp8) ;;
+  mma) files=(status linear linear_simt linear_mma quantize_fp8_act linear_fp8_w8a8) ;;
+  *) echo "run.sh: EMU_CHECK must be linear or mma" >&2; exit 2 ;;
+esac
+out=${EMU_BUILD_DIR:-$root/build/emu-$check}
+rm -rf "$out/src"
 mkdir -p "$out/src"
 # Kernel launches `kernel<<<grid, block, smem, stream>>>(args);` become `emu::launch(grid, block, smem, stream, [&] { kernel(args); });`
-# The files linear_check needs. linear_mma.cu's inline PTX (kernels/mma_ptx.cuh) is replaced by this folder's
-# mma_ptx.cuh (copied beside the sources with mma_common.cuh, below), and its `extern __shared__` array by the block's buffer.
-for f in "$root"/kernels/{status,linear,linear_simt,linear_mma,embedding,dequantize_fp8}.cu "$root"/kernels/tests/linear_check.cu; do
-  python3 - "$f" "$out/src/$(basename "${f%.cu}").cpp" <<'PY'
+# The tensor-core kernels' inline PTX (kernels/mma_ptx.cuh) is replaced by this folder's mma_ptx.cuh (copied beside the
+# sources with mma_common.cuh, below), and their `extern __shared__` array by the block's buffer.
+for f in "${files[@]/#/$root/kernels/}" "$root/kernels/tests/${check}_check"; do
+  python3 - "$f.cu" "$out/src/$(basename "$f").cpp" <<'PY'
 import re, sys
 s = open(sys.argv[1]).read()
-s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\((.*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
+s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\(([\s\S]*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
 s = re.sub(r'extern __shared__ __align__\(\d+\) (\w+) (\w+)\[\];', r'\1* const \2 = reinterpret_cast<\1*>(emu::dyn_smem);', s)
 open(sys.argv[2], 'w').write(s)
 PY
@@ -34,5 +43,5 @@ for src in "$out"/src/*.cpp; do
   objs+=("${src%.cpp}.o")
 done
 wait
-g++ $flags -o "$out/linear_check_emu" "${objs[@]}"
-env $env_run "$out/linear_check_emu" "$@" 2> >(grep -v "ASan doesn't fully support makecontext" >&2)
+g++ $flags -o "$out/${check}_check_emu" "${objs[@]}"
+env $env_run "$out/${check}_check_emu" "$@" 2> >(grep -v "ASan doesn't fully support makecontext" >&2)
