@@ -11,7 +11,7 @@ public sealed partial class Ops
     /// <summary>
     /// Per-token FP8 quantisation of activations for the W8A8 linear layer (<see cref="LinearW8A8"/>), DeepGEMM's 1 x 128
     /// scaling: effectively computes, for every row i and every block j of 128 columns (the last one ragged when cols is not a
-    /// multiple of 128), <c>amax = max_k |x[i, k]|</c> over the block, <c>s = amax &gt; 0 ? amax / 448 : 1</c>, then
+    /// multiple of 128), <c>amax = max_k |x[i, k]|</c> over the block, <c>s = amax == 0 ? 1 : amax / 448</c> (a NaN is the maximum), then
     /// <c>q[i, k] = e4m3(x[i, k] / s)</c> for every k of the block and <c>scales[i, j] = s</c>. The division and amax / 448 are
     /// float32 (correctly rounded), and e4m3 rounds to nearest even, saturating at ±448
     /// (<see cref="Float8E4M3.FromSingleSaturating"/>), so <c>q * s</c> is within half an e4m3 step of x. A block holding a

@@ -18,7 +18,7 @@ internal static unsafe class Fp8ActivationReference
 
     /// <summary>
     /// One row: for each block j of 128 columns (the last one ragged), amax = max |x| over the block (a NaN anywhere makes it
-    /// NaN), s = amax &gt; 0 ? amax / 448 : 1 (a NaN or infinite amax gives a NaN or infinite s), q = e4m3(x / s) rounded to
+    /// NaN), s = amax == 0 ? 1 : amax / 448 (a NaN or infinite amax gives a NaN or infinite s), q = e4m3(x / s) rounded to
     /// nearest even and saturating at ±448, scales[j] = s.
     /// </summary>
     /// <param name="x">[cols] the row.</param>

@@ -314,7 +314,7 @@ public static class Fp8ActivationOracles
     }
 
     /// <summary>
-    /// QuantizeFp8Activations of dense [rows, cols] x: per 128-column block amax, s = amax &gt; 0 ? amax / 448 : 1 in float32,
+    /// QuantizeFp8Activations of dense [rows, cols] x: per 128-column block amax, s = amax == 0 ? 1 : amax / 448 in float32,
     /// q = e4m3(x / s) with x / s in float32. (A float32 quotient is the float64 quotient rounded to float32: float64 keeps
     /// more than twice float32's bits, so the double rounding is exact.)
     /// </summary>
