@@ -75,6 +75,11 @@ step native-build bash -c "cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYP
 # ctest: the C ABI checks; dsk_rms_norm, dsk_linear (SIMT, AUTO, MMA), dsk_embedding, dsk_dequantize_fp8, the FP8 activation
 # ops against CPU references on the GPU.
 step native-ctest ctest --test-dir build/native --output-on-failure
+# The GEMV's split-K sums and the tensor-core pipelines exchange through shared memory: racecheck on the quick sets.
+if command -v compute-sanitizer >/dev/null; then
+  step native-racecheck bash -c "compute-sanitizer --tool racecheck --error-exitcode 99 build/native/dsk_linear_check --quick \
+    && compute-sanitizer --tool racecheck --error-exitcode 99 build/native/dsk_mma_check"
+fi
 step native-bench build/native/dsk_rms_norm_check --bench
 step native-bench-linear build/native/dsk_linear_check --bench
 step native-bench-mma build/native/dsk_mma_check --bench
