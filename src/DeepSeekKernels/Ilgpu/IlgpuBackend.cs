@@ -18,7 +18,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     /// <summary>
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
     /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
-    /// dense rows; Linear and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
+    /// dense rows; Linear, LinearSiluMul (the SiLU-and-mul epilogue in the same kernels) and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
     /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8. Every other
     /// signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
@@ -44,7 +44,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
                     : null;
                 break;
-            case nameof(Ops.Linear) or nameof(Ops.HeadwiseLinear) or nameof(Ops.Embedding):
+            case nameof(Ops.Linear) or nameof(Ops.LinearSiluMul) or nameof(Ops.HeadwiseLinear) or nameof(Ops.Embedding):
                 reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernels take f32 or bf16 activations, not {op.X.Name()}"
                     : op.Scheme is null ? $"{op.Op} takes a weight matrix"
                     : op.Op == nameof(Ops.Embedding) && op.Scheme == WeightScheme.Fp8Block ? "an embedding table is dense or INT4"
@@ -68,6 +68,8 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
         _rmsNorm.Run(x, residual, w, y, r, rows, cols, eps);
 
     public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) => _linear.Linear(x, w, bias, y);
+
+    public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) => _linear.LinearSiluMul(x, w, y);
 
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => _linear.Headwise(x, w, y, transpose);
 

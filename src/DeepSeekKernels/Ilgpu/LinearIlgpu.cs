@@ -3,6 +3,7 @@ using System.Reflection;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
@@ -52,9 +53,9 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
 
     /// <summary>
     /// Shared floats of the gemv's partial sums: 8 rows of every lane and feature on the CPU accelerator (warps of 4 there),
-    /// of every warp on CUDA.
+    /// of every warp on CUDA; twice that with the SiLU-and-mul epilogue (the gate's sums, then the up projection's).
     /// </summary>
-    const int GemvPartials = CpuFeaturesPerWarp * GemvWarps * 4 * RowTile;
+    const int GemvPartials = 2 * CpuFeaturesPerWarp * GemvWarps * 4 * RowTile;
 
     /// <summary>The largest tile of outputs (rows and features) of the tiled kernel.</summary>
     internal const int MaxTile = 64;
@@ -71,6 +72,9 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     internal struct Shape
     {
         public int M, N, K, Batch, RowTiles, Split, FeaturesPerWarp, Tile, TileK, Transpose, PerBatchWeight, HasBias, XVectors;
+
+        /// <summary>1: the SiLU-and-mul epilogue; N is then half the weight's rows (the outputs), gate rows n, up rows N + n.</summary>
+        public int SiluMul;
         public long XRowStride, XBatchStride, YRowStride, YBatchStride;
         public WeightShape W;
     }
@@ -90,16 +94,22 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     public void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Run(x, x.Stride(0), 0, y, y.Stride(0), 0, (int)x.Dim(0), 1, w, bias, transpose: false);
 
+    /// <summary>y [rows, w.Rows / 2] = silu(x @ gate^T) * (x @ up^T), gate = w's first half of rows (Count 1); x and y rank 2, rows strided.</summary>
+    public void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
+        Run(x, x.Stride(0), 0, y, y.Stride(0), 0, (int)x.Dim(0), 1, w, default, transpose: false, siluMul: true);
+
     /// <summary>y[t, h, :] = W[h] @ x[t, h, :] (or W[h]^T @ x[t, h, :]); x and y rank 3 [tokens, heads, features].</summary>
     public void Headwise(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
         Run(x, x.Stride(0), x.Stride(1), y, y.Stride(0), y.Stride(1), (int)x.Dim(0), (int)x.Dim(1), w, default, transpose);
 
     void Run(DeviceTensor x, long xRowStride, long xBatchStride, DeviceTensor y, long yRowStride, long yBatchStride, int m, int batch,
-        WeightMatrix w, DeviceView<float> bias, bool transpose)
+        WeightMatrix w, DeviceView<float> bias, bool transpose, bool siluMul = false)
     {
+        int outFeatures = transpose ? w.Cols : w.Rows;
         var shape = new Shape
         {
-            M = m, Batch = batch, N = transpose ? w.Cols : w.Rows, K = transpose ? w.Rows : w.Cols, Transpose = transpose ? 1 : 0,
+            M = m, Batch = batch, N = siluMul ? outFeatures / 2 : outFeatures, K = transpose ? w.Rows : w.Cols, Transpose = transpose ? 1 : 0,
+            SiluMul = siluMul ? 1 : 0,
             PerBatchWeight = w.Count == batch && batch > 1 ? 1 : 0, HasBias = bias.IsNull ? 0 : 1,
             XRowStride = xRowStride, XBatchStride = xBatchStride, YRowStride = yRowStride, YBatchStride = yBatchStride,
             W = WeightShape.Of(w),
@@ -139,7 +149,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
         // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
         bool gemv = UsesGemv(w, s.M, s.Transpose != 0)
-            && (runtime.IsCuda || CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
+            && (runtime.IsCuda || (1 + s.SiluMul) * CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
         var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>,
             ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
                 key => Load<TX, TY, TW>(key.Gemv, w));
@@ -168,7 +178,9 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             s.TileK = TileK * MaxTile / s.Tile; // the CPU accelerator's small groups take longer steps: fewer barriers
             s.RowTiles = (s.M + s.Tile - 1) / s.Tile;
             int threads = s.Tile / 4 * (s.Tile / 4);
-            config = new KernelConfig(new Index2D((s.N + s.Tile - 1) / s.Tile, s.RowTiles * s.Batch), new Index2D(threads, 1));
+            // with SiLU-and-mul a group's tile holds tile / 2 gate rows and the matching up rows: tile / 2 outputs
+            int outputsPerGroup = s.SiluMul != 0 ? s.Tile / 2 : s.Tile;
+            config = new KernelConfig(new Index2D((s.N + outputsPerGroup - 1) / outputsPerGroup, s.RowTiles * s.Batch), new Index2D(threads, 1));
         }
         kernel(runtime.Stream, config, xView, xVectors, ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros, s);
     }
@@ -269,15 +281,32 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             a.F4 = WarpSum(a.F4); a.F5 = WarpSum(a.F5); a.F6 = WarpSum(a.F6); a.F7 = WarpSum(a.F7);
             if (lane == 0)
                 Put(partials, warp * RowTile, a);
+            if (s.SiluMul != 0)
+            {
+                // the up projection's row N + n, the same lanes and order; its sums after the gate's
+                Lanes8 u = n < s.N
+                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, row0, rows, part + split * lane, warpSize * split)
+                    : default;
+                u.F0 = WarpSum(u.F0); u.F1 = WarpSum(u.F1); u.F2 = WarpSum(u.F2); u.F3 = WarpSum(u.F3);
+                u.F4 = WarpSum(u.F4); u.F5 = WarpSum(u.F5); u.F6 = WarpSum(u.F6); u.F7 = WarpSum(u.F7);
+                if (lane == 0)
+                    Put(partials, (GemvWarps + warp) * RowTile, u);
+            }
             Group.Barrier();
             if (part == 0 && n < s.N)
             {
                 for (int r = lane; r < rows; r += warpSize)
                 {
-                    float total = partials[warp * RowTile + r];
+                    float total = partials[warp * RowTile + r], up = 0f;
                     for (int q = 1; q < split; q++)
                         total += partials[(warp + q) * RowTile + r];
-                    StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total);
+                    if (s.SiluMul != 0)
+                    {
+                        up = partials[(GemvWarps + warp) * RowTile + r];
+                        for (int q = 1; q < split; q++)
+                            up += partials[(GemvWarps + warp + q) * RowTile + r];
+                    }
+                    StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total, up);
                 }
             }
             return;
@@ -293,6 +322,13 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
                 : default;
             Put(partials, (f * Group.DimX + Group.IdxX) * RowTile, a);
+            if (s.SiluMul != 0)
+            {
+                Lanes8 u = n < s.N
+                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, row0, rows, part + split * lane, warpSize * split)
+                    : default;
+                Put(partials, ((perWarp + f) * Group.DimX + Group.IdxX) * RowTile, u);
+            }
         }
         Group.Barrier();
         if (part != 0)
@@ -304,10 +340,15 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 break;
             for (int r = lane; r < rows; r += warpSize)
             {
-                float total = 0f;
+                float total = 0f, up = 0f;
                 for (int l = 0; l < warpSize * split; l++)
                     total += partials[(f * Group.DimX + warp * warpSize + l) * RowTile + r];
-                StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total);
+                if (s.SiluMul != 0)
+                {
+                    for (int l = 0; l < warpSize * split; l++)
+                        up += partials[((perWarp + f) * Group.DimX + warp * warpSize + l) * RowTile + r];
+                }
+                StoreGemv<TY, TYC>(y, bias, s, b, row0 + r, n, total, up);
             }
         }
     }
@@ -359,15 +400,20 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         partials[at + 4] = a.F4; partials[at + 5] = a.F5; partials[at + 6] = a.F6; partials[at + 7] = a.F7;
     }
 
-    /// <summary>y[b, row, n] = round(total + bias[n]).</summary>
-    static void StoreGemv<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, long n, float total)
+    /// <summary>y[b, row, n] = round(total + bias[n]), or with SiLU-and-mul round(silu(total) * up) (no bias).</summary>
+    static void StoreGemv<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, long n, float total, float up)
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
     {
         TYC yc = default;
         if (s.HasBias != 0)
             total += bias[n];
+        if (s.SiluMul != 0)
+            total = Silu(total) * up;
         y[b * s.YBatchStride + row * s.YRowStride + n] = yc.Store(total);
     }
+
+    /// <summary>silu(g) = g / (1 + exp(-g)), as the reference and ElementwiseIlgpu compute it.</summary>
+    static float Silu(float g) => g / (1f + XMath.Exp(-g));
 
     /// <summary>acc + w . x[at ..] (<see cref="Dot"/>), x read in 16-byte loads (<see cref="DotVectors"/>) where the launch says so.</summary>
     static float RowDot<TX, TXC, TXV>(Lanes8 w, int elements, ArrayView<TX> x, ArrayView<Vec16> xVectors, int vectors, long at, float acc)
@@ -452,7 +498,10 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         int tile = s.Tile, tileK = s.TileK, threads = Group.DimX, t = Group.IdxX;
         int perRow = tile / 4;
         int tx = t % perRow, ty = t / perRow;
-        long n0 = (long)Grid.IdxX * tile;
+        // With SiLU-and-mul the tile's features f < tile / 2 are gate rows n0 + f and the rest up rows N + n0 + f - tile / 2,
+        // for the group's tile / 2 outputs n0 ..; after the k loop the gate and up sums of an output meet in shared memory.
+        int halfTile = tile / 2;
+        long n0 = (long)Grid.IdxX * (s.SiluMul != 0 ? halfTile : tile);
         long b = Grid.IdxY / s.RowTiles;
         long m0 = (long)(Grid.IdxY % s.RowTiles) * tile;
         long matrix = s.PerBatchWeight != 0 ? b : 0;
@@ -485,8 +534,15 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                     f = e / tileK;
                 }
                 long n = n0 + f, k = k0 + kk;
+                bool inside = n < s.N;
+                if (s.SiluMul != 0)
+                {
+                    long j = f < halfTile ? n0 + f : n0 + f - halfTile; // the output this feature serves
+                    inside = j < s.N;
+                    n = f < halfTile ? j : s.N + j;
+                }
                 float v = 0f;
-                if (n < s.N && k < s.K)
+                if (inside && k < s.K)
                     v = s.Transpose != 0
                         ? decoder.Element(data, fp8Scales, scales, zeros, s.W, matrix, k, n)
                         : decoder.Element(data, fp8Scales, scales, zeros, s.W, matrix, n, k);
@@ -507,6 +563,28 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         }
 
         long r0 = m0 + ty * 4, f0 = n0 + tx * 4;
+        if (s.SiluMul != 0)
+        {
+            // every thread leaves its 4 x 4 sums at [row][feature]; then the threads of the gate half store silu(gate) * up
+            var sums = SharedMemory.Allocate<float>(MaxTile * MaxTile);
+            int rb = ty * 4, fb = tx * 4;
+            sums[rb * tile + fb] = c00; sums[rb * tile + fb + 1] = c01; sums[rb * tile + fb + 2] = c02; sums[rb * tile + fb + 3] = c03;
+            sums[(rb + 1) * tile + fb] = c10; sums[(rb + 1) * tile + fb + 1] = c11; sums[(rb + 1) * tile + fb + 2] = c12; sums[(rb + 1) * tile + fb + 3] = c13;
+            sums[(rb + 2) * tile + fb] = c20; sums[(rb + 2) * tile + fb + 1] = c21; sums[(rb + 2) * tile + fb + 2] = c22; sums[(rb + 2) * tile + fb + 3] = c23;
+            sums[(rb + 3) * tile + fb] = c30; sums[(rb + 3) * tile + fb + 1] = c31; sums[(rb + 3) * tile + fb + 2] = c32; sums[(rb + 3) * tile + fb + 3] = c33;
+            Group.Barrier();
+            for (int e = t; e < tile * halfTile; e += threads)
+            {
+                int r = e / halfTile, j = e % halfTile;
+                long row = m0 + r, n = n0 + j;
+                if (row < s.M && n < s.N)
+                {
+                    TYC yc = default;
+                    y[b * s.YBatchStride + row * s.YRowStride + n] = yc.Store(Silu(sums[r * tile + j]) * sums[r * tile + halfTile + j]);
+                }
+            }
+            return;
+        }
         StoreRow<TY, TYC>(y, bias, s, b, r0, f0, c00, c01, c02, c03);
         StoreRow<TY, TYC>(y, bias, s, b, r0 + 1, f0, c10, c11, c12, c13);
         StoreRow<TY, TYC>(y, bias, s, b, r0 + 2, f0, c20, c21, c22, c23);

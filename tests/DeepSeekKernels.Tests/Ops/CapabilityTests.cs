@@ -205,9 +205,9 @@ public class CapabilityTests
         Assert.True(matrix.Supports(new OpSignature("Softmax", ElementType.F32), Backend.Ilgpu));
         Assert.True(matrix.Supports(Bf16Linear, Backend.Ilgpu));
         Assert.False(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
-        // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), DequantizeFp8, HeadwiseLinear (4), Embedding (3), and bf16
-        // Linear, HeadwiseLinear and Embedding; FP8 activations (f32, bf16)
-        Assert.Equal(8 + 5 + 5 + 1 + 4 + 3 + 3 + 4, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
+        // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
+        // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16)
+        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>
