@@ -37,55 +37,12 @@
 #include <vector>
 
 #include "deepseek_kernels.h"
-
-#define CUDA_OK(call)                                                                                        \
-    do {                                                                                                     \
-        const cudaError_t e_ = (call);                                                                       \
-        if (e_ != cudaSuccess) {                                                                             \
-            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "check_common.cuh"
 
 namespace {
 
-// ---- host number formats ----
-uint16_t f32_to_bf16(float f) {  // round to nearest even, NaN kept quiet
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-float bf16_to_f32(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+using namespace check;
 
-// e4m3fn: exact value of a code (0x7f / 0xff NaN).
-float fp8_value(uint8_t code) {
-    const int sign = code >> 7, e = (code >> 3) & 15, m = code & 7;
-    float v;
-    if (e == 15 && m == 7) return NAN;
-    if (e == 0) {
-        v = std::ldexp((float)m, -9);
-    } else {
-        v = std::ldexp(1.0f + (float)m / 8.0f, e - 7);
-    }
-    return sign ? -v : v;
-}
-
-uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-uint64_t next_u64() {  // xorshift64*
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return g_rng * 0x2545f4914f6cdd1dull;
-}
-float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
 
 // A device buffer with its host mirror.
 struct DevBuf {
@@ -164,7 +121,7 @@ HostWeight make_weight(const WeightSpec& spec, int64_t rows, int64_t cols, int64
                         const int64_t e = (m * rows + r) * cols + c;
                         w.data[(size_t)e] = code;
                         const float sc = s[(size_t)((m * srows + r / spec.block_rows) * scols + c / spec.block_cols)];
-                        w.value[(size_t)e] = round_bf16(fp8_value(code) * sc);
+                        w.value[(size_t)e] = round_bf16(e4m3_to_f32(code) * sc);
                     }
                 }
             }
@@ -617,7 +574,7 @@ void run_dequantize_case(int64_t rows, int64_t cols, int64_t count, int block_ro
     for (int64_t e = 0; e < n; ++e) {
         const int64_t m = e / (rows * cols), r = e / cols % rows, c = e % cols;
         const float s = scale[(size_t)((m * srows + r / block_rows) * scols + c / block_cols)];
-        const float want = round_bf16(fp8_value(codes[(size_t)e]) * s);
+        const float want = round_bf16(e4m3_to_f32(codes[(size_t)e]) * s);
         const float got = y[(size_t)e];
         uint32_t gb, wb;
         std::memcpy(&gb, &got, 4);

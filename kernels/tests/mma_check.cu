@@ -33,15 +33,7 @@
 #include <vector>
 
 #include "deepseek_kernels.h"
-
-#define CUDA_OK(call)                                                                                        \
-    do {                                                                                                     \
-        const cudaError_t e_ = (call);                                                                       \
-        if (e_ != cudaSuccess) {                                                                             \
-            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "check_common.cuh"
 
 #define CUBLAS_OK(call)                                                                                      \
     do {                                                                                                     \
@@ -54,41 +46,8 @@
 
 namespace {
 
-// ---- host number formats ----
-uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-float bf16_to_f32(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
-uint32_t f32_bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-float bits_f32(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
+using namespace check;
 
-// e4m3fn: bias 7, no infinities, S.1111.111 = NaN.
-float e4m3_to_f32(uint8_t b) {
-    const int e = (b >> 3) & 15, mnt = b & 7;
-    float mag;
-    if (e == 15 && mnt == 7) mag = NAN;
-    else if (e == 0) mag = mnt / 512.0f;
-    else mag = std::ldexp(1.0f + mnt / 8.0f, e - 7);
-    return (b & 0x80) ? -mag : mag;
-}
 
 // Float8E4M3.FromSingle / FromSingleSaturating of the C# reference, transcribed.
 uint8_t f32_to_e4m3(float value) {
@@ -111,14 +70,6 @@ uint8_t f32_to_e4m3_sat(float value) {
     return f32_to_e4m3(std::min(std::max(value, -448.0f), 448.0f));
 }
 
-uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-uint32_t next_u32() {  // xorshift64*
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
-}
-float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u32() >> 8) * (1.0 / 16777216.0)); }
 // A random finite e4m3 byte (any code but the two NaNs), subnormals included.
 uint8_t random_e4m3() {
     for (;;) {

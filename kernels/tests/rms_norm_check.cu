@@ -25,32 +25,12 @@
 #include <vector>
 
 #include "deepseek_kernels.h"
-
-#define CUDA_OK(call)                                                                                        \
-    do {                                                                                                     \
-        const cudaError_t e_ = (call);                                                                       \
-        if (e_ != cudaSuccess) {                                                                             \
-            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
+#include "check_common.cuh"
 
 namespace {
 
-// ---- host bf16 (round to nearest even, NaN kept quiet) ----
-uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-float bf16_to_f32(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
+using namespace check;
+
 
 size_t dtype_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
 const char* dtype_str(int32_t dt) { return dt == DSK_DTYPE_F32 ? "f32" : "bf16"; }
@@ -83,14 +63,6 @@ struct HostBuf {
     float round(float v) const { return dt == DSK_DTYPE_F32 ? v : bf16_to_f32(f32_to_bf16(v)); }
 };
 
-uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-float uniform(float lo, float hi) {  // xorshift64*
-    g_rng ^= g_rng >> 12;
-    g_rng ^= g_rng << 25;
-    g_rng ^= g_rng >> 27;
-    const uint64_t r = g_rng * 0x2545f4914f6cdd1dull;
-    return lo + (hi - lo) * (float)((r >> 40) * (1.0 / 16777216.0));
-}
 
 enum Alias { kNoAlias, kYisX, kRisX, kRisRes, kYisRes, kRisX_YisRes, kRisRes_YisX };
 const char* alias_str(Alias a) {

@@ -31,7 +31,7 @@ PY
 done
 # mma_common.cuh beside the copies, so that its #include "mma_ptx.cuh" finds the emulated one there first.
 cp "$root/kernels/mma_common.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
-flags="-std=c++17 -O1 -g -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
+flags="-std=c++17 -O1 -g -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/tests -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
 env_run=""
 if [ "${EMU_ASAN:-0}" = 1 ]; then
   flags="$flags -fsanitize=address -fno-omit-frame-pointer"

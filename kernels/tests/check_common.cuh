@@ -1,0 +1,65 @@
+// check_common.cuh: what the GPU check programs (rms_norm_check.cu, linear_check.cu, mma_check.cu) share: the CUDA_OK
+// macro, host bf16 and e4m3 formats, and one xorshift64* stream of test values. Host code only.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <cuda_runtime.h>
+
+#define CUDA_OK(call)                                                                                        \
+    do {                                                                                                     \
+        const cudaError_t e_ = (call);                                                                       \
+        if (e_ != cudaSuccess) {                                                                             \
+            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
+            std::exit(2);                                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+namespace check {
+
+inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline float bits_f32(uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// bf16: round to nearest even, NaN kept quiet.
+inline uint16_t f32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+inline float bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+// e4m3fn: the exact value of a code (bias 7, no infinities, S.1111.111 = NaN).
+inline float e4m3_to_f32(uint8_t code) {
+    const int e = (code >> 3) & 15, m = code & 7;
+    if (e == 15 && m == 7) return NAN;
+    const float mag = e == 0 ? std::ldexp((float)m, -9) : std::ldexp(1.0f + (float)m / 8.0f, e - 7);
+    return (code & 0x80) ? -mag : mag;
+}
+
+// One xorshift64* stream for the test values of a program.
+inline uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+inline uint64_t next_u64() {
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545f4914f6cdd1dull;
+}
+inline uint32_t next_u32() { return (uint32_t)(next_u64() >> 32); }
+// Uniform in [lo, hi), 24 random bits.
+inline float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+
+}  // namespace check
