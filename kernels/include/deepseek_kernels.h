@@ -26,7 +26,7 @@ extern "C" {
 #define DSK_API __attribute__((visibility("default")))
 #endif
 
-#define DSK_ABI_VERSION 2
+#define DSK_ABI_VERSION 3
 
 typedef enum dsk_status {
     DSK_SUCCESS = 0,
@@ -260,6 +260,163 @@ typedef struct dsk_linear_fp8_w8a8_params {
 } dsk_linear_fp8_w8a8_params;
 
 DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Attention (ABI 3). Device-held indices (positions, slots, block tables, lengths, query offsets) are checked where
+ * they are read: a bad one is skipped and recorded in `error_word` (8 int32 in device memory) as dsk_embedding does:
+ * word[0] claimed with atomicCAS(0 -> error_site), then word[1] = the flat index of the bad value in its operand,
+ * word[2] = the value, word[3] = the bound, word[4] = 1 when the value is in range but out of order (else 0). When
+ * several values are bad, the one reported is the first in the order each op states (deterministic), and an error
+ * recorded before the call is kept.
+ */
+
+/* Which pairs of a head's rotary part rotate together. */
+typedef enum dsk_rope_layout {
+    DSK_ROPE_HALF_SPLIT = 0,  /* (v[i], v[i + d/2]), i < d/2: Llama, Qwen2 (q * cos + rotate_half(q) * sin) */
+    DSK_ROPE_INTERLEAVED = 1, /* (v[2i], v[2i + 1]): DeepSeek's complex form */
+} dsk_rope_layout;
+
+/*
+ * Rotary position embedding, in place. x: [tokens, heads, head_stride] x_dtype (F32 or BF16), token rows
+ * x_row_stride elements apart (>= heads * head_stride), heads contiguous. The rotary part of each head is elements
+ * [rope_offset, rope_offset + rotary_dim); with d = rotary_dim (even, >= 2), c = cos[positions[t], i] and
+ * s = sin[positions[t], i] (tables f32 [max_positions, d / 2], the attention factor folded in), each pair (a, b) of
+ * the layout with angle index i becomes, in fp32, (a * c - b * s, b * c + a * s), rounded once to x_dtype.
+ * A position outside [0, max_positions) leaves its token as it was; the reported one is the lowest t.
+ * x must not overlap cos, sin, positions or the error word.
+ */
+typedef struct dsk_rope_params {
+    void* x;
+    const int32_t* positions;  /* [tokens] */
+    const float* cos;          /* [max_positions, rotary_dim / 2] */
+    const float* sin;          /* [max_positions, rotary_dim / 2] */
+    int32_t* error_word;       /* 8 int32; must not be NULL */
+    int64_t tokens;            /* >= 1 */
+    int64_t heads;             /* >= 1 */
+    int64_t head_stride;       /* elements per head, >= rope_offset + rotary_dim */
+    int64_t x_row_stride;      /* elements per token row, >= heads * head_stride */
+    int64_t rope_offset;       /* >= 0 */
+    int64_t rotary_dim;        /* even, >= 2 */
+    int64_t max_positions;     /* >= 1, < 2^31 */
+    int32_t x_dtype;           /* F32 or BF16 */
+    int32_t layout;            /* dsk_rope_layout */
+    int32_t error_site;        /* > 0 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_rope_params;
+
+DSK_API dsk_status dsk_rope(const dsk_rope_params* p);
+
+/*
+ * KV append (vLLM's reshape_and_cache): for every token t with slot = slot_mapping[t],
+ *   key_pages[slot, :] = keys[t, :]   and, when values is set,   value_pages[slot, :] = values[t, :]
+ * widened exactly and rounded once to the page dtype (bf16: nearest even; a row already of the page dtype is copied
+ * bit for bit). A pool layer is [pages, page_size, width] contiguous, i.e. `slots` = pages * page_size rows of width
+ * elements. Rows of keys / values are their row strides apart (>= width). Dtypes: rows and pages F32 or BF16, each
+ * of the four independently. A slot outside [0, slots) is skipped (neither keys nor values written for that token);
+ * the reported one is the lowest t. Slots should be distinct: for a repeated slot, which token's row lands is
+ * unspecified. Pages must not overlap keys, values, slot_mapping, each other or the error word.
+ * MLA's latent cache: keys = the rows [kv_lora_rank | roped k_pe], values NULL (value_pages NULL, value_width 0).
+ */
+typedef struct dsk_kv_append_params {
+    const void* keys;          /* [tokens, key_width] key_dtype */
+    const void* values;        /* [tokens, value_width] value_dtype, or NULL */
+    const int32_t* slot_mapping; /* [tokens] */
+    void* key_pages;           /* [slots, key_width] key_page_dtype */
+    void* value_pages;         /* [slots, value_width] value_page_dtype; NULL exactly when values is */
+    int32_t* error_word;       /* 8 int32; must not be NULL */
+    int64_t tokens;            /* >= 1 */
+    int64_t slots;             /* pages * page_size, >= 1, < 2^31 */
+    int64_t key_width;         /* >= 1 */
+    int64_t value_width;       /* >= 1 with values, else 0 */
+    int64_t keys_row_stride;   /* >= key_width */
+    int64_t values_row_stride; /* >= value_width (ignored without values) */
+    int32_t key_dtype;
+    int32_t value_dtype;
+    int32_t key_page_dtype;
+    int32_t value_page_dtype;
+    int32_t error_site;        /* > 0 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_kv_append_params;
+
+DSK_API dsk_status dsk_kv_append(const dsk_kv_append_params* p);
+
+/* Which kernel family paged attention uses. AUTO picks by shape, dtype and GPU; the others force one (tests,
+ * benchmarks) and return DSK_ERROR_UNSUPPORTED where that family cannot run the request. */
+typedef enum dsk_attention_path {
+    DSK_ATTENTION_PATH_AUTO = 0,
+    DSK_ATTENTION_PATH_SIMT = 1,  /* CUDA cores, split-K over the context + combine (FlashDecoding): every request */
+    DSK_ATTENTION_PATH_MMA = 2,   /* tensor cores (mma.sync bf16, fp32 accumulation): bf16 pages; prefill, MLA */
+} dsk_attention_path;
+
+/*
+ * Paged causal attention of a batch of sequences (prefill chunks and decode tokens mixed), over a paged KV cache:
+ * for sequence b with n = query_starts[b + 1] - query_starts[b] queries and L = sequence_lengths[b] keys (the
+ * step's new keys already appended), its i-th query (row query_starts[b] + i of q, at position p = L - n + i) and
+ * query head h (kv head h / (q_heads / kv_heads)):
+ *   s[j] = scale * (q[row, h, :] . K(b, j, kvh))     for j = 0 .. p          (the causal mask)
+ *   out[row, h, :] = sum_j softmax(s)[j] * V(b, j, kvh)                     (fp32 softmax, max subtracted)
+ * with K(b, j, kvh) = key_pages[block_table[b, j / page_size], j % page_size, kvh * head_dim : + head_dim] and
+ * V likewise in value_pages (v_head_dim wide). Accumulation is fp32; out is rounded once to out_dtype. The tensor-core
+ * path rounds q (and the softmax weights) to bf16 before multiplying by bf16 pages: about 2^-8 relative per term.
+ *
+ * dsk_paged_mla_attention: DeepSeek's MLA over a latent cache as FlashMLA runs it (queries absorbed through W_UK):
+ * kv_heads must be 1, value_pages NULL, and V(b, j) = the first v_head_dim (kv_lora_rank, 512) elements of the key
+ * row K(b, j) (head_dim = kv_lora_rank + rope, 576); any number of query heads; out stays in latent space.
+ *
+ * Device-held metadata, checked in this order, the first bad value reported: query_starts[0 .. batch] each in
+ * [0, tokens] (bound tokens + 1), then not decreasing (out of order, bound batch + 1); then per sequence b in order:
+ * its length L with n <= L <= max_pages * page_size (index b, bound max_pages * page_size + 1), then its block-table
+ * entries block_table[b, 0 .. ceil(L / page_size) - 1] in [0, pages) (flat index b * max_pages + j). A sequence with a
+ * bad value is skipped (its rows of out are undefined); entries past a sequence's pages are never read, and neither are
+ * keys past L (pages may hold NaN there). Query rows outside every sequence's range are not written.
+ *
+ * Shapes: q [tokens, q_heads, head_dim] q_dtype, out [tokens, q_heads, v_head_dim] out_dtype, both contiguous;
+ * pages [pages, page_size, kv_heads * head_dim] (keys) and [pages, page_size, kv_heads * v_head_dim] (values),
+ * page_dtype (F32 or BF16), contiguous; q_dtype and out_dtype F32 or BF16. q_heads a multiple of kv_heads.
+ * Split-K needs scratch: call the matching *_workspace_size with the same params (pointers may be NULL there) and
+ * pass that many bytes of device memory (16-byte aligned) as `workspace`; it depends only on the sizes, dtypes, path
+ * and max_splits, so one allocation serves every step of a batch shape (CUDA-graph capturable). out must not overlap
+ * q, the pages, the metadata, the workspace or the error word.
+ */
+typedef struct dsk_paged_attention_params {
+    const void* q;
+    const void* key_pages;
+    const void* value_pages;       /* NULL for MLA */
+    const int32_t* block_table;    /* [batch, max_pages] */
+    const int32_t* sequence_lengths; /* [batch] */
+    const int32_t* query_starts;   /* [batch + 1] */
+    void* out;
+    void* workspace;               /* workspace_bytes of device memory, or NULL when 0 */
+    int32_t* error_word;           /* 8 int32; must not be NULL */
+    int64_t workspace_bytes;
+    int64_t tokens;                /* >= 1 */
+    int64_t batch;                 /* >= 1 */
+    int64_t max_pages;             /* >= 1 */
+    int64_t pages;                 /* >= 1; pages * page_size < 2^31 */
+    int64_t page_size;             /* >= 1 */
+    int64_t q_heads;               /* >= 1 */
+    int64_t kv_heads;              /* >= 1 (MLA: 1) */
+    int64_t head_dim;              /* >= 1 */
+    int64_t v_head_dim;            /* >= 1 (MLA: <= head_dim) */
+    float scale;                   /* finite */
+    int32_t q_dtype;
+    int32_t page_dtype;
+    int32_t out_dtype;
+    int32_t path;                  /* dsk_attention_path */
+    int32_t max_splits;            /* most context splits per sequence (>= 1), or 0 for the library's choice */
+    int32_t error_site_block_table;   /* > 0 */
+    int32_t error_site_lengths;       /* > 0 */
+    int32_t error_site_query_starts;  /* > 0 */
+    int32_t reserved;              /* 0 */
+    void* stream;
+} dsk_paged_attention_params;
+
+DSK_API dsk_status dsk_paged_attention_workspace_size(const dsk_paged_attention_params* p, int64_t* bytes);
+DSK_API dsk_status dsk_paged_attention(const dsk_paged_attention_params* p);
+DSK_API dsk_status dsk_paged_mla_attention_workspace_size(const dsk_paged_attention_params* p, int64_t* bytes);
+DSK_API dsk_status dsk_paged_mla_attention(const dsk_paged_attention_params* p);
 
 #ifdef __cplusplus
 }
