@@ -155,3 +155,7 @@ inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) { unsigned char 
 inline int atomicCAS(int* a, int c, int v) { int o = *a; if (o == c) *a = v; return o; }
 #include <math.h>
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+// What the attention kernels need beyond the above, one file per kernel family so their additions do not collide.
+#include "emu_attention_simt.h"
+#include "emu_attention_mma.h"
+#include "emu_mla_mma.h"
