@@ -367,8 +367,9 @@ typedef enum dsk_attention_path {
  *
  * Device-held metadata, checked in this order, the first bad value reported: query_starts[0 .. batch] each in
  * [0, tokens] (bound tokens + 1), then not decreasing (out of order, bound batch + 1); then per sequence b in order:
- * its length L with n <= L <= max_pages * page_size (index b, bound max_pages * page_size + 1), then its block-table
- * entries block_table[b, 0 .. ceil(L / page_size) - 1] in [0, pages) (flat index b * max_pages + j). A sequence with a
+ * its length L with n <= L <= max_pages * page_size (index b, bound max_pages * page_size + 1), then, when n > 0, its
+ * block-table entries block_table[b, 0 .. ceil(L / page_size) - 1] in [0, pages) (flat index b * max_pages + j; the
+ * table of a sequence without queries is not read). A sequence with a
  * bad value is skipped (its rows of out are undefined); entries past a sequence's pages are never read, and neither are
  * keys past L (pages may hold NaN there). Query rows outside every sequence's range are not written.
  *

@@ -155,6 +155,12 @@ inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) { unsigned char 
 inline int atomicCAS(int* a, int c, int v) { int o = *a; if (o == c) *a = v; return o; }
 #include <math.h>
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+// Fibers switch only at barriers, so a plain read-modify-write is atomic here.
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { memset(d, v, n); return 0; }
+inline unsigned long long atomicMax(unsigned long long* a, unsigned long long v) { unsigned long long o = *a; if (v > o) *a = v; return o; }
+inline unsigned atomicAdd(unsigned* a, unsigned v) { unsigned o = *a; *a = o + v; return o; }
+inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) { unsigned long long o = *a; *a = o + v; return o; }
+inline void __threadfence() {}
 // What the attention kernels need beyond the above, one file per kernel family so their additions do not collide.
 #include "emu_attention_simt.h"
 #include "emu_attention_mma.h"
