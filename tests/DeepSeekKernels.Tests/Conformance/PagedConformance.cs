@@ -24,17 +24,7 @@ public abstract class PagedConformanceTest : ConformanceTest
     };
 
     /// <summary>[batch, MaxPages] block table (unused entries -1), lengths, query offsets.</summary>
-    protected static (int[] Table, int[] Lengths, int[] Starts) Metadata(Sequence[] sequences)
-    {
-        var table = Enumerable.Repeat(-1, sequences.Length * MaxPages).ToArray();
-        var starts = new int[sequences.Length + 1];
-        for (int b = 0; b < sequences.Length; b++)
-        {
-            sequences[b].Pages.CopyTo(table, b * MaxPages);
-            starts[b + 1] = starts[b] + sequences[b].Queries;
-        }
-        return (table, sequences.Select(s => s.Length).ToArray(), starts);
-    }
+    protected static (int[] Table, int[] Lengths, int[] Starts) Metadata(Sequence[] sequences) => Metadata(sequences, MaxPages);
 
     /// <summary>The pool slot of position <paramref name="p"/> of <paramref name="s"/>.</summary>
     protected static int Slot(Sequence s, int p, int pageSize) => s.Pages[p / pageSize] * pageSize + p % pageSize;
@@ -44,23 +34,45 @@ public abstract class PagedConformanceTest : ConformanceTest
         type == ElementType.F32 ? values : values.Select(v => BFloat16.FromSingle(v).ToSingle()).ToArray();
 
     /// <summary>A pool layer [PoolPages, pageSize, width] of <paramref name="type"/> on this runtime holding <paramref name="pool"/> (NaN where unused).</summary>
-    protected IDisposable UploadPool(float[] pool, ElementType type, int pageSize, int width, out DeviceTensor tensor)
+    protected IDisposable UploadPool(float[] pool, ElementType type, int pageSize, int width, out DeviceTensor tensor) =>
+        UploadPool(pool, type, PoolPages, pageSize, width, out tensor);
+
+    /// <summary>Writes each sequence's rows (rounded to the pool's type) into a NaN pool of PoolPages pages at their slots.</summary>
+    protected static float[] Pool(Sequence[] sequences, float[][] rows, int pageSize, int width, ElementType type) =>
+        Pool(sequences, rows, pageSize, width, type, PoolPages);
+
+    /// <summary>
+    /// Sequences of the given lengths and query counts over pages of a pool handed out in a shuffled order, the pool three
+    /// pages larger than needed (those stay NaN); the block table is as wide as the longest sequence needs plus one.
+    /// </summary>
+    protected static (Sequence[] Sequences, int PoolPages, int MaxPages) Layout(int pageSize, (int Length, int Queries)[] shape, int seed)
     {
-        if (type == ElementType.F32)
-        {
-            var buffer = Upload(pool);
-            tensor = buffer.AsTensor(PoolPages, pageSize, width);
-            return buffer;
-        }
-        var bf16 = Upload(pool.Select(BFloat16.FromSingle).ToArray());
-        tensor = bf16.AsTensor(PoolPages, pageSize, width);
-        return bf16;
+        int used = shape.Sum(s => (s.Length + pageSize - 1) / pageSize), poolPages = used + 3;
+        var order = Enumerable.Range(0, poolPages).ToArray();
+        new Random(seed).Shuffle(order);
+        int next = 0;
+        var sequences = shape.Select(s => new Sequence(s.Length, s.Queries,
+            Enumerable.Range(0, (s.Length + pageSize - 1) / pageSize).Select(_ => order[next++]).ToArray())).ToArray();
+        return (sequences, poolPages, sequences.Max(s => s.Pages.Length) + 1);
     }
 
-    /// <summary>Writes each sequence's rows (rounded to the pool's type) into a NaN pool at their slots.</summary>
-    protected static float[] Pool(Sequence[] sequences, float[][] rows, int pageSize, int width, ElementType type)
+    /// <summary>[batch, maxPages] block table (unused entries -1), lengths, query offsets.</summary>
+    protected static (int[] Table, int[] Lengths, int[] Starts) Metadata(Sequence[] sequences, int maxPages)
     {
-        var pool = Nan((long)PoolPages * pageSize * width);
+        var table = Enumerable.Repeat(-1, sequences.Length * maxPages).ToArray();
+        var starts = new int[sequences.Length + 1];
+        for (int b = 0; b < sequences.Length; b++)
+        {
+            sequences[b].Pages.CopyTo(table, b * maxPages);
+            starts[b + 1] = starts[b] + sequences[b].Queries;
+        }
+        return (table, sequences.Select(s => s.Length).ToArray(), starts);
+    }
+
+    /// <summary>Writes each sequence's rows (rounded to the pool's type) into a NaN pool of <paramref name="poolPages"/> pages at their slots.</summary>
+    protected static float[] Pool(Sequence[] sequences, float[][] rows, int pageSize, int width, ElementType type, int poolPages)
+    {
+        var pool = Nan((long)poolPages * pageSize * width);
         for (int b = 0; b < sequences.Length; b++)
         {
             var rounded = Rounded(rows[b], type);
@@ -69,6 +81,56 @@ public abstract class PagedConformanceTest : ConformanceTest
         }
         return pool;
     }
+
+    /// <summary>A pool layer [poolPages, pageSize, width] of <paramref name="type"/> on this runtime holding <paramref name="pool"/>.</summary>
+    protected IDisposable UploadPool(float[] pool, ElementType type, int poolPages, int pageSize, int width, out DeviceTensor tensor)
+    {
+        if (type == ElementType.F32)
+        {
+            var buffer = Upload(pool);
+            tensor = buffer.AsTensor(poolPages, pageSize, width);
+            return buffer;
+        }
+        var bf16 = Upload(pool.Select(BFloat16.FromSingle).ToArray());
+        tensor = bf16.AsTensor(poolPages, pageSize, width);
+        return bf16;
+    }
+
+    /// <summary>An activation tensor [d0, d1, d2] of <paramref name="type"/> holding <paramref name="values"/> (bf16: rounded).</summary>
+    protected DeviceTensor Activation(float[] values, ElementType type, List<IDisposable> owned, params long[] shape)
+    {
+        if (type == ElementType.F32)
+        {
+            var f = Upload(values);
+            owned.Add(f);
+            return f.AsTensor(shape);
+        }
+        var b = Upload(values.Select(BFloat16.FromSingle).ToArray());
+        owned.Add(b);
+        return b.AsTensor(shape);
+    }
+
+    /// <summary>A NaN output of <paramref name="outputs"/> elements of <paramref name="type"/> followed by a NaN guard; read back as float.</summary>
+    protected (DeviceTensor Tensor, Watched Watched, Func<float[]> Read) PoisonedOutput(ElementType type, int outputs, List<IDisposable> owned,
+        params long[] shape)
+    {
+        if (type == ElementType.F32)
+        {
+            var f = Poisoned(outputs + Guard);
+            owned.Add(f);
+            return (f.Slice(0, outputs).AsTensor(shape), f, () => f.ToArray());
+        }
+        var b = PoisonedBf16(outputs + Guard);
+        owned.Add(b);
+        return (b.Slice(0, outputs).AsTensor(shape), b, () => TestData.ToFloat<BFloat16>(b.ToArray()));
+    }
+
+    /// <summary>
+    /// The lengths the suite sweeps (issue 12): 1, 2, 63, 64 and 65 keys as single decode tokens and as whole prefills, a
+    /// chunk of 17 queries continuing a cache of 100, and a decode token at the end of a sequence of several thousand keys.
+    /// </summary>
+    protected static readonly (int Length, int Queries)[] SweptLengths =
+        [(1, 1), (2, 1), (63, 1), (64, 1), (65, 1), (1, 1), (2, 2), (63, 63), (64, 64), (65, 65), (117, 17), (2500, 1)];
 
     protected static ElementType TypeOf(string name) => name switch
     {
@@ -274,6 +336,133 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
         AllNaN(actual.AsSpan(outputs), "guard after the output");
     }
 
+    public static TheoryData<int, string, string, string, int, int, int> SweepCases() => new()
+    {
+        // pageSize, pool, q, destination, qHeads, kvHeads, headDim (= vHeadDim)
+        { 16, "bf16", "bf16", "bf16", 8, 1, 128 },
+        { 64, "bf16", "f32", "f32", 8, 2, 64 },
+        { 16, "f32", "f32", "bf16", 7, 1, 64 },
+        { 64, "f32", "bf16", "f32", 5, 5, 64 },
+    };
+
+    /// <summary>
+    /// The swept lengths (<c>SweptLengths</c>: decode tokens and whole prefills of 1, 2, 63, 64 and 65 keys, a chunk
+    /// continuing a cache, several thousand keys) in one step over shuffled pages, q and destination f32 or bf16, GQA 8:1,
+    /// 4:1, 7:1 and an odd MHA: every row against float64, the guard untouched.
+    /// </summary>
+    [DeviceTheory, MemberData(nameof(SweepCases))]
+    public void PagedAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int qHeads, int kvHeads,
+        int headDim)
+    {
+        var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
+        var (sequences, poolPages, maxPages) = Layout(pageSize, SweptLengths, pageSize + qHeads);
+        var (table, lengths, starts) = Metadata(sequences, maxPages);
+        int width = kvHeads * headDim, tokens = starts[^1], outputs = tokens * qHeads * headDim;
+        var keys = sequences.Select((s, b) => RandomValues(s.Length * width, 40 + b)).ToArray();
+        var values = sequences.Select((s, b) => RandomValues(s.Length * width, 60 + b)).ToArray();
+        var q = Rounded(RandomValues(tokens * qHeads * headDim, 5), qt);
+        float scale = 1f / MathF.Sqrt(headDim);
+        var owned = new List<IDisposable>();
+        try
+        {
+            owned.Add(UploadPool(Pool(sequences, keys, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var keyPages));
+            owned.Add(UploadPool(Pool(sequences, values, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var valuePages));
+            var dTable = Upload(table);
+            var dLengths = Upload(lengths);
+            var dStarts = Upload(starts);
+            owned.AddRange([dTable, dLengths, dStarts]);
+            var dq = Activation(q, qt, owned, tokens, qHeads, headDim);
+            var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, qHeads, headDim);
+            var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+            var signature = new OpSignature("PagedAttention", qt == ElementType.BF16 || ot == ElementType.BF16 ? ElementType.BF16 : ElementType.F32)
+                { HeadDim = headDim, Pages = type };
+            if (!Runs(signature, ops => ops.PagedAttention(dq, keyPages, valuePages, batch, dy, kvHeads, scale), watched))
+                return;
+
+            var expected = new double[outputs];
+            var magnitude = new double[outputs];
+            int group = qHeads / kvHeads;
+            for (int b = 0; b < sequences.Length; b++)
+            {
+                var s = sequences[b];
+                var k = Rounded(keys[b], type);
+                var v = Rounded(values[b], type);
+                for (int i = 0; i < s.Queries; i++)
+                {
+                    int row = starts[b] + i, position = s.Length - s.Queries + i;
+                    for (int h = 0; h < qHeads; h++)
+                    {
+                        int kvh = h / group, at = (row * qHeads + h) * headDim;
+                        Float64Oracles.Attend(q.AsSpan(at, headDim), position + 1, (j, e) => k[j * width + kvh * headDim + e],
+                            (j, e) => v[j * width + kvh * headDim + e], headDim, scale, expected.AsSpan(at, headDim), magnitude.AsSpan(at, headDim));
+                    }
+                }
+            }
+            var actual = read();
+            double tolerance = type == ElementType.BF16 || qt == ElementType.BF16 || ot == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
+            Close(expected, magnitude, actual.AsSpan(0, outputs), $"PagedAttention, {poolType} pages, {qType} q, {outType} out", tolerance,
+                ConformanceTolerance.Absolute);
+            AllNaN(actual.AsSpan(outputs), "guard after the output");
+        }
+        finally
+        {
+            owned.ForEach(o => o.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Every kind of bad device metadata, one at a time and several at once: the first bad value in the op's stated order
+    /// (query offsets' range, their order, then per sequence its length and then its block-table entries) is the one
+    /// reported, whichever backend runs it.
+    /// </summary>
+    [Fact]
+    public void BadMetadataIsReportedFirstInTheStatedOrder()
+    {
+        var sequences = Batch(16);
+        var (table, lengths, starts) = Metadata(sequences);
+        using var pool = Poisoned(PoolPages * 16 * 8);
+        var pages = pool.AsTensor(PoolPages, 16, 8);
+        using var q = Upload(RandomValues(9 * 2 * 8, 2));
+        using var y = Poisoned(9 * 2 * 8);
+        void Call(Ops ops, int[] t, int[] l, int[] s)
+        {
+            using var dt = Upload(t);
+            using var dl = Upload(l);
+            using var ds = Upload(s);
+            ops.PagedAttention(q.AsTensor(9, 2, 8), pages, pages, new PagedBatch(dt.View, dl.View, ds.View), y.AsTensor(9, 2, 8), 1, 0.5f);
+        }
+        if (!Supported(new OpSignature("PagedAttention", ElementType.F32) { HeadDim = 8, Pages = ElementType.F32 }, ops => Call(ops, table, lengths, starts), y))
+            return;
+        int[] With(int[] a, int i, int v)
+        {
+            var c = (int[])a.Clone();
+            c[i] = v;
+            return c;
+        }
+        // one bad value of each kind
+        DeviceIndexError(Runtime, () => Call(Ops, table, With(lengths, 1, 65), starts), "PagedAttention", "sequenceLengths",
+            "sequenceLengths[1] = 65 is outside [0, 65)");
+        DeviceIndexError(Runtime, () => Call(Ops, table, With(lengths, 0, 4), starts), "PagedAttention", "sequenceLengths", "sequenceLengths[0] = 4");
+        Assert.True(DeviceIndexError(Runtime, () => Call(Ops, table, lengths, [0, 5, 4, 9]), "PagedAttention", "queryStarts",
+            "queryStarts[2] = 4 is out of order").OutOfOrder);
+        DeviceIndexError(Runtime, () => Call(Ops, table, lengths, [0, 5, 6, 10]), "PagedAttention", "queryStarts", "queryStarts[3] = 10 is outside [0, 10)");
+        DeviceIndexError(Runtime, () => Call(Ops, table, lengths, [-2, 5, 6, 9]), "PagedAttention", "queryStarts", "queryStarts[0] = -2");
+        // several at once: the first in the stated order wins
+        var badTables = With(With(table, 9, 99), 4, -7); // sequence 1's first page and sequence 2's second page
+        DeviceIndexError(Runtime, () => Call(Ops, badTables, lengths, starts), "PagedAttention", "blockTable", "blockTable[4] = -7");
+        DeviceIndexError(Runtime, () => Call(Ops, With(table, 9, 99), With(lengths, 1, 70), starts), "PagedAttention", "sequenceLengths",
+            "sequenceLengths[1] = 70");
+        DeviceIndexError(Runtime, () => Call(Ops, badTables, With(lengths, 2, 1), [0, 5, 6, 11]), "PagedAttention", "queryStarts", "queryStarts[3] = 11");
+        Assert.True(DeviceIndexError(Runtime, () => Call(Ops, badTables, With(lengths, 0, 99), [0, 6, 5, 9]), "PagedAttention", "queryStarts",
+            "queryStarts[2] = 5 is out of order").OutOfOrder);
+        // a sequence without queries: its block table is not read
+        Call(Ops, With(table, 0, 99), lengths, [0, 0, 1, 4]);
+        Runtime.Synchronize();
+        // entries past a sequence's pages are never read
+        Call(Ops, With(table, 3, 99), lengths, starts);
+        Runtime.Synchronize();
+    }
+
     [Fact]
     public void BadBlockTableEntriesAreReportedAtTheNextSynchronisation()
     {
@@ -357,6 +546,74 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
         Close(expected, magnitude, actual.AsSpan(0, outputs), $"PagedMlaAttention, {poolType} pages", ConformanceTolerance.Pages(type),
             ConformanceTolerance.Absolute);
         AllNaN(actual.AsSpan(outputs), "guard after the output");
+    }
+
+    public static TheoryData<int, string, string, string, int> SweepCases() => new()
+    {
+        // pageSize, pool, q, destination, heads; DeepSeek's 512 + 64
+        { 64, "bf16", "bf16", "bf16", 16 },
+        { 64, "bf16", "f32", "f32", 20 },
+        { 16, "f32", "f32", "bf16", 3 },
+    };
+
+    /// <summary>
+    /// MLA over the swept lengths (<c>SweptLengths</c>) in one step, DeepSeek's 576-wide latent rows (512 latent + 64
+    /// rope), 16 (V2-Lite) and 20 heads, q and destination f32 or bf16: every row against float64, the guard untouched.
+    /// </summary>
+    [DeviceTheory, MemberData(nameof(SweepCases))]
+    public void PagedMlaAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int heads)
+    {
+        const int latentDim = 512, width = 576;
+        var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
+        var (sequences, poolPages, maxPages) = Layout(pageSize, SweptLengths, heads);
+        var (table, lengths, starts) = Metadata(sequences, maxPages);
+        int tokens = starts[^1], outputs = tokens * heads * latentDim;
+        var rows = sequences.Select((s, b) => RandomValues(s.Length * width, 80 + b, 0.5f)).ToArray();
+        var q = Rounded(RandomValues(tokens * heads * width, 7), qt);
+        const float scale = 0.07f;
+        var owned = new List<IDisposable>();
+        try
+        {
+            owned.Add(UploadPool(Pool(sequences, rows, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var latentPages));
+            var dTable = Upload(table);
+            var dLengths = Upload(lengths);
+            var dStarts = Upload(starts);
+            owned.AddRange([dTable, dLengths, dStarts]);
+            var dq = Activation(q, qt, owned, tokens, heads, width);
+            var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, heads, latentDim);
+            var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+            var signature = new OpSignature("PagedMlaAttention", qt == ElementType.BF16 || ot == ElementType.BF16 ? ElementType.BF16 : ElementType.F32)
+                { HeadDim = width, Pages = type };
+            if (!Runs(signature, ops => ops.PagedMlaAttention(dq, latentPages, batch, dy, scale), watched))
+                return;
+
+            var expected = new double[outputs];
+            var magnitude = new double[outputs];
+            for (int b = 0; b < sequences.Length; b++)
+            {
+                var s = sequences[b];
+                var c = Rounded(rows[b], type);
+                for (int i = 0; i < s.Queries; i++)
+                {
+                    int row = starts[b] + i, position = s.Length - s.Queries + i;
+                    for (int h = 0; h < heads; h++)
+                    {
+                        int at = (row * heads + h) * latentDim;
+                        Float64Oracles.Attend(q.AsSpan((row * heads + h) * width, width), position + 1, (j, e) => c[j * width + e],
+                            (j, e) => c[j * width + e], latentDim, scale, expected.AsSpan(at, latentDim), magnitude.AsSpan(at, latentDim));
+                    }
+                }
+            }
+            var actual = read();
+            double tolerance = type == ElementType.BF16 || qt == ElementType.BF16 || ot == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
+            Close(expected, magnitude, actual.AsSpan(0, outputs), $"PagedMlaAttention, {poolType} pages, {qType} q, {outType} out", tolerance,
+                ConformanceTolerance.Absolute);
+            AllNaN(actual.AsSpan(outputs), "guard after the output");
+        }
+        finally
+        {
+            owned.ForEach(o => o.Dispose());
+        }
     }
 
     [Fact]
