@@ -75,6 +75,74 @@ public abstract class RopeConformance : ConformanceTest
         AllNaN(actual.AsSpan(n), "guard after x");
     }
 
+    public static TheoryData<string, RopeLayout> Bf16Cases() => new()
+    {
+        { "yarn", RopeLayout.Interleaved },
+        { "llama3", RopeLayout.HalfSplit },
+        { "linear", RopeLayout.HalfSplit },
+    };
+
+    /// <summary>
+    /// bf16 activations (DeepSeek's q_pe at offset 128 of 192-element heads, and a whole 64-element head), tables of the
+    /// scaled kinds (YaRN with its attention factor folded into cos and sin, Llama 3, linear): each rotated element is the
+    /// float64 rotation of the bf16 inputs, rounded once to bf16 (within one bf16 rounding), every other element bit for bit
+    /// unchanged, the guard untouched.
+    /// </summary>
+    [DeviceTheory, MemberData(nameof(Bf16Cases))]
+    public void RopeOfBf16ActivationsRoundsOnce(string kind, RopeLayout layout)
+    {
+        var scaling = kind switch
+        {
+            "yarn" => new RopeScaling { Kind = RopeKind.Yarn, Theta = 10000, Factor = 40, OriginalMaxPositions = 64, MaxPositions = 2560, Mscale = 1, MscaleAllDim = 0.707 },
+            "llama3" => new RopeScaling { Kind = RopeKind.Llama3, Theta = 500000, Factor = 8, OriginalMaxPositions = 64, MaxPositions = 512 },
+            _ => new RopeScaling { Kind = RopeKind.Linear, Theta = 10000, Factor = 4, MaxPositions = 512 },
+        };
+        int heads = 3, headStride = kind == "yarn" ? 192 : 64, ropeOffset = kind == "yarn" ? 128 : 0, rotaryDim = 64, tokens = 6;
+        using var table = RopeTable.Create(Runtime, scaling, rotaryDim, MaxPositions);
+        var positions = new[] { MaxPositions - 1, 0, 17, 255, 1, 128 };
+        int n = tokens * heads * headStride;
+        var x = RandomValues(n, 9).Select(v => BFloat16.FromSingle(v)).ToArray();
+        using var dx = Upload(x.Concat(Enumerable.Repeat(BFloat16.NaN, Guard)).ToArray());
+        using var dp = Upload(positions);
+        var view = dx.Slice(0, n).AsTensor(n);
+        if (!Runs(new OpSignature("Rope", ElementType.BF16), ops => ops.Rope(view, dp.View, table, heads, headStride, ropeOffset, layout), dx))
+            return;
+
+        var cos = table.Cos.ToArray();
+        var sin = table.Sin.ToArray();
+        var actual = dx.ToArray();
+        int half = rotaryDim / 2;
+        var rotated = new bool[n];
+        var expected = new List<double>();
+        var scale = new List<double>();
+        var got = new List<float>();
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int head = (t * heads + h) * headStride + ropeOffset;
+                for (int i = 0; i < half; i++)
+                {
+                    int ia = head + (layout == RopeLayout.HalfSplit ? i : 2 * i);
+                    int ib = head + (layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1);
+                    double a = x[ia].ToSingle(), b = x[ib].ToSingle(), c = cos[positions[t] * half + i], s = sin[positions[t] * half + i];
+                    expected.Add(a * c - b * s);
+                    scale.Add(Math.Abs(a * c) + Math.Abs(b * s));
+                    got.Add(actual[ia].ToSingle());
+                    expected.Add(b * c + a * s);
+                    scale.Add(Math.Abs(b * c) + Math.Abs(a * s));
+                    got.Add(actual[ib].ToSingle());
+                    rotated[ia] = rotated[ib] = true;
+                }
+            }
+        // one bf16 rounding of the result: 2^-8 of its size, which the sum of the terms' magnitudes bounds
+        Close([.. expected], [.. scale], got.ToArray(), $"Rope {kind} {layout}, bf16", 1.0 / 256, ConformanceTolerance.Absolute);
+        for (int i = 0; i < n; i++)
+            if (!rotated[i])
+                Assert.Equal(x[i].Bits, actual[i].Bits);
+        for (int i = n; i < actual.Length; i++)
+            Assert.True(actual[i].IsNaN, $"guard element {i - n} was written");
+    }
+
     [Fact]
     public void BadPositionsAreReportedAtTheNextSynchronisation()
     {
