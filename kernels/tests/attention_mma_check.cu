@@ -1,7 +1,8 @@
 // attention_mma_check.cu: dsk_paged_attention with path = DSK_ATTENTION_PATH_MMA (the bf16 tensor-core family,
 // paged_attention_mma.cu) on a GPU against a CPU reference, plus an optional timing (--bench).
 //
-// Cases: single sequences (prefill from scratch, n = L) of 1, 2, 63, 64, 65, 130 and a few hundred keys; mixed batches
+// Cases: single sequences (prefill from scratch, n = L) of 1, 2, 63, 64, 65, 130, a few hundred and 2500 keys; a chunk
+// of 600 queries continuing a cache of 2500 keys; mixed batches
 // (prefill from scratch, a chunk continuing a cache, single decode tokens, a sequence without queries, query rows
 // before the first and after the last sequence); page sizes 16 and 64 with the pages of every sequence at random
 // places of a pool (out of order); GQA 1:1, 4:1, 7:1; head_dim 64 and 128; q f32 / bf16; out f32 / bf16. Unused
@@ -332,6 +333,8 @@ void run_checks(cudaStream_t stream, bool quick) {
             {"mixed batch ps 64 d64", mixed, 64, 7, 1, 64, B, B, 3, 0, -1},
             {"mixed batch ps 16 d64 1:1", mixed, 16, 3, 3, 64, F, F, 0, 5, -1},
             {"decode tokens only", {{1, 33}, {1, 64}, {1, 129}, {1, 1}}, 16, 4, 1, 128, B, B, 0, 0, -1},
+            {"prefill L=2500", {{2500, 2500}}, 64, 2, 1, 64, B, B, 0, 0, -1},
+            {"chunk n=600 of L=2500 + decode", {{600, 2500}, {1, 1000}}, 16, 4, 2, 128, F, F, 0, 0, -1},
         };
         cases.insert(cases.end(), more.begin(), more.end());
     }
