@@ -34,6 +34,7 @@ public static partial class CudaDriver
     [LibraryImport(Lib, EntryPoint = "cuDriverGetVersion")] private static partial int DriverGetVersion(out int version);
     [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] private static partial int StreamBeginCapture(IntPtr stream, int mode);
     [LibraryImport(Lib, EntryPoint = "cuStreamEndCapture")] private static partial int StreamEndCapture(IntPtr stream, out IntPtr graph);
+    [LibraryImport(Lib, EntryPoint = "cuStreamIsCapturing")] private static partial int StreamIsCapturing(IntPtr stream, out int status);
     [LibraryImport(Lib, EntryPoint = "cuGraphGetNodes")] private static partial int GraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
     [LibraryImport(Lib, EntryPoint = "cuGraphInstantiateWithFlags")] private static partial int GraphInstantiate(out IntPtr exec, IntPtr graph, ulong flags);
     [LibraryImport(Lib, EntryPoint = "cuGraphDestroy")] private static partial int GraphDestroy(IntPtr graph);
@@ -86,6 +87,16 @@ public static partial class CudaDriver
     /// </summary>
     public static void BeginCapture(IntPtr stream) =>
         Check(StreamBeginCapture(stream, CaptureModeRelaxed), "cuStreamBeginCapture");
+
+    /// <summary>
+    /// Whether <paramref name="stream"/> is being captured into a graph (CU_STREAM_CAPTURE_STATUS_ACTIVE, or a capture that
+    /// was invalidated and not yet ended): work that would allocate or free device memory must then wait.
+    /// </summary>
+    public static bool IsCapturing(IntPtr stream)
+    {
+        Check(StreamIsCapturing(stream, out int status), "cuStreamIsCapturing");
+        return status != 0;
+    }
 
     /// <summary>
     /// Ends the capture begun on <paramref name="stream"/> and returns the recorded graph (a CUgraph; destroy it

@@ -166,6 +166,110 @@ public struct DskLinearFp8W8A8Params
     public IntPtr Stream;
 }
 
+/// <summary><c>dsk_rope_layout</c>: which elements of a head's rotary part rotate together.</summary>
+public enum DskRopeLayout
+{
+    /// <summary>(v[i], v[i + d/2]), i &lt; d/2: Llama, Qwen2.</summary>
+    HalfSplit = 0,
+    /// <summary>(v[2i], v[2i + 1]): DeepSeek's complex form.</summary>
+    Interleaved = 1,
+}
+
+/// <summary><c>dsk_attention_path</c>: which kernel family paged attention uses (Auto picks by shape, dtype and GPU).</summary>
+public enum DskAttentionPath
+{
+    Auto = 0,
+    Simt = 1,
+    Mma = 2,
+}
+
+/// <summary><c>dsk_rope_params</c>: rotary position embedding in place, positions from device memory (error word).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskRopeParams
+{
+    public IntPtr X;
+    public IntPtr Positions;
+    public IntPtr Cos;
+    public IntPtr Sin;
+    public IntPtr ErrorWord;
+    public long Tokens;
+    public long Heads;
+    public long HeadStride;
+    public long XRowStride;
+    public long RopeOffset;
+    public long RotaryDim;
+    public long MaxPositions;
+    public int XDType;
+    public int Layout;
+    public int ErrorSite;
+    public int Reserved;
+    public IntPtr Stream;
+}
+
+/// <summary><c>dsk_kv_append_params</c>: new key (and value) rows into their pages through the slot mapping (error word).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskKvAppendParams
+{
+    public IntPtr Keys;
+    public IntPtr Values;
+    public IntPtr SlotMapping;
+    public IntPtr KeyPages;
+    public IntPtr ValuePages;
+    public IntPtr ErrorWord;
+    public long Tokens;
+    public long Slots;
+    public long KeyWidth;
+    public long ValueWidth;
+    public long KeysRowStride;
+    public long ValuesRowStride;
+    public int KeyDType;
+    public int ValueDType;
+    public int KeyPageDType;
+    public int ValuePageDType;
+    public int ErrorSite;
+    public int Reserved;
+    public IntPtr Stream;
+}
+
+/// <summary>
+/// <c>dsk_paged_attention_params</c>: causal paged attention of a batch (GQA through dsk_paged_attention, MLA through
+/// dsk_paged_mla_attention), device metadata checked into the error word, split-K scratch in <see cref="Workspace"/>.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DskPagedAttentionParams
+{
+    public IntPtr Q;
+    public IntPtr KeyPages;
+    public IntPtr ValuePages;
+    public IntPtr BlockTable;
+    public IntPtr SequenceLengths;
+    public IntPtr QueryStarts;
+    public IntPtr Out;
+    public IntPtr Workspace;
+    public IntPtr ErrorWord;
+    public long WorkspaceBytes;
+    public long Tokens;
+    public long Batch;
+    public long MaxPages;
+    public long Pages;
+    public long PageSize;
+    public long QHeads;
+    public long KvHeads;
+    public long HeadDim;
+    public long VHeadDim;
+    public float Scale;
+    public int QDType;
+    public int PageDType;
+    public int OutDType;
+    public int Path;
+    public int MaxSplits;
+    public int ErrorSiteBlockTable;
+    public int ErrorSiteLengths;
+    public int ErrorSiteQueryStarts;
+    public int Reserved;
+    public IntPtr Stream;
+}
+
 /// <summary>A native kernel refused its arguments or the CUDA runtime reported an error; the message names the op.</summary>
 public sealed class DskNativeException(DskStatus status, string message) : Exception(message)
 {
@@ -177,7 +281,7 @@ public sealed class DskNativeException(DskStatus status, string message) : Excep
 public static partial class DskNative
 {
     /// <summary>The C header's DSK_ABI_VERSION these bindings were written against.</summary>
-    public const int AbiVersion = 2;
+    public const int AbiVersion = 3;
 
     [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_last_error_message")]
     private static partial IntPtr LastErrorMessageNative();
@@ -206,6 +310,24 @@ public static partial class DskNative
     [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_linear_fp8_w8a8")]
     private static unsafe partial DskStatus LinearFp8W8A8Native(DskLinearFp8W8A8Params* p);
 
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_rope")]
+    private static unsafe partial DskStatus RopeNative(DskRopeParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_kv_append")]
+    private static unsafe partial DskStatus KvAppendNative(DskKvAppendParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_paged_attention_workspace_size")]
+    private static unsafe partial DskStatus PagedAttentionWorkspaceSizeNative(DskPagedAttentionParams* p, long* bytes);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_paged_attention")]
+    private static unsafe partial DskStatus PagedAttentionNative(DskPagedAttentionParams* p);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_paged_mla_attention_workspace_size")]
+    private static unsafe partial DskStatus PagedMlaAttentionWorkspaceSizeNative(DskPagedAttentionParams* p, long* bytes);
+
+    [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_paged_mla_attention")]
+    private static unsafe partial DskStatus PagedMlaAttentionNative(DskPagedAttentionParams* p);
+
     static readonly Lazy<string?> LoadError = new(() =>
     {
         var result = NativeLibraryLocator.Load(NativeLibraryLocator.DeepSeekKernels);
@@ -228,6 +350,13 @@ public static partial class DskNative
     {
         if (LoadError.Value is { } error)
             throw new DllNotFoundException(error);
+    }
+
+    /// <summary>Whether the loaded library exports <paramref name="entryPoint"/> (false when it is not loaded).</summary>
+    public static bool Exports(string entryPoint)
+    {
+        var result = NativeLibraryLocator.Load(NativeLibraryLocator.DeepSeekKernels);
+        return result.Loaded && NativeLibrary.TryGetExport(result.Handle, entryPoint, out _);
     }
 
     /// <summary>The file the library was loaded from.</summary>
@@ -295,6 +424,67 @@ public static partial class DskNative
         EnsureLoaded();
         DskLinearFp8W8A8Params copy = p;
         Check(LinearFp8W8A8Native(&copy), "dsk_linear_fp8_w8a8");
+    }
+
+    /// <summary>Runs <c>dsk_rope</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void Rope(in DskRopeParams p)
+    {
+        EnsureLoaded();
+        DskRopeParams copy = p;
+        Check(RopeNative(&copy), "dsk_rope");
+    }
+
+    /// <summary>Runs <c>dsk_kv_append</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void KvAppend(in DskKvAppendParams p)
+    {
+        EnsureLoaded();
+        DskKvAppendParams copy = p;
+        Check(KvAppendNative(&copy), "dsk_kv_append");
+    }
+
+    /// <summary>
+    /// Bytes of split-K workspace <c>dsk_paged_attention</c> (or, with <paramref name="mla"/>, <c>dsk_paged_mla_attention</c>)
+    /// needs for these params (the pointers may be zero); throws <see cref="DskNativeException"/> when the params are refused.
+    /// </summary>
+    public static unsafe long PagedAttentionWorkspaceSize(in DskPagedAttentionParams p, bool mla)
+    {
+        EnsureLoaded();
+        DskPagedAttentionParams copy = p;
+        long bytes = 0;
+        if (mla)
+            Check(PagedMlaAttentionWorkspaceSizeNative(&copy, &bytes), "dsk_paged_mla_attention_workspace_size");
+        else
+            Check(PagedAttentionWorkspaceSizeNative(&copy, &bytes), "dsk_paged_attention_workspace_size");
+        return bytes;
+    }
+
+    /// <summary>Runs <c>dsk_paged_attention</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void PagedAttention(in DskPagedAttentionParams p)
+    {
+        EnsureLoaded();
+        DskPagedAttentionParams copy = p;
+        Check(PagedAttentionNative(&copy), "dsk_paged_attention");
+    }
+
+    /// <summary>Runs <c>dsk_paged_mla_attention</c>; throws <see cref="DskNativeException"/> on failure.</summary>
+    public static unsafe void PagedMlaAttention(in DskPagedAttentionParams p)
+    {
+        EnsureLoaded();
+        DskPagedAttentionParams copy = p;
+        Check(PagedMlaAttentionNative(&copy), "dsk_paged_mla_attention");
+    }
+
+    /// <summary>
+    /// Like <see cref="PagedAttention"/> / <see cref="PagedMlaAttention"/> but returns the status and message instead of
+    /// throwing (for tests of the C ABI).
+    /// </summary>
+    public static unsafe DskStatus TryPagedAttention(in DskPagedAttentionParams p, bool mla, out string message)
+    {
+        EnsureLoaded();
+        DskPagedAttentionParams copy = p;
+        var status = mla ? PagedMlaAttentionNative(&copy) : PagedAttentionNative(&copy);
+        message = status == DskStatus.Success ? "" : LastErrorMessage();
+        return status;
     }
 
     /// <summary>Like <see cref="RmsNorm"/> but returns the status and message instead of throwing (for tests of the C ABI).</summary>

@@ -7,13 +7,18 @@ namespace DeepSeekKernels.Native;
 internal sealed class NativeBackend : KernelBackend
 {
     readonly DeviceRuntime _runtime;
+    readonly AttentionWorkspace _attentionWorkspace;
 
     public NativeBackend(DeviceRuntime runtime)
     {
         if (!runtime.IsNativeAvailable(out string reason))
             throw new NotSupportedException("The native backend is not available: " + reason);
         _runtime = runtime;
+        _attentionWorkspace = new AttentionWorkspace(runtime);
     }
+
+    /// <summary>The split-K scratch of this backend's paged attention calls (for tests).</summary>
+    internal AttentionWorkspace AttentionWorkspace => _attentionWorkspace;
 
     public override Backend Kind => Backend.Native;
 
@@ -24,7 +29,10 @@ internal sealed class NativeBackend : KernelBackend
     /// (dense bf16 x bf16 without a bias through cuBLASLt) over every weight scheme the loader makes (dense f32/bf16, FP8
     /// blocks of any size, INT4 groups), f32 or bf16 activations (x and y may differ), strided rows. Embedding:
     /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations and LinearW8A8
-    /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8.
+    /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
+    /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
+    /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, any head dims
+    /// (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
     /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
@@ -55,6 +63,17 @@ internal sealed class NativeBackend : KernelBackend
                 // dsk_quantize_fp8_act and dsk_linear_fp8_w8a8: f32 or bf16 activations, rows strided
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
                 : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
+                : null,
+            nameof(Ops.Rope) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rope takes f32 or bf16 heads, not {op.X.Name()}"
+                : null,
+            nameof(Ops.KvAppend) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_kv_append takes f32 or bf16 rows, not {op.X.Name()}"
+                : op.Pages is not (ElementType.F32 or ElementType.BF16) ? $"dsk_kv_append writes f32 or bf16 pages, not {op.Pages?.Name() ?? "none"}"
+                : null,
+            nameof(Ops.PagedAttention) or nameof(Ops.PagedMlaAttention) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention takes f32 or bf16 queries and output, not {op.X.Name()}"
+                : op.Pages is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention reads f32 or bf16 pages, not {op.Pages?.Name() ?? "none"}"
                 : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
@@ -92,6 +111,21 @@ internal sealed class NativeBackend : KernelBackend
 
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
         Fp8ActivationNative.Quantize(_runtime, x, q, scales);
+
+    public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride,
+        int ropeOffset, RopeLayout layout) =>
+        RopeNative.Run(_runtime, x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+
+    public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
+        KvAppendNative.Run(_runtime, keys, values, slotMapping, keyPages, valuePages);
+
+    public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch,
+        DeviceTensor destination, PagedAttentionShape shape) =>
+        PagedAttentionNative.PagedAttention(_runtime, _attentionWorkspace, q, keyPages, valuePages, batch, destination, shape);
+
+    public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        PagedAttentionNative.PagedMlaAttention(_runtime, _attentionWorkspace, q, latentPages, batch, destination, shape);
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Fp8ActivationNative.Linear(_runtime, qx, xScales, w, bias, y);

@@ -133,7 +133,8 @@ public class NativeWeightMappingTests
     /// <summary>
     /// The native rows of the support table (what `dsk check` prints for native): RMSNorm's four pairs twice, Linear and
     /// LinearSiluMul and HeadwiseLinear over every weight form (f32 and bf16 activations, Linear also with strided rows),
-    /// Embedding over the dense and INT4 tables, DequantizeFp8, the FP8 activation ops; nothing else yet. Every refusal says why.
+    /// Embedding over the dense and INT4 tables, DequantizeFp8, the FP8 activation ops, and the paged attention ops (Rope,
+    /// KvAppend, PagedAttention, PagedMlaAttention over f32 and bf16); nothing else yet. Every refusal says why.
     /// </summary>
     [Fact]
     public void TheNativeSupportTableCoversTheWeightReadingOps()
@@ -151,13 +152,19 @@ public class NativeWeightMappingTests
             "HeadwiseLinear(x=f32, w=f32 dense)", "HeadwiseLinear(x=f32, w=bf16 dense)", "HeadwiseLinear(x=f32, w=fp8 block)",
             "HeadwiseLinear(x=f32, w=int4 group)",
             "Embedding(x=f32, w=f32 dense)", "Embedding(x=f32, w=bf16 dense)", "Embedding(x=f32, w=int4 group)",
+            "Rope(x=f32)",
+            "KvAppend(x=f32, pages=f32)", "KvAppend(x=f32, pages=bf16)", "KvAppend(x=bf16, pages=bf16)",
+            "PagedAttention(x=f32, head_dim=128, pages=f32)", "PagedAttention(x=f32, head_dim=128, pages=bf16)",
+            "PagedMlaAttention(x=f32, head_dim=576, pages=f32)", "PagedMlaAttention(x=f32, head_dim=576, pages=bf16)",
             "QuantizeFp8Activations(x=f32)", "LinearW8A8(x=f32, w=fp8 block)",
             "Linear(x=bf16, w=bf16 dense)", "LinearSiluMul(x=bf16, w=bf16 dense)", "HeadwiseLinear(x=bf16, w=bf16 dense)",
-            "Embedding(x=bf16, w=bf16 dense)", "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)",
+            "Embedding(x=bf16, w=bf16 dense)", "Rope(x=bf16)",
+            "PagedAttention(x=bf16, head_dim=128, pages=bf16)", "PagedMlaAttention(x=bf16, head_dim=576, pages=bf16)",
+            "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)",
         ];
         Assert.Equal(expected, supported);
         Assert.All(Ops.SupportSignatures.Where(s => !expected.Contains(s.ToString())), s => Assert.False(string.IsNullOrWhiteSpace(NativeBackend.Refusal(s)), s.ToString()));
-        Assert.Equal("no Rope kernel yet", NativeBackend.Refusal(new OpSignature("Rope", ElementType.F32)));
+        Assert.Equal("no Attention kernel yet", NativeBackend.Refusal(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }));
         Assert.Contains("f32 or bf16 activations", NativeBackend.Refusal(new OpSignature("Linear", ElementType.F16) { Scheme = WeightScheme.Dense, Weight = ElementType.BF16 }));
         Assert.Contains("dense f32/bf16 or INT4 table",
             NativeBackend.Refusal(new OpSignature("Embedding", ElementType.F32) { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3 }));
