@@ -13,6 +13,15 @@
 #      of the same bytes; the cuBLAS and cuBLASLt GEMM baselines; BenchConfig's job is already short: 12 x 100 ms), then
 #      the linear layer's headline (LinearBenchmarks at M = 1, 16, 4096 on K = 7168, N = 18432: cuBLASLt bf16, dsk_linear
 #      bf16, FP8 block and INT4 g128, a copy of the weight's bytes; about a minute) as its own step, bench-linear.
+#   5. attention (issue 12), its own steps: the attention check programs (dsk_attention_check, dsk_attention_mma_check,
+#      dsk_mla_check; ctest ran their correctness already) under racecheck on their --quick sets and with --bench,
+#      bench/peers/attention_peers.py (PyTorch SDPA: cuDNN, flash, efficient, beside dsk_paged_attention, dsk_paged_mla_attention,
+#      dsk_rope + dsk_kv_append), the attention GPU test classes alone (tests-attention) and under memcheck
+#      (sanitizer-attention), and the attention benchmarks' headline cases (DSK_BENCH_HEADLINE=1: GQA decode, MLA decode,
+#      causal prefill, RoPE + KvAppend, ILGPU decode beside native) in two steps.
+#      The whole list is more than one 10-minute call, so it is two: without DSK_STEPS (or DSK_STEPS=base) steps 1-4, about
+#      8 minutes, the attention classes included in step 2's list; then DSK_STEPS=attention: native-build again
+#      (incremental) and step 5, about 6 minutes.
 # OUT/summary.txt holds the table, the test totals, the sanitizer summary and the GPU; the raw logs sit beside it.
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
@@ -30,8 +39,13 @@ failed=0
 
 # Each step may run at most DSK_STEP_TIMEOUT seconds (default 240), so one hung step cannot eat a lease.
 step_timeout=${DSK_STEP_TIMEOUT:-240}
-# DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began).
-steps=" ${DSK_STEPS:-} "
+# DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began). Two groups
+# stand for their steps: base (steps 1-4, the default) and attention (native-build and step 5).
+steps=" ${DSK_STEPS:-base} "
+base_steps="native-build native-ctest native-racecheck native-bench native-bench-linear native-bench-mma bench-peers tests sanitizer dsk-check dsk-generate bench bench-linear"
+attention_steps="native-build native-racecheck-attention native-bench-attention bench-peers-attention tests-attention sanitizer-attention bench-attention-decode bench-attention-prefill"
+[[ "$steps" == *" base "* ]] && steps="$steps$base_steps "
+[[ "$steps" == *" attention "* ]] && steps="$steps$attention_steps "
 step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
   local name=$1; shift
   local start=$SECONDS
@@ -85,6 +99,16 @@ step native-bench-linear build/native/dsk_linear_check --bench
 step native-bench-mma build/native/dsk_mma_check --bench
 # PyTorch's cuBLAS bf16 and cuBLASLt FP8 (per-tensor and, where offered, 128x128 blocks) beside dsk_linear in one process.
 step bench-peers python3 bench/peers/linear_peers.py --lib build/native/libdeepseek_kernels.so --quick --out "$out"
+# 5a. Attention check programs (issue 12): ctest ran their correctness; the split-K combine and the tensor-core tiles
+# exchange through shared memory (racecheck on the quick sets), then each one's --bench (after its own correctness pass).
+if command -v compute-sanitizer >/dev/null; then
+  step native-racecheck-attention bash -c "for c in dsk_attention_check dsk_attention_mma_check dsk_mla_check; do \
+    compute-sanitizer --tool racecheck --error-exitcode 99 build/native/\$c --quick || exit \$?; done"
+fi
+step native-bench-attention bash -c "build/native/dsk_attention_check --bench && build/native/dsk_attention_mma_check --bench \
+  && build/native/dsk_mla_check --bench"
+# PyTorch's scaled_dot_product_attention (cuDNN, flash, efficient) beside the dsk attention entry points in one process.
+step bench-peers-attention python3 bench/peers/attention_peers.py --lib build/native/libdeepseek_kernels.so --quick --out "$out"
 export DSK_NATIVE_LIBRARY=$PWD/build/native/libdeepseek_kernels.so
 # A GPU test that would skip here (no GPU seen, native kernels not loadable) fails instead.
 export DSK_REQUIRE_GPU=1
@@ -93,19 +117,23 @@ export DSK_REQUIRE_GPU=1
 #    The conformance suite (tests/.../Conformance): every op's ILGPU-CUDA and native class (a signature the backend does
 #    not support must be refused, writing nothing; a supported one must match the float64 oracle), and SupportTableTests,
 #    whose op x backend table (GPU columns included) lands in tests.xml.
-gpu_classes=(-class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
+# The attention classes (issue 12): RoPE, KV append, paged GQA and MLA attention on both GPU backends, and the C ABI's own
+# checks of the attention entry points (which need the library built with the attention kernels, as it is here).
+attention_classes=(-class DeepSeekKernels.Tests.Conformance.RopeIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.RopeNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.KvAppendIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.KvAppendNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.PagedAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedAttentionNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionNativeConformance
+             -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests)
+gpu_classes=("${attention_classes[@]}"
+             -class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
              -class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearNativeConformance
              -class DeepSeekKernels.Tests.Conformance.LinearSiluMulIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearSiluMulNativeConformance
              -class DeepSeekKernels.Tests.Conformance.DequantizeFp8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.DequantizeFp8NativeConformance
              -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.HeadwiseLinearNativeConformance
              -class DeepSeekKernels.Tests.Conformance.EmbeddingIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.EmbeddingNativeConformance
-             -class DeepSeekKernels.Tests.Conformance.RopeIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.RopeNativeConformance
              -class DeepSeekKernels.Tests.Conformance.AttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.AttentionNativeConformance
              -class DeepSeekKernels.Tests.Conformance.MlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MlaAttentionNativeConformance
-             -class DeepSeekKernels.Tests.Conformance.KvAppendIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.KvAppendNativeConformance
-             -class DeepSeekKernels.Tests.Conformance.PagedAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedAttentionNativeConformance
-             -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionNativeConformance
              -class DeepSeekKernels.Tests.Conformance.CopyColumnsIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.CopyColumnsNativeConformance
              -class DeepSeekKernels.Tests.Conformance.SiluAndMulIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.SiluAndMulNativeConformance
              -class DeepSeekKernels.Tests.Conformance.SoftmaxIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.SoftmaxNativeConformance
@@ -140,6 +168,18 @@ else
   summary+=("sanitizer|not run: compute-sanitizer not found|-")
 fi
 
+# 5c. The attention classes alone (the base run has them in step 2's list), then under memcheck.
+step tests-attention "${tests[@]}" -noColor -xml "$out/tests-attention.xml" "${attention_classes[@]}"
+if [[ "$steps" != *" sanitizer-attention "* ]]; then
+  summary+=("sanitizer-attention|skipped (DSK_STEPS)|-")
+elif command -v compute-sanitizer >/dev/null; then
+  step sanitizer-attention compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
+    "${tests[@]}" -noColor "${attention_classes[@]}"
+  grep -q "ERROR SUMMARY: 0 errors" "$out/sanitizer-attention.log" || { echo "gpu-check: memcheck (attention) did not report 0 errors" >&2; failed=1; }
+else
+  summary+=("sanitizer-attention|not run: compute-sanitizer not found|-")
+fi
+
 # 4. The kernel demo and the benchmarks.
 step dsk-check "${dsk[@]}" check
 step dsk-generate "${dsk[@]}" generate --backend native --device cuda -n 32 --allow-fallback
@@ -147,15 +187,21 @@ step bench "${bench[@]}" --filter '*.RmsNormBenchmarks.*' '*Gemm*' --artifacts "
 # BenchmarkDotNet's filter matches the parameters too: the headline cases of the 120 in LinearBenchmarks.
 step bench-linear "${bench[@]}" --filter '*LinearBenchmarks*(M: 1, Shape: "7168x18432")' '*LinearBenchmarks*(M: 16, Shape: "7168x18432")' \
   '*LinearBenchmarks*(M: 4096, Shape: "7168x18432")' --artifacts "$out/bench-linear"
+# 5b. The attention benchmarks' headline cases (DSK_BENCH_HEADLINE=1 trims their parameters), decode and prefill apart.
+step bench-attention-decode env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*PagedDecodeBenchmarks*' '*MlaDecodeBenchmarks*' \
+  --artifacts "$out/bench-attention-decode"
+step bench-attention-prefill env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*PrefillAttentionBenchmarks*' '*RopeKvAppendBenchmarks*' \
+  --artifacts "$out/bench-attention-prefill"
 
 {
   echo
   echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), sm_$arch, CUDA ${cuda_major:-?}, $(date -u +%F), ${SECONDS} s"
-  printf '%-14s %-28s %s\n' step result time
-  for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-14s %-28s %s\n' "$a" "$b" "$c"; done
-  grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
-  grep -h "ERROR SUMMARY" "$out/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
-  for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md "$out"/linear_peers.md; do
+  printf '%-24s %-28s %s\n' step result time
+  for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-24s %-28s %s\n' "$a" "$b" "$c"; done
+  grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" "$out/tests-attention.log" "$out/sanitizer-attention.log" 2>/dev/null | sed 's/^ */tests: /'
+  grep -h "ERROR SUMMARY" "$out/sanitizer.log" "$out/sanitizer-attention.log" 2>/dev/null | sed 's/^/memcheck: /'
+  for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md "$out"/linear_peers.md \
+      "$out"/bench-attention-*/results/*-report-github.md "$out"/attention_peers.md; do
     [ -f "$report" ] && { echo; sed -n '/^|/p' "$report"; }
   done
 } | tee "$out/summary.txt"

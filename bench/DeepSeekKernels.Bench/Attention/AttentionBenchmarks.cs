@@ -15,6 +15,15 @@ namespace DeepSeekKernels.Bench.Attention;
 // library's; the ILGPU rows go through the op API (its only entry), so theirs includes the op API's validation (a few µs).
 // Each invocation enqueues the method's launches back to back and synchronises once. GPU only ([CudaOnly]): smoke runs
 // and machines without a GPU leave them out (Program.cs says so and exits 0).
+// DSK_BENCH_HEADLINE=1 (what scripts/gpu-check.sh sets) keeps the headline parameters only: decode at page 16, MLA at batch
+// 1 and 128, RoPE + KvAppend at 4096 tokens (about 35 cases, two to three minutes on an H200).
+
+/// <summary>Which parameter sets the attention benchmarks run.</summary>
+internal static class AttentionCases
+{
+    /// <summary>DSK_BENCH_HEADLINE=1: the headline subset (scripts/gpu-check.sh); else every case of the issue.</summary>
+    public static bool Headline => Environment.GetEnvironmentVariable("DSK_BENCH_HEADLINE") == "1";
+}
 
 /// <summary>
 /// Paged GQA decode: one query per sequence, 32 q / 8 kv heads of 128, bf16 q, pages and output, page 16 and 64, batch x
@@ -32,7 +41,9 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
 {
     const int Launches = 20, QHeads = 32, KvHeads = 8, HeadDim = 128;
 
-    [Params(16, 64)] public int PageSize = 16;
+    [ParamsSource(nameof(PageSizes))] public int PageSize = 16;
+
+    public static IEnumerable<int> PageSizes => AttentionCases.Headline ? [16] : [16, 64];
 
     /// <summary>"batch x context".</summary>
     [Params("1x32768", "16x4096", "64x2048")] public string Shape = "1x32768";
@@ -162,7 +173,7 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
 /// head, the bf16 latent cache in pages of 64, output in latent space (512), context 4096, batch 1, 32 and 128, with 128
 /// heads (V3/R1: compute-bound, about 2 x heads FLOP per cache byte) and 16 (V2-Lite: memory-bound).
 /// <list type="bullet">
-/// <item>CublasGemm: cuBLAS bf16 8192^3 (the compute ceiling, in "% of GEMM");</item>
+/// <item>CublasBf16: cuBLAS bf16 8192^3 (the compute ceiling, in "% of GEMM");</item>
 /// <item>Copy: a device copy of the cache pages one call reads (the bandwidth ceiling, in "% of copy");</item>
 /// <item>Native: dsk_paged_mla_attention, path AUTO; Ilgpu: Ops.PagedMlaAttention on ILGPU (where it has the kernel).</item>
 /// </list>
@@ -176,7 +187,9 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
     const int Launches = 20, GemmLaunches = 4, Context = 4096, PageSize = 64, LatentDim = 512, RowDim = 576;
 
     [Params(128, 16)] public int Heads = 128;
-    [Params(1, 32, 128)] public int Batch = 1;
+    [ParamsSource(nameof(Batches))] public int Batch = 1;
+
+    public static IEnumerable<int> Batches => AttentionCases.Headline ? [1, 128] : [1, 32, 128];
 
     const float Scale = 0.0723f; // DeepSeek's 1/sqrt(192) (qk head 128 + 64), YaRN mscale aside
 
@@ -213,7 +226,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
         _out = Keep(_runtime.Allocate<BFloat16>((long)Batch * Heads * LatentDim));
     }
 
-    [GlobalSetup(Target = nameof(CublasGemm))]
+    [GlobalSetup(Target = nameof(CublasBf16))]
     public void SetupGemm()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
@@ -251,7 +264,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
 
     /// <summary>The compute ceiling: cuBLAS bf16 GEMM, 8192^3.</summary>
     [Benchmark(OperationsPerInvoke = GemmLaunches)]
-    public void CublasGemm()
+    public void CublasBf16()
     {
         _runtime!.Bind();
         for (int i = 0; i < GemmLaunches; i++)
@@ -327,7 +340,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
 /// Causal prefill over the paged cache (the step's keys already appended): 32 q / 8 kv heads of 128, bf16, pages of 64; one
 /// sequence of 8192 tokens, and a varlen batch of 16 sequences of 1024 (concatenated, cumulative query offsets).
 /// <list type="bullet">
-/// <item>CublasGemm: cuBLAS bf16 8192^3 (the compute ceiling, in "% of GEMM");</item>
+/// <item>CublasBf16: cuBLAS bf16 8192^3 (the compute ceiling, in "% of GEMM");</item>
 /// <item>Native: dsk_paged_attention, path AUTO (tensor cores for bf16 prefill).</item>
 /// </list>
 /// FLOPs: 4 x head_dim per (query head, query, visible key), n (n + 1) / 2 visible pairs per sequence of n. Goal: at least
@@ -355,7 +368,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
         ? AttentionWorkload.GemmFlops
         : 4.0 * HeadDim * QHeads * Batch * ((double)Length * (Length + 1) / 2);
 
-    [GlobalSetup(Target = nameof(CublasGemm))]
+    [GlobalSetup(Target = nameof(CublasBf16))]
     public void SetupGemm()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
@@ -378,7 +391,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
 
     /// <summary>The compute ceiling: cuBLAS bf16 GEMM, 8192^3.</summary>
     [Benchmark(OperationsPerInvoke = GemmLaunches)]
-    public void CublasGemm()
+    public void CublasBf16()
     {
         _runtime!.Bind();
         for (int i = 0; i < GemmLaunches; i++)
@@ -434,7 +447,9 @@ public class RopeKvAppendBenchmarks : IBandwidthBenchmark, IDisposable
     const int Launches = 50, QHeads = 32, KvHeads = 8, HeadDim = 128, Rotary = 128, PageSize = 16, MaxPositions = 8192;
     const int RowElements = (QHeads + 2 * KvHeads) * HeadDim; // q | k | v of one token
 
-    [Params(16, 4096)] public int Tokens = 16;
+    [ParamsSource(nameof(TokenCounts))] public int Tokens = 16;
+
+    public static IEnumerable<int> TokenCounts => AttentionCases.Headline ? [4096] : [16, 4096];
 
     DeviceRuntime? _runtime;
     DeviceBuffer<BFloat16>? _rows, _keyPages, _valuePages, _copyDestination;
