@@ -30,6 +30,15 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
                  : "r"(addr));
 }
 
+// Four 8x8 b16 matrices, transposed (ldmatrix .trans: a [k][n] tile in shared memory as the mma's B operand): lane l
+// supplies the row address of row (l & 7) of matrix (l >> 3) and receives, of each matrix, elements (2 (l % 4), l / 4)
+// (low half) and (2 (l % 4) + 1, l / 4) (high half).
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
 // D = A * B + D, m16n8k16, bf16 inputs, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(

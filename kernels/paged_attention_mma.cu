@@ -39,20 +39,6 @@
 #include "mma_common.cuh"
 #include "paged_attention.cuh"
 
-// ldmatrix with .trans (V as the B operand of P V); the host emulation supplies its own (tests/emu/emu_attention_mma.h).
-#ifndef DSK_EMU_ATTENTION_MMA
-namespace dsk {
-namespace attn_mma_ptx {
-// Four 8x8 b16 matrices, transposed: lane l gets, of each matrix, elements [2 (l % 4)][l / 4] and [2 (l % 4) + 1][l / 4]
-// of the stored rows; lane l supplies the row address of row (l & 7) of matrix (l >> 3).
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-}  // namespace attn_mma_ptx
-}  // namespace dsk
-#endif
 
 namespace dsk {
 namespace {
@@ -295,7 +281,7 @@ __global__ void __launch_bounds__(kThreads, 1) paged_mma_fwd(const dsk_paged_att
 #pragma unroll
                 for (int dp = 0; dp < D / 16; ++dp) {
                     uint32_t t[4];
-                    attn_mma_ptx::ldmatrix_x4_trans(t, sv + tile_off(kBN, vrow, 2 * dp + (lane >> 4)));
+                    mma::ldmatrix_x4_trans(t, sv + tile_off(kBN, vrow, 2 * dp + (lane >> 4)));
                     mma::mma_bf16_16816(o[2 * dp], a, t[0], t[1]);
                     mma::mma_bf16_16816(o[2 * dp + 1], a, t[2], t[3]);
                 }

@@ -47,17 +47,6 @@
 #include "paged_attention.cuh"
 
 namespace dsk {
-namespace mma {
-#ifndef DSK_EMU_MLA_MMA  // the host emulation supplies its own (kernels/tests/emu/emu_mla_mma.h)
-// Four transposed 8x8 b16 matrices: lane l supplies the row address of row (l & 7) of matrix (l >> 3) and receives,
-// of each matrix, elements (2 (l % 4), l / 4) and (2 (l % 4) + 1, l / 4): the mma B fragment of a [k][n] tile.
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-#endif
-}  // namespace mma
 
 namespace {
 

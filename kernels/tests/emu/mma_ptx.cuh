@@ -40,6 +40,23 @@ inline void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
     emu::warp_barrier();
 }
 
+// ldmatrix .trans: matrix i's row j comes from lane 8 i + j's address; lane l receives, of each matrix, the elements
+// (row 2 (l % 4), column l / 4) (low half) and (row 2 (l % 4) + 1, column l / 4) (high half).
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    const int t = emu::cur, base = t & ~31, lane = t & 31;
+    emu::addr_buf[t] = addr;
+    emu::warp_barrier();
+    for (int i = 0; i < 4; ++i) {
+        const uint32_t row0 = emu::addr_buf[base + 8 * i + 2 * (lane & 3)];
+        const uint32_t row1 = emu::addr_buf[base + 8 * i + 2 * (lane & 3) + 1];
+        uint16_t lo, hi;
+        std::memcpy(&lo, emu::dyn_smem + row0 + 2 * (lane >> 2), 2);
+        std::memcpy(&hi, emu::dyn_smem + row1 + 2 * (lane >> 2), 2);
+        r[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+    emu::warp_barrier();
+}
+
 inline float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
 inline float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xffff0000u); }
 
