@@ -3,7 +3,8 @@
  *
  *  - the header compiles as C11, and the struct layouts and enum values are the ones the C# bindings mirror;
  *  - dsk_abi_version() matches the header; the status entry points answer without a GPU;
- *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding and dsk_dequantize_fp8 request is refused with the
+ *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append and
+ *    dsk_paged_(mla_)attention request is refused with the
  *    right status and a message naming the op and the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
  *    without a GPU. (Fake, never-dereferenced device pointers stand in for buffers.)
  */
@@ -478,6 +479,363 @@ static void check_dequantize(void) {
     expect_dequantize("y over w.scale", &p, INV, "y must not overlap the weight");
 }
 
+/* ---- Attention (ABI 3): dsk_rope, dsk_kv_append, dsk_paged_attention, dsk_paged_mla_attention. ---- */
+
+/* A request that would be valid with real buffers: bf16 x [5 tokens, 4 heads, 128], rotary 64 at offset 64. */
+static dsk_rope_params rope_params(void) {
+    dsk_rope_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.positions = (const int32_t*)FAKE(0x2000000);
+    p.cos = (const float*)FAKE(0x3000000);
+    p.sin = (const float*)FAKE(0x4000000);
+    p.error_word = (int32_t*)FAKE(0x5000000);
+    p.tokens = 5;
+    p.heads = 4;
+    p.head_stride = 128;
+    p.x_row_stride = 512;
+    p.rope_offset = 64;
+    p.rotary_dim = 64;
+    p.max_positions = 4096;
+    p.x_dtype = DSK_DTYPE_BF16;
+    p.layout = DSK_ROPE_INTERLEAVED;
+    p.error_site = 3;
+    return p;
+}
+
+static void expect_rope(const char* name, const dsk_rope_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_rope", name, dsk_rope(p), want, expected);
+}
+
+static void check_rope(void) {
+    dsk_rope_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_rope("p NULL", NULL, INV, "dsk_rope: p must not be NULL");
+    p = rope_params(); p.x = NULL;
+    expect_rope("x NULL", &p, INV, "x must not be NULL");
+    p = rope_params(); p.positions = NULL;
+    expect_rope("positions NULL", &p, INV, "positions must not be NULL");
+    p = rope_params(); p.cos = NULL;
+    expect_rope("cos NULL", &p, INV, "cos must not be NULL");
+    p = rope_params(); p.sin = NULL;
+    expect_rope("sin NULL", &p, INV, "sin must not be NULL");
+    p = rope_params(); p.error_word = NULL;
+    expect_rope("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = rope_params(); p.tokens = 0;
+    expect_rope("tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = rope_params(); p.heads = -1;
+    expect_rope("heads -1", &p, INV, "heads must be >= 1 (got -1)");
+    p = rope_params(); p.rope_offset = -2;
+    expect_rope("rope_offset -2", &p, INV, "rope_offset must be >= 0 (got -2)");
+    p = rope_params(); p.rotary_dim = 63;
+    expect_rope("rotary_dim odd", &p, INV, "rotary_dim must be even and >= 2 (got 63)");
+    p = rope_params(); p.rotary_dim = 0;
+    expect_rope("rotary_dim 0", &p, INV, "rotary_dim must be even and >= 2 (got 0)");
+    p = rope_params(); p.head_stride = 127;
+    expect_rope("head_stride", &p, INV, "head_stride must be >= rope_offset + rotary_dim (got 127");
+    p = rope_params(); p.x_row_stride = 511;
+    expect_rope("x_row_stride", &p, INV, "x_row_stride must be >= heads * head_stride (got 511");
+    p = rope_params(); p.max_positions = 0;
+    expect_rope("max_positions 0", &p, INV, "max_positions must be in [1, 2^31) (got 0)");
+    p = rope_params(); p.max_positions = (int64_t)1 << 31;
+    expect_rope("max_positions 2^31", &p, INV, "max_positions must be in [1, 2^31)");
+    p = rope_params(); p.layout = 2;
+    expect_rope("layout 2", &p, INV, "layout must be HALF_SPLIT (0) or INTERLEAVED (1) (got 2)");
+    p = rope_params(); p.error_site = 0;
+    expect_rope("error_site 0", &p, INV, "error_site must be > 0 (got 0)");
+    p = rope_params(); p.reserved = 1;
+    expect_rope("reserved", &p, INV, "reserved must be 0 (got 1)");
+    p = rope_params(); p.cos = (const float*)((char*)p.x + 1000);
+    expect_rope("cos in x", &p, INV, "x must not overlap cos");
+    p = rope_params(); p.sin = (const float*)((char*)p.x - 16);
+    expect_rope("sin over x", &p, INV, "x must not overlap sin");
+    p = rope_params(); p.positions = (const int32_t*)((char*)p.x + 8);
+    expect_rope("positions in x", &p, INV, "x must not overlap positions");
+    p = rope_params(); p.error_word = (int32_t*)((char*)p.x + 5000);
+    expect_rope("error_word in x", &p, INV, "x must not overlap error_word");
+    p = rope_params(); p.x_dtype = DSK_DTYPE_F16;
+    expect_rope("x F16", &p, UNS, "x_dtype F16 (2) is not supported (F32 or BF16)");
+    p = rope_params(); p.x_dtype = DSK_DTYPE_FP8_E4M3; p.tokens = 0;
+    expect_rope("tokens 0 with FP8", &p, INV, "tokens must be >= 1 (got 0)");
+}
+
+/* A request that would be valid with real buffers: 3 tokens of bf16 keys [3, 64] and values [3, 32] into f32 pools of
+ * 64 slots. */
+static dsk_kv_append_params kv_params(void) {
+    dsk_kv_append_params p;
+    memset(&p, 0, sizeof p);
+    p.keys = FAKE(0x1000000);
+    p.values = FAKE(0x2000000);
+    p.slot_mapping = (const int32_t*)FAKE(0x3000000);
+    p.key_pages = FAKE(0x4000000);
+    p.value_pages = FAKE(0x5000000);
+    p.error_word = (int32_t*)FAKE(0x6000000);
+    p.tokens = 3;
+    p.slots = 64;
+    p.key_width = 64;
+    p.value_width = 32;
+    p.keys_row_stride = 64;
+    p.values_row_stride = 40;
+    p.key_dtype = DSK_DTYPE_BF16;
+    p.value_dtype = DSK_DTYPE_BF16;
+    p.key_page_dtype = DSK_DTYPE_F32;
+    p.value_page_dtype = DSK_DTYPE_F32;
+    p.error_site = 4;
+    return p;
+}
+
+static void expect_kv(const char* name, const dsk_kv_append_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_kv_append", name, dsk_kv_append(p), want, expected);
+}
+
+static void check_kv_append(void) {
+    dsk_kv_append_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_kv("p NULL", NULL, INV, "dsk_kv_append: p must not be NULL");
+    p = kv_params(); p.keys = NULL;
+    expect_kv("keys NULL", &p, INV, "keys must not be NULL");
+    p = kv_params(); p.slot_mapping = NULL;
+    expect_kv("slot_mapping NULL", &p, INV, "slot_mapping must not be NULL");
+    p = kv_params(); p.key_pages = NULL;
+    expect_kv("key_pages NULL", &p, INV, "key_pages must not be NULL");
+    p = kv_params(); p.error_word = NULL;
+    expect_kv("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = kv_params(); p.value_pages = NULL;
+    expect_kv("values without value_pages", &p, INV, "value_pages must be NULL exactly when values is NULL");
+    p = kv_params(); p.values = NULL;
+    expect_kv("value_pages without values", &p, INV, "value_pages must be NULL exactly when values is NULL");
+    p = kv_params(); p.tokens = 0;
+    expect_kv("tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = kv_params(); p.slots = 0;
+    expect_kv("slots 0", &p, INV, "slots must be in [1, 2^31) (got 0)");
+    p = kv_params(); p.slots = (int64_t)1 << 31;
+    expect_kv("slots 2^31", &p, INV, "slots must be in [1, 2^31)");
+    p = kv_params(); p.key_width = 0;
+    expect_kv("key_width 0", &p, INV, "key_width must be >= 1 (got 0)");
+    p = kv_params(); p.value_width = 0;
+    expect_kv("value_width 0", &p, INV, "value_width must be >= 1 (got 0)");
+    p = kv_params(); p.values = NULL; p.value_pages = NULL;
+    expect_kv("value_width without values", &p, INV, "value_width must be 0 without values (got 32)");
+    p = kv_params(); p.keys_row_stride = 63;
+    expect_kv("keys_row_stride", &p, INV, "keys_row_stride must be >= key_width (got 63, key_width 64)");
+    p = kv_params(); p.values_row_stride = 31;
+    expect_kv("values_row_stride", &p, INV, "values_row_stride must be >= value_width (got 31, value_width 32)");
+    p = kv_params(); p.error_site = -1;
+    expect_kv("error_site -1", &p, INV, "error_site must be > 0 (got -1)");
+    p = kv_params(); p.reserved = 7;
+    expect_kv("reserved", &p, INV, "reserved must be 0 (got 7)");
+    p = kv_params(); p.keys = (char*)p.key_pages + 64 * 64 * 4 - 2;
+    expect_kv("keys in key_pages", &p, INV, "key_pages must not overlap keys");
+    p = kv_params(); p.slot_mapping = (const int32_t*)((char*)p.key_pages + 100);
+    expect_kv("slot_mapping in key_pages", &p, INV, "key_pages must not overlap slot_mapping");
+    p = kv_params(); p.error_word = (int32_t*)((char*)p.key_pages + 100);
+    expect_kv("error_word in key_pages", &p, INV, "key_pages must not overlap error_word");
+    p = kv_params(); p.values = (char*)p.key_pages + 100;
+    expect_kv("values in key_pages", &p, INV, "key_pages must not overlap values");
+    p = kv_params(); p.keys = (char*)p.value_pages + 100;
+    expect_kv("keys in value_pages", &p, INV, "value_pages must not overlap keys");
+    p = kv_params(); p.values = (char*)p.value_pages + 64 * 32 * 4 - 4;
+    expect_kv("values in value_pages", &p, INV, "value_pages must not overlap values");
+    p = kv_params(); p.slot_mapping = (const int32_t*)((char*)p.value_pages + 8);
+    expect_kv("slot_mapping in value_pages", &p, INV, "value_pages must not overlap slot_mapping");
+    p = kv_params(); p.error_word = (int32_t*)((char*)p.value_pages + 8);
+    expect_kv("error_word in value_pages", &p, INV, "value_pages must not overlap error_word");
+    p = kv_params(); p.value_pages = (char*)p.key_pages + 64 * 64 * 4 - 4;
+    expect_kv("value_pages over key_pages", &p, INV, "key_pages must not overlap value_pages");
+    p = kv_params(); p.key_dtype = DSK_DTYPE_F16;
+    expect_kv("keys F16", &p, UNS, "key_dtype F16 (2) is not supported (F32 or BF16)");
+    p = kv_params(); p.key_page_dtype = DSK_DTYPE_FP8_E4M3;
+    expect_kv("key pages FP8", &p, UNS, "key_page_dtype FP8_E4M3 (3) is not supported (F32 or BF16)");
+    p = kv_params(); p.value_dtype = DSK_DTYPE_I32;
+    expect_kv("values I32", &p, UNS, "value_dtype I32 (5) is not supported (F32 or BF16)");
+    p = kv_params(); p.value_page_dtype = 42;
+    expect_kv("value pages unknown", &p, UNS, "value_page_dtype unknown (42) is not supported");
+    p = kv_params(); p.key_dtype = DSK_DTYPE_F16; p.slots = -5;
+    expect_kv("slots -5 with F16", &p, INV, "slots must be in [1, 2^31) (got -5)");
+}
+
+/* A request that would be valid with real buffers: 4 sequences of decode, 32 q / 8 kv heads x 128, bf16, page 16. */
+static dsk_paged_attention_params attn_params(void) {
+    dsk_paged_attention_params p;
+    memset(&p, 0, sizeof p);
+    p.q = FAKE(0x1000000);
+    p.key_pages = FAKE(0x10000000);
+    p.value_pages = FAKE(0x20000000);
+    p.block_table = (const int32_t*)FAKE(0x2000000);
+    p.sequence_lengths = (const int32_t*)FAKE(0x3000000);
+    p.query_starts = (const int32_t*)FAKE(0x4000000);
+    p.out = FAKE(0x5000000);
+    p.workspace = FAKE(0x40000000);
+    p.error_word = (int32_t*)FAKE(0x6000000);
+    p.workspace_bytes = (int64_t)1 << 26;
+    p.tokens = 4;
+    p.batch = 4;
+    p.max_pages = 16;
+    p.pages = 64;
+    p.page_size = 16;
+    p.q_heads = 32;
+    p.kv_heads = 8;
+    p.head_dim = 128;
+    p.v_head_dim = 128;
+    p.scale = 0.088f;
+    p.q_dtype = DSK_DTYPE_BF16;
+    p.page_dtype = DSK_DTYPE_BF16;
+    p.out_dtype = DSK_DTYPE_BF16;
+    p.path = DSK_ATTENTION_PATH_SIMT;
+    p.error_site_block_table = 1;
+    p.error_site_lengths = 2;
+    p.error_site_query_starts = 3;
+    return p;
+}
+
+/* The MLA variant: 16 heads over one latent head of 576 (values: its first 512), page 64, no value pages. */
+static dsk_paged_attention_params mla_params(void) {
+    dsk_paged_attention_params p = attn_params();
+    p.value_pages = NULL;
+    p.q_heads = 16;
+    p.kv_heads = 1;
+    p.head_dim = 576;
+    p.v_head_dim = 512;
+    p.page_size = 64;
+    p.max_pages = 4;
+    return p;
+}
+
+static void expect_attn(int mla, const char* name, const dsk_paged_attention_params* p, dsk_status want,
+                        const char* expected) {
+    if (mla) {
+        expect_op("dsk_paged_mla_attention", name, dsk_paged_mla_attention(p), want, expected);
+    } else {
+        expect_op("dsk_paged_attention", name, dsk_paged_attention(p), want, expected);
+    }
+}
+
+static void check_paged_attention(int mla) {
+    dsk_paged_attention_params p, base = mla ? mla_params() : attn_params();
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    const char* op = mla ? "dsk_paged_mla_attention" : "dsk_paged_attention";
+    const char* ws_op = mla ? "dsk_paged_mla_attention_workspace_size" : "dsk_paged_attention_workspace_size";
+    int64_t bytes = -1;
+    dsk_status st;
+
+    expect_attn(mla, "p NULL", NULL, INV, "p must not be NULL");
+    p = base; p.q = NULL;
+    expect_attn(mla, "q NULL", &p, INV, "q must not be NULL");
+    p = base; p.key_pages = NULL;
+    expect_attn(mla, "key_pages NULL", &p, INV, "key_pages must not be NULL");
+    if (mla) {
+        p = base; p.value_pages = FAKE(0x20000000);
+        expect_attn(mla, "value_pages set", &p, INV, "value_pages must be NULL for MLA");
+    } else {
+        p = base; p.value_pages = NULL;
+        expect_attn(mla, "value_pages NULL", &p, INV, "value_pages must not be NULL");
+    }
+    p = base; p.block_table = NULL;
+    expect_attn(mla, "block_table NULL", &p, INV, "block_table must not be NULL");
+    p = base; p.sequence_lengths = NULL;
+    expect_attn(mla, "sequence_lengths NULL", &p, INV, "sequence_lengths must not be NULL");
+    p = base; p.query_starts = NULL;
+    expect_attn(mla, "query_starts NULL", &p, INV, "query_starts must not be NULL");
+    p = base; p.out = NULL;
+    expect_attn(mla, "out NULL", &p, INV, "out must not be NULL");
+    p = base; p.error_word = NULL;
+    expect_attn(mla, "error_word NULL", &p, INV, "error_word must not be NULL");
+    p = base; p.tokens = 0;
+    expect_attn(mla, "tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = base; p.batch = 0;
+    expect_attn(mla, "batch 0", &p, INV, "batch must be >= 1 (got 0)");
+    p = base; p.max_pages = 0;
+    expect_attn(mla, "max_pages 0", &p, INV, "max_pages must be >= 1 (got 0)");
+    p = base; p.pages = -1;
+    expect_attn(mla, "pages -1", &p, INV, "pages must be >= 1 (got -1)");
+    p = base; p.page_size = 0;
+    expect_attn(mla, "page_size 0", &p, INV, "page_size must be >= 1 (got 0)");
+    p = base; p.q_heads = 0;
+    expect_attn(mla, "q_heads 0", &p, INV, "q_heads must be >= 1 (got 0)");
+    p = base; p.kv_heads = 0;
+    expect_attn(mla, "kv_heads 0", &p, INV, "kv_heads must be >= 1 (got 0)");
+    p = base; p.head_dim = 0;
+    expect_attn(mla, "head_dim 0", &p, INV, "head_dim must be >= 1 (got 0)");
+    p = base; p.v_head_dim = 0;
+    expect_attn(mla, "v_head_dim 0", &p, INV, "v_head_dim must be >= 1 (got 0)");
+    p = base; p.pages = (int64_t)1 << 28; p.page_size = 64;
+    expect_attn(mla, "slots 2^34", &p, INV, "pages * page_size must be < 2^31");
+    p = base; p.max_pages = (int64_t)1 << 30;
+    expect_attn(mla, "capacity 2^34", &p, INV, "max_pages * page_size must be < 2^31");
+    if (mla) {
+        p = base; p.kv_heads = 2; p.q_heads = 16;
+        expect_attn(mla, "kv_heads 2", &p, INV, "kv_heads must be 1 for MLA");
+        p = base; p.v_head_dim = 577;
+        expect_attn(mla, "v_head_dim > head_dim", &p, INV, "must be <= head_dim");
+    } else {
+        p = base; p.q_heads = 30;
+        expect_attn(mla, "q_heads 30 / kv 8", &p, INV, "q_heads (30) must be a multiple of kv_heads (8)");
+        p = base; p.kv_heads = 64;
+        expect_attn(mla, "kv_heads > q_heads", &p, INV, "q_heads (32) must be a multiple of kv_heads (64)");
+    }
+    p = base; p.scale = NAN;
+    expect_attn(mla, "scale NaN", &p, INV, "scale must be finite");
+    p = base; p.scale = INFINITY;
+    expect_attn(mla, "scale inf", &p, INV, "scale must be finite");
+    p = base; p.path = 3;
+    expect_attn(mla, "path 3", &p, INV, "path must be AUTO (0), SIMT (1) or MMA (2) (got 3)");
+    p = base; p.max_splits = -1;
+    expect_attn(mla, "max_splits -1", &p, INV, "max_splits must be >= 0 (got -1)");
+    p = base; p.reserved = 2;
+    expect_attn(mla, "reserved", &p, INV, "reserved must be 0 (got 2)");
+    p = base; p.error_site_lengths = 0;
+    expect_attn(mla, "error site 0", &p, INV, "error sites must be > 0");
+    p = base; p.workspace_bytes = -16;
+    expect_attn(mla, "workspace_bytes -16", &p, INV, "workspace_bytes must be >= 0 (got -16)");
+    /* Overlaps of out and the workspace with the inputs and each other. */
+    p = base; p.out = (char*)p.q + 64;
+    expect_attn(mla, "out on q", &p, INV, "out must not overlap q");
+    p = base; p.out = (char*)p.key_pages + 4096;
+    expect_attn(mla, "out in key_pages", &p, INV, "out must not overlap key_pages");
+    p = base; p.block_table = (const int32_t*)((char*)p.out + 16);
+    expect_attn(mla, "block_table in out", &p, INV, "out must not overlap block_table");
+    p = base; p.error_word = (int32_t*)((char*)p.out + 8);
+    expect_attn(mla, "error_word in out", &p, INV, "out must not overlap error_word");
+    p = base; p.sequence_lengths = (const int32_t*)((char*)p.workspace + 256);
+    expect_attn(mla, "lengths in workspace", &p, INV, "workspace must not overlap sequence_lengths");
+    p = base; p.out = (char*)p.workspace + 1024;
+    expect_attn(mla, "out in workspace", &p, INV, "out must not overlap");
+    /* dtypes: refused as unsupported, after the arguments. */
+    p = base; p.q_dtype = DSK_DTYPE_F16;
+    expect_attn(mla, "q F16", &p, UNS, "q_dtype F16 (2) is not supported (F32 or BF16)");
+    p = base; p.page_dtype = DSK_DTYPE_FP8_E4M3;
+    expect_attn(mla, "pages FP8", &p, UNS, "page_dtype FP8_E4M3 (3) is not supported (F32 or BF16)");
+    p = base; p.out_dtype = DSK_DTYPE_I32;
+    expect_attn(mla, "out I32", &p, UNS, "out_dtype I32 (5) is not supported (F32 or BF16)");
+    p = base; p.out_dtype = DSK_DTYPE_I32; p.batch = 0;
+    expect_attn(mla, "batch 0 with out I32", &p, INV, "batch must be >= 1 (got 0)");
+    /* The workspace: NULL, misaligned, one step too small (the size call answers without a GPU). */
+    p = base; p.workspace = NULL; p.workspace_bytes = 0;
+    expect_attn(mla, "workspace NULL", &p, INV, "workspace must not be NULL");
+    p = base; p.workspace = (char*)p.workspace + 8;
+    expect_attn(mla, "workspace misaligned", &p, INV, "workspace must be 16-byte aligned");
+    p = base;
+    st = mla ? dsk_paged_mla_attention_workspace_size(&p, &bytes) : dsk_paged_attention_workspace_size(&p, &bytes);
+    CHECK(st == DSK_SUCCESS && bytes >= 256 && bytes % 16 == 0, "%s: status %s, bytes %lld", ws_op, status_name(st),
+          (long long)bytes);
+    p = base; p.workspace_bytes = bytes - 16;
+    expect_attn(mla, "workspace too small", &p, INV, "workspace_bytes must be >=");
+    /* The size call checks sizes and dtypes too (pointers may be NULL there). */
+    p = base; p.q = NULL; p.out = NULL; p.workspace = NULL;
+    st = mla ? dsk_paged_mla_attention_workspace_size(&p, &bytes) : dsk_paged_attention_workspace_size(&p, &bytes);
+    CHECK(st == DSK_SUCCESS, "%s with NULL pointers: status %s (%s)", ws_op, status_name(st), dsk_last_error_message());
+    p = base; p.head_dim = 0;
+    st = mla ? dsk_paged_mla_attention_workspace_size(&p, &bytes) : dsk_paged_attention_workspace_size(&p, &bytes);
+    expect_op(ws_op, "head_dim 0", st, INV, "head_dim must be >= 1 (got 0)");
+    p = base; p.page_dtype = DSK_DTYPE_F16;
+    st = mla ? dsk_paged_mla_attention_workspace_size(&p, &bytes) : dsk_paged_attention_workspace_size(&p, &bytes);
+    expect_op(ws_op, "pages F16", st, UNS, "page_dtype F16 (2) is not supported");
+    p = base;
+    st = mla ? dsk_paged_mla_attention_workspace_size(&p, NULL) : dsk_paged_attention_workspace_size(&p, NULL);
+    expect_op(ws_op, "bytes NULL", st, INV, "bytes must not be NULL");
+    (void)op;
+}
+
 int main(void) {
     dsk_rms_norm_params p;
 
@@ -558,6 +916,12 @@ int main(void) {
     check_linear();
     check_embedding();
     check_dequantize();
+
+    /* Attention (ABI 3): every request below is invalid or unsupported, so nothing launches. */
+    check_rope();
+    check_kv_append();
+    check_paged_attention(0);
+    check_paged_attention(1);
 
     if (g_failures != 0) {
         fprintf(stderr, "abi_check: %d of %d checks failed\n", g_failures, g_checks);
