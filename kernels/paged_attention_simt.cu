@@ -12,12 +12,14 @@
 //           log-sum-exp go to the workspace, [split][token, q head][v_head_dim] f32 and [split][token, q head] f32.
 //   combine one block per query row: merges the splits' partials by their log-sum-exps, rounds once to out_dtype.
 //
-// Splits (host): blocks without splitting = tiles * kv_heads * head chunks; when that is under 2 waves' worth (2 x SMs)
-// the context is split so that about 4 x SMs blocks run, each split at least 128 keys of the bound max_pages *
-// page_size, at most p.max_splits. Splits past a sequence's real length write an empty partial (lse -inf).
+// Splits (host): blocks without splitting = tiles * kv_heads * head chunks. Unless those already make four waves of the
+// resident block slots (SMs x blocks an SM, from the occupancy API), the split count is the one that fills the slots in
+// whole waves best (a small charge for the combine and for each split), each split at least 256 keys of the bound
+// max_pages * page_size, at most p.max_splits: e.g. on 132 SMs x 3 blocks, 8 kv heads: batch 1 x 32768 -> 49 splits,
+// 16 x 4096 -> 3, 64 x 2048 -> 3. Splits past a sequence's real length write an empty partial (lse -inf).
 // Bandwidth (decode, 32 q / 8 kv heads x 128 bf16): per key and kv head the block reads 512 bytes and does 4 rows x 256
 // FMAs plus 4 x 4 shuffles per 2 keys a warp; with 4 keys a lane group in flight (8 KB a warp, 4 warps a block,
-// several blocks an SM) the loads cover the memory latency.
+// three blocks an SM: the kernel is bounded to 168 registers for that) the loads cover the memory latency.
 //
 // Query tiles: decode (tokens <= 2 x batch) one query per tile; otherwise RM / group queries a tile. A tile's first row
 // is found in query_starts by binary search; a tile that spans several sequences handles them one after another.
@@ -132,7 +134,7 @@ template <int RM, int OD> struct MergeSmem {
 //   T       page dtype;  LPK lanes per key row (8, 16, 32);  CPL key chunks of 8 a lane;  VCPL value chunks a lane;
 //   RM      rows (heads x queries) a block;  U keys a lane group in flight.
 template <typename T, int LPK, int CPL, int VCPL, int RM, int U>
-__global__ void __launch_bounds__(kThreads) paged_simt_attend(const SimtArgs a) {
+__global__ void __launch_bounds__(kThreads, (RM <= 4 && LPK <= 16) ? 3 : 1) paged_simt_attend(const SimtArgs a) {
     constexpr int KPI = 32 / LPK;           // keys a warp step (one per lane group)
     constexpr int STEP = kWarps * KPI * U;  // keys a block step
     constexpr int OD = LPK * VCPL * 8;      // output elements the lanes of a group own
@@ -378,7 +380,7 @@ __global__ void __launch_bounds__(kThreads) paged_simt_combine(const SimtArgs a)
     }
 }
 
-// The launch shape of a request (host; depends only on sizes and the device's SM count).
+// The launch shape of a request (host; depends only on sizes, dtypes and the device).
 struct Plan {
     int lpk, cpl, vcpl, rm, u;
     int32_t rm_heads, chunks, qpb, splits, split_keys;
@@ -402,6 +404,53 @@ int sm_count() {
     return sms;
 }
 
+// Calls op.run<T, LPK, CPL, VCPL, RM, U>() for the kernel instance of a plan. U (keys a lane group in flight) is what
+// the registers allow: q and the output take RM x 16 floats a lane.
+template <typename T, class Op> void visit_t(const Plan& pl, const Op& op) {
+    constexpr int U4 = sizeof(T) == 2 ? 4 : 2, U8 = sizeof(T) == 2 ? 2 : 1;
+    if (pl.cpl == 3) {
+        op.template run<T, 32, 3, 3, 2, 1>();
+    } else if (pl.lpk == 8) {
+        if (pl.rm == 4) op.template run<T, 8, 1, 1, 4, U4>(); else op.template run<T, 8, 1, 1, 8, U8>();
+    } else if (pl.lpk == 16) {
+        if (pl.rm == 4) op.template run<T, 16, 1, 1, 4, U4>(); else op.template run<T, 16, 1, 1, 8, U8>();
+    } else {
+        if (pl.rm == 4) op.template run<T, 32, 1, 1, 4, U4>(); else op.template run<T, 32, 1, 1, 8, U8>();
+    }
+}
+template <class Op> void visit(int32_t page_dtype, const Plan& pl, const Op& op) {
+    if (page_dtype == DSK_DTYPE_F32) visit_t<float>(pl, op); else visit_t<__nv_bfloat16>(pl, op);
+}
+
+// Blocks of the plan's kernel resident on one SM (cached per kernel instance; 2 when the runtime cannot say).
+struct OccupancyOp {
+    int* blocks;
+    template <typename T, int LPK, int CPL, int VCPL, int RM, int U> void run() const {
+        static int cached = 0;
+        if (cached == 0) {
+            int n = 0;
+            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, paged_simt_attend<T, LPK, CPL, VCPL, RM, U>, kThreads, 0) !=
+                    cudaSuccess || n <= 0) {
+                (void)cudaGetLastError();
+                *blocks = 2;
+                return;
+            }
+            cached = n;
+        }
+        *blocks = cached;
+    }
+};
+
+struct LaunchOp {
+    const SimtArgs* a;
+    const Plan* pl;
+    cudaStream_t st;
+    template <typename T, int LPK, int CPL, int VCPL, int RM, int U> void run() const {
+        const dim3 grid((unsigned)pl->tiles, (unsigned)(a->p.kv_heads * pl->chunks), (unsigned)pl->splits);
+        paged_simt_attend<T, LPK, CPL, VCPL, RM, U><<<grid, kThreads, 0, st>>>(*a);
+    }
+};
+
 bool make_plan(const dsk_paged_attention_params& p, Plan& pl) {
     const int64_t dmax = p.head_dim > p.v_head_dim ? p.head_dim : p.v_head_dim;
     const int64_t group = p.q_heads / p.kv_heads;
@@ -424,42 +473,36 @@ bool make_plan(const dsk_paged_attention_params& p, Plan& pl) {
     pl.chunks = (int32_t)((group + pl.rm_heads - 1) / pl.rm_heads);
     pl.qpb = decode || group >= pl.rm ? 1 : (int32_t)(pl.rm / group);
     pl.tiles = (p.tokens + pl.qpb - 1) / pl.qpb;
+    // Splits: the count that fills the resident block slots in whole waves best (a small charge for the combine and for
+    // each split), each split at least 256 keys of the bound max_pages * page_size; none when the blocks already make
+    // four waves.
     const int64_t blocks = pl.tiles * p.kv_heads * pl.chunks;
     const int64_t lmax = p.max_pages * p.page_size;
-    const int sms = sm_count();
+    int resident = 0;
+    visit(p.page_dtype, pl, OccupancyOp{&resident});
+    const int64_t slots = (int64_t)sm_count() * resident;
     int64_t splits = 1;
-    if (blocks < 2 * sms) splits = (4 * sms + blocks - 1) / blocks;
-    const int64_t by_len = (lmax + 127) / 128;
-    if (splits > by_len) splits = by_len;
+    if (blocks < 4 * slots) {
+        int64_t smax = (lmax + 255) / 256;
+        if (p.max_splits > 0 && smax > p.max_splits) smax = p.max_splits;
+        if (smax > 1024) smax = 1024;
+        double best = -1.0;
+        for (int64_t sp = 1; sp <= smax; ++sp) {
+            const int64_t total = blocks * sp, waves = (total + slots - 1) / slots;
+            const double score = (double)total / (double)(waves * slots) - (sp > 1 ? 0.03 : 0.0) - 0.0005 * (double)sp;
+            if (score > best) {
+                best = score;
+                splits = sp;
+            }
+        }
+    }
     if (p.max_splits > 0 && splits > p.max_splits) splits = p.max_splits;
-    if (splits > 1024) splits = 1024;
-    if (splits < 1) splits = 1;
     const int64_t step = (int64_t)kWarps * (32 / pl.lpk) * pl.u;
     int64_t keys = (lmax + splits - 1) / splits;
     keys = (keys + step - 1) / step * step;
     pl.split_keys = (int32_t)keys;
     pl.splits = (int32_t)((lmax + keys - 1) / keys);
     return true;
-}
-
-template <typename T, int LPK, int CPL, int VCPL, int RM, int U>
-void launch_attend(const SimtArgs& a, const Plan& pl, cudaStream_t st) {
-    const dim3 grid((unsigned)pl.tiles, (unsigned)(a.p.kv_heads * pl.chunks), (unsigned)pl.splits);
-    paged_simt_attend<T, LPK, CPL, VCPL, RM, U><<<grid, kThreads, 0, st>>>(a);
-}
-
-// U (keys a lane group in flight) is what the registers allow: q and the output take RM x 16 floats a lane.
-template <typename T> void dispatch(const SimtArgs& a, const Plan& pl, cudaStream_t st) {
-    constexpr int U4 = sizeof(T) == 2 ? 4 : 2, U8 = sizeof(T) == 2 ? 2 : 1;
-    if (pl.cpl == 3) {
-        launch_attend<T, 32, 3, 3, 2, 1>(a, pl, st);
-    } else if (pl.lpk == 8) {
-        if (pl.rm == 4) launch_attend<T, 8, 1, 1, 4, U4>(a, pl, st); else launch_attend<T, 8, 1, 1, 8, U8>(a, pl, st);
-    } else if (pl.lpk == 16) {
-        if (pl.rm == 4) launch_attend<T, 16, 1, 1, 4, U4>(a, pl, st); else launch_attend<T, 16, 1, 1, 8, U8>(a, pl, st);
-    } else {
-        if (pl.rm == 4) launch_attend<T, 32, 1, 1, 4, U4>(a, pl, st); else launch_attend<T, 32, 1, 1, 8, U8>(a, pl, st);
-    }
 }
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -512,11 +555,7 @@ dsk_status paged_simt(const char* op, const dsk_paged_attention_params& p, bool 
         a.ws_o = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + round16(rows * 4));
     }
     const cudaStream_t st = static_cast<cudaStream_t>(p.stream);
-    if (p.page_dtype == DSK_DTYPE_F32) {
-        dispatch<float>(a, pl, st);
-    } else {
-        dispatch<__nv_bfloat16>(a, pl, st);
-    }
+    visit(p.page_dtype, pl, LaunchOp{&a, &pl, st});
     DSK_CHECK_LAUNCH(op);
     if (pl.splits > 1) {
         paged_simt_combine<<<(unsigned)p.tokens, kThreads, 0, st>>>(a);
