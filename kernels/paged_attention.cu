@@ -11,7 +11,8 @@
 // and the CUDA-core split-K family otherwise (decode is memory-bound: it streams each sequence's K/V once).
 //
 // Workspace: [0, kPagedCheckBytes) belongs to the metadata check (cleared by a memset each call), the family's scratch
-// follows. Its size depends only on the sizes, dtypes, path and max_splits, never on device data.
+// follows. Its size depends only on the sizes, dtypes, path, max_splits and the GPU (the split count follows its SM
+// count and occupancy), never on device data.
 //
 // The metadata check: one block per sequence b (plus one for query_starts[batch]); every bad value gets its rank in the
 // header's order (query offsets out of range: i; out of order: batch + 1 + i; then per sequence b the length, then its
@@ -182,16 +183,23 @@ dsk_status check_dtypes(const char* op, const dsk_paged_attention_params* p) {
 
 // The family for a request whose sizes and dtypes passed.
 dsk_status choose_family(const char* op, const dsk_paged_attention_params& p, bool mla, Family* family) {
-    const char* why = nullptr;
+    const char *why = nullptr, *simt_why = nullptr;
     const bool mma = mla ? paged_mla_mma_supports(p, &why) : paged_mma_supports(p, &why);
+    const bool simt = paged_simt_supports(p, &simt_why);
+    if (why == nullptr) why = "(no reason given)";
+    if (simt_why == nullptr) simt_why = "(no reason given)";
     switch (p.path) {
-        case DSK_ATTENTION_PATH_SIMT: *family = Family::kSimt; return DSK_SUCCESS;
+        case DSK_ATTENTION_PATH_SIMT:
+            if (!simt) DSK_UNSUPPORTED(op, "path SIMT cannot run this request: %s", simt_why);
+            *family = Family::kSimt;
+            return DSK_SUCCESS;
         case DSK_ATTENTION_PATH_MMA:
-            if (!mma) DSK_UNSUPPORTED(op, "path MMA cannot run this request: %s", why != nullptr ? why : "(no reason given)");
+            if (!mma) DSK_UNSUPPORTED(op, "path MMA cannot run this request: %s", why);
             *family = Family::kMma;
             return DSK_SUCCESS;
         default:
-            *family = mma && (mla || p.tokens > p.batch) ? Family::kMma : Family::kSimt;
+            if (!mma && !simt) DSK_UNSUPPORTED(op, "no kernel family runs this request: %s; %s", why, simt_why);
+            *family = mma && (mla || p.tokens > p.batch || !simt) ? Family::kMma : Family::kSimt;
             return DSK_SUCCESS;
     }
 }

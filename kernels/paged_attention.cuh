@@ -47,7 +47,9 @@ __device__ __forceinline__ int32_t page_of(const dsk_paged_attention_params& p, 
     return (page >= 0 && (int64_t)page < p.pages) ? page : -1;
 }
 
-// ---- CUDA-core family (paged_attention_simt.cu): every valid request. -------------------------------------------
+// ---- CUDA-core family (paged_attention_simt.cu): every valid request with head dims up to 768. --------------------
+// Whether the family runs the request; when not, `why` (if non-NULL) gets a short reason.
+bool paged_simt_supports(const dsk_paged_attention_params& p, const char** why);
 // Scratch bytes for these params (split-K partial outputs and log-sum-exps), 0 when no split is needed.
 int64_t paged_simt_workspace_bytes(const dsk_paged_attention_params& p, bool mla);
 // Runs the request; `workspace` has paged_simt_workspace_bytes bytes (16-byte aligned). DSK_SUCCESS or DSK_ERROR_CUDA.

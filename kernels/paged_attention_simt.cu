@@ -509,6 +509,19 @@ int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
+bool paged_simt_supports(const dsk_paged_attention_params& p, const char** why) {
+    Plan pl;
+    if (!make_plan(p, pl)) {
+        if (why) *why = "the CUDA-core family takes head_dim and v_head_dim up to 768";
+        return false;
+    }
+    if (p.kv_heads * pl.chunks > 65535) {
+        if (why) *why = "the CUDA-core family takes at most 65535 kv heads x head chunks";
+        return false;
+    }
+    return true;
+}
+
 int64_t paged_simt_workspace_bytes(const dsk_paged_attention_params& p, bool) {
     Plan pl;
     if (!make_plan(p, pl) || pl.splits <= 1) return 0;

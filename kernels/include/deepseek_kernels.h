@@ -377,8 +377,10 @@ typedef enum dsk_attention_path {
  * pages [pages, page_size, kv_heads * head_dim] (keys) and [pages, page_size, kv_heads * v_head_dim] (values),
  * page_dtype (F32 or BF16), contiguous; q_dtype and out_dtype F32 or BF16. q_heads a multiple of kv_heads.
  * Split-K needs scratch: call the matching *_workspace_size with the same params (pointers may be NULL there) and
- * pass that many bytes of device memory (16-byte aligned) as `workspace`; it depends only on the sizes, dtypes, path
- * and max_splits, so one allocation serves every step of a batch shape (CUDA-graph capturable). out must not overlap
+ * pass that many bytes of device memory (16-byte aligned) as `workspace`; it depends only on the sizes, dtypes, path,
+ * max_splits and the current GPU (never on device data), so one allocation serves every step of a batch shape on that
+ * GPU (CUDA-graph capturable). The CUDA-core family takes head_dim and v_head_dim up to 768; a request no family runs
+ * is DSK_ERROR_UNSUPPORTED. out must not overlap
  * q, the pages, the metadata, the workspace or the error word.
  */
 typedef struct dsk_paged_attention_params {
