@@ -12,6 +12,9 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     readonly LinearIlgpu _linear = new(runtime);
     readonly EmbeddingIlgpu _embedding = new(runtime);
     readonly DequantizeFp8Ilgpu _dequantizeFp8 = new(runtime);
+    readonly RopeIlgpu _rope = new(runtime);
+    readonly KvAppendIlgpu _kvAppend = new(runtime);
+    readonly PagedAttentionIlgpu _pagedAttention = new(runtime);
 
     public override Backend Kind => Backend.Ilgpu;
 
@@ -19,7 +22,9 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
     /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
     /// dense rows; Linear, LinearSiluMul (the SiLU-and-mul epilogue in the same kernels) and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
-    /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8. Every other
+    /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8;
+    /// Rope in place on f32 or bf16 x (both layouts); KvAppend of f32 or bf16 rows (strided allowed) into f32 or bf16 pages;
+    /// PagedAttention and PagedMlaAttention with f32 or bf16 q and destination over f32 or bf16 pages, any head dims. Every other
     /// signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
@@ -56,6 +61,20 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : op.X != ElementType.F32 ? $"DequantizeFp8 writes f32, not {op.X.Name()}"
                     : null;
                 break;
+            case nameof(Ops.Rope):
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the Rope kernel takes f32 or bf16 x, not {op.X.Name()}"
+                    : op.Weight != null || op.Scheme != null ? "Rope takes no weight"
+                    : op.StridedRows ? "the Rope kernel reads dense rows"
+                    : null;
+                break;
+            case nameof(Ops.KvAppend) or nameof(Ops.PagedAttention) or nameof(Ops.PagedMlaAttention):
+                // the op API admits f32/bf16 rows, q and destination and f32/bf16 pages; KvAppend's rows may be strided
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernels take f32 or bf16 activations, not {op.X.Name()}"
+                    : op.Pages is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernels take f32 or bf16 pages"
+                    : op.Weight != null || op.Scheme != null ? $"{op.Op} takes no weight"
+                    : op.StridedRows && op.Op != nameof(Ops.KvAppend) ? $"the {op.Op} kernels read contiguous q"
+                    : null;
+                break;
             default:
                 reason = $"no {op.Op} kernel yet";
                 break;
@@ -76,6 +95,21 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) => _embedding.Run(ids, table, y);
 
     public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) => _dequantizeFp8.Run(w, y);
+
+    public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride, int ropeOffset,
+        RopeLayout layout) =>
+        _rope.Run(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+
+    public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
+        _kvAppend.Run(keys, values, slotMapping, keyPages, valuePages);
+
+    public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        _pagedAttention.Gqa(q, keyPages, valuePages, batch, destination, shape);
+
+    public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        _pagedAttention.Mla(q, latentPages, batch, destination, shape);
 
     // The small kernels take f32 views: Supports admits only f32, contiguous operands here.
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,
