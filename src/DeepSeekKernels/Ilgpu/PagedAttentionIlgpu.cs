@@ -20,10 +20,11 @@ namespace DeepSeekKernels.Ilgpu;
 /// lane (<see cref="WarpReduce"/>, safe in a loop), and the online softmax keeps the running maximum m, the running sum l and
 /// the unnormalised output (lane-owned accumulators, <see cref="IPerLane"/> of them per lane, so an output tile is PerLane x
 /// warp size dimensions; wider value heads take several tiles, each recomputing the scores). No [seq, seq] matrix, no
-/// shared memory, no group barrier. A context longer than a chunk is split (the host plans the split count from the
-/// block table's capacity, so a batch-1 decode of a long context fills the GPU): each split writes its partial output and
-/// (m, l) into a scratch buffer and a combine kernel merges them (log-sum-exp weights), writing the destination once.
-/// With one split the attention kernel writes the destination itself. Keys past a row's position are never read.
+/// shared memory, no group barrier. The context is split into chunks of a fixed number of keys (<see cref="Plan"/>), so a
+/// batch-1 decode of a long context fills the GPU and a row's result does not depend on its batch: each split writes its
+/// partial output and (m, l) into a scratch buffer and a combine kernel merges them (log-sum-exp weights), writing the
+/// destination once. Where the block table holds no more than one chunk, the attention kernel writes the destination
+/// itself. Keys past a row's position are never read.
 /// </para>
 /// <para>
 /// Device metadata is checked where read. Warp 0 of group 0 scans it in the reference's order (query offsets in range,
@@ -37,14 +38,16 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
     /// <summary>Warps (query heads) per group on CUDA; one on the CPU accelerator, where every thread is simulated.</summary>
     const int CudaHeadsPerGroup = 4;
 
-    /// <summary>Fewest keys a split gets: on CUDA a split must pay for its partial and its share of the combine.</summary>
-    const int CudaMinChunk = 256, CpuMinChunk = 32;
+    /// <summary>
+    /// Keys per split: the context of a row is split at fixed multiples of this, whatever the batch, so a row's result does
+    /// not depend on the other rows of its step (batch invariance, bitwise). On CUDA a split of 256 keys pays for its partial
+    /// and its share of the combine, and a batch-1 decode of 32k keys gets 128 splits per head group; on the CPU accelerator
+    /// it is small so that the tests' contexts of a few hundred keys take the split path.
+    /// </summary>
+    const int CudaChunk = 256, CpuChunk = 32;
 
-    /// <summary>Groups the split count aims for on the CPU accelerator (on CUDA: two per multiprocessor).</summary>
-    const int CpuTargetGroups = 8;
-
-    /// <summary>Most splits of one row's context.</summary>
-    internal const int MaxSplits = 64;
+    /// <summary>Most groups along the grid's z dimension (splits); longer contexts take longer chunks.</summary>
+    const int MaxGridZ = 65535;
 
     /// <summary>Shape of one launch; sizes and strides in elements.</summary>
     internal struct Shape
@@ -77,17 +80,16 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
             DeviceErrorSite.MlaBlockTable, DeviceErrorSite.MlaLengths, DeviceErrorSite.MlaQueryStarts);
 
     /// <summary>
-    /// Splits per row: enough groups for the device (two per multiprocessor on CUDA, <see cref="CpuTargetGroups"/> on the CPU
-    /// accelerator), no split shorter than the minimum chunk of the block table's capacity, at most <see cref="MaxSplits"/>.
-    /// Lengths are device data, so the plan uses the capacity (MaxPages * PageSize); splits past a row's keys do nothing.
+    /// The split plan for a block table of <paramref name="capacity"/> keys per sequence: chunks of <see cref="CudaChunk"/>
+    /// (<see cref="CpuChunk"/>) keys, longer only where the grid would have more than <see cref="MaxGridZ"/> splits. Lengths
+    /// are device data, so the plan covers the capacity; a split past a row's keys does nothing. One split (the attention
+    /// kernel writes the destination itself) only where no row can have more keys than a chunk: a row that fits in one chunk
+    /// gets bitwise the same output either way, so the plan never changes a row's result.
     /// </summary>
-    internal static SplitPlan Plan(bool cuda, int multiprocessors, long groupsPerSplit, long capacity)
+    internal static SplitPlan Plan(bool cuda, long capacity)
     {
-        long target = cuda ? 2L * multiprocessors : CpuTargetGroups;
-        long minChunk = cuda ? CudaMinChunk : CpuMinChunk;
-        long most = Math.Clamp((capacity + minChunk - 1) / minChunk, 1, MaxSplits);
-        int splits = (int)Math.Clamp((target + groupsPerSplit - 1) / groupsPerSplit, 1, most);
-        long chunk = (capacity + splits - 1) / splits;
+        long chunk = Math.Max(cuda ? CudaChunk : CpuChunk, (capacity + MaxGridZ - 1) / MaxGridZ);
+        int splits = (int)Math.Max(1, (capacity + chunk - 1) / chunk);
         return new SplitPlan(splits, (int)Math.Min(chunk, int.MaxValue));
     }
 
@@ -109,7 +111,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         };
         s.DimTiles = (p.VHeadDim + s.DimTile - 1) / s.DimTile;
         int headTiles = (p.QHeads + headsPerGroup - 1) / headsPerGroup;
-        var plan = Plan(runtime.IsCuda, accelerator.NumMultiprocessors, (long)p.Tokens * headTiles * s.DimTiles, (long)p.MaxPages * p.PageSize);
+        var plan = Plan(runtime.IsCuda, (long)p.MaxPages * p.PageSize);
         (s.Splits, s.Chunk) = (plan.Splits, plan.Chunk);
         switch ((q.ElementType, keyPages.ElementType, destination.ElementType))
         {
@@ -222,7 +224,10 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         if (b >= 0)
         {
             int first = starts[b], count = starts[b + 1] - first, length = lengths[b];
-            if (length >= count && length <= (long)s.MaxPages * s.PageSize)
+            long keyCount = (long)length - count + (t - first) + 1; // the causal window: keys 0 .. position
+            keyBegin = (long)split * s.Chunk;
+            // a split past the row's keys reads nothing (and checks no page)
+            if (length >= count && length <= (long)s.MaxPages * s.PageSize && keyBegin < keyCount)
             {
                 tableRow = (long)b * s.MaxPages;
                 int need = (int)(((long)length + s.PageSize - 1) / s.PageSize);
@@ -235,8 +240,6 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
                 if (!WarpReduce.Any(badPage))
                 {
                     valid = true;
-                    long keyCount = (long)length - count + (t - first) + 1; // the causal window: keys 0 .. position
-                    keyBegin = (long)split * s.Chunk;
                     keyEnd = XMath.Min(keyCount, keyBegin + s.Chunk);
                 }
             }
@@ -327,24 +330,30 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         }
         if (!any)
             return;
-        float sum = 0f;
+        // sums start at -0 and the maximum's split is weighted by exactly 1, so a row whose keys all fall in one split gets
+        // bitwise the output of the one-split kernel (acc / l)
+        float sum = -0f;
         for (int i = 0; i < s.Splits; i++)
         {
             float l = stats[2 * (at + i) + 1];
             if (!(l < 0f))
-                sum += l * XMath.Exp(stats[2 * (at + i)] - max);
+                sum += l * Weight(stats[2 * (at + i)], max);
         }
         for (int d = Group.IdxX; d < s.VHeadDim; d += Group.DimX)
         {
-            float o = 0f;
+            float o = -0f;
             for (int i = 0; i < s.Splits; i++)
             {
                 if (!(stats[2 * (at + i) + 1] < 0f))
-                    o += partials[(at + i) * s.VHeadDim + d] * XMath.Exp(stats[2 * (at + i)] - max);
+                    o += partials[(at + i) * s.VHeadDim + d] * Weight(stats[2 * (at + i)], max);
             }
             y[pair * s.VHeadDim + d] = yc.Store(o / sum);
         }
     }
+
+    /// <summary>e^(m - max), exactly 1 for the split that holds the maximum.</summary>
+    static float Weight(float m, float max) => m == max ? 1f : XMath.Exp(m - max);
+
 
     /// <summary>
     /// The sequence whose query rows hold row <paramref name="t"/>, or -1 where the offsets break the reference's checks (one

@@ -38,6 +38,33 @@ public class CliFallbackTests
         Assert.DoesNotContain(ReportHeader, reference.Error); // the reference never falls back
     }
 
+    /// <summary>
+    /// Every fixture through <c>dsk generate --backend ilgpu --device cpu</c>: the greedy ids of the reference, and the model's
+    /// attention (Rope, KvAppend, PagedAttention, PagedMlaAttention) on ILGPU, never in the fallback report. The dense GQA models
+    /// need no fallback at all, so they run strict; the MoE models fall back only for the MoE ops.
+    /// </summary>
+    [Theory]
+    [InlineData("llama"), InlineData("qwen2"), InlineData("deepseek_v2_lite"), InlineData("deepseek_v3"), InlineData("deepseek_v3_fp8")]
+    public void FixturesRunTheirAttentionOnIlgpu(string name)
+    {
+        string folder = Checkpoints.CheckpointFixtures.HfTiny(name);
+        var reference = DskProcess.Run(null, "generate", "-m", folder, "--prompt-ids", "5,6,7,8,9", "--print-ids", "-n", "4");
+        Assert.True(reference.ExitCode == 0, reference.Error);
+        bool dense = name is "llama" or "qwen2";
+        var r = dense
+            ? DskProcess.Run(null, "generate", "-m", folder, "--backend", "ilgpu", "--device", "cpu", "--prompt-ids", "5,6,7,8,9", "--print-ids", "-n", "4")
+            : DskProcess.Run(null, "generate", "-m", folder, "--backend", "ilgpu", "--device", "cpu", "--allow-fallback", "--prompt-ids", "5,6,7,8,9",
+                "--print-ids", "-n", "4");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal(reference.Out, r.Out);
+        foreach (var op in Models.GpuBackendModelTests.AttentionOps)
+            Assert.DoesNotContain($"  {op}(", r.Error);
+        if (dense)
+            Assert.DoesNotContain(ReportHeader, r.Error);
+        else
+            Assert.Contains("  MoeRoute(", r.Error); // the report is there, and lists only what ILGPU lacks
+    }
+
     [Fact]
     public void ChatTakesAllowFallbackToo()
     {
@@ -55,7 +82,9 @@ public class CliFallbackTests
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.Matches(@"op signature\s*│\s*reference\s*│\s*ilgpu", r.Out);
         Assert.Matches(@"│ Linear\(x=f32, w=bf16 dense\)\s*│\s*yes\s*│\s*yes\s*│", r.Out);
-        Assert.Matches(@"│ Rope\(x=f32\)\s*│\s*yes\s*│\s*-\s*│", r.Out);
+        Assert.Matches(@"│ Rope\(x=f32\)\s*│\s*yes\s*│\s*yes\s*│", r.Out);
+        Assert.Matches(@"│ PagedAttention\(x=f32, head_dim=128, pages=bf16\)\s*│\s*yes\s*│\s*yes\s*│", r.Out);
+        Assert.Matches(@"│ Attention\(x=f32, head_dim=128\)\s*│\s*yes\s*│\s*-\s*│", r.Out);
         Assert.Matches(@"│ RmsNorm\(x=bf16, w=f32\)\s*│\s*yes\s*│\s*yes\s*│", r.Out);
         foreach (var signature in Ops.SupportSignatures)
             Assert.Contains($"│ {signature} ", r.Out);

@@ -171,8 +171,21 @@ public class CapabilityTests
                 Assert.Equal(scheme != WeightScheme.Fp8Block, ilgpu.Supports(linear with { Op = "Embedding" }));
             }
         Assert.True(ilgpu.Supports(new OpSignature("DequantizeFp8", ElementType.F32) { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3 }));
-        Assert.False(ilgpu.Supports(new OpSignature("Rope", ElementType.F32), out string? reason));
-        Assert.Equal("no Rope kernel yet", reason);
+        // the attention ops of issue 12: Rope, KvAppend and the paged attention ops, f32 or bf16 activations and pages
+        foreach (var x in (ElementType[])[ElementType.F32, ElementType.BF16])
+        {
+            Assert.True(ilgpu.Supports(new OpSignature("Rope", x)), x.ToString());
+            foreach (var pages in (ElementType[])[ElementType.F32, ElementType.BF16])
+            {
+                Assert.True(ilgpu.Supports(new OpSignature("KvAppend", x) { Pages = pages, StridedRows = true }), $"{x} {pages}");
+                Assert.True(ilgpu.Supports(new OpSignature("PagedAttention", x) { HeadDim = 128, Pages = pages }), $"{x} {pages}");
+                Assert.True(ilgpu.Supports(new OpSignature("PagedMlaAttention", x) { HeadDim = 576, Pages = pages }), $"{x} {pages}");
+            }
+        }
+        Assert.False(ilgpu.Supports(new OpSignature("Rope", ElementType.F16), out string? reason));
+        Assert.Contains("f32 or bf16 x", reason);
+        Assert.False(ilgpu.Supports(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }, out reason));
+        Assert.Equal("no Attention kernel yet", reason);
         Assert.False(ilgpu.Supports(new OpSignature("RmsNorm", ElementType.F16) { Weight = ElementType.F32 }, out reason));
         Assert.Contains("f32 or bf16 activations", reason);
     }
@@ -204,10 +217,12 @@ public class CapabilityTests
         }
         Assert.True(matrix.Supports(new OpSignature("Softmax", ElementType.F32), Backend.Ilgpu));
         Assert.True(matrix.Supports(Bf16Linear, Backend.Ilgpu));
-        Assert.False(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
+        Assert.True(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
+        Assert.False(matrix.Supports(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }, Backend.Ilgpu));
         // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
-        // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16)
-        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
+        // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16); Rope (f32,
+        // bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3)
+        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>
