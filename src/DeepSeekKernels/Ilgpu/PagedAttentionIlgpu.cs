@@ -15,7 +15,8 @@ namespace DeepSeekKernels.Ilgpu;
 /// 0 .. position of kv head h / g, read through the block table; q, pages and destination f32 or bf16 each, fp32
 /// arithmetic, the output rounded once.
 /// <para>
-/// Algorithm (FlashDecoding): one warp per (query row, query head, output-dimension tile, split of the context). Its lanes
+/// Algorithm (FlashDecoding): one warp per (query row, query head, output-dimension tile, split of the context; on the CPU
+/// accelerator, where every group is simulated, one warp takes all the splits of its row in turn, the same arithmetic). Its lanes
 /// stride over the head dimension: per key, a lane multiplies its part of q . k, a butterfly sum gives the score in every
 /// lane (<see cref="WarpReduce"/>, safe in a loop), and the online softmax keeps the running maximum m, the running sum l and
 /// the unnormalised output (lane-owned accumulators, <see cref="IPerLane"/> of them per lane, so an output tile is PerLane x
@@ -55,7 +56,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         public int Tokens, Batch, MaxPages, Pages, PageSize, QHeads, HeadDim, VHeadDim, Group;
         public long KeyRowStride, ValueRowStride;
         public float Scale;
-        public int Splits, Chunk, DimTile, DimTiles, HeadsPerGroup;
+        public int Splits, SplitsPerGroup, Chunk, DimTile, DimTiles, HeadsPerGroup;
         public int TableSite, LengthSite, StartSite;
     }
 
@@ -113,6 +114,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         int headTiles = (p.QHeads + headsPerGroup - 1) / headsPerGroup;
         var plan = Plan(runtime.IsCuda, (long)p.MaxPages * p.PageSize);
         (s.Splits, s.Chunk) = (plan.Splits, plan.Chunk);
+        s.SplitsPerGroup = runtime.IsCuda ? 1 : s.Splits;
         switch ((q.ElementType, keyPages.ElementType, destination.ElementType))
         {
             case (ElementType.F32, ElementType.F32, ElementType.F32): Launch<float, float, float>(q, keyPages, valuePages, batch, destination, s, wide, headTiles); break;
@@ -141,7 +143,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
             (partials, stats) = Scratch(pairs * s.Splits * s.VHeadDim, pairs * s.Splits * 2);
         var y = LinearIlgpu.ViewOf<TY>(destination);
         int warp = accelerator.WarpSize;
-        kernel(runtime.Stream, new KernelConfig(new Index3D(s.Tokens, headTiles * s.DimTiles, s.Splits), new Index3D(s.HeadsPerGroup * warp, 1, 1)),
+        kernel(runtime.Stream, new KernelConfig(new Index3D(s.Tokens, headTiles * s.DimTiles, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup), new Index3D(s.HeadsPerGroup * warp, 1, 1)),
             LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages), LinearIlgpu.ViewOf<TP>(valuePages), batch.BlockTable.IlgpuView,
             batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats, runtime.Errors.Word.View.IlgpuView, s);
         if (s.Splits == 1)
@@ -209,7 +211,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         int perLane = default(TL).Count;
         if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0)
             ReportFirstError(table, lengths, starts, errorWord, s);
-        int t = Grid.IdxX, split = Grid.IdxZ;
+        int t = Grid.IdxX;
         int headTile = Grid.IdxY / s.DimTiles, dimTile = Grid.IdxY - headTile * s.DimTiles;
         int h = headTile * s.HeadsPerGroup + Warp.WarpIdx;
         if (h >= s.QHeads)
@@ -217,17 +219,18 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         int lane = Warp.LaneIdx, warp = Warp.WarpSize;
         long pair = (long)t * s.QHeads + h;
 
-        // this warp's keys: none where its row belongs to no valid sequence
-        bool valid = false;
-        long keyBegin = 0, keyEnd = 0, tableRow = 0;
+        // the group's splits: one on CUDA (grid z), all of them in turn on the CPU accelerator (fewer simulated groups)
+        int firstSplit = Grid.IdxZ * s.SplitsPerGroup;
+        int lastSplit = XMath.Min(s.Splits, firstSplit + s.SplitsPerGroup);
+
+        // this warp's keys: none where its row belongs to no valid sequence (nor, unchecked, where its splits start past them)
+        long keyCount = 0, tableRow = 0;
         int b = SequenceOf(starts, t, s);
         if (b >= 0)
         {
             int first = starts[b], count = starts[b + 1] - first, length = lengths[b];
-            long keyCount = (long)length - count + (t - first) + 1; // the causal window: keys 0 .. position
-            keyBegin = (long)split * s.Chunk;
-            // a split past the row's keys reads nothing (and checks no page)
-            if (length >= count && length <= (long)s.MaxPages * s.PageSize && keyBegin < keyCount)
+            long window = (long)length - count + (t - first) + 1; // the causal window: keys 0 .. position
+            if (length >= count && length <= (long)s.MaxPages * s.PageSize && (long)firstSplit * s.Chunk < window)
             {
                 tableRow = (long)b * s.MaxPages;
                 int need = (int)(((long)length + s.PageSize - 1) / s.PageSize);
@@ -238,76 +241,79 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
                     badPage |= page < 0 || page >= s.Pages;
                 }
                 if (!WarpReduce.Any(badPage))
-                {
-                    valid = true;
-                    keyEnd = XMath.Min(keyCount, keyBegin + s.Chunk);
-                }
+                    keyCount = window;
             }
         }
 
         var acc = LocalMemory.Allocate<float>(perLane);
-        for (int k = 0; k < perLane; k++)
-            acc[k] = 0f;
-        float m = float.NegativeInfinity, l = 0f;
         long qRow = pair * s.HeadDim;
         int kvh = h / s.Group;
         long keyOffset = (long)kvh * s.HeadDim, valueOffset = (long)kvh * s.VHeadDim;
         int dimBase = dimTile * s.DimTile;
         int dimEnd = XMath.Min(s.VHeadDim, dimBase + s.DimTile);
-        for (long j = keyBegin; j < keyEnd; j++)
+        for (int split = firstSplit; split < lastSplit; split++)
         {
-            long pageIndex = j / s.PageSize;
-            long slot = (long)table[tableRow + pageIndex] * s.PageSize + (j - pageIndex * s.PageSize);
-            long keyRow = slot * s.KeyRowStride + keyOffset;
-            float part = 0f;
-            for (int d = lane; d < s.HeadDim; d += warp)
-                part += qc.Load(q[qRow + d]) * pc.Load(keys[keyRow + d]);
-            float score = WarpReduce.Sum(part) * s.Scale;
-            if (score > m)
+            long keyBegin = (long)split * s.Chunk;
+            long keyEnd = XMath.Min(keyCount, keyBegin + s.Chunk);
+            for (int k = 0; k < perLane; k++)
+                acc[k] = 0f;
+            float m = float.NegativeInfinity, l = 0f;
+            for (long j = keyBegin; j < keyEnd; j++)
             {
-                float alpha = XMath.Exp(m - score);
-                l *= alpha;
+                long pageIndex = j / s.PageSize;
+                long slot = (long)table[tableRow + pageIndex] * s.PageSize + (j - pageIndex * s.PageSize);
+                long keyRow = slot * s.KeyRowStride + keyOffset;
+                float part = 0f;
+                for (int d = lane; d < s.HeadDim; d += warp)
+                    part += qc.Load(q[qRow + d]) * pc.Load(keys[keyRow + d]);
+                float score = WarpReduce.Sum(part) * s.Scale;
+                if (score > m)
+                {
+                    float alpha = XMath.Exp(m - score);
+                    l *= alpha;
+                    for (int k = 0; k < perLane; k++)
+                        acc[k] *= alpha;
+                    m = score;
+                }
+                float weight = XMath.Exp(score - m);
+                l += weight;
+                long valueRow = slot * s.ValueRowStride + valueOffset;
                 for (int k = 0; k < perLane; k++)
-                    acc[k] *= alpha;
-                m = score;
+                {
+                    int d = dimBase + lane + k * warp;
+                    if (d < dimEnd)
+                        acc[k] += weight * pc.Load(values[valueRow + d]);
+                }
             }
-            float weight = XMath.Exp(score - m);
-            l += weight;
-            long valueRow = slot * s.ValueRowStride + valueOffset;
-            for (int k = 0; k < perLane; k++)
-            {
-                int d = dimBase + lane + k * warp;
-                if (d < dimEnd)
-                    acc[k] += weight * pc.Load(values[valueRow + d]);
-            }
-        }
 
-        bool hasKeys = valid && keyEnd > keyBegin;
-        if (s.Splits == 1)
-        {
+            bool hasKeys = keyEnd > keyBegin;
+            if (s.Splits == 1)
+            {
+                if (hasKeys)
+                {
+                    for (int k = 0; k < perLane; k++)
+                    {
+                        int d = dimBase + lane + k * warp;
+                        if (d < dimEnd)
+                            y[pair * s.VHeadDim + d] = yc.Store(acc[k] / l);
+                    }
+                }
+                continue;
+            }
+            long at = pair * s.Splits + split;
+            if (dimTile == 0 && lane == 0)
+            {
+                stats[2 * at] = m;
+                stats[2 * at + 1] = hasKeys ? l : -1f;
+            }
             if (!hasKeys)
-                return;
+                continue;
             for (int k = 0; k < perLane; k++)
             {
                 int d = dimBase + lane + k * warp;
                 if (d < dimEnd)
-                    y[pair * s.VHeadDim + d] = yc.Store(acc[k] / l);
+                    partials[at * s.VHeadDim + d] = acc[k];
             }
-            return;
-        }
-        long at = pair * s.Splits + split;
-        if (dimTile == 0 && lane == 0)
-        {
-            stats[2 * at] = m;
-            stats[2 * at + 1] = hasKeys ? l : -1f;
-        }
-        if (!hasKeys)
-            return;
-        for (int k = 0; k < perLane; k++)
-        {
-            int d = dimBase + lane + k * warp;
-            if (d < dimEnd)
-                partials[at * s.VHeadDim + d] = acc[k];
         }
     }
 

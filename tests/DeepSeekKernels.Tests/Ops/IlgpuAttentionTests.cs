@@ -1,0 +1,358 @@
+using DeepSeekKernels.Ilgpu;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+using DeepSeekKernels.Tests.Conformance;
+using DeepSeekKernels.Tests.Support;
+using static DeepSeekKernels.Tests.OpTests.OpTestSupport;
+
+namespace DeepSeekKernels.Tests.OpTests;
+
+/// <summary>
+/// The ILGPU attention kernels (Rope, KvAppend, PagedAttention, PagedMlaAttention) on ILGPU's CPU accelerator against the
+/// reference, beyond what the conformance classes cover: the long-context split path (a decode of 3000 keys, prefill rows
+/// across chunk boundaries, a sequence with no queries), bf16 q and destination, the one-split kernel against the split
+/// path bit for bit (a row's result does not depend on the plan), exactly the reference's first error for bad metadata
+/// (and the good sequences still computed, the bad ones not written), and Rope and KvAppend bit for bit.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public class IlgpuAttentionTests
+{
+    static Ops Ilgpu => ConformanceBackends.IlgpuCpu;
+
+    /// <summary>An f32 or bf16 device buffer filled from float values (bf16: rounded to nearest even).</summary>
+    sealed class Buffer : IDisposable
+    {
+        readonly DeviceBuffer<float>? _f32;
+        readonly DeviceBuffer<BFloat16>? _bf16;
+
+        public Buffer(ElementType type, float[] values)
+        {
+            if (type == ElementType.F32)
+                _f32 = Upload(values);
+            else
+                _bf16 = Upload(values.Select(BFloat16.FromSingle).ToArray());
+        }
+
+        public DeviceTensor Tensor(params long[] shape) => _f32 != null ? _f32.AsTensor(shape) : _bf16!.AsTensor(shape);
+
+        public float[] Read() => _f32?.ToArray() ?? TestData.ToFloat<BFloat16>(_bf16!.ToArray());
+
+        public void Dispose()
+        {
+            _f32?.Dispose();
+            _bf16?.Dispose();
+        }
+    }
+
+    static ElementType TypeOf(string name) => name == "bf16" ? ElementType.BF16 : ElementType.F32;
+
+    /// <summary>A batch over a pool of <paramref name="poolPages"/> pages handed out in a shuffled order; unused entries -1.</summary>
+    static (int[] Table, int[] Lengths, int[] Starts, int[][] Pages) Layout((int Length, int Queries)[] sequences, int pageSize, int maxPages,
+        int poolPages, int seed)
+    {
+        var free = Enumerable.Range(0, poolPages).ToArray();
+        new Random(seed).Shuffle(free);
+        var table = Enumerable.Repeat(-1, sequences.Length * maxPages).ToArray();
+        var starts = new int[sequences.Length + 1];
+        var pages = new int[sequences.Length][];
+        int next = 0;
+        for (int b = 0; b < sequences.Length; b++)
+        {
+            pages[b] = free.AsSpan(next, (sequences[b].Length + pageSize - 1) / pageSize).ToArray();
+            next += pages[b].Length;
+            pages[b].CopyTo(table, b * maxPages);
+            starts[b + 1] = starts[b] + sequences[b].Queries;
+        }
+        return (table, sequences.Select(s => s.Length).ToArray(), starts, pages);
+    }
+
+    /// <summary>A NaN pool with random rows at every slot a sequence holds.</summary>
+    static float[] Pool(int[][] pages, int[] lengths, int pageSize, int poolPages, int width, int seed)
+    {
+        var pool = Nan((long)poolPages * pageSize * width);
+        var random = new Random(seed);
+        for (int b = 0; b < pages.Length; b++)
+            for (int p = 0; p < lengths[b]; p++)
+            {
+                int slot = pages[b][p / pageSize] * pageSize + p % pageSize;
+                for (int c = 0; c < width; c++)
+                    pool[(long)slot * width + c] = (float)(random.NextDouble() * 2 - 1);
+            }
+        return pool;
+    }
+
+    /// <summary>Row by row: ||actual - expected|| &lt;= relative ||expected|| + 1e-6, NaN exactly where expected is NaN.</summary>
+    static void RowsClose(float[] expected, float[] actual, int rowWidth, double relative, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int r = 0; r < expected.Length / rowWidth; r++)
+        {
+            double diff = 0, norm = 0;
+            for (int c = r * rowWidth; c < (r + 1) * rowWidth; c++)
+            {
+                Assert.True(float.IsNaN(expected[c]) == float.IsNaN(actual[c]), $"{what}: element {c}: expected {expected[c]}, got {actual[c]}");
+                if (float.IsNaN(expected[c]))
+                    continue;
+                diff += Math.Pow(actual[c] - expected[c], 2);
+                norm += Math.Pow(expected[c], 2);
+            }
+            Assert.True(Math.Sqrt(diff) <= relative * Math.Sqrt(norm) + 1e-6, $"{what}: row {r}: ||error|| {Math.Sqrt(diff):E2} against ||ref|| {Math.Sqrt(norm):E2}");
+        }
+    }
+
+    /// <summary>The call on both backends into NaN outputs: the outputs and the error each recorded (null when none).</summary>
+    static (float[] Reference, float[] Ilgpu, DeviceIndexException? ReferenceError, DeviceIndexException? IlgpuError) Both(
+        ElementType destinationType, int outputs, Action<Ops, DeviceTensor> call, params long[] shape)
+    {
+        float[] Run(Ops ops, out DeviceIndexException? error)
+        {
+            using var y = new Buffer(destinationType, Nan(outputs));
+            error = null;
+            try
+            {
+                call(ops, y.Tensor(shape));
+                Cpu.Synchronize();
+            }
+            catch (DeviceIndexException e)
+            {
+                error = e;
+            }
+            return y.Read();
+        }
+        var reference = Run(ReferenceOps, out var referenceError);
+        var ilgpu = Run(Ilgpu, out var ilgpuError);
+        return (reference, ilgpu, referenceError, ilgpuError);
+    }
+
+    /// <summary>The same bits, NaN included (unwritten slots stay the NaN they were).</summary>
+    static void Bitwise(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                $"{what}[{i}]: expected {expected[i]}, got {actual[i]}");
+        Assert.Contains(expected, v => !float.IsNaN(v));
+    }
+
+    static void SameError(DeviceIndexException? expected, DeviceIndexException? actual, string what)
+    {
+        Assert.True((expected == null) == (actual == null), $"{what}: reference {expected?.Message ?? "no error"}; ILGPU {actual?.Message ?? "no error"}");
+        if (expected == null)
+            return;
+        Assert.Equal(expected.Message, actual!.Message);
+        Assert.Equal((expected.Site, expected.Index, expected.Value, expected.Bound, expected.OutOfOrder),
+            (actual.Site, actual.Index, actual.Value, actual.Bound, actual.OutOfOrder));
+    }
+
+    public static TheoryData<string, string, string> Types() => new()
+    {
+        // q, pages, destination
+        { "f32", "f32", "f32" },
+        { "bf16", "f32", "f32" },
+        { "f32", "bf16", "bf16" },
+        { "bf16", "bf16", "bf16" },
+    };
+
+    /// <summary>
+    /// A decode of 3000 keys (94 splits of 32 on the CPU accelerator), a prefill chunk of 40 rows whose causal windows cross
+    /// chunk boundaries, a sequence with no queries in the step and a short chunk: GQA 2:1 and MLA against the reference.
+    /// </summary>
+    [Theory, MemberData(nameof(Types))]
+    public void LongContextsTakeTheSplitPathAndMatchTheReference(string qType, string poolType, string yType)
+    {
+        const int pageSize = 16, maxPages = 200, poolPages = 260;
+        (int, int)[] sequences = [(3000, 1), (100, 40), (10, 0), (45, 2)];
+        var (table, lengths, starts, pages) = Layout(sequences, pageSize, maxPages, poolPages, seed: 5);
+        Assert.True(PagedAttentionIlgpu.Plan(cuda: false, (long)maxPages * pageSize).Splits == 100);
+        int tokens = starts[^1];
+        using var dTable = Upload(table);
+        using var dLengths = Upload(lengths);
+        using var dStarts = Upload(starts);
+        var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+        double tolerance = yType == "bf16" ? 1e-2 : 1e-5;
+
+        // GQA: 4 query heads over 2 kv heads of 16, values of 8
+        {
+            const int qHeads = 4, kvHeads = 2, headDim = 16, vHeadDim = 8;
+            using var q = new Buffer(TypeOf(qType), RandomValues(tokens * qHeads * headDim, 1));
+            using var keys = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, kvHeads * headDim, 2));
+            using var values = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, kvHeads * vHeadDim, 3));
+            var (expected, actual, e1, e2) = Both(TypeOf(yType), tokens * qHeads * vHeadDim,
+                (ops, y) => ops.PagedAttention(q.Tensor(tokens, qHeads, headDim), keys.Tensor(poolPages, pageSize, kvHeads * headDim),
+                    values.Tensor(poolPages, pageSize, kvHeads * vHeadDim), batch, y, kvHeads, 0.25f), tokens, qHeads, vHeadDim);
+            SameError(e1, e2, "GQA");
+            Assert.DoesNotContain(expected, float.IsNaN);
+            RowsClose(expected, actual, vHeadDim, tolerance, $"PagedAttention q={qType} pages={poolType} y={yType}");
+        }
+        // MLA: 3 heads over one latent head of 32 + 8
+        {
+            const int heads = 3, latent = 32, width = 40;
+            using var q = new Buffer(TypeOf(qType), RandomValues(tokens * heads * width, 4));
+            using var rows = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, width, 5));
+            var (expected, actual, e1, e2) = Both(TypeOf(yType), tokens * heads * latent,
+                (ops, y) => ops.PagedMlaAttention(q.Tensor(tokens, heads, width), rows.Tensor(poolPages, pageSize, width), batch, y, 0.2f),
+                tokens, heads, latent);
+            SameError(e1, e2, "MLA");
+            Assert.DoesNotContain(expected, float.IsNaN);
+            RowsClose(expected, actual, latent, tolerance, $"PagedMlaAttention q={qType} pages={poolType} y={yType}");
+        }
+    }
+
+    /// <summary>
+    /// Rows that fit in one chunk get bitwise the same output from the one-split kernel (a block table of at most 32 keys)
+    /// and from the split path (the same sequences in a wider block table): the plan never changes a row's result.
+    /// </summary>
+    [Theory, InlineData("f32"), InlineData("bf16")]
+    public void TheOneSplitKernelAndTheSplitPathAgreeBitwise(string poolType)
+    {
+        const int pageSize = 8, poolPages = 12, qHeads = 6, kvHeads = 3, headDim = 12, vHeadDim = 10;
+        (int, int)[] sequences = [(20, 20), (32, 1), (9, 3)];
+        var (narrowTable, lengths, starts, pages) = Layout(sequences, pageSize, 4, poolPages, seed: 9);
+        Assert.Equal(1, PagedAttentionIlgpu.Plan(cuda: false, 4 * pageSize).Splits);
+        var wideTable = Enumerable.Repeat(-1, sequences.Length * 10).ToArray();
+        for (int b = 0; b < sequences.Length; b++)
+            pages[b].CopyTo(wideTable, b * 10);
+        Assert.True(PagedAttentionIlgpu.Plan(cuda: false, 10 * pageSize).Splits > 1);
+        int tokens = starts[^1];
+        using var dNarrow = Upload(narrowTable);
+        using var dWide = Upload(wideTable);
+        using var dLengths = Upload(lengths);
+        using var dStarts = Upload(starts);
+        using var q = Upload(RandomValues(tokens * qHeads * headDim, 11));
+        using var keys = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, kvHeads * headDim, 12));
+        using var values = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, kvHeads * vHeadDim, 13));
+        float[] Run(DeviceBuffer<int> table)
+        {
+            using var y = Poisoned(tokens * qHeads * vHeadDim);
+            Ilgpu.PagedAttention(q.AsTensor(tokens, qHeads, headDim), keys.Tensor(poolPages, pageSize, kvHeads * headDim),
+                values.Tensor(poolPages, pageSize, kvHeads * vHeadDim), new PagedBatch(table.View, dLengths.View, dStarts.View),
+                y.AsTensor(tokens, qHeads, vHeadDim), kvHeads, 0.3f);
+            return y.ToArray();
+        }
+        var narrow = Run(dNarrow);
+        Assert.DoesNotContain(narrow, float.IsNaN);
+        Exact(narrow, Run(dWide), "one split vs. the split path");
+    }
+
+    /// <summary>
+    /// Bad metadata, several errors at once: ILGPU records exactly the reference's first error (query offsets in range, then
+    /// in order; then per sequence its length, then its pages; a sequence with no queries has its pages unchecked), computes
+    /// the good sequences as the reference does and leaves the bad ones' rows unwritten.
+    /// </summary>
+    [Fact]
+    public void BadMetadataGivesTheReferencesFirstErrorAndSkipsOnlyTheBadSequences()
+    {
+        const int pageSize = 16, pool = 12, tokens = 9, heads = 2, headDim = 8;
+        int[] table = [7, -1, -1, -1, 3, 10, 0, -1, 11, 2, -1, -1];
+        int[] lengths = [5, 38, 19];
+        int[] starts = [0, 5, 6, 9];
+        var cases = new (string What, int[] Table, int[] Lengths, int[] Starts)[]
+        {
+            ("good", table, lengths, starts),
+            ("a page outside the pool in sequence 1, a length too long in sequence 2", [7, -1, -1, -1, 3, 10, 12, -1, 11, 2, -1, -1], [5, 38, 70], starts),
+            ("a length shorter than the queries in sequence 0, a negative page in sequence 2", [7, -1, -1, -1, 3, 10, 0, -1, -11, 2, -1, -1], [4, 38, 19], starts),
+            ("a negative length", table, [5, -3, 19], starts),
+            ("an offset past the tokens and a decrease", table, lengths, [0, 6, 5, 10]),
+            ("a decrease", table, lengths, [0, 5, 4, 9]),
+            ("no queries for sequence 1, whose pages are bad; then a length too long", [7, -1, -1, -1, -3, 99, 0, -1, 11, 2, -1, -1], [5, 38, 65], [0, 5, 5, 8]),
+            ("rows before the first sequence", table, [5, 38, 19], [2, 5, 6, 9]),
+        };
+        var pages = new[] { new[] { 7 }, new[] { 3, 10, 0 }, new[] { 11, 2 } };
+        using var keys = Upload(Pool(pages, lengths, pageSize, pool, headDim, 21));
+        using var values = Upload(Pool(pages, lengths, pageSize, pool, headDim, 22));
+        using var q = Upload(RandomValues(tokens * heads * headDim, 23));
+        using var latent = Upload(Pool(pages, lengths, pageSize, pool, headDim, 24));
+        foreach (var (what, t, l, s) in cases)
+        {
+            using var dTable = Upload(t);
+            using var dLengths = Upload(l);
+            using var dStarts = Upload(s);
+            var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+            var (expected, actual, e1, e2) = Both(ElementType.F32, tokens * heads * headDim,
+                (ops, y) => ops.PagedAttention(q.AsTensor(tokens, heads, headDim), keys.AsTensor(pool, pageSize, headDim),
+                    values.AsTensor(pool, pageSize, headDim), batch, y, 1, 0.5f), tokens, heads, headDim);
+            SameError(e1, e2, what);
+            RowsClose(expected, actual, headDim, 1e-5, what);
+            var (mlaExpected, mlaActual, m1, m2) = Both(ElementType.F32, tokens * heads * 6,
+                (ops, y) => ops.PagedMlaAttention(q.AsTensor(tokens, heads, headDim), latent.AsTensor(pool, pageSize, headDim), batch, y, 0.5f),
+                tokens, heads, 6);
+            SameError(m1, m2, "MLA: " + what);
+            RowsClose(mlaExpected, mlaActual, 6, 1e-5, "MLA: " + what);
+        }
+    }
+
+    /// <summary>Rope on ILGPU's CPU accelerator gives the reference's bits, f32 and bf16, both layouts; bad positions as the reference reports them.</summary>
+    [Theory]
+    [InlineData("f32", RopeLayout.HalfSplit), InlineData("f32", RopeLayout.Interleaved), InlineData("bf16", RopeLayout.HalfSplit), InlineData("bf16", RopeLayout.Interleaved)]
+    public void RopeIsBitwiseTheReference(string type, RopeLayout layout)
+    {
+        const int tokens = 5, heads = 3, headStride = 24, offset = 4, rotary = 16, maxPositions = 50;
+        using var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), rotary, maxPositions);
+        using var positions = Upload(new[] { 49, 0, 7, 7, 23 });
+        var x = RandomValues(tokens * heads * headStride, 31);
+        float[] Run(Ops ops, DeviceBuffer<int> p, out DeviceIndexException? error)
+        {
+            using var buffer = new Buffer(TypeOf(type), x);
+            error = null;
+            try
+            {
+                ops.Rope(buffer.Tensor(tokens * heads * headStride), p.View, table, heads, headStride, offset, layout);
+                Cpu.Synchronize();
+            }
+            catch (DeviceIndexException e)
+            {
+                error = e;
+            }
+            return buffer.Read();
+        }
+        var expected = Run(ReferenceOps, positions, out var e1);
+        Exact(expected, Run(Ilgpu, positions, out var e2), $"Rope {type} {layout}");
+        SameError(e1, e2, "good positions");
+        Assert.NotEqual(x, expected);
+        using var bad = Upload(new[] { 3, 50, -1, 0, 60 });
+        Run(ReferenceOps, bad, out e1);
+        Run(Ilgpu, bad, out e2);
+        Assert.NotNull(e1);
+        SameError(e1, e2, "bad positions");
+    }
+
+    /// <summary>KvAppend with keys and values of different types into pools of different types gives the reference's bits.</summary>
+    [Fact]
+    public void KvAppendOfMixedTypesIsBitwiseTheReference()
+    {
+        const int tokens = 6, pageSize = 4, pool = 5, keyWidth = 20, valueWidth = 12;
+        var fused = RandomValues(tokens * 40, 41, 3f);
+        var values = RandomValues(tokens * valueWidth, 42, 3f);
+        int[] slots = [19, 0, 7, 8, 12, 3];
+        (float[] Keys, float[] Values) Run(Ops ops, DeviceBuffer<int> s, out DeviceIndexException? error)
+        {
+            using var keyRows = new Buffer(ElementType.BF16, fused);
+            using var valueRows = new Buffer(ElementType.F32, values);
+            using var keyPages = new Buffer(ElementType.F32, Nan(pool * pageSize * keyWidth));
+            using var valuePages = new Buffer(ElementType.BF16, Nan(pool * pageSize * valueWidth));
+            error = null;
+            try
+            {
+                ops.KvAppend(keyRows.Tensor(tokens, 40).Columns(5, keyWidth), valueRows.Tensor(tokens, valueWidth), s.View,
+                    keyPages.Tensor(pool, pageSize, keyWidth), valuePages.Tensor(pool, pageSize, valueWidth));
+                Cpu.Synchronize();
+            }
+            catch (DeviceIndexException e)
+            {
+                error = e;
+            }
+            return (keyPages.Read(), valuePages.Read());
+        }
+        using var good = Upload(slots);
+        var (k1, v1) = Run(ReferenceOps, good, out var e1);
+        var (k2, v2) = Run(Ilgpu, good, out var e2);
+        SameError(e1, e2, "good slots");
+        Bitwise(k1, k2, "key pages");
+        Bitwise(v1, v2, "value pages");
+        using var bad = Upload(new[] { 19, 20, 7, -4, 12, 3 });
+        Run(ReferenceOps, bad, out e1);
+        Run(Ilgpu, bad, out e2);
+        Assert.NotNull(e1);
+        SameError(e1, e2, "bad slots");
+    }
+}
