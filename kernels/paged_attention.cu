@@ -238,9 +238,9 @@ dsk_status run(const char* op, const dsk_paged_attention_params* p, bool mla) {
     DSK_CHECK_NOT_NULL(op, p->error_word, "error_word");
     dsk_status st = check_sizes(op, p, mla);
     if (st != DSK_SUCCESS) return st;
-    DSK_CHECK_ARG(op, p->error_site_block_table > 0 && p->error_site_lengths > 0 && p->error_site_query_starts > 0,
-                  "error sites must be > 0 (got block_table %d, lengths %d, query_starts %d)",
-                  (int)p->error_site_block_table, (int)p->error_site_lengths, (int)p->error_site_query_starts);
+    DSK_CHECK_MIN(op, p->error_site_block_table, 1, "error_site_block_table");
+    DSK_CHECK_MIN(op, p->error_site_lengths, 1, "error_site_lengths");
+    DSK_CHECK_MIN(op, p->error_site_query_starts, 1, "error_site_query_starts");
     DSK_CHECK_MIN(op, p->workspace_bytes, 0, "workspace_bytes");
 
     // Overlaps: out and the workspace are written; neither may touch an input or each other.

@@ -237,8 +237,17 @@ public class NativeAttentionAbiTests
         var status = DskNative.TryPagedAttention(p, mla: false, out string message);
         Assert.True(status == DskStatus.InvalidArgument, $"{fault}: status {status} (message: {message})");
         AssertNames("dsk_paged_attention", field, message);
-        var e = Assert.Throws<DskNativeException>(() => DskNative.PagedAttentionWorkspaceSize(p, mla: false));
-        Assert.Equal(DskStatus.InvalidArgument, e.Status);
+        // the size call reads only sizes, dtypes and the path: pointers and error sites may be anything there
+        if (fault.StartsWith("zero", StringComparison.Ordinal))
+        {
+            var e = Assert.Throws<DskNativeException>(() => DskNative.PagedAttentionWorkspaceSize(p, mla: false));
+            Assert.Equal(DskStatus.InvalidArgument, e.Status);
+            AssertNames("dsk_paged_attention_workspace_size", field, e.Message[e.Message.IndexOf("dsk_paged_attention_workspace_size", StringComparison.Ordinal)..]);
+        }
+        else
+        {
+            Assert.True(DskNative.PagedAttentionWorkspaceSize(p, mla: false) >= 256);
+        }
     }
 
     [Fact]
