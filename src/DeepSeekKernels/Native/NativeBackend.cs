@@ -31,10 +31,13 @@ internal sealed class NativeBackend : KernelBackend
     /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations and LinearW8A8
     /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
     /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
-    /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, any head dims
-    /// (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
+    /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, heads of up to
+    /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
     /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
+    /// <summary>The widest query/key head the CUDA-core attention family runs (dsk_paged_attention's header; MLA's 576 fits).</summary>
+    internal const int MaxAttentionHeadDim = 768;
+
     public override bool Supports(in OpSignature op, out string? reason)
     {
         reason = Refusal(op) ?? (op.Op == nameof(Ops.LinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime) : null);
@@ -74,6 +77,7 @@ internal sealed class NativeBackend : KernelBackend
             nameof(Ops.PagedAttention) or nameof(Ops.PagedMlaAttention) =>
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention takes f32 or bf16 queries and output, not {op.X.Name()}"
                 : op.Pages is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention reads f32 or bf16 pages, not {op.Pages?.Name() ?? "none"}"
+                : op.HeadDim > MaxAttentionHeadDim ? $"the CUDA-core attention kernels take heads of up to {MaxAttentionHeadDim} elements, not {op.HeadDim}"
                 : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3

@@ -156,6 +156,15 @@ public class NativeAttentionSupportTests
     }
 
     [Fact]
+    public void HeadsWiderThanTheCudaCoreFamilyTakesAreRefused()
+    {
+        Assert.Null(NativeBackend.Refusal(new OpSignature("PagedMlaAttention", ElementType.BF16) { HeadDim = 576, Pages = ElementType.BF16 }));
+        Assert.Null(NativeBackend.Refusal(new OpSignature("PagedAttention", ElementType.F32) { HeadDim = 768, Pages = ElementType.F32 }));
+        Assert.Equal("the CUDA-core attention kernels take heads of up to 768 elements, not 1024",
+            NativeBackend.Refusal(new OpSignature("PagedAttention", ElementType.BF16) { HeadDim = 1024, Pages = ElementType.BF16 }));
+    }
+
+    [Fact]
     public void TheWorkspaceGrowsInWholeMebibytesAndAtLeastDoubles()
     {
         const long MiB = AttentionWorkspace.Granule;
