@@ -118,12 +118,13 @@ export DSK_REQUIRE_GPU=1
 #    not support must be refused, writing nothing; a supported one must match the float64 oracle), and SupportTableTests,
 #    whose op x backend table (GPU columns included) lands in tests.xml.
 # The attention classes (issue 12): RoPE, KV append, paged GQA and MLA attention on both GPU backends, and the C ABI's own
-# checks of the attention entry points (which need the library built with the attention kernels, as it is here).
+# checks of the attention entry points (which need the library built with the attention kernels, as it is here), and a
+# decode step (KvAppend + paged attention) captured into a CUDA graph and replayed at the next positions.
 attention_classes=(-class DeepSeekKernels.Tests.Conformance.RopeIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.RopeNativeConformance
              -class DeepSeekKernels.Tests.Conformance.KvAppendIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.KvAppendNativeConformance
              -class DeepSeekKernels.Tests.Conformance.PagedAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedAttentionNativeConformance
              -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedMlaAttentionNativeConformance
-             -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests)
+             -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests -class DeepSeekKernels.Tests.Runtime.PagedDecodeGraphTests)
 gpu_classes=("${attention_classes[@]}"
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
