@@ -203,4 +203,31 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(v);
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Device-held indices
+
+// Warp-wide (the 32 lanes of one warp call it): finds the lowest i < n whose values[i] is outside [0, bound) and, if there
+// is one, claims error_word[0] with atomicCAS(0 -> error_site) and writes word[1] = i, word[2] = values[i],
+// word[3] = bound (an error recorded earlier is kept). Each lane scans its own stride with independent loads (no
+// step waits for the one before) and the warp takes the minimum (__reduce_min_sync, sm_80+), so the report is deterministic and costs about n / 32
+// loads per lane, not a serial walk. Ops call it from one warp of block 0 while the other warps and blocks work.
+__device__ __forceinline__ void report_first_out_of_range(const int32_t* values, int64_t n, int64_t bound,
+                                                          int32_t* error_word, int32_t error_site) {
+    constexpr unsigned kNone = 0xffffffffu;
+    const unsigned lane = threadIdx.x & 31;
+    // The word holds int32 indices: the first 2^31 - 1 values are scanned.
+    const unsigned count = (unsigned)(n < INT32_MAX ? n : INT32_MAX);
+    unsigned first = kNone;  // the lowest bad index of this lane's stride
+    for (unsigned i = lane; i < count; i += 32) {
+        const int32_t v = __ldg(values + i);
+        if ((v < 0 || (int64_t)v >= bound) && i < first) first = i;
+    }
+    first = __reduce_min_sync(0xffffffffu, first);
+    if (lane == 0 && first != kNone && atomicCAS(error_word, 0, error_site) == 0) {
+        error_word[1] = (int32_t)first;
+        error_word[2] = values[first];
+        error_word[3] = (int32_t)bound;
+    }
+}
+
 }  // namespace dsk

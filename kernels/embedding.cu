@@ -6,7 +6,7 @@
 // 28 KiB per id).
 //
 // The ids are device data, checked on the device: an id outside [0, rows) leaves its row of y untouched; the first
-// such id (lowest i, found by one warp scanning the ids in order) claims error_word[0] with atomicCAS(0 -> error_site)
+// such id (lowest i, found by one warp of block 0, each lane scanning a stride) claims error_word[0] with atomicCAS(0 -> error_site)
 // and then writes word[1] = i, word[2] = id, word[3] = rows (an error recorded earlier is kept).
 //
 // One kernel, one block per id (grid-stride over ids), templated on the table's kind and y's dtype; a runtime flag
@@ -67,23 +67,9 @@ template <int TK> __device__ __forceinline__ float load1(const EmbeddingArgs& a,
 // (or elements), so every bit (NaN payloads included) is kept; other pairs widen and round once.
 template <int TK, typename Y> __global__ void __launch_bounds__(kThreads) embedding_kernel(const EmbeddingArgs a) {
     constexpr bool kRawCopy = (TK == kTableF32 && sizeof(Y) == 4) || (TK == kTableBF16 && sizeof(Y) == 2);
-    // Block 0's first warp reports the first bad id (the lowest i), 32 ids a step, so the report does not depend on
-    // which block runs first; the CAS keeps an error an earlier op recorded.
-    if (blockIdx.x == 0 && threadIdx.x < 32) {
-        for (int64_t base = 0; base < a.n; base += 32) {
-            const int64_t i = base + threadIdx.x;
-            const int32_t id = i < a.n ? __ldg(a.ids + i) : 0;
-            const unsigned bad = __ballot_sync(0xffffffffu, i < a.n && (id < 0 || (int64_t)id >= a.rows));
-            if (bad != 0) {
-                if ((int)threadIdx.x == __ffs(bad) - 1 && atomicCAS(a.error_word, 0, a.error_site) == 0) {
-                    a.error_word[1] = (int32_t)i;
-                    a.error_word[2] = id;
-                    a.error_word[3] = (int32_t)a.rows;
-                }
-                break;
-            }
-        }
-    }
+    // Block 0 reports the first bad id (the lowest i), so the report does not depend on which block runs first; the CAS
+    // keeps an error an earlier op recorded.
+    if (blockIdx.x == 0 && threadIdx.x < 32) report_first_out_of_range(a.ids, a.n, a.rows, a.error_word, a.error_site);
     for (int64_t i = blockIdx.x; i < a.n; i += gridDim.x) {
         const int32_t id = __ldg(a.ids + i);
         if (id < 0 || (int64_t)id >= a.rows) continue;  // the row of y is left as it was (reported above)

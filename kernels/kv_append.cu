@@ -4,7 +4,7 @@
 // Memory-bound: each row is read once and written once.
 //
 // The slots are device data: a slot outside [0, slots) skips its token (neither row written); the first such token
-// (lowest t, one warp scanning the slots in order) claims error_word[0] with atomicCAS(0 -> error_site) and writes
+// (lowest t, found by one warp of block 0, each lane scanning a stride) claims error_word[0] with atomicCAS(0 -> error_site) and writes
 // word[1] = t, word[2] = the slot, word[3] = slots, word[4] = 0.
 //
 // One kernel, one block per token (grid-stride), templated on the four dtypes (rows and pages of keys and values); per
@@ -65,23 +65,8 @@ __device__ __forceinline__ void copy_row(const S* src, D* dst, int64_t width, bo
 // Writes every token's key row (and value row) into its slot (one block per token).
 template <typename KS, typename KD, typename VS, typename VD>
 __global__ void __launch_bounds__(kThreads) kv_append_kernel(const KvAppendArgs a) {
-    // Block 0's first warp reports the first bad slot (lowest t), whatever the block order.
-    if (blockIdx.x == 0 && threadIdx.x < 32) {
-        for (int64_t base = 0; base < a.tokens; base += 32) {
-            const int64_t t = base + threadIdx.x;
-            const int32_t slot = t < a.tokens ? __ldg(a.slots_of + t) : 0;
-            const unsigned bad = __ballot_sync(0xffffffffu, t < a.tokens && (slot < 0 || (int64_t)slot >= a.slots));
-            if (bad != 0) {
-                if ((int)threadIdx.x == __ffs(bad) - 1 && atomicCAS(a.error_word, 0, a.error_site) == 0) {
-                    a.error_word[1] = (int32_t)t;
-                    a.error_word[2] = slot;
-                    a.error_word[3] = (int32_t)a.slots;
-                    a.error_word[4] = 0;
-                }
-                break;
-            }
-        }
-    }
+    // Block 0 reports the first bad slot (lowest t), whatever the block order; the other blocks do not wait for it.
+    if (blockIdx.x == 0 && threadIdx.x < 32) report_first_out_of_range(a.slots_of, a.tokens, a.slots, a.error_word, a.error_site);
     for (int64_t t = blockIdx.x; t < a.tokens; t += gridDim.x) {
         const int32_t slot = __ldg(a.slots_of + t);
         if (slot < 0 || (int64_t)slot >= a.slots) continue;  // skipped (reported above)

@@ -5,7 +5,7 @@
 // rows once per token (L1-resident across the token's heads).
 //
 // Positions are device data: a position outside [0, max_positions) leaves its token as it was; the first such token
-// (lowest t, found by one warp scanning the positions in order) claims error_word[0] with atomicCAS(0 -> error_site)
+// (lowest t, found by one warp of block 0, each lane scanning a stride) claims error_word[0] with atomicCAS(0 -> error_site)
 // and writes word[1] = t, word[2] = the position, word[3] = max_positions, word[4] = 0.
 //
 // One kernel, one block per token row (grid-stride), templated on x's dtype and the layout; a runtime flag picks
@@ -55,23 +55,8 @@ template <typename T> __device__ __forceinline__ void store4(T* p, const float (
 
 // Rotates the rotary part of every head of every token with a valid position (one block per token row).
 template <typename T, int LAYOUT> __global__ void __launch_bounds__(kThreads) rope_kernel(const RopeArgs a) {
-    // Block 0's first warp reports the first bad position (lowest t), 32 tokens a step, whatever the block order.
-    if (blockIdx.x == 0 && threadIdx.x < 32) {
-        for (int64_t base = 0; base < a.tokens; base += 32) {
-            const int64_t t = base + threadIdx.x;
-            const int32_t pos = t < a.tokens ? __ldg(a.positions + t) : 0;
-            const unsigned bad = __ballot_sync(0xffffffffu, t < a.tokens && (pos < 0 || (int64_t)pos >= a.max_positions));
-            if (bad != 0) {
-                if ((int)threadIdx.x == __ffs(bad) - 1 && atomicCAS(a.error_word, 0, a.error_site) == 0) {
-                    a.error_word[1] = (int32_t)t;
-                    a.error_word[2] = pos;
-                    a.error_word[3] = (int32_t)a.max_positions;
-                    a.error_word[4] = 0;
-                }
-                break;
-            }
-        }
-    }
+    // Block 0 reports the first bad position (lowest t), whatever the block order; the other blocks do not wait for it.
+    if (blockIdx.x == 0 && threadIdx.x < 32) report_first_out_of_range(a.positions, a.tokens, a.max_positions, a.error_word, a.error_site);
     const int half = a.half;
     for (int64_t t = blockIdx.x; t < a.tokens; t += gridDim.x) {
         const int32_t pos = __ldg(a.positions + t);

@@ -784,7 +784,7 @@ static void check_paged_attention(int mla) {
     p = base; p.reserved = 2;
     expect_attn(mla, "reserved", &p, INV, "reserved must be 0 (got 2)");
     p = base; p.error_site_lengths = 0;
-    expect_attn(mla, "error site 0", &p, INV, "error sites must be > 0");
+    expect_attn(mla, "error site 0", &p, INV, "error_site_lengths must be >= 1");
     p = base; p.workspace_bytes = -16;
     expect_attn(mla, "workspace_bytes -16", &p, INV, "workspace_bytes must be >= 0 (got -16)");
     /* Overlaps of out and the workspace with the inputs and each other. */

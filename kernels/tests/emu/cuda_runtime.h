@@ -150,6 +150,11 @@ inline int __float2int_rn(float f) { return (int)nearbyintf(f); }  // the defaul
 template <class T> inline T __ldg(const T* p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+inline unsigned __shfl_xor_sync(unsigned mask, unsigned v, int off) { return __float_as_uint(__shfl_xor_sync(mask, __uint_as_float(v), off)); }
+inline unsigned __reduce_min_sync(unsigned mask, unsigned v) {
+    for (int off = 16; off > 0; off >>= 1) { const unsigned o = __shfl_xor_sync(mask, v, off); v = o < v ? o : v; }
+    return v;
+}
 inline unsigned __vcmpeq4(unsigned a, unsigned b) { unsigned r = 0; for (int i = 0; i < 4; ++i) if (((a >> 8 * i) & 255) == ((b >> 8 * i) & 255)) r |= 255u << 8 * i; return r; }
 inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) { unsigned char b[8]; for (int i = 0; i < 4; ++i) { b[i] = x >> 8 * i; b[4 + i] = y >> 8 * i; } unsigned r = 0; for (int i = 0; i < 4; ++i) r |= (unsigned)b[(s >> 4 * i) & 7] << 8 * i; return r; }
 inline int atomicCAS(int* a, int c, int v) { int o = *a; if (o == c) *a = v; return o; }
