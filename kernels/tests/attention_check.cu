@@ -46,16 +46,6 @@ namespace {
 
 using namespace check;
 
-struct DevBuf {
-    void* d = nullptr;
-    size_t bytes = 0;
-    explicit DevBuf(size_t n) : bytes(n) { CUDA_OK(cudaMalloc(&d, n < 16 ? 16 : n)); }
-    ~DevBuf() { cudaFree(d); }
-    DevBuf(const DevBuf&) = delete;
-    DevBuf& operator=(const DevBuf&) = delete;
-    void upload(const void* h) { CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)); }
-    void download(void* h) const { CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost)); }
-};
 
 int g_cases = 0;
 int g_failed = 0;
@@ -646,24 +636,6 @@ void run_attention_checks(cudaStream_t stream) {
 // Benchmark: paged GQA decode, 32 q / 8 kv heads x 128, bf16 pages, q and out; pages shuffled. GB/s counts the KV bytes
 // read per call; the copy moves the same number of bytes (device to device, read + write counted).
 
-template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
-    cudaEvent_t start, stop;
-    CUDA_OK(cudaEventCreate(&start));
-    CUDA_OK(cudaEventCreate(&stop));
-    for (int i = 0; i < 5; ++i) fn();
-    std::vector<float> ms((size_t)iters);
-    for (int i = 0; i < iters; ++i) {
-        CUDA_OK(cudaEventRecord(start, stream));
-        fn();
-        CUDA_OK(cudaEventRecord(stop, stream));
-        CUDA_OK(cudaEventSynchronize(stop));
-        CUDA_OK(cudaEventElapsedTime(&ms[(size_t)i], start, stop));
-    }
-    CUDA_OK(cudaEventDestroy(start));
-    CUDA_OK(cudaEventDestroy(stop));
-    std::sort(ms.begin(), ms.end());
-    return 1000.0 * ms[ms.size() / 2];
-}
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;

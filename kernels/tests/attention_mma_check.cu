@@ -362,26 +362,6 @@ void fill_bf16(void* p, size_t n, float scale, uint32_t seed) {
     CUDA_OK(cudaGetLastError());
 }
 
-double median_us(const std::function<void()>& fn, cudaStream_t stream, int reps) {
-    for (int i = 0; i < 3; ++i) fn();
-    cudaEvent_t start, stop;
-    CUDA_OK(cudaEventCreate(&start));
-    CUDA_OK(cudaEventCreate(&stop));
-    std::vector<float> ms;
-    for (int i = 0; i < reps; ++i) {
-        CUDA_OK(cudaEventRecord(start, stream));
-        fn();
-        CUDA_OK(cudaEventRecord(stop, stream));
-        CUDA_OK(cudaEventSynchronize(stop));
-        float t = 0;
-        CUDA_OK(cudaEventElapsedTime(&t, start, stop));
-        ms.push_back(t);
-    }
-    CUDA_OK(cudaEventDestroy(start));
-    CUDA_OK(cudaEventDestroy(stop));
-    std::sort(ms.begin(), ms.end());
-    return 1000.0 * ms[ms.size() / 2];
-}
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;

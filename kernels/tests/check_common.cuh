@@ -2,11 +2,14 @@
 // macro, host bf16 and e4m3 formats, and one xorshift64* stream of test values. Host code only.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -61,5 +64,42 @@ inline uint64_t next_u64() {
 inline uint32_t next_u32() { return (uint32_t)(next_u64() >> 32); }
 // Uniform in [lo, hi), 24 random bits.
 inline float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
+
+// A device buffer of at least 16 bytes, freed with its scope, with whole-buffer copies to and from the host.
+struct DevBuf {
+    void* d = nullptr;
+    size_t bytes = 0;
+    explicit DevBuf(size_t n) : bytes(n) { CUDA_OK(cudaMalloc(&d, n < 16 ? 16 : n)); }
+    ~DevBuf() { cudaFree(d); }
+    DevBuf(const DevBuf&) = delete;
+    DevBuf& operator=(const DevBuf&) = delete;
+    void upload(const void* h) { CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)); }
+    void download(void* h) const { CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost)); }
+};
+
+// Median time of `fn` over `iters` launches on `stream` after 5 warm-ups, in microseconds (CUDA events around each).
+// fn(i) gets the launch's index (0..4 the warm-ups, then 5, 6, ...) so a benchmark can rotate its inputs past the L2;
+// an fn that takes no argument is called as fn().
+template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
+    auto call = [&](int i) {
+        if constexpr (std::is_invocable_v<Fn&, int>) fn(i); else fn();
+    };
+    cudaEvent_t start, stop;
+    CUDA_OK(cudaEventCreate(&start));
+    CUDA_OK(cudaEventCreate(&stop));
+    for (int i = 0; i < 5; ++i) call(i);
+    std::vector<float> ms((size_t)iters);
+    for (int i = 0; i < iters; ++i) {
+        CUDA_OK(cudaEventRecord(start, stream));
+        call(5 + i);
+        CUDA_OK(cudaEventRecord(stop, stream));
+        CUDA_OK(cudaEventSynchronize(stop));
+        CUDA_OK(cudaEventElapsedTime(&ms[(size_t)i], start, stop));
+    }
+    CUDA_OK(cudaEventDestroy(start));
+    CUDA_OK(cudaEventDestroy(stop));
+    std::sort(ms.begin(), ms.end());
+    return 1000.0 * ms[ms.size() / 2];
+}
 
 }  // namespace check

@@ -275,25 +275,6 @@ void run_checks(cudaStream_t stream) {
     }
 }
 
-// Median time of `fn` over `iters` launches, in microseconds.
-template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
-    cudaEvent_t start, stop;
-    CUDA_OK(cudaEventCreate(&start));
-    CUDA_OK(cudaEventCreate(&stop));
-    for (int i = 0; i < 5; ++i) fn();
-    std::vector<float> ms((size_t)iters);
-    for (int i = 0; i < iters; ++i) {
-        CUDA_OK(cudaEventRecord(start, stream));
-        fn();
-        CUDA_OK(cudaEventRecord(stop, stream));
-        CUDA_OK(cudaEventSynchronize(stop));
-        CUDA_OK(cudaEventElapsedTime(&ms[(size_t)i], start, stop));
-    }
-    CUDA_OK(cudaEventDestroy(start));
-    CUDA_OK(cudaEventDestroy(stop));
-    std::sort(ms.begin(), ms.end());
-    return 1000.0 * ms[ms.size() / 2];
-}
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;
