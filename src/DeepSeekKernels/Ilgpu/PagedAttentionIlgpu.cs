@@ -50,6 +50,20 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
     /// <summary>Most groups along the grid's z dimension (splits); longer contexts take longer chunks.</summary>
     const int MaxGridZ = 65535;
 
+    /// <summary>
+    /// The vector kernel's group: 4 warps on CUDA (as the hand kernel's block), 2 on the CPU accelerator (its warps are 4
+    /// lanes; two, so the merge of warps through shared memory runs in the tests).
+    /// </summary>
+    const int CudaWarps = 4, CpuWarps = 2;
+
+    /// <summary>The vector kernel's rows (q heads x queries) per group, each holding q and its output in registers.</summary>
+    const int RowsPerGroup = 4;
+
+    /// <summary>The widest head row the vector kernel takes (its merge buffer holds warps x rows x this many floats).</summary>
+    const int VectorMaxDim = 256;
+
+    const float Log2E = 1.4426950408889634f;
+
     /// <summary>Shape of one launch; sizes and strides in elements.</summary>
     internal struct Shape
     {
@@ -58,12 +72,20 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         public float Scale;
         public int Splits, SplitsPerGroup, Chunk, DimTile, DimTiles, HeadsPerGroup;
         public int TableSite, LengthSite, StartSite;
+        // the vector kernel: lanes per key row, warps per group, heads per group (a head chunk of the kv head's group), head
+        // chunks per kv head, queries per tile; head rows in 16-byte vectors (keys, values), page rows and head offsets in vectors
+        public int Lpk, Warps, RowHeads, HeadChunks, TileQueries, KeyVectors, ValueVectors;
+        public long KeyRowVectors, ValueRowVectors;
     }
+
+    /// <summary>The vector kernel's lanes per key row and 16-byte chunks per lane.</summary>
+    internal readonly record struct VectorPlan(int Lpk, int Chunks);
 
     /// <summary>The split plan of one call: splits per row and keys per split.</summary>
     internal readonly record struct SplitPlan(int Splits, int Chunk);
 
     readonly ConcurrentDictionary<(Type Q, Type P, Type Y, bool Wide), Delegate> _kernels = new();
+    readonly ConcurrentDictionary<(Type Q, Type P, Type Y, int Chunks), Delegate> _vectorKernels = new();
     readonly ConcurrentDictionary<Type, Delegate> _combines = new();
     readonly Lock _scratchLock = new();
     // grow-only scratch for split partials; replaced buffers are kept (a captured graph may still use them)
@@ -74,11 +96,11 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
     public void Gqa(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
         Run(q, keyPages, valuePages, batch, destination, shape, (long)shape.KvHeads * shape.HeadDim, (long)shape.KvHeads * shape.VHeadDim,
-            DeviceErrorSite.AttentionBlockTable, DeviceErrorSite.AttentionLengths, DeviceErrorSite.AttentionQueryStarts);
+            DeviceErrorSite.AttentionBlockTable, DeviceErrorSite.AttentionLengths, DeviceErrorSite.AttentionQueryStarts, mla: false);
 
     public void Mla(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
         Run(q, latentPages, latentPages, batch, destination, shape, shape.HeadDim, shape.HeadDim,
-            DeviceErrorSite.MlaBlockTable, DeviceErrorSite.MlaLengths, DeviceErrorSite.MlaQueryStarts);
+            DeviceErrorSite.MlaBlockTable, DeviceErrorSite.MlaLengths, DeviceErrorSite.MlaQueryStarts, mla: true);
 
     /// <summary>
     /// The split plan for a block table of <paramref name="capacity"/> keys per sequence: chunks of <see cref="CudaChunk"/>
@@ -94,8 +116,30 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         return new SplitPlan(splits, (int)Math.Min(chunk, int.MaxValue));
     }
 
+    /// <summary>
+    /// The vector kernel's shape for head rows of <paramref name="headDim"/> keys and <paramref name="vHeadDim"/> values of
+    /// <paramref name="elementSize"/>-byte elements on warps of <paramref name="warp"/> lanes, or null where it does not apply
+    /// (rows not whole 16-byte vectors, wider than <see cref="VectorMaxDim"/>, or needing more than 8 chunks a lane): the lane
+    /// group of a key row is the fewest lanes (a power of two, at most a warp) that hold it at 8 chunks a lane or fewer, so on
+    /// CUDA 128-wide bf16 rows take 16 lanes of one chunk (8 elements) each, f32 rows 32 lanes of 4 elements.
+    /// </summary>
+    internal static VectorPlan? PlanVectors(int headDim, int vHeadDim, int elementSize, int warp)
+    {
+        int lanes = 16 / elementSize;
+        if (headDim % lanes != 0 || vHeadDim % lanes != 0 || Math.Max(headDim, vHeadDim) > VectorMaxDim)
+            return null;
+        int vectors = Math.Max(headDim, vHeadDim) / lanes;
+        int lpk = 1;
+        while (lpk < vectors && lpk < warp)
+            lpk *= 2;
+        int chunks = 1;
+        while (chunks * lpk < vectors)
+            chunks *= 2;
+        return chunks <= 8 ? new VectorPlan(lpk, chunks) : null;
+    }
+
     void Run(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape p,
-        long keyRowStride, long valueRowStride, DeviceErrorSite tableSite, DeviceErrorSite lengthSite, DeviceErrorSite startSite)
+        long keyRowStride, long valueRowStride, DeviceErrorSite tableSite, DeviceErrorSite lengthSite, DeviceErrorSite startSite, bool mla)
     {
         var accelerator = runtime.Accelerator;
         int warp = accelerator.WarpSize;
@@ -107,7 +151,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         {
             Tokens = p.Tokens, Batch = p.Batch, MaxPages = p.MaxPages, Pages = p.Pages, PageSize = p.PageSize, QHeads = p.QHeads,
             HeadDim = p.HeadDim, VHeadDim = p.VHeadDim, Group = p.QHeads / p.KvHeads, KeyRowStride = keyRowStride,
-            ValueRowStride = valueRowStride, Scale = p.Scale, DimTile = perLane * warp, HeadsPerGroup = headsPerGroup,
+            ValueRowStride = valueRowStride, Scale = p.Scale * Log2E, DimTile = perLane * warp, HeadsPerGroup = headsPerGroup,
             TableSite = tableSite.Id, LengthSite = lengthSite.Id, StartSite = startSite.Id,
         };
         s.DimTiles = (p.VHeadDim + s.DimTile - 1) / s.DimTile;
@@ -115,6 +159,21 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         var plan = Plan(runtime.IsCuda, (long)p.MaxPages * p.PageSize);
         (s.Splits, s.Chunk) = (plan.Splits, plan.Chunk);
         s.SplitsPerGroup = runtime.IsCuda ? 1 : s.Splits;
+        if (!mla && Vectorised(q, keyPages, valuePages, p, ref s, warp) is { } vectors)
+        {
+            switch ((q.ElementType, keyPages.ElementType, destination.ElementType))
+            {
+                case (ElementType.F32, ElementType.F32, ElementType.F32): LaunchVector<float, float, float>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (ElementType.F32, ElementType.F32, _): LaunchVector<float, float, BFloat16>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (ElementType.F32, _, ElementType.F32): LaunchVector<float, BFloat16, float>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (ElementType.F32, _, _): LaunchVector<float, BFloat16, BFloat16>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (_, ElementType.F32, ElementType.F32): LaunchVector<BFloat16, float, float>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (_, ElementType.F32, _): LaunchVector<BFloat16, float, BFloat16>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                case (_, _, ElementType.F32): LaunchVector<BFloat16, BFloat16, float>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+                default: LaunchVector<BFloat16, BFloat16, BFloat16>(q, keyPages, valuePages, batch, destination, s, vectors); break;
+            }
+            return;
+        }
         switch ((q.ElementType, keyPages.ElementType, destination.ElementType))
         {
             case (ElementType.F32, ElementType.F32, ElementType.F32): Launch<float, float, float>(q, keyPages, valuePages, batch, destination, s, wide, headTiles); break;
@@ -126,6 +185,39 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
             case (_, _, ElementType.F32): Launch<BFloat16, BFloat16, float>(q, keyPages, valuePages, batch, destination, s, wide, headTiles); break;
             default: Launch<BFloat16, BFloat16, BFloat16>(q, keyPages, valuePages, batch, destination, s, wide, headTiles); break;
         }
+    }
+
+    /// <summary>
+    /// Whether a GQA call takes the vector kernel, filling in its part of the shape: a <see cref="PlanVectors"/> plan, page
+    /// rows and head offsets whole 16-byte vectors from a 16-byte-aligned start, and a grid that fits. Rows per group: the kv
+    /// head's q heads, <see cref="RowsPerGroup"/> at most (wider groups take several head chunks, each reading the kv head
+    /// again); prefill tiles fill the rest with queries of the tile (decode steps, at most two queries a sequence, one query
+    /// a tile).
+    /// </summary>
+    VectorPlan? Vectorised(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedAttentionShape p, ref Shape s, int warp)
+    {
+        int size = keyPages.ElementSize;
+        if (PlanVectors(p.HeadDim, p.VHeadDim, size, warp) is not { } v)
+            return null;
+        int lanes = 16 / size;
+        bool aligned = (s.KeyRowStride * size) % 16 == 0 && (s.ValueRowStride * size) % 16 == 0
+            && keyPages.Pointer % 16 == 0 && valuePages.Pointer % 16 == 0
+            && keyPages.Offset * size % 16 == 0 && valuePages.Offset * size % 16 == 0;
+        if (!aligned)
+            return null;
+        s.Lpk = v.Lpk;
+        s.Warps = runtime.IsCuda ? Math.Max(1, Math.Min(CudaWarps, runtime.Accelerator.MaxNumThreadsPerGroup / warp)) : CpuWarps;
+        s.RowHeads = Math.Min(s.Group, RowsPerGroup);
+        s.HeadChunks = (s.Group + s.RowHeads - 1) / s.RowHeads;
+        bool decode = p.Tokens <= 2L * p.Batch;
+        s.TileQueries = decode ? 1 : RowsPerGroup / s.RowHeads;
+        s.KeyVectors = p.HeadDim / lanes;
+        s.ValueVectors = p.VHeadDim / lanes;
+        s.KeyRowVectors = s.KeyRowStride / lanes;
+        s.ValueRowVectors = s.ValueRowStride / lanes;
+        if ((long)p.KvHeads * s.HeadChunks > MaxGridZ)
+            return null;
+        return v;
     }
 
     void Launch<TQ, TP, TY>(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
@@ -153,6 +245,353 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         int cap = Math.Max(warp, Math.Min(128, accelerator.MaxNumThreadsPerGroup) / warp * warp);
         int threads = Math.Clamp((s.VHeadDim + warp - 1) / warp * warp, warp, cap);
         combine(runtime.Stream, new KernelConfig((int)pairs, threads), partials, stats, y, s);
+    }
+
+    void LaunchVector<TQ, TP, TY>(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        Shape s, VectorPlan v)
+        where TQ : unmanaged where TP : unmanaged where TY : unmanaged
+    {
+        var accelerator = runtime.Accelerator;
+        runtime.Bind();
+        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TQ>, ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<int>, ArrayView<int>,
+            ArrayView<int>, ArrayView<TY>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Shape>)_vectorKernels.GetOrAdd(
+                (typeof(TQ), typeof(TP), typeof(TY), v.Chunks), key => LoadVector<TQ, TP, TY>(key.Chunks));
+        ArrayView<float> partials = _none.Value.View, stats = _none.Value.View;
+        long pairs = (long)s.Tokens * s.QHeads;
+        if (s.Splits > 1)
+            (partials, stats) = Scratch(pairs * s.Splits * s.VHeadDim, pairs * s.Splits * 2);
+        var y = LinearIlgpu.ViewOf<TY>(destination);
+        int warp = accelerator.WarpSize;
+        int tiles = (int)((s.Tokens + s.TileQueries - 1L) / s.TileQueries);
+        kernel(runtime.Stream, new KernelConfig(new Index3D(tiles, (s.QHeads / s.Group) * s.HeadChunks, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup),
+                new Index3D(s.Warps * warp, 1, 1)),
+            LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages).Cast<Vec16>(), LinearIlgpu.ViewOf<TP>(valuePages).Cast<Vec16>(),
+            batch.BlockTable.IlgpuView, batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats,
+            runtime.Errors.Word.View.IlgpuView, s);
+        if (s.Splits == 1)
+            return;
+        var combine = (Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<TY>, Shape>)
+            _combines.GetOrAdd(typeof(TY), _ => LoadCombine<TY>());
+        int cap = Math.Max(warp, Math.Min(128, accelerator.MaxNumThreadsPerGroup) / warp * warp);
+        int threads = Math.Clamp((s.VHeadDim + warp - 1) / warp * warp, warp, cap);
+        combine(runtime.Stream, new KernelConfig((int)pairs, threads), partials, stats, y, s);
+    }
+
+    static Type ChunksType(int chunks) => chunks switch
+    {
+        1 => typeof(OneChunk),
+        2 => typeof(TwoChunks),
+        4 => typeof(FourChunks),
+        _ => typeof(EightChunks),
+    };
+
+    Delegate LoadVector<TQ, TP, TY>(int chunks) where TQ : unmanaged where TP : unmanaged where TY : unmanaged
+    {
+        var method = typeof(PagedAttentionIlgpu).GetMethod(nameof(VectorKernel), BindingFlags.NonPublic | BindingFlags.Static)!
+            .MakeGenericMethod(typeof(TQ), ElementCodecs.CodecFor(typeof(TQ)), VectorCodecs.ActivationFor(typeof(TP))!, typeof(TY),
+                ElementCodecs.CodecFor(typeof(TY)), ChunksType(chunks));
+        var type = typeof(Action<ArrayView<TQ>, ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<TY>,
+            ArrayView<float>, ArrayView<float>, ArrayView<int>, Shape>);
+        return runtime.Accelerator.LoadKernel((Action<ArrayView<TQ>, ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<int>, ArrayView<int>,
+            ArrayView<int>, ArrayView<TY>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Shape>)method.CreateDelegate(type));
+    }
+
+    /// <summary>Row r of a group's rows (query r / heads, head r % heads) with its q pre-scaled in the lane's chunks; Position -1 past the rows.</summary>
+    static AttentionRow VectorRow<TQ, TQC>(ArrayView<TQ> q, Shape s, int r, int rows, long r0, int heads, int firstHead, int first,
+        int length, int count, int gl, int n, int lanes)
+        where TQ : unmanaged where TQC : struct, IElementCodec<TQ>
+    {
+        TQC qc = default;
+        AttentionRow row = default;
+        row.Position = -1;
+        if (r >= rows)
+            return row;
+        long token = r0 + r / heads;
+        int h = firstHead + r % heads;
+        row.Position = (int)(length - count + (token - first));
+        long qRow = (token * s.QHeads + h) * s.HeadDim;
+        for (int c = 0; c < n; c++)
+        {
+            Lanes8 chunk = default;
+            int d0 = (c * s.Lpk + gl) * lanes;
+            for (int e = 0; e < lanes; e++)
+                if (d0 + e < s.HeadDim)
+                    chunk = PagedAttentionLanes.WithLane(chunk, e, qc.Load(q[qRow + d0 + e]) * s.Scale);
+            row.Q = PagedAttentionLanes.WithChunk(row.Q, c, chunk);
+        }
+        return row;
+    }
+
+    /// <summary>
+    /// The end of a split for one row, from lane group 0 of a one-warp group: the destination (one split) or the partial and
+    /// its (m, l); a row with no keys in the split keeps l = -1 (set at the start).
+    /// </summary>
+    static void VectorStore<TY, TYC>(AttentionRow row, ArrayView<TY> y, ArrayView<float> partials, ArrayView<float> stats, Shape s, long pair,
+        int split, int keyBegin, int gl, int n, int lanes)
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+    {
+        TYC yc = default;
+        if (keyBegin > row.Position)
+            return;
+        long at = pair * s.Splits + split;
+        if (s.Splits > 1 && gl == 0)
+        {
+            stats[2 * at] = row.M;
+            stats[2 * at + 1] = row.L;
+        }
+        for (int c = 0; c < n; c++)
+        {
+            Lanes8 chunk = PagedAttentionLanes.Chunk(row.O, c);
+            int d0 = (c * s.Lpk + gl) * lanes;
+            for (int e = 0; e < lanes; e++)
+            {
+                int d = d0 + e;
+                if (d >= s.VHeadDim)
+                    continue;
+                float o = PagedAttentionLanes.Lane(chunk, e);
+                if (s.Splits == 1)
+                    y[pair * s.VHeadDim + d] = yc.Store(o / row.L);
+                else
+                    partials[at * s.VHeadDim + d] = o;
+            }
+        }
+    }
+
+    /// <summary>A row's (m, l, o) into the merge buffer at slot <paramref name="slot"/> (warp x rows + row), from lane group 0.</summary>
+    static void VectorStage(AttentionRow row, ArrayView<float> merge, ArrayView<float> mergeStats, Shape s, int slot, int gl, int n, int lanes)
+    {
+        if (gl == 0)
+        {
+            mergeStats[2 * slot] = row.M;
+            mergeStats[2 * slot + 1] = row.L;
+        }
+        for (int c = 0; c < n; c++)
+        {
+            Lanes8 chunk = PagedAttentionLanes.Chunk(row.O, c);
+            int d0 = (c * s.Lpk + gl) * lanes;
+            for (int e = 0; e < lanes; e++)
+                if (d0 + e < s.VHeadDim)
+                    merge[slot * s.VHeadDim + d0 + e] = PagedAttentionLanes.Lane(chunk, e);
+        }
+    }
+
+    // The vector kernel (GQA). q [tokens, qHeads, headDim] (any codec); keys and values as 16-byte vectors: key row of slot,
+    // kv head g at slot * KeyRowVectors + g * KeyVectors (values alike); y, partials and stats as in Kernel.
+    // Grid (query tile, kv head x head chunk, split group); a group of Warps warps. Its rows are the head chunk's q heads times
+    // the tile's queries of one sequence (<= RowsPerGroup; a tile spanning sequences takes them in turn); it streams the
+    // split's key and value rows of its kv head once: lane group gi (Lpk lanes, chunk c of lane gl = row vector c x Lpk + gl)
+    // takes keys k_begin + gi, + G + gi (G lane groups), then the next 2G, so two keys per lane group are in flight, their key
+    // and value loads issued before any arithmetic; scores reduce over the lane group by shuffles, masked past each row's
+    // position; online softmax in base 2 (q pre-scaled by scale x log2 e). At the end of the split the lane groups of a warp
+    // merge by shuffles, the warps through shared memory.
+    static void VectorKernel<TQ, TQC, TPV, TY, TYC, TC>(ArrayView<TQ> q, ArrayView<Vec16> keys, ArrayView<Vec16> values, ArrayView<int> table,
+        ArrayView<int> lengths, ArrayView<int> starts, ArrayView<TY> y, ArrayView<float> partials, ArrayView<float> stats, ArrayView<int> errorWord,
+        Shape s)
+        where TQ : unmanaged where TQC : struct, IElementCodec<TQ>
+        where TPV : struct, IActivationVector
+        where TY : unmanaged where TYC : struct, IElementCodec<TY>
+        where TC : struct, IChunksPerLane
+    {
+        TYC yc = default;
+        int n = default(TC).Count, lanes = default(TPV).Lanes;
+        keys = keys.AsAligned(16);
+        values = values.AsAligned(16);
+        var merge = SharedMemory.Allocate<float>(CudaWarps * RowsPerGroup * VectorMaxDim); // [warp, row, vHeadDim]
+        var mergeStats = SharedMemory.Allocate<float>(CudaWarps * RowsPerGroup * 2);       // [warp, row, (m, l)]
+        if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0)
+            ReportFirstError(table, lengths, starts, errorWord, s);
+        int lane = Warp.LaneIdx, warpIdx = Warp.WarpIdx, warpSize = Warp.WarpSize;
+        int lpk = s.Lpk, lg = lane / lpk, gl = lane - lg * lpk;
+        int laneGroups = s.Warps * (warpSize / lpk), gi = warpIdx * (warpSize / lpk) + lg;
+        int tid = Group.IdxX, threads = Group.DimX;
+        int kvh = Grid.IdxY / s.HeadChunks, chunk = Grid.IdxY - kvh * s.HeadChunks;
+        int firstHead = kvh * s.Group + chunk * s.RowHeads;
+        int heads = XMath.Min(s.RowHeads, s.Group - chunk * s.RowHeads);
+        long tile0 = (long)Grid.IdxX * s.TileQueries, tile1 = XMath.Min(tile0 + s.TileQueries, (long)s.Tokens);
+        int firstSplit = Grid.IdxZ * s.SplitsPerGroup, lastSplit = XMath.Min(s.Splits, firstSplit + s.SplitsPerGroup);
+
+        // split path: every (row, head) of the tile starts as "no keys in this split"; the rows of valid sequences overwrite it
+        if (s.Splits > 1)
+        {
+            int cells = (int)(tile1 - tile0) * heads;
+            for (int split = firstSplit; split < lastSplit; split++)
+                for (int i = tid; i < cells; i += threads)
+                {
+                    long at = ((tile0 + i / heads) * s.QHeads + firstHead + i % heads) * s.Splits + split;
+                    stats[2 * at] = float.NegativeInfinity;
+                    stats[2 * at + 1] = -1f;
+                }
+        }
+        // the query offsets as the reference checks them (in range, not decreasing); anything wrong: no row is computed
+        bool badOffsets = false;
+        for (int i = tid; i <= s.Batch; i += threads)
+        {
+            int v = starts[i];
+            badOffsets |= v < 0 || v > s.Tokens || (i > 0 && v < starts[i - 1]);
+        }
+        if (Group.BarrierOr(badOffsets))
+            return;
+
+        // the first sequence with rows in the tile: the last b with starts[b] <= tile0 (0 where the tile precedes them all)
+        int lo = 0, hi = s.Batch;
+        while (hi - lo > 1)
+        {
+            int mid = (lo + hi) >> 1;
+            if (starts[mid] <= tile0)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        for (int b = lo; b < s.Batch; b++)
+        {
+            int first = starts[b], next = starts[b + 1];
+            if (first >= tile1)
+                break;
+            long r0 = XMath.Max(tile0, (long)first), r1 = XMath.Min(tile1, (long)next);
+            if (r0 >= r1)
+                continue;
+            int count = next - first, length = lengths[b];
+            if (length < count || length > (long)s.MaxPages * s.PageSize)
+                continue;
+            long tableRow = (long)b * s.MaxPages;
+            int need = (int)(((long)length + s.PageSize - 1) / s.PageSize);
+            bool badPage = false;
+            for (int e = tid; e < need; e += threads)
+            {
+                int page = table[tableRow + e];
+                badPage |= page < 0 || page >= s.Pages;
+            }
+            if (Group.BarrierOr(badPage))
+                continue;
+
+            int rows = (int)(r1 - r0) * heads;
+            var row0 = VectorRow<TQ, TQC>(q, s, 0, rows, r0, heads, firstHead, first, length, count, gl, n, lanes);
+            var row1 = VectorRow<TQ, TQC>(q, s, 1, rows, r0, heads, firstHead, first, length, count, gl, n, lanes);
+            var row2 = VectorRow<TQ, TQC>(q, s, 2, rows, r0, heads, firstHead, first, length, count, gl, n, lanes);
+            var row3 = VectorRow<TQ, TQC>(q, s, 3, rows, r0, heads, firstHead, first, length, count, gl, n, lanes);
+            int lastKey = (int)(length - count + (r1 - 1 - first)); // the last key any row sees
+            long kvKeyHead = (long)kvh * s.KeyVectors, kvValueHead = (long)kvh * s.ValueVectors;
+
+            for (int split = firstSplit; split < lastSplit; split++)
+            {
+                long splitBegin = (long)split * s.Chunk;
+                if (splitBegin > lastKey)
+                    break;
+                int keyBegin = (int)splitBegin;
+                int keyEnd = (int)XMath.Min(splitBegin + s.Chunk, lastKey + 1L);
+                row0 = PagedAttentionLanes.Reset(row0);
+                row1 = PagedAttentionLanes.Reset(row1);
+                row2 = PagedAttentionLanes.Reset(row2);
+                row3 = PagedAttentionLanes.Reset(row3);
+                for (int step = keyBegin; step < keyEnd; step += 2 * laneGroups)
+                {
+                    int keyA = step + gi, keyB = step + laneGroups + gi;
+                    bool validA = keyA < keyEnd, validB = keyB < keyEnd;
+                    Raw8 rawKa = default, rawVa = default, rawKb = default, rawVb = default;
+                    if (validA)
+                    {
+                        long slot = Slot(table, tableRow, keyA, s.PageSize);
+                        rawKa = PagedAttentionLanes.Load(keys, slot * s.KeyRowVectors + kvKeyHead, gl, lpk, n, s.KeyVectors);
+                        rawVa = PagedAttentionLanes.Load(values, slot * s.ValueRowVectors + kvValueHead, gl, lpk, n, s.ValueVectors);
+                    }
+                    if (validB)
+                    {
+                        long slot = Slot(table, tableRow, keyB, s.PageSize);
+                        rawKb = PagedAttentionLanes.Load(keys, slot * s.KeyRowVectors + kvKeyHead, gl, lpk, n, s.KeyVectors);
+                        rawVb = PagedAttentionLanes.Load(values, slot * s.ValueRowVectors + kvValueHead, gl, lpk, n, s.ValueVectors);
+                    }
+                    var ka = PagedAttentionLanes.Unpack<TPV>(rawKa, n);
+                    var kb = PagedAttentionLanes.Unpack<TPV>(rawKb, n);
+                    var va = PagedAttentionLanes.Unpack<TPV>(rawVa, n);
+                    var vb = PagedAttentionLanes.Unpack<TPV>(rawVb, n);
+                    row0 = PagedAttentionLanes.Step(row0, ka, kb, va, vb, keyA, keyB, validA, validB, lpk, n, lanes);
+                    if (rows > 1)
+                        row1 = PagedAttentionLanes.Step(row1, ka, kb, va, vb, keyA, keyB, validA, validB, lpk, n, lanes);
+                    if (rows > 2)
+                        row2 = PagedAttentionLanes.Step(row2, ka, kb, va, vb, keyA, keyB, validA, validB, lpk, n, lanes);
+                    if (rows > 3)
+                        row3 = PagedAttentionLanes.Step(row3, ka, kb, va, vb, keyA, keyB, validA, validB, lpk, n, lanes);
+                }
+
+                // the warp's lane groups merge by shuffles (lane gl of every group ends with the warp's result)
+                for (int off = lpk; off < warpSize; off <<= 1)
+                {
+                    row0 = PagedAttentionLanes.MergeLanes(row0, off, n, lanes);
+                    if (rows > 1)
+                        row1 = PagedAttentionLanes.MergeLanes(row1, off, n, lanes);
+                    if (rows > 2)
+                        row2 = PagedAttentionLanes.MergeLanes(row2, off, n, lanes);
+                    if (rows > 3)
+                        row3 = PagedAttentionLanes.MergeLanes(row3, off, n, lanes);
+                }
+                if (s.Warps == 1)
+                {
+                    if (lg == 0)
+                    {
+                        VectorStore<TY, TYC>(row0, y, partials, stats, s, (r0 + 0 / heads) * s.QHeads + firstHead + 0 % heads, split, keyBegin, gl, n, lanes);
+                        if (rows > 1)
+                            VectorStore<TY, TYC>(row1, y, partials, stats, s, (r0 + 1 / heads) * s.QHeads + firstHead + 1 % heads, split, keyBegin, gl, n, lanes);
+                        if (rows > 2)
+                            VectorStore<TY, TYC>(row2, y, partials, stats, s, (r0 + 2 / heads) * s.QHeads + firstHead + 2 % heads, split, keyBegin, gl, n, lanes);
+                        if (rows > 3)
+                            VectorStore<TY, TYC>(row3, y, partials, stats, s, (r0 + 3 / heads) * s.QHeads + firstHead + 3 % heads, split, keyBegin, gl, n, lanes);
+                    }
+                    continue;
+                }
+                // the warps through shared memory
+                Group.Barrier(); // the previous split's (or sequence's) readers are done with the buffer
+                if (lg == 0)
+                {
+                    VectorStage(row0, merge, mergeStats, s, warpIdx * RowsPerGroup + 0, gl, n, lanes);
+                    if (rows > 1)
+                        VectorStage(row1, merge, mergeStats, s, warpIdx * RowsPerGroup + 1, gl, n, lanes);
+                    if (rows > 2)
+                        VectorStage(row2, merge, mergeStats, s, warpIdx * RowsPerGroup + 2, gl, n, lanes);
+                    if (rows > 3)
+                        VectorStage(row3, merge, mergeStats, s, warpIdx * RowsPerGroup + 3, gl, n, lanes);
+                }
+                Group.Barrier();
+                for (int idx = tid; idx < rows * s.VHeadDim; idx += threads)
+                {
+                    int r = idx / s.VHeadDim, d = idx - r * s.VHeadDim;
+                    int position = length - count + (int)(r0 + r / heads - first);
+                    if (keyBegin > position)
+                        continue; // no keys for this row in the split: l stays -1
+                    float mx = float.NegativeInfinity;
+                    for (int w = 0; w < s.Warps; w++)
+                        mx = XMath.Max(mx, mergeStats[2 * (w * RowsPerGroup + r)]);
+                    float reference = mx == float.NegativeInfinity ? 0f : mx;
+                    float l = 0f, o = 0f;
+                    for (int w = 0; w < s.Warps; w++)
+                    {
+                        int slot = w * RowsPerGroup + r;
+                        float c = PagedAttentionLanes.Weight(mergeStats[2 * slot], reference);
+                        l += mergeStats[2 * slot + 1] * c;
+                        o += merge[slot * s.VHeadDim + d] * c;
+                    }
+                    long pair = (r0 + r / heads) * s.QHeads + firstHead + r % heads;
+                    if (s.Splits == 1)
+                    {
+                        y[pair * s.VHeadDim + d] = yc.Store(o / l);
+                        continue;
+                    }
+                    long at = pair * s.Splits + split;
+                    partials[at * s.VHeadDim + d] = o;
+                    if (d == 0)
+                    {
+                        stats[2 * at] = mx;
+                        stats[2 * at + 1] = l;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The pool slot of key <paramref name="key"/> of the sequence whose block-table row starts at <paramref name="tableRow"/>.</summary>
+    static long Slot(ArrayView<int> table, long tableRow, int key, int pageSize)
+    {
+        int pageIndex = key / pageSize;
+        return (long)table[tableRow + pageIndex] * pageSize + (key - pageIndex * pageSize);
     }
 
     /// <summary>Views of at least the given lengths into the grow-only scratch buffers.</summary>
@@ -269,13 +708,13 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
                 float score = WarpReduce.Sum(part) * s.Scale;
                 if (score > m)
                 {
-                    float alpha = XMath.Exp(m - score);
+                    float alpha = PagedAttentionLanes.Exp2(m - score);
                     l *= alpha;
                     for (int k = 0; k < perLane; k++)
                         acc[k] *= alpha;
                     m = score;
                 }
-                float weight = XMath.Exp(score - m);
+                float weight = PagedAttentionLanes.Exp2(score - m);
                 l += weight;
                 long valueRow = slot * s.ValueRowStride + valueOffset;
                 for (int k = 0; k < perLane; k++)
@@ -357,8 +796,8 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         }
     }
 
-    /// <summary>e^(m - max), exactly 1 for the split that holds the maximum.</summary>
-    static float Weight(float m, float max) => m == max ? 1f : XMath.Exp(m - max);
+    /// <summary>2^(m - max) (maxima in base 2), exactly 1 for the split that holds the maximum.</summary>
+    static float Weight(float m, float max) => PagedAttentionLanes.Weight(m, max);
 
 
     /// <summary>

@@ -200,12 +200,16 @@ public class IlgpuAttentionTests
 
     /// <summary>
     /// Rows that fit in one chunk get bitwise the same output from the one-split kernel (a block table of at most 32 keys)
-    /// and from the split path (the same sequences in a wider block table): the plan never changes a row's result.
+    /// and from the split path (the same sequences in a wider block table): the plan never changes a row's result. Head
+    /// rows of 12 and 10 take the generic kernel, rows of whole 16-byte vectors the vector kernel.
     /// </summary>
-    [Theory, InlineData("f32"), InlineData("bf16")]
-    public void TheOneSplitKernelAndTheSplitPathAgreeBitwise(string poolType)
+    [Theory]
+    [InlineData("f32", 12, 10), InlineData("bf16", 12, 10), InlineData("f32", 16, 8), InlineData("bf16", 16, 8), InlineData("bf16", 32, 32)]
+    public void TheOneSplitKernelAndTheSplitPathAgreeBitwise(string poolType, int headDim, int vHeadDim)
     {
-        const int pageSize = 8, poolPages = 12, qHeads = 6, kvHeads = 3, headDim = 12, vHeadDim = 10;
+        const int pageSize = 8, poolPages = 12, qHeads = 6, kvHeads = 3;
+        int lanes = poolType == "bf16" ? 8 : 4;
+        Assert.Equal(headDim % lanes == 0 && vHeadDim % lanes == 0, PagedAttentionIlgpu.PlanVectors(headDim, vHeadDim, 16 / lanes, warp: 4) != null);
         (int, int)[] sequences = [(20, 20), (32, 1), (9, 3)];
         var (narrowTable, lengths, starts, pages) = Layout(sequences, pageSize, 4, poolPages, seed: 9);
         Assert.Equal(1, PagedAttentionIlgpu.Plan(cuda: false, 4 * pageSize).Splits);
@@ -232,6 +236,28 @@ public class IlgpuAttentionTests
         var narrow = Run(dNarrow);
         Assert.DoesNotContain(narrow, float.IsNaN);
         Exact(narrow, Run(dWide), "one split vs. the split path");
+    }
+
+    /// <summary>
+    /// The vector kernel's lane groups: on CUDA's 32-lane warps a 128-wide bf16 head row takes 16 lanes of one 16-byte chunk
+    /// (8 elements) each, an f32 row 32 lanes of 4 elements, a 64-wide bf16 row 8 lanes; on the CPU accelerator's 4-lane
+    /// warps the same rows take 4 and 8 chunks a lane. Rows not whole vectors, or wider than 256, take the generic kernel.
+    /// </summary>
+    [Fact]
+    public void TheVectorPlanSpreadsAKeyRowOverALaneGroup()
+    {
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(16, 1), PagedAttentionIlgpu.PlanVectors(128, 128, 2, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(32, 1), PagedAttentionIlgpu.PlanVectors(128, 128, 4, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(8, 1), PagedAttentionIlgpu.PlanVectors(64, 64, 2, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(32, 1), PagedAttentionIlgpu.PlanVectors(256, 256, 2, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(32, 2), PagedAttentionIlgpu.PlanVectors(256, 128, 4, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(4, 4), PagedAttentionIlgpu.PlanVectors(128, 128, 2, 4));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(4, 8), PagedAttentionIlgpu.PlanVectors(128, 128, 4, 4));
+        Assert.Null(PagedAttentionIlgpu.PlanVectors(12, 12, 2, 32));
+        Assert.Equal(new PagedAttentionIlgpu.VectorPlan(4, 1), PagedAttentionIlgpu.PlanVectors(12, 12, 4, 32));
+        Assert.Null(PagedAttentionIlgpu.PlanVectors(16, 12, 2, 32));
+        Assert.Null(PagedAttentionIlgpu.PlanVectors(576, 512, 2, 32));
+        Assert.Null(PagedAttentionIlgpu.PlanVectors(256, 256, 4, 4));
     }
 
     /// <summary>
