@@ -15,10 +15,19 @@ namespace DeepSeekKernels.Ilgpu;
 /// 0 .. position of kv head h / g, read through the block table; q, pages and destination f32 or bf16 each, fp32
 /// arithmetic, the output rounded once.
 /// <para>
-/// Algorithm (FlashDecoding): one warp per (query row, query head, output-dimension tile, split of the context; on the CPU
+/// Two kernels share the split plan and the combine. The vector kernel (GQA whose head rows are whole 16-byte vectors, up
+/// to 256 wide; see <see cref="VectorKernel"/>) has the hand CUDA-core kernel's shape (kernels/paged_attention_simt.cu): a
+/// group per (query tile, kv head x head chunk, split) holds the chunk's q heads (up to 4 rows of heads x queries, q
+/// pre-scaled in registers), so each key and value row is read once per kv head per split; a key row is spread over a lane
+/// group (16 lanes of 8 bf16 or 32 lanes of 4 f32 for 128-wide rows on CUDA), two keys per lane group in flight, online
+/// softmax in base 2; lane groups merge by shuffles and warps through shared memory at the end of the split. The generic
+/// warp kernel below takes MLA (576-wide rows) and every other shape.
+/// </para>
+/// <para>
+/// Generic kernel (FlashDecoding): one warp per (query row, query head, output-dimension tile, split of the context; on the CPU
 /// accelerator, where every group is simulated, one warp takes all the splits of its row in turn, the same arithmetic). Its lanes
 /// stride over the head dimension: per key, a lane multiplies its part of q . k, a butterfly sum gives the score in every
-/// lane (<see cref="WarpReduce"/>, safe in a loop), and the online softmax keeps the running maximum m, the running sum l and
+/// lane (<see cref="WarpReduce"/>, safe in a loop), and the online softmax (base 2) keeps the running maximum m, the running sum l and
 /// the unnormalised output (lane-owned accumulators, <see cref="IPerLane"/> of them per lane, so an output tile is PerLane x
 /// warp size dimensions; wider value heads take several tiles, each recomputing the scores). No [seq, seq] matrix, no
 /// shared memory, no group barrier. The context is split into chunks of a fixed number of keys (<see cref="Plan"/>), so a

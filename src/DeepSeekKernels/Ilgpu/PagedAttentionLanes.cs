@@ -58,18 +58,16 @@ internal struct AttentionRow
 /// </summary>
 internal static class PagedAttentionLanes
 {
-    /// <summary>2^x: ex2.approx on CUDA (what exp2f compiles to), XMath elsewhere; exactly 0 for -inf.</summary>
+    /// <summary>2^x: ex2.approx on CUDA (what exp2f compiles to; +0 for -inf), XMath elsewhere; exactly 0 for -inf.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Exp2(float x)
     {
-        if (x == float.NegativeInfinity)
-            return 0f;
         if (CudaAsm.IsSupported)
         {
             CudaAsm.Emit("ex2.approx.ftz.f32 %0, %1;", out float result, x);
             return result;
         }
-        return XMath.Exp2(x);
+        return x == float.NegativeInfinity ? 0f : XMath.Exp2(x);
     }
 
     /// <summary>e^(m - reference) in base 2: exactly 1 where m is the reference (the maximum), so merges that keep it are exact.</summary>

@@ -239,6 +239,46 @@ public class IlgpuAttentionTests
     }
 
     /// <summary>
+    /// A row's output does not depend on the other sequences of its step, bit for bit: each sequence alone (a decode step for
+    /// the one-query sequence) against the whole batch, whose prefill tiles of 4 queries (MHA) or 2 (GQA 2:1) span sequences
+    /// and whose windows end at different keys; contexts over several splits; the vector kernel and the generic one.
+    /// </summary>
+    [Theory]
+    [InlineData("bf16", 2, 2, 16), InlineData("f32", 4, 2, 8), InlineData("bf16", 8, 1, 16), InlineData("f32", 2, 1, 12)]
+    public void ARowsOutputDoesNotDependOnItsBatchBitwise(string poolType, int qHeads, int kvHeads, int headDim)
+    {
+        const int pageSize = 8, maxPages = 12, poolPages = 30;
+        (int, int)[] sequences = [(40, 5), (70, 1), (33, 3), (7, 2)];
+        var (table, lengths, starts, pages) = Layout(sequences, pageSize, maxPages, poolPages, seed: 17);
+        int tokens = starts[^1], width = kvHeads * headDim;
+        var qValues = RandomValues(tokens * qHeads * headDim, 18);
+        using var keys = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, width, 19));
+        using var values = new Buffer(TypeOf(poolType), Pool(pages, lengths, pageSize, poolPages, width, 20));
+        float[] Run(int[] t, int[] l, int[] st, float[] qRows)
+        {
+            int rows = st[^1];
+            using var dTable = Upload(t);
+            using var dLengths = Upload(l);
+            using var dStarts = Upload(st);
+            using var q = Upload(qRows);
+            using var y = Poisoned(rows * qHeads * headDim);
+            Ilgpu.PagedAttention(q.AsTensor(rows, qHeads, headDim), keys.Tensor(poolPages, pageSize, width), values.Tensor(poolPages, pageSize, width),
+                new PagedBatch(dTable.View, dLengths.View, dStarts.View), y.AsTensor(rows, qHeads, headDim), kvHeads, 0.3f);
+            return y.ToArray();
+        }
+        var whole = Run(table, lengths, starts, qValues);
+        Assert.DoesNotContain(whole, float.IsNaN);
+        int rowWidth = qHeads * headDim;
+        for (int b = 0; b < sequences.Length; b++)
+        {
+            int n = starts[b + 1] - starts[b];
+            var alone = Run(table.AsSpan(b * maxPages, maxPages).ToArray(), [lengths[b]], [0, n],
+                qValues.AsSpan(starts[b] * rowWidth, n * rowWidth).ToArray());
+            Exact(whole.AsSpan(starts[b] * rowWidth, n * rowWidth).ToArray(), alone, $"sequence {b} alone vs. in the batch");
+        }
+    }
+
+    /// <summary>
     /// The vector kernel's lane groups: on CUDA's 32-lane warps a 128-wide bf16 head row takes 16 lanes of one 16-byte chunk
     /// (8 elements) each, an f32 row 32 lanes of 4 elements, a 64-wide bf16 row 8 lanes; on the CPU accelerator's 4-lane
     /// warps the same rows take 4 and 8 chunks a lane. Rows not whole vectors, or wider than 256, take the generic kernel.
