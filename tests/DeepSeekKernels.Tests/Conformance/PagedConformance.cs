@@ -132,6 +132,13 @@ public abstract class PagedConformanceTest : ConformanceTest
     protected static readonly (int Length, int Queries)[] SweptLengths =
         [(1, 1), (2, 1), (63, 1), (64, 1), (65, 1), (1, 1), (2, 2), (63, 63), (64, 64), (65, 65), (117, 17), (2500, 1)];
 
+    /// <summary>
+    /// MLA's sweep: <c>SweptLengths</c> without the whole prefills of 63 and 64 keys (a 576-wide row costs ILGPU's CPU
+    /// accelerator nine times a GQA head's; the 65-key prefill still crosses a 64-key page and tile).
+    /// </summary>
+    protected static readonly (int Length, int Queries)[] MlaSweptLengths =
+        [(1, 1), (2, 1), (63, 1), (64, 1), (65, 1), (1, 1), (2, 2), (65, 65), (117, 17), (2500, 1)];
+
     protected static ElementType TypeOf(string name) => name switch
     {
         "f32" => ElementType.F32,
@@ -550,22 +557,23 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
 
     public static TheoryData<int, string, string, string, int> SweepCases() => new()
     {
-        // pageSize, pool, q, destination, heads; DeepSeek's 512 + 64
-        { 64, "bf16", "bf16", "bf16", 16 },
-        { 64, "bf16", "f32", "f32", 20 },
-        { 16, "f32", "f32", "bf16", 3 },
+        // pageSize, pool, q, destination, heads; DeepSeek's 512 + 64 (few heads: the CPU backends simulate every thread;
+        // kernels/tests/mla_check.cu runs 16, 20 and 128 heads on the GPU)
+        { 64, "bf16", "bf16", "bf16", 4 },
+        { 64, "bf16", "f32", "f32", 3 },
+        { 16, "f32", "f32", "bf16", 2 },
     };
 
     /// <summary>
-    /// MLA over the swept lengths (<c>SweptLengths</c>) in one step, DeepSeek's 576-wide latent rows (512 latent + 64
-    /// rope), 16 (V2-Lite) and 20 heads, q and destination f32 or bf16: every row against float64, the guard untouched.
+    /// MLA over the swept lengths (<c>MlaSweptLengths</c>) in one step, DeepSeek's 576-wide latent rows (512 latent + 64
+    /// rope), 2 to 4 heads, q and destination f32 or bf16: every row against float64, the guard untouched.
     /// </summary>
     [DeviceTheory, MemberData(nameof(SweepCases))]
     public void PagedMlaAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int heads)
     {
         const int latentDim = 512, width = 576;
         var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
-        var (sequences, poolPages, maxPages) = Layout(pageSize, SweptLengths, heads);
+        var (sequences, poolPages, maxPages) = Layout(pageSize, MlaSweptLengths, heads);
         var (table, lengths, starts) = Metadata(sequences, maxPages);
         int tokens = starts[^1], outputs = tokens * heads * latentDim;
         var rows = sequences.Select((s, b) => RandomValues(s.Length * width, 80 + b, 0.5f)).ToArray();
