@@ -16,34 +16,18 @@ namespace DeepSeekKernels.Tests.Runtime;
 /// without a graph on ILGPU's CPU accelerator and the reference, which proves the case itself here.
 /// </summary>
 [Collection(nameof(DeviceCollection))]
-public class PagedDecodeGraphTests
+public abstract class PagedDecodeStepTest
 {
     const int PageSize = 16, Pages = 6, QHeads = 8, KvHeads = 2, HeadDim = 64, Width = KvHeads * HeadDim, Start = 29, Steps = 5;
     static readonly int[] Table = [4, 1, 5, 0]; // the sequence's pages, out of order; pages 2 and 3 stay NaN
 
-    public static TheoryData<string, bool> Cases() => new()
+    /// <summary>
+    /// A decode step at positions Start .. Start + Steps - 1 of one sequence over a bf16 pool, its new key (and value) and
+    /// metadata written into the same device buffers before each step: on a CUDA runtime the step after the first is
+    /// captured once and replayed, elsewhere it runs directly. <paramref name="backend"/> names the case in messages.
+    /// </summary>
+    protected static void DecodeSteps(DeviceRuntime runtime, Ops ops, string backend, bool mla)
     {
-        { "native", false },
-        { "native", true },
-        { "ilgpu", false },
-        { "ilgpu", true },
-        // the same steps without a graph (each position run directly), on the CPU: the case's own logic, proven here
-        { "ilgpu-cpu", false },
-        { "ilgpu-cpu", true },
-        { "reference", false },
-        { "reference", true },
-    };
-
-    [DeviceTheory, MemberData(nameof(Cases))]
-    public void ACapturedDecodeStepReplaysAtTheNextPositions(string backend, bool mla)
-    {
-        var runtime = backend switch
-        {
-            "native" => TestDevices.RequireNative(),
-            "ilgpu" => TestDevices.RequireCuda(),
-            _ => TestDevices.Cpu,
-        };
-        var ops = Ops.Create(runtime, backend switch { "native" => Backend.Native, "reference" => Backend.Reference, _ => Backend.Ilgpu });
         bool capture = runtime.IsCuda;
         int keyWidth = mla ? 72 : Width, latent = 64; // MLA: rows of 64 latent + 8 rope, one kv head, values the latent part
         int qWidth = mla ? keyWidth : HeadDim, outWidth = mla ? latent : HeadDim;
@@ -141,4 +125,32 @@ public class PagedDecodeGraphTests
                     Assert.Equal(BFloat16.FromSingle(history[p * keyWidth + e]).Bits, pool[SlotOf(p) * keyWidth + e].Bits);
         }
     }
+}
+
+/// <summary>The captured step on both GPU backends (hand CUDA, ILGPU over CUDA), GQA and MLA.</summary>
+[NeedsCudaGpu]
+public sealed class PagedDecodeGraphTests : PagedDecodeStepTest
+{
+    [DeviceTheory]
+    [InlineData("native", false)]
+    [InlineData("native", true)]
+    [InlineData("ilgpu", false)]
+    [InlineData("ilgpu", true)]
+    public void ACapturedDecodeStepReplaysAtTheNextPositions(string backend, bool mla)
+    {
+        var runtime = backend == "native" ? TestDevices.RequireNative() : TestDevices.RequireCuda();
+        DecodeSteps(runtime, Ops.Create(runtime, backend == "native" ? Backend.Native : Backend.Ilgpu), backend, mla);
+    }
+}
+
+/// <summary>The same steps run directly on ILGPU's CPU accelerator and the reference: the case itself, proven without a GPU.</summary>
+public sealed class PagedDecodeStepCpuTests : PagedDecodeStepTest
+{
+    [Theory]
+    [InlineData("ilgpu-cpu", false)]
+    [InlineData("ilgpu-cpu", true)]
+    [InlineData("reference", false)]
+    [InlineData("reference", true)]
+    public void DecodeStepsRunAtTheNextPositionsWithOnlyTheMetadataChanged(string backend, bool mla) =>
+        DecodeSteps(TestDevices.Cpu, Ops.Create(TestDevices.Cpu, backend == "reference" ? Backend.Reference : Backend.Ilgpu), backend, mla);
 }
