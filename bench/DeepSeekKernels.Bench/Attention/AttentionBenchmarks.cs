@@ -341,7 +341,8 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
 /// sequence of 8192 tokens, and a varlen batch of 16 sequences of 1024 (concatenated, cumulative query offsets).
 /// <list type="bullet">
 /// <item>CublasBf16: cuBLAS bf16 8192^3 (the compute ceiling, in "% of GEMM");</item>
-/// <item>Native: dsk_paged_attention, path AUTO (tensor cores for bf16 prefill).</item>
+/// <item>Native: dsk_paged_attention, path AUTO (tensor cores for bf16 prefill);</item>
+/// <item>Ilgpu: the ILGPU kernels (CUDA cores; the issue asks only for a report of ILGPU prefill).</item>
 /// </list>
 /// FLOPs: 4 x head_dim per (query head, query, visible key), n (n + 1) / 2 visible pairs per sequence of n. Goal: at least
 /// 45% of the GEMM rate (FlashAttention-2's level), aiming past 70%.
@@ -363,6 +364,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
     GemmCeiling? _gemm;
     readonly List<IDisposable> _owned = [];
     DskPagedAttentionParams _params;
+    Ops? _ilgpu;
 
     public double FloatingPointOperations(string method) => method == RelativeToMethodColumn.GemmMethod
         ? AttentionWorkload.GemmFlops
@@ -375,17 +377,31 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
         _gemm = new GemmCeiling(_runtime);
     }
 
-    [GlobalSetup(Target = nameof(Native))]
-    public void SetupNative()
+    void Start()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
         _cache = new PagedCache(_runtime, Batch, Length, Length, PageSize, KvHeads * HeadDim, KvHeads * HeadDim, 0);
         long tokens = (long)Batch * Length;
         _q = Keep(_runtime.Upload<BFloat16>(BenchData.RandomBf16(tokens * QHeads * HeadDim)));
         _out = Keep(_runtime.Allocate<BFloat16>(tokens * QHeads * HeadDim));
-        _params = AttentionWorkload.Params(_runtime, _cache, _q.View.Pointer, _out.View.Pointer, QHeads, KvHeads, HeadDim, HeadDim,
+    }
+
+    [GlobalSetup(Target = nameof(Ilgpu))]
+    public void SetupIlgpu()
+    {
+        Start();
+        _ilgpu = Ops.Create(_runtime!, Backend.Ilgpu);
+        AttentionWorkload.RequireSupport(_ilgpu, new OpSignature(nameof(Ops.PagedAttention), ElementType.BF16) { HeadDim = HeadDim, Pages = ElementType.BF16 });
+        Ilgpu();
+    }
+
+    [GlobalSetup(Target = nameof(Native))]
+    public void SetupNative()
+    {
+        Start();
+        _params = AttentionWorkload.Params(_runtime!, _cache!, _q!.View.Pointer, _out!.View.Pointer, QHeads, KvHeads, HeadDim, HeadDim,
             1 / MathF.Sqrt(HeadDim), mla: false);
-        AttentionWorkload.AddWorkspace(_runtime, ref _params, mla: false, _owned);
+        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: false, _owned);
         Native();
     }
 
@@ -406,6 +422,18 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
         for (int i = 0; i < Launches; i++)
             DskNative.PagedAttention(_params);
         _runtime.Synchronize();
+    }
+
+    [Benchmark(OperationsPerInvoke = Launches)]
+    public void Ilgpu()
+    {
+        var cache = _cache!;
+        long tokens = (long)Batch * Length;
+        var q = DeviceTensor.Of(_q!.View, tokens, QHeads, HeadDim);
+        var output = DeviceTensor.Of(_out!.View, tokens, QHeads, HeadDim);
+        for (int i = 0; i < Launches; i++)
+            _ilgpu!.PagedAttention(q, cache.KeyTensor, cache.ValueTensor, cache.Metadata(0), output, KvHeads, 1 / MathF.Sqrt(HeadDim));
+        _runtime!.Synchronize();
     }
 
     T Keep<T>(T item) where T : IDisposable
