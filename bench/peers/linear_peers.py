@@ -21,10 +21,11 @@ Correctness is the test suites' job; here every dsk row is also compared with th
 import argparse
 import ctypes
 import os
-import statistics
 import sys
 
 import torch
+
+from peers_common import copy_bandwidth, rel_err, time_us  # beside this script (sys.path[0])
 
 # ---- the C ABI (kernels/include/deepseek_kernels.h, v2) --------------------------------------------------------------
 DSK_DTYPE_F32, DSK_DTYPE_BF16, DSK_DTYPE_FP8, DSK_DTYPE_INT4 = 0, 1, 3, 4
@@ -65,33 +66,10 @@ MS = [1, 4, 16, 64, 512, 4096]
 ROTATE_BYTES = 256 << 20
 
 
-def time_us(fn, reps):
-    """Median of `reps` CUDA-event timings of fn(i) (i = the rotation index), after warm-up."""
-    for i in range(3):
-        fn(i)
-    torch.cuda.synchronize()
-    times = []
-    for i in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000.0)
-    return statistics.median(times)
 
 
-def copy_bandwidth():
-    """Device-to-device copy of 1 GiB: bytes read + written per second, the ceiling of memory-bound kernels."""
-    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    us = time_us(lambda i: dst.copy_(src), 20)
-    return 2 * src.numel() / (us * 1e-6) / 1e9
 
 
-def rel_err(y, ref):
-    y, ref = y.float(), ref.float()
-    return (torch.linalg.vector_norm(y - ref) / torch.linalg.vector_norm(ref).clamp_min(1e-30)).item()
 
 
 def main():
