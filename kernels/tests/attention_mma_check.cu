@@ -345,22 +345,6 @@ void run_checks(cudaStream_t stream, bool quick) {
 // ---------------------------------------------------------------------------------------------------------
 // Bench
 
-__global__ void fill_bf16_kernel(uint16_t* p, size_t n, uint32_t seed, float scale) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 0x9e3779b9u ^ seed;
-        h ^= h >> 16;
-        h *= 0x85ebca6bu;
-        h ^= h >> 13;
-        h *= 0xc2b2ae35u;
-        h ^= h >> 16;
-        const float v = ((float)(h & 0xffffu) / 32768.0f - 1.0f) * scale;
-        p[i] = (uint16_t)(__float_as_uint(v) >> 16);
-    }
-}
-void fill_bf16(void* p, size_t n, float scale, uint32_t seed) {
-    fill_bf16_kernel<<<1024, 256>>>(static_cast<uint16_t*>(p), n, seed, scale);
-    CUDA_OK(cudaGetLastError());
-}
 
 
 void run_bench(cudaStream_t stream) {
@@ -460,11 +444,7 @@ void run_bench(cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!gpu_present()) return 77;
     bool quick = false, bench = false;
     for (int i = 1; i < argc; ++i) {
         quick = quick || std::strcmp(argv[i], "--quick") == 0;

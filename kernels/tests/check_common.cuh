@@ -102,4 +102,46 @@ template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
     return 1000.0 * ms[ms.size() / 2];
 }
 
+// True when a CUDA device is present; otherwise prints "SKIP: no CUDA device" (the caller exits 77, ctest's skip).
+inline bool gpu_present() {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        std::printf("SKIP: no CUDA device\n");
+        return false;
+    }
+    return true;
+}
+
+// A device copy of `h` (at least one element allocated), and a host copy of `n` elements at `d`.
+template <typename T> T* upload(const std::vector<T>& h) {
+    T* d = nullptr;
+    CUDA_OK(cudaMalloc(&d, std::max<size_t>(h.size(), 1) * sizeof(T)));
+    if (!h.empty()) CUDA_OK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return d;
+}
+template <typename T> std::vector<T> download(const T* d, size_t n) {
+    std::vector<T> h(n);
+    CUDA_OK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+// Benchmark inputs: n bf16 values in [-scale, scale) hashed from the index and `seed`, written on the device (no host copy
+// of a large buffer). The host emulation gets this file rewritten like the check programs (kernels/tests/emu/run.sh).
+__global__ void fill_bf16_kernel(uint16_t* p, size_t n, uint32_t seed, float scale) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 0x9e3779b9u ^ seed;
+        h ^= h >> 16;
+        h *= 0x85ebca6bu;
+        h ^= h >> 13;
+        h *= 0xc2b2ae35u;
+        h ^= h >> 16;
+        const float v = ((float)(h & 0xffffu) / 32768.0f - 1.0f) * scale;
+        p[i] = (uint16_t)(__float_as_uint(v) >> 16);
+    }
+}
+inline void fill_bf16(void* p, size_t n, float scale, uint32_t seed) {
+    fill_bf16_kernel<<<1024, 256>>>(static_cast<uint16_t*>(p), n, seed, scale);
+    CUDA_OK(cudaGetLastError());
+}
+
 }  // namespace check

@@ -53,17 +53,6 @@ constexpr size_t kGuard = 64;
 int g_cases = 0;
 int g_failed = 0;
 
-template <typename T> T* upload(const std::vector<T>& h) {
-    T* d = nullptr;
-    CUDA_OK(cudaMalloc(&d, std::max<size_t>(h.size(), 1) * sizeof(T)));
-    if (!h.empty()) CUDA_OK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-template <typename T> std::vector<T> download(const T* d, size_t n) {
-    std::vector<T> h(n);
-    CUDA_OK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-}
 
 const char* dt_str(int32_t d) { return d == DSK_DTYPE_F32 ? "f32" : "bf16"; }
 
@@ -336,20 +325,6 @@ void run_checks(bool quick, cudaStream_t stream) {
 // ---------------------------------------------------------------------------------------------------------
 // Bench
 
-__global__ void fill_bf16_kernel(uint16_t* p, size_t n, uint32_t seed, float scale) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 0x9e3779b9u ^ seed;
-        h ^= h >> 16;
-        h *= 0x85ebca6bu;
-        h ^= h >> 13;
-        const float v = ((float)(h & 0xffffu) / 32768.0f - 1.0f) * scale;
-        p[i] = (uint16_t)(__float_as_uint(v) >> 16);
-    }
-}
-void fill_bf16(void* p, size_t n, float scale, uint32_t seed) {
-    fill_bf16_kernel<<<1024, 256>>>(static_cast<uint16_t*>(p), n, seed, scale);
-    CUDA_OK(cudaGetLastError());
-}
 
 
 void run_bench(cudaStream_t stream) {
@@ -473,11 +448,7 @@ void run_bench(cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!gpu_present()) return 77;
     bool quick = false, bench = false;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;

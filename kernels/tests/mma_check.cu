@@ -81,17 +81,6 @@ uint8_t random_e4m3() {
 int g_cases = 0;
 int g_failed = 0;
 
-template <typename T> T* upload(const std::vector<T>& h) {
-    T* d = nullptr;
-    CUDA_OK(cudaMalloc(&d, std::max<size_t>(h.size(), 1) * sizeof(T)));
-    if (!h.empty()) CUDA_OK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-template <typename T> std::vector<T> download(const T* d, size_t n) {
-    std::vector<T> h(n);
-    CUDA_OK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. dsk_linear, path MMA
@@ -779,11 +768,7 @@ void run_bench(cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!gpu_present()) return 77;
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     run_checks(stream);

@@ -32,6 +32,13 @@ s = re.sub(r'extern __shared__ __align__\(\d+\) (\w+) (\w+)\[\];', r'\1* const \
 open(sys.argv[2], 'w').write(s)
 PY
 done
+# check_common.cuh (its benchmark fill kernel is launched with <<<>>>) rewritten beside the copies, found before the original.
+python3 - "$root/kernels/tests/check_common.cuh" "$out/src/check_common.cuh" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\(([\s\S]*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
+open(sys.argv[2], 'w').write(s)
+PY
 # mma_common.cuh beside the copies, so that its #include "mma_ptx.cuh" finds the emulated one there first.
 cp "$root/kernels/mma_common.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
 flags="-std=c++17 -O1 -g -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/tests -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
