@@ -26,6 +26,49 @@ internal static class AttentionCases
 }
 
 /// <summary>
+/// What the attention benchmark classes share: the runtime, everything a setup allocates (<see cref="Keep{T}"/>, freed by the
+/// cleanup before the runtime), and the rotation counter that walks disjoint input copies so each launch reads DRAM.
+/// </summary>
+public abstract class AttentionBenchmark : IDisposable
+{
+    protected DeviceRuntime? _runtime;
+    readonly List<IDisposable> _owned = [];
+    int _next;
+
+    /// <summary>Disjoint copies of the inputs that <see cref="Next"/> cycles through (1: none).</summary>
+    protected virtual int Rotations => 1;
+
+    /// <summary>Everything a setup allocated, freed by the cleanup (the native workspace helper adds to it).</summary>
+    protected List<IDisposable> Owned => _owned;
+
+    /// <summary>The next rotation index.</summary>
+    protected int Next()
+    {
+        int r = _next;
+        _next = (_next + 1) % Rotations;
+        return r;
+    }
+
+    /// <summary>Frees <paramref name="item"/> in the cleanup.</summary>
+    protected T Keep<T>(T item) where T : IDisposable
+    {
+        _owned.Add(item);
+        return item;
+    }
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        foreach (var item in _owned)
+            item.Dispose();
+        _owned.Clear();
+        _runtime?.Dispose();
+        _runtime = null;
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
 /// Paged GQA decode: one query per sequence, 32 q / 8 kv heads of 128, bf16 q, pages and output, page 16 and 64, batch x
 /// context 1 x 32768, 16 x 4096 and 64 x 2048 (128 to 512 MiB of keys and values per call, each more than twice the L2).
 /// <list type="bullet">
@@ -37,7 +80,7 @@ internal static class AttentionCases
 /// the copy's; "x native" the native time over ILGPU's. Goal: native at least 80% of copy, ILGPU within 1.5x of native.
 /// </summary>
 [CudaOnly, RatioToNativeColumn]
-public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
+public class PagedDecodeBenchmarks : AttentionBenchmark, IBandwidthBenchmark
 {
     const int Launches = 20, QHeads = 32, KvHeads = 8, HeadDim = 128;
 
@@ -51,13 +94,10 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
     int Batch => int.Parse(Shape.Split('x')[0]);
     int Context => int.Parse(Shape.Split('x')[1]);
 
-    DeviceRuntime? _runtime;
     PagedCache? _cache;
     DeviceBuffer<BFloat16>? _q, _out, _copyDestination;
-    readonly List<IDisposable> _owned = [];
     DskPagedAttentionParams _params;
     Ops? _ilgpu;
-    int _next;
 
     long KvBytes => (long)Batch * Context * 2 * KvHeads * HeadDim * 2;
 
@@ -68,7 +108,7 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
     void Start()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        _cache = new PagedCache(_runtime, Batch, Context, 1, PageSize, KvHeads * HeadDim, KvHeads * HeadDim, AttentionWorkload.RotationBytes);
+        _cache = Keep(new PagedCache(_runtime, Batch, Context, 1, PageSize, KvHeads * HeadDim, KvHeads * HeadDim, AttentionWorkload.RotationBytes));
         _q = Keep(_runtime.Upload<BFloat16>(BenchData.RandomBf16((long)Batch * QHeads * HeadDim)));
         _out = Keep(_runtime.Allocate<BFloat16>((long)Batch * QHeads * HeadDim));
     }
@@ -87,7 +127,7 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
         Start();
         _params = AttentionWorkload.Params(_runtime!, _cache!, _q!.View.Pointer, _out!.View.Pointer, QHeads, KvHeads, HeadDim, HeadDim,
             1 / MathF.Sqrt(HeadDim), mla: false);
-        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: false, _owned);
+        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: false, Owned);
         Native();
     }
 
@@ -141,31 +181,9 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
         _runtime!.Synchronize();
     }
 
-    int Next()
-    {
-        int r = _next;
-        _next = (_next + 1) % _cache!.Rotations;
-        return r;
-    }
+    protected override int Rotations => _cache!.Rotations;
 
-    T Keep<T>(T item) where T : IDisposable
-    {
-        _owned.Add(item);
-        return item;
-    }
 
-    [GlobalCleanup]
-    public void Dispose()
-    {
-        foreach (var item in _owned)
-            item.Dispose();
-        _owned.Clear();
-        _cache?.Dispose();
-        _cache = null;
-        _runtime?.Dispose();
-        _runtime = null;
-        GC.SuppressFinalize(this);
-    }
 }
 
 /// <summary>
@@ -182,7 +200,7 @@ public class PagedDecodeBenchmarks : IBandwidthBenchmark, IDisposable
 /// rate, 16 heads at least 80% of copy.
 /// </summary>
 [CudaOnly, ShareOfGemmColumn, RatioToNativeColumn]
-public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisposable
+public class MlaDecodeBenchmarks : AttentionBenchmark, IBandwidthBenchmark, IComputeBenchmark
 {
     const int Launches = 20, GemmLaunches = 4, Context = 4096, PageSize = 64, LatentDim = 512, RowDim = 576;
 
@@ -193,14 +211,11 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
 
     const float Scale = 0.0723f; // DeepSeek's 1/sqrt(192) (qk head 128 + 64), YaRN mscale aside
 
-    DeviceRuntime? _runtime;
     PagedCache? _cache;
     DeviceBuffer<BFloat16>? _q, _out, _copyDestination;
     GemmCeiling? _gemm;
-    readonly List<IDisposable> _owned = [];
     DskPagedAttentionParams _params;
     Ops? _ilgpu;
-    int _next;
 
     long CacheBytes => (long)Batch * Context * RowDim * 2;
 
@@ -221,7 +236,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
     void Start()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        _cache = new PagedCache(_runtime, Batch, Context, 1, PageSize, RowDim, 0, AttentionWorkload.RotationBytes);
+        _cache = Keep(new PagedCache(_runtime, Batch, Context, 1, PageSize, RowDim, 0, AttentionWorkload.RotationBytes));
         _q = Keep(_runtime.Upload<BFloat16>(BenchData.RandomBf16((long)Batch * Heads * RowDim)));
         _out = Keep(_runtime.Allocate<BFloat16>((long)Batch * Heads * LatentDim));
     }
@@ -230,7 +245,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
     public void SetupGemm()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        _gemm = new GemmCeiling(_runtime);
+        _gemm = Keep(new GemmCeiling(_runtime));
     }
 
     [GlobalSetup(Target = nameof(Copy))]
@@ -249,7 +264,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
         _params.ErrorSiteBlockTable = DeviceErrorSite.MlaBlockTable.Id;
         _params.ErrorSiteLengths = DeviceErrorSite.MlaLengths.Id;
         _params.ErrorSiteQueryStarts = DeviceErrorSite.MlaQueryStarts.Id;
-        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: true, _owned);
+        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: true, Owned);
         Native();
     }
 
@@ -307,33 +322,9 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
         _runtime!.Synchronize();
     }
 
-    int Next()
-    {
-        int r = _next;
-        _next = (_next + 1) % _cache!.Rotations;
-        return r;
-    }
+    protected override int Rotations => _cache!.Rotations;
 
-    T Keep<T>(T item) where T : IDisposable
-    {
-        _owned.Add(item);
-        return item;
-    }
 
-    [GlobalCleanup]
-    public void Dispose()
-    {
-        foreach (var item in _owned)
-            item.Dispose();
-        _owned.Clear();
-        _gemm?.Dispose();
-        _gemm = null;
-        _cache?.Dispose();
-        _cache = null;
-        _runtime?.Dispose();
-        _runtime = null;
-        GC.SuppressFinalize(this);
-    }
 }
 
 /// <summary>
@@ -348,7 +339,7 @@ public class MlaDecodeBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisp
 /// 45% of the GEMM rate (FlashAttention-2's level), aiming past 70%.
 /// </summary>
 [CudaOnly, ShareOfGemmColumn]
-public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
+public class PrefillAttentionBenchmarks : AttentionBenchmark, IComputeBenchmark
 {
     const int Launches = 5, GemmLaunches = 4, QHeads = 32, KvHeads = 8, HeadDim = 128, PageSize = 64;
 
@@ -358,11 +349,9 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
     int Batch => int.Parse(Shape.Split('x')[0]);
     int Length => int.Parse(Shape.Split('x')[1]);
 
-    DeviceRuntime? _runtime;
     PagedCache? _cache;
     DeviceBuffer<BFloat16>? _q, _out;
     GemmCeiling? _gemm;
-    readonly List<IDisposable> _owned = [];
     DskPagedAttentionParams _params;
     Ops? _ilgpu;
 
@@ -374,13 +363,13 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
     public void SetupGemm()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        _gemm = new GemmCeiling(_runtime);
+        _gemm = Keep(new GemmCeiling(_runtime));
     }
 
     void Start()
     {
         _runtime = DeviceRuntime.Create(DevicePreference.Cuda);
-        _cache = new PagedCache(_runtime, Batch, Length, Length, PageSize, KvHeads * HeadDim, KvHeads * HeadDim, 0);
+        _cache = Keep(new PagedCache(_runtime, Batch, Length, Length, PageSize, KvHeads * HeadDim, KvHeads * HeadDim, 0));
         long tokens = (long)Batch * Length;
         _q = Keep(_runtime.Upload<BFloat16>(BenchData.RandomBf16(tokens * QHeads * HeadDim)));
         _out = Keep(_runtime.Allocate<BFloat16>(tokens * QHeads * HeadDim));
@@ -401,7 +390,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
         Start();
         _params = AttentionWorkload.Params(_runtime!, _cache!, _q!.View.Pointer, _out!.View.Pointer, QHeads, KvHeads, HeadDim, HeadDim,
             1 / MathF.Sqrt(HeadDim), mla: false);
-        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: false, _owned);
+        AttentionWorkload.AddWorkspace(_runtime!, ref _params, mla: false, Owned);
         Native();
     }
 
@@ -436,26 +425,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
         _runtime!.Synchronize();
     }
 
-    T Keep<T>(T item) where T : IDisposable
-    {
-        _owned.Add(item);
-        return item;
-    }
 
-    [GlobalCleanup]
-    public void Dispose()
-    {
-        foreach (var item in _owned)
-            item.Dispose();
-        _owned.Clear();
-        _gemm?.Dispose();
-        _gemm = null;
-        _cache?.Dispose();
-        _cache = null;
-        _runtime?.Dispose();
-        _runtime = null;
-        GC.SuppressFinalize(this);
-    }
 }
 
 /// <summary>
@@ -470,7 +440,7 @@ public class PrefillAttentionBenchmarks : IComputeBenchmark, IDisposable
 /// and the pages come in enough disjoint copies that 128 MiB pass between two uses of one. Goal: at least 80% of copy.
 /// </summary>
 [CudaOnly]
-public class RopeKvAppendBenchmarks : IBandwidthBenchmark, IDisposable
+public class RopeKvAppendBenchmarks : AttentionBenchmark, IBandwidthBenchmark
 {
     const int Launches = 50, QHeads = 32, KvHeads = 8, HeadDim = 128, Rotary = 128, PageSize = 16, MaxPositions = 8192;
     const int RowElements = (QHeads + 2 * KvHeads) * HeadDim; // q | k | v of one token
@@ -479,12 +449,10 @@ public class RopeKvAppendBenchmarks : IBandwidthBenchmark, IDisposable
 
     public static IEnumerable<int> TokenCounts => AttentionCases.Headline ? [4096] : [16, 4096];
 
-    DeviceRuntime? _runtime;
     DeviceBuffer<BFloat16>? _rows, _keyPages, _valuePages, _copyDestination;
     DeviceBuffer<int>? _positions, _slots;
     RopeTable? _table;
-    readonly List<IDisposable> _owned = [];
-    int _rotations, _next;
+    int _rotations;
 
     long SetBytes => (long)Tokens * RowElements * 2;
 
@@ -600,27 +568,7 @@ public class RopeKvAppendBenchmarks : IBandwidthBenchmark, IDisposable
     /// <summary>Rotation <paramref name="r"/>'s rows: q [tokens, 32, 128], then k and v [tokens, 8 x 128].</summary>
     IntPtr Set(int r) => _rows!.View.Pointer + (nint)(r * SetBytes);
 
-    int Next()
-    {
-        int r = _next;
-        _next = (_next + 1) % _rotations;
-        return r;
-    }
+    protected override int Rotations => _rotations;
 
-    T Keep<T>(T item) where T : IDisposable
-    {
-        _owned.Add(item);
-        return item;
-    }
 
-    [GlobalCleanup]
-    public void Dispose()
-    {
-        foreach (var item in _owned)
-            item.Dispose();
-        _owned.Clear();
-        _runtime?.Dispose();
-        _runtime = null;
-        GC.SuppressFinalize(this);
-    }
 }
