@@ -139,6 +139,17 @@ public abstract class PagedConformanceTest : ConformanceTest
     protected static readonly (int Length, int Queries)[] MlaSweptLengths =
         [(1, 1), (2, 1), (63, 1), (64, 1), (65, 1), (1, 1), (2, 2), (65, 65), (117, 17), (2500, 1)];
 
+    /// <summary>The step's metadata on this runtime (freed with <paramref name="owned"/>).</summary>
+    protected PagedBatch UploadBatch(int[] table, int[] lengths, int[] starts, List<IDisposable> owned)
+    {
+        var (dTable, dLengths, dStarts) = (Upload(table), Upload(lengths), Upload(starts));
+        owned.AddRange([dTable, dLengths, dStarts]);
+        return new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+    }
+
+    /// <summary>BF16 when any of <paramref name="types"/> is (the signature's activation type, the tolerance's kind), else F32.</summary>
+    protected static ElementType Mixed(params ElementType[] types) => types.Contains(ElementType.BF16) ? ElementType.BF16 : ElementType.F32;
+
     protected static ElementType TypeOf(string name) => name switch
     {
         "f32" => ElementType.F32,
@@ -374,14 +385,10 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
         {
             owned.Add(UploadPool(Pool(sequences, keys, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var keyPages));
             owned.Add(UploadPool(Pool(sequences, values, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var valuePages));
-            var dTable = Upload(table);
-            var dLengths = Upload(lengths);
-            var dStarts = Upload(starts);
-            owned.AddRange([dTable, dLengths, dStarts]);
             var dq = Activation(q, qt, owned, tokens, qHeads, headDim);
             var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, qHeads, headDim);
-            var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
-            var signature = new OpSignature("PagedAttention", qt == ElementType.BF16 || ot == ElementType.BF16 ? ElementType.BF16 : ElementType.F32)
+            var batch = UploadBatch(table, lengths, starts, owned);
+            var signature = new OpSignature("PagedAttention", Mixed(qt, ot))
                 { HeadDim = headDim, Pages = type };
             if (!Runs(signature, ops => ops.PagedAttention(dq, keyPages, valuePages, batch, dy, kvHeads, scale), watched))
                 return;
@@ -406,7 +413,7 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
                 }
             }
             var actual = read();
-            double tolerance = type == ElementType.BF16 || qt == ElementType.BF16 || ot == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
+            double tolerance = Mixed(type, qt, ot) == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
             Close(expected, magnitude, actual.AsSpan(0, outputs), $"PagedAttention, {poolType} pages, {qType} q, {outType} out", tolerance,
                 ConformanceTolerance.Absolute);
             AllNaN(actual.AsSpan(outputs), "guard after the output");
@@ -583,14 +590,10 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
         try
         {
             owned.Add(UploadPool(Pool(sequences, rows, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var latentPages));
-            var dTable = Upload(table);
-            var dLengths = Upload(lengths);
-            var dStarts = Upload(starts);
-            owned.AddRange([dTable, dLengths, dStarts]);
             var dq = Activation(q, qt, owned, tokens, heads, width);
             var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, heads, latentDim);
-            var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
-            var signature = new OpSignature("PagedMlaAttention", qt == ElementType.BF16 || ot == ElementType.BF16 ? ElementType.BF16 : ElementType.F32)
+            var batch = UploadBatch(table, lengths, starts, owned);
+            var signature = new OpSignature("PagedMlaAttention", Mixed(qt, ot))
                 { HeadDim = width, Pages = type };
             if (!Runs(signature, ops => ops.PagedMlaAttention(dq, latentPages, batch, dy, scale), watched))
                 return;
@@ -613,7 +616,7 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
                 }
             }
             var actual = read();
-            double tolerance = type == ElementType.BF16 || qt == ElementType.BF16 || ot == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
+            double tolerance = Mixed(type, qt, ot) == ElementType.BF16 ? ConformanceTolerance.Bf16 : ConformanceTolerance.F32;
             Close(expected, magnitude, actual.AsSpan(0, outputs), $"PagedMlaAttention, {poolType} pages, {qType} q, {outType} out", tolerance,
                 ConformanceTolerance.Absolute);
             AllNaN(actual.AsSpan(outputs), "guard after the output");
