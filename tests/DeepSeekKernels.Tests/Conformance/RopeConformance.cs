@@ -45,31 +45,8 @@ public abstract class RopeConformance : ConformanceTest
         var cos = table.Cos.ToArray();
         var sin = table.Sin.ToArray();
         var actual = dx.ToArray();
-        int half = rotaryDim / 2;
-        var rotated = new bool[n];
-        var expected = new List<double>();
-        var scale = new List<double>();
-        var got = new List<float>();
-        for (int t = 0; t < tokens; t++)
-            for (int h = 0; h < heads; h++)
-            {
-                int head = (t * heads + h) * headStride + ropeOffset;
-                for (int i = 0; i < half; i++)
-                {
-                    // the pair (a, b) with angle index i
-                    int ia = head + (layout == RopeLayout.HalfSplit ? i : 2 * i);
-                    int ib = head + (layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1);
-                    double a = x[ia], b = x[ib], c = cos[positions[t] * half + i], s = sin[positions[t] * half + i];
-                    expected.Add(a * c - b * s);
-                    scale.Add(Math.Abs(a * c) + Math.Abs(b * s));
-                    got.Add(actual[ia]);
-                    expected.Add(b * c + a * s);
-                    scale.Add(Math.Abs(b * c) + Math.Abs(a * s));
-                    got.Add(actual[ib]);
-                    rotated[ia] = rotated[ib] = true;
-                }
-            }
-        Close([.. expected], [.. scale], got.ToArray(), $"Rope {layout}", ConformanceTolerance.F32, ConformanceTolerance.Absolute);
+        var (expected, scale, got, rotated) = RotatedPairs(x, actual, positions, cos, sin, tokens, heads, headStride, ropeOffset, rotaryDim / 2, layout);
+        Close(expected, scale, got, $"Rope {layout}", ConformanceTolerance.F32, ConformanceTolerance.Absolute);
         var untouched = Enumerable.Range(0, n).Where(i => !rotated[i]).ToArray();
         Exact(untouched.Select(i => x[i]).ToArray(), untouched.Select(i => actual[i]).ToArray(), "elements outside the rotary parts");
         AllNaN(actual.AsSpan(n), "guard after x");
@@ -111,8 +88,25 @@ public abstract class RopeConformance : ConformanceTest
         var cos = table.Cos.ToArray();
         var sin = table.Sin.ToArray();
         var actual = dx.ToArray();
-        int half = rotaryDim / 2;
-        var rotated = new bool[n];
+        var (expected, scale, got, rotated) = RotatedPairs(x.Select(v => v.ToSingle()).ToArray(), actual.Select(v => v.ToSingle()).ToArray(),
+            positions, cos, sin, tokens, heads, headStride, ropeOffset, rotaryDim / 2, layout);
+        // one bf16 rounding of the result: 2^-8 of its size, which the sum of the terms' magnitudes bounds
+        Close(expected, scale, got, $"Rope {kind} {layout}, bf16", 1.0 / 256, ConformanceTolerance.Absolute);
+        for (int i = 0; i < n; i++)
+            if (!rotated[i])
+                Assert.Equal(x[i].Bits, actual[i].Bits);
+        for (int i = n; i < actual.Length; i++)
+            Assert.True(actual[i].IsNaN, $"guard element {i - n} was written");
+    }
+
+    /// <summary>
+    /// Every rotated pair of x [tokens, heads, headStride] against float64 on the table's cos/sin: the expected values, the
+    /// magnitudes of their terms (the tolerance's scale), what the op wrote there, and which elements are rotated.
+    /// </summary>
+    static (double[] Expected, double[] Scale, float[] Got, bool[] Rotated) RotatedPairs(float[] x, float[] actual, int[] positions,
+        float[] cos, float[] sin, int tokens, int heads, int headStride, int ropeOffset, int half, RopeLayout layout)
+    {
+        var rotated = new bool[x.Length];
         var expected = new List<double>();
         var scale = new List<double>();
         var got = new List<float>();
@@ -122,25 +116,20 @@ public abstract class RopeConformance : ConformanceTest
                 int head = (t * heads + h) * headStride + ropeOffset;
                 for (int i = 0; i < half; i++)
                 {
+                    // the pair (a, b) with angle index i
                     int ia = head + (layout == RopeLayout.HalfSplit ? i : 2 * i);
                     int ib = head + (layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1);
-                    double a = x[ia].ToSingle(), b = x[ib].ToSingle(), c = cos[positions[t] * half + i], s = sin[positions[t] * half + i];
+                    double a = x[ia], b = x[ib], c = cos[positions[t] * half + i], s = sin[positions[t] * half + i];
                     expected.Add(a * c - b * s);
                     scale.Add(Math.Abs(a * c) + Math.Abs(b * s));
-                    got.Add(actual[ia].ToSingle());
+                    got.Add(actual[ia]);
                     expected.Add(b * c + a * s);
                     scale.Add(Math.Abs(b * c) + Math.Abs(a * s));
-                    got.Add(actual[ib].ToSingle());
+                    got.Add(actual[ib]);
                     rotated[ia] = rotated[ib] = true;
                 }
             }
-        // one bf16 rounding of the result: 2^-8 of its size, which the sum of the terms' magnitudes bounds
-        Close([.. expected], [.. scale], got.ToArray(), $"Rope {kind} {layout}, bf16", 1.0 / 256, ConformanceTolerance.Absolute);
-        for (int i = 0; i < n; i++)
-            if (!rotated[i])
-                Assert.Equal(x[i].Bits, actual[i].Bits);
-        for (int i = n; i < actual.Length; i++)
-            Assert.True(actual[i].IsNaN, $"guard element {i - n} was written");
+        return ([.. expected], [.. scale], [.. got], rotated);
     }
 
     [Fact]
