@@ -9,18 +9,22 @@ namespace DeepSeekKernels.Ilgpu;
 /// </summary>
 internal static class DeviceIndexChecks
 {
-    /// <summary>The first i in [0, count) with values[offset + i] outside [0, bound), or -1.</summary>
+    /// <summary>
+    /// The first i in [0, count) with values[offset + i] outside [0, bound), or -1. Each lane scans its own stride with
+    /// independent loads and the warp takes the minimum, so a long scan (a prefill's positions or slots) does not wait on
+    /// one load per warp-width of indices.
+    /// </summary>
     public static int FirstOutOfRange(ArrayView<int> values, long offset, int count, long bound)
     {
-        for (int start = 0; start < count; start += Warp.WarpSize)
+        int first = int.MaxValue;
+        for (int i = Warp.LaneIdx; i < count; i += Warp.WarpSize)
         {
-            int i = start + Warp.LaneIdx;
-            int bad = i < count && (values[offset + i] < 0 || values[offset + i] >= bound) ? i : int.MaxValue;
-            bad = WarpReduce.Min(bad);
-            if (bad != int.MaxValue)
-                return bad;
+            int v = values[offset + i];
+            if (first == int.MaxValue && (v < 0 || v >= bound))
+                first = i;
         }
-        return -1;
+        first = WarpReduce.Min(first);
+        return first == int.MaxValue ? -1 : first;
     }
 
     /// <summary>The first i in [1, count) with values[i] &lt; values[i - 1], or -1.</summary>

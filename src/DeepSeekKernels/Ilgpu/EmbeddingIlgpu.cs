@@ -4,7 +4,6 @@ using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 
 namespace DeepSeekKernels.Ilgpu;
 
@@ -91,7 +90,12 @@ internal sealed class EmbeddingIlgpu(DeviceRuntime runtime)
         TYC yc = default;
         int vocab = s.W.Rows, cols = s.W.Cols;
         if (Grid.IdxX == 0 && Warp.WarpIdx == 0)
-            ReportFirstBadId(ids, errorWord, s.Ids, vocab, s.Site);
+        {
+            // one warp: the first id outside [0, vocab), in index order, recorded in the error word (if none is yet)
+            int bad = DeviceIndexChecks.FirstOutOfRange(ids, 0, s.Ids, vocab);
+            if (bad >= 0)
+                DeviceIndexChecks.Report(errorWord, s.Site, bad, ids[bad], vocab, outOfOrder: false);
+        }
         long i = Grid.IdxX;
         int id = ids[i];
         if ((uint)id >= (uint)vocab)
@@ -99,44 +103,4 @@ internal sealed class EmbeddingIlgpu(DeviceRuntime runtime)
         for (int c = Group.IdxX; c < cols; c += Group.DimX)
             y[i * cols + c] = yc.Store(decoder.Element(data, fp8Scales, scales, zeros, s.W, 0, id, c));
     }
-
-    /// <summary>One warp: the first id outside [0, vocab), in index order, recorded in the error word (if none is yet).</summary>
-    static void ReportFirstBadId(ArrayView<int> ids, ArrayView<int> errorWord, int count, int vocab, int site)
-    {
-        int warpSize = Warp.WarpSize, lane = Warp.LaneIdx;
-        for (int start = 0; start < count; start += warpSize)
-        {
-            int j = start + lane;
-            int bad = j < count && (uint)ids[j] >= (uint)vocab ? j : int.MaxValue;
-            bad = WarpMin(bad);
-            if (bad != int.MaxValue)
-            {
-                if (lane == 0 && Atomic.CompareExchange(ref errorWord[0], 0, site) == 0)
-                {
-                    errorWord[1] = bad;
-                    errorWord[2] = ids[bad];
-                    errorWord[3] = vocab;
-                }
-                return;
-            }
-        }
-    }
-
-    /// <summary>The minimum over the warp's lanes, in every lane.</summary>
-    static int WarpMin(int value)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            value = Min(value, Warp.ShuffleXor(value, 16));
-            value = Min(value, Warp.ShuffleXor(value, 8));
-            value = Min(value, Warp.ShuffleXor(value, 4));
-            value = Min(value, Warp.ShuffleXor(value, 2));
-            return Min(value, Warp.ShuffleXor(value, 1));
-        }
-        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
-            value = Min(value, Warp.ShuffleXor(value, mask));
-        return value;
-    }
-
-    static int Min(int a, int b) => a < b ? a : b;
 }

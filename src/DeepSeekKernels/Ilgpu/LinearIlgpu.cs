@@ -277,8 +277,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             Lanes8 a = n < s.N
                 ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
                 : default;
-            a.F0 = WarpSum(a.F0); a.F1 = WarpSum(a.F1); a.F2 = WarpSum(a.F2); a.F3 = WarpSum(a.F3);
-            a.F4 = WarpSum(a.F4); a.F5 = WarpSum(a.F5); a.F6 = WarpSum(a.F6); a.F7 = WarpSum(a.F7);
+            a.F0 = WarpReduce.Sum(a.F0); a.F1 = WarpReduce.Sum(a.F1); a.F2 = WarpReduce.Sum(a.F2); a.F3 = WarpReduce.Sum(a.F3);
+            a.F4 = WarpReduce.Sum(a.F4); a.F5 = WarpReduce.Sum(a.F5); a.F6 = WarpReduce.Sum(a.F6); a.F7 = WarpReduce.Sum(a.F7);
             if (lane == 0)
                 Put(partials, warp * RowTile, a);
             if (s.SiluMul != 0)
@@ -287,8 +287,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
                 Lanes8 u = n < s.N
                     ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, row0, rows, part + split * lane, warpSize * split)
                     : default;
-                u.F0 = WarpSum(u.F0); u.F1 = WarpSum(u.F1); u.F2 = WarpSum(u.F2); u.F3 = WarpSum(u.F3);
-                u.F4 = WarpSum(u.F4); u.F5 = WarpSum(u.F5); u.F6 = WarpSum(u.F6); u.F7 = WarpSum(u.F7);
+                u.F0 = WarpReduce.Sum(u.F0); u.F1 = WarpReduce.Sum(u.F1); u.F2 = WarpReduce.Sum(u.F2); u.F3 = WarpReduce.Sum(u.F3);
+                u.F4 = WarpReduce.Sum(u.F4); u.F5 = WarpReduce.Sum(u.F5); u.F6 = WarpReduce.Sum(u.F6); u.F7 = WarpReduce.Sum(u.F7);
                 if (lane == 0)
                     Put(partials, (GemvWarps + warp) * RowTile, u);
             }
@@ -464,22 +464,6 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             acc += w.F7 * xc.Load(x[at + 7]);
         }
         return acc;
-    }
-
-    /// <summary>The sum over the warp's lanes, in every lane (butterfly: xor 16, 8, 4, 2, 1 on CUDA).</summary>
-    static float WarpSum(float value)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            value += Warp.ShuffleXor(value, 16);
-            value += Warp.ShuffleXor(value, 8);
-            value += Warp.ShuffleXor(value, 4);
-            value += Warp.ShuffleXor(value, 2);
-            return value + Warp.ShuffleXor(value, 1);
-        }
-        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
-            value += Warp.ShuffleXor(value, mask);
-        return value;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
