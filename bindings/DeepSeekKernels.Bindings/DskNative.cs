@@ -281,7 +281,7 @@ public sealed class DskNativeException(DskStatus status, string message) : Excep
 public static partial class DskNative
 {
     /// <summary>The C header's DSK_ABI_VERSION these bindings were written against.</summary>
-    public const int AbiVersion = 3;
+    public const int AbiVersion = 4;
 
     [LibraryImport(NativeLibraryLocator.DeepSeekKernels, EntryPoint = "dsk_last_error_message")]
     private static partial IntPtr LastErrorMessageNative();

@@ -26,7 +26,7 @@ extern "C" {
 #define DSK_API __attribute__((visibility("default")))
 #endif
 
-#define DSK_ABI_VERSION 3
+#define DSK_ABI_VERSION 4
 
 typedef enum dsk_status {
     DSK_SUCCESS = 0,
@@ -420,6 +420,230 @@ DSK_API dsk_status dsk_paged_attention_workspace_size(const dsk_paged_attention_
 DSK_API dsk_status dsk_paged_attention(const dsk_paged_attention_params* p);
 DSK_API dsk_status dsk_paged_mla_attention_workspace_size(const dsk_paged_attention_params* p, int64_t* bytes);
 DSK_API dsk_status dsk_paged_mla_attention(const dsk_paged_attention_params* p);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Small activation ops (ABI 4): what a forward pass needs between the big ops. x, y (and z) share `dtype` (F32 or
+ * BF16); the math is fp32 and each output is rounded once to dtype. Rows are their row strides apart (elements).
+ */
+
+/* SwiGLU's gate: y[r, i] = silu(x[r, i]) * x[r, intermediate + i], silu(g) = g / (1 + exp(-g)), i < intermediate.
+ * x [rows, 2 * intermediate], y [rows, intermediate]; y must not overlap x. */
+typedef struct dsk_silu_and_mul_params {
+    const void* x;
+    void* y;
+    int64_t rows;              /* >= 1 */
+    int64_t intermediate;      /* >= 1 */
+    int64_t x_row_stride;      /* >= 2 * intermediate */
+    int64_t y_row_stride;      /* >= intermediate */
+    int32_t dtype;             /* F32 or BF16 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_silu_and_mul_params;
+
+DSK_API dsk_status dsk_silu_and_mul(const dsk_silu_and_mul_params* p);
+
+/* Column block copy: y[r, y_offset + c] = x[r, x_offset + c] for r < rows, c < width (bit for bit); every other element
+ * of y is left as it is. Rows x_row_stride / y_row_stride apart (>= offset + width); y's rows must not overlap x's. */
+typedef struct dsk_copy_columns_params {
+    const void* x;
+    void* y;
+    int64_t rows;              /* >= 1 */
+    int64_t width;             /* >= 1 */
+    int64_t x_offset;          /* >= 0 */
+    int64_t y_offset;          /* >= 0 */
+    int64_t x_row_stride;      /* >= x_offset + width */
+    int64_t y_row_stride;      /* >= y_offset + width */
+    int32_t dtype;             /* F32 or BF16 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_copy_columns_params;
+
+DSK_API dsk_status dsk_copy_columns(const dsk_copy_columns_params* p);
+
+/* Elementwise, over n contiguous elements: DSK_ELEMENTWISE_ADD z = x + y; DSK_ELEMENTWISE_SCALE z = x * factor (y NULL).
+ * z may be exactly x or y (in place); other overlaps are undefined. */
+typedef enum dsk_elementwise_op {
+    DSK_ELEMENTWISE_ADD = 0,
+    DSK_ELEMENTWISE_SCALE = 1,
+} dsk_elementwise_op;
+
+typedef struct dsk_elementwise_params {
+    const void* x;
+    const void* y;             /* ADD: [n]; SCALE: NULL */
+    void* z;
+    int64_t n;                 /* >= 1 */
+    float factor;              /* SCALE: finite; ADD: ignored */
+    int32_t op;                /* dsk_elementwise_op */
+    int32_t dtype;             /* F32 or BF16 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_elementwise_params;
+
+DSK_API dsk_status dsk_elementwise(const dsk_elementwise_params* p);
+
+/* Row softmax: y[r, i] = exp(x[r, i] - max_r) / sum_j exp(x[r, j] - max_r) in fp32, rows of row_length, contiguous;
+ * y may be exactly x. */
+typedef struct dsk_softmax_params {
+    const void* x;
+    void* y;
+    int64_t rows;              /* >= 1 */
+    int64_t row_length;        /* >= 1 */
+    int32_t dtype;             /* F32 or BF16 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_softmax_params;
+
+DSK_API dsk_status dsk_softmax(const dsk_softmax_params* p);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Mixture of experts (ABI 4). A token t routed to top_k experts owns the slots s = t * top_k + k. dsk_moe_permute
+ * groups the slots by expert (a stable counting sort: expert e's rows are expert_offsets[e] .. expert_offsets[e + 1],
+ * in ascending slot order), dsk_grouped_linear runs each expert's matrix over its rows, dsk_moe_combine gathers each
+ * token's rows back (slot_rows: slot -> row, the inverse of the grouping) and sums them weighted. No padding: the
+ * grouped GEMM finds its tiles from the offsets on the device. Device-held ids, offsets and rows are checked where read
+ * and reported through `error_word` as the attention ops do (word[4] = 1 for a value in range but out of order).
+ * Every launch's grid depends only on the sizes in the params (never on device data): CUDA-graph capturable.
+ */
+
+typedef enum dsk_moe_scoring {
+    DSK_MOE_SCORING_SOFTMAX = 0,  /* softmax over all experts, fp32, maximum subtracted (DeepSeek-V2) */
+    DSK_MOE_SCORING_SIGMOID = 1,  /* 1 / (1 + exp(-logit)) (DeepSeek-V3) */
+} dsk_moe_scoring;
+
+typedef enum dsk_moe_method {
+    DSK_MOE_METHOD_GREEDY = 0,                /* top_k over all experts */
+    DSK_MOE_METHOD_GROUP_LIMITED_GREEDY = 1,  /* group score = its best choice score (DeepSeek-V2) */
+    DSK_MOE_METHOD_NOAUX_TC = 2,              /* group score = sum of its two best choice scores (DeepSeek-V3) */
+} dsk_moe_method;
+
+/*
+ * Routing, one kernel, per token t (the op doc of Ops.MoeRoute, stated once more):
+ *   scores = softmax(logits[t]) or sigmoid(logits[t]);  choice = scores + bias (bias NULL: choice = scores)
+ *   grouped methods: experts split into `groups` consecutive groups; group score = max (GROUP_LIMITED_GREEDY) or the sum
+ *     of the two largest (NOAUX_TC) of its choice values; the top_k_groups best groups are kept, every other expert's
+ *     choice set to 0
+ *   expert_ids[t, :] = the top_k experts of largest choice, in descending order; ties go to the lower index (groups are
+ *     ranked the same way); NaN counts as larger than any number
+ *   expert_weights[t, k] = scores[expert_ids[t, k]]; if normalize: divided by (their sum + 1e-20); times
+ *     routed_scaling_factor
+ * logits [tokens, experts] F32 or BF16, contiguous. experts <= 1024 in this build (DSK_ERROR_UNSUPPORTED beyond);
+ * grouped methods need experts % groups == 0, 1 <= top_k_groups <= groups, and for NOAUX_TC experts / groups >= 2.
+ * Outputs must not overlap the inputs or each other.
+ */
+typedef struct dsk_moe_route_params {
+    const void* logits;        /* [tokens, experts] logits_dtype */
+    const float* bias;         /* [experts] (e_score_correction_bias), or NULL */
+    int32_t* expert_ids;       /* [tokens, top_k] */
+    float* expert_weights;     /* [tokens, top_k] */
+    int64_t tokens;            /* >= 1 */
+    int32_t experts;           /* 1 .. 1024 */
+    int32_t top_k;             /* 1 .. experts */
+    int32_t groups;            /* grouped methods: >= 1, dividing experts; GREEDY: ignored */
+    int32_t top_k_groups;      /* grouped methods: 1 .. groups; GREEDY: ignored */
+    int32_t scoring;           /* dsk_moe_scoring */
+    int32_t method;            /* dsk_moe_method */
+    int32_t normalize;         /* 0 or 1 (norm_topk_prob) */
+    int32_t logits_dtype;      /* F32 or BF16 */
+    float routed_scaling_factor; /* finite */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_moe_route_params;
+
+DSK_API dsk_status dsk_moe_route(const dsk_moe_route_params* p);
+
+/*
+ * Permutation: with slots = tokens * top_k and e(s) = expert_ids[s],
+ *   expert_offsets[e] = number of slots whose expert is below e (e = 0 .. experts; expert_offsets[experts] = slots)
+ *   row(s) = expert_offsets[e(s)] + number of slots s' < s with e(s') = e(s)      (stable)
+ *   slot_rows[s] = row(s);   permuted[row(s), :] = x[s / top_k, :]   (copied bit for bit)
+ * Every expert id is checked first: if any is outside [0, experts), nothing but the error word is written and the
+ * reported id is the one with the lowest s. Scratch: dsk_moe_permute_workspace_size (pointers may be NULL there) says
+ * how many bytes (16-byte aligned device memory) `workspace` must have; it depends only on tokens, top_k and experts.
+ * x [tokens, hidden] and permuted [slots, hidden] x_dtype (F32 or BF16), rows their row strides apart; outputs must not
+ * overlap the inputs, each other, the workspace or the error word.
+ */
+typedef struct dsk_moe_permute_params {
+    const void* x;             /* [tokens, hidden] */
+    const int32_t* expert_ids; /* [tokens * top_k] */
+    void* permuted;            /* [tokens * top_k, hidden] */
+    int32_t* expert_offsets;   /* [experts + 1] */
+    int32_t* slot_rows;        /* [tokens * top_k] */
+    void* workspace;           /* workspace_bytes, or NULL when 0 */
+    int32_t* error_word;       /* 8 int32; must not be NULL */
+    int64_t workspace_bytes;
+    int64_t tokens;            /* >= 1; tokens * top_k < 2^31 */
+    int64_t top_k;             /* >= 1 */
+    int64_t hidden;            /* >= 1 */
+    int64_t experts;           /* >= 1, < 2^31 */
+    int64_t x_row_stride;      /* >= hidden */
+    int64_t permuted_row_stride; /* >= hidden */
+    int32_t x_dtype;           /* F32 or BF16 */
+    int32_t error_site;        /* > 0 */
+    void* stream;
+} dsk_moe_permute_params;
+
+DSK_API dsk_status dsk_moe_permute_workspace_size(const dsk_moe_permute_params* p, int64_t* bytes);
+DSK_API dsk_status dsk_moe_permute(const dsk_moe_permute_params* p);
+
+/*
+ * Grouped linear (the experts' projections): for every expert e < w.count and row r in
+ * expert_offsets[e] .. expert_offsets[e + 1]:  acc[r, n] = sum_k x[r, k] * w[e, n, k]  (fp32, any order), then the
+ * epilogue as dsk_linear's (NONE or SILU_MUL; SILU_MUL: y has out / 2 columns) and one rounding to y_dtype. Rows
+ * outside expert_offsets[0] .. expert_offsets[w.count] are not written. Weight schemes, dtypes and the meaning of `path`
+ * as dsk_linear's (transpose_w is not offered). The offsets are checked first, in this order: each in [0, m] (bound
+ * m + 1, lowest index reported), then not decreasing (the first i with offsets[i] < offsets[i - 1], out of order,
+ * bound count + 1); when one is bad nothing but the error word is written.
+ * x [m, in] x_dtype, y [m, out or out / 2] y_dtype (F32 or BF16 each), rows their row strides apart; y must not overlap
+ * x, the weight or the offsets.
+ */
+typedef struct dsk_grouped_linear_params {
+    const void* x;             /* [m, in] */
+    const int32_t* expert_offsets; /* [w.count + 1] */
+    dsk_weight w;              /* count = experts, [out, in] each */
+    void* y;                   /* [m, out] (out / 2 with SILU_MUL) */
+    int32_t* error_word;       /* 8 int32; must not be NULL */
+    int64_t m;                 /* >= 1, < 2^31 */
+    int64_t x_row_stride;      /* >= in */
+    int64_t y_row_stride;      /* >= y's columns */
+    int32_t x_dtype;           /* F32 or BF16 */
+    int32_t y_dtype;           /* F32 or BF16 */
+    int32_t epilogue;          /* DSK_EPILOGUE_NONE or DSK_EPILOGUE_SILU_MUL */
+    int32_t path;              /* dsk_linear_path */
+    int32_t error_site;        /* > 0 */
+    int32_t reserved;          /* 0 */
+    void* stream;
+} dsk_grouped_linear_params;
+
+DSK_API dsk_status dsk_grouped_linear(const dsk_grouped_linear_params* p);
+
+/*
+ * Combine: for every token t and column i < hidden,
+ *   sum = sum_{k < top_k, in k order} expert_weights[t, k] * expert_output[slot_rows[t * top_k + k], i]   (fp32)
+ *   y[t, i] = round(accumulate ? y[t, i] + sum : sum)
+ * (accumulate adds onto what y holds, e.g. the shared experts' output). slot_rows are checked where read: a value
+ * outside [0, tokens * top_k) leaves its token's row of y as it was; the reported one has the lowest flat index.
+ * expert_output [tokens * top_k, hidden] expert_output_dtype, y [tokens, hidden] y_dtype (F32 or BF16 each), rows their
+ * row strides apart; y must not overlap the inputs.
+ */
+typedef struct dsk_moe_combine_params {
+    const void* expert_output; /* [tokens * top_k, hidden] */
+    const int32_t* slot_rows;  /* [tokens * top_k] */
+    const float* expert_weights; /* [tokens, top_k] */
+    void* y;                   /* [tokens, hidden] */
+    int32_t* error_word;       /* 8 int32; must not be NULL */
+    int64_t tokens;            /* >= 1; tokens * top_k < 2^31 */
+    int64_t top_k;             /* >= 1 */
+    int64_t hidden;            /* >= 1 */
+    int64_t expert_output_row_stride; /* >= hidden */
+    int64_t y_row_stride;      /* >= hidden */
+    int32_t expert_output_dtype; /* F32 or BF16 */
+    int32_t y_dtype;           /* F32 or BF16 */
+    int32_t accumulate;        /* 0 or 1 */
+    int32_t error_site;        /* > 0 */
+    void* stream;
+} dsk_moe_combine_params;
+
+DSK_API dsk_status dsk_moe_combine(const dsk_moe_combine_params* p);
 
 #ifdef __cplusplus
 }

@@ -119,15 +119,19 @@ internal abstract class KernelBackend
 
     /// <summary>Groups x's rows by expert (see <see cref="Ops.MoePermute"/>).</summary>
     public virtual void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
-        DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts) =>
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts) =>
         throw Missing(nameof(Ops.MoePermute));
 
     /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows] (rank 2, rows may be strided).</summary>
     public virtual void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
         throw Missing(nameof(Ops.GroupedLinear));
 
+    /// <summary>Per-expert gate/up projections with SiLU-and-mul (see <see cref="Ops.GroupedLinearSiluMul"/>).</summary>
+    public virtual void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        throw Missing(nameof(Ops.GroupedLinearSiluMul));
+
     /// <summary>Weighted sum of each token's expert outputs (see <see cref="Ops.MoeCombine"/>).</summary>
-    public virtual void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+    public virtual void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights,
         DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>
         throw Missing(nameof(Ops.MoeCombine));
 

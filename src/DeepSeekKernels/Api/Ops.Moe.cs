@@ -88,18 +88,20 @@ public sealed partial class Ops
     /// Groups tokens' rows by expert for <see cref="GroupedLinear"/>: effectively computes, for the slots
     /// s = t * topK + k (token t's k-th expert e = expertIds[t, k]), a stable counting sort by expert:
     /// <c>expertOffsets[e] .. expertOffsets[e + 1]</c> are expert e's rows of <c>permuted</c> (ascending expert; within
-    /// an expert, ascending slot), <c>permuted[row, :] = x[s / topK, :]</c> and <c>sourceSlot[row] = s</c>;
-    /// <c>expertOffsets[0] = 0</c>, <c>expertOffsets[experts] = tokens * topK</c>.
+    /// an expert, ascending slot), <c>slotRows[s]</c> = the row slot s went to (the map <see cref="MoeCombine"/> gathers
+    /// through) and <c>permuted[slotRows[s], :] = x[s / topK, :]</c>; <c>expertOffsets[0] = 0</c>,
+    /// <c>expertOffsets[experts] = tokens * topK</c>. The rows are not padded: the grouped GEMMs tile on the offsets.
     /// </summary>
     /// <remarks>
-    /// Expert ids are device data, checked where they are read: an id outside [0, experts) is recorded in the error
-    /// word and the next synchronisation throws <see cref="DeviceIndexException"/> naming it and its index.
+    /// Expert ids are device data, checked where they are read: if one is outside [0, experts), the first (lowest slot)
+    /// is recorded in the error word, nothing else is written, and the next synchronisation throws
+    /// <see cref="DeviceIndexException"/> naming it and its index.
     /// </remarks>
     /// <param name="x">[tokens, hidden] the MoE input.</param>
     /// <param name="expertIds">[tokens, topK] from <see cref="MoeRoute"/> (exactly that long); at least one slot.</param>
     /// <param name="permuted">[tokens * topK, hidden] output (at least that long); must not overlap x.</param>
     /// <param name="expertOffsets">[experts + 1] output (at least that long).</param>
-    /// <param name="sourceSlot">[tokens * topK] output (at least that long).</param>
+    /// <param name="slotRows">[tokens * topK] output (at least that long): slot -> permuted row.</param>
     /// <param name="experts">Routed experts (at least 1).</param>
     /// <param name="topK">
     /// Experts per token. 0 (the default) infers it: hidden = permuted.Length / expertIds.Length, which then must be
@@ -109,14 +111,14 @@ public sealed partial class Ops
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or outputs overlap inputs or each other.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
     public void MoePermute(DeviceTensor x, DeviceView<int> expertIds, DeviceTensor permuted, DeviceView<int> expertOffsets,
-        DeviceView<int> sourceSlot, int experts, int topK = 0)
+        DeviceView<int> slotRows, int experts, int topK = 0)
     {
         const string op = nameof(MoePermute);
         x = Act(op, nameof(x), x, null);
         CheckView(op, nameof(expertIds), expertIds, x.Runtime);
         permuted = Act(op, nameof(permuted), permuted, x.Runtime);
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
-        CheckView(op, nameof(sourceSlot), sourceSlot, x.Runtime);
+        CheckView(op, nameof(slotRows), slotRows, x.Runtime);
         OpChecks.AtLeast1(op, nameof(experts), experts);
         OpChecks.NotNegative(op, nameof(topK), topK);
         if (expertIds.Length == 0)
@@ -152,14 +154,14 @@ public sealed partial class Ops
         long permutedElements = slots * hidden;
         OpChecks.LongEnough(op, nameof(permuted), permuted.Length, permutedElements, $"tokens * topK * hidden = {slots} * {hidden}");
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, experts + 1L, "experts + 1");
-        OpChecks.LongEnough(op, nameof(sourceSlot), sourceSlot.Length, slots, $"tokens * topK = {slots}");
+        OpChecks.LongEnough(op, nameof(slotRows), slotRows.Length, slots, $"tokens * topK = {slots}");
         var rowsOut = permuted.Slice(0, permutedElements);
         var offsets = expertOffsets.Slice(0, experts + 1L);
-        var slotsOut = sourceSlot.Slice(0, slots);
+        var slotsOut = slotRows.Slice(0, slots);
         OpChecks.Disjoint(op, nameof(permuted), rowsOut, nameof(x), x);
         OpChecks.Disjoint(op, nameof(expertOffsets), offsets, nameof(expertIds), expertIds);
-        OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertIds), expertIds);
-        OpChecks.Disjoint(op, nameof(sourceSlot), slotsOut, nameof(expertOffsets), offsets);
+        OpChecks.Disjoint(op, nameof(slotRows), slotsOut, nameof(expertIds), expertIds);
+        OpChecks.Disjoint(op, nameof(slotRows), slotsOut, nameof(expertOffsets), offsets);
         using var call = Dispatch(new OpSignature(op, Activations(x, rowsOut)));
         call.Backend.MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts);
     }
@@ -198,18 +200,49 @@ public sealed partial class Ops
     }
 
     /// <summary>
+    /// The experts' gate and up projections with the activation fused in (<see cref="LinearSiluMul"/> per expert): for
+    /// every expert e and row r in <c>expertOffsets[e] .. expertOffsets[e + 1]</c> and every j &lt; half = weight.Rows / 2,
+    /// effectively computes <c>g = x[r, :] . W[e][j, :]</c> and <c>u = x[r, :] . W[e][half + j, :]</c> in float32, then
+    /// <c>destination[r, j] = silu(g) * u</c> in float32, rounded once. Rows outside the offsets are left as they are.
+    /// </summary>
+    /// <remarks>The offsets are device data, checked as <see cref="GroupedLinear"/> checks them.</remarks>
+    /// <param name="x">[M, weight.Cols] rows grouped by expert; at least one row.</param>
+    /// <param name="expertOffsets">[weight.Count + 1] (at least that long), from <see cref="MoePermute"/>.</param>
+    /// <param name="gateUp">A stack of one fused [gate | up] matrix per expert (Count = experts, Rows even).</param>
+    /// <param name="destination">[M, weight.Rows / 2] (at least that long); must not overlap x or the weight.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="gateUp"/> is null.</exception>
+    /// <exception cref="ArgumentException">A view is default or on another runtime, the weight has an odd number of rows, a length is wrong, or destination overlaps an input.</exception>
+    /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
+    public void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> expertOffsets, WeightMatrix gateUp, DeviceTensor destination)
+    {
+        const string op = nameof(GroupedLinearSiluMul);
+        x = Act(op, nameof(x), x, null);
+        CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
+        CheckWeight(op, nameof(gateUp), gateUp, x.Runtime);
+        if (gateUp.Rows % 2 != 0)
+            ThrowHelper.Argument(op, nameof(gateUp), $"gateUp has {gateUp.Rows} rows; a fused [gate | up] weight has an even number (gate's rows, then up's).");
+        int half = gateUp.Rows / 2;
+        int m = OpChecks.Rows(op, nameof(x), x.Length, gateUp.Cols, "gateUp.Cols");
+        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, gateUp.Count + 1L, $"gateUp.Count + 1 = {gateUp.Count} + 1");
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, half, $"M * gateUp.Rows / 2 = {m} * {half}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), gateUp) with { StridedRows = Strided(dst) });
+        call.Backend.GroupedLinearSiluMul(x, expertOffsets.Slice(0, gateUp.Count + 1L), gateUp, dst, m);
+    }
+
+    /// <summary>
     /// Gathers and sums each token's expert outputs: effectively computes, for every token t,
-    /// <c>destination[t, :] = (accumulate ? destination[t, :] : 0) + sum_k expertWeights[t, k] * expertOutput[row(t * topK + k), :]</c>,
-    /// where row(s) is the permuted row whose <c>sourceSlot</c> is s; the sum is float32, in k order, and is added to
-    /// destination after it is complete.
+    /// <c>destination[t, :] = (accumulate ? destination[t, :] : 0) + sum_k expertWeights[t, k] * expertOutput[slotRows[t * topK + k], :]</c>;
+    /// the sum is float32, in k order, and is added to destination after it is complete (one rounding).
     /// </summary>
     /// <remarks>
-    /// sourceSlot is device data, checked where it is read: it must be a permutation of [0, tokens * topK); a value
-    /// outside or a repeat is recorded in the error word and the next synchronisation throws <see cref="DeviceIndexException"/>.
-    /// Offsets of <see cref="GroupedLinear"/> the same way (in [0, M], not decreasing).
+    /// slotRows is device data, checked where it is read: a value outside [0, tokens * topK) is recorded in the error
+    /// word (the lowest index), its token's row is left as it was, and the next synchronisation throws
+    /// <see cref="DeviceIndexException"/>. With accumulate, destination can hold the shared experts' output first.
     /// </remarks>
     /// <param name="expertOutput">[tokens * topK, hidden] expert outputs in permuted order (exactly that long).</param>
-    /// <param name="sourceSlot">[tokens * topK] from <see cref="MoePermute"/> (exactly that long); at least one slot.</param>
+    /// <param name="slotRows">[tokens * topK] from <see cref="MoePermute"/> (exactly that long): slot -> row of expertOutput; at least one slot.</param>
     /// <param name="expertWeights">[tokens, topK] from <see cref="MoeRoute"/> (at least that long).</param>
     /// <param name="destination">[tokens, hidden] (at least that long); must not overlap expertOutput or expertWeights.</param>
     /// <param name="topK">Experts per token (at least 1).</param>
@@ -217,19 +250,19 @@ public sealed partial class Ops
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is less than 1.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or destination overlaps an input.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
-    public void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> expertWeights,
+    public void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> expertWeights,
         DeviceTensor destination, int topK, bool accumulate)
     {
         const string op = nameof(MoeCombine);
         expertOutput = Act(op, nameof(expertOutput), expertOutput, null);
-        CheckView(op, nameof(sourceSlot), sourceSlot, expertOutput.Runtime);
+        CheckView(op, nameof(slotRows), slotRows, expertOutput.Runtime);
         CheckView(op, nameof(expertWeights), expertWeights, expertOutput.Runtime);
         destination = Act(op, nameof(destination), destination, expertOutput.Runtime);
         OpChecks.AtLeast1(op, nameof(topK), topK);
-        int tokens = OpChecks.Rows(op, nameof(sourceSlot), sourceSlot.Length, topK, "topK");
-        long slots = sourceSlot.Length;
+        int tokens = OpChecks.Rows(op, nameof(slotRows), slotRows.Length, topK, "topK");
+        long slots = slotRows.Length;
         if (expertOutput.Length == 0 || expertOutput.Length % slots != 0 || expertOutput.Length / slots > int.MaxValue)
-            ThrowHelper.Argument(op, nameof(expertOutput), $"expertOutput has {expertOutput.Length} elements, not [tokens * topK, hidden] for tokens * topK = sourceSlot.Length = {slots}.");
+            ThrowHelper.Argument(op, nameof(expertOutput), $"expertOutput has {expertOutput.Length} elements, not [tokens * topK, hidden] for tokens * topK = slotRows.Length = {slots}.");
         int hidden = (int)(expertOutput.Length / slots);
         OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, slots, $"tokens * topK = {tokens} * {topK}");
         long outputs = (long)tokens * hidden;
@@ -239,6 +272,6 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertOutput), expertOutput);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertWeights), DeviceTensor.FromView(weights));
         using var call = Dispatch(new OpSignature(op, Activations(expertOutput, dst)));
-        call.Backend.MoeCombine(expertOutput, sourceSlot, weights, dst, tokens, topK, hidden, accumulate);
+        call.Backend.MoeCombine(expertOutput, slotRows, weights, dst, tokens, topK, hidden, accumulate);
     }
 }

@@ -43,6 +43,7 @@ public sealed partial class Ops
                      nameof(MoeRoute), nameof(MoePermute)])
             list.Add(new OpSignature(op, f32));
         list.AddRange(all.Select(w => Weighted(nameof(GroupedLinear), w)));
+        list.AddRange(all.Select(w => Weighted(nameof(GroupedLinearSiluMul), w)));
         list.Add(new OpSignature(nameof(MoeCombine), f32));
         list.Add(new OpSignature(nameof(QuantizeFp8Activations), f32));
         list.Add(Weighted(nameof(LinearW8A8), all[2]));
@@ -52,6 +53,7 @@ public sealed partial class Ops
         list.Add(Weighted(nameof(HeadwiseLinear), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(Embedding), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(GroupedLinear), all[1]) with { X = bf16 });
+        list.Add(Weighted(nameof(GroupedLinearSiluMul), all[1]) with { X = bf16 });
         list.Add(new OpSignature(nameof(Rope), bf16));
         list.Add(new OpSignature(nameof(Attention), bf16) { HeadDim = 128 });
         list.Add(new OpSignature(nameof(MlaAttention), bf16) { HeadDim = 576 });

@@ -6,7 +6,8 @@ namespace DeepSeekKernels.Models;
 /// <summary>
 /// DeepSeek's mixture of experts: route each token to its top-k experts (V3: sigmoid scores, correction
 /// bias, group-limited; V2: softmax), permute the token rows by expert, run every expert's SwiGLU MLP on its
-/// rows as grouped GEMMs (gate and up into one buffer side by side), combine the outputs weighted per token, then add the shared experts' MLP.
+/// rows as grouped GEMMs (the fused gate|up weight with SiLU-and-mul in the epilogue where the backend runs it), and combine the
+/// outputs weighted per token onto the shared experts' MLP output.
 /// </summary>
 internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffer<float>? correctionBias, MoeRouting routing,
     GateUp gateUps, WeightMatrix downs, DenseMlpBlock? shared) : IMlpBlock
@@ -17,6 +18,9 @@ internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffe
         int k = s.ExpertsPerToken, inter = s.MoeIntermediate, experts = s.Experts;
         long m = t * k;
 
+        // the shared experts first, straight into the output: the routed sum is combined onto it
+        shared?.Forward(ops, ws, count, input, output);
+
         var logits = ws.F(RouterLogits, t * experts);
         ops.Linear(input, router, default, logits);
         var ids = ws.I(ExpertIds, m);
@@ -25,23 +29,23 @@ internal sealed class MoeMlpBlock(ModelShape s, WeightMatrix router, DeviceBuffe
 
         var permuted = ws.A(PermutedTokens, m * s.Hidden);
         var offsets = ws.I(ExpertOffsets, experts + 1);
-        var slots = ws.I(SourceSlots, m);
-        ops.MoePermute(input, ids, permuted, offsets, slots, experts);
+        var slotRows = ws.I(SlotRows, m);
+        ops.MoePermute(input, ids, permuted, offsets, slotRows, experts);
 
-        var gu = ws.A(MlpGateUp, 2 * m * inter);
-        gateUps.ProjectGrouped(ops, permuted, offsets, gu.Reshape(m, 2L * inter));
         var act = ws.A(MlpActivation, m * inter);
-        ops.SiluAndMul(gu, act, inter);
+        if (gateUps.Fused is { } fused && ops.Supports(OpSignature.WithWeight(nameof(Ops.GroupedLinearSiluMul), permuted.ElementType, fused)))
+        {
+            ops.GroupedLinearSiluMul(permuted, offsets, fused, act); // each expert's fused weight read once, SiLU in the epilogue
+        }
+        else
+        {
+            var gu = ws.A(MlpGateUp, 2 * m * inter);
+            gateUps.ProjectGrouped(ops, permuted, offsets, gu.Reshape(m, 2L * inter));
+            ops.SiluAndMul(gu, act, inter);
+        }
         var expertOut = ws.A(ExpertOut, m * s.Hidden);
         ops.GroupedLinear(act, offsets, downs, expertOut);
-        ops.MoeCombine(expertOut, slots, weights, output, k, accumulate: false);
-
-        if (shared != null)
-        {
-            var sharedOut = ws.A(AttentionOut, t * s.Hidden); // free: the attention output was consumed by the residual add
-            shared.Forward(ops, ws, count, input, sharedOut);
-            ops.Add(output, sharedOut, output);
-        }
+        ops.MoeCombine(expertOut, slotRows, weights, output, k, accumulate: shared != null);
     }
 
     public void Dispose() { }

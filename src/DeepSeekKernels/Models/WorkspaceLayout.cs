@@ -42,7 +42,7 @@ public static class WorkspaceLayout
     public const string ExpertWeights = "expert weights";
     public const string PermutedTokens = "permuted tokens";
     public const string ExpertOffsets = "expert offsets";
-    public const string SourceSlots = "source slots";
+    public const string SlotRows = "slot rows";
     public const string ExpertOut = "expert out";
     public const string K = "k";
     public const string V = "v";
@@ -106,7 +106,7 @@ public static class WorkspaceLayout
             Add(ExpertWeights, false, t, k);
             Add(PermutedTokens, false, t, k, h);
             Add(ExpertOffsets, true, (long)s.Experts + 1);
-            Add(SourceSlots, true, t, k);
+            Add(SlotRows, true, t, k);
             Add(ExpertOut, false, t, k, h);
         }
         Add(MlpGateUp, false, 2, mlp);

@@ -90,9 +90,23 @@ internal static unsafe class LinearReference
         Parallel.For(0, heads, () => new float[rows * cols], (h, _, matrix) => { Head(h, matrix); return matrix; }, _ => { });
     }
 
-    /// <summary>For every matrix e of the stack with rows offsets[e] .. offsets[e + 1]: y[r] = x[r] @ W[e]^T.</summary>
-    public static void Grouped(IReadOnlyList<(int Expert, WeightData Weight)> used, ReadOnlySpan<int> offsets, nint x, nint y, long yStride)
+    /// <summary>
+    /// For every matrix e of the stack with rows offsets[e] .. offsets[e + 1]: y[r] = x[r] @ W[e]^T, or with siluMul
+    /// y[r, j] = silu(g) * u of that row's [g | u] = x[r] @ W[e]^T (float32, as <see cref="LinearSiluMul"/>).
+    /// </summary>
+    public static void Grouped(IReadOnlyList<(int Expert, WeightData Weight)> used, ReadOnlySpan<int> offsets, nint x, nint y, long yStride,
+        bool siluMul = false)
     {
+        if (siluMul)
+        {
+            foreach (var (e, w) in used)
+            {
+                int first = offsets[e];
+                LinearSiluMul(w, x + (nint)((long)first * w.Cols * sizeof(float)), w.Cols, offsets[e + 1] - first,
+                    y + (nint)(first * yStride * sizeof(float)), yStride);
+            }
+            return;
+        }
         var products = new List<Product>(used.Count);
         foreach (var (e, w) in used)
         {

@@ -115,10 +115,10 @@ internal static unsafe class MoeReference
     static bool Greater(float a, float b) => float.IsNaN(a) ? !float.IsNaN(b) : a > b;
 
     /// <summary>
-    /// Stable counting sort of the slots s = t * topK + k by expert: offsets, sourceSlot and permuted rows. Every
-    /// expert id is checked first: the first outside [0, experts) throws naming it and its index.
+    /// Stable counting sort of the slots s = t * topK + k by expert: offsets, slotRows (slot -> row) and permuted rows.
+    /// Every expert id is checked first: the first outside [0, experts) throws naming it and its index.
     /// </summary>
-    public static void Permute(nint x, ReadOnlySpan<int> expertIds, nint permuted, Span<int> offsets, Span<int> sourceSlot,
+    public static void Permute(nint x, ReadOnlySpan<int> expertIds, nint permuted, Span<int> offsets, Span<int> slotRows,
         int topK, int hidden, int experts)
     {
         for (int s = 0; s < expertIds.Length; s++)
@@ -136,32 +136,26 @@ internal static unsafe class MoeReference
         for (int s = 0; s < expertIds.Length; s++)
         {
             int row = cursor[expertIds[s]]++;
-            sourceSlot[row] = s;
+            slotRows[s] = row;
             new ReadOnlySpan<float>((float*)x + (long)(s / topK) * hidden, hidden)
                 .CopyTo(new Span<float>((float*)permuted + (long)row * hidden, hidden));
         }
     }
 
     /// <summary>
-    /// y[t] = (accumulate ? y[t] : 0) + sum_k w[t, k] * expertOutput[row of slot t * topK + k]. sourceSlot is checked
-    /// first: it must be a permutation of [0, tokens * topK).
+    /// y[t] = (accumulate ? y[t] : 0) + sum_k w[t, k] * expertOutput[slotRows[t * topK + k]]. slotRows is checked first:
+    /// every value must be in [0, tokens * topK).
     /// </summary>
-    public static void Combine(nint expertOutput, ReadOnlySpan<int> sourceSlot, nint weights, nint y, int tokens, int topK,
+    public static void Combine(nint expertOutput, ReadOnlySpan<int> slotRows, nint weights, nint y, int tokens, int topK,
         int hidden, bool accumulate)
     {
-        int slots = sourceSlot.Length;
-        var rowOfSlot = new int[slots];
-        Array.Fill(rowOfSlot, -1);
-        for (int row = 0; row < slots; row++)
+        int slots = slotRows.Length;
+        for (int s = 0; s < slots; s++)
         {
-            int s = sourceSlot[row];
-            if ((uint)s >= (uint)slots)
-                throw new ArgumentOutOfRangeException("sourceSlot", s, $"MoeCombine: sourceSlot[{row}] = {s} is outside [0, {slots}).");
-            if (rowOfSlot[s] >= 0)
-                throw new ArgumentOutOfRangeException("sourceSlot", s,
-                    $"MoeCombine: sourceSlot[{row}] = {s} repeats sourceSlot[{rowOfSlot[s]}]; it must be a permutation of [0, {slots}).");
-            rowOfSlot[s] = row;
+            if ((uint)slotRows[s] >= (uint)slots)
+                throw new ArgumentOutOfRangeException("slotRows", slotRows[s], $"MoeCombine: slotRows[{s}] = {slotRows[s]} is outside [0, {slots}).");
         }
+        var rowOfSlot = slotRows.ToArray();
         void Token(int t, float[] sum)
         {
             var acc = sum.AsSpan(0, hidden);

@@ -397,7 +397,7 @@ internal sealed class ReferenceBackend : KernelBackend
     }
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
-        DeviceView<int> sourceSlot, int tokens, int topK, int hidden, int experts)
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts)
     {
         x.Runtime.Synchronize();
         var hi = HostView.Of(ids);
@@ -406,7 +406,7 @@ internal sealed class ReferenceBackend : KernelBackend
         var hx = new HostF32(x);
         var hp = new HostF32(permuted);
         var ho = HostView.Of(offsets);
-        var hs = HostView.Of(sourceSlot);
+        var hs = HostView.Of(slotRows);
         MoeReference.Permute(hx.Address, hi.Span, hp.Address, ho.Span, hs.Span, topK, hidden, experts);
         KeepAlive(hx);
         hp.WriteBack();
@@ -414,12 +414,19 @@ internal sealed class ReferenceBackend : KernelBackend
         hs.WriteBack();
     }
 
-    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        Grouped(x, offsets, w, y, m, siluMul: false);
+
+    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        Grouped(x, offsets, w, y, m, siluMul: true);
+
+    void Grouped(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
     {
         x.Runtime.Synchronize();
         var ho = HostView.Of(offsets);
         var o = ho.Span;
-        if (OutOfRange(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o, m + 1) || Decreasing(x.Runtime, DeviceErrorSite.GroupedLinearOffsets, o))
+        var site = siluMul ? DeviceErrorSite.GroupedLinearSiluMulOffsets : DeviceErrorSite.GroupedLinearOffsets;
+        if (OutOfRange(x.Runtime, site, o, m + 1) || Decreasing(x.Runtime, site, o))
             return;
         var hx = new HostF32(x);
         var hy = new HostF32(y);
@@ -434,18 +441,17 @@ internal sealed class ReferenceBackend : KernelBackend
             keep.Add(matrix);
             used.Add((e, matrix.Data));
         }
-        LinearReference.Grouped(used, o, hx.Address, hy.Address, y.Stride(0));
+        LinearReference.Grouped(used, o, hx.Address, hy.Address, y.Stride(0), siluMul);
         KeepAlive(hx, keep);
         hy.WriteBack();
     }
 
-    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> sourceSlot, DeviceView<float> weights,
+    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights,
         DeviceTensor y, int tokens, int topK, int hidden, bool accumulate)
     {
         expertOutput.Runtime.Synchronize();
-        var hs = HostView.Of(sourceSlot);
-        if (OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span, hs.Span.Length)
-            || Repeated(expertOutput.Runtime, DeviceErrorSite.MoeCombineSlots, hs.Span))
+        var hs = HostView.Of(slotRows);
+        if (OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineRows, hs.Span, hs.Span.Length))
             return;
         var he = new HostF32(expertOutput);
         var hw = HostView.Of(weights);
@@ -483,22 +489,6 @@ internal sealed class ReferenceBackend : KernelBackend
                 runtime.Errors.Report(site, i, values[i], values.Length, outOfOrder: true);
                 return true;
             }
-        }
-        return false;
-    }
-
-    /// <summary>A permutation (values already in range): the first repeat is recorded as out of order.</summary>
-    static bool Repeated(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values)
-    {
-        var seen = new bool[values.Length];
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (seen[values[i]])
-            {
-                runtime.Errors.Report(site, i, values[i], values.Length, outOfOrder: true);
-                return true;
-            }
-            seen[values[i]] = true;
         }
         return false;
     }

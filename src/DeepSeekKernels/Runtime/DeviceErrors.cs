@@ -30,7 +30,8 @@ public sealed record DeviceErrorSite(int Id, string Op, string Operand, string W
     internal static readonly DeviceErrorSite RopePositions = Register("Rope", "positions", "position", "positions of the RoPE table");
     internal static readonly DeviceErrorSite MoePermuteIds = Register("MoePermute", "expertIds", "expert id", "experts");
     internal static readonly DeviceErrorSite GroupedLinearOffsets = Register("GroupedLinear", "expertOffsets", "row offset", "rows of x (offsets must not decrease)");
-    internal static readonly DeviceErrorSite MoeCombineSlots = Register("MoeCombine", "sourceSlot", "expert row", "rows of expertOutput (each once)");
+    internal static readonly DeviceErrorSite GroupedLinearSiluMulOffsets = Register("GroupedLinearSiluMul", "expertOffsets", "row offset", "rows of x (offsets must not decrease)");
+    internal static readonly DeviceErrorSite MoeCombineRows = Register("MoeCombine", "slotRows", "expert row", "rows of expertOutput");
     internal static readonly DeviceErrorSite KvAppendSlots = Register("KvAppend", "slotMapping", "slot", "slots of the page pool");
     internal static readonly DeviceErrorSite AttentionBlockTable = Register("PagedAttention", "blockTable", "page", "pages of the pool");
     internal static readonly DeviceErrorSite AttentionLengths = Register("PagedAttention", "sequenceLengths", "sequence length", "positions the block table row holds (and at least the sequence's queries)");

@@ -118,10 +118,10 @@ public abstract class MoePermuteConformance : ConformanceTest
         using var dids = Upload(expertIds);
         using var permuted = Poisoned(slots * hidden + (passTopK ? Guard : 0)); // topK inferred: permuted exactly [slots, hidden]
         using var offsets = PoisonedInts(experts + 1 + Guard);
-        using var sourceSlot = PoisonedInts(slots + Guard);
+        using var slotRows = PoisonedInts(slots + Guard);
         int topKArgument = passTopK ? topK : 0;
         if (!Runs(new OpSignature("MoePermute", ElementType.F32),
-                ops => ops.MoePermute(dx.View, dids.View, permuted.View, offsets.View, sourceSlot.View, experts, topKArgument), permuted, offsets, sourceSlot))
+                ops => ops.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slotRows.View, experts, topKArgument), permuted, offsets, slotRows))
             return;
 
         var order = Enumerable.Range(0, slots).OrderBy(s => expertIds[s]).ThenBy(s => s).ToArray();
@@ -129,10 +129,13 @@ public abstract class MoePermuteConformance : ConformanceTest
         for (int e = 0; e < experts; e++)
             expectedOffsets[e + 1] = expectedOffsets[e] + expertIds.Count(id => id == e);
         var actualOffsets = offsets.ToArray();
-        var actualSlots = sourceSlot.ToArray();
+        var actualSlots = slotRows.ToArray();
         var actualRows = permuted.ToArray();
         Assert.Equal(expectedOffsets, actualOffsets.AsSpan(0, experts + 1).ToArray());
-        Assert.Equal(order, actualSlots.AsSpan(0, slots).ToArray());
+        var expectedSlotRows = new int[slots];
+        for (int row = 0; row < slots; row++)
+            expectedSlotRows[order[row]] = row;
+        Assert.Equal(expectedSlotRows, actualSlots.AsSpan(0, slots).ToArray());
         for (int row = 0; row < slots; row++)
             Exact(x.AsSpan(order[row] / topK * hidden, hidden), actualRows.AsSpan(row * hidden, hidden), $"permuted row {row}");
         Assert.All(actualOffsets.AsSpan(experts + 1).ToArray(), v => Assert.Equal(IntPoison, v));
@@ -269,8 +272,8 @@ public abstract class GroupedLinearConformance : ConformanceTest
 }
 
 /// <summary>
-/// MoeCombine against float64: sourceSlot a random permutation, overwriting and accumulating onto the destination, odd
-/// hidden sizes, a guard after the destination; repeated or out-of-range slots reported through the error word.
+/// MoeCombine against float64: slotRows a random permutation, overwriting and accumulating onto the destination, odd
+/// hidden sizes, a guard after the destination; out-of-range rows reported through the error word.
 /// </summary>
 public abstract class MoeCombineConformance : ConformanceTest
 {
@@ -280,21 +283,19 @@ public abstract class MoeCombineConformance : ConformanceTest
     {
         int slots = tokens * topK;
         var random = new Random(slots + hidden);
-        var sourceSlot = Enumerable.Range(0, slots).OrderBy(_ => random.Next()).ToArray(); // row r came from slot sourceSlot[r]
+        var slotRows = Enumerable.Range(0, slots).OrderBy(_ => random.Next()).ToArray(); // slot s went to row slotRows[s]
         var expertOutput = RandomValues(slots * hidden, 91);
         var weights = RandomValues(slots, 92, 0.3f);
         var initial = accumulate ? RandomValues(tokens * hidden, 93) : Nan(tokens * hidden);
         using var dout = Upload(expertOutput);
-        using var dslot = Upload(sourceSlot);
+        using var dslot = Upload(slotRows);
         using var dw = Upload(weights);
         using var dy = Upload(initial.Concat(Nan(Guard)).ToArray());
         if (!Runs(new OpSignature("MoeCombine", ElementType.F32),
                 ops => ops.MoeCombine(dout.View, dslot.View, dw.View, dy.View, topK, accumulate), dy))
             return;
 
-        var rowOf = new int[slots];
-        for (int row = 0; row < slots; row++)
-            rowOf[sourceSlot[row]] = row;
+        var rowOf = slotRows;
         var expected = new double[tokens * hidden];
         var scale = new double[expected.Length];
         for (int t = 0; t < tokens; t++)
@@ -317,20 +318,20 @@ public abstract class MoeCombineConformance : ConformanceTest
     }
 
     [Fact]
-    public void RepeatedOrOutOfRangeSlotsAreReportedAtTheNextSynchronisation()
+    public void OutOfRangeRowsAreReportedAtTheNextSynchronisation()
     {
         const int hidden = 4, topK = 2;
         using var dout = Upload(RandomValues(6 * hidden, 94));
         using var dw = Upload(RandomValues(6, 95));
         using var dy = Poisoned(3 * hidden);
-        using var repeated = Upload(new[] { 3, 0, 3, 1, 2, 4 });
-        using var outside = Upload(new[] { 3, 6, 0, 1, 2, 4 });
-        if (!Supported(new OpSignature("MoeCombine", ElementType.F32), ops => ops.MoeCombine(dout.View, repeated.View, dw.View, dy.View, topK, false), dy))
+        using var outside = Upload(new[] { 3, 5, 0, 6, 2, -1 });
+        using var negative = Upload(new[] { 3, 5, 0, 1, 2, -1 });
+        if (!Supported(new OpSignature("MoeCombine", ElementType.F32), ops => ops.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false), dy))
             return;
-        Assert.True(DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, repeated.View, dw.View, dy.View, topK, false), "MoeCombine", "sourceSlot",
-            "sourceSlot[2] = 3 is out of order").OutOfOrder);
-        DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false), "MoeCombine", "sourceSlot",
-            "sourceSlot[1] = 6 is outside [0, 6)");
+        DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false), "MoeCombine", "slotRows",
+            "slotRows[3] = 6 is outside [0, 6)");
+        DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, negative.View, dw.View, dy.View, topK, false), "MoeCombine", "slotRows",
+            "slotRows[5] = -1 is outside [0, 6)");
     }
 }
 

@@ -139,11 +139,11 @@ public class MoeTests
         using var slots = Upload(Enumerable.Repeat(-9, 6).ToArray());
         ReferenceOps.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slots.View, experts: 5, topK: topK);
         Assert.Equal([0, 3, 3, 5, 6, 6], offsets.ToArray());     // expert 0: 3 rows, 1: none, 2: 2, 3: 1, 4: none
-        Assert.Equal([1, 2, 5, 0, 4, 3], slots.ToArray());       // ascending slot within an expert
+        Assert.Equal([3, 0, 1, 5, 4, 2], slots.ToArray());       // slot -> row: ascending slot within an expert
         var rows = permuted.ToArray();
-        var sourceSlots = slots.ToArray();
-        for (int row = 0; row < 6; row++)
-            Exact(x.AsSpan(sourceSlots[row] / topK * hidden, hidden), rows.AsSpan(row * hidden, hidden), $"row {row}");
+        var slotRows = slots.ToArray();
+        for (int slot = 0; slot < 6; slot++)
+            Exact(x.AsSpan(slot / topK * hidden, hidden), rows.AsSpan(slotRows[slot] * hidden, hidden), $"slot {slot}");
 
         // topK = 0 infers it from the lengths
         using var again = Poisoned(6 * hidden);
@@ -189,17 +189,17 @@ public class MoeTests
         using var dw = Upload(routeWeights);
         using var permuted = Poisoned(slots * hidden);
         using var offsets = Upload(new int[experts + 1]);
-        using var sourceSlot = Upload(new int[slots]);
+        using var slotRows = Upload(new int[slots]);
         using var hiddenStates = Poisoned(slots * 2 * intermediate);
         using var activated = Poisoned(slots * intermediate);
         using var expertOutput = Poisoned(slots * hidden);
         using var destination = Upload(shared);
         var ops = ReferenceOps;
-        ops.MoePermute(dx.View, dids.View, permuted.View, offsets.View, sourceSlot.View, experts, topK);
+        ops.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slotRows.View, experts, topK);
         ops.GroupedLinear(permuted.View, offsets.View, gateUp.Matrix, hiddenStates.View);
         ops.SiluAndMul(hiddenStates.View, activated.View, intermediate);
         ops.GroupedLinear(activated.View, offsets.View, down.Matrix, expertOutput.View);
-        ops.MoeCombine(expertOutput.View, sourceSlot.View, dw.View, destination.View, topK, accumulate: true);
+        ops.MoeCombine(expertOutput.View, slotRows.View, dw.View, destination.View, topK, accumulate: true);
 
         // the direct loop: y[t] = shared[t] + sum_k w[t, k] * down[e] @ (silu(gate[e] @ x[t]) * (up[e] @ x[t]))
         var expected = new double[tokens * hidden];
@@ -253,10 +253,10 @@ public class MoeTests
     {
         const int hidden = 4, topK = 2;
         var output = RandomValues(4 * hidden, 91);  // 2 tokens x 2 experts, permuted
-        int[] sourceSlot = [3, 0, 2, 1];           // row r came from slot sourceSlot[r]
+        int[] slotRows = [1, 3, 2, 0];             // slot s went to row slotRows[s]
         var weights = new float[] { 0.25f, 0.5f, 2f, -1f };
         using var dout = Upload(output);
-        using var dslot = Upload(sourceSlot);
+        using var dslot = Upload(slotRows);
         using var dw = Upload(weights);
         using var dy = Poisoned(2 * hidden);
         ReferenceOps.MoeCombine(dout.View, dslot.View, dw.View, dy.View, topK, accumulate: false);
@@ -269,8 +269,8 @@ public class MoeTests
         }
         Close(expected, expected.Select(v => Math.Abs(v) + 3).ToArray(), dy.ToArray(), "combined", relative: 1e-6);
 
-        using var repeated = Upload(new[] { 3, 0, 3, 1 });
-        DeviceIndexError(Cpu, () => ReferenceOps.MoeCombine(dout.View, repeated.View, dw.View, dy.View, topK, false),
-            "MoeCombine", "sourceSlot", "sourceSlot[2] = 3 is out of order");
+        using var outside = Upload(new[] { 1, 3, 4, 0 });
+        DeviceIndexError(Cpu, () => ReferenceOps.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false),
+            "MoeCombine", "slotRows", "slotRows[2] = 4 is outside [0, 4)");
     }
 }

@@ -186,8 +186,8 @@ public class OpValidationTests
             "too short: 8 elements for experts + 1 = 9");
         Throws<ArgumentException>(() => Strict.MoePermute(x.View, ids.View, permuted.View, offsets.View, slots.View, 8, 4), "expertIds", "not [tokens, topK] for topK = 4");
         Throws<ArgumentException>(() => Strict.MoePermute(x.View, ids.View, permuted.Slice(0, 23), offsets.View, slots.View, 8), "permuted", "or pass topK");
-        Throws<ArgumentException>(() => Strict.MoePermute(x.View, ids.View, permuted.View, offsets.View, ids.View, 8, 2), "sourceSlot", "overlaps expertIds");
-        Throws<ArgumentException>(() => Strict.MoeCombine(permuted.View, slots.Slice(0, 5), weights.View, x.View, 2, false), "sourceSlot", "not a whole number of rows of topK = 2");
+        Throws<ArgumentException>(() => Strict.MoePermute(x.View, ids.View, permuted.View, offsets.View, ids.View, 8, 2), "slotRows", "overlaps expertIds");
+        Throws<ArgumentException>(() => Strict.MoeCombine(permuted.View, slots.Slice(0, 5), weights.View, x.View, 2, false), "slotRows", "not a whole number of rows of topK = 2");
         Throws<ArgumentException>(() => Strict.MoeCombine(permuted.Slice(0, 23), slots.View, weights.View, x.View, 2, false), "expertOutput", "not [tokens * topK, hidden]");
         Throws<ArgumentException>(() => Strict.MoeCombine(permuted.View, slots.View, weights.View, permuted.Slice(0, 12), 2, false), "destination", "overlaps expertOutput");
         Throws<OpNotSupportedException>(() => Route(routing), "", "MoeRoute(x=f32) is not supported by the Ilgpu backend");
