@@ -7,7 +7,8 @@
 #   kernels/tests/emu/run.sh [--quick]        EMU_CHECK=mma runs mma_check (W8A8, the quantiser, the MMA family)
 #                                              instead of linear_check; EMU_CHECK=attention runs attention_check (RoPE,
 #                                              KV append, the SIMT attention family), attention_mma and mla the
-#                                              tensor-core attention families' checks; EMU_ASAN=1 adds AddressSanitizer
+#                                              tensor-core attention families' checks; moe (routing, permutation, combine),
+#                                              grouped_linear and elementwise the issue-13 checks; EMU_ASAN=1 adds AddressSanitizer
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 check=${EMU_CHECK:-linear}
@@ -15,7 +16,10 @@ case "$check" in
   linear) files=(status linear linear_simt linear_mma embedding dequantize_fp8) ;;
   mma) files=(status linear linear_simt linear_mma quantize_fp8_act linear_fp8_w8a8) ;;
   attention | attention_mma | mla) files=(status rope kv_append paged_attention paged_attention_simt paged_attention_mma paged_mla_mma) ;;
-  *) echo "run.sh: EMU_CHECK must be linear, mma, attention, attention_mma or mla" >&2; exit 2 ;;
+  moe) files=(status moe_route moe_permute moe_combine) ;;
+  grouped_linear) files=(status linear linear_simt linear_mma grouped_linear) ;;
+  elementwise) files=(status silu_and_mul copy_columns elementwise softmax) ;;
+  *) echo "run.sh: EMU_CHECK must be linear, mma, attention, attention_mma, mla, moe, grouped_linear or elementwise" >&2; exit 2 ;;
 esac
 out=${EMU_BUILD_DIR:-$root/build/emu-$check}
 rm -rf "$out/src"
