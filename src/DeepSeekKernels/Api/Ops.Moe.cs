@@ -24,8 +24,8 @@ public sealed partial class Ops
     /// transformers picks with <c>topk(sorted=False)</c>, so its order within a token is unspecified; the set of
     /// experts and each expert's weight are what must agree, and this op fixes the order. transformers' DeepSeek-V2
     /// ignores <c>norm_topk_prob</c> (it always scales by <c>routed_scaling_factor</c>): pass NormalizeTopK = false
-    /// to reproduce it. If TopK exceeds the experts of the kept groups, masked experts (choice 0) can be picked, with
-    /// their unbiased score as weight (DeepSeek-V3's gather).
+    /// to reproduce it. A TopK larger than the experts of the kept groups (TopKGroups * Experts / Groups) is refused, as
+    /// config.json parsing refuses it: transformers would hand out experts of groups the token was not routed to.
     /// </remarks>
     /// <param name="routerLogits">[tokens, routing.Experts] the gate linear's output, float32; at least one token.</param>
     /// <param name="correctionBias">[routing.Experts] DeepSeek-V3's e_score_correction_bias (used only to choose), or <c>default</c>.</param>
@@ -82,6 +82,10 @@ public sealed partial class Ops
             ThrowHelper.Argument(op, p, $"routing.TopKGroups must be in [1, routing.Groups = {r.Groups}] (got {r.TopKGroups}).");
         if (r.Method == MoeTopKMethod.NoAuxTc && r.Experts / r.Groups < 2)
             ThrowHelper.Argument(op, p, $"NoAuxTc scores a group by its two best experts; routing.Experts / routing.Groups = {r.Experts / r.Groups} is less than 2.");
+        long reachable = (long)r.TopKGroups * (r.Experts / r.Groups);
+        if (r.TopK > reachable)
+            ThrowHelper.Argument(op, p, $"routing.TopK = {r.TopK} is more than the {reachable} experts of the routing.TopKGroups = {r.TopKGroups} kept groups of "
+                + $"{r.Experts / r.Groups}: a token could only be given experts of groups it was not routed to.");
     }
 
     /// <summary>

@@ -237,7 +237,7 @@ public static class ModelLoader
             NormalizeTopK = config.NormTopkProb,
             RoutedScalingFactor = config.RoutedScalingFactor,
         };
-        return new MoeMlpBlock(s, router, bias, routing, gateUps, downs, shared);
+        return new MoeMlpBlock(s, new MoeLayer(router, bias?.View ?? default, routing, gateUps.Fused, gateUps.Gate, gateUps.Up, downs), shared);
     }
 
     static MlaAttentionBlock LoadMla(WeightLoader loader, ModelShape s, ModelConfig config, string prefix, RopeTable rope)

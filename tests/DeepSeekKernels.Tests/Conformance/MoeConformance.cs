@@ -7,94 +7,117 @@ namespace DeepSeekKernels.Tests.Conformance;
 
 /// <summary>
 /// MoeRoute against a float64 transcription of its doc (score, bias for the choice only, group masking to 0, top-k by
-/// choice with ties to the lower index, weights from the unbiased scores, normalised, scaled): DeepSeek-V3's sigmoid
-/// NoAuxTc with a correction bias, DeepSeek-V2's softmax GroupLimitedGreedy, plain greedy, and a TopK larger than the kept
-/// groups hold (masked experts picked at choice 0). Ids exact, weights within f32 tolerance, outputs inside guards.
+/// choice with ties to the lower index, weights from the unbiased scores, normalised, scaled), swept over the router
+/// shapes of the issue: DeepSeek-V3's sigmoid NoAuxTc with a correction bias at 256 experts / 8 groups / keep 4 / top 8 (1 to
+/// 512 tokens) and smaller, DeepSeek-V2's softmax GroupLimitedGreedy (160 experts), V2-Lite's greedy (64), experts 8/16/64/256,
+/// n_group 1/4/8, k 1..8, 4096 tokens, logits with many exact ties, -infinity logits, a negative bias that lets masked
+/// experts (choice 0) win, and bf16 logits. Ids exact, weights within f32 tolerance, outputs inside guards; bad
+/// configurations refused before anything runs.
 /// </summary>
 public abstract class MoeRouteConformance : ConformanceTest
 {
-    public static TheoryData<string> Cases() => ["v3", "v2", "greedy", "past-kept-groups"];
-
-    static (MoeRouting Routing, int Tokens, bool Bias) Config(string name) => name switch
+    static MoeRouting NoAuxTc(int experts, int topK, int groups, int keep) => new()
     {
-        "v3" => (new MoeRouting
-        {
-            Experts = 16, TopK = 4, Scoring = MoeScoring.Sigmoid, Method = MoeTopKMethod.NoAuxTc, Groups = 4, TopKGroups = 2,
-            NormalizeTopK = true, RoutedScalingFactor = 2.5,
-        }, 5, true),
-        "v2" => (new MoeRouting
-        {
-            Experts = 12, TopK = 3, Scoring = MoeScoring.Softmax, Method = MoeTopKMethod.GroupLimitedGreedy, Groups = 4, TopKGroups = 2,
-            RoutedScalingFactor = 16,
-        }, 9, false),
-        "greedy" => (new MoeRouting { Experts = 7, TopK = 2, Scoring = MoeScoring.Softmax, NormalizeTopK = true }, 3, false),
-        "past-kept-groups" => (new MoeRouting
-        {
-            Experts = 8, TopK = 3, Scoring = MoeScoring.Sigmoid, Method = MoeTopKMethod.NoAuxTc, Groups = 4, TopKGroups = 1,
-            NormalizeTopK = true, RoutedScalingFactor = 2.5,
-        }, 4, true),
-        _ => throw new ArgumentOutOfRangeException(nameof(name)),
+        Experts = experts, TopK = topK, Scoring = MoeScoring.Sigmoid, Method = MoeTopKMethod.NoAuxTc, Groups = groups, TopKGroups = keep,
+        NormalizeTopK = true, RoutedScalingFactor = 2.5,
     };
+
+    static MoeRouting Softmax(int experts, int topK, int groups = 1, int keep = 1, bool grouped = false) => new()
+    {
+        Experts = experts, TopK = topK, Scoring = MoeScoring.Softmax, Method = grouped ? MoeTopKMethod.GroupLimitedGreedy : MoeTopKMethod.Greedy,
+        Groups = groups, TopKGroups = keep, RoutedScalingFactor = grouped ? 16 : 1, NormalizeTopK = !grouped,
+    };
+
+    /// <summary>The cases: routing, tokens, bias ("none", "random", "negative"), logits ("random", "ties", "-inf", "bf16").</summary>
+    static readonly Dictionary<string, (MoeRouting Routing, int Tokens, string Bias, string Logits)> Configs = new()
+    {
+        ["v3 256/8/4 k8, 1 token"] = (NoAuxTc(256, 8, 8, 4), 1, "random", "random"),
+        ["v3 256/8/4 k8, 67 tokens"] = (NoAuxTc(256, 8, 8, 4), 67, "random", "random"),
+        ["v3 256/8/4 k8, 512 tokens"] = (NoAuxTc(256, 8, 8, 4), 512, "random", "random"),
+        ["v3 256/8/4 k8, ties"] = (NoAuxTc(256, 8, 8, 4), 9, "random", "ties"),
+        ["v3 64/8/3 k6"] = (NoAuxTc(64, 6, 8, 3), 13, "random", "random"),
+        ["v3 16/4/2 k4, 4096 tokens"] = (NoAuxTc(16, 4, 4, 2), 4096, "random", "random"),
+        ["v3 16/4/2 k4, no bias"] = (NoAuxTc(16, 4, 4, 2), 5, "none", "random"),
+        ["v3 8/1/1 k1"] = (NoAuxTc(8, 1, 1, 1), 6, "random", "random"),
+        ["v3 16/4/1 k3, masked experts beat a negative choice"] = (NoAuxTc(16, 3, 4, 1), 7, "negative", "random"),
+        ["v3 64/8/4 k8, bf16 logits"] = (NoAuxTc(64, 8, 8, 4), 11, "random", "bf16"),
+        ["v2 160/8/3 k6"] = (Softmax(160, 6, 8, 3, grouped: true), 33, "none", "random"),
+        ["v2 12/4/2 k3, ties"] = (Softmax(12, 3, 4, 2, grouped: true), 9, "none", "ties"),
+        ["v2-lite greedy 64 k6"] = (Softmax(64, 6), 17, "none", "random"),
+        ["greedy 8 k8"] = (Softmax(8, 8), 3, "none", "random"),
+        ["greedy 16 k5, ties"] = (Softmax(16, 5), 8, "none", "ties"),
+        ["greedy 7 k2, -inf logits"] = (Softmax(7, 2), 4, "none", "-inf"),
+        ["sigmoid greedy 8 k2, -inf logits"] = (NoAuxTc(8, 2, 1, 1) with { Method = MoeTopKMethod.Greedy }, 4, "none", "-inf"),
+    };
+
+    public static TheoryData<string> Cases() => [.. Configs.Keys];
 
     [DeviceTheory, MemberData(nameof(Cases))]
     public void MoeRouteMatchesFloat64(string name)
     {
-        var (routing, tokens, withBias) = Config(name);
+        var (routing, tokens, biasKind, logitsKind) = Configs[name];
         int experts = routing.Experts, topK = routing.TopK;
-        var logits = RandomValues(tokens * experts, 61);
-        var bias = RandomValues(experts, 62, 0.1f);
+        var random = new Random(experts * 31 + tokens);
+        var logits = logitsKind switch
+        {
+            // values from a small set: exact ties inside and across groups (no pair symmetric about 0, so no two
+            // different multisets of sigmoid scores sum to exactly the same value)
+            "ties" => Enumerable.Range(0, tokens * experts).Select(_ => (float)(new[] { -1.25, -0.5, 0.25, 1.0, 1.75 })[random.Next(5)]).ToArray(),
+            "-inf" => Enumerable.Range(0, tokens * experts).Select(i => i % 3 == 1 ? float.NegativeInfinity : (float)(random.NextDouble() * 4 - 2)).ToArray(),
+            _ => RandomValues(tokens * experts, 61 + experts),
+        };
+        if (logitsKind == "bf16")
+            logits = logits.Select(v => (float)(BFloat16)v).ToArray(); // the values a bf16 router writes, exactly
+        var bias = biasKind switch
+        {
+            "negative" => Enumerable.Range(0, experts).Select(e => e % 4 >= 2 ? -1.5f : 0.05f * e / experts).ToArray(), // two per group of 4 below 0
+            _ => logitsKind == "ties" ? Enumerable.Range(0, experts).Select(e => e % 2 == 0 ? 0f : 0.125f).ToArray() : RandomValues(experts, 62, 0.1f),
+        };
+        bool withBias = biasKind != "none";
         using var dl = Upload(logits);
+        using var dlBf16 = Upload(logits.Select(v => (BFloat16)v).ToArray());
         using var db = Upload(bias);
         using var ids = PoisonedInts(tokens * topK + Guard);
         using var weights = Poisoned(tokens * topK + Guard);
         var biasView = withBias ? db.View : default;
-        if (!Runs(new OpSignature("MoeRoute", ElementType.F32), ops => ops.MoeRoute(dl.View, biasView, ids.View, weights.View, routing), ids, weights))
+        DeviceTensor input = logitsKind == "bf16" ? dlBf16.View : dl.View;
+        if (!Runs(new OpSignature("MoeRoute", input.ElementType), ops => ops.MoeRoute(input, biasView, ids.View, weights.View, routing), ids, weights))
             return;
 
-        var expectedIds = new int[tokens * topK];
-        var expectedWeights = new double[tokens * topK];
-        for (int t = 0; t < tokens; t++)
-        {
-            var row = logits.AsSpan(t * experts, experts).ToArray().Select(v => (double)v).ToArray();
-            double[] scores;
-            if (routing.Scoring == MoeScoring.Sigmoid)
-                scores = row.Select(l => 1 / (1 + Math.Exp(-l))).ToArray();
-            else
-            {
-                double max = row.Max(), sum = row.Sum(l => Math.Exp(l - max));
-                scores = row.Select(l => Math.Exp(l - max) / sum).ToArray();
-            }
-            var choice = scores.Select((s, e) => s + (withBias ? bias[e] : 0)).ToArray();
-            if (routing.Method != MoeTopKMethod.Greedy)
-            {
-                int size = experts / routing.Groups;
-                double GroupScore(int g)
-                {
-                    var members = choice.Skip(g * size).Take(size).OrderByDescending(c => c).ToArray();
-                    return routing.Method == MoeTopKMethod.NoAuxTc ? members[0] + members[1] : members[0];
-                }
-                var kept = Enumerable.Range(0, routing.Groups).OrderByDescending(GroupScore).ThenBy(g => g).Take(routing.TopKGroups).ToHashSet();
-                for (int e = 0; e < experts; e++)
-                    if (!kept.Contains(e / size))
-                        choice[e] = 0;
-            }
-            var picked = Enumerable.Range(0, experts).OrderByDescending(e => choice[e]).ThenBy(e => e).Take(topK).ToArray();
-            double total = picked.Sum(e => scores[e]);
-            for (int k = 0; k < topK; k++)
-            {
-                expectedIds[t * topK + k] = picked[k];
-                double w = scores[picked[k]];
-                if (routing.NormalizeTopK)
-                    w /= total + 1e-20;
-                expectedWeights[t * topK + k] = w * routing.RoutedScalingFactor;
-            }
-        }
+        var (expectedIds, expectedWeights) = MoeRouteOracle.Float64(logits, withBias ? bias : null, tokens, routing);
         var actualIds = ids.ToArray();
         var actualWeights = weights.ToArray();
-        Assert.Equal(expectedIds, actualIds.AsSpan(0, expectedIds.Length).ToArray());
+        for (int i = 0; i < expectedIds.Length; i++)
+            Assert.True(expectedIds[i] == actualIds[i], $"{name}: token {i / topK}'s expert {i % topK} is {actualIds[i]}, expected {expectedIds[i]}");
         Assert.All(actualIds.AsSpan(expectedIds.Length).ToArray(), id => Assert.Equal(IntPoison, id));
         Close(expectedWeights, actualWeights.AsSpan(0, expectedWeights.Length), $"{name} weights", ConformanceTolerance.F32, ConformanceTolerance.Absolute);
         AllNaN(actualWeights.AsSpan(expectedWeights.Length), "guard after the weights");
+    }
+
+    [Fact]
+    public void BadRoutingConfigurationsAreRefusedBeforeAnythingRuns()
+    {
+        const int tokens = 2, experts = 16;
+        using var dl = Upload(RandomValues(tokens * experts, 63));
+        using var db = Upload(RandomValues(experts, 64, 0.1f));
+        using var shortBias = Upload(RandomValues(experts - 1, 64, 0.1f));
+        using var ids = PoisonedInts(tokens * 8);
+        using var weights = Poisoned(tokens * 8);
+        void Refused(MoeRouting routing, DeviceView<float> bias, string parameter, string fragment)
+        {
+            var before = ids.ToArray();
+            var e = Assert.ThrowsAny<ArgumentException>(() => Ops.MoeRoute(dl.View, bias, ids.View, weights.View, routing));
+            Assert.Equal(parameter, e.ParamName);
+            Assert.Contains(fragment, e.Message);
+            Assert.Equal(before, ids.ToArray());
+            AllNaN(weights.ToArray(), "weights after a refused call");
+        }
+        Refused(NoAuxTc(experts, 5, 4, 1), db.View, "routing", "routing.TopK = 5 is more than the 4 experts of the routing.TopKGroups = 1 kept groups of 4");
+        Refused(NoAuxTc(experts, 2, 3, 1), db.View, "routing", "routing.Experts = 16 is not a multiple of routing.Groups = 3");
+        Refused(NoAuxTc(experts, 2, 4, 2), shortBias.View, "correctionBias", "correctionBias has 15 elements; it needs routing.Experts = 16");
+        Refused(NoAuxTc(experts, 17, 4, 4), db.View, "routing", "routing.TopK must be in [1, routing.Experts = 16] (got 17)");
+        Refused(NoAuxTc(experts, 2, 4, 5), db.View, "routing", "routing.TopKGroups must be in [1, routing.Groups = 4] (got 5)");
+        Refused(NoAuxTc(experts, 1, 16, 1), db.View, "routing", "NoAuxTc scores a group by its two best experts");
     }
 }
 
@@ -105,32 +128,53 @@ public abstract class MoeRouteConformance : ConformanceTest
 public abstract class MoePermuteConformance : ConformanceTest
 {
     [DeviceTheory]
-    [InlineData(7, 2, 5, 33, true)]
-    [InlineData(1, 1, 3, 1, false)]
-    [InlineData(17, 3, 8, 65, false)]
-    public void MoePermuteGroupsSlotsByExpertStably(int tokens, int topK, int experts, int hidden, bool passTopK)
+    [InlineData(7, 2, 5, 33, true, "random", false)]
+    [InlineData(1, 1, 3, 1, false, "random", false)]
+    [InlineData(17, 3, 8, 65, false, "random", false)]
+    [InlineData(1, 8, 256, 24, true, "random", false)]
+    [InlineData(5, 8, 256, 8, true, "random", true)]
+    [InlineData(300, 8, 64, 8, true, "random", false)]
+    [InlineData(300, 6, 16, 5, true, "one expert", false)]
+    [InlineData(257, 4, 8, 9, false, "skewed", true)]
+    [InlineData(4096, 8, 256, 2, true, "random", false)]
+    public void MoePermuteGroupsSlotsByExpertStably(int tokens, int topK, int experts, int hidden, bool passTopK, string distribution, bool bf16)
     {
         int slots = tokens * topK;
         var random = new Random(tokens * 7 + experts);
-        var expertIds = Enumerable.Range(0, slots).Select(_ => random.Next(experts - 1)).ToArray(); // the last expert gets no rows
+        var expertIds = distribution switch
+        {
+            "one expert" => Enumerable.Repeat(experts / 2, slots).ToArray(),
+            "skewed" => Enumerable.Range(0, slots).Select(_ => random.Next(4) == 0 ? random.Next(experts) : 0).ToArray(),
+            _ => Enumerable.Range(0, slots).Select(_ => random.Next(experts - 1)).ToArray(), // the last expert gets no rows
+        };
         var x = RandomValues(tokens * hidden, 71);
+        if (bf16)
+            x = x.Select(v => (float)(BFloat16)v).ToArray(); // exactly representable: rows copy bit for bit
+        int permutedLength = slots * hidden + (passTopK ? Guard : 0); // topK inferred: permuted exactly [slots, hidden]
         using var dx = Upload(x);
+        using var dxBf16 = Upload(x.Select(v => (BFloat16)v).ToArray());
         using var dids = Upload(expertIds);
-        using var permuted = Poisoned(slots * hidden + (passTopK ? Guard : 0)); // topK inferred: permuted exactly [slots, hidden]
+        using var permuted = Poisoned(permutedLength);
+        using var permutedBf16 = PoisonedBf16(permutedLength);
         using var offsets = PoisonedInts(experts + 1 + Guard);
         using var slotRows = PoisonedInts(slots + Guard);
         int topKArgument = passTopK ? topK : 0;
-        if (!Runs(new OpSignature("MoePermute", ElementType.F32),
-                ops => ops.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slotRows.View, experts, topKArgument), permuted, offsets, slotRows))
+        DeviceTensor input = bf16 ? dxBf16.View : dx.View, output = bf16 ? permutedBf16.View : permuted.View;
+        if (!Runs(new OpSignature("MoePermute", bf16 ? ElementType.BF16 : ElementType.F32),
+                ops => ops.MoePermute(input, dids.View, output, offsets.View, slotRows.View, experts, topKArgument),
+                bf16 ? permutedBf16 : permuted, offsets, slotRows))
             return;
 
         var order = Enumerable.Range(0, slots).OrderBy(s => expertIds[s]).ThenBy(s => s).ToArray();
         var expectedOffsets = new int[experts + 1];
+        var counts = new int[experts];
+        foreach (int e in expertIds)
+            counts[e]++;
         for (int e = 0; e < experts; e++)
-            expectedOffsets[e + 1] = expectedOffsets[e] + expertIds.Count(id => id == e);
+            expectedOffsets[e + 1] = expectedOffsets[e] + counts[e];
         var actualOffsets = offsets.ToArray();
         var actualSlots = slotRows.ToArray();
-        var actualRows = permuted.ToArray();
+        var actualRows = bf16 ? permutedBf16.ToArray().Select(v => (float)v).ToArray() : permuted.ToArray();
         Assert.Equal(expectedOffsets, actualOffsets.AsSpan(0, experts + 1).ToArray());
         var expectedSlotRows = new int[slots];
         for (int row = 0; row < slots; row++)
@@ -148,7 +192,7 @@ public abstract class MoePermuteConformance : ConformanceTest
     {
         using var dx = Upload(RandomValues(2 * 4, 72));
         using var dids = Upload(new[] { 1, 0, 5, 2 });
-        using var negative = Upload(new[] { 1, -1, 0, 2 });
+        using var negative = Upload(new[] { 1, -1, 0, -7 });
         using var permuted = Poisoned(16);
         using var offsets = PoisonedInts(6);
         using var slots = PoisonedInts(4);
@@ -159,6 +203,10 @@ public abstract class MoePermuteConformance : ConformanceTest
             "MoePermute", "expertIds", "expertIds[2] = 5 is outside [0, 5)");
         DeviceIndexError(Runtime, () => Ops.MoePermute(dx.View, negative.View, permuted.View, offsets.View, slots.View, 5, 2),
             "MoePermute", "expertIds", "expertIds[1] = -1");
+        // nothing but the error word was written
+        AllNaN(permuted.ToArray(), "permuted after bad expert ids");
+        Assert.All(offsets.ToArray(), v => Assert.Equal(IntPoison, v));
+        Assert.All(slots.ToArray(), v => Assert.Equal(IntPoison, v));
     }
 }
 
@@ -279,6 +327,7 @@ public abstract class MoeCombineConformance : ConformanceTest
 {
     [DeviceTheory]
     [InlineData(5, 3, 17, false), InlineData(5, 3, 17, true), InlineData(1, 1, 1, false), InlineData(9, 2, 65, true)]
+    [InlineData(1, 8, 56, true), InlineData(300, 8, 24, false), InlineData(4096, 8, 4, true)]
     public void MoeCombineMatchesFloat64(int tokens, int topK, int hidden, bool accumulate)
     {
         int slots = tokens * topK;

@@ -64,13 +64,13 @@ public class MoeTests
     {
         // masked_fill(~mask, 0.0): with a negative bias an unmasked expert's choice can fall below a masked one's 0
         var logits = Scores.Select(Logit).ToArray();
-        var bias = new float[] { 0, 0, -1, -1, -1, -1, 0, 0 };
-        var routing = V3 with { TopKGroups = 1, TopK = 3 };
-        // choices: {0.95, 0.05} 1.00, {-0.20, -0.25} -0.45, {-0.30, -0.30} -0.60, {0.10, 0.20} 0.30 -> group 0 kept
+        var bias = new float[] { 0, -1, -1, -1, -1, -1, -1, -1 };
+        var routing = V3 with { TopKGroups = 1, TopK = 2 };
+        // choices: {0.95, -0.95} 0.00, {-0.20, -0.25} -0.45, {-0.30, -0.30} -0.60, {-0.90, -0.80} -1.70 -> group 0 kept
         var (ids, weights) = Route(logits, bias, routing);
-        // kept: 0 (0.95), 1 (0.05); then every masked expert ties at 0.0: the lowest index, 2, is picked
-        Assert.Equal([0, 1, 2], ids);
-        Close([0.95 / 1.80 * 2.5, 0.05 / 1.80 * 2.5, 0.80 / 1.80 * 2.5], weights, "weights", relative: 1e-6);
+        // kept: 0 (0.95); then the masked experts at 0.0 beat expert 1 (-0.95): the lowest index, 2, is picked
+        Assert.Equal([0, 2], ids);
+        Close([0.95 / 1.75 * 2.5, 0.80 / 1.75 * 2.5], weights, "weights", relative: 1e-6);
     }
 
     [Fact]
@@ -272,5 +272,36 @@ public class MoeTests
         using var outside = Upload(new[] { 1, 3, 4, 0 });
         DeviceIndexError(Cpu, () => ReferenceOps.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false),
             "MoeCombine", "slotRows", "slotRows[2] = 4 is outside [0, 4)");
+    }
+
+    [Fact]
+    public void MoeLayerAdmitsTheWholeChainBeforeAnythingRuns()
+    {
+        // a strict backend that runs everything but MoeCombine: the call is refused naming it, and the router never ran
+        const int tokens = 3, hidden = 8, intermediate = 4, experts = 4;
+        var stub = new StubBackend(op => op.Op != "MoeCombine");
+        var ops = DeepSeekKernels.Ops.Over(Cpu, stub);
+        using var router = new TestWeight("f32", 1, experts, hidden, seed: 1);
+        using var gateUp = new TestWeight("f32", experts, 2 * intermediate, hidden, seed: 2);
+        using var down = new TestWeight("f32", experts, hidden, intermediate, seed: 3);
+        var layer = new MoeLayer(router.Matrix, default, V3 with { Experts = experts, Groups = 2, TopKGroups = 1 }, gateUp.Matrix, null, null, down.Matrix);
+        using var scratch = MoeLayerScratch.Allocate(layer, tokens);
+        using var x = Upload(RandomValues(tokens * hidden, 4));
+        using var y = Poisoned(tokens * hidden);
+        var e = Assert.Throws<OpNotSupportedException>(() => ops.MoeLayer(layer, x.View, scratch, y.View, accumulate: false));
+        Assert.Equal("MoeCombine", e.Signature.Op);
+        Assert.Equal(0, stub.LinearCalls);
+        AllNaN(y.ToArray(), "the destination of a refused MoeLayer");
+
+        // parts that do not fit together are named
+        Throws<ArgumentException>(() => new MoeLayer(router.Matrix, default, V3 with { Experts = 5 }, gateUp.Matrix, null, null, down.Matrix),
+            "router", "it must be one [routing.Experts = 5, hidden] matrix");
+        Throws<ArgumentException>(() => new MoeLayer(router.Matrix, default, V3 with { Experts = experts, Groups = 2, TopKGroups = 1 }, down.Matrix, null, null, down.Matrix),
+            "gateUp", "it must be 4 matrices of [2 * intermediate = 8, hidden = 8]");
+        Throws<ArgumentException>(() => new MoeLayer(router.Matrix, default, V3 with { Experts = experts, Groups = 2, TopKGroups = 1 }, null, gateUp.Matrix, null, down.Matrix),
+            "gate", "it must be 4 matrices of [intermediate = 4, hidden = 8]");
+        using var big = Upload(RandomValues((tokens + 1) * hidden, 5));
+        Throws<ArgumentException>(() => DeepSeekKernels.Ops.Create(Cpu, Backend.Reference).MoeLayer(layer, big.View, scratch, y.View, false), "x",
+            "x has 4 tokens; the scratch holds at most 3");
     }
 }
