@@ -218,7 +218,8 @@ internal static class CommonOptions
         try
         {
             var kind = backend == "native" ? DeepSeekKernels.Backend.Native : DeepSeekKernels.Backend.Ilgpu;
-            return (runtime, Ops.Create(runtime, kind, referenceFallback: allowFallback));
+            var ops = Ops.Create(runtime, kind, referenceFallback: allowFallback);
+            return (runtime, ExcludedOps() is { Length: > 0 } excluded ? ops.Excluding(excluded) : ops);
         }
         catch (NotSupportedException e) when (backend == "native")
         {
@@ -230,6 +231,25 @@ internal static class CommonOptions
             runtime.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The environment variable that names ops the GPU backend must not run (a diagnostic, see <see cref="Ops.Excluding"/>).</summary>
+    public const string ExcludeOpsVariable = "DSK_EXCLUDE_OPS";
+
+    /// <summary>
+    /// The op names in DSK_EXCLUDE_OPS (comma or space separated; empty when unset): with --backend ilgpu or native, those
+    /// ops count as unsupported (refused when strict, run on the reference with --allow-fallback and listed).
+    /// </summary>
+    static string[] ExcludedOps()
+    {
+        var names = (Environment.GetEnvironmentVariable(ExcludeOpsVariable) ?? "")
+            .Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (string name in names)
+        {
+            if (!Ops.OpNames.Contains(name))
+                throw new UsageException($"{ExcludeOpsVariable}: '{name}' is not an op; the ops are {string.Join(", ", Ops.OpNames)}.");
+        }
+        return names;
     }
 
     /// <summary>Throws a <see cref="UsageException"/> naming --context unless 1 &lt;= context &lt;= maxPositions.</summary>

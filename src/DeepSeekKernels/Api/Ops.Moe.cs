@@ -103,7 +103,7 @@ public sealed partial class Ops
     /// </remarks>
     /// <param name="x">[tokens, hidden] the MoE input.</param>
     /// <param name="expertIds">[tokens, topK] from <see cref="MoeRoute"/> (exactly that long); at least one slot.</param>
-    /// <param name="permuted">[tokens * topK, hidden] output (at least that long); must not overlap x.</param>
+    /// <param name="permuted">[tokens * topK, hidden] output (at least that long), of x's element type; must not overlap x.</param>
     /// <param name="expertOffsets">[experts + 1] output (at least that long).</param>
     /// <param name="slotRows">[tokens * topK] output (at least that long): slot -> permuted row.</param>
     /// <param name="experts">Routed experts (at least 1).</param>
@@ -121,6 +121,8 @@ public sealed partial class Ops
         x = Act(op, nameof(x), x, null);
         CheckView(op, nameof(expertIds), expertIds, x.Runtime);
         permuted = Act(op, nameof(permuted), permuted, x.Runtime);
+        if (permuted.ElementType != x.ElementType)
+            ThrowHelper.Argument(op, nameof(permuted), $"permuted holds {permuted.ElementType.Name()}; it must hold x's {x.ElementType.Name()} (rows are copied bit for bit).");
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
         CheckView(op, nameof(slotRows), slotRows, x.Runtime);
         OpChecks.AtLeast1(op, nameof(experts), experts);

@@ -65,7 +65,7 @@ public sealed partial class Ops
 
         // admit the whole chain before anything is enqueued
         var siluMul = layer.GateUp is { } fused ? OpSignature.WithWeight(nameof(GroupedLinearSiluMul), act, fused) : default;
-        bool fusedSilu = layer.GateUp != null && _backend.Supports(siluMul, out _);
+        bool fusedSilu = layer.GateUp != null && BackendSupports(siluMul, out _);
         Admit(OpSignature.WithWeight(nameof(Linear), act, layer.Router));
         Admit(new OpSignature(nameof(MoeRoute), ElementType.F32));
         Admit(new OpSignature(nameof(MoePermute), act));
@@ -108,7 +108,7 @@ public sealed partial class Ops
     /// <summary>Throws <see cref="OpNotSupportedException"/> when a call of <paramref name="op"/> would be refused (strict, unsupported).</summary>
     void Admit(in OpSignature op)
     {
-        if (!_backend.Supports(op, out string? reason) && _fallback == null)
+        if (!BackendSupports(op, out string? reason) && _fallback == null)
             throw new OpNotSupportedException(op, _backend.Kind, reason);
     }
 }

@@ -36,11 +36,13 @@ public sealed partial class Ops
 {
     readonly KernelBackend _backend;
     readonly ConcurrentDictionary<OpSignature, FallbackCounter>? _fallback; // null when strict
+    readonly string[] _excluded; // ops treated as unsupported by the backend (Excluding)
 
-    Ops(DeviceRuntime? runtime, KernelBackend backend, bool referenceFallback = false)
+    Ops(DeviceRuntime? runtime, KernelBackend backend, bool referenceFallback = false, string[]? excluded = null)
     {
         Runtime = runtime;
         _backend = backend;
+        _excluded = excluded ?? [];
         if (referenceFallback && backend.Kind != Backend.Reference)
             _fallback = new ConcurrentDictionary<OpSignature, FallbackCounter>();
     }
@@ -87,7 +89,30 @@ public sealed partial class Ops
     /// supports every call, so for <see cref="Backend.Reference"/> this returns an equivalent Ops (nothing falls back).
     /// </summary>
     public Ops WithReferenceFallback() =>
-        _backend.Kind == Backend.Reference ? this : new Ops(Runtime, _backend, referenceFallback: true);
+        _backend.Kind == Backend.Reference ? this : new Ops(Runtime, _backend, referenceFallback: true, _excluded);
+
+    /// <summary>
+    /// These ops, except that every call of the named ops counts as one the backend does not support: strict Ops refuse
+    /// it, Ops with <see cref="WithReferenceFallback"/> run it on the reference and report it. A diagnostic: it sends
+    /// chosen ops to the reference, e.g. to find which op of a GPU backend makes a result differ (dsk reads it from
+    /// DSK_EXCLUDE_OPS). The reference ignores it (it has no other backend to send calls to).
+    /// </summary>
+    /// <exception cref="ArgumentException">A name is not one of <see cref="OpNames"/>.</exception>
+    public Ops Excluding(params IEnumerable<string> ops)
+    {
+        ArgumentNullException.ThrowIfNull(ops);
+        var names = ops.ToArray();
+        foreach (string name in names)
+        {
+            if (!OpNames.Contains(name))
+                throw new ArgumentException($"'{name}' is not an op; the ops are {string.Join(", ", OpNames)}.", nameof(ops));
+        }
+        return _backend.Kind == Backend.Reference ? this
+            : new Ops(Runtime, _backend, _fallback != null, [.. _excluded.Union(names, StringComparer.Ordinal)]);
+    }
+
+    /// <summary>The ops <see cref="Excluding"/> sends away from this backend (empty by default).</summary>
+    public IReadOnlyList<string> ExcludedOps => _excluded;
 
     /// <summary>Whether calls this backend does not support run on the reference backend (<see cref="WithReferenceFallback"/>) rather than throw.</summary>
     public bool ReferenceFallback => _fallback != null;
@@ -115,6 +140,17 @@ public sealed partial class Ops
     {
         if (op.Op is null || !OpNames.Contains(op.Op))
             throw new ArgumentException($"'{op.Op}' is not an op; the ops are {string.Join(", ", OpNames)}.", nameof(op));
+        return BackendSupports(op, out reason);
+    }
+
+    /// <summary>The backend's answer, unless the op is excluded (<see cref="Excluding"/>).</summary>
+    bool BackendSupports(in OpSignature op, out string? reason)
+    {
+        if (_excluded.Length > 0 && Array.IndexOf(_excluded, op.Op) >= 0)
+        {
+            reason = $"{op.Op} is excluded from this backend (Ops.Excluding, DSK_EXCLUDE_OPS)";
+            return false;
+        }
         return _backend.Supports(op, out reason);
     }
 
@@ -153,7 +189,7 @@ public sealed partial class Ops
     /// </summary>
     DispatchScope Dispatch(in OpSignature op)
     {
-        if (_backend.Supports(op, out string? reason))
+        if (BackendSupports(op, out string? reason))
             return new DispatchScope(_backend, null);
         if (_fallback == null)
             throw new OpNotSupportedException(op, _backend.Kind, reason);

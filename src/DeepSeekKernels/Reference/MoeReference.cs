@@ -5,8 +5,8 @@ namespace DeepSeekKernels.Reference;
 /// <summary>
 /// Mixture-of-experts routing, permutation and combination: the specification of MoeRoute, MoePermute and
 /// MoeCombine (see the op docs; routing mirrors transformers 5.x <c>DeepseekV3MoE.route_tokens_to_experts</c> and
-/// <c>DeepseekV2Moe.route_tokens_to_experts</c>). Device data (expert ids, slots) is checked before anything is
-/// written. Arguments are otherwise assumed valid (the op API checks them).
+/// <c>DeepseekV2Moe.route_tokens_to_experts</c>). Device data is checked where read: bad expert ids before anything is
+/// written, a combine token with a bad row skipped. Arguments are otherwise assumed valid (the op API checks them).
 /// </summary>
 internal static unsafe class MoeReference
 {
@@ -143,21 +143,21 @@ internal static unsafe class MoeReference
     }
 
     /// <summary>
-    /// y[t] = (accumulate ? y[t] : 0) + sum_k w[t, k] * expertOutput[slotRows[t * topK + k]]. slotRows is checked first:
-    /// every value must be in [0, tokens * topK).
+    /// y[t] = (accumulate ? y[t] : 0) + sum_k w[t, k] * expertOutput[slotRows[t * topK + k]]. A token one of whose rows is
+    /// outside [0, tokens * topK) is skipped (its row of y left as it was), as the kernels skip it.
     /// </summary>
     public static void Combine(nint expertOutput, ReadOnlySpan<int> slotRows, nint weights, nint y, int tokens, int topK,
         int hidden, bool accumulate)
     {
         int slots = slotRows.Length;
-        for (int s = 0; s < slots; s++)
-        {
-            if ((uint)slotRows[s] >= (uint)slots)
-                throw new ArgumentOutOfRangeException("slotRows", slotRows[s], $"MoeCombine: slotRows[{s}] = {slotRows[s]} is outside [0, {slots}).");
-        }
         var rowOfSlot = slotRows.ToArray();
         void Token(int t, float[] sum)
         {
+            for (int k = 0; k < topK; k++)
+            {
+                if ((uint)rowOfSlot[t * topK + k] >= (uint)slots)
+                    return;
+            }
             var acc = sum.AsSpan(0, hidden);
             acc.Clear();
             for (int k = 0; k < topK; k++)

@@ -451,8 +451,8 @@ internal sealed class ReferenceBackend : KernelBackend
     {
         expertOutput.Runtime.Synchronize();
         var hs = HostView.Of(slotRows);
-        if (OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineRows, hs.Span, hs.Span.Length))
-            return;
+        // a bad row is reported (the lowest index) and only its token is skipped, as the kernels do
+        OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineRows, hs.Span, hs.Span.Length);
         var he = new HostF32(expertOutput);
         var hw = HostView.Of(weights);
         var hy = new HostF32(y);

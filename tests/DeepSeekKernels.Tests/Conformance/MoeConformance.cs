@@ -321,7 +321,7 @@ public abstract class GroupedLinearConformance : ConformanceTest
 
 /// <summary>
 /// MoeCombine against float64: slotRows a random permutation, overwriting and accumulating onto the destination, odd
-/// hidden sizes, a guard after the destination; out-of-range rows reported through the error word.
+/// hidden sizes, a guard after the destination; out-of-range rows reported through the error word, their tokens skipped.
 /// </summary>
 public abstract class MoeCombineConformance : ConformanceTest
 {
@@ -379,6 +379,10 @@ public abstract class MoeCombineConformance : ConformanceTest
             return;
         DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false), "MoeCombine", "slotRows",
             "slotRows[3] = 6 is outside [0, 6)");
+        // token 0 (rows 3 and 5) was combined; tokens 1 and 2 (a bad row each) were skipped
+        var y = dy.ToArray();
+        Assert.All(y.AsSpan(0, hidden).ToArray(), v => Assert.False(float.IsNaN(v), "token 0 has good rows and was combined"));
+        AllNaN(y.AsSpan(hidden), "the tokens with a bad row");
         DeviceIndexError(Runtime, () => Ops.MoeCombine(dout.View, negative.View, dw.View, dy.View, topK, false), "MoeCombine", "slotRows",
             "slotRows[5] = -1 is outside [0, 6)");
     }

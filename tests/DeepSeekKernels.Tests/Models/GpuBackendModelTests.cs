@@ -1,64 +1,73 @@
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Tests.Checkpoints;
 using DeepSeekKernels.Tests.Support;
 
 namespace DeepSeekKernels.Tests.Models;
 
 /// <summary>
-/// A whole model on a GPU backend: RMSNorm (and, on the native kernels, the linear layers and the embedding) on the GPU
-/// kernels, every op they lack on the reference through the fallback (staged through the host), the weights in GPU
-/// memory. The logits must still match the golden.
+/// Whole models on the GPU backends, strict (no fallback at all: an op the backend lacked would throw), the weights in
+/// the backend's memory: every fixture (two dense GQA models, an MLA model, MLA + MoE models with bf16 and FP8 weights,
+/// and the embedded model) on ILGPU's CPU accelerator here and on ILGPU and the native kernels where a GPU is found.
+/// float32 activations match the golden logits within 1e-3; bfloat16 activations stay within the bf16 path's bars
+/// (<see cref="GoldenLogitsTests.TheBf16PathStaysWithinTheBf16Tolerance"/>).
 /// </summary>
 [Collection(nameof(DeviceCollection))]
 public class GpuBackendModelTests
 {
-    /// <summary>
-    /// The same mix as on a GPU, where it runs everywhere: ILGPU's kernels on the CPU accelerator (RMSNorm, the small ops,
-    /// Linear, HeadwiseLinear, Embedding, and attention: Rope, KvAppend, PagedAttention, PagedMlaAttention), the rest on the
-    /// reference; every fixture: two dense GQA models, an MLA model, and MLA + MoE models (bf16 and FP8 weights).
-    /// </summary>
     [Theory]
-    [InlineData("llama"), InlineData("qwen2"), InlineData("deepseek_v2_lite"), InlineData("deepseek_v3"), InlineData("deepseek_v3_fp8")]
-    public void IlgpuKernelsMixWithTheReferenceOnTheCpuAccelerator(string name)
+    [MemberData(nameof(CheckpointFixtures.AllModelFolders), MemberType = typeof(CheckpointFixtures))]
+    public void EveryFixtureRunsOnIlgpuOnTheCpuAcceleratorWithNoFallback(string name) =>
+        Check(Ops.Create(TestDevices.Cpu, Backend.Ilgpu), name, ElementType.F32);
+
+    [Theory]
+    [InlineData("deepseek_v3"), InlineData("deepseek_v2_lite"), InlineData("qwen2"), InlineData("dsv3-pydoc-tiny")]
+    public void Bf16ActivationsRunOnIlgpuOnTheCpuAcceleratorWithNoFallback(string name) =>
+        Check(Ops.Create(TestDevices.Cpu, Backend.Ilgpu), name, ElementType.BF16);
+
+    public static TheoryData<Backend, string, ElementType> GpuCases()
     {
-        var ops = Ops.Create(TestDevices.Cpu, Backend.Ilgpu).WithReferenceFallback();
-        Check(ops, name);
+        var data = new TheoryData<Backend, string, ElementType>();
+        foreach (var backend in (Backend[])[Backend.Native, Backend.Ilgpu])
+        {
+            foreach (string name in (string[])[.. CheckpointFixtures.Names, "dsv3-pydoc-tiny"])
+                data.Add(backend, name, ElementType.F32);
+            data.Add(backend, "deepseek_v3", ElementType.BF16);
+            data.Add(backend, "llama", ElementType.BF16);
+        }
+        return data;
     }
 
     [DeviceTheory, NeedsCudaGpu]
-    [InlineData(Backend.Native, "deepseek_v3"), InlineData(Backend.Ilgpu, "deepseek_v3"), InlineData(Backend.Native, "llama")]
-    public void LogitsMatchTheGoldenOnTheGpu(Backend backend, string name)
+    [MemberData(nameof(GpuCases))]
+    public void EveryFixtureRunsOnTheGpuWithNoFallback(Backend backend, string name, ElementType activations)
     {
         var runtime = backend == Backend.Native ? TestDevices.RequireNative() : TestDevices.RequireCuda();
-        Check(Ops.Create(runtime, backend).WithReferenceFallback(), name);
+        Check(Ops.Create(runtime, backend), name, activations);
     }
 
-    /// <summary>The ops a model's attention block calls.</summary>
-    internal static readonly string[] AttentionOps = [nameof(Ops.Rope), nameof(Ops.KvAppend), nameof(Ops.PagedAttention), nameof(Ops.PagedMlaAttention)];
-
-    static void Check(Ops ops, string name)
+    static void Check(Ops ops, string name, ElementType activations)
     {
+        Assert.False(ops.ReferenceFallback, "these runs are strict");
         string folder = CheckpointFixtures.Folder(name);
         var (ids, golden, _) = ModelTestSupport.Golden(folder);
-        using var model = ModelLoader.Load(folder, ops);
+        using var model = ModelLoader.Load(folder, ops, activations: activations);
+        Assert.Equal(activations, model.Activations);
         int vocab = model.Shape.Vocab;
-        using var cache = model.CreateCache(ids.Length);
+        using var cache = model.CreateCache(ids.Length, activations);
         var logits = new float[ids.Length * vocab];
         model.Forward(ids, cache, logits, allPositions: true);
-        for (int p = 0; p < ids.Length; p++)
+        var errors = Enumerable.Range(0, ids.Length)
+            .Select(p => ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab))).Order().ToArray();
+        string all = string.Join(", ", errors.Select(e => e.ToString("E1")));
+        if (activations == ElementType.F32)
         {
-            double error = ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab));
-            Assert.True(error < 1e-3, $"{ops.Backend} {name}: position {p}: relative error {error:E2}");
+            Assert.True(errors[^1] < 1e-3, $"{ops.Label} {name}: worst relative error {errors[^1]:E2} (bar 1e-3): {all}");
+            return;
         }
-        var fellBack = ops.FallbackReport.Select(r => r.Signature.Op).ToArray();
-        Assert.DoesNotContain(nameof(Ops.RmsNorm), fellBack);
-        // what fell back is what the backend refuses; both GPU backends run the linear layers and the embedding themselves
-        Assert.All(ops.FallbackReport, r => Assert.False(ops.Supports(r.Signature), $"{r.Signature} fell back although {ops.Backend} supports it"));
-        Assert.All((string[])[nameof(Ops.Linear), nameof(Ops.HeadwiseLinear), nameof(Ops.Embedding)], op => Assert.DoesNotContain(op, fellBack));
-        // ILGPU runs the model's attention itself (issue 12): nothing of it fell back
-        if (ops.Backend == Backend.Ilgpu)
-            Assert.All(AttentionOps, op => Assert.DoesNotContain(op, fellBack));
-        // every fallback call stages its operands through the host on a GPU; on the CPU accelerator nothing moves
-        Assert.All(ops.FallbackReport, r => Assert.True(r.Calls > 0 && (ops.Runtime!.IsCuda ? r.StagedBytes > 0 : r.StagedBytes == 0), r.ToString()));
+        int allowed = name.StartsWith("deepseek_v3", StringComparison.Ordinal) ? 2 : 0;
+        Assert.True(errors[errors.Length - 1 - allowed] < 3e-2, $"{ops.Label} {name} bf16: {all}");
+        Assert.True(errors[errors.Length / 2] < 1.5e-2, $"{ops.Label} {name} bf16: median relative error {errors[errors.Length / 2]:E2} (bar 1.5e-2)");
+        Assert.True(errors[0] > 1e-4, $"{ops.Label} {name}: the bf16 path gave the f32 logits (error {errors[0]:E1})");
     }
 }

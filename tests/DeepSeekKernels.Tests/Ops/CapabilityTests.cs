@@ -130,7 +130,7 @@ public class CapabilityTests
     {
         var reference = ReferenceOps;
         Assert.All(DeepSeekKernels.Ops.SupportSignatures, s => Assert.True(reference.Supports(s), s.ToString()));
-        Assert.Equal(24, DeepSeekKernels.Ops.OpNames.Count);
+        Assert.Equal(25, DeepSeekKernels.Ops.OpNames.Count);
         Assert.Same(reference, reference.WithReferenceFallback());
         Assert.False(reference.WithReferenceFallback().ReferenceFallback);
         Assert.Empty(reference.WithReferenceFallback().FallbackReport);
@@ -288,5 +288,32 @@ public class CapabilityTests
                 Assert.Equal(backend, e.Backend);
             }
         }
+    }
+
+    [Fact]
+    public void ExcludedOpsCountAsUnsupported()
+    {
+        // the stub runs f32 Linear; excluding Linear makes strict Ops refuse it and fallback Ops send it to the reference
+        var strict = DeepSeekKernels.Ops.Over(Cpu, F32LinearOnly()).Excluding("Linear");
+        Assert.Equal(["Linear"], strict.ExcludedOps);
+        Assert.False(strict.Supports(F32Linear, out string? reason));
+        Assert.Equal("Linear is excluded from this backend (Ops.Excluding, DSK_EXCLUDE_OPS)", reason);
+        using var w = new TestWeight("f32", 1, Out, In, seed: 1);
+        using var x = Upload(RandomValues(Rows * In, 2));
+        using var y = Poisoned(Rows * Out);
+        var e = Assert.Throws<OpNotSupportedException>(() => strict.Linear(x.View, w.Matrix, default, y.View));
+        Assert.Equal(F32Linear, e.Signature);
+        AllNaN(y.ToArray(), "the output of a refused call");
+
+        var fallback = strict.WithReferenceFallback();
+        Assert.Equal(["Linear"], fallback.ExcludedOps);
+        fallback.Linear(x.View, w.Matrix, default, y.View);
+        Assert.Equal(F32Linear, Assert.Single(fallback.FallbackReport).Signature);
+        Assert.False(float.IsNaN(y.ToArray()[0]));
+
+        Assert.Throws<ArgumentException>(() => strict.Excluding("Lineal"));
+        var reference = ReferenceOps;
+        Assert.Same(reference, reference.Excluding("Linear")); // the reference has nowhere else to send a call
+        Assert.Empty(reference.ExcludedOps);
     }
 }
