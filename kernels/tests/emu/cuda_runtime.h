@@ -170,3 +170,4 @@ inline void __threadfence() {}
 #include "emu_attention_simt.h"
 #include "emu_attention_mma.h"
 #include "emu_mla_mma.h"
+#include "emu_moe.h"
