@@ -3,8 +3,8 @@
  *
  *  - the header compiles as C11, and the struct layouts and enum values are the ones the C# bindings mirror;
  *  - dsk_abi_version() matches the header; the status entry points answer without a GPU;
- *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append and
- *    dsk_paged_(mla_)attention request is refused with the
+ *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append,
+ *    dsk_paged_(mla_)attention and dsk_moe_* request is refused with the
  *    right status and a message naming the op and the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
  *    without a GPU. (Fake, never-dereferenced device pointers stand in for buffers.)
  */
@@ -836,6 +836,336 @@ static void check_paged_attention(int mla) {
     (void)op;
 }
 
+/* ---- Mixture of experts (ABI 4): dsk_moe_route, dsk_moe_permute(_workspace_size), dsk_moe_combine. ---- */
+
+_Static_assert(offsetof(dsk_moe_route_params, logits) == 0, "moe_route.logits");
+_Static_assert(offsetof(dsk_moe_route_params, bias) == 8, "moe_route.bias");
+_Static_assert(offsetof(dsk_moe_route_params, expert_ids) == 16, "moe_route.expert_ids");
+_Static_assert(offsetof(dsk_moe_route_params, expert_weights) == 24, "moe_route.expert_weights");
+_Static_assert(offsetof(dsk_moe_route_params, tokens) == 32, "moe_route.tokens");
+_Static_assert(offsetof(dsk_moe_route_params, experts) == 40, "moe_route.experts");
+_Static_assert(offsetof(dsk_moe_route_params, top_k) == 44, "moe_route.top_k");
+_Static_assert(offsetof(dsk_moe_route_params, groups) == 48, "moe_route.groups");
+_Static_assert(offsetof(dsk_moe_route_params, top_k_groups) == 52, "moe_route.top_k_groups");
+_Static_assert(offsetof(dsk_moe_route_params, scoring) == 56, "moe_route.scoring");
+_Static_assert(offsetof(dsk_moe_route_params, method) == 60, "moe_route.method");
+_Static_assert(offsetof(dsk_moe_route_params, normalize) == 64, "moe_route.normalize");
+_Static_assert(offsetof(dsk_moe_route_params, logits_dtype) == 68, "moe_route.logits_dtype");
+_Static_assert(offsetof(dsk_moe_route_params, routed_scaling_factor) == 72, "moe_route.routed_scaling_factor");
+_Static_assert(offsetof(dsk_moe_route_params, reserved) == 76, "moe_route.reserved");
+_Static_assert(offsetof(dsk_moe_route_params, stream) == 80, "moe_route.stream");
+_Static_assert(sizeof(dsk_moe_route_params) == 88, "sizeof(dsk_moe_route_params)");
+
+_Static_assert(offsetof(dsk_moe_permute_params, x) == 0, "moe_permute.x");
+_Static_assert(offsetof(dsk_moe_permute_params, expert_ids) == 8, "moe_permute.expert_ids");
+_Static_assert(offsetof(dsk_moe_permute_params, permuted) == 16, "moe_permute.permuted");
+_Static_assert(offsetof(dsk_moe_permute_params, expert_offsets) == 24, "moe_permute.expert_offsets");
+_Static_assert(offsetof(dsk_moe_permute_params, slot_rows) == 32, "moe_permute.slot_rows");
+_Static_assert(offsetof(dsk_moe_permute_params, workspace) == 40, "moe_permute.workspace");
+_Static_assert(offsetof(dsk_moe_permute_params, error_word) == 48, "moe_permute.error_word");
+_Static_assert(offsetof(dsk_moe_permute_params, workspace_bytes) == 56, "moe_permute.workspace_bytes");
+_Static_assert(offsetof(dsk_moe_permute_params, tokens) == 64, "moe_permute.tokens");
+_Static_assert(offsetof(dsk_moe_permute_params, top_k) == 72, "moe_permute.top_k");
+_Static_assert(offsetof(dsk_moe_permute_params, hidden) == 80, "moe_permute.hidden");
+_Static_assert(offsetof(dsk_moe_permute_params, experts) == 88, "moe_permute.experts");
+_Static_assert(offsetof(dsk_moe_permute_params, x_row_stride) == 96, "moe_permute.x_row_stride");
+_Static_assert(offsetof(dsk_moe_permute_params, permuted_row_stride) == 104, "moe_permute.permuted_row_stride");
+_Static_assert(offsetof(dsk_moe_permute_params, x_dtype) == 112, "moe_permute.x_dtype");
+_Static_assert(offsetof(dsk_moe_permute_params, error_site) == 116, "moe_permute.error_site");
+_Static_assert(offsetof(dsk_moe_permute_params, stream) == 120, "moe_permute.stream");
+_Static_assert(sizeof(dsk_moe_permute_params) == 128, "sizeof(dsk_moe_permute_params)");
+
+_Static_assert(offsetof(dsk_moe_combine_params, expert_output) == 0, "moe_combine.expert_output");
+_Static_assert(offsetof(dsk_moe_combine_params, slot_rows) == 8, "moe_combine.slot_rows");
+_Static_assert(offsetof(dsk_moe_combine_params, expert_weights) == 16, "moe_combine.expert_weights");
+_Static_assert(offsetof(dsk_moe_combine_params, y) == 24, "moe_combine.y");
+_Static_assert(offsetof(dsk_moe_combine_params, error_word) == 32, "moe_combine.error_word");
+_Static_assert(offsetof(dsk_moe_combine_params, tokens) == 40, "moe_combine.tokens");
+_Static_assert(offsetof(dsk_moe_combine_params, top_k) == 48, "moe_combine.top_k");
+_Static_assert(offsetof(dsk_moe_combine_params, hidden) == 56, "moe_combine.hidden");
+_Static_assert(offsetof(dsk_moe_combine_params, expert_output_row_stride) == 64, "moe_combine.expert_output_row_stride");
+_Static_assert(offsetof(dsk_moe_combine_params, y_row_stride) == 72, "moe_combine.y_row_stride");
+_Static_assert(offsetof(dsk_moe_combine_params, expert_output_dtype) == 80, "moe_combine.expert_output_dtype");
+_Static_assert(offsetof(dsk_moe_combine_params, y_dtype) == 84, "moe_combine.y_dtype");
+_Static_assert(offsetof(dsk_moe_combine_params, accumulate) == 88, "moe_combine.accumulate");
+_Static_assert(offsetof(dsk_moe_combine_params, error_site) == 92, "moe_combine.error_site");
+_Static_assert(offsetof(dsk_moe_combine_params, stream) == 96, "moe_combine.stream");
+_Static_assert(sizeof(dsk_moe_combine_params) == 104, "sizeof(dsk_moe_combine_params)");
+
+_Static_assert(sizeof(dsk_moe_scoring) == 4 && sizeof(dsk_moe_method) == 4, "enums are 32-bit");
+_Static_assert(DSK_MOE_SCORING_SOFTMAX == 0 && DSK_MOE_SCORING_SIGMOID == 1, "dsk_moe_scoring values");
+_Static_assert(DSK_MOE_METHOD_GREEDY == 0 && DSK_MOE_METHOD_GROUP_LIMITED_GREEDY == 1 && DSK_MOE_METHOD_NOAUX_TC == 2,
+               "dsk_moe_method values");
+
+/* A request that would be valid with real buffers: DeepSeek-V3's routing of 4 tokens (256 experts, 8 groups, keep 4). */
+static dsk_moe_route_params route_params(void) {
+    dsk_moe_route_params p;
+    memset(&p, 0, sizeof p);
+    p.logits = FAKE(0x1000000);
+    p.bias = (const float*)FAKE(0x2000000);
+    p.expert_ids = (int32_t*)FAKE(0x3000000);
+    p.expert_weights = (float*)FAKE(0x4000000);
+    p.tokens = 4;
+    p.experts = 256;
+    p.top_k = 8;
+    p.groups = 8;
+    p.top_k_groups = 4;
+    p.scoring = DSK_MOE_SCORING_SIGMOID;
+    p.method = DSK_MOE_METHOD_NOAUX_TC;
+    p.normalize = 1;
+    p.logits_dtype = DSK_DTYPE_F32;
+    p.routed_scaling_factor = 2.5f;
+    return p;
+}
+
+static void expect_route(const char* name, const dsk_moe_route_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_moe_route", name, dsk_moe_route(p), want, expected);
+}
+
+static void check_moe_route(void) {
+    dsk_moe_route_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_route("p NULL", NULL, INV, "dsk_moe_route: p must not be NULL");
+    p = route_params(); p.logits = NULL;
+    expect_route("logits NULL", &p, INV, "logits must not be NULL");
+    p = route_params(); p.expert_ids = NULL;
+    expect_route("expert_ids NULL", &p, INV, "expert_ids must not be NULL");
+    p = route_params(); p.expert_weights = NULL;
+    expect_route("expert_weights NULL", &p, INV, "expert_weights must not be NULL");
+    p = route_params(); p.tokens = 0;
+    expect_route("tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = route_params(); p.experts = 0;
+    expect_route("experts 0", &p, INV, "experts must be >= 1 (got 0)");
+    p = route_params(); p.top_k = 0;
+    expect_route("top_k 0", &p, INV, "top_k must be in [1, experts = 256] (got 0)");
+    p = route_params(); p.method = DSK_MOE_METHOD_GREEDY; p.top_k = 257;
+    expect_route("top_k 257", &p, INV, "top_k must be in [1, experts = 256] (got 257)");
+    p = route_params(); p.scoring = 2;
+    expect_route("scoring 2", &p, INV, "scoring must be SOFTMAX (0) or SIGMOID (1) (got 2)");
+    p = route_params(); p.method = 3;
+    expect_route("method 3", &p, INV, "method must be GREEDY (0), GROUP_LIMITED_GREEDY (1) or NOAUX_TC (2) (got 3)");
+    p = route_params(); p.groups = 0;
+    expect_route("groups 0", &p, INV, "groups must be >= 1 (got 0)");
+    p = route_params(); p.groups = 3;
+    expect_route("groups 3", &p, INV, "experts (256) must be a multiple of groups (3)");
+    p = route_params(); p.top_k_groups = 9;
+    expect_route("top_k_groups 9", &p, INV, "top_k_groups must be in [1, groups = 8] (got 9)");
+    p = route_params(); p.top_k_groups = 0;
+    expect_route("top_k_groups 0", &p, INV, "top_k_groups must be in [1, groups = 8] (got 0)");
+    p = route_params(); p.groups = 256; p.top_k_groups = 8;
+    expect_route("NOAUX_TC groups of 1", &p, INV, "experts / groups must be >= 2 (got 256 / 256)");
+    p = route_params(); p.top_k_groups = 1; p.top_k = 33;
+    expect_route("top_k past the kept groups", &p, INV,
+                 "top_k (33) must be <= the experts of the kept groups, top_k_groups * experts / groups = 1 * 256 / 8 = 32");
+    p = route_params(); p.method = DSK_MOE_METHOD_GREEDY; p.groups = 0; p.top_k_groups = 0; p.top_k = 33; p.normalize = 2;
+    expect_route("GREEDY ignores groups", &p, INV, "normalize must be 0 or 1 (got 2)"); /* passes the group checks */
+    p = route_params(); p.normalize = 2;
+    expect_route("normalize 2", &p, INV, "normalize must be 0 or 1 (got 2)");
+    p = route_params(); p.routed_scaling_factor = NAN;
+    expect_route("scaling NaN", &p, INV, "routed_scaling_factor must be finite");
+    p = route_params(); p.routed_scaling_factor = INFINITY;
+    expect_route("scaling inf", &p, INV, "routed_scaling_factor must be finite");
+    p = route_params(); p.reserved = 1;
+    expect_route("reserved", &p, INV, "reserved must be 0 (got 1)");
+    p = route_params(); p.expert_ids = (int32_t*)((char*)p.logits + 4 * 256 * 4 - 4);
+    expect_route("expert_ids in logits", &p, INV, "expert_ids must not overlap logits");
+    p = route_params(); p.expert_ids = (int32_t*)((char*)p.bias + 8);
+    expect_route("expert_ids in bias", &p, INV, "expert_ids must not overlap bias");
+    p = route_params(); p.expert_weights = (float*)((char*)p.logits + 16);
+    expect_route("expert_weights in logits", &p, INV, "expert_weights must not overlap logits");
+    p = route_params(); p.expert_weights = (float*)((char*)p.bias + 256 * 4 - 4);
+    expect_route("expert_weights in bias", &p, INV, "expert_weights must not overlap bias");
+    p = route_params(); p.expert_weights = (float*)((char*)p.expert_ids + 4 * 8 * 4 - 4);
+    expect_route("expert_weights over expert_ids", &p, INV, "expert_ids must not overlap expert_weights");
+    p = route_params(); p.logits_dtype = DSK_DTYPE_BF16; p.expert_ids = (int32_t*)((char*)p.logits + 4 * 256 * 2 - 2);
+    expect_route("expert_ids at the end of bf16 logits", &p, INV, "expert_ids must not overlap logits");
+    p = route_params(); p.experts = 2048; p.groups = 8; p.top_k = 8;
+    expect_route("experts 2048", &p, UNS, "experts 2048 is not supported (at most 1024 in this build)");
+    p = route_params(); p.logits_dtype = DSK_DTYPE_F16;
+    expect_route("logits F16", &p, UNS, "logits_dtype F16 (2) is not supported (F32 or BF16)");
+    p = route_params(); p.logits_dtype = DSK_DTYPE_F16; p.top_k = 0;
+    expect_route("top_k 0 with F16", &p, INV, "top_k must be in [1, experts = 256] (got 0)");
+}
+
+/* A request that would be valid with real buffers: 5 tokens x top 3 over 16 experts, bf16 rows of 64 (x strided 80). */
+static dsk_moe_permute_params permute_params(void) {
+    dsk_moe_permute_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.expert_ids = (const int32_t*)FAKE(0x2000000);
+    p.permuted = FAKE(0x3000000);
+    p.expert_offsets = (int32_t*)FAKE(0x4000000);
+    p.slot_rows = (int32_t*)FAKE(0x5000000);
+    p.workspace = FAKE(0x6000000);
+    p.error_word = (int32_t*)FAKE(0x7000000);
+    p.workspace_bytes = 4096;
+    p.tokens = 5;
+    p.top_k = 3;
+    p.hidden = 64;
+    p.experts = 16;
+    p.x_row_stride = 80;
+    p.permuted_row_stride = 64;
+    p.x_dtype = DSK_DTYPE_BF16;
+    p.error_site = 9;
+    return p;
+}
+
+static void expect_permute(const char* name, const dsk_moe_permute_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_moe_permute", name, dsk_moe_permute(p), want, expected);
+}
+
+static void check_moe_permute(void) {
+    dsk_moe_permute_params p;
+    int64_t bytes = -1;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    /* The size query: from tokens, top_k and experts only (pointers may be NULL), int32 [chunks of 256 slots, experts]
+     * + [chunks] + 1, in 16-byte units. */
+    memset(&p, 0, sizeof p);
+    p.tokens = 5; p.top_k = 3; p.experts = 16;
+    CHECK(dsk_moe_permute_workspace_size(&p, &bytes) == DSK_SUCCESS && bytes == 80,
+          "dsk_moe_permute_workspace_size(5 x 3, 16 experts) = %lld, want 80 (%s)", (long long)bytes, dsk_last_error_message());
+    p.tokens = 4096; p.top_k = 8; p.experts = 256;
+    CHECK(dsk_moe_permute_workspace_size(&p, &bytes) == DSK_SUCCESS && bytes == (128 * 256 + 128 + 1 + 3) / 4 * 16,
+          "dsk_moe_permute_workspace_size(4096 x 8, 256 experts) = %lld", (long long)bytes);
+    expect_op("dsk_moe_permute_workspace_size", "p NULL", dsk_moe_permute_workspace_size(NULL, &bytes), INV,
+              "p must not be NULL");
+    expect_op("dsk_moe_permute_workspace_size", "bytes NULL", dsk_moe_permute_workspace_size(&p, NULL), INV,
+              "bytes must not be NULL");
+    p.top_k = 0;
+    expect_op("dsk_moe_permute_workspace_size", "top_k 0", dsk_moe_permute_workspace_size(&p, &bytes), INV,
+              "top_k must be >= 1 (got 0)");
+    p.top_k = 8; p.experts = 0;
+    expect_op("dsk_moe_permute_workspace_size", "experts 0", dsk_moe_permute_workspace_size(&p, &bytes), INV,
+              "experts must be in [1, 2^31) (got 0)");
+
+    expect_permute("p NULL", NULL, INV, "dsk_moe_permute: p must not be NULL");
+    p = permute_params(); p.x = NULL;
+    expect_permute("x NULL", &p, INV, "x must not be NULL");
+    p = permute_params(); p.expert_ids = NULL;
+    expect_permute("expert_ids NULL", &p, INV, "expert_ids must not be NULL");
+    p = permute_params(); p.permuted = NULL;
+    expect_permute("permuted NULL", &p, INV, "permuted must not be NULL");
+    p = permute_params(); p.expert_offsets = NULL;
+    expect_permute("expert_offsets NULL", &p, INV, "expert_offsets must not be NULL");
+    p = permute_params(); p.slot_rows = NULL;
+    expect_permute("slot_rows NULL", &p, INV, "slot_rows must not be NULL");
+    p = permute_params(); p.workspace = NULL;
+    expect_permute("workspace NULL", &p, INV, "workspace must not be NULL");
+    p = permute_params(); p.error_word = NULL;
+    expect_permute("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = permute_params(); p.tokens = 0;
+    expect_permute("tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = permute_params(); p.top_k = -1;
+    expect_permute("top_k -1", &p, INV, "top_k must be >= 1 (got -1)");
+    p = permute_params(); p.tokens = (int64_t)1 << 28; p.top_k = 8;
+    expect_permute("slots 2^31", &p, INV, "tokens * top_k must be < 2^31");
+    p = permute_params(); p.experts = (int64_t)1 << 31;
+    expect_permute("experts 2^31", &p, INV, "experts must be in [1, 2^31)");
+    p = permute_params(); p.hidden = 0;
+    expect_permute("hidden 0", &p, INV, "hidden must be >= 1 (got 0)");
+    p = permute_params(); p.x_row_stride = 63;
+    expect_permute("x_row_stride", &p, INV, "x_row_stride must be >= hidden (got 63, hidden 64)");
+    p = permute_params(); p.permuted_row_stride = 1;
+    expect_permute("permuted_row_stride", &p, INV, "permuted_row_stride must be >= hidden (got 1, hidden 64)");
+    p = permute_params(); p.error_site = 0;
+    expect_permute("error_site 0", &p, INV, "error_site must be > 0 (got 0)");
+    p = permute_params(); p.workspace_bytes = 79;
+    expect_permute("workspace too small", &p, INV, "workspace_bytes must be >= 80 (dsk_moe_permute_workspace_size) (got 79)");
+    p = permute_params(); p.workspace = FAKE(0x6000008);
+    expect_permute("workspace unaligned", &p, INV, "workspace must be 16-byte aligned");
+    p = permute_params(); p.permuted = (char*)p.x + 4 * 80 * 2 + 64 * 2 - 2;
+    expect_permute("permuted over x's last row", &p, INV, "permuted must not overlap x");
+    p = permute_params(); p.expert_ids = (const int32_t*)((char*)p.permuted + 15 * 64 * 2 - 4);
+    expect_permute("expert_ids in permuted", &p, INV, "permuted must not overlap expert_ids");
+    p = permute_params(); p.error_word = (int32_t*)((char*)p.permuted + 8);
+    expect_permute("error_word in permuted", &p, INV, "permuted must not overlap error_word");
+    p = permute_params(); p.expert_offsets = (int32_t*)((char*)p.permuted + 8);
+    expect_permute("expert_offsets in permuted", &p, INV, "permuted must not overlap expert_offsets");
+    p = permute_params(); p.slot_rows = (int32_t*)((char*)p.expert_offsets + 16 * 4);
+    expect_permute("slot_rows over expert_offsets[experts]", &p, INV, "expert_offsets must not overlap slot_rows");
+    p = permute_params(); p.expert_ids = (const int32_t*)((char*)p.slot_rows + 14 * 4);
+    expect_permute("expert_ids over slot_rows", &p, INV, "slot_rows must not overlap expert_ids");
+    p = permute_params(); p.workspace = (char*)p.x + 16;
+    expect_permute("workspace in x", &p, INV, "workspace must not overlap x");
+    p = permute_params(); p.slot_rows = (int32_t*)((char*)p.workspace + 64);
+    expect_permute("slot_rows in workspace", &p, INV, "slot_rows must not overlap workspace");
+    p = permute_params(); p.x_dtype = DSK_DTYPE_F16;
+    expect_permute("x F16", &p, UNS, "x_dtype F16 (2) is not supported (F32 or BF16)");
+    p = permute_params(); p.x_dtype = DSK_DTYPE_F16; p.hidden = 0;
+    expect_permute("hidden 0 with F16", &p, INV, "hidden must be >= 1 (got 0)");
+}
+
+/* A request that would be valid with real buffers: 6 tokens x top 2, f32 expert rows of 40 into bf16 y (strided 48). */
+static dsk_moe_combine_params combine_params(void) {
+    dsk_moe_combine_params p;
+    memset(&p, 0, sizeof p);
+    p.expert_output = FAKE(0x1000000);
+    p.slot_rows = (const int32_t*)FAKE(0x2000000);
+    p.expert_weights = (const float*)FAKE(0x3000000);
+    p.y = FAKE(0x4000000);
+    p.error_word = (int32_t*)FAKE(0x5000000);
+    p.tokens = 6;
+    p.top_k = 2;
+    p.hidden = 40;
+    p.expert_output_row_stride = 40;
+    p.y_row_stride = 48;
+    p.expert_output_dtype = DSK_DTYPE_F32;
+    p.y_dtype = DSK_DTYPE_BF16;
+    p.accumulate = 1;
+    p.error_site = 10;
+    return p;
+}
+
+static void expect_combine(const char* name, const dsk_moe_combine_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_moe_combine", name, dsk_moe_combine(p), want, expected);
+}
+
+static void check_moe_combine(void) {
+    dsk_moe_combine_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_combine("p NULL", NULL, INV, "dsk_moe_combine: p must not be NULL");
+    p = combine_params(); p.expert_output = NULL;
+    expect_combine("expert_output NULL", &p, INV, "expert_output must not be NULL");
+    p = combine_params(); p.slot_rows = NULL;
+    expect_combine("slot_rows NULL", &p, INV, "slot_rows must not be NULL");
+    p = combine_params(); p.expert_weights = NULL;
+    expect_combine("expert_weights NULL", &p, INV, "expert_weights must not be NULL");
+    p = combine_params(); p.y = NULL;
+    expect_combine("y NULL", &p, INV, "y must not be NULL");
+    p = combine_params(); p.error_word = NULL;
+    expect_combine("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = combine_params(); p.tokens = 0;
+    expect_combine("tokens 0", &p, INV, "tokens must be >= 1 (got 0)");
+    p = combine_params(); p.top_k = 0;
+    expect_combine("top_k 0", &p, INV, "top_k must be >= 1 (got 0)");
+    p = combine_params(); p.tokens = (int64_t)1 << 30; p.top_k = 2;
+    expect_combine("slots 2^31", &p, INV, "tokens * top_k must be < 2^31");
+    p = combine_params(); p.hidden = 0;
+    expect_combine("hidden 0", &p, INV, "hidden must be >= 1 (got 0)");
+    p = combine_params(); p.expert_output_row_stride = 39;
+    expect_combine("expert_output_row_stride", &p, INV, "expert_output_row_stride must be >= hidden (got 39, hidden 40)");
+    p = combine_params(); p.y_row_stride = 0;
+    expect_combine("y_row_stride", &p, INV, "y_row_stride must be >= hidden (got 0, hidden 40)");
+    p = combine_params(); p.accumulate = 2;
+    expect_combine("accumulate 2", &p, INV, "accumulate must be 0 or 1 (got 2)");
+    p = combine_params(); p.error_site = -2;
+    expect_combine("error_site -2", &p, INV, "error_site must be > 0 (got -2)");
+    p = combine_params(); p.expert_output = (char*)p.y + 5 * 48 * 2 + 40 * 2 - 4;
+    expect_combine("expert_output at y's last row", &p, INV, "y must not overlap expert_output");
+    p = combine_params(); p.slot_rows = (const int32_t*)((char*)p.y + 2);
+    expect_combine("slot_rows in y", &p, INV, "y must not overlap slot_rows");
+    p = combine_params(); p.expert_weights = (const float*)((char*)p.y - 12 * 4 + 2);
+    expect_combine("expert_weights into y", &p, INV, "y must not overlap expert_weights");
+    p = combine_params(); p.error_word = (int32_t*)((char*)p.y + 100);
+    expect_combine("error_word in y", &p, INV, "y must not overlap error_word");
+    p = combine_params(); p.expert_output_dtype = DSK_DTYPE_FP8_E4M3;
+    expect_combine("expert_output FP8", &p, UNS, "expert_output_dtype FP8_E4M3 (3) is not supported (F32 or BF16)");
+    p = combine_params(); p.y_dtype = DSK_DTYPE_I32;
+    expect_combine("y I32", &p, UNS, "y_dtype I32 (5) is not supported (F32 or BF16)");
+    p = combine_params(); p.y_dtype = DSK_DTYPE_I32; p.accumulate = -1;
+    expect_combine("accumulate -1 with I32", &p, INV, "accumulate must be 0 or 1 (got -1)");
+}
+
 int main(void) {
     dsk_rms_norm_params p;
 
@@ -922,6 +1252,11 @@ int main(void) {
     check_kv_append();
     check_paged_attention(0);
     check_paged_attention(1);
+
+    /* Mixture of experts (ABI 4): every request below is invalid or unsupported, so nothing launches. */
+    check_moe_route();
+    check_moe_permute();
+    check_moe_combine();
 
     if (g_failures != 0) {
         fprintf(stderr, "abi_check: %d of %d checks failed\n", g_failures, g_checks);
