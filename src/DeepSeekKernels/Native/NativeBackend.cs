@@ -8,6 +8,7 @@ internal sealed class NativeBackend : KernelBackend
 {
     readonly DeviceRuntime _runtime;
     readonly AttentionWorkspace _attentionWorkspace;
+    readonly AttentionWorkspace _moeWorkspace; // MoePermute's counting-sort scratch
 
     public NativeBackend(DeviceRuntime runtime)
     {
@@ -15,6 +16,7 @@ internal sealed class NativeBackend : KernelBackend
             throw new NotSupportedException("The native backend is not available: " + reason);
         _runtime = runtime;
         _attentionWorkspace = new AttentionWorkspace(runtime);
+        _moeWorkspace = new AttentionWorkspace(runtime);
     }
 
     /// <summary>The split-K scratch of this backend's paged attention calls (for tests).</summary>
@@ -33,6 +35,8 @@ internal sealed class NativeBackend : KernelBackend
     /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
     /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, heads of up to
     /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
+    /// MoeRoute, MoePermute, MoeCombine: dsk_moe_route (f32 or bf16 logits), dsk_moe_permute (f32 or bf16 rows, x and
+    /// permuted of one type; scratch from a second grow-once workspace) and dsk_moe_combine (f32 or bf16 expert rows and output).
     /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     /// <summary>The widest query/key head the CUDA-core attention family runs (dsk_paged_attention's header; MLA's 576 fits).</summary>
@@ -78,6 +82,15 @@ internal sealed class NativeBackend : KernelBackend
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention takes f32 or bf16 queries and output, not {op.X.Name()}"
                 : op.Pages is not (ElementType.F32 or ElementType.BF16) ? $"dsk_{(op.Op == nameof(Ops.PagedAttention) ? "paged" : "paged_mla")}_attention reads f32 or bf16 pages, not {op.Pages?.Name() ?? "none"}"
                 : op.HeadDim > MaxAttentionHeadDim ? $"the CUDA-core attention kernels take heads of up to {MaxAttentionHeadDim} elements, not {op.HeadDim}"
+                : null,
+            nameof(Ops.MoeRoute) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_moe_route reads f32 or bf16 logits, not {op.X.Name()}"
+                : null,
+            nameof(Ops.MoePermute) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_moe_permute copies f32 or bf16 rows, not {op.X.Name()}"
+                : null,
+            nameof(Ops.MoeCombine) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_moe_combine takes f32 or bf16 expert rows and output, not {op.X.Name()}"
                 : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
@@ -130,6 +143,18 @@ internal sealed class NativeBackend : KernelBackend
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
         PagedAttentionNative.PagedMlaAttention(_runtime, _attentionWorkspace, q, latentPages, batch, destination, shape);
+
+    public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights,
+        int tokens, MoeRouting routing) =>
+        MoeNative.Route(_runtime, logits, bias, ids, weights, tokens, routing);
+
+    public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts) =>
+        MoeNative.Permute(_runtime, _moeWorkspace, x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
+
+    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights,
+        DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>
+        MoeNative.Combine(_runtime, expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Fp8ActivationNative.Linear(_runtime, qx, xScales, w, bias, y);

@@ -124,7 +124,7 @@ internal sealed class AttentionWorkspace
             {
                 if (capturing)
                     throw new InvalidOperationException(
-                        $"{op}: this batch shape needs {bytes} bytes of split-K workspace, more than the {capacity} allocated, and the stream " +
+                        $"{op}: this batch shape needs {bytes} bytes of workspace, more than the {capacity} allocated, and the stream " +
                         "is being captured into a CUDA graph, during which no device memory is allocated: run the step once before capturing it.");
                 if (_buffer != null)
                 {
