@@ -19,9 +19,20 @@
 #      dsk_rope + dsk_kv_append), the attention GPU test classes alone (tests-attention) and under memcheck
 #      (sanitizer-attention), and the attention benchmarks' headline cases (DSK_BENCH_HEADLINE=1: GQA decode, MLA decode,
 #      causal prefill, RoPE + KvAppend, ILGPU decode beside native) in two steps.
-#      The whole list is more than one 10-minute call, so it is two: without DSK_STEPS (or DSK_STEPS=base) steps 1-4, about
+#   6. mixture of experts (issue 13), its own group, DSK_STEPS=moe: native-build again (incremental), the MoE check programs'
+#      --bench (build/native/dsk_moe_check and dsk_grouped_linear_check; a program not built is reported "missing"),
+#      the MoE GPU test classes with DSK_REQUIRE_GPU=1 (MoeRoute, MoePermute, MoeCombine, MoeLayer, GroupedLinear,
+#      GroupedLinearSiluMul and the elementwise ops' conformance on the native and ILGPU-CUDA backends: tests-moe) and under
+#      memcheck (sanitizer-moe), the MoE benchmarks' headline cases (DSK_BENCH_HEADLINE=1: MoeRouteBenchmarks at 1-512 tokens,
+#      bench-moe-route, about a minute; MoeLayerBenchmarks at 1, 16, 128, 4096 tokens with bf16 and FP8 experts beside a copy,
+#      the cuBLAS GEMM rate and a per-expert cuBLAS loop, bench-moe-layer, about 2.5 minutes), bench/peers/moe_peers.py
+#      (transformers' routing chain and per-expert loop in PyTorch, bench-peers-moe), and dsk generate on the three DeepSeek
+#      fixtures (tests/fixtures/hf-tiny: deepseek_v3, deepseek_v3_fp8, deepseek_v2_lite) and the embedded model on the native
+#      backend with no fallback, each beside --backend reference, decode tokens/s of both printed (dsk-generate-moe).
+#      About 7 minutes (estimated, not yet timed; a minute more on a fresh machine, where native-build is a full build).
+#      The whole list is more than one 10-minute call, so it is three: without DSK_STEPS (or DSK_STEPS=base) steps 1-4, about
 #      8 minutes, the attention classes included in step 2's list; then DSK_STEPS=attention: native-build again
-#      (incremental) and step 5, about 6 minutes.
+#      (incremental) and step 5, about 6 minutes; then DSK_STEPS=moe: step 6.
 # OUT/summary.txt holds the table, the test totals, the sanitizer summary and the GPU; the raw logs sit beside it.
 #
 # Works with a .NET SDK (dotnet run) or without one, from the bundle that scripts/device-bundle.sh packs
@@ -40,12 +51,14 @@ failed=0
 # Each step may run at most DSK_STEP_TIMEOUT seconds (default 240), so one hung step cannot eat a lease.
 step_timeout=${DSK_STEP_TIMEOUT:-240}
 # DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began). Two groups
-# stand for their steps: base (steps 1-4, the default) and attention (native-build and step 5).
+# stand for their steps: base (steps 1-4, the default), attention (native-build and step 5) and moe (native-build and step 6).
 steps=" ${DSK_STEPS:-base} "
 base_steps="native-build native-ctest native-racecheck native-bench native-bench-linear native-bench-mma bench-peers tests sanitizer dsk-check dsk-generate bench bench-linear"
 attention_steps="native-build native-racecheck-attention native-bench-attention bench-peers-attention tests-attention sanitizer-attention bench-attention-decode bench-attention-prefill"
+moe_steps="native-build native-bench-moe tests-moe sanitizer-moe bench-moe-route bench-moe-layer bench-peers-moe dsk-generate-moe"
 [[ "$steps" == *" base "* ]] && steps="$steps$base_steps "
 [[ "$steps" == *" attention "* ]] && steps="$steps$attention_steps "
+[[ "$steps" == *" moe "* ]] && steps="$steps$moe_steps "
 step() { # step NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log
   local name=$1; shift
   local start=$SECONDS
@@ -194,15 +207,75 @@ step bench-attention-decode env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*Pa
 step bench-attention-prefill env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*PrefillAttentionBenchmarks*' '*RopeKvAppendBenchmarks*' \
   --artifacts "$out/bench-attention-prefill"
 
+# 6. Mixture of experts (issue 13). The check programs are being written beside these steps: one not built is "missing".
+step native-bench-moe bash -c 'rc=0; for c in dsk_moe_check dsk_grouped_linear_check; do
+    if [ -x "build/native/$c" ]; then echo "== $c --bench"; "build/native/$c" --bench || rc=$?; else echo "$c: missing (not in build/native)"; fi
+  done; exit $rc'
+# The MoE ops and the small activation ops the layer chains (CopyColumns, SiLU-and-mul, softmax, add, scale), both GPU backends.
+# A class not in this build (GroupedLinearSiluMul's, while it is being written) matches nothing.
+moe_classes=()
+for c in MoeRoute MoePermute MoeCombine MoeLayer GroupedLinear GroupedLinearSiluMul CopyColumns SiluAndMul Softmax Add Scale; do
+  moe_classes+=(-class "DeepSeekKernels.Tests.Conformance.${c}IlgpuCudaConformance" -class "DeepSeekKernels.Tests.Conformance.${c}NativeConformance")
+done
+step tests-moe "${tests[@]}" -noColor -xml "$out/tests-moe.xml" "${moe_classes[@]}"
+if [[ "$steps" != *" sanitizer-moe "* ]]; then
+  summary+=("sanitizer-moe|skipped (DSK_STEPS)|-")
+elif command -v compute-sanitizer >/dev/null; then
+  step sanitizer-moe compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
+    "${tests[@]}" -noColor "${moe_classes[@]}"
+  grep -q "ERROR SUMMARY: 0 errors" "$out/sanitizer-moe.log" || { echo "gpu-check: memcheck (moe) did not report 0 errors" >&2; failed=1; }
+else
+  summary+=("sanitizer-moe|not run: compute-sanitizer not found|-")
+fi
+# The MoE benchmarks' headline cases (DSK_BENCH_HEADLINE=1), routing and the whole layer apart (each fits the step timeout).
+step bench-moe-route env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*MoeRouteBenchmarks*' --artifacts "$out/bench-moe-route"
+step bench-moe-layer env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*MoeLayerBenchmarks*' --artifacts "$out/bench-moe-layer"
+# PyTorch on the same shapes: transformers' routing chain (eager and as a CUDA graph) and its per-expert loop, torch._grouped_mm.
+step bench-peers-moe python3 bench/peers/moe_peers.py --quick --out "$out"
+# dsk generate with the MoE ops on the GPU: the three DeepSeek fixtures (tracked in tests/fixtures/hf-tiny, so they travel with
+# the working tree; random weights, no tokenizer: the prompt is given as ids) and the embedded model, native with no fallback
+# (an op the native backend lacks fails the run) beside the reference backend on the CPU; decode tokens/s of both.
+moe_generate() { # moe_generate DSK_COMMAND...
+  local rc=0 m b tps line
+  local -a model
+  local log
+  log=$(mktemp)
+  for m in tests/fixtures/hf-tiny/deepseek_v3 tests/fixtures/hf-tiny/deepseek_v3_fp8 tests/fixtures/hf-tiny/deepseek_v2_lite embedded; do
+    model=(--model "$m" --prompt-ids 1,2,3,4,5,6,7,8)
+    [ "$m" = embedded ] && model=()
+    line="$m:"
+    for b in native reference; do
+      echo "== dsk generate --backend $b ${model[*]} -n 32"
+      if "$@" generate --backend "$b" "${model[@]}" -n 32 >"$log" 2>&1; then
+        cat "$log"
+        tps=$(sed -n 's|.*decode \([0-9.]*\) tok/s.*|\1|p' "$log" | tail -n 1)
+      else
+        cat "$log"
+        tps=FAILED
+        rc=1
+      fi
+      line="$line $b ${tps:-?}"
+    done
+    echo "moe-generate decode tok/s: $line"
+  done
+  rm -f "$log"
+  return $rc
+}
+step dsk-generate-moe bash -c "$(declare -f moe_generate); moe_generate \"\$@\"" moe_generate "${dsk[@]}"
+
 {
   echo
   echo "== gpu-check on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1), sm_$arch, CUDA ${cuda_major:-?}, $(date -u +%F), ${SECONDS} s"
   printf '%-24s %-28s %s\n' step result time
   for row in "${summary[@]}"; do IFS='|' read -r a b c <<<"$row"; printf '%-24s %-28s %s\n' "$a" "$b" "$c"; done
-  grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" "$out/tests-attention.log" "$out/sanitizer-attention.log" 2>/dev/null | sed 's/^ */tests: /'
-  grep -h "ERROR SUMMARY" "$out/sanitizer.log" "$out/sanitizer-attention.log" 2>/dev/null | sed 's/^/memcheck: /'
+  grep -hE "Total: [0-9]+" "$out/tests.log" "$out/sanitizer.log" "$out/tests-attention.log" "$out/sanitizer-attention.log" \
+    "$out/tests-moe.log" "$out/sanitizer-moe.log" 2>/dev/null | sed 's/^ */tests: /'
+  grep -h "ERROR SUMMARY" "$out/sanitizer.log" "$out/sanitizer-attention.log" "$out/sanitizer-moe.log" 2>/dev/null | sed 's/^/memcheck: /'
+  grep -h ": missing" "$out/native-bench-moe.log" 2>/dev/null | sed 's/^/native-bench-moe: /'
+  grep -h "^moe-generate" "$out/dsk-generate-moe.log" 2>/dev/null
   for report in "$out"/bench/results/*-report-github.md "$out"/bench-linear/results/*-report-github.md "$out"/linear_peers.md \
-      "$out"/bench-attention-*/results/*-report-github.md "$out"/attention_peers.md; do
+      "$out"/bench-attention-*/results/*-report-github.md "$out"/attention_peers.md \
+      "$out"/bench-moe-*/results/*-report-github.md "$out"/moe_peers.md; do
     [ -f "$report" ] && { echo; sed -n '/^|/p' "$report"; }
   done
 } | tee "$out/summary.txt"

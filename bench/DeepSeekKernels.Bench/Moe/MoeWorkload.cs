@@ -216,9 +216,9 @@ internal sealed class MoeExperts : IDisposable
             default:
                 throw new ArgumentOutOfRangeException(nameof(scheme), scheme, "bf16, fp8 or int4");
         }
+        runtime.Synchronize(); // the copies out of the pattern are done before it is freed
         pattern.Dispose();
         _owned.Remove(pattern);
-        runtime.Synchronize();
     }
 
     public string Scheme { get; }
