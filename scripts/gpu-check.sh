@@ -50,7 +50,7 @@ failed=0
 
 # Each step may run at most DSK_STEP_TIMEOUT seconds (default 240), so one hung step cannot eat a lease.
 step_timeout=${DSK_STEP_TIMEOUT:-240}
-# DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began). Two groups
+# DSK_STEPS="tests bench ..." runs only the named steps (a second lease can then finish what a first began). Three groups
 # stand for their steps: base (steps 1-4, the default), attention (native-build and step 5) and moe (native-build and step 6).
 steps=" ${DSK_STEPS:-base} "
 base_steps="native-build native-ctest native-racecheck native-bench native-bench-linear native-bench-mma bench-peers tests sanitizer dsk-check dsk-generate bench bench-linear"
