@@ -15,6 +15,9 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     readonly RopeIlgpu _rope = new(runtime);
     readonly KvAppendIlgpu _kvAppend = new(runtime);
     readonly PagedAttentionIlgpu _pagedAttention = new(runtime);
+    readonly MoeRouteIlgpu _moeRoute = new(runtime);
+    readonly MoePermuteIlgpu _moePermute = new(runtime);
+    readonly MoeCombineIlgpu _moeCombine = new(runtime);
 
     public override Backend Kind => Backend.Ilgpu;
 
@@ -24,7 +27,10 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     /// dense rows; Linear, LinearSiluMul (the SiLU-and-mul epilogue in the same kernels) and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
     /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8;
     /// Rope in place on f32 or bf16 x (both layouts); KvAppend of f32 or bf16 rows (strided allowed) into f32 or bf16 pages;
-    /// PagedAttention and PagedMlaAttention with f32 or bf16 q and destination over f32 or bf16 pages, any head dims. Every other
+    /// PagedAttention and PagedMlaAttention with f32 or bf16 q and destination over f32 or bf16 pages, any head dims; the MoE
+    /// ops: MoeRoute on f32 or bf16 logits, MoePermute and MoeCombine on f32 or bf16 rows, GroupedLinear and
+    /// GroupedLinearSiluMul over every weight scheme Linear takes (the same kernels, a row tile per expert), f32 or bf16
+    /// activations, strided destination rows. Every other
     /// signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     public override bool Supports(in OpSignature op, out string? reason)
@@ -75,6 +81,18 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : op.StridedRows && op.Op != nameof(Ops.KvAppend) ? $"the {op.Op} kernels read contiguous q"
                     : null;
                 break;
+            case nameof(Ops.MoeRoute) or nameof(Ops.MoePermute) or nameof(Ops.MoeCombine):
+                // the op API admits f32/bf16 logits and rows, all dense
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16, not {op.X.Name()}"
+                    : op.Weight != null || op.Scheme != null ? $"{op.Op} takes no weight"
+                    : op.StridedRows ? $"the {op.Op} kernel reads dense rows"
+                    : null;
+                break;
+            case nameof(Ops.GroupedLinear) or nameof(Ops.GroupedLinearSiluMul):
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernels take f32 or bf16 activations, not {op.X.Name()}"
+                    : op.Scheme is null ? $"{op.Op} takes a weight matrix"
+                    : null;
+                break;
             default:
                 reason = $"no {op.Op} kernel yet";
                 break;
@@ -110,6 +128,24 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
         _pagedAttention.Mla(q, latentPages, batch, destination, shape);
+
+    public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
+        MoeRouting routing) =>
+        _moeRoute.Run(logits, bias, ids, weights, tokens, routing);
+
+    public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
+        int tokens, int topK, int hidden, int experts) =>
+        _moePermute.Run(x, ids, permuted, offsets, slotRows, topK, hidden, experts);
+
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        _linear.Grouped(x, offsets, w, y, m, siluMul: false);
+
+    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        _linear.Grouped(x, offsets, w, y, m, siluMul: true);
+
+    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights, DeviceTensor y, int tokens,
+        int topK, int hidden, bool accumulate) =>
+        _moeCombine.Run(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
 
     // The small kernels take f32 views: Supports admits only f32, contiguous operands here.
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,

@@ -75,11 +75,23 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
 
         /// <summary>1: the SiLU-and-mul epilogue; N is then half the weight's rows (the outputs), gate rows n, up rows N + n.</summary>
         public int SiluMul;
+
+        /// <summary>
+        /// Grouped (GroupedLinear): Experts &gt; 0 matrices, rows expertOffsets[e] .. expertOffsets[e + 1] of x times matrix e;
+        /// grid.y = RowTiles bounds the row tiles (ceil(M / tile) + min(M, Experts)); Site: the error-word site of bad offsets.
+        /// </summary>
+        public int Experts, Site;
         public long XRowStride, XBatchStride, YRowStride, YBatchStride;
         public WeightShape W;
     }
 
     readonly ConcurrentDictionary<(bool Gemv, Type X, Type Y, Type W), Delegate> _kernels = new();
+
+    /// <summary>The kernels' delegate: x, x as 16-byte units, y, bias, weight data, weight chunks, scales, offsets, error word, shape.</summary>
+    delegate void KernelLauncher<TX, TY, TW>(AcceleratorStream stream, KernelConfig config, ArrayView<TX> x, ArrayView<Vec16> xVectors,
+        ArrayView<TY> y, ArrayView<float> bias, ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales,
+        ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, ArrayView<int> offsets, ArrayView<int> errorWord, Shape s)
+        where TX : unmanaged where TY : unmanaged where TW : unmanaged;
     readonly Lazy<Dummies> _dummies = new(() => new Dummies(runtime.Accelerator));
 
     /// <summary>One-element buffers for the views a scheme does not use (ILGPU is passed valid views only).</summary>
@@ -88,6 +100,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         public readonly MemoryBuffer1D<float, Stride1D.Dense> F32 = accelerator.Allocate1D<float>(1);
         public readonly MemoryBuffer1D<BFloat16, Stride1D.Dense> Bf16 = accelerator.Allocate1D<BFloat16>(1);
         public readonly MemoryBuffer1D<Vec16, Stride1D.Dense> Chunks = accelerator.Allocate1D<Vec16>(1);
+        public readonly MemoryBuffer1D<int, Stride1D.Dense> Ints = accelerator.Allocate1D<int>(1);
     }
 
     /// <summary>y [rows, out] = x [rows, in] @ W^T (+ bias); x and y rank 2, rows strided.</summary>
@@ -102,28 +115,42 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     public void Headwise(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
         Run(x, x.Stride(0), x.Stride(1), y, y.Stride(0), y.Stride(1), (int)x.Dim(0), (int)x.Dim(1), w, default, transpose);
 
-    void Run(DeviceTensor x, long xRowStride, long xBatchStride, DeviceTensor y, long yRowStride, long yBatchStride, int m, int batch,
-        WeightMatrix w, DeviceView<float> bias, bool transpose, bool siluMul = false)
+    /// <summary>
+    /// GroupedLinear (and with <paramref name="siluMul"/> GroupedLinearSiluMul): y[r, :] = x[r, :] @ W[e]^T for r in
+    /// offsets[e] .. offsets[e + 1]; x [m, w.Cols] dense, y [m, out] rows strided. The same kernels as Linear: each row tile
+    /// lies inside one expert's rows and reads matrix e (see <see cref="ExpertTile"/>); the offsets are checked in every group
+    /// before anything is written.
+    /// </summary>
+    public void Grouped(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
     {
+        var site = siluMul ? DeviceErrorSite.GroupedLinearSiluMulOffsets : DeviceErrorSite.GroupedLinearOffsets;
+        Run(x, w.Cols, 0, y, y.Stride(0), 0, m, 1, w, default, transpose: false, siluMul, offsets, site.Id);
+    }
+
+    void Run(DeviceTensor x, long xRowStride, long xBatchStride, DeviceTensor y, long yRowStride, long yBatchStride, int m, int batch,
+        WeightMatrix w, DeviceView<float> bias, bool transpose, bool siluMul = false, DeviceView<int> offsets = default, int site = 0)
+    {
+        bool grouped = !offsets.IsNull;
         int outFeatures = transpose ? w.Cols : w.Rows;
         var shape = new Shape
         {
             M = m, Batch = batch, N = siluMul ? outFeatures / 2 : outFeatures, K = transpose ? w.Rows : w.Cols, Transpose = transpose ? 1 : 0,
             SiluMul = siluMul ? 1 : 0,
-            PerBatchWeight = w.Count == batch && batch > 1 ? 1 : 0, HasBias = bias.IsNull ? 0 : 1,
+            PerBatchWeight = !grouped && w.Count == batch && batch > 1 ? 1 : 0, HasBias = bias.IsNull ? 0 : 1,
+            Experts = grouped ? w.Count : 0, Site = site,
             XRowStride = xRowStride, XBatchStride = xBatchStride, YRowStride = yRowStride, YBatchStride = yBatchStride,
             W = WeightShape.Of(w),
         };
         switch ((x.ElementType, y.ElementType))
         {
-            case (ElementType.F32, ElementType.F32): Run<float, float>(x, y, w, bias, shape); break;
-            case (ElementType.F32, ElementType.BF16): Run<float, BFloat16>(x, y, w, bias, shape); break;
-            case (ElementType.BF16, ElementType.F32): Run<BFloat16, float>(x, y, w, bias, shape); break;
-            default: Run<BFloat16, BFloat16>(x, y, w, bias, shape); break;
+            case (ElementType.F32, ElementType.F32): Run<float, float>(x, y, w, bias, offsets, shape); break;
+            case (ElementType.F32, ElementType.BF16): Run<float, BFloat16>(x, y, w, bias, offsets, shape); break;
+            case (ElementType.BF16, ElementType.F32): Run<BFloat16, float>(x, y, w, bias, offsets, shape); break;
+            default: Run<BFloat16, BFloat16>(x, y, w, bias, offsets, shape); break;
         }
     }
 
-    void Run<TX, TY>(DeviceTensor x, DeviceTensor y, WeightMatrix w, DeviceView<float> bias, Shape shape)
+    void Run<TX, TY>(DeviceTensor x, DeviceTensor y, WeightMatrix w, DeviceView<float> bias, DeviceView<int> offsets, Shape shape)
         where TX : unmanaged where TY : unmanaged
     {
         var d = _dummies.Value;
@@ -132,15 +159,15 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         var zeros = w.ElementType == ElementType.Int4 ? w.Int4Zeros.IlgpuView : d.Bf16.View;
         switch (w.ElementType)
         {
-            case ElementType.F32: Launch<TX, TY, float>(x, y, w, w.F32, bias, fp8Scales, scales, zeros, shape); break;
-            case ElementType.BF16: Launch<TX, TY, BFloat16>(x, y, w, w.BF16, bias, fp8Scales, scales, zeros, shape); break;
-            case ElementType.Fp8E4M3: Launch<TX, TY, Float8E4M3>(x, y, w, w.Fp8Data, bias, fp8Scales, scales, zeros, shape); break;
-            default: Launch<TX, TY, Int4x2>(x, y, w, w.Int4Data, bias, fp8Scales, scales, zeros, shape); break;
+            case ElementType.F32: Launch<TX, TY, float>(x, y, w, w.F32, bias, fp8Scales, scales, zeros, offsets, shape); break;
+            case ElementType.BF16: Launch<TX, TY, BFloat16>(x, y, w, w.BF16, bias, fp8Scales, scales, zeros, offsets, shape); break;
+            case ElementType.Fp8E4M3: Launch<TX, TY, Float8E4M3>(x, y, w, w.Fp8Data, bias, fp8Scales, scales, zeros, offsets, shape); break;
+            default: Launch<TX, TY, Int4x2>(x, y, w, w.Int4Data, bias, fp8Scales, scales, zeros, offsets, shape); break;
         }
     }
 
     void Launch<TX, TY, TW>(DeviceTensor x, DeviceTensor y, WeightMatrix w, DeviceView<TW> data, DeviceView<float> bias,
-        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, DeviceView<int> offsets, Shape s)
         where TX : unmanaged where TY : unmanaged where TW : unmanaged
     {
         var accelerator = runtime.Accelerator;
@@ -150,17 +177,17 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
         bool gemv = UsesGemv(w, s.M, s.Transpose != 0)
             && (runtime.IsCuda || (1 + s.SiluMul) * CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
-        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>,
-            ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)),
-                key => Load<TX, TY, TW>(key.Gemv, w));
+        var kernel = (KernelLauncher<TX, TY, TW>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)), key => Load<TX, TY, TW>(key.Gemv, w));
+        bool grouped = s.Experts > 0;
         KernelConfig config;
         ArrayView<Vec16> chunks = d.Chunks.View, xVectors = d.Chunks.View;
         var xView = ViewOf<TX>(x);
         if (gemv)
         {
             int sms = runtime.IsCuda ? accelerator.NumMultiprocessors : CpuSmCount;
-            s.Split = SplitK(s.N, s.Batch, sms);
-            s.RowTiles = (s.M + RowTile - 1) / RowTile;
+            // grouped: the row tiles of the experts that have rows stand for the batch (at most min(M, experts) of them)
+            s.Split = SplitK(s.N, grouped ? Math.Min(s.M, s.Experts) : s.Batch, sms);
+            s.RowTiles = GroupedTiles(s.M, RowTile, s.Experts);
             s.FeaturesPerWarp = runtime.IsCuda ? 1 : CpuFeaturesPerWarp;
             int features = GemvWarps / s.Split * s.FeaturesPerWarp;
             chunks = data.IlgpuView.AsContiguous().Cast<Vec16>();
@@ -176,14 +203,21 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         {
             s.Tile = TileFor(accelerator);
             s.TileK = TileK * MaxTile / s.Tile; // the CPU accelerator's small groups take longer steps: fewer barriers
-            s.RowTiles = (s.M + s.Tile - 1) / s.Tile;
+            s.RowTiles = GroupedTiles(s.M, s.Tile, s.Experts);
             int threads = s.Tile / 4 * (s.Tile / 4);
             // with SiLU-and-mul a group's tile holds tile / 2 gate rows and the matching up rows: tile / 2 outputs
             int outputsPerGroup = s.SiluMul != 0 ? s.Tile / 2 : s.Tile;
             config = new KernelConfig(new Index2D((s.N + outputsPerGroup - 1) / outputsPerGroup, s.RowTiles * s.Batch), new Index2D(threads, 1));
         }
-        kernel(runtime.Stream, config, xView, xVectors, ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros, s);
+        kernel(runtime.Stream, config, xView, xVectors, ViewOf<TY>(y), biasView, data.IlgpuView, chunks, fp8Scales, scales, zeros,
+            grouped ? offsets.IlgpuView : d.Ints.View, grouped ? runtime.Errors.Word.View.IlgpuView : d.Ints.View, s);
     }
+
+    /// <summary>
+    /// Row tiles of <paramref name="tile"/> rows: ceil(m / tile); grouped (experts &gt; 0), a bound on the tiles of every
+    /// split of m rows into experts' ranges: each expert that has rows adds at most one partial tile.
+    /// </summary>
+    static int GroupedTiles(int m, int tile, int experts) => (m + tile - 1) / tile + (experts > 0 ? Math.Min(m, experts) : 0);
 
     /// <summary>
     /// Whether the gemv reads x in 16-byte loads: x starts 16-byte aligned, its row and batch strides are whole 16-byte units,
@@ -244,17 +278,101 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         var method = typeof(LinearIlgpu).GetMethod(gemv ? nameof(GemvKernel) : nameof(TiledKernel), BindingFlags.NonPublic | BindingFlags.Static)!
             .MakeGenericMethod(typeof(TX), ElementCodecs.CodecFor(typeof(TX)), VectorCodecs.ActivationFor(typeof(TX))!, typeof(TY),
                 ElementCodecs.CodecFor(typeof(TY)), element, decoder);
-        var action = (Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>,
-            ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>)method.CreateDelegate(typeof(Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>,
-                ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, Shape>));
-        return runtime.Accelerator.LoadKernel(action);
+        var type = typeof(Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>, ArrayView<Vec16>, ArrayView<float>,
+            ArrayView<BFloat16>, ArrayView<BFloat16>, ArrayView<int>, ArrayView<int>, Shape>);
+        var launcher = runtime.Accelerator.LoadKernel((Action<ArrayView<TX>, ArrayView<Vec16>, ArrayView<TY>, ArrayView<float>, ArrayView<TW>,
+            ArrayView<Vec16>, ArrayView<float>, ArrayView<BFloat16>, ArrayView<BFloat16>, ArrayView<int>, ArrayView<int>, Shape>)method.CreateDelegate(type));
+        return new KernelLauncher<TX, TY, TW>((stream, config, x, xv, y, bias, data, chunks, f, sc, z, o, e, s) =>
+            launcher(stream, config, x, xv, y, bias, data, chunks, f, sc, z, o, e, s));
+    }
+
+    /// <summary>Where a group's row tile lies: batch entry, weight matrix (-1: the group has nothing to do), first row, end of its rows.</summary>
+    internal struct TilePlace
+    {
+        public long Batch, Matrix;
+        public long Row0;
+        public int RowEnd;
+    }
+
+    /// <summary>
+    /// The row tile of this group (grid.y): Linear, tile y % RowTiles of batch entry y / RowTiles; grouped, the y-th tile of
+    /// the experts' row ranges in expert order (<see cref="ExpertTile"/>), after every warp has checked the offsets (each in
+    /// [0, M], then not decreasing: the reference's order; group (0, 0) reports the first bad one). Uniform over the group.
+    /// </summary>
+    static TilePlace TileOf(ArrayView<int> offsets, ArrayView<int> errorWord, Shape s, int tileRows)
+    {
+        if (s.Experts == 0)
+        {
+            long b = Grid.IdxY / s.RowTiles;
+            return new TilePlace
+            {
+                Batch = b, Matrix = s.PerBatchWeight != 0 ? b : 0, Row0 = (long)(Grid.IdxY % s.RowTiles) * tileRows, RowEnd = s.M,
+            };
+        }
+        var none = new TilePlace { Matrix = -1 };
+        int count = s.Experts + 1;
+        int bad = DeviceIndexChecks.FirstOutOfRange(offsets, 0, count, s.M + 1L);
+        bool outOfOrder = false;
+        if (bad < 0)
+        {
+            bad = DeviceIndexChecks.FirstDecrease(offsets, count);
+            outOfOrder = true;
+        }
+        if (bad >= 0)
+        {
+            if (Grid.IdxX == 0 && Grid.IdxY == 0 && Warp.WarpIdx == 0)
+                DeviceIndexChecks.Report(errorWord, s.Site, bad, offsets[bad], outOfOrder ? count : s.M + 1L, outOfOrder);
+            return none;
+        }
+        int expert = ExpertTile(offsets, s.Experts, tileRows, Grid.IdxY, out int row0, out int rowEnd);
+        return expert < 0 ? none : new TilePlace { Batch = 0, Matrix = expert, Row0 = row0, RowEnd = rowEnd };
+    }
+
+    /// <summary>
+    /// The expert whose rows hold row tile <paramref name="tile"/> when each expert's rows offsets[e] .. offsets[e + 1] are cut
+    /// into tiles of <paramref name="tileRows"/> from its first row, in expert order; its first row and the expert's end row;
+    /// -1 past the last tile. One warp, lanes over experts W at a time (an inclusive scan of tile counts by shuffles); every lane
+    /// makes the call and gets the same answer. Offsets valid (checked before).
+    /// </summary>
+    internal static int ExpertTile(ArrayView<int> offsets, int experts, int tileRows, int tile, out int row0, out int rowEnd)
+    {
+        int lane = Warp.LaneIdx, width = Warp.WarpSize;
+        int before = 0; // tiles of the experts already passed
+        for (int start = 0; start < experts; start += width)
+        {
+            int e = start + lane;
+            int tiles = e < experts ? (offsets[e + 1] - offsets[e] + tileRows - 1) / tileRows : 0;
+            int inclusive = tiles;
+            for (int delta = 1; delta < width; delta *= 2)
+            {
+                int up = Warp.ShuffleUp(inclusive, delta);
+                if (lane >= delta)
+                    inclusive += up;
+            }
+            int total = Warp.Shuffle(inclusive, width - 1);
+            if (tile < before + total)
+            {
+                int local = tile - before;
+                int hit = WarpReduce.Min(local >= inclusive - tiles && local < inclusive ? lane : width);
+                int skipped = Warp.Shuffle(inclusive - tiles, hit);
+                int expert = start + hit;
+                row0 = offsets[expert] + (local - skipped) * tileRows;
+                rowEnd = offsets[expert + 1];
+                return expert;
+            }
+            before += total;
+        }
+        row0 = 0;
+        rowEnd = 0;
+        return -1;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
     // gemv. Group = 4 warps; warp v serves feature slot v / S with split index v % S; grid (features / (4 / S), row tiles * batch).
     // x [batch, m, in] and y [batch, m, out] through their strides; chunks: the weight as 16-byte chunks, [count, out, in / E].
     static void GemvKernel<TX, TXC, TXV, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<TY> y, ArrayView<float> bias,
-        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros,
+        ArrayView<int> offsets, ArrayView<int> errorWord, Shape s)
         where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
@@ -265,17 +383,18 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         int split = s.Split, perWarp = s.FeaturesPerWarp;
         int slot = warp / split, part = warp % split;
         long first = ((long)Grid.IdxX * (GemvWarps / split) + slot) * perWarp;
-        int tile = Grid.IdxY % s.RowTiles;
-        long b = Grid.IdxY / s.RowTiles;
-        long row0 = (long)tile * RowTile;
-        int rows = s.M - row0 < RowTile ? (int)(s.M - row0) : RowTile;
+        var place = TileOf(offsets, errorWord, s, RowTile);
+        if (place.Matrix < 0)
+            return; // past the last row tile, or bad offsets: the whole group leaves
+        long b = place.Batch, matrix = place.Matrix, row0 = place.Row0;
+        int rows = place.RowEnd - row0 < RowTile ? (int)(place.RowEnd - row0) : RowTile;
 
         if (CudaAsm.IsSupported)
         {
             // one feature per warp; every lane of a warp serves it, so whole warps take part in the shuffles
             long n = first;
             Lanes8 a = n < s.N
-                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
+                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, matrix, row0, rows, part + split * lane, warpSize * split)
                 : default;
             a.F0 = WarpReduce.Sum(a.F0); a.F1 = WarpReduce.Sum(a.F1); a.F2 = WarpReduce.Sum(a.F2); a.F3 = WarpReduce.Sum(a.F3);
             a.F4 = WarpReduce.Sum(a.F4); a.F5 = WarpReduce.Sum(a.F5); a.F6 = WarpReduce.Sum(a.F6); a.F7 = WarpReduce.Sum(a.F7);
@@ -285,7 +404,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             {
                 // the up projection's row N + n, the same lanes and order; its sums after the gate's
                 Lanes8 u = n < s.N
-                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, row0, rows, part + split * lane, warpSize * split)
+                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, matrix, row0, rows, part + split * lane, warpSize * split)
                     : default;
                 u.F0 = WarpReduce.Sum(u.F0); u.F1 = WarpReduce.Sum(u.F1); u.F2 = WarpReduce.Sum(u.F2); u.F3 = WarpReduce.Sum(u.F3);
                 u.F4 = WarpReduce.Sum(u.F4); u.F5 = WarpReduce.Sum(u.F5); u.F6 = WarpReduce.Sum(u.F6); u.F7 = WarpReduce.Sum(u.F7);
@@ -319,13 +438,13 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         {
             long n = first + f;
             Lanes8 a = n < s.N
-                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, row0, rows, part + split * lane, warpSize * split)
+                ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, n, b, matrix, row0, rows, part + split * lane, warpSize * split)
                 : default;
             Put(partials, (f * Group.DimX + Group.IdxX) * RowTile, a);
             if (s.SiluMul != 0)
             {
                 Lanes8 u = n < s.N
-                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, row0, rows, part + split * lane, warpSize * split)
+                    ? FeatureSums<TX, TXC, TXV, TW, TD>(x, xVectors, chunks, fp8Scales, scales, zeros, s, s.N + n, b, matrix, row0, rows, part + split * lane, warpSize * split)
                     : default;
                 Put(partials, ((perWarp + f) * Group.DimX + Group.IdxX) * RowTile, u);
             }
@@ -358,13 +477,12 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     /// first, first + stride, ... of the feature's weight row, each loaded once, dequantised once and multiplied into every row.
     /// </summary>
     static Lanes8 FeatureSums<TX, TXC, TXV, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<Vec16> chunks,
-        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s, long n, long b, long row0, int rows,
-        int first, int stride)
+        ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s, long n, long b, long matrix, long row0,
+        int rows, int first, int stride)
         where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
     {
         TD decoder = default;
-        long matrix = s.PerBatchWeight != 0 ? b : 0;
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
         int elements = decoder.ChunkElements;
         int parts = elements >= 8 ? elements / 8 : 1;
@@ -470,7 +588,8 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     // tiled: group (tile / 4)^2 threads, grid (ceil(out / tile), row tiles * batch). Thread (tx, ty) owns rows ty * 4 .. + 3 and
     // features tx * 4 .. + 3 of the group's tile. Shared tiles are k-major: xs[kk * tile + row], ws[kk * tile + feature].
     static void TiledKernel<TX, TXC, TXV, TY, TYC, TW, TD>(ArrayView<TX> x, ArrayView<Vec16> xVectors, ArrayView<TY> y, ArrayView<float> bias,
-        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros, Shape s)
+        ArrayView<TW> data, ArrayView<Vec16> chunks, ArrayView<float> fp8Scales, ArrayView<BFloat16> scales, ArrayView<BFloat16> zeros,
+        ArrayView<int> offsets, ArrayView<int> errorWord, Shape s)
         where TX : unmanaged where TXC : struct, IElementCodec<TX> where TXV : struct, IActivationVector
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
         where TW : unmanaged where TD : struct, IWeightDecoder<TW>
@@ -486,9 +605,11 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         // for the group's tile / 2 outputs n0 ..; after the k loop the gate and up sums of an output meet in shared memory.
         int halfTile = tile / 2;
         long n0 = (long)Grid.IdxX * (s.SiluMul != 0 ? halfTile : tile);
-        long b = Grid.IdxY / s.RowTiles;
-        long m0 = (long)(Grid.IdxY % s.RowTiles) * tile;
-        long matrix = s.PerBatchWeight != 0 ? b : 0;
+        var place = TileOf(offsets, errorWord, s, tile);
+        if (place.Matrix < 0)
+            return; // past the last row tile, or bad offsets: the whole group leaves
+        long b = place.Batch, matrix = place.Matrix, m0 = place.Row0;
+        int rowEnd = place.RowEnd; // grouped: rows past the tile's expert belong to another matrix
         long xBase = b * s.XBatchStride;
         int elements = tile * tileK;
 
@@ -501,7 +622,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             {
                 int kk = e % tileK, r = e / tileK;
                 long row = m0 + r, k = k0 + kk;
-                xs[kk * tile + r] = row < s.M && k < s.K ? xc.Load(x[xBase + row * s.XRowStride + k]) : 0f;
+                xs[kk * tile + r] = row < rowEnd && k < s.K ? xc.Load(x[xBase + row * s.XRowStride + k]) : 0f;
             }
             // W tile, dequantised: along k for W[n, k] as stored, along n for the transposed layout [k, n]
             for (int e = t; e < elements; e += threads)
@@ -561,7 +682,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             {
                 int r = e / halfTile, j = e % halfTile;
                 long row = m0 + r, n = n0 + j;
-                if (row < s.M && n < s.N)
+                if (row < rowEnd && n < s.N)
                 {
                     TYC yc = default;
                     y[b * s.YBatchStride + row * s.YRowStride + n] = yc.Store(Silu(sums[r * tile + j]) * sums[r * tile + halfTile + j]);
@@ -569,17 +690,18 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             }
             return;
         }
-        StoreRow<TY, TYC>(y, bias, s, b, r0, f0, c00, c01, c02, c03);
-        StoreRow<TY, TYC>(y, bias, s, b, r0 + 1, f0, c10, c11, c12, c13);
-        StoreRow<TY, TYC>(y, bias, s, b, r0 + 2, f0, c20, c21, c22, c23);
-        StoreRow<TY, TYC>(y, bias, s, b, r0 + 3, f0, c30, c31, c32, c33);
+        StoreRow<TY, TYC>(y, bias, s, b, r0, rowEnd, f0, c00, c01, c02, c03);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 1, rowEnd, f0, c10, c11, c12, c13);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 2, rowEnd, f0, c20, c21, c22, c23);
+        StoreRow<TY, TYC>(y, bias, s, b, r0 + 3, rowEnd, f0, c30, c31, c32, c33);
     }
 
     /// <summary>y[b, row, f0 .. f0 + 3] = round(acc + bias), for the rows and features inside the output.</summary>
-    static void StoreRow<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, long f0, float v0, float v1, float v2, float v3)
+    static void StoreRow<TY, TYC>(ArrayView<TY> y, ArrayView<float> bias, Shape s, long b, long row, int rowEnd, long f0, float v0, float v1,
+        float v2, float v3)
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
     {
-        if (row >= s.M)
+        if (row >= rowEnd)
             return;
         long at = b * s.YBatchStride + row * s.YRowStride;
         Store<TY, TYC>(y, bias, s, at, f0, v0);
