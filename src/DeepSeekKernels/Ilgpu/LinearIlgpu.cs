@@ -33,6 +33,10 @@ namespace DeepSeekKernels.Ilgpu;
 /// </list>
 /// An output's summation order depends on the weight, the shape of W and out, and (gemv or tiled) on m &lt;= 64, never on
 /// the other rows: a row computed alone equals that row in a batch of up to 64 rows.
+/// Grouped (GroupedLinear, GroupedLinearSiluMul: a stack of one matrix per expert, rows grouped by expert): the same two
+/// kernels, grid.y bounded by host sizes (ceil(M / tile) + min(M, experts) row tiles); each group checks the offsets, then
+/// finds its expert and first row from them (<see cref="ExpertTile"/>: each expert's rows cut into tiles from its first row)
+/// and leaves when it is past the last tile, so a tile never spans two experts and matrix e is streamed once per tile.
 /// </summary>
 internal sealed class LinearIlgpu(DeviceRuntime runtime)
 {
@@ -487,7 +491,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         int elements = decoder.ChunkElements;
         int parts = elements >= 8 ? elements / 8 : 1;
         int chunksPerRow = s.K / elements;
-        long rowChunks = (matrix * s.N + n) * chunksPerRow;
+        long rowChunks = (matrix * s.W.Rows + n) * chunksPerRow; // a matrix has W.Rows rows (2N with SiLU-and-mul)
         long xr = s.XRowStride;
         long x0 = b * s.XBatchStride + row0 * xr;
         for (int c = first; c < chunksPerRow; c += stride)
