@@ -158,6 +158,7 @@ gpu_classes=("${attention_classes[@]}"
              -class DeepSeekKernels.Tests.Conformance.GroupedLinearIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.GroupedLinearNativeConformance
              -class DeepSeekKernels.Tests.Conformance.GroupedLinearSiluMulIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.GroupedLinearSiluMulNativeConformance
              -class DeepSeekKernels.Tests.Conformance.MoeCombineIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoeCombineNativeConformance
+             -class DeepSeekKernels.Tests.Conformance.MoeLayerIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.MoeLayerNativeConformance
              -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsNativeConformance
              -class DeepSeekKernels.Tests.Conformance.LinearW8A8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearW8A8NativeConformance
              -class DeepSeekKernels.Tests.Conformance.SupportTableTests

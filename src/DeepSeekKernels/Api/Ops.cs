@@ -148,7 +148,7 @@ public sealed partial class Ops
     {
         if (_excluded.Length > 0 && Array.IndexOf(_excluded, op.Op) >= 0)
         {
-            reason = $"{op.Op} is excluded from this backend (Ops.Excluding, DSK_EXCLUDE_OPS)";
+            reason = "excluded by DSK_EXCLUDE_OPS / Ops.Excluding";
             return false;
         }
         return _backend.Supports(op, out reason);

@@ -405,6 +405,15 @@ internal sealed class SupportProbe : IDisposable
                 Call = ops => ops.GroupedLinear(x, offsets.View, w.Matrix, y);
                 break;
             }
+            case "GroupedLinearSiluMul":
+            {
+                var w = Weight(s, 2, 8, cols); // fused [gate | up] of 4 + 4 rows per expert
+                var x = A(s, 3 * cols, 22);
+                var offsets = I(0, 1, 3);
+                var y = OutA(s, 3 * 4);
+                Call = ops => ops.GroupedLinearSiluMul(x, offsets.View, w.Matrix, y);
+                break;
+            }
             case "MoeCombine":
             {
                 var expertOutput = A(s, 4 * 4, 23);

@@ -221,8 +221,9 @@ public class CapabilityTests
         Assert.False(matrix.Supports(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }, Backend.Ilgpu));
         // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
         // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16); Rope (f32,
-        // bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3)
-        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
+        // bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3); the MoE ops: MoeRoute, MoePermute, MoeCombine (f32,
+        // bf16 each), GroupedLinear and GroupedLinearSiluMul (4 schemes and bf16 each)
+        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3 + 6 + 10, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>
@@ -297,7 +298,7 @@ public class CapabilityTests
         var strict = DeepSeekKernels.Ops.Over(Cpu, F32LinearOnly()).Excluding("Linear");
         Assert.Equal(["Linear"], strict.ExcludedOps);
         Assert.False(strict.Supports(F32Linear, out string? reason));
-        Assert.Equal("Linear is excluded from this backend (Ops.Excluding, DSK_EXCLUDE_OPS)", reason);
+        Assert.Equal("excluded by DSK_EXCLUDE_OPS / Ops.Excluding", reason);
         using var w = new TestWeight("f32", 1, Out, In, seed: 1);
         using var x = Upload(RandomValues(Rows * In, 2));
         using var y = Poisoned(Rows * Out);
