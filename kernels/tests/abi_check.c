@@ -4,7 +4,8 @@
  *  - the header compiles as C11, and the struct layouts and enum values are the ones the C# bindings mirror;
  *  - dsk_abi_version() matches the header; the status entry points answer without a GPU;
  *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append,
- *    dsk_paged_(mla_)attention and dsk_moe_* request is refused with the
+ *    dsk_paged_(mla_)attention, dsk_moe_*, dsk_silu_and_mul, dsk_copy_columns, dsk_elementwise and dsk_softmax request is
+ *    refused with the
  *    right status and a message naming the op and the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
  *    without a GPU. (Fake, never-dereferenced device pointers stand in for buffers.)
  */
@@ -109,6 +110,52 @@ _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, act_dtype) == 120, "w8a8.act
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, reserved) == 124, "w8a8.reserved");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, stream) == 128, "w8a8.stream");
 _Static_assert(sizeof(dsk_linear_fp8_w8a8_params) == 136, "sizeof(dsk_linear_fp8_w8a8_params)");
+
+/* The small activation ops (ABI 4). */
+_Static_assert(offsetof(dsk_silu_and_mul_params, x) == 0, "silu_and_mul.x");
+_Static_assert(offsetof(dsk_silu_and_mul_params, y) == 8, "silu_and_mul.y");
+_Static_assert(offsetof(dsk_silu_and_mul_params, rows) == 16, "silu_and_mul.rows");
+_Static_assert(offsetof(dsk_silu_and_mul_params, intermediate) == 24, "silu_and_mul.intermediate");
+_Static_assert(offsetof(dsk_silu_and_mul_params, x_row_stride) == 32, "silu_and_mul.x_row_stride");
+_Static_assert(offsetof(dsk_silu_and_mul_params, y_row_stride) == 40, "silu_and_mul.y_row_stride");
+_Static_assert(offsetof(dsk_silu_and_mul_params, dtype) == 48, "silu_and_mul.dtype");
+_Static_assert(offsetof(dsk_silu_and_mul_params, reserved) == 52, "silu_and_mul.reserved");
+_Static_assert(offsetof(dsk_silu_and_mul_params, stream) == 56, "silu_and_mul.stream");
+_Static_assert(sizeof(dsk_silu_and_mul_params) == 64, "sizeof(dsk_silu_and_mul_params)");
+
+_Static_assert(offsetof(dsk_copy_columns_params, x) == 0, "copy_columns.x");
+_Static_assert(offsetof(dsk_copy_columns_params, y) == 8, "copy_columns.y");
+_Static_assert(offsetof(dsk_copy_columns_params, rows) == 16, "copy_columns.rows");
+_Static_assert(offsetof(dsk_copy_columns_params, width) == 24, "copy_columns.width");
+_Static_assert(offsetof(dsk_copy_columns_params, x_offset) == 32, "copy_columns.x_offset");
+_Static_assert(offsetof(dsk_copy_columns_params, y_offset) == 40, "copy_columns.y_offset");
+_Static_assert(offsetof(dsk_copy_columns_params, x_row_stride) == 48, "copy_columns.x_row_stride");
+_Static_assert(offsetof(dsk_copy_columns_params, y_row_stride) == 56, "copy_columns.y_row_stride");
+_Static_assert(offsetof(dsk_copy_columns_params, dtype) == 64, "copy_columns.dtype");
+_Static_assert(offsetof(dsk_copy_columns_params, reserved) == 68, "copy_columns.reserved");
+_Static_assert(offsetof(dsk_copy_columns_params, stream) == 72, "copy_columns.stream");
+_Static_assert(sizeof(dsk_copy_columns_params) == 80, "sizeof(dsk_copy_columns_params)");
+
+_Static_assert(offsetof(dsk_elementwise_params, x) == 0, "elementwise.x");
+_Static_assert(offsetof(dsk_elementwise_params, y) == 8, "elementwise.y");
+_Static_assert(offsetof(dsk_elementwise_params, z) == 16, "elementwise.z");
+_Static_assert(offsetof(dsk_elementwise_params, n) == 24, "elementwise.n");
+_Static_assert(offsetof(dsk_elementwise_params, factor) == 32, "elementwise.factor");
+_Static_assert(offsetof(dsk_elementwise_params, op) == 36, "elementwise.op");
+_Static_assert(offsetof(dsk_elementwise_params, dtype) == 40, "elementwise.dtype");
+_Static_assert(offsetof(dsk_elementwise_params, reserved) == 44, "elementwise.reserved");
+_Static_assert(offsetof(dsk_elementwise_params, stream) == 48, "elementwise.stream");
+_Static_assert(sizeof(dsk_elementwise_params) == 56, "sizeof(dsk_elementwise_params)");
+_Static_assert(sizeof(dsk_elementwise_op) == 4 && DSK_ELEMENTWISE_ADD == 0 && DSK_ELEMENTWISE_SCALE == 1, "dsk_elementwise_op");
+
+_Static_assert(offsetof(dsk_softmax_params, x) == 0, "softmax.x");
+_Static_assert(offsetof(dsk_softmax_params, y) == 8, "softmax.y");
+_Static_assert(offsetof(dsk_softmax_params, rows) == 16, "softmax.rows");
+_Static_assert(offsetof(dsk_softmax_params, row_length) == 24, "softmax.row_length");
+_Static_assert(offsetof(dsk_softmax_params, dtype) == 32, "softmax.dtype");
+_Static_assert(offsetof(dsk_softmax_params, reserved) == 36, "softmax.reserved");
+_Static_assert(offsetof(dsk_softmax_params, stream) == 40, "softmax.stream");
+_Static_assert(sizeof(dsk_softmax_params) == 48, "sizeof(dsk_softmax_params)");
 
 _Static_assert(sizeof(dsk_status) == 4 && sizeof(dsk_dtype) == 4, "enums are 32-bit");
 _Static_assert(sizeof(dsk_weight_scheme) == 4 && sizeof(dsk_linear_path) == 4 && sizeof(dsk_linear_epilogue) == 4,
@@ -1164,6 +1211,187 @@ static void check_moe_combine(void) {
     expect_combine("y I32", &p, UNS, "y_dtype I32 (5) is not supported (F32 or BF16)");
     p = combine_params(); p.y_dtype = DSK_DTYPE_I32; p.accumulate = -1;
     expect_combine("accumulate -1 with I32", &p, INV, "accumulate must be 0 or 1 (got -1)");
+/* ---- The small activation ops (ABI 4): dsk_silu_and_mul, dsk_copy_columns, dsk_elementwise, dsk_softmax. ---- */
+
+/* Would be valid with real buffers: bf16 x [3, 2 * 64], y [3, 64]. */
+static dsk_silu_and_mul_params silu_params(void) {
+    dsk_silu_and_mul_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.y = FAKE(0x2000000);
+    p.rows = 3;
+    p.intermediate = 64;
+    p.x_row_stride = 128;
+    p.y_row_stride = 64;
+    p.dtype = DSK_DTYPE_BF16;
+    return p;
+}
+
+static void expect_silu(const char* name, const dsk_silu_and_mul_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_silu_and_mul", name, dsk_silu_and_mul(p), want, expected);
+}
+
+static void check_silu_and_mul(void) {
+    dsk_silu_and_mul_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_silu("p NULL", NULL, INV, "dsk_silu_and_mul: p must not be NULL");
+    p = silu_params(); p.x = NULL;
+    expect_silu("x NULL", &p, INV, "x must not be NULL");
+    p = silu_params(); p.y = NULL;
+    expect_silu("y NULL", &p, INV, "y must not be NULL");
+    p = silu_params(); p.rows = 0;
+    expect_silu("rows 0", &p, INV, "rows must be >= 1 (got 0)");
+    p = silu_params(); p.intermediate = -1;
+    expect_silu("intermediate -1", &p, INV, "intermediate must be >= 1 (got -1)");
+    p = silu_params(); p.x_row_stride = 127;
+    expect_silu("x_row_stride", &p, INV, "x_row_stride must be >= 2 * intermediate (got 127, intermediate 64)");
+    p = silu_params(); p.y_row_stride = 63;
+    expect_silu("y_row_stride", &p, INV, "y_row_stride must be >= intermediate (got 63, intermediate 64)");
+    p = silu_params(); p.reserved = 2;
+    expect_silu("reserved", &p, INV, "reserved must be 0 (got 2)");
+    p = silu_params(); p.y = (char*)p.x + 2 * 128 * 2;
+    expect_silu("y in x", &p, INV, "y must not overlap x");
+    p = silu_params(); p.y = (char*)p.x - 3 * 64 * 2 + 2;  /* y's last row ends 2 bytes into x */
+    expect_silu("y over x's start", &p, INV, "y must not overlap x");
+    p = silu_params(); p.dtype = DSK_DTYPE_F16;
+    expect_silu("dtype F16", &p, UNS, "dtype F16 (2) is not supported (F32 or BF16)");
+    p = silu_params(); p.dtype = DSK_DTYPE_FP8_E4M3; p.rows = 0;
+    expect_silu("rows 0 with FP8", &p, INV, "rows must be >= 1 (got 0)");
+}
+
+/* Would be valid with real buffers: bf16 k_pe, 64 columns at 512 of [5, 576] rows, into [5, 64]. */
+static dsk_copy_columns_params copy_params(void) {
+    dsk_copy_columns_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.y = FAKE(0x2000000);
+    p.rows = 5;
+    p.width = 64;
+    p.x_offset = 512;
+    p.y_offset = 0;
+    p.x_row_stride = 576;
+    p.y_row_stride = 64;
+    p.dtype = DSK_DTYPE_BF16;
+    return p;
+}
+
+static void expect_copy(const char* name, const dsk_copy_columns_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_copy_columns", name, dsk_copy_columns(p), want, expected);
+}
+
+static void check_copy_columns(void) {
+    dsk_copy_columns_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_copy("p NULL", NULL, INV, "dsk_copy_columns: p must not be NULL");
+    p = copy_params(); p.x = NULL;
+    expect_copy("x NULL", &p, INV, "x must not be NULL");
+    p = copy_params(); p.y = NULL;
+    expect_copy("y NULL", &p, INV, "y must not be NULL");
+    p = copy_params(); p.rows = 0;
+    expect_copy("rows 0", &p, INV, "rows must be >= 1 (got 0)");
+    p = copy_params(); p.width = 0;
+    expect_copy("width 0", &p, INV, "width must be >= 1 (got 0)");
+    p = copy_params(); p.x_offset = -1;
+    expect_copy("x_offset -1", &p, INV, "x_offset must be >= 0 (got -1)");
+    p = copy_params(); p.y_offset = -3;
+    expect_copy("y_offset -3", &p, INV, "y_offset must be >= 0 (got -3)");
+    p = copy_params(); p.x_row_stride = 575;
+    expect_copy("x_row_stride", &p, INV, "x_row_stride must be >= x_offset + width (got 575, x_offset 512, width 64)");
+    p = copy_params(); p.y_offset = 1;
+    expect_copy("y_row_stride", &p, INV, "y_row_stride must be >= y_offset + width (got 64, y_offset 1, width 64)");
+    p = copy_params(); p.reserved = 1;
+    expect_copy("reserved", &p, INV, "reserved must be 0 (got 1)");
+    p = copy_params(); p.y = (char*)p.x + 1024 * 2;
+    expect_copy("y in x", &p, INV, "y's rows must not overlap x's");
+    p = copy_params(); p.dtype = DSK_DTYPE_INT4;
+    expect_copy("dtype INT4", &p, UNS, "dtype INT4 (4) is not supported (F32 or BF16)");
+    p = copy_params(); p.dtype = 99; p.width = 0;
+    expect_copy("width 0 with dtype 99", &p, INV, "width must be >= 1 (got 0)");
+}
+
+/* Would be valid with real buffers: bf16 z = x + y over 1000 elements. */
+static dsk_elementwise_params ew_params(void) {
+    dsk_elementwise_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.y = FAKE(0x2000000);
+    p.z = FAKE(0x3000000);
+    p.n = 1000;
+    p.op = DSK_ELEMENTWISE_ADD;
+    p.dtype = DSK_DTYPE_BF16;
+    return p;
+}
+
+static void expect_ew(const char* name, const dsk_elementwise_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_elementwise", name, dsk_elementwise(p), want, expected);
+}
+
+static void check_elementwise(void) {
+    dsk_elementwise_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_ew("p NULL", NULL, INV, "dsk_elementwise: p must not be NULL");
+    p = ew_params(); p.op = 2;
+    expect_ew("op 2", &p, INV, "op must be ADD (0) or SCALE (1) (got 2)");
+    p = ew_params(); p.x = NULL;
+    expect_ew("x NULL", &p, INV, "x must not be NULL");
+    p = ew_params(); p.y = NULL;
+    expect_ew("ADD y NULL", &p, INV, "y must not be NULL");
+    p = ew_params(); p.op = DSK_ELEMENTWISE_SCALE; p.factor = 0.5f;
+    expect_ew("SCALE with y", &p, INV, "y must be NULL for SCALE");
+    p = ew_params(); p.z = NULL;
+    expect_ew("z NULL", &p, INV, "z must not be NULL");
+    p = ew_params(); p.n = 0;
+    expect_ew("n 0", &p, INV, "n must be >= 1 (got 0)");
+    p = ew_params(); p.op = DSK_ELEMENTWISE_SCALE; p.y = NULL; p.factor = INFINITY;
+    expect_ew("SCALE factor inf", &p, INV, "factor must be finite for SCALE");
+    p = ew_params(); p.op = DSK_ELEMENTWISE_SCALE; p.y = NULL; p.factor = NAN;
+    expect_ew("SCALE factor NaN", &p, INV, "factor must be finite for SCALE");
+    p = ew_params(); p.reserved = 7;
+    expect_ew("reserved", &p, INV, "reserved must be 0 (got 7)");
+    p = ew_params(); p.z = (char*)p.x + 2;
+    expect_ew("z shifted over x", &p, INV, "z must be exactly x or not overlap it");
+    p = ew_params(); p.z = (char*)p.y - 2;
+    expect_ew("z shifted over y", &p, INV, "z must be exactly y or not overlap it");
+    p = ew_params(); p.dtype = DSK_DTYPE_F16;
+    expect_ew("dtype F16", &p, UNS, "dtype F16 (2) is not supported (F32 or BF16)");
+    p = ew_params(); p.op = DSK_ELEMENTWISE_SCALE; p.y = NULL; p.factor = NAN; p.dtype = DSK_DTYPE_I32;
+    expect_ew("factor NaN with I32", &p, INV, "factor must be finite for SCALE");
+}
+
+/* Would be valid with real buffers: bf16 [4, 256] rows, in place. */
+static dsk_softmax_params softmax_params(void) {
+    dsk_softmax_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x1000000);
+    p.y = FAKE(0x1000000);
+    p.rows = 4;
+    p.row_length = 256;
+    p.dtype = DSK_DTYPE_BF16;
+    return p;
+}
+
+static void expect_softmax(const char* name, const dsk_softmax_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_softmax", name, dsk_softmax(p), want, expected);
+}
+
+static void check_softmax(void) {
+    dsk_softmax_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT, UNS = DSK_ERROR_UNSUPPORTED;
+    expect_softmax("p NULL", NULL, INV, "dsk_softmax: p must not be NULL");
+    p = softmax_params(); p.x = NULL;
+    expect_softmax("x NULL", &p, INV, "x must not be NULL");
+    p = softmax_params(); p.y = NULL;
+    expect_softmax("y NULL", &p, INV, "y must not be NULL");
+    p = softmax_params(); p.rows = -1;
+    expect_softmax("rows -1", &p, INV, "rows must be >= 1 (got -1)");
+    p = softmax_params(); p.row_length = 0;
+    expect_softmax("row_length 0", &p, INV, "row_length must be >= 1 (got 0)");
+    p = softmax_params(); p.reserved = 1;
+    expect_softmax("reserved", &p, INV, "reserved must be 0 (got 1)");
+    p = softmax_params(); p.y = (char*)p.x + 512;
+    expect_softmax("y a row after x", &p, INV, "y must be exactly x or not overlap it");
+    p = softmax_params(); p.dtype = DSK_DTYPE_FP8_E4M3;
+    expect_softmax("dtype FP8", &p, UNS, "dtype FP8_E4M3 (3) is not supported (F32 or BF16)");
 }
 
 int main(void) {
@@ -1257,6 +1485,11 @@ int main(void) {
     check_moe_route();
     check_moe_permute();
     check_moe_combine();
+    /* The small activation ops (ABI 4): every request below is invalid or unsupported, so nothing launches. */
+    check_silu_and_mul();
+    check_copy_columns();
+    check_elementwise();
+    check_softmax();
 
     if (g_failures != 0) {
         fprintf(stderr, "abi_check: %d of %d checks failed\n", g_failures, g_checks);
