@@ -27,6 +27,7 @@ public sealed partial class Ops
         const string op = nameof(CopyColumns);
         source = Act(op, nameof(source), source, null);
         destination = Act(op, nameof(destination), destination, source.Runtime);
+        OneElementType(op, nameof(source), source, nameof(destination), destination);
         OpChecks.AtLeast1(op, nameof(sourceColumns), sourceColumns);
         OpChecks.AtLeast1(op, nameof(destinationColumns), destinationColumns);
         OpChecks.AtLeast1(op, nameof(width), width);
@@ -65,6 +66,7 @@ public sealed partial class Ops
         const string op = nameof(SiluAndMul);
         x = Act(op, nameof(x), x, null);
         destination = Act(op, nameof(destination), destination, x.Runtime);
+        OneElementType(op, nameof(x), x, nameof(destination), destination);
         OpChecks.AtLeast1(op, nameof(intermediate), intermediate);
         int rows = OpChecks.Rows(op, nameof(x), x.Length, 2L * intermediate, $"2 * intermediate = 2 * {intermediate}");
         long outputs = (long)rows * intermediate;
@@ -90,6 +92,7 @@ public sealed partial class Ops
         const string op = nameof(Softmax);
         x = Act(op, nameof(x), x, null);
         destination = Act(op, nameof(destination), destination, x.Runtime);
+        OneElementType(op, nameof(x), x, nameof(destination), destination);
         OpChecks.AtLeast1(op, nameof(rowLength), rowLength);
         int rows = OpChecks.Rows(op, nameof(x), x.Length, rowLength, "rowLength");
         OpChecks.LongEnough(op, nameof(destination), destination.Length, x.Length, "x's length");
@@ -111,6 +114,8 @@ public sealed partial class Ops
         x = Act(op, nameof(x), x, null);
         y = Act(op, nameof(y), y, x.Runtime);
         destination = Act(op, nameof(destination), destination, x.Runtime);
+        OneElementType(op, nameof(x), x, nameof(y), y);
+        OneElementType(op, nameof(x), x, nameof(destination), destination);
         if (x.Length == 0)
             ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to add.");
         OpChecks.Length(op, nameof(y), y.Length, x.Length, "x's length");
@@ -134,6 +139,7 @@ public sealed partial class Ops
         const string op = nameof(Scale);
         x = Act(op, nameof(x), x, null);
         destination = Act(op, nameof(destination), destination, x.Runtime);
+        OneElementType(op, nameof(x), x, nameof(destination), destination);
         OpChecks.Finite(op, nameof(factor), factor);
         if (x.Length == 0)
             ThrowHelper.Argument(op, nameof(x), "x is empty: there is nothing to scale.");
@@ -142,5 +148,12 @@ public sealed partial class Ops
         OpChecks.ExactOrDisjoint(op, nameof(destination), dst, nameof(x), x);
         using var call = Dispatch(new OpSignature(op, Activations(x, dst)));
         call.Backend.Scale(x, factor, dst);
+    }
+
+    /// <summary>The small ops' operands share one element type (f32 or bf16), as their kernels read and write them.</summary>
+    static void OneElementType(string op, string first, DeviceTensor a, string name, DeviceTensor other)
+    {
+        if (other.ElementType != a.ElementType)
+            ThrowHelper.NotSupported(op, $"{first} holds {a.ElementType.Name()} but {name} holds {other.ElementType.Name()}; {op}'s operands share one element type.");
     }
 }

@@ -23,7 +23,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 
     /// <summary>
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
-    /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32; all on
+    /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32 or bf16; all on
     /// dense rows; Linear, LinearSiluMul (the SiLU-and-mul epilogue in the same kernels) and HeadwiseLinear over every weight scheme (dense f32/bf16, FP8 blocks, INT4 groups) with f32 or
     /// bf16 activations and strided rows; Embedding of dense and INT4 tables into f32 or bf16; DequantizeFp8;
     /// Rope in place on f32 or bf16 x (both layouts); KvAppend of f32 or bf16 rows (strided allowed) into f32 or bf16 pages;
@@ -44,7 +44,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : null;
                 break;
             case nameof(Ops.CopyColumns) or nameof(Ops.SiluAndMul) or nameof(Ops.Softmax) or nameof(Ops.Add) or nameof(Ops.Scale):
-                reason = op.X != ElementType.F32 ? $"the {op.Op} kernel takes f32, not {op.X.Name()}"
+                reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16, not {op.X.Name()}"
                     : op.Weight != null ? $"{op.Op} takes no weight"
                     : op.StridedRows ? $"the {op.Op} kernel reads dense rows"
                     : null;
@@ -147,20 +147,20 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
         int topK, int hidden, bool accumulate) =>
         _moeCombine.Run(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
 
-    // The small kernels take f32 views: Supports admits only f32, contiguous operands here.
+    // The small kernels take contiguous f32 or bf16 operands of one element type (the op API's).
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns,
         int yOffset, int width, int rows) =>
-        _elementwise.CopyColumns(F32(x), xColumns, xOffset, F32(y), yColumns, yOffset, width, rows);
+        _elementwise.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
 
     public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) =>
-        _elementwise.SiluAndMul(F32(x), F32(y), rows, intermediate);
+        _elementwise.SiluAndMul(x, y, rows, intermediate);
 
     public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) =>
-        _elementwise.Softmax(F32(x), F32(y), rows, rowLength);
+        _elementwise.Softmax(x, y, rows, rowLength);
 
-    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => _elementwise.Add(F32(x), F32(y), F32(z));
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => _elementwise.Add(x, y, z);
 
-    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => _elementwise.Scale(F32(x), factor, F32(y));
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => _elementwise.Scale(x, factor, y);
 
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
         _fp8Activations.Quantize(x, q, scales);

@@ -37,7 +37,8 @@ internal sealed class NativeBackend : KernelBackend
     /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
     /// MoeRoute, MoePermute, MoeCombine: dsk_moe_route (f32 or bf16 logits), dsk_moe_permute (f32 or bf16 rows, x and
     /// permuted of one type; scratch from a second grow-once workspace) and dsk_moe_combine (f32 or bf16 expert rows and output).
-    /// Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
+    /// CopyColumns, SiluAndMul, Softmax, Add and Scale: dsk_copy_columns, dsk_silu_and_mul, dsk_softmax and dsk_elementwise on
+    /// f32 or bf16. Every other signature is refused (or falls back to the reference, see Ops.WithReferenceFallback).
     /// </summary>
     /// <summary>The widest query/key head the CUDA-core attention family runs (dsk_paged_attention's header; MLA's 576 fits).</summary>
     internal const int MaxAttentionHeadDim = 768;
@@ -92,12 +93,27 @@ internal sealed class NativeBackend : KernelBackend
             nameof(Ops.MoeCombine) =>
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_moe_combine takes f32 or bf16 expert rows and output, not {op.X.Name()}"
                 : null,
+            nameof(Ops.CopyColumns) or nameof(Ops.SiluAndMul) or nameof(Ops.Softmax) or nameof(Ops.Add) or nameof(Ops.Scale) =>
+                // dsk_copy_columns, dsk_silu_and_mul, dsk_softmax, dsk_elementwise: the op API's contiguous rows, one dtype
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"{SmallOpKernel(op.Op)} takes f32 or bf16, not {op.X.Name()}"
+                : op.Weight != null || op.Scheme != null ? $"{op.Op} takes no weight"
+                : op.StridedRows ? $"{SmallOpKernel(op.Op)} reads the op API's dense rows"
+                : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
                     ? "dsk_dequantize_fp8 takes an FP8 block weight to f32"
                     : null,
             _ => $"no {op.Op} kernel yet",
         };
+
+    /// <summary>The C entry point behind a small op.</summary>
+    static string SmallOpKernel(string op) => op switch
+    {
+        nameof(Ops.CopyColumns) => "dsk_copy_columns",
+        nameof(Ops.SiluAndMul) => "dsk_silu_and_mul",
+        nameof(Ops.Softmax) => "dsk_softmax",
+        _ => "dsk_elementwise",
+    };
 
     /// <summary>Whether the signature's weight is one a dsk_weight describes: dense f32/bf16, FP8 blocks, INT4 groups.</summary>
     static bool IsWeight(in OpSignature op) => (op.Scheme, op.Weight) is
@@ -155,6 +171,19 @@ internal sealed class NativeBackend : KernelBackend
     public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights,
         DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>
         MoeNative.Combine(_runtime, expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
+
+    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows) =>
+        ElementwiseNative.CopyColumns(_runtime, x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
+
+    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) =>
+        ElementwiseNative.SiluAndMul(_runtime, x, y, rows, intermediate);
+
+    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) =>
+        ElementwiseNative.Softmax(_runtime, x, y, rows, rowLength);
+
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => ElementwiseNative.Add(_runtime, x, y, z);
+
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => ElementwiseNative.Scale(_runtime, x, factor, y);
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Fp8ActivationNative.Linear(_runtime, qx, xScales, w, bias, y);

@@ -158,7 +158,8 @@ public class CapabilityTests
         foreach (var op in (string[])["CopyColumns", "SiluAndMul", "Softmax", "Add", "Scale"])
         {
             Assert.True(ilgpu.Supports(new OpSignature(op, ElementType.F32)), op);
-            Assert.False(ilgpu.Supports(new OpSignature(op, ElementType.BF16)), op);
+            Assert.True(ilgpu.Supports(new OpSignature(op, ElementType.BF16)), op);
+            Assert.False(ilgpu.Supports(new OpSignature(op, ElementType.F16)), op);
         }
         foreach (var x in (ElementType[])[ElementType.F32, ElementType.BF16])
             foreach (var (scheme, w) in ((WeightScheme, ElementType)[])[(WeightScheme.Dense, ElementType.F32), (WeightScheme.Dense, ElementType.BF16),
@@ -219,11 +220,11 @@ public class CapabilityTests
         Assert.True(matrix.Supports(Bf16Linear, Backend.Ilgpu));
         Assert.True(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
         Assert.False(matrix.Supports(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }, Backend.Ilgpu));
-        // the RMSNorm pairs, the small ops; Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
+        // the RMSNorm pairs, the small ops (f32, bf16); Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
         // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16); Rope (f32,
         // bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3); the MoE ops: MoeRoute, MoePermute, MoeCombine (f32,
         // bf16 each), GroupedLinear and GroupedLinearSiluMul (4 schemes and bf16 each)
-        Assert.Equal(8 + 5 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3 + 6 + 10, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
+        Assert.Equal(8 + 10 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3 + 6 + 10, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>

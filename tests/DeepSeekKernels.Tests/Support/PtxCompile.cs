@@ -13,8 +13,9 @@ public static class PtxCompile
     /// <summary>
     /// Compiles the explicitly grouped kernel <paramref name="method"/> (generic arguments bound) for sm_80 and sm_90 and
     /// assembles it with ptxas where installed; returns the sm_90 PTX. <paramref name="name"/> names it in messages and files.
+    /// <paramref name="implicitlyGrouped"/>: an auto-grouped kernel (its first parameter the Index1D) instead.
     /// </summary>
-    public static string CompileAndAssemble(MethodInfo method, string name, Action<string> log)
+    public static string CompileAndAssemble(MethodInfo method, string name, Action<string> log, bool implicitlyGrouped = false)
     {
         using var context = ILGPU.Context.Create(builder =>
             ILGPU.AlgorithmContext.EnableAlgorithms(ILGPU.Runtime.Cuda.CudaContextExtensions.Cuda(builder)).Optimize(ILGPU.OptimizationLevel.O2));
@@ -22,7 +23,8 @@ public static class PtxCompile
         foreach (var (arch, archName) in new[] { (ILGPU.Runtime.Cuda.CudaArchitecture.SM_80, "sm_80"), (ILGPU.Runtime.Cuda.CudaArchitecture.SM_90, "sm_90") })
         {
             using var backend = new ILGPU.Backends.PTX.PTXBackend(context, arch, ILGPU.Runtime.Cuda.CudaInstructionSet.ISA_78, null!);
-            var entry = ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method);
+            var entry = implicitlyGrouped ? ILGPU.Backends.EntryPoints.EntryPointDescription.FromImplicitlyGroupedKernel(method)
+                : ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(method);
             var compiled = (ILGPU.Backends.PTX.PTXCompiledKernel)backend.Compile(entry, default);
             ptx = compiled.PTXAssembly;
             Assert.Contains(".entry", ptx);
