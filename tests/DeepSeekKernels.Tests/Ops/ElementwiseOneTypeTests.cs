@@ -20,7 +20,7 @@ public class ElementwiseOneTypeTests
         using var outF = Poisoned(32);
         void Refused(Action call, string message)
         {
-            var e = Assert.Throws<NotSupportedException>(call);
+            var e = Assert.ThrowsAny<NotSupportedException>(call);
             Assert.Equal(message, e.Message);
             Assert.All(outF.ToArray(), v => Assert.True(float.IsNaN(v)));
         }
