@@ -412,10 +412,11 @@ void run_checks(cudaStream_t stream, bool quick) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Benchmark: each op's median time over inputs rotated through 256 MiB (twice an H200's L2 several times over), and a
-// device-to-device copy of the same number of bytes (read + written), rotated the same way, in the same run.
+// Benchmark: each op's median time over inputs rotated through a 512 MiB arena (an H200's L2 is 60 MB), and a
+// device-to-device copy of the same number of bytes (read + written), rotated the same way, in the same run. A region
+// larger than half the arena is not rotated (it is several times the L2 already).
 
-constexpr size_t kArena = (size_t)256 << 20;
+constexpr size_t kArena = (size_t)512 << 20;
 
 struct Arena {
     DevBuf in{kArena}, out{kArena};
@@ -427,6 +428,10 @@ struct Arena {
     // The i-th rotation of a region of `bytes` (256-byte aligned) in each arena.
     static size_t slot(int i, size_t bytes) {
         const size_t step = (bytes + 255) / 256 * 256;
+        if (step > kArena) {
+            std::fprintf(stderr, "bench: a region of %zu bytes does not fit the %zu-byte arena\n", bytes, kArena);
+            std::exit(2);
+        }
         const size_t count = std::max<size_t>(1, kArena / step);
         return (size_t)i % count * step;
     }
@@ -453,12 +458,12 @@ template <typename Fn> void bench_row(Arena& arena, const char* what, size_t rea
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;
     CUDA_OK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("bench on %s (bf16; GB/s = bytes read + written / median time; inputs rotated through 256 MiB)\n", prop.name);
+    std::printf("bench on %s (bf16; GB/s = bytes read + written / median time; inputs rotated through 512 MiB)\n", prop.name);
     std::printf("%-44s %10s %10s %10s %8s\n", "op", "us", "GB/s", "copy GB/s", "x copy");
     Arena arena;
     char what[96];
     // SiluAndMul: decode and prefill, the dense MLP (18432) and an expert (2048).
-    const int64_t silu[][2] = {{1, 18432}, {64, 18432}, {4096, 18432}, {4096, 2048}, {32768, 2048}};
+    const int64_t silu[][2] = {{1, 18432}, {64, 18432}, {4096, 18432}, {4096, 2048}, {16384, 2048}};
     for (const auto& s : silu) {
         const size_t out = (size_t)(s[0] * s[1]) * 2, in = 2 * out;
         std::snprintf(what, sizeof what, "silu_and_mul rows %lld inter %lld", (long long)s[0], (long long)s[1]);
@@ -476,7 +481,7 @@ void run_bench(cudaStream_t stream) {
         }, stream);
     }
     // CopyColumns: MLA's q_pe (64 of 192 per head into 576-wide rows) and latent (512 of 576).
-    const int64_t copy[][5] = {{128, 64, 192, 128, 576}, {4096 * 128, 64, 192, 128, 576}, {4096, 512, 576, 0, 512}, {65536, 512, 576, 0, 512}};
+    const int64_t copy[][5] = {{128, 64, 192, 128, 576}, {1024 * 128, 64, 192, 128, 576}, {4096, 512, 576, 0, 512}, {65536, 512, 576, 0, 512}};
     for (const auto& s : copy) {
         const size_t moved = (size_t)(s[0] * s[1]) * 2;
         const size_t in_span = (size_t)(s[0] * s[2]) * 2, out_span = (size_t)(s[0] * s[4]) * 2;
