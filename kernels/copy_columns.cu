@@ -6,8 +6,10 @@
 // RMSNorm. A pure copy: read width, write width elements per row; its goal is the device-to-device copy bandwidth.
 //
 // The copy is the same for F32 and BF16 (raw bytes), so one kernel, templated on the access unit U: the widest of 16, 8,
-// 4 or 2 bytes that both views' starts, the row's bytes and the row strides (in bytes) are multiples of. Grid: x over a
-// row's units, y over rows (grid-stride in both).
+// 4 or 2 bytes that both views' starts, the row's bytes and the row strides (in bytes) are multiples of. A row's units
+// go to 2^lane_bits threads (the power of two at or above the units, at most the block), so a block of 256 threads
+// copies 256 >> lane_bits rows at once (MLA's q_pe is 8 units per row: 32 rows per block, not 8 busy threads of 256).
+// Grid: x over a row's units, y over groups of rows (grid-stride in both); no thread divides an index.
 #include <cstdint>
 
 #include "common.cuh"
@@ -24,13 +26,18 @@ struct CopyArgs {
     unsigned char* y;        // where it goes
     int64_t rows, units;     // units of U per row
     int64_t x_stride, y_stride;  // bytes
+    int lane_bits;           // 2^lane_bits threads per row
 };
 
 template <typename U> __global__ void __launch_bounds__(kThreads) copy_columns_kernel(const CopyArgs a) {
-    for (int64_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
+    const int lanes = 1 << a.lane_bits;                    // threads per row
+    const int lane = threadIdx.x & (lanes - 1);
+    const int rows_per_block = blockDim.x >> a.lane_bits;
+    for (int64_t r = (int64_t)blockIdx.y * rows_per_block + (threadIdx.x >> a.lane_bits); r < a.rows;
+         r += (int64_t)gridDim.y * rows_per_block) {
         const U* src = reinterpret_cast<const U*>(a.x + r * a.x_stride);
         U* dst = reinterpret_cast<U*>(a.y + r * a.y_stride);
-        for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < a.units; j += (int64_t)gridDim.x * blockDim.x) {
+        for (int64_t j = blockIdx.x * (int64_t)lanes + lane; j < a.units; j += (int64_t)gridDim.x * lanes) {
             dst[j] = __ldg(src + j);  // y's rows never overlap x's: read-only loads
         }
     }
@@ -48,9 +55,13 @@ dsk_status launch(const dsk_copy_columns_params& p, int64_t esz) {
     unsigned char* y = static_cast<unsigned char*>(p.y) + p.y_offset * esz;
     const int64_t row_bytes = p.width * esz, xs = p.x_row_stride * esz, ys = p.y_row_stride * esz;
     const int unit = unit_bytes(reinterpret_cast<uintptr_t>(x), reinterpret_cast<uintptr_t>(y), row_bytes, xs, ys, p.rows);
-    const CopyArgs a{x, y, p.rows, row_bytes / unit, xs, ys};
-    const int64_t bx = (a.units + kThreads - 1) / kThreads;
-    const dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)(p.rows < 65535 ? p.rows : 65535));
+    const int64_t units = row_bytes / unit;
+    int lane_bits = 0;
+    while ((1 << lane_bits) < kThreads && (1 << lane_bits) < units) ++lane_bits;
+    const CopyArgs a{x, y, p.rows, units, xs, ys, lane_bits};
+    const int64_t bx = (units + (1 << lane_bits) - 1) >> lane_bits;
+    const int64_t by = (p.rows + (kThreads >> lane_bits) - 1) / (kThreads >> lane_bits);
+    const dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)(by < 65535 ? by : 65535));
     const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
     switch (unit) {
         case 16: copy_columns_kernel<uint4><<<grid, kThreads, 0, stream>>>(a); break;

@@ -8,8 +8,9 @@
 //
 // One kernel, templated on T and on the access width: a thread takes one 16-byte vector of the gate, the matching one
 // of the up half and writes one vector of y (VEC: every pointer, the row strides and intermediate whole vectors), or one
-// element (any shape). Grid: x over a row's vectors (or elements), y over rows (grid-stride in both), so no thread
-// divides an index.
+// element (any shape). A row's units go to 2^lane_bits threads (the power of two at or above the units, at most the
+// block), so short rows (an expert's 1408 bf16 = 176 vectors) share a block instead of idling most of it. Grid: x over a
+// row's units, y over groups of rows (grid-stride in both), so no thread divides an index.
 #include <climits>
 #include <cmath>
 
@@ -26,6 +27,7 @@ struct SiluArgs {
     const void* x;  // [rows, 2 * intermediate], rows x_stride apart
     void* y;        // [rows, intermediate], rows y_stride apart
     int64_t rows, intermediate, x_stride, y_stride;  // elements
+    int lane_bits;  // 2^lane_bits threads per row
 };
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
@@ -34,11 +36,15 @@ __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f +
 template <typename T, bool kVec> __global__ void __launch_bounds__(kThreads) silu_and_mul_kernel(const SiluArgs a) {
     constexpr int kN = kVec ? Vec16<T>::kN : 1;  // elements per unit
     const int64_t units = a.intermediate / kN;
-    for (int64_t r = blockIdx.y; r < a.rows; r += gridDim.y) {
+    const int lanes = 1 << a.lane_bits;  // threads per row
+    const int lane = threadIdx.x & (lanes - 1);
+    const int rows_per_block = blockDim.x >> a.lane_bits;
+    for (int64_t r = (int64_t)blockIdx.y * rows_per_block + (threadIdx.x >> a.lane_bits); r < a.rows;
+         r += (int64_t)gridDim.y * rows_per_block) {
         const T* gate = static_cast<const T*>(a.x) + r * a.x_stride;
         const T* up = gate + a.intermediate;
         T* y = static_cast<T*>(a.y) + r * a.y_stride;
-        for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < units; j += (int64_t)gridDim.x * blockDim.x) {
+        for (int64_t j = blockIdx.x * (int64_t)lanes + lane; j < units; j += (int64_t)gridDim.x * lanes) {
             if constexpr (kVec) {
                 float g[kN], u[kN];
                 unpack16<T>(ld16_ro(gate + j * kN), g);  // y never overlaps x: read-only loads
@@ -59,9 +65,12 @@ template <typename T> dsk_status launch(const dsk_silu_and_mul_params& p) {
     const bool vec = is_aligned_16(p.x) && is_aligned_16(p.y) && p.intermediate % kN == 0 && stride_ok(p.x_row_stride) &&
                      stride_ok(p.y_row_stride);
     const int64_t units = vec ? p.intermediate / kN : p.intermediate;
-    const SiluArgs a{p.x, p.y, p.rows, p.intermediate, p.x_row_stride, p.y_row_stride};
-    const int64_t bx = (units + kThreads - 1) / kThreads;
-    const dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)(p.rows < 65535 ? p.rows : 65535));
+    int lane_bits = 0;
+    while ((1 << lane_bits) < kThreads && (1 << lane_bits) < units) ++lane_bits;
+    const SiluArgs a{p.x, p.y, p.rows, p.intermediate, p.x_row_stride, p.y_row_stride, lane_bits};
+    const int64_t bx = (units + (1 << lane_bits) - 1) >> lane_bits;
+    const int64_t by = (p.rows + (kThreads >> lane_bits) - 1) / (kThreads >> lane_bits);
+    const dim3 grid((unsigned)(bx < 65535 ? bx : 65535), (unsigned)(by < 65535 ? by : 65535));
     const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
     if (vec) {
         silu_and_mul_kernel<T, true><<<grid, kThreads, 0, stream>>>(a);
