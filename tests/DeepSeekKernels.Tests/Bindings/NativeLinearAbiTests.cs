@@ -157,11 +157,13 @@ public class NativeWeightMappingTests
             "PagedAttention(x=f32, head_dim=128, pages=f32)", "PagedAttention(x=f32, head_dim=128, pages=bf16)",
             "PagedMlaAttention(x=f32, head_dim=576, pages=f32)", "PagedMlaAttention(x=f32, head_dim=576, pages=bf16)",
             "CopyColumns(x=f32)", "SiluAndMul(x=f32)", "Softmax(x=f32)", "Add(x=f32)", "Scale(x=f32)",
+            "MoeRoute(x=f32)", "MoePermute(x=f32)", "MoeCombine(x=f32)",
             "QuantizeFp8Activations(x=f32)", "LinearW8A8(x=f32, w=fp8 block)",
             "Linear(x=bf16, w=bf16 dense)", "LinearSiluMul(x=bf16, w=bf16 dense)", "HeadwiseLinear(x=bf16, w=bf16 dense)",
             "Embedding(x=bf16, w=bf16 dense)", "Rope(x=bf16)",
             "PagedAttention(x=bf16, head_dim=128, pages=bf16)", "PagedMlaAttention(x=bf16, head_dim=576, pages=bf16)",
             "CopyColumns(x=bf16)", "SiluAndMul(x=bf16)", "Softmax(x=bf16)", "Add(x=bf16)", "Scale(x=bf16)",
+            "MoeRoute(x=bf16)", "MoePermute(x=bf16)", "MoeCombine(x=bf16)",
             "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)",
         ];
         Assert.Equal(expected, supported);
