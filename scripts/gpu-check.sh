@@ -19,8 +19,9 @@
 #      dsk_rope + dsk_kv_append), the attention GPU test classes alone (tests-attention) and under memcheck
 #      (sanitizer-attention), and the attention benchmarks' headline cases (DSK_BENCH_HEADLINE=1: GQA decode, MLA decode,
 #      causal prefill, RoPE + KvAppend, ILGPU decode beside native) in two steps.
-#   6. mixture of experts (issue 13), its own group, DSK_STEPS=moe: native-build again (incremental), the MoE check programs'
-#      --bench (build/native/dsk_moe_check and dsk_grouped_linear_check; a program not built is reported "missing"),
+#   6. mixture of experts (issue 13), its own group, DSK_STEPS=moe: native-build again (incremental), the MoE check programs
+#      (build/native/dsk_moe_check, dsk_grouped_linear_check and dsk_elementwise_check; a program not built is reported
+#      "missing") under racecheck on their --quick sets and with --bench,
 #      the MoE GPU test classes with DSK_REQUIRE_GPU=1 (MoeRoute, MoePermute, MoeCombine, MoeLayer, GroupedLinear,
 #      GroupedLinearSiluMul and the elementwise ops' conformance on the native and ILGPU-CUDA backends: tests-moe) and under
 #      memcheck (sanitizer-moe), the MoE benchmarks' headline cases (DSK_BENCH_HEADLINE=1: MoeRouteBenchmarks at 1-512 tokens,
@@ -55,7 +56,7 @@ step_timeout=${DSK_STEP_TIMEOUT:-240}
 steps=" ${DSK_STEPS:-base} "
 base_steps="native-build native-ctest native-racecheck native-bench native-bench-linear native-bench-mma bench-peers tests sanitizer dsk-check dsk-generate bench bench-linear"
 attention_steps="native-build native-racecheck-attention native-bench-attention bench-peers-attention tests-attention sanitizer-attention bench-attention-decode bench-attention-prefill"
-moe_steps="native-build native-bench-moe tests-moe sanitizer-moe bench-moe-route bench-moe-layer bench-peers-moe dsk-generate-moe"
+moe_steps="native-build native-racecheck-moe native-bench-moe tests-moe sanitizer-moe bench-moe-route bench-moe-layer bench-peers-moe dsk-generate-moe"
 [[ "$steps" == *" base "* ]] && steps="$steps$base_steps "
 [[ "$steps" == *" attention "* ]] && steps="$steps$attention_steps "
 [[ "$steps" == *" moe "* ]] && steps="$steps$moe_steps "
@@ -210,7 +211,16 @@ step bench-attention-prefill env DSK_BENCH_HEADLINE=1 "${bench[@]}" --filter '*P
   --artifacts "$out/bench-attention-prefill"
 
 # 6. Mixture of experts (issue 13). The check programs are being written beside these steps: one not built is "missing".
-step native-bench-moe bash -c 'rc=0; for c in dsk_moe_check dsk_grouped_linear_check; do
+# The check programs' quick sets under racecheck (permutation ranks, softmax and the grouped MMA tiles exchange data
+# through shared memory), then their --bench runs.
+if command -v compute-sanitizer >/dev/null; then
+  step native-racecheck-moe bash -c "for c in dsk_moe_check dsk_grouped_linear_check dsk_elementwise_check; do \
+      [ -x build/native/\$c ] || { echo \"\$c: missing\"; continue; }; \
+      compute-sanitizer --tool racecheck --error-exitcode 99 build/native/\$c --quick || exit 1; done"
+else
+  summary+=("native-racecheck-moe|not run: compute-sanitizer not found|-")
+fi
+step native-bench-moe bash -c 'rc=0; for c in dsk_moe_check dsk_grouped_linear_check dsk_elementwise_check; do
     if [ -x "build/native/$c" ]; then echo "== $c --bench"; "build/native/$c" --bench || rc=$?; else echo "$c: missing (not in build/native)"; fi
   done; exit $rc'
 # The MoE ops and the small activation ops the layer chains (CopyColumns, SiLU-and-mul, softmax, add, scale), both GPU backends.
