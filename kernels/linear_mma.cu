@@ -69,6 +69,7 @@ struct MmaArgs {
     bool y_pairs;            // y, its strides allow stores of two elements at once (4 bytes bf16, 8 bytes f32)
     int br, bc, scale_cols;  // FP8 block rows / cols, scale columns (ceil(in / bc))
     int group, groups;       // INT4 group size, groups per row (in / group)
+    RowTiles rt;             // the grouped op's row source (offsets NULL for dsk_linear; linear.cuh, row_tile)
 };
 
 // Element `at` of y's type (bf16, or f32 when y_f32) at `base`, as fp32 (the ADD epilogue's residual, which may be y).
@@ -107,12 +108,13 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
     const int warp_m = warp >> 2;  // 0..1: rows warp_m * 64 ..
     const int warp_n = warp & 3;   // 0..3: tile columns warp_n * 32 ..
     const int tile_n = blockIdx.y;
-    const int64_t m0 = (int64_t)blockIdx.x * kBM;
-    const int b = blockIdx.z;
+    // Batch entry or expert b (the grouped op's x / y batch strides are 0), its rows m0 .. m0 + 127 below row_end.
+    int64_t b, m0, row_end;
+    if (!row_tile<kBM>(a.rt, a.m, blockIdx.x, blockIdx.z, b, m0, row_end)) return;  // uniform over the block
 
-    const __nv_bfloat16* x = a.x + (int64_t)b * a.x_batch_stride;
-    const uint8_t* w = a.w + (int64_t)b * a.w_matrix_bytes;
-    const int64_t scale_off = (int64_t)b * a.scale_matrix_elems;
+    const __nv_bfloat16* x = a.x + b * a.x_batch_stride;
+    const uint8_t* w = a.w + b * a.w_matrix_bytes;
+    const int64_t scale_off = b * a.scale_matrix_elems;
 
     // Rows handled by this thread in the 16-byte-chunk loops over a 128 x 64 bf16 tile (x loads, dense weight
     // loads, the dequantisation pass): row (tid >> 3) + 32 i, chunk tid & 7.
@@ -149,7 +151,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
             const int r = (tid >> 3) + 32 * i;
             const int64_t row = m0 + r;
             const int k = k0 + chunk8 * 8;
-            const bool ok = row < a.m && k < a.in;
+            const bool ok = row < row_end && k < a.in;
             mma::cp_async16(sx + mma::swz(r, chunk8), ok ? x + row * a.x_row_stride + k : a.x, ok);
         }
         const uint32_t sw = s_raw + stage * raw_b_bytes(kScheme);
@@ -276,15 +278,15 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
     // Epilogue. Accumulator e of mma tile (mi, ni): row warp_m * 64 + mi * 16 + (lane >> 2) + 8 * (e >> 1),
     // tile column warp_n * 32 + ni * 8 + 2 * (lane & 3) + (e & 1).
     // y and residual: element offsets from their bases; the element type is bf16 or, with y_f32, f32.
-    const int64_t y_base = (int64_t)b * a.y_batch_stride;
-    const int64_t res_base = (int64_t)b * a.res_batch_stride;
+    const int64_t y_base = b * a.y_batch_stride;
+    const int64_t res_base = b * a.res_batch_stride;
     const int64_t y_cols = a.epilogue == DSK_EPILOGUE_SILU_MUL ? a.half : a.out;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
-            if (row >= a.m) continue;
+            if (row >= row_end) continue;
             const int64_t y_row = y_base + row * a.y_row_stride;
 #pragma unroll
             for (int ni = 0; ni < 4; ++ni) {
@@ -401,7 +403,7 @@ template <int kScheme> dsk_status launch(const char* op, const MmaArgs& a, dim3 
 
 }  // namespace
 
-dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
+dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles* rt) {
     const dsk_weight& w = p.w;
     MmaArgs a{};
     a.x = static_cast<const __nv_bfloat16*>(p.x);
@@ -411,9 +413,9 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
     a.y = p.y;
     a.y_f32 = p.y_dtype == DSK_DTYPE_F32;
     a.x_row_stride = p.x_row_stride;
-    a.x_batch_stride = p.x_batch_stride;
+    a.x_batch_stride = rt != nullptr ? 0 : p.x_batch_stride;
     a.y_row_stride = p.y_row_stride;
-    a.y_batch_stride = p.y_batch_stride;
+    a.y_batch_stride = rt != nullptr ? 0 : p.y_batch_stride;
     a.res_row_stride = p.residual_row_stride;
     a.res_batch_stride = p.residual_batch_stride;
     a.m = p.m;
@@ -423,7 +425,8 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
     a.epilogue = p.epilogue;
     a.y_pairs = (reinterpret_cast<uintptr_t>(p.y) & (a.y_f32 ? 7u : 3u)) == 0 && p.y_row_stride % 2 == 0 &&
                 (p.batch == 1 || p.y_batch_stride % 2 == 0);
-    const bool per_entry = w.count == p.batch && p.batch > 1;
+    const bool per_entry = rt != nullptr || (w.count == p.batch && p.batch > 1);  // grouped: one matrix per expert
+    if (rt != nullptr) a.rt = *rt;
     int scheme = kDenseBf16;
     if (w.scheme == DSK_WEIGHT_DENSE) {
         a.w_row_bytes = w.cols * 2;
@@ -448,7 +451,10 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p) {
 
     const int64_t n_tiles = p.epilogue == DSK_EPILOGUE_SILU_MUL ? (a.half + kBN / 2 - 1) / (kBN / 2)
                                                                 : (a.out + kBN - 1) / kBN;
-    const dim3 grid((unsigned)((p.m + kBM - 1) / kBM), (unsigned)n_tiles, (unsigned)p.batch);
+    // x over row tiles (the grouped op's bound from host sizes: an expert's tiles are neighbours, so its weight tiles
+    // are read once from HBM and then from L2), y over feature tiles, z over the batch.
+    const int64_t m_tiles = rt != nullptr ? grouped_row_tiles(p.m, rt->count, kBM) : (p.m + kBM - 1) / kBM;
+    const dim3 grid((unsigned)m_tiles, (unsigned)n_tiles, (unsigned)p.batch);
     const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
     switch (scheme) {
         case kFp8: return launch<kFp8>(op, a, grid, stream);

@@ -59,6 +59,7 @@ struct LinearArgs {
     int32_t split;          // gemv: warps per output feature (1, 2, 4)
     int32_t x_vec;          // gemv: x rows allow 16-byte loads of each piece
     int32_t y_f32;          // y and residual are f32 (else bf16): a runtime choice, uniform over the grid
+    RowTiles rt;            // the grouped op's row source (offsets NULL for dsk_linear; linear.cuh, row_tile)
 };
 
 // v / d for 0 <= v < 2^31 (the host refuses larger shapes), by a shift when d is a power of two (shift >= 0).
@@ -152,7 +153,9 @@ __device__ __forceinline__ void store_y(const LinearArgs& a, int64_t b, int64_t 
 // flight before any math), dequantises it piece by piece and does fused multiply-adds into MT per-row partial sums,
 // in element order. Then: warp sums by shuffles (xor 16..1), the S warps' sums added in order s = 0..S-1 through
 // shared memory, bias, epilogue, one rounding, one store per (row, column). Rows come in tiles of MT (grid.y runs
-// over tiles, grid.z over the batch); rows past m repeat row m - 1 (valid memory, results dropped).
+// over tiles, grid.z over the batch; the grouped op's tiles come from its offsets, linear.cuh's row_tile: matrix b's
+// rows up to row_end, x and y with batch stride 0); rows past the tile's end repeat its last row (valid memory, results
+// dropped).
 template <typename T, int WK, int EPI, int MT>
 __global__ void __launch_bounds__(128, 1) linear_gemv_kernel(const LinearArgs a) {
     using Tr = WeightTraits<WK>;
@@ -171,12 +174,12 @@ __global__ void __launch_bounds__(128, 1) linear_gemv_kernel(const LinearArgs a)
     const int S = a.split;
     const int slot = warp / S;  // the block's column this warp works on
     const int s = warp % S;     // its share of the chunks
+    int64_t b, i0, row_end;
+    if (!row_tile<MT>(a.rt, a.m, blockIdx.y, blockIdx.z, b, i0, row_end)) return;  // uniform over the block
     const int64_t j = (int64_t)blockIdx.x * (4 / S) + slot;
     const bool active = j < a.y_cols;  // warp-uniform
     const int num_chunks = (int)(a.in / kChunk);  // in < 2^31 (the host checks)
     const int stride = 32 * S;
-    const int64_t b = blockIdx.z;
-    const int64_t i0 = (int64_t)blockIdx.y * MT;
     float acc[NF][MT];
 #pragma unroll
     for (int f = 0; f < NF; ++f) {
@@ -188,7 +191,7 @@ __global__ void __launch_bounds__(128, 1) linear_gemv_kernel(const LinearArgs a)
         const T* xrow[MT];
 #pragma unroll
         for (int r = 0; r < MT; ++r) {
-            const int64_t i = i0 + r < a.m ? i0 + r : a.m - 1;
+            const int64_t i = i0 + r < row_end ? i0 + r : row_end - 1;
             xrow[r] = static_cast<const T*>(a.x) + b * a.x_batch + i * a.x_row;
         }
         const unsigned char* wrow[NF];
@@ -274,7 +277,7 @@ __global__ void __launch_bounds__(128, 1) linear_gemv_kernel(const LinearArgs a)
     __syncthreads();
 
     // The column's first warp adds the S warps' sums in order and writes the tile's rows (lane r: row i0 + r).
-    if (active && s == 0 && lane < MT && i0 + lane < a.m) {
+    if (active && s == 0 && lane < MT && i0 + lane < row_end) {
         float tot[NF];
 #pragma unroll
         for (int f = 0; f < NF; ++f) {
@@ -319,8 +322,8 @@ __global__ void __launch_bounds__(256, 1) linear_tiled_kernel(const LinearArgs a
         }
     };
 
-    const int64_t b = blockIdx.z;
-    const int64_t i0 = (int64_t)blockIdx.y * BM;
+    int64_t b, i0, row_end;  // batch entry or expert b (x / y batch strides 0 for the grouped op), its rows
+    if (!row_tile<BM>(a.rt, a.m, blockIdx.y, blockIdx.z, b, i0, row_end)) return;  // uniform over the block
     const int64_t mat = b;  // weight_at multiplies by the matrix strides (0 when one matrix serves all)
     const T* xb = static_cast<const T*>(a.x) + b * a.x_batch;
     float acc[4][4];
@@ -335,7 +338,7 @@ __global__ void __launch_bounds__(256, 1) linear_tiled_kernel(const LinearArgs a
         for (int e = threadIdx.x; e < BM * BK; e += 256) {
             const int kk = e % BK, r = e / BK;
             const int64_t i = i0 + r, k = k0 + kk;
-            xs[kk][r] = (i < a.m && k < a.in) ? to_float(load_ro(xb + i * a.x_row + k)) : 0.0f;
+            xs[kk][r] = (i < row_end && k < a.in) ? to_float(load_ro(xb + i * a.x_row + k)) : 0.0f;
         }
         // weight tile: consecutive threads read consecutive stored columns.
         for (int e = threadIdx.x; e < BN * BK; e += 256) {
@@ -367,7 +370,7 @@ __global__ void __launch_bounds__(256, 1) linear_tiled_kernel(const LinearArgs a
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int64_t row = i0 + ty + 16 * i;
-        if (row >= a.m) continue;
+        if (row >= row_end) continue;
 #pragma unroll
         for (int jj = 0; jj < (kSilu ? 2 : 4); ++jj) {
             const int64_t col = j0 + tx + 16 * jj;  // column of y
@@ -415,18 +418,39 @@ template <typename T, int WK, int EPI, int MT> void launch_gemv(const LinearArgs
     linear_gemv_kernel<T, WK, EPI, MT><<<grid, 128, 0, st>>>(a);
 }
 
+// Rows each matrix multiplies, as the host knows it: m for dsk_linear; for the grouped op the mean over the experts
+// that can have rows, ceil(m / min(m, count)) (decode: 1 when every token's top_k experts differ).
+int64_t rows_per_matrix(const LinearArgs& a) {
+    if (a.rt.offsets == nullptr) return a.m;
+    const int64_t used = a.m < a.rt.count ? a.m : a.rt.count;
+    return (a.m + used - 1) / used;
+}
+
+// Row tiles of `tm` rows per batch entry (dsk_linear) or in all (the grouped op's bound from host sizes).
+int64_t row_tiles(const LinearArgs& a, int64_t tm) {
+    return a.rt.offsets == nullptr ? (a.m + tm - 1) / tm : grouped_row_tiles(a.m, a.rt.count, tm);
+}
+
+// The GEMV's rows per tile (1, 2, 4 or 8): dsk_linear's m rounded down; for the grouped op the rows per expert rounded
+// up, so that at decode each expert's weight is streamed once for all its rows.
+int gemv_rows(const LinearArgs& a) {
+    const int64_t r = rows_per_matrix(a);
+    if (a.rt.offsets == nullptr) return r >= 8 ? 8 : r >= 4 ? 4 : r >= 2 ? 2 : 1;
+    return r > 4 ? 8 : r > 2 ? 4 : r > 1 ? 2 : 1;
+}
+
 // Grid: x over columns of y, y over tiles of rows, z over the batch (the host keeps y and z under 65536).
 template <typename T, int WK, int EPI>
 void launch(const LinearArgs& a, bool gemv, bool trans, int64_t sms, cudaStream_t st) {
     if (gemv) {
-        const int mt = a.m >= 8 ? 8 : a.m >= 4 ? 4 : a.m >= 2 ? 2 : 1;
-        const int64_t row_blocks = (a.m + mt - 1) / mt * a.batch;
+        const int mt = gemv_rows(a);
+        const int64_t row_blocks = row_tiles(a, mt) * a.batch;
         // Split-K: the largest S in {1, 2, 4} for which the grid at S / 2 still has fewer than 2 * SMs blocks.
         auto blocks = [&](int s) { return (a.y_cols + 4 / s - 1) / (4 / s) * row_blocks; };
         const int split = blocks(2) < 2 * sms ? 4 : blocks(1) < 2 * sms ? 2 : 1;
         LinearArgs g = a;
         g.split = split;
-        const dim3 grid((unsigned)((a.y_cols + 4 / split - 1) / (4 / split)), (unsigned)((a.m + mt - 1) / mt),
+        const dim3 grid((unsigned)((a.y_cols + 4 / split - 1) / (4 / split)), (unsigned)row_tiles(a, mt),
                         (unsigned)a.batch);
         switch (mt) {
             case 1: launch_gemv<T, WK, EPI, 1>(g, grid, st); break;
@@ -437,7 +461,7 @@ void launch(const LinearArgs& a, bool gemv, bool trans, int64_t sms, cudaStream_
         return;
     }
     const int64_t cols_per_block = EPI == DSK_EPILOGUE_SILU_MUL ? 32 : 64;
-    const dim3 grid((unsigned)((a.y_cols + cols_per_block - 1) / cols_per_block), (unsigned)((a.m + 63) / 64),
+    const dim3 grid((unsigned)((a.y_cols + cols_per_block - 1) / cols_per_block), (unsigned)row_tiles(a, 64),
                     (unsigned)a.batch);
     if (trans) {
         linear_tiled_kernel<T, WK, EPI, true><<<grid, 256, 0, st>>>(a);
@@ -465,7 +489,7 @@ template <typename T> void launch_weight(const LinearArgs& a, int wk, int epi, b
 
 }  // namespace
 
-dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
+dsk_status linear_simt(const char* op, const dsk_linear_params& p, const RowTiles* rt) {
     const dsk_weight& w = p.w;
     // The kernels index rows, columns and (row, batch) tiles with 32-bit divisions.
     constexpr int64_t kLimit = INT32_MAX;
@@ -473,7 +497,8 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
         DSK_UNSUPPORTED(op, "SIMT path: w.rows, w.cols and m * batch must be < 2^31 (got %lld, %lld, %lld * %lld)",
                         (long long)w.rows, (long long)w.cols, (long long)p.m, (long long)p.batch);
     }
-    // Grid y runs over tiles of 64 rows (or fewer), grid z over the batch: both at most 65535.
+    // Grid y runs over tiles of 64 rows (or fewer), grid z over the batch: both at most 65535 (the grouped op's bound
+    // on its tiles is checked below).
     if (p.batch > 65535 || p.m > 65535LL * 64) {
         DSK_UNSUPPORTED(op, "SIMT path: batch must be <= 65535 and m <= 4194240 (got batch %lld, m %lld)",
                         (long long)p.batch, (long long)p.m);
@@ -494,6 +519,7 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
     a.w_scale = w.scale;
     a.w_zero = w.zero;
     a.m = p.m;
+    if (rt != nullptr) a.rt = *rt;
     a.batch = p.batch;
     a.in = linear_in(p);
     a.out = linear_out(p);
@@ -527,8 +553,11 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p) {
 
     // The GEMV takes the weight in 16-byte chunks along k: rows of whole chunks from a 16-byte-aligned base, and
     // for FP8 scale blocks of whole chunks (INT4 groups always are: multiples of 32 codes).
-    const bool gemv = p.transpose_w == 0 && p.m <= 64 && is_aligned_16(w.data) && (w.cols * bits) % 128 == 0 &&
+    const bool gemv = p.transpose_w == 0 && rows_per_matrix(a) <= 64 && is_aligned_16(w.data) && (w.cols * bits) % 128 == 0 &&
                       (wk != kWFP8 || w.block_cols % 16 == 0);
+    if (rt != nullptr && row_tiles(a, gemv ? gemv_rows(a) : 64) > 65535) {
+        DSK_UNSUPPORTED(op, "SIMT path: too many row tiles for m %lld over %d experts", (long long)p.m, (int)rt->count);
+    }
     const int64_t esz = p.x_dtype == DSK_DTYPE_F32 ? 4 : 2;
     a.x_vec = is_aligned_16(p.x) && (p.m == 1 || (p.x_row_stride * esz) % 16 == 0) &&
               (p.batch == 1 || (p.x_batch_stride * esz) % 16 == 0);

@@ -3,7 +3,7 @@
  *
  *  - the header compiles as C11, and the struct layouts and enum values are the ones the C# bindings mirror;
  *  - dsk_abi_version() matches the header; the status entry points answer without a GPU;
- *  - every invalid dsk_rms_norm, dsk_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append,
+ *  - every invalid dsk_rms_norm, dsk_linear, dsk_grouped_linear, dsk_embedding, dsk_dequantize_fp8, dsk_rope, dsk_kv_append,
  *    dsk_paged_(mla_)attention, dsk_moe_*, dsk_silu_and_mul, dsk_copy_columns, dsk_elementwise and dsk_softmax request is
  *    refused with the
  *    right status and a message naming the op and the field. Every request here is invalid, so nothing is ever launched: it runs the same with or
@@ -156,6 +156,23 @@ _Static_assert(offsetof(dsk_softmax_params, dtype) == 32, "softmax.dtype");
 _Static_assert(offsetof(dsk_softmax_params, reserved) == 36, "softmax.reserved");
 _Static_assert(offsetof(dsk_softmax_params, stream) == 40, "softmax.stream");
 _Static_assert(sizeof(dsk_softmax_params) == 48, "sizeof(dsk_softmax_params)");
+/* dsk_grouped_linear_params (ABI 4): dsk_weight at 16, 72 bytes. */
+_Static_assert(offsetof(dsk_grouped_linear_params, x) == 0, "grouped.x");
+_Static_assert(offsetof(dsk_grouped_linear_params, expert_offsets) == 8, "grouped.expert_offsets");
+_Static_assert(offsetof(dsk_grouped_linear_params, w) == 16, "grouped.w");
+_Static_assert(offsetof(dsk_grouped_linear_params, y) == 88, "grouped.y");
+_Static_assert(offsetof(dsk_grouped_linear_params, error_word) == 96, "grouped.error_word");
+_Static_assert(offsetof(dsk_grouped_linear_params, m) == 104, "grouped.m");
+_Static_assert(offsetof(dsk_grouped_linear_params, x_row_stride) == 112, "grouped.x_row_stride");
+_Static_assert(offsetof(dsk_grouped_linear_params, y_row_stride) == 120, "grouped.y_row_stride");
+_Static_assert(offsetof(dsk_grouped_linear_params, x_dtype) == 128, "grouped.x_dtype");
+_Static_assert(offsetof(dsk_grouped_linear_params, y_dtype) == 132, "grouped.y_dtype");
+_Static_assert(offsetof(dsk_grouped_linear_params, epilogue) == 136, "grouped.epilogue");
+_Static_assert(offsetof(dsk_grouped_linear_params, path) == 140, "grouped.path");
+_Static_assert(offsetof(dsk_grouped_linear_params, error_site) == 144, "grouped.error_site");
+_Static_assert(offsetof(dsk_grouped_linear_params, reserved) == 148, "grouped.reserved");
+_Static_assert(offsetof(dsk_grouped_linear_params, stream) == 152, "grouped.stream");
+_Static_assert(sizeof(dsk_grouped_linear_params) == 160, "sizeof(dsk_grouped_linear_params)");
 
 _Static_assert(sizeof(dsk_status) == 4 && sizeof(dsk_dtype) == 4, "enums are 32-bit");
 _Static_assert(sizeof(dsk_weight_scheme) == 4 && sizeof(dsk_linear_path) == 4 && sizeof(dsk_linear_epilogue) == 4,
@@ -432,6 +449,85 @@ static void check_linear(void) {
 }
 
 /* A request that would be valid with real buffers: 3 ids into a bf16 table [16, 32], y bf16 [3, 32]. */
+/* A grouped request that would be valid with real buffers: bf16 x [4, 32], 3 experts of [16, 32], y [4, 16]. */
+static dsk_grouped_linear_params grouped_params(void) {
+    dsk_grouped_linear_params p;
+    memset(&p, 0, sizeof p);
+    p.x = FAKE(0x100000);
+    p.expert_offsets = (const int32_t*)FAKE(0x700000);
+    p.w = dense_weight();
+    p.w.count = 3;
+    p.y = FAKE(0x300000);
+    p.error_word = (int32_t*)FAKE(0x600000);
+    p.m = 4;
+    p.x_row_stride = 32;
+    p.y_row_stride = 16;
+    p.x_dtype = DSK_DTYPE_BF16;
+    p.y_dtype = DSK_DTYPE_BF16;
+    p.path = DSK_LINEAR_PATH_SIMT;
+    p.error_site = 5;
+    return p;
+}
+
+static void expect_grouped(const char* name, const dsk_grouped_linear_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_grouped_linear", name, dsk_grouped_linear(p), want, expected);
+}
+
+/* dsk_grouped_linear shares dsk_linear's checks (weight, strides, overlaps, dtypes) and adds its own. */
+static void check_grouped_linear(void) {
+    dsk_grouped_linear_params p;
+    expect_grouped("p NULL", NULL, DSK_ERROR_INVALID_ARGUMENT, "p must not be NULL");
+    p = grouped_params(); p.expert_offsets = NULL;
+    expect_grouped("offsets NULL", &p, DSK_ERROR_INVALID_ARGUMENT, "expert_offsets must not be NULL");
+    p = grouped_params(); p.error_word = NULL;
+    expect_grouped("error_word NULL", &p, DSK_ERROR_INVALID_ARGUMENT, "error_word must not be NULL");
+    p = grouped_params(); p.epilogue = DSK_EPILOGUE_ADD;
+    expect_grouped("epilogue ADD", &p, DSK_ERROR_INVALID_ARGUMENT, "epilogue must be NONE (0) or SILU_MUL (1) (got 2)");
+    p = grouped_params(); p.error_site = 0;
+    expect_grouped("error_site 0", &p, DSK_ERROR_INVALID_ARGUMENT, "error_site must be > 0 (got 0)");
+    p = grouped_params(); p.reserved = 3;
+    expect_grouped("reserved", &p, DSK_ERROR_INVALID_ARGUMENT, "reserved must be 0 (got 3)");
+    p = grouped_params(); p.m = (int64_t)1 << 31;
+    expect_grouped("m 2^31", &p, DSK_ERROR_INVALID_ARGUMENT, "m must be < 2^31 - 1 (got 2147483648)");
+    p = grouped_params(); p.w.count = (int64_t)1 << 31;
+    expect_grouped("count 2^31", &p, DSK_ERROR_INVALID_ARGUMENT, "w.count must be < 2^31 - 1");
+    /* The shared checks, with dsk_grouped_linear's name. */
+    p = grouped_params(); p.x = NULL;
+    expect_grouped("x NULL", &p, DSK_ERROR_INVALID_ARGUMENT, "x must not be NULL");
+    p = grouped_params(); p.m = 0;
+    expect_grouped("m 0", &p, DSK_ERROR_INVALID_ARGUMENT, "m must be >= 1 (got 0)");
+    p = grouped_params(); p.w.count = 0;
+    expect_grouped("count 0", &p, DSK_ERROR_INVALID_ARGUMENT, "w.count must be >= 1 (got 0)");
+    p = grouped_params(); p.w = int4_weight(); p.w.count = 3; p.w.group_size = 48;
+    expect_grouped("int4 group 48", &p, DSK_ERROR_INVALID_ARGUMENT, "w.group_size must be a positive multiple of 32");
+    p = grouped_params(); p.w = fp8_weight(); p.w.count = 3; p.w.scale = NULL;
+    expect_grouped("fp8 no scale", &p, DSK_ERROR_INVALID_ARGUMENT, "w.scale must not be NULL");
+    p = grouped_params(); p.path = 3;
+    expect_grouped("path 3", &p, DSK_ERROR_INVALID_ARGUMENT, "path must be AUTO (0), SIMT (1) or MMA (2) (got 3)");
+    p = grouped_params(); p.epilogue = DSK_EPILOGUE_SILU_MUL; p.w.rows = 15;
+    expect_grouped("silu odd out", &p, DSK_ERROR_INVALID_ARGUMENT, "out must be even with epilogue SILU_MUL (got out 15)");
+    p = grouped_params(); p.epilogue = DSK_EPILOGUE_SILU_MUL; p.y_row_stride = 7;
+    expect_grouped("silu y stride", &p, DSK_ERROR_INVALID_ARGUMENT, "y_row_stride must be >= the columns of y (got 7, columns 8)");
+    p = grouped_params(); p.x_row_stride = 31;
+    expect_grouped("x stride", &p, DSK_ERROR_INVALID_ARGUMENT, "x_row_stride must be >= in (got 31, in 32)");
+    p = grouped_params(); p.y = FAKE(0x100000 + 64);
+    expect_grouped("y over x", &p, DSK_ERROR_INVALID_ARGUMENT, "y must not overlap x");
+    p = grouped_params(); p.y = FAKE(0x200000 + 3 * 16 * 32 * 2 - 2);  /* the last element of expert 2's matrix */
+    expect_grouped("y over w", &p, DSK_ERROR_INVALID_ARGUMENT, "y must not overlap the weight");
+    p = grouped_params(); p.y = FAKE(0x700000 + 12);  /* offsets[3] */
+    expect_grouped("y over offsets", &p, DSK_ERROR_INVALID_ARGUMENT, "y must not overlap expert_offsets");
+    p = grouped_params(); p.y = FAKE(0x700000 + 16);  /* just past offsets[3] */
+    p.x_dtype = DSK_DTYPE_F16;
+    expect_grouped("y after offsets, x F16", &p, DSK_ERROR_UNSUPPORTED, "x_dtype F16 (2) is not supported");
+    /* dtypes last. */
+    p = grouped_params(); p.y_dtype = DSK_DTYPE_I32;
+    expect_grouped("y I32", &p, DSK_ERROR_UNSUPPORTED, "y_dtype I32 (5) is not supported");
+    p = grouped_params(); p.w.dtype = DSK_DTYPE_F16;
+    expect_grouped("dense F16 weight", &p, DSK_ERROR_UNSUPPORTED, "w.dtype F16 (2) is not supported for a DENSE weight");
+    p = grouped_params(); p.x_dtype = DSK_DTYPE_F16; p.x_row_stride = 1;
+    expect_grouped("stride before dtype", &p, DSK_ERROR_INVALID_ARGUMENT, "x_row_stride must be >= in");
+}
+
 static dsk_embedding_params embedding_params(void) {
     dsk_embedding_params p;
     memset(&p, 0, sizeof p);
@@ -1472,6 +1568,7 @@ int main(void) {
 
     /* The weight-reading ops: every request below is invalid or unsupported, so nothing launches. */
     check_linear();
+    check_grouped_linear();
     check_embedding();
     check_dequantize();
 

@@ -171,3 +171,4 @@ inline void __threadfence() {}
 #include "emu_attention_mma.h"
 #include "emu_mla_mma.h"
 #include "emu_moe.h"
+#include "emu_grouped_linear.h"

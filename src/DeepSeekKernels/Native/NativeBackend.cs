@@ -29,7 +29,9 @@ internal sealed class NativeBackend : KernelBackend
     /// four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the latent part of
     /// each kv_a row in place). Linear, LinearSiluMul (dsk_linear's SILU_MUL epilogue) and HeadwiseLinear: dsk_linear
     /// (dense bf16 x bf16 without a bias through cuBLASLt) over every weight scheme the loader makes (dense f32/bf16, FP8
-    /// blocks of any size, INT4 groups), f32 or bf16 activations (x and y may differ), strided rows. Embedding:
+    /// blocks of any size, INT4 groups), f32 or bf16 activations (x and y may differ), strided rows. GroupedLinear and
+    /// GroupedLinearSiluMul: dsk_grouped_linear (dsk_linear's kernel families, one matrix per expert) over the same
+    /// weights and activations. Embedding:
     /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations and LinearW8A8
     /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
     /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
@@ -99,6 +101,10 @@ internal sealed class NativeBackend : KernelBackend
                 : op.Weight != null || op.Scheme != null ? $"{op.Op} takes no weight"
                 : op.StridedRows ? $"{SmallOpKernel(op.Op)} reads the op API's dense rows"
                 : null,
+            nameof(Ops.GroupedLinear) or nameof(Ops.GroupedLinearSiluMul) =>
+                op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_grouped_linear takes f32 or bf16 activations, not {op.X.Name()}"
+                : !IsWeight(op) ? $"dsk_grouped_linear takes a dense f32/bf16, FP8 block or INT4 group weight, not {op}"
+                : null,
             nameof(Ops.DequantizeFp8) =>
                 op.X != ElementType.F32 || op.Scheme != WeightScheme.Fp8Block || op.Weight != ElementType.Fp8E4M3
                     ? "dsk_dequantize_fp8 takes an FP8 block weight to f32"
@@ -135,6 +141,12 @@ internal sealed class NativeBackend : KernelBackend
 
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) =>
         LinearNative.HeadwiseLinear(_runtime, x, w, y, transpose);
+
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        GroupedLinearNative.GroupedLinear(_runtime, x, offsets, w, y, m);
+
+    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        GroupedLinearNative.GroupedLinearSiluMul(_runtime, x, offsets, w, y, m);
 
     public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) =>
         EmbeddingNative.Run(_runtime, ids, table, y);
