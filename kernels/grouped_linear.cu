@@ -16,9 +16,10 @@
 // The offsets are device data: every block checks all of them as it scans (each in [0, m], then not decreasing) and
 // exits when one is bad, so nothing but the error word is written; block 0 reports the first bad one in that order.
 //
-// Path AUTO: the tensor-core family when the rows per expert (m / min(m, count), what the host knows) reach
-// kGroupedMmaMinRows and that family accepts the request; otherwise the SIMT family, whose GEMV takes tiles of as many
-// rows as the mean expert has (decode: one row each), so every used expert's weight is streamed once.
+// Path AUTO: the tensor-core family when the mean rows of a used expert (linear.cuh, grouped_rows_per_expert: from m and
+// the expert count only) reach kGroupedMmaMinRows and that family accepts the request; otherwise the SIMT family, whose
+// GEMV takes tiles of about as many rows as the mean used expert has (decode: one row each), so that each used expert's
+// weight is streamed once (experts with more rows than the tile stream it once per tile).
 #include <climits>
 
 #include "linear.cuh"
@@ -29,7 +30,7 @@ namespace {
 
 constexpr const char* kOp = "dsk_grouped_linear";
 
-// AUTO: MMA from this many rows per expert (m / min(m, experts)) up. Below it the tensor cores would multiply 128-row
+// AUTO: MMA from this many rows per used expert up. Below it the tensor cores would multiply 128-row
 // tiles that are mostly padding, and the SIMT GEMV streams each used expert's weight once at the same bytes.
 constexpr int64_t kGroupedMmaMinRows = 8;
 
@@ -95,8 +96,7 @@ extern "C" DSK_API dsk_status dsk_grouped_linear(const dsk_grouped_linear_params
             return linear_mma(kOp, lp, &rt);
         }
         default: {  // AUTO
-            const int64_t used = p->m < p->w.count ? p->m : p->w.count;
-            const int64_t rows_per_expert = (p->m + used - 1) / used;
+            const double rows_per_expert = grouped_rows_per_expert(p->m, p->w.count);
             if (rows_per_expert >= kGroupedMmaMinRows && linear_mma_supports(lp, nullptr)) return linear_mma(kOp, lp, &rt);
             return linear_simt(kOp, lp, &rt);
         }

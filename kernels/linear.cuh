@@ -9,6 +9,8 @@
 // the same kernel bodies run both, only the row tile a block works on comes from elsewhere (row_tile below).
 #pragma once
 
+#include <cmath>
+
 #include "common.cuh"
 
 namespace dsk {
@@ -50,6 +52,14 @@ inline int64_t grouped_row_tiles(int64_t m, int64_t count, int64_t tm) {
     return bound < m ? bound : m;
 }
 
+// The mean rows of a used expert when m rows fall on `count` experts at random (what the host knows: m balls into count
+// bins use count * (1 - (1 - 1/count)^m) of them): 1.01 at decode (m = 8 of 256), 1.25 at m = 128, 4.1 at m = 1024.
+// The families size their row tiles by it, so that most experts' rows fit one tile and each weight is streamed once.
+inline double grouped_rows_per_expert(int64_t m, int64_t count) {
+    const double used = count == 1 ? 1.0 : -(double)count * std::expm1((double)m * std::log1p(-1.0 / (double)count));
+    return used >= 1.0 ? (double)m / used : (double)m;
+}
+
 // The rows a block works on: matrix `mat` (its weight, and its x / y batch entry for dsk_linear), rows [row0, row_end)
 // of which the block takes row0 .. row0 + TM - 1 (those below row_end). Every thread of the block calls it with the
 // same arguments and gets the same answer (each warp scans on its own: no barrier); false: nothing to do, exit (past the
@@ -64,46 +74,58 @@ __device__ __forceinline__ bool row_tile(const RowTiles& rt, int64_t m, int64_t 
         return true;
     }
     constexpr unsigned kAll = 0xffffffffu, kNone = 0xffffffffu;
+    constexpr int kBatch = 8;  // chunks of 32 offsets whose loads are in flight together (DeepSeek-V3's 257: 2 rounds)
     const unsigned lane = threadIdx.x & 31;
     const unsigned n = (unsigned)rt.count + 1;  // offsets
     unsigned bad_range = kNone, bad_order = kNone;  // lowest bad index of each kind (warp-uniform)
     uint32_t before = 0;  // tiles of the experts before this chunk (< m < 2^31 when the offsets are good; wraps otherwise)
     int64_t found_mat = -1, found_row0 = 0, found_end = 0;
     int32_t prev_last = 0;  // offsets[base - 1] (lane 31's value of the previous chunk)
-    for (unsigned base = 0; base < n; base += 32) {
-        const unsigned i = base + lane;
-        const int32_t v = i < n ? __ldg(rt.offsets + i) : 0;
-        const int32_t up = __shfl_up_sync(kAll, v, 1);
-        const int32_t lv = lane == 0 ? (base == 0 ? v : prev_last) : up;  // offsets[i - 1]
-        const bool out_of_range = i < n && (v < 0 || (int64_t)v > m);
-        const bool decreasing = i < n && i > 0 && v < lv;
-        const unsigned r_ball = __ballot_sync(kAll, out_of_range);
-        const unsigned o_ball = __ballot_sync(kAll, decreasing);
-        if (r_ball != 0u && bad_range == kNone) bad_range = base + (unsigned)(__ffs((int)r_ball) - 1);
-        if (o_ball != 0u && bad_order == kNone) bad_order = base + (unsigned)(__ffs((int)o_ball) - 1);
-        // Expert e = i - 1 ends at offsets[i]: its rows lv .. v, its tiles ceil(rows / TM) (0 when bad or i == 0).
-        const uint32_t rows = (i > 0 && i < n && v > lv) ? (uint32_t)v - (uint32_t)lv : 0u;
-        const uint32_t mine = rows / TM + (rows % TM != 0u);
-        uint32_t t = mine;
+    for (unsigned batch = 0; batch < n; batch += 32 * kBatch) {
+        int32_t vals[kBatch];
 #pragma unroll
-        for (int d = 1; d < 32; d <<= 1) {  // inclusive prefix over the chunk's lanes
-            const uint32_t o = __shfl_up_sync(kAll, t, d);
-            if ((int)lane >= d) t += o;
+        for (int c = 0; c < kBatch; ++c) {
+            const unsigned i = batch + 32 * c + lane;
+            vals[c] = i < n ? __ldg(rt.offsets + i) : 0;
         }
-        const uint32_t incl = before + t;
-        const bool here = found_mat < 0 && mine > 0u && tile < (int64_t)incl && tile >= (int64_t)(incl - mine);
-        const unsigned h_ball = __ballot_sync(kAll, here);
-        if (h_ball != 0u) {
-            const int src = __ffs((int)h_ball) - 1;
-            const uint32_t first = __shfl_sync(kAll, incl - mine, src);
-            const int32_t lo = __shfl_sync(kAll, lv, src);
-            const int32_t hi = __shfl_sync(kAll, v, src);
-            found_mat = (int64_t)(base + (unsigned)src) - 1;
-            found_row0 = (int64_t)lo + (tile - (int64_t)first) * TM;
-            found_end = hi;
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c) {
+            const unsigned base = batch + 32 * c;
+            if (base >= n) break;  // warp-uniform
+            const unsigned i = base + lane;
+            const int32_t v = vals[c];
+            const int32_t up = __shfl_up_sync(kAll, v, 1);
+            const int32_t lv = lane == 0 ? (base == 0 ? v : prev_last) : up;  // offsets[i - 1]
+            const bool out_of_range = i < n && (v < 0 || (int64_t)v > m);
+            const bool decreasing = i < n && i > 0 && v < lv;
+            const unsigned r_ball = __ballot_sync(kAll, out_of_range);
+            const unsigned o_ball = __ballot_sync(kAll, decreasing);
+            if (r_ball != 0u && bad_range == kNone) bad_range = base + (unsigned)(__ffs((int)r_ball) - 1);
+            if (o_ball != 0u && bad_order == kNone) bad_order = base + (unsigned)(__ffs((int)o_ball) - 1);
+            // Expert e = i - 1 ends at offsets[i]: its rows lv .. v, its tiles ceil(rows / TM) (0 when bad or i == 0).
+            const uint32_t rows = (i > 0 && i < n && v > lv) ? (uint32_t)v - (uint32_t)lv : 0u;
+            const uint32_t mine = rows / TM + (rows % TM != 0u);
+            uint32_t t = mine;
+#pragma unroll
+            for (int d = 1; d < 32; d <<= 1) {  // inclusive prefix over the chunk's lanes
+                const uint32_t o = __shfl_up_sync(kAll, t, d);
+                if ((int)lane >= d) t += o;
+            }
+            const uint32_t incl = before + t;
+            const bool here = found_mat < 0 && mine > 0u && tile < (int64_t)incl && tile >= (int64_t)(incl - mine);
+            const unsigned h_ball = __ballot_sync(kAll, here);
+            if (h_ball != 0u) {
+                const int src = __ffs((int)h_ball) - 1;
+                const uint32_t first = __shfl_sync(kAll, incl - mine, src);
+                const int32_t lo = __shfl_sync(kAll, lv, src);
+                const int32_t hi = __shfl_sync(kAll, v, src);
+                found_mat = (int64_t)(base + (unsigned)src) - 1;
+                found_row0 = (int64_t)lo + (tile - (int64_t)first) * TM;
+                found_end = hi;
+            }
+            before = __shfl_sync(kAll, incl, 31);
+            prev_last = __shfl_sync(kAll, v, 31);
         }
-        before = __shfl_sync(kAll, incl, 31);
-        prev_last = __shfl_sync(kAll, v, 31);
     }
     if (bad_range != kNone || bad_order != kNone) {
         // Block 0's first warp reports (range errors first); the word keeps an error recorded before.

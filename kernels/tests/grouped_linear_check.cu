@@ -373,7 +373,11 @@ void run_good_checks(cudaStream_t stream) {
         // 5 experts, two with no rows, rows 0-1 before offsets[0] and the last 2 after offsets[5].
         {"mixed, empty experts, rows outside", 24, offsets_of(2, {3, 0, 9, 0, 8})},
         {"all rows to one expert", 19, offsets_of(0, {0, 0, 19, 0})},
-        {"one row per expert (decode)", 6, offsets_of(0, {1, 1, 1, 1, 1, 1})},
+        {"one row per expert", 6, offsets_of(0, {1, 1, 1, 1, 1, 1})},
+        // decode: 8 rows on 8 of 64 experts (GEMV tiles of one row), the last expert included
+        {"decode, 8 of 64 experts", 8, offsets_of(0, {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0,
+                                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1})},
     };
     const std::vector<Dist> extra = {
         // 40 experts (two chunks of the device scan), many empty; one expert with 3 row tiles of the GEMV.
