@@ -21,6 +21,9 @@
 //   point looked up per 8-element run), then read the same
 //   way. Features of the SILU_MUL epilogue are interleaved in groups of 8 (tile columns 16q..16q+7 = gate features,
 //   16q+8..16q+15 = the matching up features) so the thread that holds a gate value also holds its up value.
+// dsk_grouped_linear runs the same kernel: blockIdx.x is then a row tile of the grouped op (linear.cuh, row_tile: an
+// expert's 128-row tiles are neighbours in the grid, so its weight tiles come from HBM once and then from L2), the
+// weight offset by the expert's matrix, rows bounded by the expert's end.
 // Not done: sm_90a wgmma / TMA (a Hopper-only path would beat mma.sync there); split-K for small m * out.
 #include <climits>
 

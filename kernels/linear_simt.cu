@@ -19,6 +19,9 @@
 //   linear_tiled_kernel  everything else (m > 64, transpose_w, chunk-misaligned rows): a shared-memory tiled SIMT
 //                        GEMM, 64 x 64 x 32 tiles, the weight dequantised to fp32 as it is staged.
 // Both write every output element of y's [batch, m, columns] window exactly once and nothing outside it.
+// dsk_grouped_linear (grouped_linear.cu) runs the same two kernels: its row tiles come from the expert offsets
+// (linear.cuh, row_tile: expert b's rows, x and y batch strides 0, the weight offset by matrix b as in batch mode), and
+// the GEMV's tile height follows the mean rows of a used expert, so at decode each used expert's weight is streamed once.
 #include <atomic>
 #include <climits>
 

@@ -4,7 +4,8 @@
 // Cases: every weight scheme (f32, bf16, FP8 with 128 x 128 blocks on ragged shapes (in 200 / out 136), 16 x 32 and 3 x 40
 // blocks, INT4 g32 with non-integer zero points and g128), x and y F32 / BF16 (also mixed), epilogues NONE and SILU_MUL,
 // padded row strides, paths SIMT, AUTO and MMA (where the library accepts it), and row distributions: experts with no
-// rows, all rows to one expert, one row per expert (decode), many rows per expert (several row tiles of one expert),
+// rows, all rows to one expert, one row per expert, decode (8 rows on 8 of 64 experts: GEMV tiles of one row), many rows
+// per expert (several row tiles of one expert),
 // more than 32 experts (the device scan's second chunk), rows before offsets[0] and after offsets[count] (never
 // written). The reference is float64 over the exact dequantised weights; y is poisoned with NaN bytes first and every
 // element outside the experts' rows and columns must be unchanged.
