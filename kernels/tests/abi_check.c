@@ -1307,6 +1307,8 @@ static void check_moe_combine(void) {
     expect_combine("y I32", &p, UNS, "y_dtype I32 (5) is not supported (F32 or BF16)");
     p = combine_params(); p.y_dtype = DSK_DTYPE_I32; p.accumulate = -1;
     expect_combine("accumulate -1 with I32", &p, INV, "accumulate must be 0 or 1 (got -1)");
+}
+
 /* ---- The small activation ops (ABI 4): dsk_silu_and_mul, dsk_copy_columns, dsk_elementwise, dsk_softmax. ---- */
 
 /* Would be valid with real buffers: bf16 x [3, 2 * 64], y [3, 64]. */
