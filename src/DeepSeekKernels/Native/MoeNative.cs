@@ -11,7 +11,7 @@ namespace DeepSeekKernels.Native;
 /// destination. Expert ids and slot rows are device data: a bad one is recorded in the runtime's error word under
 /// <see cref="DeviceErrorSite.MoePermuteIds"/> / <see cref="DeviceErrorSite.MoeCombineRows"/> (a
 /// <see cref="DeviceIndexException"/> at the next synchronisation). The permutation's scratch (per-chunk expert counts)
-/// comes from the backend's MoE <see cref="AttentionWorkspace"/> (the same grow-once, capture-safe device buffer the
+/// comes from the backend's MoE <see cref="KernelWorkspace"/> (the same grow-once, capture-safe device buffer the
 /// attention kernels use, a separate instance), sized by dsk_moe_permute_workspace_size.
 /// </summary>
 internal static class MoeNative
@@ -52,7 +52,7 @@ internal static class MoeNative
     /// permuted [tokens * topK, hidden], offsets [experts + 1], slotRows [tokens * topK] from x [tokens, hidden] and
     /// ids [tokens * topK]; x and permuted dense and of one element type.
     /// </summary>
-    public static void Permute(DeviceRuntime runtime, AttentionWorkspace workspace, DeviceTensor x, DeviceView<int> ids,
+    public static void Permute(DeviceRuntime runtime, KernelWorkspace workspace, DeviceTensor x, DeviceView<int> ids,
         DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts)
     {
         if (x.ElementType != permuted.ElementType)

@@ -7,20 +7,20 @@ namespace DeepSeekKernels.Native;
 internal sealed class NativeBackend : KernelBackend
 {
     readonly DeviceRuntime _runtime;
-    readonly AttentionWorkspace _attentionWorkspace;
-    readonly AttentionWorkspace _moeWorkspace; // MoePermute's counting-sort scratch
+    readonly KernelWorkspace _attentionWorkspace;
+    readonly KernelWorkspace _moeWorkspace; // MoePermute's counting-sort scratch
 
     public NativeBackend(DeviceRuntime runtime)
     {
         if (!runtime.IsNativeAvailable(out string reason))
             throw new NotSupportedException("The native backend is not available: " + reason);
         _runtime = runtime;
-        _attentionWorkspace = new AttentionWorkspace(runtime);
-        _moeWorkspace = new AttentionWorkspace(runtime);
+        _attentionWorkspace = new KernelWorkspace(runtime);
+        _moeWorkspace = new KernelWorkspace(runtime);
     }
 
     /// <summary>The split-K scratch of this backend's paged attention calls (for tests).</summary>
-    internal AttentionWorkspace AttentionWorkspace => _attentionWorkspace;
+    internal KernelWorkspace KernelWorkspace => _attentionWorkspace;
 
     public override Backend Kind => Backend.Native;
 
@@ -36,7 +36,7 @@ internal sealed class NativeBackend : KernelBackend
     /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
     /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
     /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, heads of up to
-    /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="AttentionWorkspace"/>).
+    /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="KernelWorkspace"/>).
     /// MoeRoute, MoePermute, MoeCombine: dsk_moe_route (f32 or bf16 logits), dsk_moe_permute (f32 or bf16 rows, x and
     /// permuted of one type; scratch from a second grow-once workspace) and dsk_moe_combine (f32 or bf16 expert rows and output).
     /// CopyColumns, SiluAndMul, Softmax, Add and Scale: dsk_copy_columns, dsk_silu_and_mul, dsk_softmax and dsk_elementwise on

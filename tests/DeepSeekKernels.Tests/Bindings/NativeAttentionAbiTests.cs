@@ -167,14 +167,14 @@ public class NativeAttentionSupportTests
     [Fact]
     public void TheWorkspaceGrowsInWholeMebibytesAndAtLeastDoubles()
     {
-        const long MiB = AttentionWorkspace.Granule;
+        const long MiB = KernelWorkspace.Granule;
         Assert.Equal(1 << 20, MiB);
-        Assert.Equal(MiB, AttentionWorkspace.GrownSize(1, 0));
-        Assert.Equal(MiB, AttentionWorkspace.GrownSize(MiB, 0));
-        Assert.Equal(2 * MiB, AttentionWorkspace.GrownSize(MiB + 1, 0));
-        Assert.Equal(2 * MiB, AttentionWorkspace.GrownSize(MiB + 1, MiB)); // double the old buffer covers it
-        Assert.Equal(8 * MiB, AttentionWorkspace.GrownSize(5 * MiB, 4 * MiB));
-        Assert.Equal(13 * MiB, AttentionWorkspace.GrownSize(12 * MiB + 5, 2 * MiB)); // a big jump takes what it needs
+        Assert.Equal(MiB, KernelWorkspace.GrownSize(1, 0));
+        Assert.Equal(MiB, KernelWorkspace.GrownSize(MiB, 0));
+        Assert.Equal(2 * MiB, KernelWorkspace.GrownSize(MiB + 1, 0));
+        Assert.Equal(2 * MiB, KernelWorkspace.GrownSize(MiB + 1, MiB)); // double the old buffer covers it
+        Assert.Equal(8 * MiB, KernelWorkspace.GrownSize(5 * MiB, 4 * MiB));
+        Assert.Equal(13 * MiB, KernelWorkspace.GrownSize(12 * MiB + 5, 2 * MiB)); // a big jump takes what it needs
     }
 }
 
