@@ -62,45 +62,23 @@ public sealed partial class NativeAttentionStructLayoutTests
         Assert.Equal(Enum.GetNames<RopeLayout>(), Enum.GetNames<DskRopeLayout>());
     }
 
-    static string Header => File.ReadAllText(Path.Combine(RepositoryRoot.Path, "kernels", "include", "deepseek_kernels.h"));
-
     [GeneratedRegex(@"#define\s+DSK_ABI_VERSION\s+(\d+)")]
     private static partial Regex AbiDefine();
 
     [Fact]
     public void TheBindingsAbiVersionIsTheHeaders()
     {
-        var match = AbiDefine().Match(Header);
+        var match = AbiDefine().Match(AbiHeader.Text);
         Assert.True(match.Success, "DSK_ABI_VERSION not found in the header");
         Assert.Equal(DskNative.AbiVersion, int.Parse(match.Groups[1].Value));
     }
 
-    /// <summary>The fields of <c>typedef struct NAME { ... } NAME;</c> in the header, in order, as C# names (snake_case to PascalCase).</summary>
-    static string[] HeaderFields(string name)
-    {
-        var body = Regex.Match(Header, @"typedef struct " + name + @" \{(.*?)\} " + name + ";", RegexOptions.Singleline);
-        Assert.True(body.Success, name + " not found in the header");
-        var text = Regex.Replace(body.Groups[1].Value, @"/\*.*?\*/", "", RegexOptions.Singleline);
-        return text.Split(';').Select(d => d.Trim()).Where(d => d.Length > 0)
-            .Select(d => Regex.Match(d, @"(\w+)$").Groups[1].Value)
-            .Select(f => string.Concat(f.Split('_').Select(part => part switch
-            {
-                "dtype" => "DType",
-                "q" => "Q",
-                _ => char.ToUpperInvariant(part[0]) + part[1..],
-            })))
-            .ToArray();
-    }
-
-    static string[] CSharpFields<T>() =>
-        typeof(T).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => Marshal.OffsetOf<T>(f.Name)).Select(f => f.Name).ToArray();
-
     [Fact]
     public void TheFieldsAreTheHeadersInTheHeadersOrder()
     {
-        Assert.Equal(HeaderFields("dsk_rope_params"), CSharpFields<DskRopeParams>());
-        Assert.Equal(HeaderFields("dsk_kv_append_params"), CSharpFields<DskKvAppendParams>());
-        Assert.Equal(HeaderFields("dsk_paged_attention_params"), CSharpFields<DskPagedAttentionParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_rope_params"), AbiHeader.CSharpFields<DskRopeParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_kv_append_params"), AbiHeader.CSharpFields<DskKvAppendParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_paged_attention_params"), AbiHeader.CSharpFields<DskPagedAttentionParams>());
     }
 }
 

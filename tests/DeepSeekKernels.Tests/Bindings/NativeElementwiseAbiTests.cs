@@ -53,30 +53,13 @@ public sealed class NativeElementwiseStructLayoutTests
             new[] { "X", "Y", "Rows", "RowLength", "DType", "Reserved", "Stream" }.Select(Offset<DskSoftmaxParams>));
     }
 
-    static string Header => File.ReadAllText(Path.Combine(RepositoryRoot.Path, "kernels", "include", "deepseek_kernels.h"));
-
-    /// <summary>The fields of <c>typedef struct NAME { ... } NAME;</c> in the header, in order, as C# names (snake_case to PascalCase).</summary>
-    static string[] HeaderFields(string name)
-    {
-        var body = Regex.Match(Header, @"typedef struct " + name + @" \{(.*?)\} " + name + ";", RegexOptions.Singleline);
-        Assert.True(body.Success, name + " not found in the header");
-        var text = Regex.Replace(body.Groups[1].Value, @"/\*.*?\*/", "", RegexOptions.Singleline);
-        return text.Split(';').Select(d => d.Trim()).Where(d => d.Length > 0)
-            .Select(d => Regex.Match(d, @"(\w+)$").Groups[1].Value)
-            .Select(f => string.Concat(f.Split('_').Select(part => part == "dtype" ? "DType" : char.ToUpperInvariant(part[0]) + part[1..])))
-            .ToArray();
-    }
-
-    static string[] CSharpFields<T>() =>
-        typeof(T).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => Marshal.OffsetOf<T>(f.Name)).Select(f => f.Name).ToArray();
-
     [Fact]
     public void TheFieldsAreTheHeadersInTheHeadersOrder()
     {
-        Assert.Equal(HeaderFields("dsk_silu_and_mul_params"), CSharpFields<DskSiluAndMulParams>());
-        Assert.Equal(HeaderFields("dsk_copy_columns_params"), CSharpFields<DskCopyColumnsParams>());
-        Assert.Equal(HeaderFields("dsk_elementwise_params"), CSharpFields<DskElementwiseParams>());
-        Assert.Equal(HeaderFields("dsk_softmax_params"), CSharpFields<DskSoftmaxParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_silu_and_mul_params"), AbiHeader.CSharpFields<DskSiluAndMulParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_copy_columns_params"), AbiHeader.CSharpFields<DskCopyColumnsParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_elementwise_params"), AbiHeader.CSharpFields<DskElementwiseParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_softmax_params"), AbiHeader.CSharpFields<DskSoftmaxParams>());
     }
 }
 

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using DeepSeekKernels.Bindings;
 using DeepSeekKernels.Native;
 using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Tests.Support;
 
 namespace DeepSeekKernels.Tests.Bindings;
 
@@ -25,6 +26,7 @@ public class NativeGroupedLinearAbiTests
             [0, 8, 16, 88, 96, 104, 112, 120, 128, 132, 136, 140, 144, 148, 152],
             new[] { "X", "ExpertOffsets", "W", "Y", "ErrorWord", "M", "XRowStride", "YRowStride", "XDType", "YDType", "Epilogue",
                 "Path", "ErrorSite", "Reserved", "Stream" }.Select(Offset<DskGroupedLinearParams>));
+        Assert.Equal(AbiHeader.Fields("dsk_grouped_linear_params"), AbiHeader.CSharpFields<DskGroupedLinearParams>());
     }
 
     static void RequireLibrary() =>

@@ -60,37 +60,15 @@ public sealed class NativeMoeStructLayoutTests
         Assert.Equal(Enum.GetNames<MoeTopKMethod>(), Enum.GetNames<DskMoeMethod>());
         foreach (var line in new[] { "DSK_MOE_SCORING_SOFTMAX = 0", "DSK_MOE_SCORING_SIGMOID = 1", "DSK_MOE_METHOD_GREEDY = 0",
                      "DSK_MOE_METHOD_GROUP_LIMITED_GREEDY = 1", "DSK_MOE_METHOD_NOAUX_TC = 2" })
-            Assert.Contains(line, Header);
+            Assert.Contains(line, AbiHeader.Text);
     }
-
-    static string Header => File.ReadAllText(Path.Combine(RepositoryRoot.Path, "kernels", "include", "deepseek_kernels.h"));
-
-    /// <summary>The fields of <c>typedef struct NAME { ... } NAME;</c> in the header, in order, as C# names (snake_case to PascalCase).</summary>
-    static string[] HeaderFields(string name)
-    {
-        var body = Regex.Match(Header, @"typedef struct " + name + @" \{(.*?)\} " + name + ";", RegexOptions.Singleline);
-        Assert.True(body.Success, name + " not found in the header");
-        var text = Regex.Replace(body.Groups[1].Value, @"/\*.*?\*/", "", RegexOptions.Singleline);
-        return text.Split(';').Select(d => d.Trim()).Where(d => d.Length > 0)
-            .Select(d => Regex.Match(d, @"(\w+)$").Groups[1].Value)
-            .Select(f => string.Concat(f.Split('_').Select(part => part switch
-            {
-                "dtype" => "DType",
-                "k" => "K",
-                _ => char.ToUpperInvariant(part[0]) + part[1..],
-            })))
-            .ToArray();
-    }
-
-    static string[] CSharpFields<T>() =>
-        typeof(T).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => Marshal.OffsetOf<T>(f.Name)).Select(f => f.Name).ToArray();
 
     [Fact]
     public void TheFieldsAreTheHeadersInTheHeadersOrder()
     {
-        Assert.Equal(HeaderFields("dsk_moe_route_params"), CSharpFields<DskMoeRouteParams>());
-        Assert.Equal(HeaderFields("dsk_moe_permute_params"), CSharpFields<DskMoePermuteParams>());
-        Assert.Equal(HeaderFields("dsk_moe_combine_params"), CSharpFields<DskMoeCombineParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_moe_route_params"), AbiHeader.CSharpFields<DskMoeRouteParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_moe_permute_params"), AbiHeader.CSharpFields<DskMoePermuteParams>());
+        Assert.Equal(AbiHeader.Fields("dsk_moe_combine_params"), AbiHeader.CSharpFields<DskMoeCombineParams>());
     }
 }
 
