@@ -17,8 +17,6 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// </summary>
 public sealed partial class NativeAttentionStructLayoutTests
 {
-    static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
-
     [Fact]
     public void RopeParamsMatchTheHeader()
     {
@@ -26,7 +24,7 @@ public sealed partial class NativeAttentionStructLayoutTests
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 100, 104, 108, 112],
             new[] { "X", "Positions", "Cos", "Sin", "ErrorWord", "Tokens", "Heads", "HeadStride", "XRowStride", "RopeOffset", "RotaryDim",
-                "MaxPositions", "XDType", "Layout", "ErrorSite", "Reserved", "Stream" }.Select(Offset<DskRopeParams>));
+                "MaxPositions", "XDType", "Layout", "ErrorSite", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskRopeParams>));
     }
 
     [Fact]
@@ -37,7 +35,7 @@ public sealed partial class NativeAttentionStructLayoutTests
             [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 100, 104, 108, 112, 116, 120],
             new[] { "Keys", "Values", "SlotMapping", "KeyPages", "ValuePages", "ErrorWord", "Tokens", "Slots", "KeyWidth", "ValueWidth",
                 "KeysRowStride", "ValuesRowStride", "KeyDType", "ValueDType", "KeyPageDType", "ValuePageDType", "ErrorSite", "Reserved", "Stream" }
-                .Select(Offset<DskKvAppendParams>));
+                .Select(AbiHeader.Offset<DskKvAppendParams>));
     }
 
     [Fact]
@@ -49,7 +47,7 @@ public sealed partial class NativeAttentionStructLayoutTests
             new[] { "Q", "KeyPages", "ValuePages", "BlockTable", "SequenceLengths", "QueryStarts", "Out", "Workspace", "ErrorWord",
                 "WorkspaceBytes", "Tokens", "Batch", "MaxPages", "Pages", "PageSize", "QHeads", "KvHeads", "HeadDim", "VHeadDim", "Scale",
                 "QDType", "PageDType", "OutDType", "Path", "MaxSplits", "ErrorSiteBlockTable", "ErrorSiteLengths", "ErrorSiteQueryStarts",
-                "Reserved", "Stream" }.Select(Offset<DskPagedAttentionParams>));
+                "Reserved", "Stream" }.Select(AbiHeader.Offset<DskPagedAttentionParams>));
         Assert.Equal(typeof(float), typeof(DskPagedAttentionParams).GetField("Scale")!.FieldType);
     }
 

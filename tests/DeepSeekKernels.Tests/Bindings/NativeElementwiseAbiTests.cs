@@ -16,14 +16,12 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// </summary>
 public sealed class NativeElementwiseStructLayoutTests
 {
-    static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
-
     [Fact]
     public void SiluAndMulParamsMatchTheHeader()
     {
         Assert.Equal(64, Marshal.SizeOf<DskSiluAndMulParams>());
         Assert.Equal([0, 8, 16, 24, 32, 40, 48, 52, 56],
-            new[] { "X", "Y", "Rows", "Intermediate", "XRowStride", "YRowStride", "DType", "Reserved", "Stream" }.Select(Offset<DskSiluAndMulParams>));
+            new[] { "X", "Y", "Rows", "Intermediate", "XRowStride", "YRowStride", "DType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskSiluAndMulParams>));
     }
 
     [Fact]
@@ -32,7 +30,7 @@ public sealed class NativeElementwiseStructLayoutTests
         Assert.Equal(80, Marshal.SizeOf<DskCopyColumnsParams>());
         Assert.Equal([0, 8, 16, 24, 32, 40, 48, 56, 64, 68, 72],
             new[] { "X", "Y", "Rows", "Width", "XOffset", "YOffset", "XRowStride", "YRowStride", "DType", "Reserved", "Stream" }
-                .Select(Offset<DskCopyColumnsParams>));
+                .Select(AbiHeader.Offset<DskCopyColumnsParams>));
     }
 
     [Fact]
@@ -40,7 +38,7 @@ public sealed class NativeElementwiseStructLayoutTests
     {
         Assert.Equal(56, Marshal.SizeOf<DskElementwiseParams>());
         Assert.Equal([0, 8, 16, 24, 32, 36, 40, 44, 48],
-            new[] { "X", "Y", "Z", "N", "Factor", "Op", "DType", "Reserved", "Stream" }.Select(Offset<DskElementwiseParams>));
+            new[] { "X", "Y", "Z", "N", "Factor", "Op", "DType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskElementwiseParams>));
         Assert.Equal(typeof(float), typeof(DskElementwiseParams).GetField("Factor")!.FieldType);
         Assert.Equal([0, 1], new[] { DskElementwiseOp.Add, DskElementwiseOp.Scale }.Select(v => (int)v));
     }
@@ -50,7 +48,7 @@ public sealed class NativeElementwiseStructLayoutTests
     {
         Assert.Equal(48, Marshal.SizeOf<DskSoftmaxParams>());
         Assert.Equal([0, 8, 16, 24, 32, 36, 40],
-            new[] { "X", "Y", "Rows", "RowLength", "DType", "Reserved", "Stream" }.Select(Offset<DskSoftmaxParams>));
+            new[] { "X", "Y", "Rows", "RowLength", "DType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskSoftmaxParams>));
     }
 
     [Fact]

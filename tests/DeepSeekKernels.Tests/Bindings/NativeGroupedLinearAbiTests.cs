@@ -16,8 +16,6 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// </summary>
 public class NativeGroupedLinearAbiTests
 {
-    static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
-
     [Fact]
     public void GroupedLinearParamsMatchTheHeader()
     {
@@ -25,7 +23,7 @@ public class NativeGroupedLinearAbiTests
         Assert.Equal(
             [0, 8, 16, 88, 96, 104, 112, 120, 128, 132, 136, 140, 144, 148, 152],
             new[] { "X", "ExpertOffsets", "W", "Y", "ErrorWord", "M", "XRowStride", "YRowStride", "XDType", "YDType", "Epilogue",
-                "Path", "ErrorSite", "Reserved", "Stream" }.Select(Offset<DskGroupedLinearParams>));
+                "Path", "ErrorSite", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskGroupedLinearParams>));
         Assert.Equal(AbiHeader.Fields("dsk_grouped_linear_params"), AbiHeader.CSharpFields<DskGroupedLinearParams>());
     }
 

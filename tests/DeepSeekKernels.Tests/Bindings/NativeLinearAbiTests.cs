@@ -17,8 +17,6 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// </summary>
 public class NativeLinearStructLayoutTests
 {
-    static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
-
     [Fact]
     public void WeightMatchesTheHeader()
     {
@@ -26,7 +24,7 @@ public class NativeLinearStructLayoutTests
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 48, 52, 56, 60, 64, 68],
             new[] { "Data", "Scale", "Zero", "Rows", "Cols", "Count", "Scheme", "DType", "BlockRows", "BlockCols", "GroupSize", "Reserved" }
-                .Select(Offset<DskWeight>));
+                .Select(AbiHeader.Offset<DskWeight>));
     }
 
     [Fact]
@@ -37,7 +35,7 @@ public class NativeLinearStructLayoutTests
             [0, 8, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152, 160, 168, 172, 176, 180, 184, 188, 192],
             new[] { "X", "W", "Bias", "Residual", "Y", "M", "Batch", "XRowStride", "XBatchStride", "YRowStride", "YBatchStride",
                 "ResidualRowStride", "ResidualBatchStride", "XDType", "TransposeW", "Epilogue", "Path", "YDType", "Reserved", "Stream" }
-                .Select(Offset<DskLinearParams>));
+                .Select(AbiHeader.Offset<DskLinearParams>));
     }
 
     [Fact]
@@ -46,14 +44,14 @@ public class NativeLinearStructLayoutTests
         Assert.Equal(128, Marshal.SizeOf<DskEmbeddingParams>());
         Assert.Equal(
             [0, 8, 80, 88, 96, 104, 112, 116, 120],
-            new[] { "Ids", "Table", "Y", "ErrorWord", "N", "YRowStride", "YDType", "ErrorSite", "Stream" }.Select(Offset<DskEmbeddingParams>));
+            new[] { "Ids", "Table", "Y", "ErrorWord", "N", "YRowStride", "YDType", "ErrorSite", "Stream" }.Select(AbiHeader.Offset<DskEmbeddingParams>));
     }
 
     [Fact]
     public void DequantizeFp8ParamsMatchTheHeader()
     {
         Assert.Equal(88, Marshal.SizeOf<DskDequantizeFp8Params>());
-        Assert.Equal([0, 72, 80], new[] { "W", "Y", "Stream" }.Select(Offset<DskDequantizeFp8Params>));
+        Assert.Equal([0, 72, 80], new[] { "W", "Y", "Stream" }.Select(AbiHeader.Offset<DskDequantizeFp8Params>));
     }
 
     [Fact]
@@ -62,7 +60,7 @@ public class NativeLinearStructLayoutTests
         Assert.Equal(64, Marshal.SizeOf<DskQuantizeFp8ActParams>());
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 48, 52, 56],
-            new[] { "X", "Q", "Scale", "M", "Cols", "XRowStride", "ActDType", "Reserved", "Stream" }.Select(Offset<DskQuantizeFp8ActParams>));
+            new[] { "X", "Q", "Scale", "M", "Cols", "XRowStride", "ActDType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskQuantizeFp8ActParams>));
     }
 
     [Fact]
@@ -71,7 +69,7 @@ public class NativeLinearStructLayoutTests
         Assert.Equal(136, Marshal.SizeOf<DskLinearFp8W8A8Params>());
         Assert.Equal(
             [0, 8, 16, 88, 96, 104, 112, 120, 124, 128],
-            new[] { "Qx", "XScale", "W", "Bias", "Y", "M", "YRowStride", "ActDType", "Reserved", "Stream" }.Select(Offset<DskLinearFp8W8A8Params>));
+            new[] { "Qx", "XScale", "W", "Bias", "Y", "M", "YRowStride", "ActDType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskLinearFp8W8A8Params>));
     }
 
     [Fact]

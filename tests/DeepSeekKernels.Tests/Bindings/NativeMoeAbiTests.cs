@@ -16,8 +16,6 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// </summary>
 public sealed class NativeMoeStructLayoutTests
 {
-    static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
-
     [Fact]
     public void MoeRouteParamsMatchTheHeader()
     {
@@ -25,7 +23,7 @@ public sealed class NativeMoeStructLayoutTests
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 44, 48, 52, 56, 60, 64, 68, 72, 76, 80],
             new[] { "Logits", "Bias", "ExpertIds", "ExpertWeights", "Tokens", "Experts", "TopK", "Groups", "TopKGroups", "Scoring", "Method",
-                "Normalize", "LogitsDType", "RoutedScalingFactor", "Reserved", "Stream" }.Select(Offset<DskMoeRouteParams>));
+                "Normalize", "LogitsDType", "RoutedScalingFactor", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskMoeRouteParams>));
         Assert.Equal(typeof(float), typeof(DskMoeRouteParams).GetField("RoutedScalingFactor")!.FieldType);
         Assert.Equal(typeof(int), typeof(DskMoeRouteParams).GetField("Experts")!.FieldType);
     }
@@ -37,7 +35,7 @@ public sealed class NativeMoeStructLayoutTests
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 116, 120],
             new[] { "X", "ExpertIds", "Permuted", "ExpertOffsets", "SlotRows", "Workspace", "ErrorWord", "WorkspaceBytes", "Tokens", "TopK",
-                "Hidden", "Experts", "XRowStride", "PermutedRowStride", "XDType", "ErrorSite", "Stream" }.Select(Offset<DskMoePermuteParams>));
+                "Hidden", "Experts", "XRowStride", "PermutedRowStride", "XDType", "ErrorSite", "Stream" }.Select(AbiHeader.Offset<DskMoePermuteParams>));
     }
 
     [Fact]
@@ -47,7 +45,7 @@ public sealed class NativeMoeStructLayoutTests
         Assert.Equal(
             [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 84, 88, 92, 96],
             new[] { "ExpertOutput", "SlotRows", "ExpertWeights", "Y", "ErrorWord", "Tokens", "TopK", "Hidden", "ExpertOutputRowStride",
-                "YRowStride", "ExpertOutputDType", "YDType", "Accumulate", "ErrorSite", "Stream" }.Select(Offset<DskMoeCombineParams>));
+                "YRowStride", "ExpertOutputDType", "YDType", "Accumulate", "ErrorSite", "Stream" }.Select(AbiHeader.Offset<DskMoeCombineParams>));
     }
 
     [Fact]

@@ -25,6 +25,9 @@ internal static class AbiHeader
             .ToArray();
     }
 
+    /// <summary>The byte offset of <paramref name="field"/> in the C# mirror <typeparamref name="T"/>.</summary>
+    public static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
+
     /// <summary>The public instance fields of the C# mirror <typeparamref name="T"/>, in layout order.</summary>
     public static string[] CSharpFields<T>() =>
         typeof(T).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => Marshal.OffsetOf<T>(f.Name)).Select(f => f.Name).ToArray();
