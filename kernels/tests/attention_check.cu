@@ -51,37 +51,6 @@ int g_cases = 0;
 int g_failed = 0;
 bool g_quick = false;
 
-size_t esz(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
-const char* dtn(int32_t dt) { return dt == DSK_DTYPE_F32 ? "f32" : "bf16"; }
-
-// A host buffer of F32 or BF16 elements, read and written as float; starts as NaN bytes (0xff).
-struct HostBuf {
-    int32_t dt;
-    std::vector<uint8_t> bytes;
-    HostBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * esz(dtype), 0xff) {}
-    size_t size() const { return bytes.size() / esz(dt); }
-    float get(size_t i) const {
-        if (dt == DSK_DTYPE_F32) {
-            float f;
-            std::memcpy(&f, &bytes[i * 4], 4);
-            return f;
-        }
-        uint16_t h;
-        std::memcpy(&h, &bytes[i * 2], 2);
-        return bf16_to_f32(h);
-    }
-    // Stores v rounded to the dtype; returns the stored value.
-    float set(size_t i, float v) {
-        if (dt == DSK_DTYPE_F32) {
-            std::memcpy(&bytes[i * 4], &v, 4);
-            return v;
-        }
-        const uint16_t h = f32_to_bf16(v);
-        std::memcpy(&bytes[i * 2], &h, 2);
-        return bf16_to_f32(h);
-    }
-    bool same_bits(const HostBuf& o, size_t i) const { return std::memcmp(&bytes[i * esz(dt)], &o.bytes[i * esz(dt)], esz(dt)) == 0; }
-};
 
 bool check_word(const char* name, const int32_t* word, int32_t w0, int32_t w1, int32_t w2, int32_t w3, int32_t w4) {
     if (word[0] == w0 && word[1] == w1 && word[2] == w2 && word[3] == w3 && word[4] == w4) return true;
@@ -98,7 +67,7 @@ void run_rope_case(int32_t dt, int32_t layout, int64_t tokens, int64_t heads, in
     ++g_cases;
     char name[200];
     std::snprintf(name, sizeof name, "rope %s %s tokens %lld heads %lld head_stride %lld offset %lld rotary %lld pad %lld shift %lld%s",
-                  dtn(dt), layout == DSK_ROPE_HALF_SPLIT ? "half-split" : "interleaved", (long long)tokens, (long long)heads,
+                  dtype_str(dt), layout == DSK_ROPE_HALF_SPLIT ? "half-split" : "interleaved", (long long)tokens, (long long)heads,
                   (long long)head_stride, (long long)offset, (long long)rot, (long long)row_pad, (long long)x_shift,
                   bad ? " bad positions" : "");
     const int64_t row = heads * head_stride + row_pad, half = rot / 2, maxpos = 50;
@@ -125,7 +94,7 @@ void run_rope_case(int32_t dt, int32_t layout, int64_t tokens, int64_t heads, in
     CUDA_OK(cudaMemset(dword.d, 0, 32));
     dsk_rope_params p;
     std::memset(&p, 0, sizeof p);
-    p.x = static_cast<uint8_t*>(dx.d) + x_shift * esz(dt);
+    p.x = static_cast<uint8_t*>(dx.d) + x_shift * dtype_bytes(dt);
     p.positions = static_cast<const int32_t*>(dpos.d);
     p.cos = static_cast<const float*>(dcos.d);
     p.sin = static_cast<const float*>(dsin.d);
@@ -209,8 +178,8 @@ void run_kv_case(int32_t kdt, int32_t kpdt, int32_t vdt, int32_t vpdt, bool valu
                  bool bad, cudaStream_t stream) {
     ++g_cases;
     char name[200];
-    std::snprintf(name, sizeof name, "kv_append keys %s -> %s%s%s%s width %lld / %lld pad %lld%s", dtn(kdt), dtn(kpdt),
-                  values ? ", values " : " (no values)", values ? dtn(vdt) : "", values ? (vpdt == DSK_DTYPE_F32 ? " -> f32" : " -> bf16") : "",
+    std::snprintf(name, sizeof name, "kv_append keys %s -> %s%s%s%s width %lld / %lld pad %lld%s", dtype_str(kdt), dtype_str(kpdt),
+                  values ? ", values " : " (no values)", values ? dtype_str(vdt) : "", values ? (vpdt == DSK_DTYPE_F32 ? " -> f32" : " -> bf16") : "",
                   (long long)kw, (long long)vw, (long long)pad, bad ? " bad slots" : "");
     const int64_t tokens = 37, slots = 5 * 16, krow = kw + pad, vrow = vw + pad;
     HostBuf keys(kdt, (size_t)(tokens * krow)), vals(vdt, (size_t)(tokens * vrow));
@@ -452,7 +421,7 @@ bool run_attention(const AttnCase& c, AttnSetup& s, int32_t path, Fault fault, c
     }
     const bool starts_bad = fault == kStartRange || fault == kStartOrder;
     DevBuf dq(s.q.bytes.size()), dkp(s.kp.bytes.size()), dvp(s.vp.bytes.size()), dtab(table.size() * 4), dlen(lens.size() * 4),
-        dqs(qs.size() * 4), dout((size_t)(s.tokens * c.q_heads * c.Dv) * esz(c.out_dt)), dword(32);
+        dqs(qs.size() * 4), dout((size_t)(s.tokens * c.q_heads * c.Dv) * dtype_bytes(c.out_dt)), dword(32);
     dq.upload(s.q.bytes.data());
     dkp.upload(s.kp.bytes.data());
     dvp.upload(s.vp.bytes.data());
@@ -573,7 +542,7 @@ AttnCase gqa(const char* name, std::vector<int32_t> n, std::vector<int32_t> L, i
     AttnCase c;
     char buf[200];
     std::snprintf(buf, sizeof buf, "%s page %lld heads %lld/%lld dims %lld/%lld pages %s q %s out %s%s", name, (long long)ps,
-                  (long long)qh, (long long)kvh, (long long)D, (long long)Dv, dtn(page_dt), dtn(q_dt), dtn(out_dt),
+                  (long long)qh, (long long)kvh, (long long)D, (long long)Dv, dtype_str(page_dt), dtype_str(q_dt), dtype_str(out_dt),
                   max_splits ? (" max_splits " + std::to_string(max_splits)).c_str() : "");
     c.name = buf;
     c.n = n;

@@ -36,15 +36,6 @@
 #include "deepseek_kernels.h"
 #include "check_common.cuh"
 
-#define CUBLAS_OK(call)                                                                                      \
-    do {                                                                                                     \
-        const cublasStatus_t s_ = (call);                                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
-            std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);      \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
 namespace {
 
 using namespace check;
@@ -344,8 +335,6 @@ void run_checks(cudaStream_t stream, bool quick) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Bench
-
-
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;

@@ -13,11 +13,23 @@
 
 #include <cuda_runtime.h>
 
+#include "deepseek_kernels.h"
+
 #define CUDA_OK(call)                                                                                        \
     do {                                                                                                     \
         const cudaError_t e_ = (call);                                                                       \
         if (e_ != cudaSuccess) {                                                                             \
             std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
+            std::exit(2);                                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+// For the programs that link cuBLAS (their baselines); a macro, so the others need not include cublas_v2.h.
+#define CUBLAS_OK(call)                                                                                      \
+    do {                                                                                                     \
+        const cublasStatus_t s_ = (call);                                                                    \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
+            std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);      \
             std::exit(2);                                                                                    \
         }                                                                                                    \
     } while (0)
@@ -44,6 +56,45 @@ inline uint16_t f32_to_bf16(float f) {
 }
 inline float bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+// Bytes and name of an F32 or BF16 element.
+inline size_t dtype_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
+inline const char* dtype_str(int32_t dt) { return dt == DSK_DTYPE_F32 ? "f32" : "bf16"; }
+
+// A host tensor of F32 or BF16 elements stored in its dtype's bytes (initially 0xff: NaN in both), read and written as
+// float: the check programs' inputs, poisoned outputs and references.
+struct HostBuf {
+    int32_t dt = DSK_DTYPE_F32;
+    std::vector<uint8_t> bytes;
+    HostBuf() = default;
+    HostBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * dtype_bytes(dtype), 0xff) {}
+    size_t size() const { return bytes.size() / dtype_bytes(dt); }
+    float get(size_t i) const {
+        if (dt == DSK_DTYPE_F32) {
+            float f;
+            std::memcpy(&f, &bytes[i * 4], 4);
+            return f;
+        }
+        uint16_t h;
+        std::memcpy(&h, &bytes[i * 2], 2);
+        return bf16_to_f32(h);
+    }
+    // Stores v rounded to the dtype; returns the stored value.
+    float set(size_t i, float v) {
+        if (dt == DSK_DTYPE_F32) {
+            std::memcpy(&bytes[i * 4], &v, 4);
+            return v;
+        }
+        const uint16_t h = f32_to_bf16(v);
+        std::memcpy(&bytes[i * 2], &h, 2);
+        return bf16_to_f32(h);
+    }
+    float round(float v) const { return dt == DSK_DTYPE_F32 ? v : round_bf16(v); }
+    bool same_bits(const HostBuf& o, size_t i) const {
+        const size_t e = dtype_bytes(dt);
+        return std::memcmp(&bytes[i * e], &o.bytes[i * e], e) == 0;
+    }
+};
 
 // e4m3fn: the exact value of a code (bias 7, no infinities, S.1111.111 = NaN).
 inline float e4m3_to_f32(uint8_t code) {

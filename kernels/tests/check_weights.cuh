@@ -1,8 +1,8 @@
 // check_weights.cuh: the weights and activation buffers of the linear-family check programs (linear_check.cu,
 // grouped_linear_check.cu): a weight in every dsk_weight scheme as its stored bytes, scale and zero bytes and the exact
-// dequantised values (the CPU references multiply those), its device copy with the dsk_weight that describes it, and a
-// host activation buffer in its dtype read and written as float. Include it after check_common.cuh (not from here: the
-// host emulation substitutes its own copy of that header).
+// dequantised values (the CPU references multiply those), and its device copy with the dsk_weight that describes it
+// (activations: check_common.cuh's HostBuf). Include it after check_common.cuh (not from here: the host emulation
+// substitutes its own copy of that header).
 #pragma once
 
 #include <cstdint>
@@ -138,31 +138,5 @@ struct DevWeight {
     }
 };
 
-inline size_t act_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
-
-// A host activation buffer in its dtype, read and written as float.
-struct ActBuf {
-    int32_t dt;
-    std::vector<uint8_t> bytes;
-    ActBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * act_bytes(dtype), 0xff) {}  // 0xff: NaN poison
-    float get(size_t i) const {
-        if (dt == DSK_DTYPE_F32) {
-            float f;
-            std::memcpy(&f, &bytes[i * 4], 4);
-            return f;
-        }
-        uint16_t h;
-        std::memcpy(&h, &bytes[i * 2], 2);
-        return bf16_to_f32(h);
-    }
-    void set(size_t i, float v) {
-        if (dt == DSK_DTYPE_F32) {
-            std::memcpy(&bytes[i * 4], &v, 4);
-        } else {
-            const uint16_t h = f32_to_bf16(v);
-            std::memcpy(&bytes[i * 2], &h, 2);
-        }
-    }
-};
 
 }  // namespace check

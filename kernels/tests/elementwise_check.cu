@@ -32,39 +32,6 @@ namespace {
 
 using namespace check;
 
-size_t dtype_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
-const char* dtype_str(int32_t dt) { return dt == DSK_DTYPE_F32 ? "f32" : "bf16"; }
-
-// A host tensor stored in its dtype's bytes (initially 0xff: NaN in both dtypes), read and written as float.
-struct HostBuf {
-    int32_t dt = DSK_DTYPE_F32;
-    std::vector<uint8_t> bytes;
-    HostBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * dtype_bytes(dtype), 0xff) {}
-    size_t size() const { return bytes.size() / dtype_bytes(dt); }
-    float get(size_t i) const {
-        if (dt == DSK_DTYPE_F32) {
-            float f;
-            std::memcpy(&f, &bytes[i * 4], 4);
-            return f;
-        }
-        uint16_t h;
-        std::memcpy(&h, &bytes[i * 2], 2);
-        return bf16_to_f32(h);
-    }
-    void set(size_t i, float v) {  // rounded to the dtype
-        if (dt == DSK_DTYPE_F32) {
-            std::memcpy(&bytes[i * 4], &v, 4);
-        } else {
-            const uint16_t h = f32_to_bf16(v);
-            std::memcpy(&bytes[i * 2], &h, 2);
-        }
-    }
-    float round(float v) const { return dt == DSK_DTYPE_F32 ? v : bf16_to_f32(f32_to_bf16(v)); }
-    bool same_bits(const HostBuf& o, size_t i) const {
-        const size_t e = dtype_bytes(dt);
-        return std::memcmp(&bytes[i * e], &o.bytes[i * e], e) == 0;
-    }
-};
 
 // A device copy of a HostBuf.
 struct Dev {

@@ -38,15 +38,6 @@
 #include "check_common.cuh"
 #include "check_weights.cuh"
 
-#define CUBLAS_OK(call)                                                                                      \
-    do {                                                                                                     \
-        const cublasStatus_t s_ = (call);                                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
-            std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);      \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
 namespace {
 
 using namespace check;
@@ -113,7 +104,7 @@ void run_case(const GroupedCase& c, cudaStream_t stream) {
     const bool silu = c.epilogue == DSK_EPILOGUE_SILU_MUL;
     const int64_t y_cols = silu ? c.out / 2 : c.out;
     const int64_t x_row = c.in + c.pad, y_row = y_cols + c.pad;
-    ActBuf x(c.xt, (size_t)(c.m * x_row)), y0(c.yt, (size_t)(c.m * y_row));
+    HostBuf x(c.xt, (size_t)(c.m * x_row)), y0(c.yt, (size_t)(c.m * y_row));
     for (int64_t i = 0; i < c.m; ++i)
         for (int64_t k = 0; k < c.in; ++k) x.set((size_t)(i * x_row + k), uniform(-1.0f, 1.0f));
 
@@ -161,7 +152,7 @@ void run_case(const GroupedCase& c, cudaStream_t stream) {
             continue;
         }
         CUDA_OK(cudaStreamSynchronize(stream));
-        ActBuf y(c.yt, y0.bytes.size() / act_bytes(c.yt));
+        HostBuf y(c.yt, y0.bytes.size() / dtype_bytes(c.yt));
         dy.download(y.bytes.data());
         int32_t word[8];
         dword.download(word);
@@ -188,7 +179,7 @@ void run_case(const GroupedCase& c, cudaStream_t stream) {
                          nan ? ", non-finite output" : "");
             ok = false;
         }
-        const size_t esz = act_bytes(c.yt);
+        const size_t esz = dtype_bytes(c.yt);
         for (size_t e = 0; e < y.bytes.size() / esz && ok; ++e) {
             const int64_t row = (int64_t)e / y_row, col = (int64_t)e % y_row;
             const bool in_window = row >= lo && row < hi && col < y_cols;
@@ -278,7 +269,7 @@ void run_bad_case(const char* what, int64_t m, const std::vector<int32_t>& offse
     const HostWeight hw = make_weight(kSpecs[1], 32, 64, experts);
     const DevWeight dw(hw);
     const int64_t in = 64, out = 32;
-    ActBuf x(DSK_DTYPE_BF16, (size_t)(m * in)), y0(DSK_DTYPE_BF16, (size_t)(m * out));
+    HostBuf x(DSK_DTYPE_BF16, (size_t)(m * in)), y0(DSK_DTYPE_BF16, (size_t)(m * out));
     for (size_t i = 0; i < (size_t)(m * in); ++i) x.set(i, uniform(-1.0f, 1.0f));
     DevBuf dx(x.bytes.size()), dy(y0.bytes.size()), doff(offsets.size() * 4), dword(32);
     dx.upload(x.bytes.data());

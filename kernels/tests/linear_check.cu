@@ -91,14 +91,14 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
     const int64_t x_batch = c.m * x_row + c.pad, y_batch = c.m * y_row + c.pad, r_batch = c.m * r_row + c.pad;
     const size_t nx = (size_t)(c.batch * x_batch), ny = (size_t)(c.batch * y_batch), nr = (size_t)(c.batch * r_batch);
 
-    ActBuf x(c.act, nx), y0(y_type(c), ny), res(y_type(c), nr);
+    HostBuf x(c.act, nx), y0(y_type(c), ny), res(y_type(c), nr);
     for (int64_t b = 0; b < c.batch; ++b)
         for (int64_t i = 0; i < c.m; ++i)
             for (int64_t k = 0; k < c.in; ++k) x.set((size_t)(b * x_batch + i * x_row + k), uniform(-1.0f, 1.0f));
     std::vector<float> bias((size_t)c.out);
     for (auto& v : bias) v = uniform(-0.5f, 0.5f);
     if (add) {
-        ActBuf& r = c.in_place ? y0 : res;  // in place: the residual lives in y's window (y's strides)
+        HostBuf& r = c.in_place ? y0 : res;  // in place: the residual lives in y's window (y's strides)
         const int64_t rr = c.in_place ? y_row : r_row, rb = c.in_place ? y_batch : r_batch;
         for (int64_t b = 0; b < c.batch; ++b)
             for (int64_t i = 0; i < c.m; ++i)
@@ -172,7 +172,7 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
             continue;
         }
         CUDA_OK(cudaStreamSynchronize(stream));
-        ActBuf y(y_type(c), ny);
+        HostBuf y(y_type(c), ny);
         dy.download(y.bytes.data());
 
         bool ok = true;
@@ -195,7 +195,7 @@ void run_linear_case(const LinearCase& c, cudaStream_t stream) {
             ok = false;
         }
         // Nothing outside the window changed.
-        const size_t esz = act_bytes(y_type(c));
+        const size_t esz = dtype_bytes(y_type(c));
         for (size_t e = 0; e < ny && ok; ++e) {
             const int64_t b = (int64_t)e / y_batch, rem = (int64_t)e % y_batch;
             const bool in_window = rem < c.m * y_row && rem % y_row < y_cols;
@@ -278,8 +278,8 @@ void run_embedding_case(const WeightSpec& spec, int64_t rows, int64_t cols, int3
     const DevWeight dw(hw);
     const int64_t n = 7, y_row = cols + 3;
     std::vector<int32_t> ids = {3, 0, (int32_t)rows - 1, -1, 5, (int32_t)rows, 3};  // two bad ids: i = 3 and i = 5
-    ActBuf y0(y_dt, (size_t)(y_offset + n * y_row));
-    for (size_t e = 0; e < y0.bytes.size() / act_bytes(y_dt); ++e) y0.set(e, -7.0f);  // "left as it was" marker
+    HostBuf y0(y_dt, (size_t)(y_offset + n * y_row));
+    for (size_t e = 0; e < y0.bytes.size() / dtype_bytes(y_dt); ++e) y0.set(e, -7.0f);  // "left as it was" marker
     DevBuf dids(ids.size() * 4), dy(y0.bytes.size()), dword(32);
     dids.upload(ids.data());
     dy.upload(y0.bytes.data());
@@ -290,7 +290,7 @@ void run_embedding_case(const WeightSpec& spec, int64_t rows, int64_t cols, int3
     std::memset(&p, 0, sizeof p);
     p.ids = static_cast<const int32_t*>(dids.d);
     p.table = dw.w;
-    p.y = static_cast<uint8_t*>(dy.d) + y_offset * act_bytes(y_dt);
+    p.y = static_cast<uint8_t*>(dy.d) + y_offset * dtype_bytes(y_dt);
     p.error_word = static_cast<int32_t*>(dword.d);
     p.n = n;
     p.y_row_stride = y_row;
@@ -307,7 +307,7 @@ void run_embedding_case(const WeightSpec& spec, int64_t rows, int64_t cols, int3
         return;
     }
     CUDA_OK(cudaStreamSynchronize(stream));
-    ActBuf y(y_dt, y0.bytes.size() / act_bytes(y_dt));
+    HostBuf y(y_dt, y0.bytes.size() / dtype_bytes(y_dt));
     dy.download(y.bytes.data());
     int32_t word[8];
     dword.download(word);
@@ -335,7 +335,7 @@ void run_embedding_case(const WeightSpec& spec, int64_t rows, int64_t cols, int3
         }
     }
     // Padding untouched.
-    for (size_t e = 0; e < y.bytes.size() / act_bytes(y_dt) && ok; ++e) {
+    for (size_t e = 0; e < y.bytes.size() / dtype_bytes(y_dt) && ok; ++e) {
         const int64_t rel = (int64_t)e - y_offset;
         const bool in_view = rel >= 0 && rel % y_row < cols;
         if (!in_view && y.get(e) != -7.0f) {

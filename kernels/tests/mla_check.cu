@@ -33,15 +33,6 @@
 #include "deepseek_kernels.h"
 #include "check_common.cuh"
 
-#define CUBLAS_OK(call)                                                                                      \
-    do {                                                                                                     \
-        const cublasStatus_t s_ = (call);                                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
-            std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);      \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
 namespace {
 
 using namespace check;
@@ -52,7 +43,6 @@ constexpr size_t kGuard = 64;
 
 int g_cases = 0;
 int g_failed = 0;
-
 
 const char* dt_str(int32_t d) { return d == DSK_DTYPE_F32 ? "f32" : "bf16"; }
 
@@ -324,8 +314,6 @@ void run_checks(bool quick, cudaStream_t stream) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Bench
-
-
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;

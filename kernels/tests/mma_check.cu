@@ -35,19 +35,9 @@
 #include "deepseek_kernels.h"
 #include "check_common.cuh"
 
-#define CUBLAS_OK(call)                                                                                      \
-    do {                                                                                                     \
-        const cublasStatus_t s_ = (call);                                                                    \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
-            std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);      \
-            std::exit(2);                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
 namespace {
 
 using namespace check;
-
 
 // Float8E4M3.FromSingle / FromSingleSaturating of the C# reference, transcribed.
 uint8_t f32_to_e4m3(float value) {
@@ -80,7 +70,6 @@ uint8_t random_e4m3() {
 
 int g_cases = 0;
 int g_failed = 0;
-
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. dsk_linear, path MMA
@@ -644,7 +633,6 @@ void fill(void* p, size_t n, int kind, float scale, uint32_t seed) {
     fill_kernel<<<1024, 256>>>(static_cast<uint8_t*>(p), n, seed, kind, scale);
     CUDA_OK(cudaGetLastError());
 }
-
 
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;

@@ -32,36 +32,6 @@ namespace {
 using namespace check;
 
 
-size_t dtype_bytes(int32_t dt) { return dt == DSK_DTYPE_F32 ? 4 : 2; }
-const char* dtype_str(int32_t dt) { return dt == DSK_DTYPE_F32 ? "f32" : "bf16"; }
-
-// A host tensor stored in its dtype's bytes, read and written as float.
-struct HostBuf {
-    int32_t dt = DSK_DTYPE_F32;
-    std::vector<uint8_t> bytes;
-    HostBuf() = default;
-    HostBuf(int32_t dtype, size_t n) : dt(dtype), bytes(n * dtype_bytes(dtype), 0xff) {}
-    float get(size_t i) const {
-        if (dt == DSK_DTYPE_F32) {
-            float f;
-            std::memcpy(&f, &bytes[i * 4], 4);
-            return f;
-        }
-        uint16_t h;
-        std::memcpy(&h, &bytes[i * 2], 2);
-        return bf16_to_f32(h);
-    }
-    // Stores `v` rounded to the dtype.
-    void set(size_t i, float v) {
-        if (dt == DSK_DTYPE_F32) {
-            std::memcpy(&bytes[i * 4], &v, 4);
-        } else {
-            const uint16_t h = f32_to_bf16(v);
-            std::memcpy(&bytes[i * 2], &h, 2);
-        }
-    }
-    float round(float v) const { return dt == DSK_DTYPE_F32 ? v : bf16_to_f32(f32_to_bf16(v)); }
-};
 
 
 enum Alias { kNoAlias, kYisX, kRisX, kRisRes, kYisRes, kRisX_YisRes, kRisRes_YisX };
