@@ -167,6 +167,4 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         _fp8Activations.Linear(qx, xScales, w, bias, y);
-
-    static DeviceView<float> F32(DeviceTensor t) => t.AsView<float>();
 }
