@@ -81,6 +81,8 @@ internal static class TensorChecks
     /// </summary>
     public static DeviceTensor OutputRows(string op, string name, DeviceTensor y, DeviceRuntime? runtime, long rows, long cols, string shape)
     {
+        if (!y.IsNull && y.Allocation!.IsReadOnly)
+            ThrowHelper.Argument(op, name, $"{name} is read-only memory (a weight used in place from a memory-mapped checkpoint); {op} writes it.");
         if (!y.IsNull && y.Rank == 1)
         {
             Check(op, name, y, runtime, 1, ElementType.F32, ElementType.BF16);

@@ -127,6 +127,16 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return new ReadOnlySpan<byte>(_base + tensor.ByteOffset, (int)tensor.ByteLength);
     }
 
+    /// <summary>
+    /// The address of <paramref name="tensor"/>'s first byte in the read-only mapping, valid until <see cref="Dispose"/>: for
+    /// using the data in place (the CPU's weights), never for writing.
+    /// </summary>
+    internal nint AddressOf(TensorInfo tensor)
+    {
+        CheckOwned(tensor);
+        return (nint)(_base + tensor.ByteOffset);
+    }
+
     /// <summary>Bytes [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>) of <paramref name="tensor"/>'s data, from the mapping.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The range is not inside the tensor.</exception>
     public ReadOnlySpan<byte> GetBytes(TensorInfo tensor, long start, int length)

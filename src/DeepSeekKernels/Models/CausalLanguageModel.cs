@@ -62,6 +62,12 @@ public sealed class CausalLanguageModel : IDisposable
     /// </summary>
     public QuantizationReport Quantization { get; internal init; } = QuantizationReport.None;
 
+    /// <summary>
+    /// Bytes of <see cref="WeightBytes"/> read in place from the checkpoint's memory mapping (on the CPU: shared page-cache
+    /// pages, no private copy); the rest are the model's own buffers.
+    /// </summary>
+    public long MappedWeightBytes { get; internal init; }
+
     /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
     public long RopeTableBytes { get; }
 

@@ -57,13 +57,24 @@ public static class ModelLoader
             "The model needs device memory: create the Ops with Ops.Create(runtime, backend).", nameof(ops));
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         CheckQuantization(quantization);
-        using var checkpoint = Checkpoint.Open(folder);
-        CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
-        var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations);
-        if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
-            throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
-        int context = ContextLimit(checkpoint.Config, contextLength);
-        return Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations);
+        var checkpoint = Checkpoint.Open(folder);
+        bool owned = false; // by the model, when it reads weights in place from the mapping
+        try
+        {
+            CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
+            var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations);
+            if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
+                throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
+            int context = ContextLimit(checkpoint.Config, contextLength);
+            var model = Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations);
+            owned = model.MappedWeightBytes > 0;
+            return model;
+        }
+        finally
+        {
+            if (!owned)
+                checkpoint.Dispose();
+        }
     }
 
     static void CheckQuantization(WeightQuantization quantization)
@@ -200,7 +211,11 @@ public static class ModelLoader
                 mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
             }
             return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
-                chunkTokens, rope, loader.Owned, loader.Bytes, activations) { Quantization = loader.Report };
+                chunkTokens, rope, loader.MapsInPlace ? [.. loader.Owned, checkpoint] : loader.Owned, loader.Bytes, activations)
+            {
+                Quantization = loader.Report,
+                MappedWeightBytes = loader.MappedBytes,
+            };
         }
         catch
         {

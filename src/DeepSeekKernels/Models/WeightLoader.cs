@@ -12,17 +12,31 @@ namespace DeepSeekKernels.Models;
 /// becomes f32), checking every shape against what config.json implies before reading it, and keeps the
 /// buffers it made so the model can free them. With a <see cref="WeightQuantization"/>, the full-precision linear
 /// weights (<see cref="QuantizedAtLoad"/>) are quantised on the host, a band of rows at a time, as they are read.
+/// On ILGPU's CPU accelerator (<paramref name="mapInPlace"/>, the default there) a weight whose stored bytes already are
+/// the matrix or stack asked for (f32, bf16 or FP8 data; its parts contiguous in one file, in order) is not copied: the
+/// buffer is the file's read-only mapping (<see cref="DeviceRuntime.WrapReadOnlyHostMemory{T}"/>), so the pages are the
+/// page cache's, shared between processes, and the checkpoint must stay open while the model lives
+/// (<see cref="MapsInPlace"/>). Gate and up whose tensors are not adjacent stay two matrices rather than a fused copy.
 /// </summary>
 /// <param name="checkpoint">The checkpoint the tensors come from.</param>
 /// <param name="runtime">The device the buffers go to.</param>
 /// <param name="shape">The model's dimensions (and its FP8 block, for FP8 checkpoints).</param>
 /// <param name="quantization">How to store full-precision linear weights.</param>
 /// <param name="bandElements">Most weights a host band holds while quantising (tests make it small to cross bands).</param>
+/// <param name="mapInPlace">Use stored weights in place from the mapping (null: on ILGPU's CPU accelerator, never on a GPU).</param>
 internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime, ModelShape shape,
-    WeightQuantization quantization = WeightQuantization.None, int bandElements = WeightLoader.DefaultBandElements)
+    WeightQuantization quantization = WeightQuantization.None, int bandElements = WeightLoader.DefaultBandElements, bool? mapInPlace = null)
 {
     public List<IDisposable> Owned { get; } = [];
     public long Bytes { get; private set; }
+
+    readonly bool _mapInPlace = (mapInPlace ?? !runtime.IsCuda) && !runtime.IsCuda;
+
+    /// <summary>Weight bytes used in place from the checkpoint's mapping (counted in <see cref="Bytes"/> too).</summary>
+    public long MappedBytes { get; private set; }
+
+    /// <summary>Whether some weight reads the checkpoint's mapping: the checkpoint must then outlive the model.</summary>
+    public bool MapsInPlace => MappedBytes > 0;
 
     int _quantized, _alreadyFp8;
     readonly List<string> _keptDense = [];
@@ -60,6 +74,9 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// </summary>
     public GateUp GateUp(IReadOnlyList<string> gates, IReadOnlyList<string> ups, int rows, int cols)
     {
+        if (_mapInPlace && gates.Count == 1 && !WouldQuantize(gates[0]) && MappableDType(checkpoint.GetTensor(gates[0] + ".weight").DType)
+            && !Contiguous([checkpoint.GetTensor(gates[0] + ".weight"), checkpoint.GetTensor(ups[0] + ".weight")]))
+            return new GateUp(rows, null, Stack(gates, rows, cols), Stack(ups, rows, cols)); // two mapped matrices beat one fused copy
         var fused = StackRows([.. gates.Zip(ups, (g, u) => new[] { g, u })], rows, cols);
         return fused != null
             ? new GateUp(rows, fused, null, null)
@@ -100,6 +117,16 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             for (int i = 0; i < count; i++) // INT4 groups do not tile the in features: stored as the checkpoint has it
                 for (int p = 0; p < parts; p++)
                     _keptDense.Add($"{infos[i, p].Name} {infos[i, p].ShapeText}");
+        }
+        if (_mapInPlace && MappableDType(dtype) && Contiguous(Flatten(infos)))
+        {
+            var (blockRows, _) = shape.Fp8Block ?? (0, 0);
+            if (dtype != SafetensorsDType.F8_E4M3 || parts == 1 || partRows % blockRows == 0)
+            {
+                if (quantize && dtype == SafetensorsDType.F8_E4M3)
+                    _alreadyFp8 += count * parts;
+                return Mapped(matrices, infos, rows, cols);
+            }
         }
         switch (dtype)
         {
@@ -150,6 +177,74 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             default:
                 throw NotAWeightDType(checkpoint, infos[0, 0]);
         }
+    }
+
+    /// <summary>Whether the loader would quantise <paramref name="prefix"/>.weight (full precision, asked to, and it fits).</summary>
+    bool WouldQuantize(string prefix)
+    {
+        var info = checkpoint.GetTensor(prefix + ".weight");
+        return quantization != WeightQuantization.None && QuantizedAtLoad(info.Name)
+            && info.DType is SafetensorsDType.BF16 or SafetensorsDType.F32 or SafetensorsDType.F16
+            && info.Rank == 2 && quantization.Fits((int)info.Shape[1]);
+    }
+
+    /// <summary>The dtypes used in place as stored: f32, bf16 and FP8 data (f16 is widened to f32, so copied).</summary>
+    static bool MappableDType(SafetensorsDType dtype) => dtype is SafetensorsDType.BF16 or SafetensorsDType.F32 or SafetensorsDType.F8_E4M3;
+
+    static TensorInfo[] Flatten(TensorInfo[,] infos) => [.. infos.Cast<TensorInfo>()];
+
+    /// <summary>Whether the tensors lie back to back, in this order, in one file, aligned to their element size.</summary>
+    static bool Contiguous(IReadOnlyList<TensorInfo> tensors)
+    {
+        for (int i = 1; i < tensors.Count; i++)
+        {
+            if (!ReferenceEquals(tensors[i].File, tensors[0].File) || tensors[i].ByteOffset != tensors[i - 1].ByteOffset + tensors[i - 1].ByteLength)
+                return false;
+        }
+        return tensors[0].File.AddressOf(tensors[0]) % tensors[0].DType.SizeInBytes() == 0;
+    }
+
+    /// <summary>
+    /// The stack of <see cref="StackRows"/> as the file's own bytes (contiguous parts, checked by the caller): the data is a
+    /// read-only view of the mapping; FP8 block scales (small) are read into a buffer of their own.
+    /// </summary>
+    WeightMatrix Mapped(IReadOnlyList<string[]> matrices, TensorInfo[,] infos, int rows, int cols)
+    {
+        int count = matrices.Count, parts = matrices[0].Length, partRows = rows / parts;
+        long size = (long)count * rows * cols;
+        nint address = infos[0, 0].File.AddressOf(infos[0, 0]);
+        switch (infos[0, 0].DType)
+        {
+            case SafetensorsDType.BF16:
+                return WeightMatrix.Dense<BFloat16>(KeepMapped(runtime.WrapReadOnlyHostMemory<BFloat16>(address, size)).View, rows, cols, count);
+            case SafetensorsDType.F32:
+                return WeightMatrix.Dense<float>(KeepMapped(runtime.WrapReadOnlyHostMemory<float>(address, size)).View, rows, cols, count);
+            default:
+            {
+                var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0, 0].Name);
+                int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                long scaleSize = (long)scaleRows * scaleCols;
+                var data = KeepMapped(runtime.WrapReadOnlyHostMemory<Float8E4M3>(address, size));
+                var scales = Keep(runtime.Allocate<float>(count * parts * scaleSize));
+                var hostScales = new float[scaleSize];
+                for (int i = 0; i < count; i++)
+                    for (int p = 0; p < parts; p++)
+                    {
+                        string scaleName = matrices[i][p] + ".weight_scale_inv";
+                        checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
+                        checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
+                        scales.Slice(((long)i * parts + p) * scaleSize, scaleSize).CopyFromHost(hostScales);
+                    }
+                return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
+            }
+        }
+    }
+
+    DeviceBuffer<T> KeepMapped<T>(DeviceBuffer<T> buffer) where T : unmanaged
+    {
+        Keep(buffer);
+        MappedBytes += buffer.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        return buffer;
     }
 
     /// <summary>Weights per host band while quantising: bounds the loader's host memory whatever the matrix (4M floats, 16 MiB).</summary>

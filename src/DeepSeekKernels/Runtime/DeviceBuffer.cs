@@ -26,11 +26,16 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
         ElementType = ElementTypes.Of<T>();
     }
 
-    /// <summary>A window of <paramref name="length"/> elements at <paramref name="byteOffset"/> of an arena's allocation.</summary>
-    internal unsafe DeviceBuffer(DeviceRuntime runtime, MemoryBuffer arena, long byteOffset, long length)
+    /// <summary>
+    /// A window of <paramref name="length"/> elements at <paramref name="byteOffset"/> of an arena's allocation; or, with
+    /// <paramref name="readOnlyHost"/>, the whole of a read-only host mapping (<see cref="DeviceRuntime.WrapReadOnlyHostMemory{T}"/>),
+    /// which disposing this buffer releases (the mapped memory itself stays its owner's).
+    /// </summary>
+    internal unsafe DeviceBuffer(DeviceRuntime runtime, MemoryBuffer arena, long byteOffset, long length, bool readOnlyHost = false)
     {
         Runtime = runtime;
         _allocation = arena;
+        IsReadOnly = readOnlyHost;
         ByteOffset = byteOffset;
         Length = length;
         IlgpuWhole = arena.AsRawArrayView(byteOffset, length * sizeof(T)).Cast<T>();
@@ -51,7 +56,13 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
     public long Length { get; }
 
     /// <summary>Whether this buffer is a window of an arena (disposing it frees nothing; disposing the arena frees it).</summary>
-    public bool IsArenaWindow => _own == null;
+    public bool IsArenaWindow => _own == null && !IsReadOnly;
+
+    /// <summary>
+    /// Whether this buffer is read-only host memory used in place (a weight tensor of a memory-mapped checkpoint on the CPU):
+    /// copies into it, clearing it and ops writing to it are refused with an exception (the pages are mapped read-only).
+    /// </summary>
+    public bool IsReadOnly { get; }
 
     /// <summary>The ILGPU view of the whole buffer.</summary>
     internal ArrayView1D<T, Stride1D.Dense> IlgpuWhole { get; }
@@ -94,5 +105,10 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
 
     public static implicit operator DeviceView<T>(DeviceBuffer<T> buffer) => buffer.View;
 
-    public void Dispose() => _own?.Dispose();
+    public void Dispose()
+    {
+        _own?.Dispose();
+        if (IsReadOnly)
+            _allocation.Dispose();
+    }
 }

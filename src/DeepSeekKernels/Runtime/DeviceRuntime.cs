@@ -160,6 +160,26 @@ public sealed class DeviceRuntime : IDisposable
         }
     }
 
+    /// <summary>
+    /// <paramref name="length"/> elements of read-only host memory at <paramref name="address"/> as a buffer of this runtime,
+    /// used in place (no copy): how the CPU reads weights straight from a memory-mapped checkpoint, so the pages are the
+    /// file's, shared with every process that maps it. Only on ILGPU's CPU accelerator (a GPU needs its own copy). The caller
+    /// keeps the memory mapped for as long as the buffer lives; the buffer refuses writes (<see cref="DeviceBuffer{T}.IsReadOnly"/>).
+    /// </summary>
+    /// <exception cref="NotSupportedException">This runtime is on a CUDA GPU.</exception>
+    /// <exception cref="ArgumentException">The address is not aligned to the element size.</exception>
+    internal unsafe DeviceBuffer<T> WrapReadOnlyHostMemory<T>(IntPtr address, long length) where T : unmanaged
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (IsCuda)
+            throw new NotSupportedException("Host memory is used in place only on ILGPU's CPU accelerator; a GPU needs its own copy.");
+        if (address % sizeof(T) != 0)
+            throw new ArgumentException($"The address is not aligned to {typeof(T).Name}'s {sizeof(T)} bytes.", nameof(address));
+        var memory = ILGPU.Runtime.CPU.CPUMemoryBuffer.Create(Accelerator, address, Math.Max(length * sizeof(T), 1), 1);
+        return new DeviceBuffer<T>(this, memory, 0, length, readOnlyHost: true);
+    }
+
     /// <summary>Free device memory in bytes on a GPU (the driver's figure); null on ILGPU's CPU accelerator.</summary>
     public long? FreeMemoryBytes
     {

@@ -363,6 +363,9 @@ internal interface IDeviceAllocation
     /// <summary>Address of element 0.</summary>
     IntPtr NativePtr { get; }
 
+    /// <summary>Whether the memory is read-only (host memory used in place, see <see cref="DeviceBuffer{T}.IsReadOnly"/>).</summary>
+    bool IsReadOnly { get; }
+
     /// <summary>Where element 0 lies in <see cref="Memory"/>, in bytes (0 unless a window of an arena).</summary>
     long ByteOffset { get; }
 }

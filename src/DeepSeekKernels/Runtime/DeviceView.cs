@@ -64,6 +64,7 @@ public readonly struct DeviceView<T> where T : unmanaged
     {
         if (source.Length != Length)
             throw new ArgumentException($"source has {source.Length} elements, the view {Length}.", nameof(source));
+        ThrowIfReadOnly("copy into");
         Runtime.Bind();
         IlgpuView.CopyFromCPU(Runtime.Stream, source);
     }
@@ -97,6 +98,7 @@ public readonly struct DeviceView<T> where T : unmanaged
             throw new ArgumentException("destination belongs to a different DeviceRuntime.", nameof(destination));
         if (ReferenceEquals(destination.Buffer, Buffer) && destination.Start < Start + Length && Start < destination.Start + destination.Length)
             throw new ArgumentException("destination overlaps this view.", nameof(destination));
+        destination.ThrowIfReadOnly("copy into");
         if (Length == 0)
             return;
         Runtime.Bind();
@@ -108,8 +110,16 @@ public readonly struct DeviceView<T> where T : unmanaged
     {
         if (Length == 0)
             return;
+        ThrowIfReadOnly("clear");
         Runtime.Bind();
         IlgpuView.MemSetToZero(Runtime.Stream);
+    }
+
+    /// <summary>Throws when the view is read-only host memory (<see cref="DeviceBuffer{T}.IsReadOnly"/>): writing would fault.</summary>
+    internal void ThrowIfReadOnly(string what)
+    {
+        if (Buffer is { IsReadOnly: true })
+            throw new InvalidOperationException($"Cannot {what} this view: it is read-only memory (a weight used in place from a memory-mapped checkpoint).");
     }
 
     /// <summary>Copies this view to a new array.</summary>

@@ -40,7 +40,7 @@ public class CapabilityTests
     public void StrictOpsRunWhatTheBackendSupportsAndRefuseTheRestNamingTheSignature()
     {
         var stub = F32LinearOnly();
-        var ops = DeepSeekKernels.Ops.Over(Cpu, stub);
+        var ops = DeepSeekKernels.Ops.Over(CpuRuntime, stub);
         Assert.False(ops.ReferenceFallback);
         using var f32 = new TestWeight("f32", 1, Out, In, seed: 1);
         using var bf16 = new TestWeight("bf16", 1, Out, In, seed: 2);
@@ -71,7 +71,7 @@ public class CapabilityTests
     public void TheFallbackRunsUnsupportedSignaturesOnTheReferenceAndCountsCallsAndStagedBytes()
     {
         var stub = F32LinearOnly();
-        var strict = DeepSeekKernels.Ops.Over(Cpu, stub);
+        var strict = DeepSeekKernels.Ops.Over(CpuRuntime, stub);
         var ops = strict.WithReferenceFallback();
         Assert.True(ops.ReferenceFallback);
         Assert.Equal(Backend.Ilgpu, ops.Backend);
@@ -98,7 +98,7 @@ public class CapabilityTests
         Assert.Empty(strict.FallbackReport); // the strict Ops it came from is unchanged
         Assert.Throws<OpNotSupportedException>(() => strict.Linear(x.View, bf16.Matrix, default, y.View));
 
-        var flagged = DeepSeekKernels.Ops.Over(Cpu, F32LinearOnly(), referenceFallback: true);
+        var flagged = DeepSeekKernels.Ops.Over(CpuRuntime, F32LinearOnly(), referenceFallback: true);
         flagged.Linear(x.View, bf16.Matrix, default, y.View);
         Assert.Equal([new FallbackRecord(Bf16Linear, 1, 0)], flagged.FallbackReport);
     }
@@ -107,7 +107,7 @@ public class CapabilityTests
     public void OpsTellTheBackendTheShapeFactsOfTheCall()
     {
         var stub = F32LinearOnly();
-        var ops = DeepSeekKernels.Ops.Over(Cpu, stub, referenceFallback: true);
+        var ops = DeepSeekKernels.Ops.Over(CpuRuntime, stub, referenceFallback: true);
         using var w = new TestWeight("f32", 1, Out, In, seed: 1);
         using var wide = Upload(RandomValues(Rows * 2 * In, 5));
         using var y = Poisoned(Rows * Out);
@@ -134,7 +134,7 @@ public class CapabilityTests
         Assert.Same(reference, reference.WithReferenceFallback());
         Assert.False(reference.WithReferenceFallback().ReferenceFallback);
         Assert.Empty(reference.WithReferenceFallback().FallbackReport);
-        Assert.False(DeepSeekKernels.Ops.Create(Cpu, Backend.Reference, referenceFallback: true).ReferenceFallback);
+        Assert.False(DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Reference, referenceFallback: true).ReferenceFallback);
     }
 
     [Fact]
@@ -148,7 +148,7 @@ public class CapabilityTests
     [Fact]
     public void IlgpuSupportsExactlyItsKernels()
     {
-        var ilgpu = DeepSeekKernels.Ops.Create(Cpu, Backend.Ilgpu);
+        var ilgpu = DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Ilgpu);
         foreach (var x in (ElementType[])[ElementType.F32, ElementType.BF16])
             foreach (var w in (ElementType[])[ElementType.F32, ElementType.BF16])
             {
@@ -195,13 +195,13 @@ public class CapabilityTests
     [Fact]
     public void TheSupportMatrixCoversEveryOpAndAgreesWithSupports()
     {
-        var ilgpu = DeepSeekKernels.Ops.Create(Cpu, Backend.Ilgpu);
+        var ilgpu = DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Ilgpu);
         var matrix = DeepSeekKernels.Ops.SupportMatrix([ReferenceOps, ilgpu]);
         Assert.Equal([Backend.Reference, Backend.Ilgpu], matrix.Backends);
         Assert.Equal(["reference", "ilgpu-cpu"], matrix.Labels);
         Assert.Equal(DeepSeekKernels.Ops.SupportSignatures, matrix.Signatures);
         // the same backend twice (ILGPU on the CPU and on CUDA, say) is told apart by label, and by-kind lookups refuse
-        var twice = DeepSeekKernels.Ops.SupportMatrix([ilgpu, DeepSeekKernels.Ops.Create(Cpu, Backend.Ilgpu)]);
+        var twice = DeepSeekKernels.Ops.SupportMatrix([ilgpu, DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Ilgpu)]);
         Assert.Throws<ArgumentException>(() => twice.Supports(matrix.Signatures[0], Backend.Ilgpu));
         Assert.Equal(matrix.Signatures.Count, matrix.Signatures.Select(s => s.ToString()).Distinct().Count());
         Assert.Equal(DeepSeekKernels.Ops.OpNames.Order(), matrix.Signatures.Select(s => s.Op).Distinct().Order());
@@ -240,7 +240,7 @@ public class CapabilityTests
 
     static void SupportsAgreesWithWhatItRuns(Backend backend)
     {
-        var runtime = backend == Backend.Native ? TestDevices.RequireNative() : Cpu;
+        var runtime = backend == Backend.Native ? TestDevices.RequireNative() : CpuRuntime;
         var ops = DeepSeekKernels.Ops.Create(runtime, backend);
         DeviceBuffer<float> F(int length, int seed) => runtime.Upload<float>(RandomValues(length, seed));
         DeviceBuffer<BFloat16> B(int length, int seed) => runtime.Upload<BFloat16>(RandomValues(length, seed).Select(BFloat16.FromSingle).ToArray());
@@ -296,7 +296,7 @@ public class CapabilityTests
     public void ExcludedOpsCountAsUnsupported()
     {
         // the stub runs f32 Linear; excluding Linear makes strict Ops refuse it and fallback Ops send it to the reference
-        var strict = DeepSeekKernels.Ops.Over(Cpu, F32LinearOnly()).Excluding("Linear");
+        var strict = DeepSeekKernels.Ops.Over(CpuRuntime, F32LinearOnly()).Excluding("Linear");
         Assert.Equal(["Linear"], strict.ExcludedOps);
         Assert.False(strict.Supports(F32Linear, out string? reason));
         Assert.Equal("excluded by DSK_EXCLUDE_OPS / Ops.Excluding", reason);

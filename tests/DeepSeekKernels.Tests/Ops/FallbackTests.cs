@@ -23,8 +23,8 @@ public class FallbackTests
     public void AFallbackOpSeesTheKernelsEnqueuedBeforeIt()
     {
         // RMSNorm on the real ILGPU kernel, Linear (unsupported by the stub) on the reference, on the same buffers
-        var stub = new StubBackend(op => op.Op == "RmsNorm", inner: new IlgpuBackend(Cpu));
-        var ops = DeepSeekKernels.Ops.Over(Cpu, stub, referenceFallback: true);
+        var stub = new StubBackend(op => op.Op == "RmsNorm", inner: new IlgpuBackend(CpuRuntime));
+        var ops = DeepSeekKernels.Ops.Over(CpuRuntime, stub, referenceFallback: true);
         using var w = new TestWeight("fp8", 1, 40, 24, seed: 3, blockRows: 16, blockCols: 16);
         using var norm = Upload(RandomValues(24, 4, 0.3f));
         using var x = Upload(RandomValues(3 * 24, 5));
@@ -44,11 +44,11 @@ public class FallbackTests
     [Fact]
     public void OnTheCpuAcceleratorTheFallbackStagesNothing()
     {
-        var ops = DeepSeekKernels.Ops.Over(Cpu, new StubBackend(_ => false), referenceFallback: true);
+        var ops = DeepSeekKernels.Ops.Over(CpuRuntime, new StubBackend(_ => false), referenceFallback: true);
         using var weight = new TestWeight("f32", 1, 40, 24, seed: 7);
         using var x = Upload(RandomValues(3 * 24, 8));
         using var y = Poisoned(3 * 40);
-        using var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 8, 16);
+        using var table = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 8, 16);
         using var positions = Upload(new[] { 0, 1, 2 });
         ops.Linear(x.View, weight.Matrix, default, y.View);
         ops.Rope(y.View, positions.View, table, 5, 8, 0, RopeLayout.HalfSplit);
@@ -87,7 +87,7 @@ public class FallbackTests
 
         // Rope and attention in place / into a poisoned output
         using var gTable = RopeTable.Create(cuda, RopeScaling.Plain(10000), 8, 16);
-        using var cTable = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 8, 16);
+        using var cTable = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 8, 16);
         using var gp = cuda.Upload<int>(new[] { 0, 1, 2 });
         using var cp = Upload(new[] { 0, 1, 2 });
         gpu.Rope(gy.View, gp.View, gTable, 5, 8, 0, RopeLayout.HalfSplit);

@@ -111,7 +111,7 @@ public class IlgpuAttentionTests
             try
             {
                 call(ops, y.Tensor(shape));
-                Cpu.Synchronize();
+                CpuRuntime.Synchronize();
             }
             catch (DeviceIndexException e)
             {
@@ -353,7 +353,7 @@ public class IlgpuAttentionTests
     public void RopeIsBitwiseTheReference(string type, RopeLayout layout)
     {
         const int tokens = 5, heads = 3, headStride = 24, offset = 4, rotary = 16, maxPositions = 50;
-        using var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), rotary, maxPositions);
+        using var table = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), rotary, maxPositions);
         using var positions = Upload(new[] { 49, 0, 7, 7, 23 });
         var x = RandomValues(tokens * heads * headStride, 31);
         float[] Run(Ops ops, DeviceBuffer<int> p, out DeviceIndexException? error)
@@ -363,7 +363,7 @@ public class IlgpuAttentionTests
             try
             {
                 ops.Rope(buffer.Tensor(tokens * heads * headStride), p.View, table, heads, headStride, offset, layout);
-                Cpu.Synchronize();
+                CpuRuntime.Synchronize();
             }
             catch (DeviceIndexException e)
             {
@@ -401,7 +401,7 @@ public class IlgpuAttentionTests
             {
                 ops.KvAppend(keyRows.Tensor(tokens, 40).Columns(5, keyWidth), valueRows.Tensor(tokens, valueWidth), s.View,
                     keyPages.Tensor(pool, pageSize, keyWidth), valuePages.Tensor(pool, pageSize, valueWidth));
-                Cpu.Synchronize();
+                CpuRuntime.Synchronize();
             }
             catch (DeviceIndexException e)
             {

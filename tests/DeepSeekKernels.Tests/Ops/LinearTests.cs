@@ -163,11 +163,11 @@ public class LinearTests
         using var table = new TestWeight("f32", 1, 10, 4, seed: 22);
         using var dids = Upload(new[] { 3, 9, 10, -1 });
         using var dy = Poisoned(16);
-        var e = DeviceIndexError(Cpu, () => ReferenceOps.Embedding(dids.View, table.Matrix, dy.View), "Embedding", "ids", "ids[2] = 10");
+        var e = DeviceIndexError(CpuRuntime, () => ReferenceOps.Embedding(dids.View, table.Matrix, dy.View), "Embedding", "ids", "ids[2] = 10");
         Assert.Contains("[0, 10)", e.Message);
         AllNaN(dy.ToArray(), "destination");
         using var negative = Upload(new[] { -1 });
-        DeviceIndexError(Cpu, () => ReferenceOps.Embedding(negative.View, table.Matrix, dy.View), "Embedding", "ids", "ids[0] = -1");
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.Embedding(negative.View, table.Matrix, dy.View), "Embedding", "ids", "ids[0] = -1");
     }
 
     [Fact]

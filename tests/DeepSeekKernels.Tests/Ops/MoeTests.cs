@@ -159,7 +159,7 @@ public class MoeTests
         using var permuted = Poisoned(16);
         using var offsets = Upload(new int[6]);
         using var slots = Upload(new int[4]);
-        DeviceIndexError(Cpu, () => ReferenceOps.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slots.View, 5, 2),
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.MoePermute(dx.View, dids.View, permuted.View, offsets.View, slots.View, 5, 2),
             "MoePermute", "expertIds", "expertIds[2] = 5");
         AllNaN(permuted.ToArray(), "permuted");
     }
@@ -270,7 +270,7 @@ public class MoeTests
         Close(expected, expected.Select(v => Math.Abs(v) + 3).ToArray(), dy.ToArray(), "combined", relative: 1e-6);
 
         using var outside = Upload(new[] { 1, 3, 4, 0 });
-        DeviceIndexError(Cpu, () => ReferenceOps.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false),
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.MoeCombine(dout.View, outside.View, dw.View, dy.View, topK, false),
             "MoeCombine", "slotRows", "slotRows[2] = 4 is outside [0, 4)");
     }
 
@@ -280,7 +280,7 @@ public class MoeTests
         // a strict backend that runs everything but MoeCombine: the call is refused naming it, and the router never ran
         const int tokens = 3, hidden = 8, intermediate = 4, experts = 4;
         var stub = new StubBackend(op => op.Op != "MoeCombine");
-        var ops = DeepSeekKernels.Ops.Over(Cpu, stub);
+        var ops = DeepSeekKernels.Ops.Over(CpuRuntime, stub);
         using var router = new TestWeight("f32", 1, experts, hidden, seed: 1);
         using var gateUp = new TestWeight("f32", experts, 2 * intermediate, hidden, seed: 2);
         using var down = new TestWeight("f32", experts, hidden, intermediate, seed: 3);
@@ -301,7 +301,7 @@ public class MoeTests
         Throws<ArgumentException>(() => new MoeLayer(router.Matrix, default, V3 with { Experts = experts, Groups = 2, TopKGroups = 1 }, null, gateUp.Matrix, null, down.Matrix),
             "gate", "it must be 4 matrices of [intermediate = 4, hidden = 8]");
         using var big = Upload(RandomValues((tokens + 1) * hidden, 5));
-        Throws<ArgumentException>(() => DeepSeekKernels.Ops.Create(Cpu, Backend.Reference).MoeLayer(layer, big.View, scratch, y.View, false), "x",
+        Throws<ArgumentException>(() => DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Reference).MoeLayer(layer, big.View, scratch, y.View, false), "x",
             "x has 4 tokens; the scratch holds at most 3");
     }
 }

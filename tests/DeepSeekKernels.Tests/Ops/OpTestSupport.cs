@@ -11,10 +11,10 @@ namespace DeepSeekKernels.Tests.OpTests;
 public static class OpTestSupport
 {
     /// <summary>The runtime the op tests use: ILGPU's CPU accelerator (the reference uses its buffers in place).</summary>
-    public static DeviceRuntime Cpu => TestDevices.Cpu;
+    public static DeviceRuntime CpuRuntime => TestDevices.Cpu;
 
-    /// <summary>The reference backend on <see cref="Cpu"/>.</summary>
-    public static DeepSeekKernels.Ops ReferenceOps => DeepSeekKernels.Ops.Create(Cpu, Backend.Reference);
+    /// <summary>The reference backend on <see cref="CpuRuntime"/>.</summary>
+    public static DeepSeekKernels.Ops ReferenceOps => DeepSeekKernels.Ops.Create(CpuRuntime, Backend.Reference);
 
     /// <summary>Values in ±[0.05, 3), seeded (never all zeros).</summary>
     public static float[] RandomValues(int length, int seed, float scale = 1f)
@@ -35,10 +35,10 @@ public static class OpTestSupport
         return values;
     }
 
-    public static DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => Cpu.Upload<T>(values);
+    public static DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => CpuRuntime.Upload<T>(values);
 
     /// <summary>A float32 output buffer full of NaN, so an element the op does not write fails the comparison.</summary>
-    public static DeviceBuffer<float> Poisoned(long length) => Cpu.Upload<float>(Nan(length));
+    public static DeviceBuffer<float> Poisoned(long length) => CpuRuntime.Upload<float>(Nan(length));
 
     /// <summary>A weight in a stored form ("f32", "bf16", "fp8", "int4"), and its exact float32 values.</summary>
     public sealed class TestWeight : IDisposable
@@ -48,7 +48,7 @@ public static class OpTestSupport
         public TestWeight(string form, int count, int rows, int cols, int seed, int blockRows = 128, int blockCols = 128,
             DeviceRuntime? runtime = null, int groupSize = 32)
         {
-            runtime ??= Cpu;
+            runtime ??= CpuRuntime;
             DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged => runtime.Upload<T>(values);
             Values = new float[(long)count * rows * cols];
             var random = new Random(seed);

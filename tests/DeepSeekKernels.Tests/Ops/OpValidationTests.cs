@@ -13,7 +13,7 @@ namespace DeepSeekKernels.Tests.OpTests;
 [Collection(nameof(DeviceCollection))]
 public class OpValidationTests
 {
-    static readonly DeepSeekKernels.Ops Strict = DeepSeekKernels.Ops.Over(Cpu, new StubBackend(_ => false));
+    static readonly DeepSeekKernels.Ops Strict = DeepSeekKernels.Ops.Over(CpuRuntime, new StubBackend(_ => false));
 
     [Fact]
     public void LinearChecksItsArguments()
@@ -47,7 +47,7 @@ public class OpValidationTests
     public void WeightMatrixFactoriesCheckTheirArguments()
     {
         using var f32 = Upload(new float[24]);
-        using var half = Cpu.Upload<Half>(new Half[24]);
+        using var half = CpuRuntime.Upload<Half>(new Half[24]);
         using var fp8 = Upload(new Float8E4M3[200 * 300]);
         using var scales = Upload(new float[6]);
         Throws<NotSupportedException>(() => WeightMatrix.Dense(half.View, 4, 6), "", "WeightMatrix.Dense: data has element type Half");
@@ -91,16 +91,16 @@ public class OpValidationTests
         using var y = Poisoned(3 * 3);
         using var decreasing = Upload(new[] { 0, 2, 1 });
         using var past = Upload(new[] { 0, 2, 4 });
-        var e = DeviceIndexError(Cpu, () => ReferenceOps.GroupedLinear(x.View, decreasing.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 1 is out of order");
+        var e = DeviceIndexError(CpuRuntime, () => ReferenceOps.GroupedLinear(x.View, decreasing.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 1 is out of order");
         Assert.True(e.OutOfOrder);
-        DeviceIndexError(Cpu, () => ReferenceOps.GroupedLinear(x.View, past.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 4 is outside [0, 4)");
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.GroupedLinear(x.View, past.View, w.Matrix, y.View), "GroupedLinear", "expertOffsets", "expertOffsets[2] = 4 is outside [0, 4)");
         AllNaN(y.ToArray(), "destination");
     }
 
     [Fact]
     public void RopeChecksItsArguments()
     {
-        using var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 4, 8);
+        using var table = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 4, 8);
         using var x = Upload(RandomValues(2 * 3 * 6, 7)); // [2, 3, 6]
         using var positions = Upload(new[] { 0, 1 });
         Throws<ArgumentOutOfRangeException>(() => Strict.Rope(x.View, positions.View, table, 3, 6, 3, RopeLayout.HalfSplit), "ropeOffset",

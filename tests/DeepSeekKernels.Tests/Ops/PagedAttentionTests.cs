@@ -182,27 +182,27 @@ public class PagedAttentionTests
 
         // a page outside the pool: sequence 1's third page
         using var badTable = Upload(new[] { 7, -1, -1, -1, 3, 10, 12, -1, 11, 2, -1, -1 });
-        var e = DeviceIndexError(Cpu, () => Run(new PagedBatch(badTable.View, setup.Lengths.View, setup.Starts.View)),
+        var e = DeviceIndexError(CpuRuntime, () => Run(new PagedBatch(badTable.View, setup.Lengths.View, setup.Starts.View)),
             "PagedAttention", "blockTable", "blockTable[6] = 12 is outside [0, 12)");
         // a length beyond the pages the table row holds (4 x 16)
         using var longLength = Upload(new[] { 5, 65, 19 });
-        DeviceIndexError(Cpu, () => Run(new PagedBatch(setup.Table.View, longLength.View, setup.Starts.View)),
+        DeviceIndexError(CpuRuntime, () => Run(new PagedBatch(setup.Table.View, longLength.View, setup.Starts.View)),
             "PagedAttention", "sequenceLengths", "sequenceLengths[1] = 65");
         // fewer keys than the sequence's queries
         using var shortLength = Upload(new[] { 4, 38, 19 });
-        DeviceIndexError(Cpu, () => Run(new PagedBatch(setup.Table.View, shortLength.View, setup.Starts.View)),
+        DeviceIndexError(CpuRuntime, () => Run(new PagedBatch(setup.Table.View, shortLength.View, setup.Starts.View)),
             "PagedAttention", "sequenceLengths", "sequenceLengths[0] = 4");
         // query offsets that decrease, or run past q's tokens
         using var decreasing = Upload(new[] { 0, 5, 4, 9 });
-        Assert.True(DeviceIndexError(Cpu, () => Run(new PagedBatch(setup.Table.View, setup.Lengths.View, decreasing.View)),
+        Assert.True(DeviceIndexError(CpuRuntime, () => Run(new PagedBatch(setup.Table.View, setup.Lengths.View, decreasing.View)),
             "PagedAttention", "queryStarts", "queryStarts[2] = 4 is out of order").OutOfOrder);
         using var past = Upload(new[] { 0, 5, 6, 10 });
-        DeviceIndexError(Cpu, () => Run(new PagedBatch(setup.Table.View, setup.Lengths.View, past.View)),
+        DeviceIndexError(CpuRuntime, () => Run(new PagedBatch(setup.Table.View, setup.Lengths.View, past.View)),
             "PagedAttention", "queryStarts", "queryStarts[3] = 10 is outside [0, 10)");
         // KvAppend: a slot outside the pool of 12 x 16
         using var keys = Upload(RandomValues(2 * 8, 4));
         using var badSlots = Upload(new[] { 3, 192 });
-        DeviceIndexError(Cpu, () => ReferenceOps.KvAppend(keys.AsTensor(2, 8), default, badSlots.View, keyPages, default),
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.KvAppend(keys.AsTensor(2, 8), default, badSlots.View, keyPages, default),
             "KvAppend", "slotMapping", "slotMapping[1] = 192 is outside [0, 192)");
         Assert.Equal(1, e.Value / 12); // the value was 12
     }

@@ -105,7 +105,7 @@ public class RopeTests
     {
         const int positions = 300;
         var scaling = Config(name);
-        using var table = RopeTable.Create(Cpu, scaling, rotaryDim, positions);
+        using var table = RopeTable.Create(CpuRuntime, scaling, rotaryDim, positions);
         var inv = InverseFrequencies64(scaling, rotaryDim, out double attention);
         Assert.Equal(attention, table.AttentionFactor, 6);
         Close(inv, table.InverseFrequencies, "inv_freq", relative: 1e-6, absolute: 0);
@@ -132,7 +132,7 @@ public class RopeTests
     [Fact]
     public void HandCheckedValues()
     {
-        using (var plain = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 8, 2))
+        using (var plain = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 8, 2))
         {
             var inv = plain.InverseFrequencies;
             RelativelyEqual(1, inv[0], 1e-7);
@@ -148,7 +148,7 @@ public class RopeTests
         }
 
         // DeepSeek-V3: correction range [floor(10.47), ceil(22.51)] = [10, 23]; mscale = mscale_all_dim, so factor 1
-        using (var v3 = RopeTable.Create(Cpu, DeepSeekV3, 64, 1))
+        using (var v3 = RopeTable.Create(CpuRuntime, DeepSeekV3, 64, 1))
         {
             var inv = v3.InverseFrequencies;
             Assert.Equal(1f, v3.AttentionFactor);
@@ -161,7 +161,7 @@ public class RopeTests
         }
 
         // mscale without mscale_all_dim: attention factor get_mscale(40) = 0.1 ln 40 + 1, folded into the tables
-        using (var scaled = RopeTable.Create(Cpu, DeepSeekV3 with { MscaleAllDim = null }, 64, 1))
+        using (var scaled = RopeTable.Create(CpuRuntime, DeepSeekV3 with { MscaleAllDim = null }, 64, 1))
         {
             Assert.Equal(1.3688879454113936, scaled.AttentionFactor, 6);
             Assert.All(scaled.Cos.ToArray(), c => Assert.Equal(1.3688879454113936, c, 1e-6));
@@ -169,7 +169,7 @@ public class RopeTests
         }
 
         // Llama 3.1: high frequencies kept, low frequencies divided by 8
-        using (var llama = RopeTable.Create(Cpu, Config("llama3"), 128, 1))
+        using (var llama = RopeTable.Create(CpuRuntime, Config("llama3"), 128, 1))
         {
             var inv = llama.InverseFrequencies;
             Assert.Equal(1f, inv[0]);
@@ -187,7 +187,7 @@ public class RopeTests
         const int heads = 3, headStride = 11, ropeOffset = 3, rotaryDim = 6, half = 3;
         int[] positions = [0, 7, 3, 63, 7];
         int tokens = positions.Length;
-        using var table = RopeTable.Create(Cpu, DeepSeekV3 with { MscaleAllDim = null }, rotaryDim, 64);
+        using var table = RopeTable.Create(CpuRuntime, DeepSeekV3 with { MscaleAllDim = null }, rotaryDim, 64);
         var cos = table.Cos.ToArray();
         var sin = table.Sin.ToArray();
         var x = RandomValues(tokens * heads * headStride, 31);
@@ -232,7 +232,7 @@ public class RopeTests
     {
         const int d = 64, half = 32;
         int[] positions = [5, 200, 4095];
-        using var table = RopeTable.Create(Cpu, DeepSeekV3, d, 4096);
+        using var table = RopeTable.Create(CpuRuntime, DeepSeekV3, d, 4096);
         var cos = table.Cos.ToArray();
         var sin = table.Sin.ToArray();
         var q = RandomValues(positions.Length * d, 41);
@@ -290,30 +290,30 @@ public class RopeTests
     [Fact]
     public void PositionsOutsideTheTableAreNamedAndNothingIsWritten()
     {
-        using var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 4, 64);
+        using var table = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 4, 64);
         var x = RandomValues(3 * 4, 51);
         using var dx = Upload(x);
         using var dp = Upload(new[] { 1, 63, 64 });
-        var e = DeviceIndexError(Cpu, () => ReferenceOps.Rope(dx.View, dp.View, table, 1, 4, 0, RopeLayout.HalfSplit),
+        var e = DeviceIndexError(CpuRuntime, () => ReferenceOps.Rope(dx.View, dp.View, table, 1, 4, 0, RopeLayout.HalfSplit),
             "Rope", "positions", "positions[2] = 64");
         Assert.Contains("[0, 64)", e.Message);
         Assert.Equal((2L, 64L, 64L), (e.Index, e.Value, e.Bound));
         Assert.Equal(x, dx.ToArray());
         using var negative = Upload(new[] { 0, -3, 1 });
-        DeviceIndexError(Cpu, () => ReferenceOps.Rope(dx.View, negative.View, table, 1, 4, 0, RopeLayout.HalfSplit),
+        DeviceIndexError(CpuRuntime, () => ReferenceOps.Rope(dx.View, negative.View, table, 1, 4, 0, RopeLayout.HalfSplit),
             "Rope", "positions", "positions[1] = -3");
     }
 
     [Fact]
     public void TableConfigurationErrorsAreNamed()
     {
-        Throws<ArgumentOutOfRangeException>(() => RopeTable.Create(Cpu, RopeScaling.Plain(10000), 7, 4), "rotaryDim", "even");
-        Throws<ArgumentOutOfRangeException>(() => RopeTable.Create(Cpu, RopeScaling.Plain(10000), 8, 0), "maxPositions", "at least 1");
-        Throws<ArgumentException>(() => RopeTable.Create(Cpu, new RopeScaling { Kind = RopeKind.Linear }, 8, 4), "scaling", "needs Factor");
-        Throws<ArgumentException>(() => RopeTable.Create(Cpu, new RopeScaling { Kind = RopeKind.Yarn, Factor = 4 }, 8, 4), "scaling", "OriginalMaxPositions");
-        Throws<ArgumentException>(() => RopeTable.Create(Cpu, RopeScaling.Plain(0), 8, 4), "scaling", "Theta");
-        Throws<ArgumentNullException>(() => RopeTable.Create(Cpu, null!, 8, 4), "scaling", "null");
-        var table = RopeTable.Create(Cpu, RopeScaling.Plain(10000), 4, 4);
+        Throws<ArgumentOutOfRangeException>(() => RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 7, 4), "rotaryDim", "even");
+        Throws<ArgumentOutOfRangeException>(() => RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 8, 0), "maxPositions", "at least 1");
+        Throws<ArgumentException>(() => RopeTable.Create(CpuRuntime, new RopeScaling { Kind = RopeKind.Linear }, 8, 4), "scaling", "needs Factor");
+        Throws<ArgumentException>(() => RopeTable.Create(CpuRuntime, new RopeScaling { Kind = RopeKind.Yarn, Factor = 4 }, 8, 4), "scaling", "OriginalMaxPositions");
+        Throws<ArgumentException>(() => RopeTable.Create(CpuRuntime, RopeScaling.Plain(0), 8, 4), "scaling", "Theta");
+        Throws<ArgumentNullException>(() => RopeTable.Create(CpuRuntime, null!, 8, 4), "scaling", "null");
+        var table = RopeTable.Create(CpuRuntime, RopeScaling.Plain(10000), 4, 4);
         table.Dispose();
         using var dx = Upload(RandomValues(4, 1));
         using var dp = Upload(new[] { 0 });

@@ -23,7 +23,7 @@ public class WeightQuantizerTests
         var owner = new List<IDisposable>();
         try
         {
-            var weight = WeightQuantizer.Upload(Cpu, w, rows, cols, count, scheme, owner);
+            var weight = WeightQuantizer.Upload(CpuRuntime, w, rows, cols, count, scheme, owner);
             Assert.Equal((scheme, rows, cols, count), (weight.Scheme, weight.Rows, weight.Cols, weight.Count));
             Assert.Equal(buffers, owner.Count); // data (+ scales (+ zeros))
 
@@ -81,14 +81,14 @@ public class WeightQuantizerTests
     {
         var owner = new List<IDisposable>();
         var w = new float[4 * 96];
-        Throws<ArgumentException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 1, WeightScheme.Int4Group, owner), "cols", "cols = 96 is not a multiple of groupSize = 128");
-        Throws<ArgumentOutOfRangeException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 1, WeightScheme.Int4Group, owner, groupSize: 48), "groupSize", "(got 48)");
-        Throws<ArgumentException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 2, WeightScheme.Fp8Block, owner), "w", "count * rows * cols = 2 * 4 * 96 = 768");
-        Throws<ArgumentOutOfRangeException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 1, (WeightScheme)7, owner), "scheme", "got 7");
+        Throws<ArgumentException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 1, WeightScheme.Int4Group, owner), "cols", "cols = 96 is not a multiple of groupSize = 128");
+        Throws<ArgumentOutOfRangeException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 1, WeightScheme.Int4Group, owner, groupSize: 48), "groupSize", "(got 48)");
+        Throws<ArgumentException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 2, WeightScheme.Fp8Block, owner), "w", "count * rows * cols = 2 * 4 * 96 = 768");
+        Throws<ArgumentOutOfRangeException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 1, (WeightScheme)7, owner), "scheme", "got 7");
         Throws<ArgumentNullException>(() => WeightQuantizer.Upload(null!, w, 4, 96, 1, WeightScheme.Dense, owner), "runtime", "runtime is null");
-        Throws<ArgumentNullException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 1, WeightScheme.Dense, null!), "owner", "owner is null");
+        Throws<ArgumentNullException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 1, WeightScheme.Dense, null!), "owner", "owner is null");
         w[5] = float.NaN;
-        Throws<ArgumentException>(() => WeightQuantizer.Upload(Cpu, w, 4, 96, 1, WeightScheme.Fp8Block, owner), "w", "w[5]");
+        Throws<ArgumentException>(() => WeightQuantizer.Upload(CpuRuntime, w, 4, 96, 1, WeightScheme.Fp8Block, owner), "w", "w[5]");
         Assert.Empty(owner);
     }
 }
