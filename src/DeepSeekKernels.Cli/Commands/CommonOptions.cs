@@ -58,9 +58,17 @@ internal static class CommonOptions
 
     public static Option<string> Backend() => new Option<string>("--backend")
     {
-        Description = "reference (C# on the CPU; the default), ilgpu or native (GPU kernels; an op they lack is an error unless --allow-fallback).",
-        DefaultValueFactory = _ => "reference",
-    }.AcceptOnlyFromAmong("reference", "ilgpu", "native");
+        Description = "auto (the default: native on a CUDA GPU with libdeepseek_kernels.so, else ilgpu on a GPU, else cpu), cpu (SIMD kernels " +
+            "on the CPU, weights read in place from the mapped checkpoint), reference (the plain C# specification), ilgpu or native " +
+            "(GPU kernels; an op they lack is an error unless --allow-fallback).",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "cpu", "reference", "ilgpu", "native");
+
+    /// <summary>`--threads`: the CPU backend's thread count; null when not given (one per physical core).</summary>
+    public static Option<int?> Threads() => new("--threads")
+    {
+        Description = $"Threads of the cpu backend (default: one per physical core, {Ops.DefaultCpuThreads} here).",
+    };
 
     public static Option<bool> AllowFallback() => new("--allow-fallback")
     {
@@ -97,7 +105,7 @@ internal static class CommonOptions
     public static Option<string?> Dtype() => new Option<string?>("--dtype")
     {
         Description = "Activation type: float32 (the exact path) or bfloat16 (f32 accumulation, activations rounded to bf16 after each op, " +
-            "as transformers runs a bf16 checkpoint). Default: float32 with the reference backend or on the CPU, bfloat16 on a GPU.",
+            "as transformers runs a bf16 checkpoint). Default: float32 on the CPU (the cpu and reference backends), bfloat16 on a GPU.",
     }.AcceptOnlyFromAmong("float32", "bfloat16");
 
     /// <summary>
@@ -203,16 +211,40 @@ internal static class CommonOptions
     }
 
     /// <summary>
-    /// The runtime and ops for --backend/--device. The reference runs on ILGPU's CPU accelerator (host memory, no copies).
-    /// ilgpu and native are strict unless <paramref name="allowFallback"/> (--allow-fallback): then what they lack runs
-    /// on the reference and is counted in <see cref="Ops.FallbackReport"/>.
+    /// The backend --backend auto stands for: on a CUDA GPU (unless --device cpu or DSK_DEVICE=cpu says otherwise) native where
+    /// libdeepseek_kernels.so loads, else ilgpu; without one, cpu. Other values are returned as they are.
     /// </summary>
-    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device, bool allowFallback = false)
+    public static string ResolveBackend(string backend, string device)
     {
-        if (backend == "reference")
+        if (backend != "auto")
+            return backend;
+        bool cpuAsked = device == "cpu" || (device == "auto"
+            && Environment.GetEnvironmentVariable(DeviceRuntime.DeviceVariable)?.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase) == true);
+        if (cpuAsked || (device == "auto" && !DeviceRuntime.IsCudaAvailable()))
+            return "cpu";
+        return Bindings.DskNative.TryLoad(out _) ? "native" : "ilgpu";
+    }
+
+    /// <summary>
+    /// The runtime and ops for --backend/--device/--threads (backend already resolved: <see cref="ResolveBackend"/>). The
+    /// reference and the cpu backend run on ILGPU's CPU accelerator (host memory, no copies). ilgpu and native are strict
+    /// unless <paramref name="allowFallback"/> (--allow-fallback): then what they lack runs on the reference and is counted
+    /// in <see cref="Ops.FallbackReport"/>.
+    /// </summary>
+    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device, bool allowFallback = false, int? threads = null)
+    {
+        if (threads is int n && (n < 1 || n > 1024))
+            throw new UsageException($"--threads {n}: give 1 to 1024 threads.");
+        if (threads != null && backend != "cpu")
+            throw new UsageException($"--threads applies to the cpu backend; the backend here is {backend}.");
+        if (backend is "reference" or "cpu")
         {
+            if (device == "cuda")
+                throw new UsageException($"--backend {backend} runs on the CPU; drop --device cuda or use --backend ilgpu or native.");
             var cpu = DeviceRuntime.Create(DevicePreference.Cpu);
-            return (cpu, Ops.Create(cpu, DeepSeekKernels.Backend.Reference));
+            var cpuOps = backend == "reference" ? Ops.Create(cpu, DeepSeekKernels.Backend.Reference)
+                : threads is int count ? Ops.CreateCpu(cpu, count) : Ops.Create(cpu, DeepSeekKernels.Backend.Cpu);
+            return (cpu, cpuOps);
         }
         var runtime = CreateRuntime(device);
         try
@@ -224,7 +256,7 @@ internal static class CommonOptions
         catch (NotSupportedException e) when (backend == "native")
         {
             runtime.Dispose();
-            throw new UsageException($"--backend native: {CliErrors.LowerFirst(CliErrors.OneLine(e))}; use --backend reference (the default) or --backend ilgpu.", e);
+            throw new UsageException($"--backend native: {CliErrors.LowerFirst(CliErrors.OneLine(e))}; use --backend cpu, reference or ilgpu.", e);
         }
         catch
         {

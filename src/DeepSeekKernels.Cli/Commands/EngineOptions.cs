@@ -8,13 +8,14 @@ using DeepSeekKernels.Runtime;
 namespace DeepSeekKernels.Cli.Commands;
 
 /// <summary>
-/// The options that choose how a model runs, added to generate and chat together: --backend, --device, --dtype,
+/// The options that choose how a model runs, added to generate and chat together: --backend, --device, --threads, --dtype,
 /// --kv-dtype, --quant and --allow-fallback.
 /// </summary>
 internal sealed class EngineOptions
 {
     public Option<string> Backend { get; } = CommonOptions.Backend();
     public Option<string> Device { get; } = CommonOptions.Device();
+    public Option<int?> Threads { get; } = CommonOptions.Threads();
     public Option<string?> Dtype { get; } = CommonOptions.Dtype();
     public Option<string?> KvDtype { get; } = CommonOptions.KvDtype("the --dtype");
     public Option<string> Quant { get; } = QuantOption.ForLoading();
@@ -24,19 +25,21 @@ internal sealed class EngineOptions
     {
         command.Options.Add(Backend);
         command.Options.Add(Device);
+        command.Options.Add(Threads);
         command.Options.Add(Dtype);
         command.Options.Add(KvDtype);
         command.Options.Add(Quant);
         command.Options.Add(AllowFallback);
     }
 
-    public EngineChoice Read(ParseResult parse) => new(parse.GetValue(Backend)!, parse.GetValue(Device)!, parse.GetValue(Dtype),
-        parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!), parse.GetValue(AllowFallback));
+    public EngineChoice Read(ParseResult parse) => new(CommonOptions.ResolveBackend(parse.GetValue(Backend)!, parse.GetValue(Device)!),
+        parse.GetValue(Device)!, parse.GetValue(Dtype), parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!),
+        parse.GetValue(AllowFallback), parse.GetValue(Threads));
 }
 
-/// <summary>What the engine options said.</summary>
+/// <summary>What the engine options said; <see cref="Backend"/> is resolved (never "auto"), <see cref="Threads"/> null unless --threads.</summary>
 internal sealed record EngineChoice(string Backend, string Device, string? Dtype, string? KvDtype, WeightQuantization Quantization,
-    bool AllowFallback)
+    bool AllowFallback, int? Threads = null)
 {
     /// <summary>
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
@@ -44,14 +47,15 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
     /// </summary>
     public LoadedModel Load(string folder, int contextLength, string command)
     {
-        var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback);
+        var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads);
         try
         {
             var clock = Stopwatch.StartNew();
             var model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
                 activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
-                $"({model.WeightBytes / 1e6:F1} MB of weights, backend {Backend} on {runtime.DeviceName}, {model.Activations.Name()} activations)");
+                $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
+                $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations)");
             QuantOption.Report(command, model);
             return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));
         }
@@ -61,6 +65,8 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
             throw;
         }
     }
+
+    static string ThreadsText(Ops ops) => $"{ops.CpuThreads} thread{(ops.CpuThreads == 1 ? "" : "s")}";
 }
 
 /// <summary>A loaded model with its runtime and ops, and the KV cache type chosen for it; disposing frees both.</summary>

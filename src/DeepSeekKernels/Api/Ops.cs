@@ -70,8 +70,25 @@ public sealed partial class Ops
             Backend.Reference => new Ops(runtime, ReferenceBackend.Instance),
             Backend.Ilgpu => new Ops(runtime, new IlgpuBackend(runtime), referenceFallback),
             Backend.Native => new Ops(runtime, new NativeBackend(runtime), referenceFallback),
+            Backend.Cpu => new Ops(runtime, new Cpu.CpuBackend(runtime, Cpu.CpuThreadPool.Shared), referenceFallback),
             _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, "Unknown backend."),
         };
+    }
+
+    /// <summary>
+    /// The CPU backend (<see cref="Backend.Cpu"/>) on <paramref name="runtime"/> (ILGPU's CPU accelerator) with its own pool
+    /// of <paramref name="threads"/> threads (the caller's included), rather than the shared pool of one thread per physical
+    /// core. The pool lives as long as the process; create one Ops per thread count, not one per call.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is below 1 or above 1024.</exception>
+    /// <exception cref="NotSupportedException">The runtime is on a CUDA GPU.</exception>
+    public static Ops CreateCpu(DeviceRuntime runtime, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(runtime);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, 1024);
+        var pool = threads == Cpu.CpuThreadPool.PhysicalCores ? Cpu.CpuThreadPool.Shared : Cpu.CpuThreadPool.WithThreads(threads);
+        return new Ops(runtime, new Cpu.CpuBackend(runtime, pool));
     }
 
     /// <summary>
@@ -167,12 +184,18 @@ public sealed partial class Ops
     /// <summary>Which implementation runs.</summary>
     public Backend Backend => _backend.Kind;
 
-    /// <summary>The backend and its device, for tables and logs: "reference", "ilgpu-cpu", "ilgpu-cuda" or "native".</summary>
+    /// <summary>The backend and its device, for tables and logs: "reference", "cpu", "ilgpu-cpu", "ilgpu-cuda" or "native".</summary>
     public string Label => _backend.Kind switch
     {
         Backend.Ilgpu => Runtime is { IsCuda: true } ? "ilgpu-cuda" : "ilgpu-cpu",
         var kind => kind.ToString().ToLowerInvariant(),
     };
+
+    /// <summary>The CPU backend's default thread count: one per physical core of this machine.</summary>
+    public static int DefaultCpuThreads => Cpu.CpuThreadPool.PhysicalCores;
+
+    /// <summary>The threads the CPU backend's kernels run on (<see cref="Backend.Cpu"/>); null for the other backends.</summary>
+    public int? CpuThreads => (_backend as Cpu.CpuBackend)?.Pool.Threads;
 
     /// <summary>The runtime device-resident ops run on (null for <see cref="Reference"/>).</summary>
     public DeviceRuntime? Runtime { get; }

@@ -72,6 +72,19 @@ internal sealed class CpuThreadPool : IDisposable
         }
     }
 
+    static readonly Dictionary<int, CpuThreadPool> s_bySize = [];
+
+    /// <summary>A process-wide pool of <paramref name="threads"/> threads, one per size (made on first use, never disposed).</summary>
+    public static CpuThreadPool WithThreads(int threads)
+    {
+        lock (s_sharedLock)
+        {
+            if (!s_bySize.TryGetValue(threads, out var pool))
+                s_bySize[threads] = pool = new CpuThreadPool(threads);
+            return pool;
+        }
+    }
+
     /// <summary>
     /// Runs <paramref name="body"/>(i) for every i in [0, count), spread over the pool's threads (each takes the next
     /// index in turn), and returns when all are done. The first exception a body throws is rethrown here after the others

@@ -466,7 +466,7 @@ internal sealed class ReferenceBackend : KernelBackend
     /// recorded in the runtime's error word (<see cref="DeviceErrors"/>, thrown at the next synchronisation) and the op
     /// is skipped, as a kernel skips it; true when that happened.
     /// </summary>
-    static bool OutOfRange(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values, long bound, long firstIndex = 0)
+    internal static bool OutOfRange(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values, long bound, long firstIndex = 0)
     {
         for (int i = 0; i < values.Length; i++)
         {
@@ -480,7 +480,7 @@ internal sealed class ReferenceBackend : KernelBackend
     }
 
     /// <summary>Offsets that must not decrease: the first that does is recorded as out of order.</summary>
-    static bool Decreasing(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values)
+    internal static bool Decreasing(DeviceRuntime runtime, DeviceErrorSite site, ReadOnlySpan<int> values)
     {
         for (int i = 1; i < values.Length; i++)
         {

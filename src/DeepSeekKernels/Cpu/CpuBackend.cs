@@ -1,0 +1,119 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Reference;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Cpu;
+
+/// <summary>
+/// The fast CPU backend (issue 14): on ILGPU's CPU accelerator, whose buffers are host memory used in place, with the
+/// weights read straight from the checkpoint's mapping. Its own kernels run what a forward pass spends its time in: Linear
+/// and its fused and grouped forms (<see cref="CpuLinear"/>: SIMD GEMV for decode, cache-blocked GEMM for prefill, FP8 and
+/// INT4 dequantised in registers) on a fixed pool of threads (<see cref="CpuThreadPool"/>). Every other op runs the
+/// reference's host code on the same buffers (no staging on the CPU accelerator), so the backend supports every signature
+/// the op API accepts and its results are the reference's wherever it has no kernel of its own. It is separate from the
+/// reference, which stays the plain specification and oracle.
+/// </summary>
+internal sealed class CpuBackend : KernelBackend
+{
+    static readonly ReferenceBackend Reference = ReferenceBackend.Instance;
+
+    public CpuBackend(DeviceRuntime runtime, CpuThreadPool pool)
+    {
+        ArgumentNullException.ThrowIfNull(runtime);
+        if (runtime.IsCuda)
+            throw new NotSupportedException("The CPU backend runs on host memory: create its runtime with DevicePreference.Cpu (ILGPU's CPU accelerator), not on a CUDA GPU.");
+        Pool = pool;
+    }
+
+    /// <summary>The threads the kernels run on.</summary>
+    public CpuThreadPool Pool { get; }
+
+    public override Backend Kind => Backend.Cpu;
+
+    /// <summary>Every signature: what has no kernel of its own runs the reference's host code, in place.</summary>
+    public override bool Supports(in OpSignature op, out string? reason)
+    {
+        reason = null;
+        return true;
+    }
+
+    public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        CpuLinear.Linear(Pool, x, w, bias, y);
+
+    public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
+        CpuLinear.LinearSiluMul(Pool, x, w, y);
+
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    {
+        if (!CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: false))
+            Reference.GroupedLinear(x, offsets, w, y, m);
+    }
+
+    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    {
+        if (!CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: true))
+            Reference.GroupedLinearSiluMul(x, offsets, w, y, m);
+    }
+
+    // ---- the reference's host code, in place ----
+
+    public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y, DeviceView<T> r,
+        int rows, int cols, float eps) =>
+        Reference.RmsNorm(x, residual, w, y, r, rows, cols, eps);
+
+    public override void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) => Reference.RmsNormRows(x, w, y, eps);
+
+    public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) => Reference.DequantizeFp8(w, y);
+
+    public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => Reference.HeadwiseLinear(x, w, y, transpose);
+
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) => Reference.Embedding(ids, table, y);
+
+    public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride, int ropeOffset,
+        RopeLayout layout) =>
+        Reference.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+
+    public override void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor y, AttentionShape shape) =>
+        Reference.Attention(q, k, v, y, shape);
+
+    public override void MlaAttention(DeviceTensor q, DeviceTensor cache, DeviceTensor y, AttentionShape shape) => Reference.MlaAttention(q, cache, y, shape);
+
+    public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
+        Reference.KvAppend(keys, values, slotMapping, keyPages, valuePages);
+
+    public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape shape) =>
+        Reference.PagedAttention(q, keyPages, valuePages, batch, destination, shape);
+
+    public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
+        Reference.PagedMlaAttention(q, latentPages, batch, destination, shape);
+
+    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows) =>
+        Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
+
+    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) => Reference.SiluAndMul(x, y, rows, intermediate);
+
+    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) => Reference.Softmax(x, y, rows, rowLength);
+
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => Reference.Add(x, y, z);
+
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => Reference.Scale(x, factor, y);
+
+    public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
+        MoeRouting routing) =>
+        Reference.MoeRoute(logits, bias, ids, weights, tokens, routing);
+
+    public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
+        int tokens, int topK, int hidden, int experts) =>
+        Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
+
+    public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights, DeviceTensor y, int tokens,
+        int topK, int hidden, bool accumulate) =>
+        Reference.MoeCombine(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
+
+    public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
+        Reference.QuantizeFp8Activations(x, q, scales);
+
+    public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
+        Reference.LinearW8A8(qx, xScales, w, bias, y);
+}

@@ -1,0 +1,160 @@
+using System.Runtime.InteropServices;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Reference;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Cpu;
+
+/// <summary>
+/// The CPU backend's matrix products: y [rows, w.Rows] = x [rows, w.Cols] @ W^T (+ bias) on host memory, x and y float32 or
+/// bfloat16 (bf16 rows are widened into float32 scratch first and the float32 results rounded once to bf16, as the
+/// reference does), the weight in any stored form. <see cref="Product"/> sends a few rows (decode) to the GEMV kernels, which
+/// read each weight byte once, and many rows (prefill) to the cache-blocked GEMM.
+/// </summary>
+internal static unsafe class CpuLinear
+{
+    /// <summary>Most activation rows the GEMV path takes; more go to the GEMM.</summary>
+    public const int GemvMaxRows = 8;
+
+    /// <summary>y[r * yStride + o] = x[r * xStride ..] . W[o] (+ bias[o]) for r &lt; rows: GEMV or GEMM by the row count.</summary>
+    public static void Product(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride)
+    {
+        if (rows == 0)
+            return;
+        LinearReference.Run([new LinearReference.Product(w, (nint)x, xStride, rows, (nint)bias, (nint)y, yStride)]);
+    }
+
+    /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory).</summary>
+    public static WeightData Weights(WeightMatrix w) => w.ElementType switch
+    {
+        ElementType.F32 => new WeightData(ElementType.F32, w.F32.Pointer, 0, w.Rows, w.Cols, w.Count, 0, 0),
+        ElementType.BF16 => new WeightData(ElementType.BF16, w.BF16.Pointer, 0, w.Rows, w.Cols, w.Count, 0, 0),
+        ElementType.Fp8E4M3 => new WeightData(ElementType.Fp8E4M3, w.Fp8Data.Pointer, w.ScaleInv.Pointer, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols),
+        ElementType.Int4 => new WeightData(ElementType.Int4, w.Int4Data.Pointer, w.Int4Scales.Pointer, w.Rows, w.Cols, w.Count, 0, 0,
+            w.Int4Zeros.Pointer, w.GroupSize),
+        _ => throw new NotSupportedException($"The CPU backend has no kernel for weights stored as {w.ElementType.Name()}."),
+    };
+
+    public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
+    {
+        using var hx = Rows.In(x);
+        using var hy = Rows.Out(y);
+        Product(pool, Weights(w), hx.Address, hx.Stride, hx.Count, bias.IsNull ? null : (float*)bias.Pointer, hy.Address, hy.Stride);
+        hy.Store();
+    }
+
+    /// <summary>y [rows, half] = silu(x @ gate^T) * (x @ up^T), gate|up = W's two halves of rows: the product into scratch, then SiLU-and-mul.</summary>
+    public static void LinearSiluMul(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceTensor y)
+    {
+        using var hx = Rows.In(x);
+        using var hy = Rows.Out(y);
+        SiluMulProduct(pool, Weights(w), hx.Address, hx.Stride, hx.Count, hy.Address, hy.Stride);
+        hy.Store();
+    }
+
+    static void SiluMulProduct(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* y, long yStride)
+    {
+        int half = w.Rows / 2;
+        float* gu = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1L, (long)rows * 2 * half) * sizeof(float)), 64);
+        try
+        {
+            Product(pool, w, x, xStride, rows, null, gu, 2L * half);
+            for (int r = 0; r < rows; r++)
+                ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), (nint)(y + r * yStride), 1, half);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(gu);
+        }
+    }
+
+    /// <summary>
+    /// GroupedLinear(SiluMul) on the host: the offsets (device-held values) checked as the reference checks them (a bad one is
+    /// recorded in the runtime's error word and nothing is computed), then each expert's rows as one product.
+    /// </summary>
+    public static bool Grouped(CpuThreadPool pool, DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
+    {
+        x.Runtime.Synchronize();
+        var o = new ReadOnlySpan<int>((void*)offsets.Pointer, checked((int)offsets.Length));
+        var site = siluMul ? DeviceErrorSite.GroupedLinearSiluMulOffsets : DeviceErrorSite.GroupedLinearOffsets;
+        if (ReferenceBackend.OutOfRange(x.Runtime, site, o, m + 1) || ReferenceBackend.Decreasing(x.Runtime, site, o))
+            return true;
+        using var hx = Rows.In(x.Rank == 1 ? x.Reshape(m, w.Cols) : x); // the op API passes x flat
+        using var hy = Rows.Out(y);
+        var all = Weights(w);
+        for (int e = 0; e < w.Count; e++)
+        {
+            int first = o[e], count = o[e + 1] - first;
+            if (count == 0)
+                continue;
+            float* xe = hx.Address + first * hx.Stride, ye = hy.Address + first * hy.Stride;
+            if (siluMul)
+                SiluMulProduct(pool, all.Matrix(e), xe, hx.Stride, count, ye, hy.Stride);
+            else
+                Product(pool, all.Matrix(e), xe, hx.Stride, count, null, ye, hy.Stride);
+        }
+        hy.Store();
+        return true;
+    }
+
+    /// <summary>
+    /// A rank-2 activation tensor's rows as float32 on the host: an f32 tensor in place (its row stride), a bf16 one widened
+    /// into pooled scratch (dense rows) and, for an output, rounded back once by <see cref="Store"/>.
+    /// </summary>
+    readonly struct Rows : IDisposable
+    {
+        readonly DeviceTensor _tensor;
+        readonly float* _scratch; // native, 64-byte aligned; null for f32 tensors used in place
+
+        Rows(DeviceTensor tensor, bool input)
+        {
+            _tensor = tensor;
+            Count = (int)tensor.Dim(0);
+            int cols = (int)tensor.Dim(1);
+            if (tensor.ElementType == ElementType.F32)
+            {
+                Address = (float*)tensor.Pointer;
+                Stride = tensor.Stride(0);
+                return;
+            }
+            _scratch = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1L, (long)Count * cols) * sizeof(float)), 64);
+            Stride = cols;
+            Address = _scratch;
+            if (input)
+            {
+                for (int r = 0; r < Count; r++)
+                    BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((BFloat16*)tensor.Pointer + r * tensor.Stride(0), cols),
+                        new Span<float>(Address + (long)r * cols, cols));
+            }
+        }
+
+        public static Rows In(DeviceTensor x)
+        {
+            x.Runtime.Synchronize();
+            return new Rows(x, input: true);
+        }
+
+        public static Rows Out(DeviceTensor y) => new(y, input: false);
+
+        public float* Address { get; }
+        public long Stride { get; }
+        public int Count { get; }
+
+        /// <summary>Rounds a bf16 output's float32 scratch into the tensor (a no-op for f32, computed in place).</summary>
+        public void Store()
+        {
+            if (_scratch == null)
+                return;
+            int cols = (int)_tensor.Dim(1);
+            for (int r = 0; r < Count; r++)
+                BFloat16Conversions.FromSingle(new ReadOnlySpan<float>(Address + (long)r * cols, cols),
+                    new Span<BFloat16>((BFloat16*)_tensor.Pointer + r * _tensor.Stride(0), cols));
+        }
+
+        public void Dispose()
+        {
+            if (_scratch != null)
+                NativeMemory.AlignedFree(_scratch);
+        }
+    }
+}
