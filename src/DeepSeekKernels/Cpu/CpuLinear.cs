@@ -93,7 +93,7 @@ internal static unsafe class CpuLinear
             else
                 Product(pool, all.Matrix(e), xe, hx.Stride, count, null, ye, hy.Stride);
         }
-        hy.Store();
+        hy.Store(o[0], o[w.Count]); // rows outside every expert's range are not the op's to write
         return true;
     }
 
@@ -140,13 +140,13 @@ internal static unsafe class CpuLinear
         public long Stride { get; }
         public int Count { get; }
 
-        /// <summary>Rounds a bf16 output's float32 scratch into the tensor (a no-op for f32, computed in place).</summary>
-        public void Store()
+        /// <summary>Rounds a bf16 output's float32 scratch rows [first, end) into the tensor (a no-op for f32, computed in place).</summary>
+        public void Store(int first = 0, int end = -1)
         {
             if (_scratch == null)
                 return;
             int cols = (int)_tensor.Dim(1);
-            for (int r = 0; r < Count; r++)
+            for (int r = first; r < (end < 0 ? Count : end); r++)
                 BFloat16Conversions.FromSingle(new ReadOnlySpan<float>(Address + (long)r * cols, cols),
                     new Span<BFloat16>((BFloat16*)_tensor.Pointer + r * _tensor.Stride(0), cols));
         }

@@ -94,6 +94,12 @@ public sealed class AttentionIlgpuCpuConformance : AttentionConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class AttentionCpuConformance : AttentionConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class AttentionIlgpuCudaConformance : AttentionConformance
@@ -118,6 +124,12 @@ public sealed class MlaAttentionReferenceConformance : MlaAttentionConformance
 public sealed class MlaAttentionIlgpuCpuConformance : MlaAttentionConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class MlaAttentionCpuConformance : MlaAttentionConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

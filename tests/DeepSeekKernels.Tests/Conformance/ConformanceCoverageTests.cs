@@ -25,12 +25,12 @@ public sealed partial class ConformanceCoverageTests
             if (op is "RmsNorm" or "AddRmsNorm")
             {
                 var rmsNorm = typeof(RmsNorm.RmsNormBackendTests);
-                Assert.Equal(4, assembly.GetTypes().Count(t => t.IsSealed && t.IsSubclassOf(rmsNorm)));
+                Assert.Equal(5, assembly.GetTypes().Count(t => t.IsSealed && t.IsSubclassOf(rmsNorm)));
                 continue;
             }
             var abstractClass = Find($"{typeof(ConformanceTest).Namespace}.{op}Conformance");
             Assert.True(abstractClass.IsAbstract && abstractClass.IsSubclassOf(typeof(ConformanceTest)), abstractClass.Name);
-            foreach (var (backend, gpu) in new[] { ("Reference", false), ("IlgpuCpu", false), ("IlgpuCuda", true), ("Native", true) })
+            foreach (var (backend, gpu) in new[] { ("Reference", false), ("Cpu", false), ("IlgpuCpu", false), ("IlgpuCuda", true), ("Native", true) })
             {
                 var subclass = Find($"{abstractClass.Namespace}.{op}{backend}Conformance");
                 Assert.True(subclass.IsSealed && subclass.BaseType == abstractClass, subclass.Name);

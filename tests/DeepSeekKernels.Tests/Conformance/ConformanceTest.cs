@@ -9,8 +9,8 @@ namespace DeepSeekKernels.Tests.Conformance;
 /// <summary>
 /// The conformance suite (llama.cpp's <c>test-backend-ops</c>, ILGPU's per-accelerator test classes): for every op of
 /// <see cref="Ops.OpNames"/> one abstract class <c>XConformance</c>, written once against a float64 oracle taken from the
-/// op's "effectively computes" doc, and four sealed subclasses that run it on the reference (on ILGPU's CPU
-/// accelerator's buffers), on ILGPU's CPU accelerator (strict: no fallback), on ILGPU over a CUDA GPU and on the native
+/// op's "effectively computes" doc, and five sealed subclasses that run it on the reference (on ILGPU's CPU
+/// accelerator's buffers), on the CPU backend, on ILGPU's CPU accelerator (strict: no fallback), on ILGPU over a CUDA GPU and on the native
 /// kernels (both <see cref="NeedsCudaGpuAttribute"/>: one skipped test per theory where no GPU is found, a failure under
 /// DSK_REQUIRE_GPU=1). RmsNorm and AddRmsNorm have theirs in <c>RmsNorm/RmsNormBackendTests.cs</c> (the same four
 /// backends: RmsNormReferenceOnDeviceTests, RmsNormIlgpuCpuTests, RmsNormIlgpuCudaTests, RmsNormNativeTests).
@@ -216,6 +216,7 @@ public static class ConformanceBackends
 {
     static readonly Lazy<Ops> ReferenceOps = new(() => Ops.Create(TestDevices.Cpu, Backend.Reference));
     static readonly Lazy<Ops> IlgpuCpuOps = new(() => Ops.Create(TestDevices.Cpu, Backend.Ilgpu));
+    static readonly Lazy<Ops> CpuOps = new(() => Ops.CreateCpu(TestDevices.Cpu, 3));
     static Ops? s_ilgpuCuda, s_native;
 
     /// <summary>The reference, on ILGPU's CPU accelerator's buffers (used in place).</summary>
@@ -223,6 +224,12 @@ public static class ConformanceBackends
 
     /// <summary>The ILGPU kernels on ILGPU's CPU accelerator, strict.</summary>
     public static Ops IlgpuCpu => IlgpuCpuOps.Value;
+
+    /// <summary>
+    /// The CPU backend, strict, on a pool of 3 threads (more than this machine's cores, so work splits unevenly and a thread
+    /// often finds nothing left: the cases a 2-thread pool would not reach).
+    /// </summary>
+    public static Ops Cpu => CpuOps.Value;
 
     /// <summary>
     /// The ILGPU kernels on the CUDA GPU, strict. Callers pass <see cref="TestDevices.RequireCuda"/>, which skips (fails under

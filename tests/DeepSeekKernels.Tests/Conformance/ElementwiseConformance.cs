@@ -254,6 +254,12 @@ public sealed class CopyColumnsIlgpuCpuConformance : CopyColumnsConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class CopyColumnsCpuConformance : CopyColumnsConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class CopyColumnsIlgpuCudaConformance : CopyColumnsConformance
@@ -278,6 +284,12 @@ public sealed class SiluAndMulReferenceConformance : SiluAndMulConformance
 public sealed class SiluAndMulIlgpuCpuConformance : SiluAndMulConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class SiluAndMulCpuConformance : SiluAndMulConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
@@ -306,6 +318,12 @@ public sealed class SoftmaxIlgpuCpuConformance : SoftmaxConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class SoftmaxCpuConformance : SoftmaxConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class SoftmaxIlgpuCudaConformance : SoftmaxConformance
@@ -332,6 +350,12 @@ public sealed class AddIlgpuCpuConformance : AddConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class AddCpuConformance : AddConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class AddIlgpuCudaConformance : AddConformance
@@ -356,6 +380,12 @@ public sealed class ScaleReferenceConformance : ScaleConformance
 public sealed class ScaleIlgpuCpuConformance : ScaleConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class ScaleCpuConformance : ScaleConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

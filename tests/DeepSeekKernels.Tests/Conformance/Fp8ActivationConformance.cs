@@ -528,6 +528,12 @@ public sealed class QuantizeFp8ActivationsIlgpuCpuConformance : QuantizeFp8Activ
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class QuantizeFp8ActivationsCpuConformance : QuantizeFp8ActivationsConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class QuantizeFp8ActivationsIlgpuCudaConformance : QuantizeFp8ActivationsConformance
@@ -552,6 +558,12 @@ public sealed class LinearW8A8ReferenceConformance : LinearW8A8Conformance
 public sealed class LinearW8A8IlgpuCpuConformance : LinearW8A8Conformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class LinearW8A8CpuConformance : LinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

@@ -447,6 +447,12 @@ public sealed class LinearIlgpuCpuConformance : LinearConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class LinearCpuConformance : LinearConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class LinearIlgpuCudaConformance : LinearConformance
@@ -471,6 +477,12 @@ public sealed class DequantizeFp8ReferenceConformance : DequantizeFp8Conformance
 public sealed class DequantizeFp8IlgpuCpuConformance : DequantizeFp8Conformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class DequantizeFp8CpuConformance : DequantizeFp8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
@@ -499,6 +511,12 @@ public sealed class HeadwiseLinearIlgpuCpuConformance : HeadwiseLinearConformanc
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class HeadwiseLinearCpuConformance : HeadwiseLinearConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class HeadwiseLinearIlgpuCudaConformance : HeadwiseLinearConformance
@@ -523,6 +541,12 @@ public sealed class EmbeddingReferenceConformance : EmbeddingConformance
 public sealed class EmbeddingIlgpuCpuConformance : EmbeddingConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class EmbeddingCpuConformance : EmbeddingConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

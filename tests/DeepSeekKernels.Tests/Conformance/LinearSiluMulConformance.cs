@@ -143,6 +143,12 @@ public sealed class LinearSiluMulIlgpuCpuConformance : LinearSiluMulConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class LinearSiluMulCpuConformance : LinearSiluMulConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class LinearSiluMulIlgpuCudaConformance : LinearSiluMulConformance

@@ -400,6 +400,12 @@ public sealed class MoeRouteIlgpuCpuConformance : MoeRouteConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class MoeRouteCpuConformance : MoeRouteConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class MoeRouteIlgpuCudaConformance : MoeRouteConformance
@@ -424,6 +430,12 @@ public sealed class MoePermuteReferenceConformance : MoePermuteConformance
 public sealed class MoePermuteIlgpuCpuConformance : MoePermuteConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class MoePermuteCpuConformance : MoePermuteConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
@@ -452,6 +464,12 @@ public sealed class GroupedLinearIlgpuCpuConformance : GroupedLinearConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class GroupedLinearCpuConformance : GroupedLinearConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class GroupedLinearIlgpuCudaConformance : GroupedLinearConformance
@@ -476,6 +494,12 @@ public sealed class MoeCombineReferenceConformance : MoeCombineConformance
 public sealed class MoeCombineIlgpuCpuConformance : MoeCombineConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class MoeCombineCpuConformance : MoeCombineConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

@@ -202,6 +202,12 @@ public sealed class MoeLayerIlgpuCpuConformance : MoeLayerConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class MoeLayerCpuConformance : MoeLayerConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class MoeLayerIlgpuCudaConformance : MoeLayerConformance

@@ -659,6 +659,12 @@ public sealed class KvAppendIlgpuCpuConformance : KvAppendConformance
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class KvAppendCpuConformance : KvAppendConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class KvAppendIlgpuCudaConformance : KvAppendConformance
@@ -685,6 +691,12 @@ public sealed class PagedAttentionIlgpuCpuConformance : PagedAttentionConformanc
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
 }
 
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class PagedAttentionCpuConformance : PagedAttentionConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>
 [NeedsCudaGpu]
 public sealed class PagedAttentionIlgpuCudaConformance : PagedAttentionConformance
@@ -709,6 +721,12 @@ public sealed class PagedMlaAttentionReferenceConformance : PagedMlaAttentionCon
 public sealed class PagedMlaAttentionIlgpuCpuConformance : PagedMlaAttentionConformance
 {
     protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (SIMD kernels on a thread pool, the reference's host code for the rest), strict.</summary>
+public sealed class PagedMlaAttentionCpuConformance : PagedMlaAttentionConformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
 }
 
 /// <summary>ILGPU on a CUDA GPU, strict.</summary>

@@ -35,6 +35,9 @@ public sealed class SupportTableTests(ITestOutputHelper output)
     public void TheReferenceRunsEverySignature() => AgreesWithWhatItRuns(ConformanceBackends.Reference);
 
     [Fact]
+    public void TheCpuBackendRunsEverySignature() => AgreesWithWhatItRuns(ConformanceBackends.Cpu);
+
+    [Fact]
     public void IlgpuOnTheCpuAcceleratorRunsExactlyWhatItSupports() => AgreesWithWhatItRuns(ConformanceBackends.IlgpuCpu);
 
     [Fact]
@@ -51,7 +54,7 @@ public sealed class SupportTableTests(ITestOutputHelper output)
     [Fact]
     public void TheSupportTableAgreesWithWhatEachBackendRunsAndIsWrittenOut()
     {
-        var columns = new List<(string Name, Ops Ops)> { ("reference", ConformanceBackends.Reference), ("ilgpu-cpu", ConformanceBackends.IlgpuCpu) };
+        var columns = new List<(string Name, Ops Ops)> { ("reference", ConformanceBackends.Reference), ("cpu", ConformanceBackends.Cpu), ("ilgpu-cpu", ConformanceBackends.IlgpuCpu) };
         if (TestDevices.HasCuda || TestDevices.GpuRequired)
         {
             columns.Add(("ilgpu-cuda", ConformanceBackends.IlgpuCuda(TestDevices.RequireCuda())));

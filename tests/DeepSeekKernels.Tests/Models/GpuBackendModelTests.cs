@@ -46,7 +46,7 @@ public class GpuBackendModelTests
         Check(Ops.Create(runtime, backend), name, activations);
     }
 
-    static void Check(Ops ops, string name, ElementType activations)
+    internal static void Check(Ops ops, string name, ElementType activations)
     {
         Assert.False(ops.ReferenceFallback, "these runs are strict");
         string folder = CheckpointFixtures.Folder(name);

@@ -246,6 +246,12 @@ public sealed class RmsNormIlgpuCpuTests : RmsNormBackendTests
     protected override Ops CreateOps() => Ops.Create(TestDevices.Cpu, Backend.Ilgpu);
 }
 
+/// <summary>The CPU backend.</summary>
+public sealed class RmsNormCpuTests : RmsNormBackendTests
+{
+    protected override Ops CreateOps() => Ops.CreateCpu(TestDevices.Cpu, 3);
+}
+
 /// <summary>The ILGPU kernels on a CUDA GPU.</summary>
 [NeedsCudaGpu]
 public sealed class RmsNormIlgpuCudaTests : RmsNormBackendTests
