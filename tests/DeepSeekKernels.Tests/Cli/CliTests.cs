@@ -204,7 +204,7 @@ public class CliTests
     [Theory]
     [InlineData("generate --seed abc", "dsk generate: error: Cannot parse argument 'abc' for option '--seed' as an integer.", "(see 'dsk generate --help')")]
     [InlineData("generate --temperature warm", "dsk generate: error: Cannot parse argument 'warm' for option '--temperature' as a number.", "(see 'dsk generate --help')")]
-    [InlineData("generate --backend cuda", "dsk generate: error: Argument 'cuda' not recognized. Must be one of: 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
+    [InlineData("generate --backend cuda", "dsk generate: error: Argument 'cuda' not recognized. Must be one of: 'auto' 'cpu' 'reference' 'ilgpu' 'native'", "(see 'dsk generate --help')")]
     [InlineData("plan --batch many", "dsk plan: error: Cannot parse argument 'many' for option '--batch' as an integer.", "(see 'dsk plan --help')")]
     [InlineData("generate --quant int3", "dsk generate: error: Argument 'int3' not recognized. Must be one of: 'none' 'int4' 'fp8'", "(see 'dsk generate --help')")]
     [InlineData("chat --quant INT4", "dsk chat: error: Argument 'INT4' not recognized. Must be one of: 'none' 'int4' 'fp8'", "(see 'dsk chat --help')")]
