@@ -20,6 +20,7 @@ var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.")
     InfoCommand.Create(),
     PlanCommand.Create(),
     CheckCommand.Create(),
+    BenchCommand.Create(),
 };
 root.Options.Add(verbose);
 
