@@ -3,8 +3,8 @@
 # ships (node_modules/node-llama-cpp/llama/gitRelease.bundle, a git bundle of its release) and links them
 # against the prebuilt CPU libraries of @node-llama-cpp/linux-x64 (libllama, libggml*, libllama-common):
 # nothing of llama.cpp is compiled but the two tools' own .cpp files, so the kernels measured are exactly
-# the ones node-llama-cpp ships. Also builds copybw, the copy-bandwidth probe. Idempotent.
-# Needs: npm ci done here (node_modules), g++, git. Output: build/bin/{llama-bench,llama-quantize,copybw}.
+# the ones node-llama-cpp ships. Also builds greedy_ids (our check that the GGUF holds dsk's model) and copybw, the copy-bandwidth probe. Idempotent.
+# Needs: npm ci done here (node_modules), g++, git. Output: build/bin/{llama-bench,llama-quantize,greedy_ids,copybw}.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
@@ -33,6 +33,7 @@ build_tool() { # name, sources...
 for so in "$libs"/libggml-cpu-*.so; do ln -sf "$so" build/bin/; done
 build_tool llama-bench "$src/tools/llama-bench/llama-bench.cpp" "$src/tools/llama-bench/main.cpp"
 build_tool llama-quantize "$src/tools/quantize/quantize.cpp" "$src/tools/quantize/main.cpp"
+build_tool greedy_ids "$here/greedy_ids.cpp"
 if [ ! -x build/bin/copybw ] || [ copybw.c -nt build/bin/copybw ]; then
   echo "build.sh: compiling build/bin/copybw" >&2
   gcc -O2 -o build/bin/copybw copybw.c

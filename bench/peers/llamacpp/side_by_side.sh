@@ -94,9 +94,18 @@ cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 {
   echo "cpu: $cpu"
   echo "cores: $(nproc); flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|avx512_vnni|avx512vl' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "bandwidth at start: $("$bin/copybw")"
+  echo "bandwidth at start: $("$bin/copybw"); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$results/machine.txt"
 cat "$results/machine.txt" >&2
+
+# The same model on both sides: 16 greedy ids after a fixed prompt of ids, llama.cpp (BF16 GGUF) against dsk
+# (safetensors, DSK_ARGS). Identical ids say the GGUF, its q/k permutation included, holds dsk's model.
+check_ids="1,500,9000,31999,42,7"
+check_ids="$(node -e 'const v=+process.argv[1];console.log(process.argv[2].split(",").map(x=>x%v).join(","))' "$(node -p "require('$models/hf/config.json').vocab_size")" "$check_ids")"
+llama_ids="$("$bin/greedy_ids" "$models/model-bf16.gguf" "$check_ids" 16 "$threads" 2> "$logs/greedy-llama.err")"
+dsk_ids="$($dsk generate --model "$models/hf" --prompt-ids "$check_ids" --print-ids -n 16 --temperature 0 "${dsk_args[@]}" 2> "$logs/greedy-dsk.err")"
+if [ "$llama_ids" = "$dsk_ids" ]; then greedy="identical ($llama_ids)"; else greedy="DIFFERENT: llama.cpp $llama_ids, dsk $dsk_ids"; fi
+echo "greedy ids after [$check_ids], 16 new, llama.cpp BF16 vs dsk: $greedy" | tee -a "$results/machine.txt" >&2
 
 lb=("$bin/llama-bench" -p "$prompt" -n "$gen" -r "$reps" -t "$threads" -o json)
 db=($dsk bench --model "$models/hf" --prompt-tokens "$prompt" --gen-tokens "$gen" --repetitions "$reps" --json)
@@ -106,7 +115,7 @@ for round in $(seq 1 "$rounds"); do
   run llama-q4_0 "$round" "${lb[@]}" -m "$models/model-q4_0.gguf"
   run dsk-int4 "$round" "${db[@]}" "${dsk_args[@]}" --quant int4
 done
-echo "bandwidth at end: $("$bin/copybw")" >> "$results/machine.txt"
+echo "bandwidth at end: $("$bin/copybw"); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$results/machine.txt"
 
 {
   echo "dsk: $dsk ${dsk_args[*]:-}"
