@@ -289,6 +289,8 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                     var band = host.AsSpan(0, n * cols);
                     var info = infos[i, p];
                     ReadRowsAsFloat32(info, first, n, cols, band);
+                    int elementBytes = info.DType == SafetensorsDType.F32 ? 4 : 2;
+                    info.File.ReleasePages(info, (long)first * cols * elementBytes, (long)n * cols * elementBytes); // read once: out of our RSS
                     long row = (long)i * rows + (long)p * partRows + first; // the band's first row in the stack
                     try
                     {
