@@ -17,7 +17,7 @@ internal sealed class CpuThreadPool : IDisposable
 
     readonly Thread[] _workers;
     readonly Lock _callLock = new();
-    readonly SemaphoreSlim _wake = new(0);
+    readonly SemaphoreSlim[] _wake; // one per worker: a release meant for one sleeper cannot wake (and be taken by) another
     readonly bool[] _sleeping;
 
     // the current call
@@ -39,6 +39,9 @@ internal sealed class CpuThreadPool : IDisposable
         Threads = threads;
         _workers = new Thread[threads - 1];
         _sleeping = new bool[threads - 1];
+        _wake = new SemaphoreSlim[threads - 1];
+        for (int i = 0; i < _wake.Length; i++)
+            _wake[i] = new SemaphoreSlim(0);
         for (int i = 0; i < _workers.Length; i++)
         {
             int worker = i;
@@ -114,11 +117,8 @@ internal sealed class CpuThreadPool : IDisposable
             Interlocked.Increment(ref _generation);
             for (int i = 0; i < _sleeping.Length; i++)
             {
-                if (Volatile.Read(ref _sleeping[i]))
-                {
-                    Volatile.Write(ref _sleeping[i], false);
-                    _wake.Release();
-                }
+                if (Interlocked.Exchange(ref _sleeping[i], false)) // atomic: the worker's own Exchange may race this one
+                    _wake[i].Release();
             }
             RunIndices();
             var spin = new SpinWait();
@@ -170,15 +170,17 @@ internal sealed class CpuThreadPool : IDisposable
                 Thread.SpinWait(20);
                 if (++spins % 64 == 0 && DateTime.UtcNow.Ticks - start > SpinTicks)
                 {
-                    Volatile.Write(ref _sleeping[worker], true);
+                    // a full fence (not Volatile.Write): the flag must be visible before generation is read, or a call that
+                    // begins in between sees no sleeper to wake while this worker reads the old generation and sleeps (seen)
+                    Interlocked.Exchange(ref _sleeping[worker], true);
                     if (Volatile.Read(ref _generation) != seen || _disposed)
                     {
                         // a call began (or disposal) after the check: take it back unless For already woke us
                         if (!Interlocked.Exchange(ref _sleeping[worker], false))
-                            _wake.Wait();
+                            _wake[worker].Wait();
                         break;
                     }
-                    _wake.Wait();
+                    _wake[worker].Wait();
                     start = DateTime.UtcNow.Ticks;
                 }
             }
@@ -223,9 +225,11 @@ internal sealed class CpuThreadPool : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        _wake.Release(_workers.Length);
+        foreach (var wake in _wake)
+            wake.Release();
         foreach (var worker in _workers)
             worker.Join();
-        _wake.Dispose();
+        foreach (var wake in _wake)
+            wake.Dispose();
     }
 }
