@@ -486,11 +486,17 @@ internal unsafe interface ILanes<TV> where TV : struct
 internal unsafe struct Lanes512 : ILanes<Vector512<float>>
 {
     public static int Count => Vector512<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadBf16(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(p)), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(float* p, Vector512<float> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) =>
         Lanes256.Sum4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
 }
@@ -499,13 +505,19 @@ internal unsafe struct Lanes512 : ILanes<Vector512<float>>
 internal unsafe struct Lanes256 : ILanes<Vector256<float>>
 {
     public static int Count => Vector256<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LoadBf16(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(float* p, Vector256<float> v) => v.Store(p);
 
     /// <summary>Three horizontal adds: (a0+a1, a2+a3, b0+b1, b2+b3 | upper halves), then the four sums per half, then the halves added.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
     {
         var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
@@ -517,12 +529,18 @@ internal unsafe struct Lanes256 : ILanes<Vector256<float>>
 internal unsafe struct Lanes128 : ILanes<Vector128<float>>
 {
     public static int Count => Vector128<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> LoadBf16(ushort* p) =>
         Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalar(Unsafe.ReadUnaligned<ulong>(p)).AsUInt16()), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Broadcast(float x) => Vector128.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(float* p, Vector128<float> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Sum4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d)
     {
         if (Sse3.IsSupported)
@@ -544,7 +562,9 @@ internal unsafe interface IPageElement
 internal unsafe struct F32Page : IPageElement
 {
     public static int Size => sizeof(float);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Load<TL, TV>(byte* p) where TL : struct, ILanes<TV> where TV : struct => TL.Load((float*)p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scalar(byte* p) => *(float*)p;
 }
 
@@ -552,6 +572,8 @@ internal unsafe struct F32Page : IPageElement
 internal unsafe struct Bf16Page : IPageElement
 {
     public static int Size => sizeof(ushort);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Load<TL, TV>(byte* p) where TL : struct, ILanes<TV> where TV : struct => TL.LoadBf16((ushort*)p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scalar(byte* p) => BitConverter.Int32BitsToSingle(*(ushort*)p << 16);
 }
