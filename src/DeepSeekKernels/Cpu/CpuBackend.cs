@@ -8,7 +8,8 @@ namespace DeepSeekKernels.Cpu;
 /// The fast CPU backend (issue 14): on ILGPU's CPU accelerator, whose buffers are host memory used in place, with the
 /// weights read straight from the checkpoint's mapping. Its own kernels run what a forward pass spends its time in: Linear
 /// and its fused and grouped forms (<see cref="CpuLinear"/>: SIMD GEMV for decode, cache-blocked GEMM for prefill, FP8 and
-/// INT4 dequantised in registers) on a fixed pool of threads (<see cref="CpuThreadPool"/>). Every other op runs the
+/// INT4 dequantised in registers) and paged GQA/MLA attention over f32/bf16 pages read in place (<see cref="CpuPagedAttention"/>,
+/// after the reference's checks of the batch's metadata), on a fixed pool of threads (<see cref="CpuThreadPool"/>). Every other op runs the
 /// reference's host code on the same buffers (no staging on the CPU accelerator), so the backend supports every signature
 /// the op API accepts and its results are the reference's wherever it has no kernel of its own. It is separate from the
 /// reference, which stays the plain specification and oracle.
@@ -81,12 +82,17 @@ internal sealed class CpuBackend : KernelBackend
     public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
         Reference.KvAppend(keys, values, slotMapping, keyPages, valuePages);
 
+    /// <summary>Paged GQA: the reference's metadata checks, then <see cref="CpuPagedAttention"/> over every valid sequence, pages in place.</summary>
     public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
-        Reference.PagedAttention(q, keyPages, valuePages, batch, destination, shape);
+        ReferenceBackend.Paged(q, keyPages, valuePages, batch, destination, shape, mla: false, Runner(keyPages.ElementType, shape, mla: false));
 
+    /// <summary>Paged MLA over the latent cache, as <see cref="PagedAttention"/>.</summary>
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
-        Reference.PagedMlaAttention(q, latentPages, batch, destination, shape);
+        ReferenceBackend.Paged(q, latentPages, latentPages, batch, destination, shape, mla: true, Runner(latentPages.ElementType, shape, mla: true));
+
+    ReferenceBackend.PagedRunner Runner(ElementType pageType, PagedAttentionShape shape, bool mla) =>
+        (q, keys, values, table, sequences, y) => CpuPagedAttention.Run(Pool, q, keys, values, pageType, table, sequences, y, shape, mla);
 
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows) =>
         Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);

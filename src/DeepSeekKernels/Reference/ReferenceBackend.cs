@@ -253,8 +253,20 @@ internal sealed class ReferenceBackend : KernelBackend
         PagedAttentionShape shape) =>
         Paged(q, latentPages, latentPages, batch, destination, shape, mla: true);
 
-    static void Paged(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
-        PagedAttentionShape s, bool mla)
+    /// <summary>
+    /// The sequences of a paged batch whose metadata passed the checks, and a runner that attends them all (the CPU
+    /// backend's kernel); q and y are float32 host addresses, the pages host memory in place.
+    /// </summary>
+    internal delegate void PagedRunner(nint q, nint keyPages, nint valuePages, ReadOnlySpan<int> blockTable,
+        ReadOnlySpan<Cpu.CpuPagedSequence> sequences, nint y);
+
+    /// <summary>
+    /// PagedAttention / PagedMlaAttention: the batch's device-held metadata read and checked (a bad value is reported
+    /// through the error word and skips its sequence, or the whole call for bad query offsets), then each valid sequence
+    /// attended by the reference, or all of them at once by <paramref name="runner"/> when one is given.
+    /// </summary>
+    internal static void Paged(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
+        PagedAttentionShape s, bool mla, PagedRunner? runner = null)
     {
         var runtime = q.Runtime;
         runtime.Synchronize();
@@ -272,6 +284,7 @@ internal sealed class ReferenceBackend : KernelBackend
         var hy = new HostF32(destination);
         long qRow = (long)s.QHeads * s.HeadDim * sizeof(float), yRow = (long)s.QHeads * s.VHeadDim * sizeof(float);
         long tableLength = (long)s.MaxPages * s.PageSize;
+        var valid = runner == null ? null : new List<Cpu.CpuPagedSequence>(s.Batch);
         for (int b = 0; b < s.Batch; b++)
         {
             int count = starts[b + 1] - starts[b], length = lengths[b];
@@ -285,9 +298,14 @@ internal sealed class ReferenceBackend : KernelBackend
             var pages = table.Slice(b * s.MaxPages, (length + s.PageSize - 1) / s.PageSize);
             if (OutOfRange(runtime, tableSite, pages, s.Pages, b * s.MaxPages))
                 continue;
-            PagedKvReference.Sequence(hq.Address + (nint)(starts[b] * qRow), hk.Address, hv.Address, keyPages.ElementType, pages,
-                length, count, hy.Address + (nint)(starts[b] * yRow), s, mla);
+            if (valid != null)
+                valid.Add(new Cpu.CpuPagedSequence(starts[b], count, length, b * s.MaxPages));
+            else
+                PagedKvReference.Sequence(hq.Address + (nint)(starts[b] * qRow), hk.Address, hv.Address, keyPages.ElementType, pages,
+                    length, count, hy.Address + (nint)(starts[b] * yRow), s, mla);
         }
+        if (runner != null && valid!.Count > 0)
+            runner(hq.Address, hk.Address, hv.Address, table, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(valid), hy.Address);
         KeepAlive(hq, hk, hv);
         hy.WriteBack();
     }
