@@ -6,32 +6,36 @@ namespace DeepSeekKernels.Cpu;
 
 // FP8 e4m3fn weights with float32 block scales, dequantised in registers to exactly Float8E4M3.Dequantize's value: the
 // code's 7 low bits shifted left by 20 (its exponent and mantissa in float32's fields) are the code's magnitude times
-// 2^-120, subnormal codes included, so an exact multiply by 2^120 gives it; the sign goes to bit 31; times the block scale
-// in float32; rounded to nearest even bf16; codes S.1111.111 become NaN. Per block of columns, 16 (8) columns a step; the
+// 2^-120, subnormal codes included, with the sign in bit 31; times (block scale * 2^120), which is exact when finite, that
+// is the code's value times the block scale rounded once in float32; rounded to nearest even bf16; codes S.1111.111
+// become NaN. A block whose scale * 2^120 overflows goes through the scalar decode. Per block of columns, 16 (8) columns a step; the
 // columns of a block a step does not fill go through the scalar decode.
 internal static unsafe partial class CpuGemv
 {
     static readonly float TwoPow120 = MathF.ScaleB(1f, 120);
 
-    /// <summary>16 FP8 codes at <paramref name="p"/> dequantised with <paramref name="scale"/>.</summary>
+    /// <summary>
+    /// 16 FP8 codes at <paramref name="p"/> dequantised with <paramref name="scale"/> = the block scale times 2^120 (exact:
+    /// the caller checked it is finite), so one rounded multiply gives the code's value times the block scale.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> DecodeFp8(byte* p, Vector512<float> scale)
     {
         var v = Avx512F.ConvertToVector512UInt32(Vector128.Load(p));
-        var bits = ((v << 24) & Vector512.Create(0x8000_0000u)) | ((v << 20) & Vector512.Create(0x07F0_0000u));
-        var u = (bits.AsSingle() * Vector512.Create(TwoPow120) * scale).AsUInt32();
+        var bits = Vector512.ShiftRightArithmetic((v << 24).AsInt32(), 4).AsUInt32() & Vector512.Create(0x87F0_0000u);
+        var u = (bits.AsSingle() * scale).AsUInt32();
         u = (u + Vector512.Create(0x7FFFu) + ((u >> 16) & Vector512<uint>.One)) & Vector512.Create(0xFFFF_0000u);
         var nan = Vector512.Equals(v & Vector512.Create(0x7Fu), Vector512.Create(0x7Fu)) & Vector512.Create(0x7FC0_0000u);
         return (u | nan).AsSingle();
     }
 
-    /// <summary>8 FP8 codes at <paramref name="p"/> dequantised with <paramref name="scale"/>.</summary>
+    /// <summary>8 FP8 codes at <paramref name="p"/> dequantised with <paramref name="scale"/> = the block scale times 2^120.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> DecodeFp8(byte* p, Vector256<float> scale)
     {
         var v = Avx2.ConvertToVector256Int32(p).AsUInt32();
-        var bits = ((v << 24) & Vector256.Create(0x8000_0000u)) | ((v << 20) & Vector256.Create(0x07F0_0000u));
-        var u = (bits.AsSingle() * Vector256.Create(TwoPow120) * scale).AsUInt32();
+        var bits = Vector256.ShiftRightArithmetic((v << 24).AsInt32(), 4).AsUInt32() & Vector256.Create(0x87F0_0000u);
+        var u = (bits.AsSingle() * scale).AsUInt32();
         u = (u + Vector256.Create(0x7FFFu) + ((u >> 16) & Vector256<uint>.One)) & Vector256.Create(0xFFFF_0000u);
         var nan = Vector256.Equals(v & Vector256.Create(0x7Fu), Vector256.Create(0x7Fu)) & Vector256.Create(0x7FC0_0000u);
         return (u | nan).AsSingle();
@@ -54,10 +58,17 @@ internal static unsafe partial class CpuGemv
         for (int b = 0; b < scaleCols; b++)
         {
             int c = b * blockCols, end = Math.Min(c + blockCols, cols);
-            var f0 = Vector512.Create(sc0[b]);
-            var f1 = Vector512.Create(sc1[b]);
-            var f2 = Vector512.Create(sc2[b]);
-            var f3 = Vector512.Create(sc3[b]);
+            // the scales times 2^120: exact unless it overflows (a scale of 2^8 or more, or not finite): then the scalar decode
+            float s0 = sc0[b] * TwoPow120, s1 = sc1[b] * TwoPow120, s2 = sc2[b] * TwoPow120, s3 = sc3[b] * TwoPow120;
+            if (!(float.IsFinite(s0) && float.IsFinite(s1) && float.IsFinite(s2) && float.IsFinite(s3)))
+            {
+                BlockTail(a, row0, count, xr, TX.N, c, end, tails);
+                continue;
+            }
+            var f0 = Vector512.Create(s0);
+            var f1 = Vector512.Create(s1);
+            var f2 = Vector512.Create(s2);
+            var f3 = Vector512.Create(s3);
             for (; c <= end - 16; c += 16)
             {
                 Vector512<float> v1 = default, v2 = default, v3 = default;
@@ -114,10 +125,17 @@ internal static unsafe partial class CpuGemv
         for (int b = 0; b < scaleCols; b++)
         {
             int c = b * blockCols, end = Math.Min(c + blockCols, cols);
-            var f0 = Vector256.Create(sc0[b]);
-            var f1 = Vector256.Create(sc1[b]);
-            var f2 = Vector256.Create(sc2[b]);
-            var f3 = Vector256.Create(sc3[b]);
+            // the scales times 2^120: exact unless it overflows (a scale of 2^8 or more, or not finite): then the scalar decode
+            float s0 = sc0[b] * TwoPow120, s1 = sc1[b] * TwoPow120, s2 = sc2[b] * TwoPow120, s3 = sc3[b] * TwoPow120;
+            if (!(float.IsFinite(s0) && float.IsFinite(s1) && float.IsFinite(s2) && float.IsFinite(s3)))
+            {
+                BlockTail(a, row0, count, xr, TX.N, c, end, tails);
+                continue;
+            }
+            var f0 = Vector256.Create(s0);
+            var f1 = Vector256.Create(s1);
+            var f2 = Vector256.Create(s2);
+            var f3 = Vector256.Create(s3);
             for (; c <= end - 8; c += 8)
             {
                 Vector256<float> v1 = default, v2 = default, v3 = default;

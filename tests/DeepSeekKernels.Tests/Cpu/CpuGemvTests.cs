@@ -117,6 +117,23 @@ public sealed unsafe class CpuGemvTests
         }
     }
 
+    /// <summary>An FP8 block scale of 2^8 or more (scale * 2^120 overflows float32) takes the scalar decode: still the reference's values.</summary>
+    [Theory]
+    [InlineData("Avx2")]
+    [InlineData("Avx512")]
+    public void Fp8LargeScaleMatchesReference(string levelName)
+    {
+        var level = Enum.Parse<CpuIsaLevel>(levelName);
+        Assert.SkipWhen(level > CpuIsa.Detected, $"this CPU runs at most {CpuIsa.Detected}");
+        using var scope = CpuIsa.Force(level);
+        using var weight = new HostWeight("fp8", 40, 300, 16, 128, 0, seed: 9);
+        weight.Fp8Scales[1] = 300f;     // block row 0, block column 1
+        weight.Fp8Scales[3 + 2] = 1e30f; // block row 1, block column 2 (the partial one)
+        weight.Decode();
+        foreach (int rows in new[] { 1, 3, 5 })
+            Check(weight, rows, rows == 3, 2, 1, s_pool1, $"fp8 {level} large scales, rows {rows}");
+    }
+
     [Fact]
     public void ForceLowersOnlyThisThreadAndRestores()
     {
@@ -183,7 +200,7 @@ public sealed unsafe class CpuGemvTests
     {
         readonly float[] _f32 = [];
         readonly ushort[] _u16 = [], _scales16 = [], _zeros16 = [];
-        readonly float[] _scales32 = [];
+        public readonly float[] Fp8Scales = [];
         public readonly byte[] Fp8Codes = [];
         readonly byte[] _int4 = [];
 
@@ -215,10 +232,10 @@ public sealed unsafe class CpuGemvTests
                         Fp8Codes[i] = b;
                     }
                     int scaleCount = (rows + blockRows - 1) / blockRows * ((cols + blockCols - 1) / blockCols);
-                    _scales32 = GC.AllocateArray<float>(scaleCount, pinned: true);
+                    Fp8Scales = GC.AllocateArray<float>(scaleCount, pinned: true);
                     for (int i = 0; i < scaleCount; i++)
-                        _scales32[i] = (0.5f + random.NextSingle()) * MathF.ScaleB(1f, -random.Next(4, 9));
-                    Data = new WeightData(ElementType.Fp8E4M3, Address(Fp8Codes), Address(_scales32), rows, cols, 1, blockRows, blockCols);
+                        Fp8Scales[i] = (0.5f + random.NextSingle()) * MathF.ScaleB(1f, -random.Next(4, 9));
+                    Data = new WeightData(ElementType.Fp8E4M3, Address(Fp8Codes), Address(Fp8Scales), rows, cols, 1, blockRows, blockCols);
                     break;
                 }
                 default:
@@ -238,8 +255,11 @@ public sealed unsafe class CpuGemvTests
                 }
             }
             Values = new float[n];
-            Data.DecodeRows(0, rows, Values);
+            Decode();
         }
+
+        /// <summary>Decodes <see cref="Values"/> again (after a test changed codes or scales).</summary>
+        public void Decode() => Data.DecodeRows(0, Data.Rows, Values);
 
         public WeightData Data { get; }
 
