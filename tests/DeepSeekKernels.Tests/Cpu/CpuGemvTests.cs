@@ -2,7 +2,7 @@ using DeepSeekKernels.Cpu;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Reference;
 
-namespace DeepSeekKernels.Tests.CpuBackend; // not .Cpu: the op tests name a property Cpu
+namespace DeepSeekKernels.Tests.Cpu;
 
 /// <summary>
 /// <see cref="CpuGemv.Run"/> against <see cref="LinearReference.Run"/> on the same <see cref="WeightData"/>: every weight form

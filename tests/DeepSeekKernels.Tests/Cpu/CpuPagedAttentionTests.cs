@@ -5,7 +5,7 @@ using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Reference;
 using DeepSeekKernels.Tests.Support;
 
-namespace DeepSeekKernels.Tests.CpuTests;
+namespace DeepSeekKernels.Tests.Cpu;
 
 /// <summary>
 /// <see cref="CpuPagedAttention"/> against the reference (<see cref="PagedKvReference.Sequence"/>, one sequence at a time)
