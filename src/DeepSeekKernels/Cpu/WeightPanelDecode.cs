@@ -1,0 +1,170 @@
+using System.Runtime.CompilerServices;
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Reference;
+
+namespace DeepSeekKernels.Cpu;
+
+/// <summary>
+/// Decodes a block of a weight matrix to float32 into the packed panel layout <see cref="CpuGemm"/>'s micro-kernels read:
+/// W rows [n0, n0 + count) and columns [k0, k0 + kc) as slices of <c>nr</c> W rows, each slice [kc][nr] (one k's nr
+/// weights contiguous, so a micro-kernel loads them as vectors and broadcasts x):
+/// <c>panel[(j / nr) * kc * nr + k * nr + j % nr] = W[n0 + j, k0 + k]</c>, and 0 for count &lt;= j &lt; count rounded up
+/// to nr. The values are exactly the decoded weights of <see cref="WeightData"/>: f32 as stored, bf16 widened, FP8 code
+/// times its block scale in float32 rounded once to bf16 (round to nearest even) then widened, INT4 (code - zero) * scale
+/// in float32 rounded once to bf16 then widened (<see cref="WeightData.DecodeRowsToBf16"/>). Rows are written in chunks
+/// of <see cref="KChunk"/> columns so the panel lines being filled stay in L1.
+/// </summary>
+internal static unsafe class WeightPanelDecode
+{
+    const int KChunk = 64;
+
+    static readonly float[] Fp8Values = BuildFp8Table();
+
+    /// <summary>The panel of W rows [n0, n0 + count), columns [k0, k0 + kc) of matrix 0, in slices of nr rows.</summary>
+    public static void Decode(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    {
+        switch (w.Type)
+        {
+            case ElementType.F32:
+                DecodeF32(w, n0, count, k0, kc, nr, panel);
+                break;
+            case ElementType.BF16:
+                DecodeBf16(w, n0, count, k0, kc, nr, panel);
+                break;
+            case ElementType.Fp8E4M3:
+                DecodeFp8(w, n0, count, k0, kc, nr, panel);
+                break;
+            case ElementType.Int4:
+                DecodeInt4(w, n0, count, k0, kc, nr, panel);
+                break;
+            default:
+                throw new NotSupportedException($"CpuGemm: weights of type {w.Type} are not supported (f32, bf16, FP8 e4m3, INT4).");
+        }
+        // the padding rows of the last slice
+        int padded = (count + nr - 1) / nr * nr;
+        for (int j = count; j < padded; j++)
+        {
+            float* dst = Slot(panel, j, 0, kc, nr);
+            for (int k = 0; k < kc; k++)
+                dst[k * nr] = 0f;
+        }
+    }
+
+    /// <summary>Where W row j (of the panel) at column k (of the block) goes.</summary>
+    static float* Slot(float* panel, int j, int k, int kc, int nr) => panel + (long)(j / nr) * kc * nr + (long)k * nr + j % nr;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecodeF32(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    {
+        for (int s = 0; s < count; s += nr)
+        {
+            int rowsInSlice = Math.Min(nr, count - s);
+            for (int c = 0; c < kc; c += KChunk)
+            {
+                int len = Math.Min(KChunk, kc - c);
+                for (int j = s; j < s + rowsInSlice; j++)
+                {
+                    float* src = (float*)w.Data + (long)(n0 + j) * w.Cols + k0 + c;
+                    float* dst = Slot(panel, j, c, kc, nr);
+                    for (int k = 0; k < len; k++)
+                        dst[k * nr] = src[k];
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecodeBf16(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    {
+        for (int s = 0; s < count; s += nr)
+        {
+            int rowsInSlice = Math.Min(nr, count - s);
+            for (int c = 0; c < kc; c += KChunk)
+            {
+                int len = Math.Min(KChunk, kc - c);
+                for (int j = s; j < s + rowsInSlice; j++)
+                {
+                    ushort* src = (ushort*)w.Data + (long)(n0 + j) * w.Cols + k0 + c;
+                    uint* dst = (uint*)Slot(panel, j, c, kc, nr);
+                    for (int k = 0; k < len; k++)
+                        dst[k * nr] = (uint)src[k] << 16;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecodeFp8(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    {
+        int scaleCols = w.ScaleCols, blockCols = w.BlockCols;
+        fixed (float* table = Fp8Values)
+        {
+            for (int s = 0; s < count; s += nr)
+            {
+                int rowsInSlice = Math.Min(nr, count - s);
+                for (int c = 0; c < kc; c += KChunk)
+                {
+                    int len = Math.Min(KChunk, kc - c);
+                    for (int j = s; j < s + rowsInSlice; j++)
+                    {
+                        int row = n0 + j;
+                        byte* codes = (byte*)w.Data + (long)row * w.Cols;
+                        float* scales = (float*)w.Scales + (long)(row / w.BlockRows) * scaleCols;
+                        uint* dst = (uint*)Slot(panel, j, c, kc, nr);
+                        int col = k0 + c, end = col + len;
+                        while (col < end)
+                        {
+                            int block = col / blockCols;
+                            int blockEnd = Math.Min(end, (block + 1) * blockCols);
+                            float scale = scales[block];
+                            for (; col < blockEnd; col++, dst += nr)
+                                *dst = (uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(table[codes[col]] * scale)) << 16;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecodeInt4(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    {
+        int groups = w.GroupsPerRow, groupSize = w.GroupSize;
+        for (int s = 0; s < count; s += nr)
+        {
+            int rowsInSlice = Math.Min(nr, count - s);
+            for (int c = 0; c < kc; c += KChunk)
+            {
+                int len = Math.Min(KChunk, kc - c);
+                for (int j = s; j < s + rowsInSlice; j++)
+                {
+                    int row = n0 + j;
+                    byte* codes = (byte*)w.Data + (long)row * (w.Cols / 2);
+                    ushort* scales = (ushort*)w.Scales + (long)row * groups, zeros = (ushort*)w.Zeros + (long)row * groups;
+                    uint* dst = (uint*)Slot(panel, j, c, kc, nr);
+                    int col = k0 + c, end = col + len;
+                    while (col < end)
+                    {
+                        int g = col / groupSize;
+                        int groupEnd = Math.Min(end, (g + 1) * groupSize);
+                        float scale = BitConverter.UInt32BitsToSingle((uint)scales[g] << 16);
+                        float zero = BitConverter.UInt32BitsToSingle((uint)zeros[g] << 16);
+                        for (; col < groupEnd; col++, dst += nr)
+                        {
+                            int q = (codes[col >> 1] >> ((col & 1) << 2)) & 0xF;
+                            *dst = (uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(((float)q - zero) * scale)) << 16;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static float[] BuildFp8Table()
+    {
+        var table = new float[256];
+        for (int b = 0; b < 256; b++)
+            table[b] = Float8E4M3.FromBits((byte)b).ToSingle();
+        return table;
+    }
+}
