@@ -21,7 +21,10 @@ internal static unsafe class CpuLinear
     {
         if (rows == 0)
             return;
-        LinearReference.Run([new LinearReference.Product(w, (nint)x, xStride, rows, (nint)bias, (nint)y, yStride)]);
+        if (rows <= GemvMaxRows)
+            CpuGemv.Run(pool, w, x, xStride, rows, bias, y, yStride);
+        else
+            CpuGemm.Run(pool, w, x, xStride, rows, bias, y, yStride);
     }
 
     /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory).</summary>

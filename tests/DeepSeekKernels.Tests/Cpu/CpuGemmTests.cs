@@ -4,7 +4,7 @@ using DeepSeekKernels.Cpu;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Reference;
 
-namespace DeepSeekKernels.Tests.CpuBackend;
+namespace DeepSeekKernels.Tests.Cpu;
 
 /// <summary>
 /// <see cref="CpuGemm.Run"/> against <see cref="LinearReference.Run"/> on the same <see cref="WeightData"/> (pinned host
