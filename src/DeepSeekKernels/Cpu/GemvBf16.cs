@@ -5,9 +5,11 @@ using System.Runtime.Intrinsics.X86;
 namespace DeepSeekKernels.Cpu;
 
 // bf16 weights: a 32-bit lane holds columns 2j (low half: << 16 makes it a float32) and 2j + 1 (high half: masked), so x
-// comes split into even and odd columns (GemvArgs.Split); four weight rows share each x load.
+// comes split into even and odd columns (GemvArgs.Split); four weight rows share each x load, except for one x row (decode),
+// where the rows go one after another (Bf16Avx512Row: measured 17 -> 25 tokens/s on one core of the 0.31B Llama).
 internal static unsafe partial class CpuGemv
 {
+
     /// <summary>acc + we * xe + wo * xo (two fused multiply-adds, even columns first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Fma2(Vector512<float> we, Vector512<float> xe, Vector512<float> wo, Vector512<float> xo, Vector512<float> acc) =>
@@ -17,9 +19,51 @@ internal static unsafe partial class CpuGemv
     static Vector256<float> Fma2(Vector256<float> we, Vector256<float> xe, Vector256<float> wo, Vector256<float> xo, Vector256<float> acc) =>
         Fma.MultiplyAdd(wo, xo, Fma.MultiplyAdd(we, xe, acc));
 
+    /// <summary>
+    /// One x row (decode): weight rows [row0, row0 + count) one after another, each in one linear sweep, so the weights are
+    /// read as a single sequential stream (four rows side by side, 2 KiB apart, left half of one core's bandwidth unused on
+    /// this Zen 4 VM). Two accumulators per row (even and odd columns) and two column steps per iteration keep four
+    /// independent FMA chains in flight.
+    /// </summary>
+    static void Bf16Avx512Row(in GemvArgs a, int row0, int count, int xr)
+    {
+        int cols = a.W.Cols, half = cols / 2;
+        float* s0 = a.Split + xr * a.SplitStride;
+        var oddMask = Vector512.Create(0xFFFF_0000u);
+        float* sums = stackalloc float[16];
+        int j = 0;
+        for (int k = 0; k < count; k++)
+        {
+            uint* w = (uint*)((ushort*)a.W.Data + (long)(row0 + k) * cols);
+            Vector512<float> e0 = default, o0 = default, e1 = default, o1 = default;
+            for (j = 0; j <= half - 32; j += 32)
+            {
+                var p = Vector512.Load(w + j);
+                var q = Vector512.Load(w + j + 16);
+                e0 = Avx512F.FusedMultiplyAdd((p << 16).AsSingle(), Vector512.Load(s0 + j), e0);
+                o0 = Avx512F.FusedMultiplyAdd((p & oddMask).AsSingle(), Vector512.Load(s0 + half + j), o0);
+                e1 = Avx512F.FusedMultiplyAdd((q << 16).AsSingle(), Vector512.Load(s0 + j + 16), e1);
+                o1 = Avx512F.FusedMultiplyAdd((q & oddMask).AsSingle(), Vector512.Load(s0 + half + j + 16), o1);
+            }
+            for (; j <= half - 16; j += 16)
+            {
+                var p = Vector512.Load(w + j);
+                e0 = Avx512F.FusedMultiplyAdd((p << 16).AsSingle(), Vector512.Load(s0 + j), e0);
+                o0 = Avx512F.FusedMultiplyAdd((p & oddMask).AsSingle(), Vector512.Load(s0 + half + j), o0);
+            }
+            sums[k * 4] = Vector512.Sum((e0 + e1) + (o0 + o1));
+        }
+        Finish(a, row0, count, xr, 1, sums, 2 * j);
+    }
+
     /// <summary>Weight rows [row0, row0 + count) (1 to 4; missing rows repeat the last, computed and not stored) times x rows [xr, xr + TX.N).</summary>
     static void Bf16Avx512<TX>(in GemvArgs a, int row0, int count, int xr) where TX : struct, IXCount
     {
+        if (TX.N == 1)
+        {
+            Bf16Avx512Row(a, row0, count, xr);
+            return;
+        }
         int cols = a.W.Cols, half = cols / 2;
         ushort* w = (ushort*)a.W.Data + (long)row0 * cols;
         uint* w0 = (uint*)w, w1 = (uint*)(w + (long)Math.Min(1, count - 1) * cols);
