@@ -10,6 +10,7 @@ namespace DeepSeekKernels.Cpu;
 internal static unsafe partial class CpuGemv
 {
 
+
     /// <summary>acc + we * xe + wo * xo (two fused multiply-adds, even columns first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Fma2(Vector512<float> we, Vector512<float> xe, Vector512<float> wo, Vector512<float> xo, Vector512<float> acc) =>
@@ -119,8 +120,45 @@ internal static unsafe partial class CpuGemv
         Finish(a, row0, count, xr, TX.N, sums, 2 * j);
     }
 
+    /// <summary>As <see cref="Bf16Avx512Row"/> with 256-bit vectors.</summary>
+    static void Bf16Avx2Row(in GemvArgs a, int row0, int count, int xr)
+    {
+        int cols = a.W.Cols, half = cols / 2;
+        float* s0 = a.Split + xr * a.SplitStride;
+        var oddMask = Vector256.Create(0xFFFF_0000u);
+        float* sums = stackalloc float[16];
+        int j = 0;
+        for (int k = 0; k < count; k++)
+        {
+            uint* w = (uint*)((ushort*)a.W.Data + (long)(row0 + k) * cols);
+            Vector256<float> e0 = default, o0 = default, e1 = default, o1 = default;
+            for (j = 0; j <= half - 16; j += 16)
+            {
+                var p = Vector256.Load(w + j);
+                var q = Vector256.Load(w + j + 8);
+                e0 = Fma.MultiplyAdd((p << 16).AsSingle(), Vector256.Load(s0 + j), e0);
+                o0 = Fma.MultiplyAdd((p & oddMask).AsSingle(), Vector256.Load(s0 + half + j), o0);
+                e1 = Fma.MultiplyAdd((q << 16).AsSingle(), Vector256.Load(s0 + j + 8), e1);
+                o1 = Fma.MultiplyAdd((q & oddMask).AsSingle(), Vector256.Load(s0 + half + j + 8), o1);
+            }
+            for (; j <= half - 8; j += 8)
+            {
+                var p = Vector256.Load(w + j);
+                e0 = Fma.MultiplyAdd((p << 16).AsSingle(), Vector256.Load(s0 + j), e0);
+                o0 = Fma.MultiplyAdd((p & oddMask).AsSingle(), Vector256.Load(s0 + half + j), o0);
+            }
+            sums[k * 4] = Vector256.Sum((e0 + e1) + (o0 + o1));
+        }
+        Finish(a, row0, count, xr, 1, sums, 2 * j);
+    }
+
     static void Bf16Avx2<TX>(in GemvArgs a, int row0, int count, int xr) where TX : struct, IXCount
     {
+        if (TX.N == 1)
+        {
+            Bf16Avx2Row(a, row0, count, xr);
+            return;
+        }
         int cols = a.W.Cols, half = cols / 2;
         ushort* w = (ushort*)a.W.Data + (long)row0 * cols;
         uint* w0 = (uint*)w, w1 = (uint*)(w + (long)Math.Min(1, count - 1) * cols);
