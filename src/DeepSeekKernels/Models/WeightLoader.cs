@@ -121,7 +121,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         if (_mapInPlace && MappableDType(dtype) && Contiguous(Flatten(infos)))
         {
             var (blockRows, _) = shape.Fp8Block ?? (0, 0);
-            if (dtype != SafetensorsDType.F8_E4M3 || parts == 1 || partRows % blockRows == 0)
+            if (dtype != SafetensorsDType.F8_E4M3 || parts == 1 || (blockRows > 0 && partRows % blockRows == 0))
             {
                 if (quantize && dtype == SafetensorsDType.F8_E4M3)
                     _alreadyFp8 += count * parts;
