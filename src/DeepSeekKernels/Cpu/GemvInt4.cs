@@ -38,6 +38,23 @@ internal static unsafe partial class CpuGemv
     static Vector256<float> Lookup(Vector256<float> low, Vector256<float> high, Vector256<int> index) =>
         Avx.BlendVariable(Avx2.PermuteVar8x32(low, index), Avx2.PermuteVar8x32(high, index), (index << 28).AsSingle());
 
+    /// <summary>
+    /// How far ahead (bytes, in each of the group's four row streams) the INT4 kernels ask for weight lines (prefetcht2, once
+    /// per group of columns): on this Zen 4 VM the 0.31B Llama's INT4 decode went from 58-64 to 92-96 tokens/s on two cores
+    /// and 36 to 55-57 on one (same-minute A/B; 4-16 KiB alike). A prefetch past the matrix's end does not fault.
+    /// </summary>
+    const int Int4PrefetchAhead = 8 << 10;
+
+    /// <summary>Asks for the lines <see cref="Int4PrefetchAhead"/> past group g's bytes in each of the four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchRows(byte* w0, byte* w1, byte* w2, byte* w3, long at)
+    {
+        Sse.Prefetch2(w0 + at);
+        Sse.Prefetch2(w1 + at);
+        Sse.Prefetch2(w2 + at);
+        Sse.Prefetch2(w3 + at);
+    }
+
     static void Int4Avx512<TX>(in GemvArgs a, int row0, int count, int xr) where TX : struct, IXCount
     {
         int cols = a.W.Cols, half = cols / 2, groupBytes = a.W.GroupSize / 2, groups = a.W.GroupsPerRow;
@@ -51,6 +68,7 @@ internal static unsafe partial class CpuGemv
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
         for (int g = 0; g < groups; g++)
         {
+            PrefetchRows(w0, w1, w2, w3, (long)g * groupBytes + Int4PrefetchAhead);
             var t0 = Int4Table(scales[g0 + g], zeros[g0 + g]);
             var t1 = Int4Table(scales[g1 + g], zeros[g1 + g]);
             var t2 = Int4Table(scales[g2 + g], zeros[g2 + g]);
@@ -115,6 +133,7 @@ internal static unsafe partial class CpuGemv
         Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
         for (int g = 0; g < groups; g++)
         {
+            PrefetchRows(w0, w1, w2, w3, (long)g * groupBytes + Int4PrefetchAhead);
             var (l0, h0) = Int4Table256(scales[g0 + g], zeros[g0 + g]);
             var (l1, h1) = Int4Table256(scales[g1 + g], zeros[g1 + g]);
             var (l2, h2) = Int4Table256(scales[g2 + g], zeros[g2 + g]);
