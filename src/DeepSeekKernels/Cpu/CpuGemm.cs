@@ -5,17 +5,6 @@ using DeepSeekKernels.Reference;
 
 namespace DeepSeekKernels.Cpu;
 
-/// <summary>The instruction-set level of <see cref="CpuGemm"/>'s micro-kernel.</summary>
-internal enum GemmIsa
-{
-    /// <summary>Vector128 (any CPU): 4 x 8 tiles.</summary>
-    Portable,
-    /// <summary>Avx2 + Fma, Vector256: 6 x 16 tiles.</summary>
-    Avx2,
-    /// <summary>Avx512F, Vector512: 12 x 32 tiles.</summary>
-    Avx512,
-}
-
 /// <summary>
 /// The CPU backend's GEMM for prefill: <c>y[r, o] = sum_c x[r, c] * W[o, c] (+ bias[o])</c> for many x rows, float32 x
 /// and y, W in any <see cref="WeightData"/> form, float32 accumulation. BLIS-style blocking:
@@ -42,23 +31,13 @@ internal static unsafe class CpuGemm
     const int PanelBytes = 256 << 10;
 
     /// <summary>
-    /// Tests only: calls made from this thread run this ISA level instead of the best one the CPU has (it must be
-    /// supported); per thread, so test classes running in parallel do not see each other's choice.
+    /// Tile rows (MR) and columns (NR) of a level's micro-kernel (the level is <see cref="CpuIsa.Level"/>, as for the GEMV:
+    /// Vector512 12 x 32, Vector256 + FMA 6 x 16, Vector128 4 x 8).
     /// </summary>
-    [ThreadStatic] internal static GemmIsa? ForcedIsa;
-
-    /// <summary>The best level this CPU runs.</summary>
-    internal static GemmIsa BestIsa { get; } =
-        Avx512F.IsSupported ? GemmIsa.Avx512 : Avx2.IsSupported && Fma.IsSupported ? GemmIsa.Avx2 : GemmIsa.Portable;
-
-    /// <summary>Whether this CPU runs <paramref name="isa"/>.</summary>
-    internal static bool IsSupported(GemmIsa isa) => isa <= BestIsa;
-
-    /// <summary>Tile rows (MR) and columns (NR) of a level's micro-kernel.</summary>
-    internal static (int Mr, int Nr) Tile(GemmIsa isa) => isa switch
+    internal static (int Mr, int Nr) Tile(CpuIsaLevel isa) => isa switch
     {
-        GemmIsa.Avx512 => (12, 32),
-        GemmIsa.Avx2 => (6, 16),
+        CpuIsaLevel.Avx512 => (12, 32),
+        CpuIsaLevel.Avx2 => (6, 16),
         _ => (4, 8),
     };
 
@@ -82,9 +61,7 @@ internal static unsafe class CpuGemm
             }
             return;
         }
-        var isa = ForcedIsa ?? BestIsa;
-        if (!IsSupported(isa))
-            throw new PlatformNotSupportedException($"CpuGemm: this CPU does not run the {isa} micro-kernel.");
+        var isa = CpuIsa.Level;
         var (mr, nr) = Tile(isa);
         int k = w.Cols, n = w.Rows;
         int kBlocks = (k + MaxKc - 1) / MaxKc;
@@ -150,7 +127,7 @@ internal static unsafe class CpuGemm
         public WeightData W;
         public float* X, Bias, Y, Xp;
         public long XStride, YStride;
-        public GemmIsa Isa;
+        public CpuIsaLevel Isa;
         public int Mr, Nr, Kc, Nb, FirstRow, ChunkRows;
         public float[]? XpArray;
         public readonly Action<int> PackBody, ComputeBody;
@@ -236,10 +213,10 @@ internal static unsafe class CpuGemm
         {
             switch (Isa)
             {
-                case GemmIsa.Avx512:
+                case CpuIsaLevel.Avx512:
                     GemmMicroKernels.Avx512(xp, wp, kc, c, cStride, accumulate, bias);
                     break;
-                case GemmIsa.Avx2:
+                case CpuIsaLevel.Avx2:
                     GemmMicroKernels.Avx2(xp, wp, kc, c, cStride, accumulate, bias);
                     break;
                 default:

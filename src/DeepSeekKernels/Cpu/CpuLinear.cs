@@ -27,16 +27,8 @@ internal static unsafe class CpuLinear
             CpuGemm.Run(pool, w, x, xStride, rows, bias, y, yStride);
     }
 
-    /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory).</summary>
-    public static WeightData Weights(WeightMatrix w) => w.ElementType switch
-    {
-        ElementType.F32 => new WeightData(ElementType.F32, w.F32.Pointer, 0, w.Rows, w.Cols, w.Count, 0, 0),
-        ElementType.BF16 => new WeightData(ElementType.BF16, w.BF16.Pointer, 0, w.Rows, w.Cols, w.Count, 0, 0),
-        ElementType.Fp8E4M3 => new WeightData(ElementType.Fp8E4M3, w.Fp8Data.Pointer, w.ScaleInv.Pointer, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols),
-        ElementType.Int4 => new WeightData(ElementType.Int4, w.Int4Data.Pointer, w.Int4Scales.Pointer, w.Rows, w.Cols, w.Count, 0, 0,
-            w.Int4Zeros.Pointer, w.GroupSize),
-        _ => throw new NotSupportedException($"The CPU backend has no kernel for weights stored as {w.ElementType.Name()}."),
-    };
+    /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory, used in place).</summary>
+    static WeightData Weights(WeightMatrix w) => new ReferenceBackend.HostWeight(w).Data;
 
     public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
     {

@@ -158,20 +158,11 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                     return null;
                 if (quantize)
                     _alreadyFp8 += count * parts;
-                int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
-                long scaleSize = (long)scaleRows * scaleCols;
                 var data = Keep(runtime.Allocate<Float8E4M3>(count * size));
-                var scales = Keep(runtime.Allocate<float>(count * parts * scaleSize));
-                var hostScales = new float[scaleSize];
                 for (int i = 0; i < count; i++)
                     for (int p = 0; p < parts; p++)
-                    {
                         data.Slice(i * size + p * partSize, partSize).CopyFromHost(MemoryMarshal.Cast<byte, Float8E4M3>(checkpoint.GetBytes(infos[i, p])));
-                        string scaleName = matrices[i][p] + ".weight_scale_inv";
-                        checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
-                        checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
-                        scales.Slice(((long)i * parts + p) * scaleSize, scaleSize).CopyFromHost(hostScales);
-                    }
+                var scales = Fp8Scales(matrices, partRows, cols, blockRows, blockCols);
                 return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
             }
             default:
@@ -222,22 +213,33 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             default:
             {
                 var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0, 0].Name);
-                int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
-                long scaleSize = (long)scaleRows * scaleCols;
                 var data = KeepMapped(runtime.WrapReadOnlyHostMemory<Float8E4M3>(address, size));
-                var scales = Keep(runtime.Allocate<float>(count * parts * scaleSize));
-                var hostScales = new float[scaleSize];
-                for (int i = 0; i < count; i++)
-                    for (int p = 0; p < parts; p++)
-                    {
-                        string scaleName = matrices[i][p] + ".weight_scale_inv";
-                        checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
-                        checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
-                        scales.Slice(((long)i * parts + p) * scaleSize, scaleSize).CopyFromHost(hostScales);
-                    }
+                var scales = Fp8Scales(matrices, partRows, cols, blockRows, blockCols);
                 return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
             }
         }
+    }
+
+    /// <summary>
+    /// The <c>weight_scale_inv</c> of every part of an FP8 stack (each checked to be [ceil(partRows / blockRows),
+    /// ceil(cols / blockCols)]), as float32, part after part, in a buffer of the model's own.
+    /// </summary>
+    DeviceBuffer<float> Fp8Scales(IReadOnlyList<string[]> matrices, int partRows, int cols, int blockRows, int blockCols)
+    {
+        int count = matrices.Count, parts = matrices[0].Length;
+        int scaleRows = (partRows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+        long scaleSize = (long)scaleRows * scaleCols;
+        var scales = Keep(runtime.Allocate<float>(count * parts * scaleSize));
+        var hostScales = new float[scaleSize];
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < parts; p++)
+            {
+                string scaleName = matrices[i][p] + ".weight_scale_inv";
+                checkpoint.ExpectShape(scaleName, scaleRows, scaleCols);
+                checkpoint.ReadAsFloat32(checkpoint.GetTensor(scaleName), hostScales);
+                scales.Slice(((long)i * parts + p) * scaleSize, scaleSize).CopyFromHost(hostScales);
+            }
+        return scales;
     }
 
     DeviceBuffer<T> KeepMapped<T>(DeviceBuffer<T> buffer) where T : unmanaged

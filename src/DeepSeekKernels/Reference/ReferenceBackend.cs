@@ -663,8 +663,11 @@ internal sealed class ReferenceBackend : KernelBackend
         public static HostView<T>? OfOptional<T>(DeviceView<T> view) where T : unmanaged => view.IsNull ? null : new(view);
     }
 
-    /// <summary>A weight's host views and the addresses the references read.</summary>
-    sealed class HostWeight
+    /// <summary>
+    /// A weight's host views and the addresses the references read (in place on ILGPU's CPU accelerator, pinned copies on a
+    /// GPU); the CPU backend's kernels read the same addresses.
+    /// </summary>
+    internal sealed class HostWeight
     {
         // the host copies on a GPU, kept alive while their addresses are read
         readonly object? _data;

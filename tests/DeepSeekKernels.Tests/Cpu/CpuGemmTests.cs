@@ -39,13 +39,13 @@ public unsafe class CpuGemmTests
     [MemberData(nameof(Cases))]
     public void MatchesTheReference(string form, string isaName, int threads)
     {
-        var isa = Enum.Parse<GemmIsa>(isaName);
-        Assert.SkipUnless(CpuGemm.IsSupported(isa), $"this CPU does not run the {isa} micro-kernel");
+        var isa = Enum.Parse<CpuIsaLevel>(isaName);
+        Assert.SkipUnless(isa <= CpuIsa.Detected, $"this CPU does not run the {isa} micro-kernel");
         using var pool = new CpuThreadPool(threads);
         Run(pool, form, isa);
     }
 
-    static void Run(CpuThreadPool pool, string form, GemmIsa isa)
+    static void Run(CpuThreadPool pool, string form, CpuIsaLevel isa)
     {
         int seed = 1;
         int[] colCounts = form.StartsWith("int4") ? Int4ColCounts : ColCounts;
@@ -83,7 +83,7 @@ public unsafe class CpuGemmTests
         Assert.All(y, v => Assert.Equal(0f, v));
     }
 
-    static void Check(CpuThreadPool pool, GemmIsa isa, HostWeight weight, int rows, long xStride, long yStride, bool withBias, int seed)
+    static void Check(CpuThreadPool pool, CpuIsaLevel isa, HostWeight weight, int rows, long xStride, long yStride, bool withBias, int seed)
     {
         var w = weight.Data;
         int outs = w.Rows, cols = w.Cols;
@@ -105,15 +105,8 @@ public unsafe class CpuGemmTests
 
         LinearReference.Run([new LinearReference.Product(w, (nint)Address(x), xStride, rows, bias == null ? 0 : (nint)Address(bias),
             (nint)Address(expected), yStride)]);
-        CpuGemm.ForcedIsa = isa;
-        try
-        {
+        using (CpuIsa.Force(isa))
             CpuGemm.Run(pool, w, Address(x), xStride, rows, bias == null ? null : Address(bias), Address(y), yStride);
-        }
-        finally
-        {
-            CpuGemm.ForcedIsa = null;
-        }
 
         // the tolerance's scale: sum_c |x[r, c] * w[o, c]| + |bias[o]|, the reference's product of |x| and |W|
         var magnitude = Pinned(length);
