@@ -44,17 +44,11 @@ internal sealed class CpuBackend : KernelBackend
     public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
         CpuLinear.LinearSiluMul(Pool, x, w, y);
 
-    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
-    {
-        if (!CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: false))
-            Reference.GroupedLinear(x, offsets, w, y, m);
-    }
+    public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: false);
 
-    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
-    {
-        if (!CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: true))
-            Reference.GroupedLinearSiluMul(x, offsets, w, y, m);
-    }
+    public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: true);
 
     // ---- the reference's host code, in place ----
 

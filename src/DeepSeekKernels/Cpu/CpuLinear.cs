@@ -67,13 +67,13 @@ internal static unsafe class CpuLinear
     /// GroupedLinear(SiluMul) on the host: the offsets (device-held values) checked as the reference checks them (a bad one is
     /// recorded in the runtime's error word and nothing is computed), then each expert's rows as one product.
     /// </summary>
-    public static bool Grouped(CpuThreadPool pool, DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
+    public static void Grouped(CpuThreadPool pool, DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
     {
         x.Runtime.Synchronize();
         var o = new ReadOnlySpan<int>((void*)offsets.Pointer, checked((int)offsets.Length));
         var site = siluMul ? DeviceErrorSite.GroupedLinearSiluMulOffsets : DeviceErrorSite.GroupedLinearOffsets;
         if (ReferenceBackend.OutOfRange(x.Runtime, site, o, m + 1) || ReferenceBackend.Decreasing(x.Runtime, site, o))
-            return true;
+            return;
         using var hx = Rows.In(x.Rank == 1 ? x.Reshape(m, w.Cols) : x); // the op API passes x flat
         using var hy = Rows.Out(y);
         var all = Weights(w);
@@ -89,7 +89,6 @@ internal static unsafe class CpuLinear
                 Product(pool, all.Matrix(e), xe, hx.Stride, count, null, ye, hy.Stride);
         }
         hy.Store(o[0], o[w.Count]); // rows outside every expert's range are not the op's to write
-        return true;
     }
 
     /// <summary>
