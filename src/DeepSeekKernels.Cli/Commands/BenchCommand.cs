@@ -14,7 +14,8 @@ namespace DeepSeekKernels.Cli.Commands;
 /// the decode test (tg) runs M ids one at a time on an empty cache, each a fixed pseudo-random id (not the sampled
 /// one: the cost of a step does not depend on the id). No tokenizer is involved. One untimed warm-up of each test
 /// first (the JIT and the pages of the weights), then R timed repetitions of each; prints one line per repetition and
-/// the medians, the process's peak RSS and the model's weight bytes.
+/// the medians, the process's peak RSS and the model's weight bytes. With --profile, every op call is timed
+/// (<see cref="Ops.WithProfiling"/>) and each test's time per token is split by op signature and weight shape.
 /// </summary>
 internal static class BenchCommand
 {
@@ -41,19 +42,25 @@ internal static class BenchCommand
         };
         var noWarmup = new Option<bool>("--no-warmup") { Description = "Skip the untimed warm-up run of each test." };
         var json = new Option<bool>("--json") { Description = "Also print the results as one JSON line (last line of stdout)." };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Time every op call and print where each test's time per token goes, by op and weight shape " +
+                "(on a GPU each op is synchronised, so the rates are lower than without).",
+        };
         var engine = new EngineOptions();
         var command = new Command("bench", "Measure prefill (pp) and decode (tg) tokens/s of a model on pseudo-random ids, as llama.cpp's llama-bench does.")
         {
-            model, promptTokens, genTokens, repetitions, noWarmup, json,
+            model, promptTokens, genTokens, repetitions, noWarmup, json, profile,
         };
         engine.AddTo(command);
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(promptTokens), parse.GetValue(genTokens),
-            parse.GetValue(repetitions), !parse.GetValue(noWarmup), parse.GetValue(json), engine.Read(parse)));
+            parse.GetValue(repetitions), !parse.GetValue(noWarmup), parse.GetValue(json), parse.GetValue(profile), engine.Read(parse)));
         return command;
     }
 
     /// <summary>Everything is checked before the model is loaded.</summary>
-    static int Run(string? modelFlag, int promptTokens, int genTokens, int repetitions, bool warmup, bool json, EngineChoice engine)
+    static int Run(string? modelFlag, int promptTokens, int genTokens, int repetitions, bool warmup, bool json, bool profile,
+        EngineChoice engine)
     {
         if (promptTokens < 0)
             throw new UsageException($"--prompt-tokens must be 0 (no prefill test) or more (got {promptTokens}).");
@@ -76,7 +83,7 @@ internal static class BenchCommand
         int[] promptIds = [.. Enumerable.Range(0, promptTokens).Select(_ => random.Next(shape.Vocab))];
         int[] genIds = [.. Enumerable.Range(0, genTokens).Select(_ => random.Next(shape.Vocab))];
 
-        using var loaded = engine.Load(folder, context, "bench");
+        using var loaded = engine.Load(folder, context, "bench", profile);
         var m = loaded.Model;
         using var cache = m.CreateCache(context, loaded.KvType);
         var logits = new float[m.Shape.Vocab];
@@ -112,19 +119,27 @@ internal static class BenchCommand
         }
         var pp = new List<double>();
         var tg = new List<double>();
+        var ppProfile = new TestProfile($"pp{promptTokens}");
+        var tgProfile = new TestProfile($"tg{genTokens}");
         var invariant = CultureInfo.InvariantCulture;
         for (int r = 0; r < repetitions; r++)
         {
             if (promptTokens > 0)
             {
-                double tps = promptTokens / Prefill();
+                loaded.Ops.ResetProfile();
+                double seconds = Prefill();
+                ppProfile.Add(loaded.Ops.Profile, seconds, promptTokens);
+                double tps = promptTokens / seconds;
                 CheckLogits("prefill");
                 pp.Add(tps);
                 Console.Out.WriteLine(string.Create(invariant, $"rep {r + 1}: pp{promptTokens} {tps:F2} tokens/s"));
             }
             if (genTokens > 0)
             {
-                double tps = genTokens / Decode(genTokens);
+                loaded.Ops.ResetProfile();
+                double seconds = Decode(genTokens);
+                tgProfile.Add(loaded.Ops.Profile, seconds, genTokens);
+                double tps = genTokens / seconds;
                 CheckLogits("decode");
                 tg.Add(tps);
                 Console.Out.WriteLine(string.Create(invariant, $"rep {r + 1}: tg{genTokens} {tps:F2} tokens/s"));
@@ -140,6 +155,13 @@ internal static class BenchCommand
         string rss = peakRss < 0 ? "unknown" : string.Create(invariant, $"{peakRss / 1e6:F1} MB");
         string ratio = peakRss < 0 ? "" : string.Create(invariant, $" (RSS / weights {peakRss / (double)m.WeightBytes:F2})");
         Console.Out.WriteLine(string.Create(invariant, $"peak RSS: {rss}; weights: {m.WeightBytes / 1e6:F1} MB{ratio}"));
+        if (profile)
+        {
+            if (promptTokens > 0)
+                ppProfile.Print(Console.Out);
+            if (genTokens > 0)
+                tgProfile.Print(Console.Out);
+        }
         if (json)
         {
             var record = new Dictionary<string, object?>
@@ -161,10 +183,65 @@ internal static class BenchCommand
                 ["peak_rss_bytes"] = peakRss < 0 ? null : peakRss,
                 ["weight_bytes"] = m.WeightBytes,
             };
+            if (profile)
+                record["profile"] = new Dictionary<string, object?>
+                {
+                    ["pp"] = promptTokens > 0 ? ppProfile.Json() : null,
+                    ["tg"] = genTokens > 0 ? tgProfile.Json() : null,
+                };
             Console.Out.WriteLine(JsonSerializer.Serialize(record));
         }
         CommonOptions.ReportFallback(loaded.Ops, "bench");
         return 0;
+    }
+
+    /// <summary>One test's op profile summed over its timed repetitions.</summary>
+    sealed class TestProfile(string name)
+    {
+        readonly Dictionary<string, (long Calls, double Seconds)> _ops = new(StringComparer.Ordinal);
+        double _wall;
+        long _tokens;
+
+        public void Add(IReadOnlyList<OpProfileRecord> records, double wallSeconds, int tokens)
+        {
+            foreach (var record in records)
+            {
+                var (calls, seconds) = _ops.GetValueOrDefault(record.Label);
+                _ops[record.Label] = (calls + record.Calls, seconds + record.Seconds);
+            }
+            _wall += wallSeconds;
+            _tokens += tokens;
+        }
+
+        IEnumerable<(string Label, long Calls, double Seconds)> Rows =>
+            _ops.Select(e => (e.Key, e.Value.Calls, e.Value.Seconds)).OrderByDescending(r => r.Seconds).ThenBy(r => r.Key, StringComparer.Ordinal);
+
+        double InOps => _ops.Values.Sum(v => v.Seconds);
+
+        public void Print(TextWriter output)
+        {
+            var invariant = CultureInfo.InvariantCulture;
+            if (_tokens == 0)
+                return;
+            double perToken = 1e3 / _tokens;
+            output.WriteLine(string.Create(invariant,
+                $"profile {name} ({_tokens} tokens timed): {_wall * perToken:F3} ms a token, {InOps * perToken:F3} ms of it in the backend's ops"));
+            output.WriteLine("  ms/token   share  calls/token    us/call  op");
+            foreach (var (label, calls, seconds) in Rows)
+                output.WriteLine(string.Create(invariant,
+                    $"  {seconds * perToken,8:F3}  {seconds / _wall,6:P1}  {calls / (double)_tokens,11:F2}  {seconds / calls * 1e6,9:F1}  {label}"));
+            double outside = _wall - InOps;
+            output.WriteLine(string.Create(invariant,
+                $"  {outside * perToken,8:F3}  {outside / _wall,6:P1}  {"",11}  {"",9}  outside the ops (argument checks, the model's host code, copies, the bench loop)"));
+        }
+
+        public object Json() => new Dictionary<string, object?>
+        {
+            ["tokens"] = _tokens,
+            ["wall_s"] = _wall,
+            ["ops_s"] = InOps,
+            ["ops"] = Rows.Select(r => new Dictionary<string, object?> { ["op"] = r.Label, ["calls"] = r.Calls, ["seconds"] = r.Seconds }).ToArray(),
+        };
     }
 
     static double Median(List<double> values)

@@ -45,9 +45,12 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
     /// positions (RoPE tables for the context used) in the chosen activation type and quantisation, and says so on stderr.
     /// </summary>
-    public LoadedModel Load(string folder, int contextLength, string command)
+    /// <remarks>With <paramref name="profile"/> the ops time every call (<see cref="Ops.WithProfiling"/>).</remarks>
+    public LoadedModel Load(string folder, int contextLength, string command, bool profile = false)
     {
         var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads);
+        if (profile)
+            ops = ops.WithProfiling();
         try
         {
             var clock = Stopwatch.StartNew();

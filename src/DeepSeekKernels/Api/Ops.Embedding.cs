@@ -41,7 +41,7 @@ public sealed partial class Ops
         OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"n * hidden = {tokenIds.Length} * {table.Cols}");
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), DeviceTensor.FromView(table.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, table));
+        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, table), table);
         call.Backend.Embedding(tokenIds, table, dst);
     }
 }

@@ -35,7 +35,7 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), weight) with { StridedRows = Strided(rows, dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), weight) with { StridedRows = Strided(rows, dst) }, weight);
         call.Backend.Linear(rows, weight, bias, dst);
     }
 
@@ -69,7 +69,7 @@ public sealed partial class Ops
             $"rows * gateUp.Rows / 2 = {rows.Dim(0)} * {half}");
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), gateUp) with { StridedRows = Strided(rows, dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), gateUp) with { StridedRows = Strided(rows, dst) }, gateUp);
         call.Backend.LinearSiluMul(rows, gateUp, dst);
     }
 
@@ -97,7 +97,7 @@ public sealed partial class Ops
             $"Count * Rows * Cols = {fp8Weight.Count} * {fp8Weight.Rows} * {fp8Weight.Cols}");
         var dst = destination.Slice(0, elements);
         OpChecks.Disjoint(op, nameof(destination), dst, "fp8Weight's scales", fp8Weight.ScaleInv);
-        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, fp8Weight));
+        using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, fp8Weight), fp8Weight);
         call.Backend.DequantizeFp8(fp8Weight, dst);
     }
 
@@ -153,7 +153,7 @@ public sealed partial class Ops
         }
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), xs);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, Activations(xs, dst), weight) with { StridedRows = Strided(xs, dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(xs, dst), weight) with { StridedRows = Strided(xs, dst) }, weight);
         call.Backend.HeadwiseLinear(xs, weight, dst, transpose);
     }
 

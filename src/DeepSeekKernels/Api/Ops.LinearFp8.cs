@@ -100,7 +100,7 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.Fp8Data));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
-        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.LinearW8A8(qx, xScales, weight, bias, dst);
     }
 }

@@ -201,7 +201,7 @@ public sealed partial class Ops
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), weight) with { StridedRows = Strided(dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.GroupedLinear(x, expertOffsets.Slice(0, weight.Count + 1L), weight, dst, m);
     }
 
@@ -233,7 +233,7 @@ public sealed partial class Ops
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, half, $"M * gateUp.Rows / 2 = {m} * {half}");
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
-        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), gateUp) with { StridedRows = Strided(dst) });
+        using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), gateUp) with { StridedRows = Strided(dst) }, gateUp);
         call.Backend.GroupedLinearSiluMul(x, expertOffsets.Slice(0, gateUp.Count + 1L), gateUp, dst, m);
     }
 

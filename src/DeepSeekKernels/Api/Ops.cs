@@ -37,12 +37,14 @@ public sealed partial class Ops
     readonly KernelBackend _backend;
     readonly ConcurrentDictionary<OpSignature, FallbackCounter>? _fallback; // null when strict
     readonly string[] _excluded; // ops treated as unsupported by the backend (Excluding)
+    readonly OpProfiler? _profiler; // null unless WithProfiling
 
-    Ops(DeviceRuntime? runtime, KernelBackend backend, bool referenceFallback = false, string[]? excluded = null)
+    Ops(DeviceRuntime? runtime, KernelBackend backend, bool referenceFallback = false, string[]? excluded = null, OpProfiler? profiler = null)
     {
         Runtime = runtime;
         _backend = backend;
         _excluded = excluded ?? [];
+        _profiler = profiler;
         if (referenceFallback && backend.Kind != Backend.Reference)
             _fallback = new ConcurrentDictionary<OpSignature, FallbackCounter>();
     }
@@ -106,7 +108,7 @@ public sealed partial class Ops
     /// supports every call, so for <see cref="Backend.Reference"/> this returns an equivalent Ops (nothing falls back).
     /// </summary>
     public Ops WithReferenceFallback() =>
-        _backend.Kind == Backend.Reference ? this : new Ops(Runtime, _backend, referenceFallback: true, _excluded);
+        _backend.Kind == Backend.Reference ? this : new Ops(Runtime, _backend, referenceFallback: true, _excluded, _profiler);
 
     /// <summary>
     /// These ops, except that every call of the named ops counts as one the backend does not support: strict Ops refuse
@@ -125,8 +127,31 @@ public sealed partial class Ops
                 throw new ArgumentException($"'{name}' is not an op; the ops are {string.Join(", ", OpNames)}.", nameof(ops));
         }
         return _backend.Kind == Backend.Reference ? this
-            : new Ops(Runtime, _backend, _fallback != null, [.. _excluded.Union(names, StringComparer.Ordinal)]);
+            : new Ops(Runtime, _backend, _fallback != null, [.. _excluded.Union(names, StringComparer.Ordinal)], _profiler);
     }
+
+    /// <summary>
+    /// These ops (same backend, fallback and exclusions), timing every call: <see cref="Profile"/> then lists, per signature
+    /// and weight shape, the calls and the time they spent in the backend, from dispatch to return. On a GPU the profile
+    /// synchronises the stream after every call, so each op's own time is counted (and the ops no longer overlap the host:
+    /// a profiled run is slower). On the CPU backends the calls are synchronous anyway and the profile costs two clock
+    /// reads a call. The reference profiles too. What a run spends outside the backends (validation, the model's host code,
+    /// copies between host and device) is its wall time less the profile's total.
+    /// </summary>
+    public Ops WithProfiling() =>
+        new(Runtime, _backend, _fallback != null, _excluded, new OpProfiler());
+
+    /// <summary>Whether these ops time their calls (<see cref="WithProfiling"/>).</summary>
+    public bool Profiling => _profiler != null;
+
+    /// <summary>
+    /// The calls timed since <see cref="WithProfiling"/> or the last <see cref="ResetProfile"/>, one line per signature and
+    /// weight shape, the longest first; empty unless profiling. A snapshot: safe to read while ops run.
+    /// </summary>
+    public IReadOnlyList<OpProfileRecord> Profile => _profiler?.Snapshot() ?? [];
+
+    /// <summary>Clears <see cref="Profile"/> (a no-op unless profiling).</summary>
+    public void ResetProfile() => _profiler?.Reset();
 
     /// <summary>The ops <see cref="Excluding"/> sends away from this backend (empty by default).</summary>
     public IReadOnlyList<string> ExcludedOps => _excluded;
@@ -210,15 +235,15 @@ public sealed partial class Ops
     /// when the returned scope is disposed); else throws <see cref="OpNotSupportedException"/>. Called after
     /// validation, as <c>using var call = Dispatch(signature); call.Backend.Op(...);</c>.
     /// </summary>
-    DispatchScope Dispatch(in OpSignature op)
+    DispatchScope Dispatch(in OpSignature op, WeightMatrix? weight = null)
     {
         if (BackendSupports(op, out string? reason))
-            return new DispatchScope(_backend, null);
+            return new DispatchScope(_backend, null, _profiler, op, weight, Runtime);
         if (_fallback == null)
             throw new OpNotSupportedException(op, _backend.Kind, reason);
         var counter = _fallback.GetOrAdd(op, static _ => new FallbackCounter());
         Interlocked.Increment(ref counter.Calls);
-        return new DispatchScope(ReferenceBackend.Instance, counter);
+        return new DispatchScope(ReferenceBackend.Instance, counter, _profiler, op, weight, Runtime);
     }
 
     /// <summary>One fallback signature's running totals.</summary>
@@ -230,18 +255,31 @@ public sealed partial class Ops
 
     /// <summary>
     /// The backend of one call; for a fallback call, adds the bytes the reference staged on this thread during the call
-    /// (the reference stages synchronously, on the calling thread) to the signature's counter when disposed.
+    /// (the reference stages synchronously, on the calling thread) to the signature's counter when disposed; when
+    /// profiling, adds the call's time (after synchronising a GPU stream) to the profile.
     /// </summary>
     readonly ref struct DispatchScope
     {
         readonly FallbackCounter? _counter;
         readonly long _stagedBefore;
+        readonly OpProfiler? _profiler;
+        readonly OpSignature _op;
+        readonly WeightMatrix? _weight;
+        readonly DeviceRuntime? _runtime;
+        readonly long _start;
 
-        public DispatchScope(KernelBackend backend, FallbackCounter? counter)
+        public DispatchScope(KernelBackend backend, FallbackCounter? counter, OpProfiler? profiler, in OpSignature op,
+            WeightMatrix? weight, DeviceRuntime? runtime)
         {
             Backend = backend;
             _counter = counter;
             _stagedBefore = counter == null ? 0 : ReferenceBackend.StagedBytesOnThisThread;
+            _profiler = profiler;
+            if (profiler != null)
+            {
+                (_op, _weight, _runtime) = (op, weight, runtime);
+                _start = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
         }
 
         public KernelBackend Backend { get; }
@@ -250,6 +288,12 @@ public sealed partial class Ops
         {
             if (_counter != null)
                 Interlocked.Add(ref _counter.StagedBytes, ReferenceBackend.StagedBytesOnThisThread - _stagedBefore);
+            if (_profiler != null)
+            {
+                if (_runtime is { IsCuda: true })
+                    _runtime.Synchronize();
+                _profiler.Add(_op, _weight, System.Diagnostics.Stopwatch.GetTimestamp() - _start);
+            }
         }
     }
 

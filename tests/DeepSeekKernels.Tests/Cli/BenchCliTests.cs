@@ -75,6 +75,27 @@ public class BenchCliTests
         Assert.Equal("int4", json.RootElement.GetProperty("quant").GetString());
     }
 
+    [Fact]
+    public void BenchWithProfileSplitsEachTestsTimeByOp()
+    {
+        var r = DskProcess.Run(null, "bench", "-m", Llama, "-p", "8", "-n", "4", "-r", "2", "--backend", "cpu", "--profile", "--json");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("profile pp8 (16 tokens timed): ", r.Out);
+        Assert.Contains("profile tg4 (8 tokens timed): ", r.Out);
+        Assert.Contains("outside the ops", r.Out);
+        Assert.Contains("Linear(x=f32, w=", r.Out);
+        using var json = JsonDocument.Parse(r.Out.TrimEnd('\n').Split('\n')[^1]);
+        var tg = json.RootElement.GetProperty("profile").GetProperty("tg");
+        Assert.Equal(8, tg.GetProperty("tokens").GetInt64());
+        double wall = tg.GetProperty("wall_s").GetDouble(), inOps = tg.GetProperty("ops_s").GetDouble();
+        Assert.True(inOps > 0 && inOps <= wall, $"ops {inOps} s of a wall {wall} s");
+        var ops = tg.GetProperty("ops").EnumerateArray().ToArray();
+        Assert.Equal(inOps, ops.Sum(o => o.GetProperty("seconds").GetDouble()), 1e-9);
+        // one embedding lookup of the token per decode step (and one of the last row for the logits)
+        var embeddings = ops.Where(o => o.GetProperty("op").GetString()!.StartsWith("Embedding(", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(16, embeddings.Sum(o => o.GetProperty("calls").GetInt64()));
+    }
+
     public static TheoryData<string[], string> BadArguments() => new()
     {
         { ["--prompt-tokens", "-1"], "--prompt-tokens" },
