@@ -173,6 +173,7 @@ internal static class BenchCommand
                 ["activations"] = m.Activations.Name(),
                 ["kv_dtype"] = loaded.KvType.Name(),
                 ["quant"] = m.Quantization.Requested.Name(),
+                ["int4_dot"] = loaded.Ops.CpuInt4Dot switch { CpuInt4Dot.Int8 => "int8", CpuInt4Dot.Float32 => "f32", _ => null },
                 ["n_prompt"] = promptTokens,
                 ["n_gen"] = genTokens,
                 ["repetitions"] = repetitions,

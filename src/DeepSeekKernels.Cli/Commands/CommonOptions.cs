@@ -70,6 +70,23 @@ internal static class CommonOptions
         Description = $"Threads of the cpu backend (default: one per physical core, {Ops.DefaultCpuThreads} here).",
     };
 
+    public static Option<string?> Int4Dot() => new("--int4-dot")
+    {
+        Description = "How the cpu backend's decode multiplies activations with INT4 weights (--quant int4): f32 (default: the " +
+            "exact arithmetic) or int8 (activations quantised per group to int8, integer dot products as llama.cpp's Q4_0: " +
+            "faster, approximate).",
+    };
+
+    /// <summary>--int4-dot's value: f32 (the default) or int8, for the cpu backend only.</summary>
+    public static CpuInt4Dot ParseInt4Dot(string? value, string backend) => value switch
+    {
+        null => CpuInt4Dot.Float32,
+        _ when backend != "cpu" => throw new UsageException($"--int4-dot applies to the cpu backend; the backend here is {backend}."),
+        "f32" or "float32" => CpuInt4Dot.Float32,
+        "int8" => CpuInt4Dot.Int8,
+        _ => throw new UsageException($"--int4-dot {value}: give f32 or int8."),
+    };
+
     public static Option<bool> AllowFallback() => new("--allow-fallback")
     {
         Description = "With --backend ilgpu or native: run the ops the backend lacks on the reference (on a GPU, staged through host memory: slow) and list them at the end, instead of failing.",
@@ -231,7 +248,8 @@ internal static class CommonOptions
     /// unless <paramref name="allowFallback"/> (--allow-fallback): then what they lack runs on the reference and is counted
     /// in <see cref="Ops.FallbackReport"/>.
     /// </summary>
-    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device, bool allowFallback = false, int? threads = null)
+    public static (DeviceRuntime Runtime, Ops Ops) CreateOps(string backend, string device, bool allowFallback = false, int? threads = null,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         if (threads is int n && (n < 1 || n > 1024))
             throw new UsageException($"--threads {n}: give 1 to 1024 threads.");
@@ -243,7 +261,8 @@ internal static class CommonOptions
                 throw new UsageException($"--backend {backend} runs on the CPU; drop --device cuda or use --backend ilgpu or native.");
             var cpu = DeviceRuntime.Create(DevicePreference.Cpu);
             var cpuOps = backend == "reference" ? Ops.Create(cpu, DeepSeekKernels.Backend.Reference)
-                : threads is int count ? Ops.CreateCpu(cpu, count) : Ops.Create(cpu, DeepSeekKernels.Backend.Cpu);
+                : threads != null || int4Dot != CpuInt4Dot.Float32 ? Ops.CreateCpu(cpu, threads ?? Ops.DefaultCpuThreads, int4Dot)
+                : Ops.Create(cpu, DeepSeekKernels.Backend.Cpu);
             return (cpu, cpuOps);
         }
         var runtime = CreateRuntime(device);

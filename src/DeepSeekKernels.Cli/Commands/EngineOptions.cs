@@ -20,6 +20,7 @@ internal sealed class EngineOptions
     public Option<string?> KvDtype { get; } = CommonOptions.KvDtype("the --dtype");
     public Option<string> Quant { get; } = QuantOption.ForLoading();
     public Option<bool> AllowFallback { get; } = CommonOptions.AllowFallback();
+    public Option<string?> Int4Dot { get; } = CommonOptions.Int4Dot();
 
     public void AddTo(Command command)
     {
@@ -30,16 +31,20 @@ internal sealed class EngineOptions
         command.Options.Add(KvDtype);
         command.Options.Add(Quant);
         command.Options.Add(AllowFallback);
+        command.Options.Add(Int4Dot);
     }
 
-    public EngineChoice Read(ParseResult parse) => new(CommonOptions.ResolveBackend(parse.GetValue(Backend)!, parse.GetValue(Device)!),
-        parse.GetValue(Device)!, parse.GetValue(Dtype), parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!),
-        parse.GetValue(AllowFallback), parse.GetValue(Threads));
+    public EngineChoice Read(ParseResult parse)
+    {
+        string backend = CommonOptions.ResolveBackend(parse.GetValue(Backend)!, parse.GetValue(Device)!);
+        return new(backend, parse.GetValue(Device)!, parse.GetValue(Dtype), parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!),
+            parse.GetValue(AllowFallback), parse.GetValue(Threads), CommonOptions.ParseInt4Dot(parse.GetValue(Int4Dot), backend));
+    }
 }
 
 /// <summary>What the engine options said; <see cref="Backend"/> is resolved (never "auto"), <see cref="Threads"/> null unless --threads.</summary>
 internal sealed record EngineChoice(string Backend, string Device, string? Dtype, string? KvDtype, WeightQuantization Quantization,
-    bool AllowFallback, int? Threads = null)
+    bool AllowFallback, int? Threads = null, CpuInt4Dot Int4Dot = CpuInt4Dot.Float32)
 {
     /// <summary>
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
@@ -48,7 +53,7 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
     /// <remarks>With <paramref name="profile"/> the ops time every call (<see cref="Ops.WithProfiling"/>).</remarks>
     public LoadedModel Load(string folder, int contextLength, string command, bool profile = false)
     {
-        var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads);
+        var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads, Int4Dot);
         if (profile)
             ops = ops.WithProfiling();
         try
@@ -58,7 +63,7 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
                 activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
-                $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations)");
+                $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations)");
             QuantOption.Report(command, model);
             return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));
         }

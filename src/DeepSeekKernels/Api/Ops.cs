@@ -80,18 +80,25 @@ public sealed partial class Ops
     /// <summary>
     /// The CPU backend (<see cref="Backend.Cpu"/>) on <paramref name="runtime"/> (ILGPU's CPU accelerator) with its own pool
     /// of <paramref name="threads"/> threads (the caller's included), rather than the shared pool of one thread per physical
-    /// core. The pool lives as long as the process; create one Ops per thread count, not one per call.
+    /// core, and INT4 decode products as <paramref name="int4Dot"/> says (<see cref="CpuInt4Dot.Int8"/>: int8 activations, an
+    /// approximation for speed; the default keeps the op's arithmetic). The pool lives as long as the process; create one Ops
+    /// per thread count, not one per call.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is below 1 or above 1024.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is below 1 or above 1024, or <paramref name="int4Dot"/> is not a <see cref="CpuInt4Dot"/>.</exception>
     /// <exception cref="NotSupportedException">The runtime is on a CUDA GPU.</exception>
-    public static Ops CreateCpu(DeviceRuntime runtime, int threads)
+    public static Ops CreateCpu(DeviceRuntime runtime, int threads, global::DeepSeekKernels.CpuInt4Dot int4Dot = global::DeepSeekKernels.CpuInt4Dot.Float32)
     {
         ArgumentNullException.ThrowIfNull(runtime);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, 1024);
+        if (!Enum.IsDefined(int4Dot))
+            throw new ArgumentOutOfRangeException(nameof(int4Dot), int4Dot, "Not a CpuInt4Dot value.");
         var pool = threads == Cpu.CpuThreadPool.PhysicalCores ? Cpu.CpuThreadPool.Shared : Cpu.CpuThreadPool.WithThreads(threads);
-        return new Ops(runtime, new Cpu.CpuBackend(runtime, pool));
+        return new Ops(runtime, new Cpu.CpuBackend(runtime, pool, int4Dot));
     }
+
+    /// <summary>How the CPU backend multiplies activations with INT4 weights in decode (<see cref="CreateCpu"/>); null for the other backends.</summary>
+    public global::DeepSeekKernels.CpuInt4Dot? CpuInt4Dot => (_backend as Cpu.CpuBackend)?.Int4Dot;
 
     /// <summary>
     /// Ops over any backend (a benchmark's do-nothing backend, a test's stub), strict unless

@@ -18,16 +18,20 @@ internal sealed class CpuBackend : KernelBackend
 {
     static readonly ReferenceBackend Reference = ReferenceBackend.Instance;
 
-    public CpuBackend(DeviceRuntime runtime, CpuThreadPool pool)
+    public CpuBackend(DeviceRuntime runtime, CpuThreadPool pool, CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         ArgumentNullException.ThrowIfNull(runtime);
         if (runtime.IsCuda)
             throw new NotSupportedException("The CPU backend runs on host memory: create its runtime with DevicePreference.Cpu (ILGPU's CPU accelerator), not on a CUDA GPU.");
         Pool = pool;
+        Int4Dot = int4Dot;
     }
 
     /// <summary>The threads the kernels run on.</summary>
     public CpuThreadPool Pool { get; }
+
+    /// <summary>How the decode products multiply activations with INT4 weights.</summary>
+    public CpuInt4Dot Int4Dot { get; }
 
     public override Backend Kind => Backend.Cpu;
 
@@ -39,16 +43,16 @@ internal sealed class CpuBackend : KernelBackend
     }
 
     public override void Linear(DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
-        CpuLinear.Linear(Pool, x, w, bias, y);
+        CpuLinear.Linear(Pool, x, w, bias, y, Int4Dot);
 
     public override void LinearSiluMul(DeviceTensor x, WeightMatrix w, DeviceTensor y) =>
-        CpuLinear.LinearSiluMul(Pool, x, w, y);
+        CpuLinear.LinearSiluMul(Pool, x, w, y, Int4Dot);
 
     public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
-        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: false);
+        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: false, Int4Dot);
 
     public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
-        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: true);
+        CpuLinear.Grouped(Pool, x, offsets, w, y, m, siluMul: true, Int4Dot);
 
     // ---- the reference's host code, in place ----
 

@@ -45,12 +45,26 @@ internal static unsafe partial class CpuGemv
     [ThreadStatic]
     static float[]? t_row;
 
+    [ThreadStatic]
+    static sbyte[]? t_int8;
+
+    [ThreadStatic]
+    static float[]? t_int8Steps;
+
+    [ThreadStatic]
+    static int[]? t_int8Sums;
+
     /// <summary>
     /// y[r * yStride + o] = sum_c x[r * xStride + c] * W[o, c] (+ bias[o]) for r in [0, rows), o in [0, W.Rows), over the
     /// threads of <paramref name="pool"/>. <paramref name="w"/> is one matrix (Count 1); <paramref name="bias"/> may be
     /// null; strides are in elements. Writes exactly those outputs.
     /// </summary>
-    internal static void Run(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride)
+    /// <remarks>
+    /// With <paramref name="int4Dot"/> <see cref="CpuInt4Dot.Int8"/>, INT4 weights meet x quantised per group to int8
+    /// (<see cref="QuantizeInt8Split"/>) in integer dot products; other weights ignore it.
+    /// </remarks>
+    internal static void Run(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         Debug.Assert(w.Count == 1, "CpuGemv.Run takes one matrix");
         Debug.Assert(rows >= 0 && xStride >= w.Cols && yStride >= w.Rows);
@@ -72,7 +86,22 @@ internal static unsafe partial class CpuGemv
                 SplitEvenOdd(x + r * xStride, split + r * splitStride, half);
         }
 
-        var args = new GemvArgs(w, x, xStride, rows, bias, y, yStride, split, splitStride, isa);
+        Int8Rows int8 = default;
+        if (w.Type == ElementType.Int4 && int4Dot == CpuInt4Dot.Int8)
+        {
+            long codes = (long)rows * w.Cols, steps = (long)rows * w.GroupsPerRow;
+            if (t_int8 == null || t_int8.Length < codes)
+                t_int8 = GC.AllocateUninitializedArray<sbyte>((int)Math.Max(codes, 4096), pinned: true);
+            if (t_int8Steps == null || t_int8Steps.Length < steps)
+                t_int8Steps = GC.AllocateUninitializedArray<float>((int)Math.Max(steps, 256), pinned: true);
+            if (t_int8Sums == null || t_int8Sums.Length < steps)
+                t_int8Sums = GC.AllocateUninitializedArray<int>((int)Math.Max(steps, 256), pinned: true);
+            int8 = new Int8Rows((sbyte*)Unsafe.AsPointer(ref t_int8[0]), (float*)Unsafe.AsPointer(ref t_int8Steps[0]),
+                (int*)Unsafe.AsPointer(ref t_int8Sums[0]));
+            QuantizeInt8Split(x, xStride, rows, w.Cols, w.GroupSize, int8.Q, int8.D, int8.Sums, isa);
+            split = null;
+        }
+        var args = new GemvArgs(w, x, xStride, rows, bias, y, yStride, split, splitStride, isa, int8);
         int groups = (w.Rows + GroupRows - 1) / GroupRows;
         long bytes = WeightBytes(w);
         int tasks = bytes < ParallelBytes || pool.Threads == 1 ? 1 : Math.Min(groups, pool.Threads * TasksPerThread);
@@ -116,6 +145,11 @@ internal static unsafe partial class CpuGemv
     /// <summary>Weight rows [first, end) against every x row.</summary>
     static void RunGroups(in GemvArgs a, int first, int end)
     {
+        if (a.Int8.Q != null)
+        {
+            RunGroupsInt8(a, first, end);
+            return;
+        }
         if (a.Isa == CpuIsaLevel.Portable)
         {
             Portable(a, first, end);
@@ -247,7 +281,7 @@ internal static unsafe partial class CpuGemv
 
     /// <summary>One call's operands, as the kernels take them.</summary>
     readonly struct GemvArgs(WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride, float* split,
-        long splitStride, CpuIsaLevel isa)
+        long splitStride, CpuIsaLevel isa, CpuGemv.Int8Rows int8 = default)
     {
         public readonly WeightData W = w;
         public readonly float* X = x;
@@ -260,6 +294,8 @@ internal static unsafe partial class CpuGemv
         public readonly float* Split = split;
         public readonly long SplitStride = splitStride;
         public readonly CpuIsaLevel Isa = isa;
+        /// <summary>x quantised to int8 per group (INT4 weights with <see cref="CpuInt4Dot.Int8"/>); Q null otherwise.</summary>
+        public readonly Int8Rows Int8 = int8;
     }
 
     /// <summary>How many x rows a kernel instance takes (1 to 4): a constant the JIT folds, so unused accumulators vanish.</summary>

@@ -16,13 +16,17 @@ internal static unsafe class CpuLinear
     /// <summary>Most activation rows the GEMV path takes; more go to the GEMM.</summary>
     public const int GemvMaxRows = 8;
 
-    /// <summary>y[r * yStride + o] = x[r * xStride ..] . W[o] (+ bias[o]) for r &lt; rows: GEMV or GEMM by the row count.</summary>
-    public static void Product(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride)
+    /// <summary>
+    /// y[r * yStride + o] = x[r * xStride ..] . W[o] (+ bias[o]) for r &lt; rows: GEMV or GEMM by the row count; the GEMV
+    /// multiplies INT4 weights as <paramref name="int4Dot"/> says.
+    /// </summary>
+    public static void Product(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* bias, float* y, long yStride,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         if (rows == 0)
             return;
         if (rows <= GemvMaxRows)
-            CpuGemv.Run(pool, w, x, xStride, rows, bias, y, yStride);
+            CpuGemv.Run(pool, w, x, xStride, rows, bias, y, yStride, int4Dot);
         else
             CpuGemm.Run(pool, w, x, xStride, rows, bias, y, yStride);
     }
@@ -30,30 +34,32 @@ internal static unsafe class CpuLinear
     /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory, used in place).</summary>
     static WeightData Weights(WeightMatrix w) => new ReferenceBackend.HostWeight(w).Data;
 
-    public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y)
+    public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         using var hx = Rows.In(x);
         using var hy = Rows.Out(y);
-        Product(pool, Weights(w), hx.Address, hx.Stride, hx.Count, bias.IsNull ? null : (float*)bias.Pointer, hy.Address, hy.Stride);
+        Product(pool, Weights(w), hx.Address, hx.Stride, hx.Count, bias.IsNull ? null : (float*)bias.Pointer, hy.Address, hy.Stride, int4Dot);
         hy.Store();
     }
 
     /// <summary>y [rows, half] = silu(x @ gate^T) * (x @ up^T), gate|up = W's two halves of rows: the product into scratch, then SiLU-and-mul.</summary>
-    public static void LinearSiluMul(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceTensor y)
+    public static void LinearSiluMul(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceTensor y, CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         using var hx = Rows.In(x);
         using var hy = Rows.Out(y);
-        SiluMulProduct(pool, Weights(w), hx.Address, hx.Stride, hx.Count, hy.Address, hy.Stride);
+        SiluMulProduct(pool, Weights(w), hx.Address, hx.Stride, hx.Count, hy.Address, hy.Stride, int4Dot);
         hy.Store();
     }
 
-    static void SiluMulProduct(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* y, long yStride)
+    static void SiluMulProduct(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* y, long yStride,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         int half = w.Rows / 2;
         float* gu = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1L, (long)rows * 2 * half) * sizeof(float)), 64);
         try
         {
-            Product(pool, w, x, xStride, rows, null, gu, 2L * half);
+            Product(pool, w, x, xStride, rows, null, gu, 2L * half, int4Dot);
             for (int r = 0; r < rows; r++)
                 ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), (nint)(y + r * yStride), 1, half);
         }
@@ -67,7 +73,8 @@ internal static unsafe class CpuLinear
     /// GroupedLinear(SiluMul) on the host: the offsets (device-held values) checked as the reference checks them (a bad one is
     /// recorded in the runtime's error word and nothing is computed), then each expert's rows as one product.
     /// </summary>
-    public static void Grouped(CpuThreadPool pool, DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul)
+    public static void Grouped(CpuThreadPool pool, DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m, bool siluMul,
+        CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         x.Runtime.Synchronize();
         var o = new ReadOnlySpan<int>((void*)offsets.Pointer, checked((int)offsets.Length));
@@ -84,9 +91,9 @@ internal static unsafe class CpuLinear
                 continue;
             float* xe = hx.Address + first * hx.Stride, ye = hy.Address + first * hy.Stride;
             if (siluMul)
-                SiluMulProduct(pool, all.Matrix(e), xe, hx.Stride, count, ye, hy.Stride);
+                SiluMulProduct(pool, all.Matrix(e), xe, hx.Stride, count, ye, hy.Stride, int4Dot);
             else
-                Product(pool, all.Matrix(e), xe, hx.Stride, count, null, ye, hy.Stride);
+                Product(pool, all.Matrix(e), xe, hx.Stride, count, null, ye, hy.Stride, int4Dot);
         }
         hy.Store(o[0], o[w.Count]); // rows outside every expert's range are not the op's to write
     }

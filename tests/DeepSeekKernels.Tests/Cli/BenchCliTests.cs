@@ -73,6 +73,19 @@ public class BenchCliTests
         Assert.True(r.ExitCode == 0, r.Error);
         using var json = JsonDocument.Parse(r.Out.TrimEnd('\n').Split('\n')[^1]);
         Assert.Equal("int4", json.RootElement.GetProperty("quant").GetString());
+        // the cpu backend's default arithmetic (auto picks a GPU backend where there is one: no int4_dot there)
+        Assert.Equal(json.RootElement.GetProperty("backend").GetString() == "cpu" ? "f32" : null, json.RootElement.GetProperty("int4_dot").GetString());
+    }
+
+    [Fact]
+    public void BenchWithInt8DotSaysSo()
+    {
+        var r = DskProcess.Run(null, "bench", "-m", Llama, "-p", "0", "-n", "4", "-r", "1", "--quant", "int4", "--int4-dot", "int8",
+            "--backend", "cpu", "--json");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("int8 activations for INT4 weights", r.Error);
+        using var json = JsonDocument.Parse(r.Out.TrimEnd('\n').Split('\n')[^1]);
+        Assert.Equal("int8", json.RootElement.GetProperty("int4_dot").GetString());
     }
 
     [Fact]
@@ -108,6 +121,8 @@ public class BenchCliTests
         { ["--prompt-tokens"], "--prompt-tokens" },
         { ["--backend", "nosuch"], "'nosuch' not recognized" }, // the engine options' own refusal, as in generate
         { ["--quant", "int3"], "'int3' not recognized" },
+        { ["--int4-dot", "int4"], "--int4-dot int4: give f32 or int8" },
+        { ["--int4-dot", "int8", "--backend", "reference"], "--int4-dot applies to the cpu backend; the backend here is reference" },
     };
 
     [Theory, MemberData(nameof(BadArguments))]

@@ -186,7 +186,7 @@ public sealed unsafe class CpuGemvTests
             Assert.True(float.IsNaN(y[i]), $"{what}: y[{i}] is past the output and was written");
     }
 
-    static float[] Pinned(int length, int seed)
+    internal static float[] Pinned(int length, int seed)
     {
         var values = GC.AllocateArray<float>(length, pinned: true);
         var random = new Random(seed);
@@ -196,7 +196,7 @@ public sealed unsafe class CpuGemvTests
     }
 
     /// <summary>One matrix in a stored form over pinned arrays, its <see cref="WeightData"/>, and its dequantised values (the reference's decode).</summary>
-    sealed class HostWeight : IDisposable
+    internal sealed class HostWeight : IDisposable
     {
         readonly float[] _f32 = [];
         readonly ushort[] _u16 = [], _scales16 = [], _zeros16 = [];
