@@ -10,6 +10,7 @@
 #     -r N              repetitions inside each process, both tools (default 3); a round's figure is their median
 #     -t N              llama.cpp threads (default: nproc); dsk gets its threads from DSK_ARGS (e.g. --threads 2)
 #     --dsk CMD         the dsk command (default: the Release build of src/DeepSeekKernels.Cli, built if missing)
+#     --int8-dot        also run dsk --quant int4 --int4-dot int8 (int8 activations, as Q4_0's Q8_0) after dsk int4
 #   DSK_ARGS go to every dsk run, e.g. `-- --backend cpu`; the int4 runs add --quant int4.
 #
 # Needs node/npm (npm registry only), g++, gcc, dotnet. Writes RESULTS_DIR/{summary.md, runs.jsonl, logs/*}:
@@ -19,11 +20,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; -*) echo "side_by_side.sh: the first argument is the results folder" >&2; usage ;; esac
 results="$(mkdir -p "$1" && cd "$1" && pwd)"; shift
-rounds=5; small=0; models=""; prompt=512; gen=128; reps=3; threads="$(nproc)"; dsk=""
+rounds=5; small=0; models=""; prompt=512; gen=128; reps=3; threads="$(nproc)"; dsk=""; int8dot=0
 dsk_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
     -r) reps="$2"; shift 2 ;;
     -t) threads="$2"; shift 2 ;;
     --dsk) dsk="$2"; shift 2 ;;
+    --int8-dot) int8dot=1; shift ;;
     --) shift; dsk_args=("$@"); break ;;
     *) echo "side_by_side.sh: unknown option $1" >&2; usage ;;
   esac
@@ -114,6 +116,7 @@ for round in $(seq 1 "$rounds"); do
   run dsk-bf16 "$round" "${db[@]}" "${dsk_args[@]}"
   run llama-q4_0 "$round" "${lb[@]}" -m "$models/model-q4_0.gguf"
   run dsk-int4 "$round" "${db[@]}" "${dsk_args[@]}" --quant int4
+  if [ $int8dot = 1 ]; then run dsk-int4-int8 "$round" "${db[@]}" "${dsk_args[@]}" --quant int4 --int4-dot int8; fi
 done
 echo "bandwidth at end: $("$bin/copybw"); load average: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$results/machine.txt"
 

@@ -37,8 +37,12 @@ const records = runs.map(({ name, round, base }) => {
   return r;
 });
 
-const names = ["llama-bf16", "dsk-bf16", "llama-q4_0", "dsk-int4"];
-const label = { "llama-bf16": "llama.cpp BF16", "dsk-bf16": "dsk bf16", "llama-q4_0": "llama.cpp Q4_0", "dsk-int4": "dsk int4" };
+// dsk-int4-int8 (dsk --quant int4 --int4-dot int8) is there when side_by_side.sh ran it (--int8-dot)
+const names = ["llama-bf16", "dsk-bf16", "llama-q4_0", "dsk-int4", "dsk-int4-int8"].filter((x) => records.some((r) => r.name === x));
+const label = {
+  "llama-bf16": "llama.cpp BF16", "dsk-bf16": "dsk bf16", "llama-q4_0": "llama.cpp Q4_0", "dsk-int4": "dsk int4",
+  "dsk-int4-int8": "dsk int4, int8 dot",
+};
 const agg = {};
 for (const n of names) {
   const rs = records.filter((r) => r.name === n);
@@ -58,15 +62,17 @@ const lines = [];
 lines.push("## dsk against llama.cpp (CPU, same random Llama weights)", "");
 for (const l of fs.readFileSync(path.join(dir, "machine.txt"), "utf8").trim().split("\n")) lines.push(`- ${l}`);
 lines.push("", `Medians over rounds (each round: the median of the repetitions in one process); ratio = dsk / llama.cpp.`, "");
-lines.push("| | llama.cpp BF16 | dsk bf16 | ratio | llama.cpp Q4_0 | dsk int4 | ratio |");
-lines.push("|---|---:|---:|---:|---:|---:|---:|");
-const L = agg["llama-bf16"], D = agg["dsk-bf16"], Q = agg["llama-q4_0"], I = agg["dsk-int4"];
-lines.push(`| pp${p} tokens/s | ${f(L.pp)} | ${f(D.pp)} | ${ratio(D.pp, L.pp)} | ${f(Q.pp)} | ${f(I.pp)} | ${ratio(I.pp, Q.pp)} |`);
-lines.push(`| tg${n} tokens/s | ${f(L.tg)} | ${f(D.tg)} | ${ratio(D.tg, L.tg)} | ${f(Q.tg)} | ${f(I.tg)} | ${ratio(I.tg, Q.tg)} |`);
-lines.push(`| peak RSS MB | ${mb(L.rss)} | ${mb(D.rss)} | ${ratio(D.rss, L.rss)} | ${mb(Q.rss)} | ${mb(I.rss)} | ${ratio(I.rss, Q.rss)} |`);
-lines.push(`| weights MB | ${mb(L.weights)} | ${mb(D.weights)} | | ${mb(Q.weights)} | ${mb(I.weights)} | |`);
-lines.push(`| peak RSS / weights | ${f(L.rss / L.weights, 2)} | ${f(D.rss / D.weights, 2)} | | ${f(Q.rss / Q.weights, 2)} | ${f(I.rss / I.weights, 2)} | |`);
-lines.push(`| rounds | ${L.rounds} | ${D.rounds} | | ${Q.rounds} | ${I.rounds} | |`);
+const L = agg["llama-bf16"], D = agg["dsk-bf16"], Q = agg["llama-q4_0"], I = agg["dsk-int4"], J = agg["dsk-int4-int8"];
+// cells of the optional int8-dot column pair (value, ratio against Q4_0)
+const j = (value, ratioText) => (J ? ` ${value} | ${ratioText} |` : "");
+lines.push("| | llama.cpp BF16 | dsk bf16 | ratio | llama.cpp Q4_0 | dsk int4 | ratio |" + (J ? " dsk int4, int8 dot | ratio |" : ""));
+lines.push("|---|---:|---:|---:|---:|---:|---:|" + (J ? "---:|---:|" : ""));
+lines.push(`| pp${p} tokens/s | ${f(L.pp)} | ${f(D.pp)} | ${ratio(D.pp, L.pp)} | ${f(Q.pp)} | ${f(I.pp)} | ${ratio(I.pp, Q.pp)} |` + j(f(J?.pp), ratio(J?.pp, Q.pp)));
+lines.push(`| tg${n} tokens/s | ${f(L.tg)} | ${f(D.tg)} | ${ratio(D.tg, L.tg)} | ${f(Q.tg)} | ${f(I.tg)} | ${ratio(I.tg, Q.tg)} |` + j(f(J?.tg), ratio(J?.tg, Q.tg)));
+lines.push(`| peak RSS MB | ${mb(L.rss)} | ${mb(D.rss)} | ${ratio(D.rss, L.rss)} | ${mb(Q.rss)} | ${mb(I.rss)} | ${ratio(I.rss, Q.rss)} |` + j(mb(J?.rss), ratio(J?.rss, Q.rss)));
+lines.push(`| weights MB | ${mb(L.weights)} | ${mb(D.weights)} | | ${mb(Q.weights)} | ${mb(I.weights)} | |` + j(mb(J?.weights), ""));
+lines.push(`| peak RSS / weights | ${f(L.rss / L.weights, 2)} | ${f(D.rss / D.weights, 2)} | | ${f(Q.rss / Q.weights, 2)} | ${f(I.rss / I.weights, 2)} | |` + j(f(J?.rss / J?.weights, 2), ""));
+lines.push(`| rounds | ${L.rounds} | ${D.rounds} | | ${Q.rounds} | ${I.rounds} | |` + j(J?.rounds, ""));
 lines.push("", "Every round (pp / tg tokens/s, peak RSS MB):", "");
 lines.push("| round | " + names.map((x) => label[x]).join(" | ") + " |");
 lines.push("|---|" + names.map(() => "---:").join("|") + "|");
