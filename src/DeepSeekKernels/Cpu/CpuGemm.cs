@@ -112,11 +112,15 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>A pinned, 64-byte aligned scratch of at least <paramref name="floats"/> floats, grown in place.</summary>
-    static float* Scratch(ref float[]? array, long floats)
+    /// <summary>
+    /// A pinned, 64-byte aligned scratch of at least <paramref name="floats"/> floats in <paramref name="array"/> (a
+    /// caller's per-thread field), grown when too small (to the need, or by half when the need is just past it) and
+    /// otherwise reused: no allocation per call. Its contents are not kept across a growth.
+    /// </summary>
+    internal static float* Scratch(ref float[]? array, long floats)
     {
         if (array == null || array.Length < floats + 16)
-            array = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+            array = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(floats + 16, (array?.Length ?? 0) * 3L / 2)), pinned: true);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         return (float*)((address + 63) & ~(nint)63);
     }

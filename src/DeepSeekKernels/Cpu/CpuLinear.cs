@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Reference;
 using DeepSeekKernels.Runtime;
@@ -37,8 +36,8 @@ internal static unsafe class CpuLinear
     public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y,
         CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
-        using var hx = Rows.In(x);
-        using var hy = Rows.Out(y);
+        var hx = Rows.In(x);
+        var hy = Rows.Out(y);
         Product(pool, Weights(w), hx.Address, hx.Stride, hx.Count, bias.IsNull ? null : (float*)bias.Pointer, hy.Address, hy.Stride, int4Dot);
         hy.Store();
     }
@@ -46,27 +45,27 @@ internal static unsafe class CpuLinear
     /// <summary>y [rows, half] = silu(x @ gate^T) * (x @ up^T), gate|up = W's two halves of rows: the product into scratch, then SiLU-and-mul.</summary>
     public static void LinearSiluMul(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceTensor y, CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
-        using var hx = Rows.In(x);
-        using var hy = Rows.Out(y);
+        var hx = Rows.In(x);
+        var hy = Rows.Out(y);
         SiluMulProduct(pool, Weights(w), hx.Address, hx.Stride, hx.Count, hy.Address, hy.Stride, int4Dot);
         hy.Store();
     }
+
+    // Per calling thread, grown and kept (CpuGemm.Scratch): a call allocates nothing once they are large enough. A prefill
+    // chunk's [rows, 2 * half] gate|up product was a fresh native block per call before; glibc kept the freed blocks of
+    // a 512-token prefill as 57 MB of free but resident heap.
+    [ThreadStatic] static float[]? t_gateUp;  // SiluMulProduct's [rows, 2 * half]
+    [ThreadStatic] static float[]? t_rowsIn;  // a bf16 input's rows widened
+    [ThreadStatic] static float[]? t_rowsOut; // a bf16 output's float32 rows
 
     static void SiluMulProduct(CpuThreadPool pool, in WeightData w, float* x, long xStride, int rows, float* y, long yStride,
         CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
     {
         int half = w.Rows / 2;
-        float* gu = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1L, (long)rows * 2 * half) * sizeof(float)), 64);
-        try
-        {
-            Product(pool, w, x, xStride, rows, null, gu, 2L * half, int4Dot);
-            for (int r = 0; r < rows; r++)
-                ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), (nint)(y + r * yStride), 1, half);
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(gu);
-        }
+        float* gu = CpuGemm.Scratch(ref t_gateUp, (long)rows * 2 * half);
+        Product(pool, w, x, xStride, rows, null, gu, 2L * half, int4Dot);
+        for (int r = 0; r < rows; r++)
+            ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), (nint)(y + r * yStride), 1, half);
     }
 
     /// <summary>
@@ -81,8 +80,8 @@ internal static unsafe class CpuLinear
         var site = siluMul ? DeviceErrorSite.GroupedLinearSiluMulOffsets : DeviceErrorSite.GroupedLinearOffsets;
         if (ReferenceBackend.OutOfRange(x.Runtime, site, o, m + 1) || ReferenceBackend.Decreasing(x.Runtime, site, o))
             return;
-        using var hx = Rows.In(x.Rank == 1 ? x.Reshape(m, w.Cols) : x); // the op API passes x flat
-        using var hy = Rows.Out(y);
+        var hx = Rows.In(x.Rank == 1 ? x.Reshape(m, w.Cols) : x); // the op API passes x flat
+        var hy = Rows.Out(y);
         var all = Weights(w);
         for (int e = 0; e < w.Count; e++)
         {
@@ -100,12 +99,13 @@ internal static unsafe class CpuLinear
 
     /// <summary>
     /// A rank-2 activation tensor's rows as float32 on the host: an f32 tensor in place (its row stride), a bf16 one widened
-    /// into pooled scratch (dense rows) and, for an output, rounded back once by <see cref="Store"/>.
+    /// into the calling thread's scratch (dense rows; one for inputs, one for outputs) and, for an output, rounded back
+    /// once by <see cref="Store"/>.
     /// </summary>
-    readonly struct Rows : IDisposable
+    readonly struct Rows
     {
         readonly DeviceTensor _tensor;
-        readonly float* _scratch; // native, 64-byte aligned; null for f32 tensors used in place
+        readonly float* _scratch; // t_rowsIn or t_rowsOut, 64-byte aligned; null for f32 tensors used in place
 
         Rows(DeviceTensor tensor, bool input)
         {
@@ -118,7 +118,7 @@ internal static unsafe class CpuLinear
                 Stride = tensor.Stride(0);
                 return;
             }
-            _scratch = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1L, (long)Count * cols) * sizeof(float)), 64);
+            _scratch = CpuGemm.Scratch(ref (input ? ref t_rowsIn : ref t_rowsOut), (long)Count * cols);
             Stride = cols;
             Address = _scratch;
             if (input)
@@ -150,12 +150,6 @@ internal static unsafe class CpuLinear
             for (int r = first; r < (end < 0 ? Count : end); r++)
                 BFloat16Conversions.FromSingle(new ReadOnlySpan<float>(Address + (long)r * cols, cols),
                     new Span<BFloat16>((BFloat16*)_tensor.Pointer + r * _tensor.Stride(0), cols));
-        }
-
-        public void Dispose()
-        {
-            if (_scratch != null)
-                NativeMemory.AlignedFree(_scratch);
         }
     }
 }
