@@ -32,7 +32,7 @@ internal static class OpChecks
     /// Rows of <paramref name="rowElements"/> elements in a view of <paramref name="length"/>: at least one row,
     /// a whole number of rows, at most int.MaxValue rows.
     /// </summary>
-    public static int Rows(string op, string name, long length, long rowElements, string rowShape)
+    public static int Rows(string op, string name, long length, long rowElements, SizeText rowShape)
     {
         if (length == 0)
             ThrowHelper.Argument(op, name, $"{name} is empty: it needs at least one row of {rowShape} = {rowElements} elements.");
@@ -52,7 +52,7 @@ internal static class OpChecks
     }
 
     /// <summary>A view at least <paramref name="needed"/> long (outputs, caches): only the first elements are used.</summary>
-    public static void LongEnough(string op, string name, long length, long needed, string shape)
+    public static void LongEnough(string op, string name, long length, long needed, SizeText shape)
     {
         if (length < needed)
             ThrowHelper.Argument(op, name, $"{name} is too short: {length} elements for {shape} = {needed}.");

@@ -38,7 +38,7 @@ public sealed partial class Ops
         if (tokenIds.Length > int.MaxValue)
             ThrowHelper.Argument(op, nameof(tokenIds), $"tokenIds has {tokenIds.Length} ids; at most {int.MaxValue} are supported.");
         long outputs = tokenIds.Length * table.Cols;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"n * hidden = {tokenIds.Length} * {table.Cols}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("n * hidden", tokenIds.Length, table.Cols));
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(table), DeviceTensor.FromView(table.FloatView));
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, table), table);

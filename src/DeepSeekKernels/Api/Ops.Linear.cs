@@ -31,7 +31,7 @@ public sealed partial class Ops
         if (!bias.IsNull)
             OpChecks.Length(op, nameof(bias), bias.Length, weight.Rows, "weight.Rows");
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, rows.Dim(0), weight.Rows,
-            $"rows * weight.Rows = {rows.Dim(0)} * {weight.Rows}");
+            SizeText.Of("rows * weight.Rows", rows.Dim(0), weight.Rows));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
@@ -66,7 +66,7 @@ public sealed partial class Ops
             ThrowHelper.Argument(op, nameof(gateUp), $"gateUp has {gateUp.Rows} rows; a fused [gate | up] weight has an even number (gate's rows, then up's).");
         int half = gateUp.Rows / 2;
         var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, rows.Dim(0), half,
-            $"rows * gateUp.Rows / 2 = {rows.Dim(0)} * {half}");
+            SizeText.Of("rows * gateUp.Rows / 2", rows.Dim(0), half));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), rows);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
         using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), gateUp) with { StridedRows = Strided(rows, dst) }, gateUp);

@@ -110,7 +110,7 @@ public sealed partial class Ops
         int qHeads = (int)q.Dim(1), headDim = (int)q.Dim(2);
         if (qHeads % kvHeads != 0)
             ThrowHelper.OutOfRange(op, nameof(kvHeads), kvHeads, $"q's {qHeads} heads are not a multiple of kvHeads = {kvHeads}.");
-        CheckPages(op, nameof(keyPages), keyPages, (long)kvHeads * headDim, $"kvHeads * headDim = {kvHeads} * {headDim}");
+        CheckPages(op, nameof(keyPages), keyPages, (long)kvHeads * headDim, SizeText.Of("kvHeads * headDim", kvHeads, headDim));
         if (valuePages.Dim(0) != keyPages.Dim(0) || valuePages.Dim(1) != keyPages.Dim(1) || valuePages.Dim(2) % kvHeads != 0 || valuePages.Dim(2) == 0)
             ThrowHelper.Argument(op, nameof(valuePages), $"valuePages is {valuePages.ShapeText}; it needs keyPages' pages and page size {keyPages.ShapeText} and kvHeads = {kvHeads} value heads.");
         int vHeadDim = (int)(valuePages.Dim(2) / kvHeads);
@@ -162,7 +162,7 @@ public sealed partial class Ops
         new((int)q.Dim(0), batch.Batch, batch.MaxPages, (int)keyPages.Dim(0), (int)keyPages.Dim(1), (int)q.Dim(1), kvHeads,
             (int)q.Dim(2), vHeadDim, scale);
 
-    static void CheckPages(string op, string name, DeviceTensor pages, long width, string what)
+    static void CheckPages(string op, string name, DeviceTensor pages, long width, SizeText what)
     {
         if (!pages.IsContiguous)
             ThrowHelper.Argument(op, name, $"{name} {pages.ShapeText} with strides {pages.StridesText} is not contiguous; a page pool is.");

@@ -59,7 +59,7 @@ public sealed partial class Ops
         if ((long)ropeOffset + table.RotaryDim > headStride)
             ThrowHelper.OutOfRange(op, nameof(ropeOffset), ropeOffset,
                 $"the rotary part [ropeOffset, ropeOffset + RotaryDim) = [{ropeOffset}, {ropeOffset + table.RotaryDim}) does not fit in a head of headStride = {headStride}.");
-        int tokens = OpChecks.Rows(op, nameof(x), x.Length, (long)heads * headStride, $"heads * headStride = {heads} * {headStride}");
+        int tokens = OpChecks.Rows(op, nameof(x), x.Length, (long)heads * headStride, SizeText.Of("heads * headStride", heads, headStride));
         OpChecks.Length(op, nameof(positions), positions.Length, tokens, "one per token");
         OpChecks.Disjoint(op, nameof(x), x, "table.Cos", DeviceTensor.FromView(table.Cos));
         OpChecks.Disjoint(op, nameof(x), x, "table.Sin", DeviceTensor.FromView(table.Sin));

@@ -41,7 +41,7 @@ internal static class TensorChecks
     }
 
     /// <summary>Dimension <paramref name="dim"/> of <paramref name="tensor"/> is exactly <paramref name="expected"/>.</summary>
-    public static void Dim(string op, string name, DeviceTensor tensor, int dim, long expected, string what)
+    public static void Dim(string op, string name, DeviceTensor tensor, int dim, long expected, SizeText what)
     {
         if (tensor.Dim(dim) != expected)
             ThrowHelper.Argument(op, name, $"{name} is {tensor.ShapeText}; its dimension {(dim < 0 ? tensor.Rank + dim : dim)} must be {what} = {expected}.");
@@ -61,7 +61,7 @@ internal static class TensorChecks
     /// strided), or a rank-1 one holding a whole number of dense rows (how a <see cref="DeviceView{T}"/> arrives), which is
     /// viewed as [rows, cols]. At least one row.
     /// </summary>
-    public static DeviceTensor InputRows(string op, string name, DeviceTensor x, DeviceRuntime? runtime, long cols, string colsName)
+    public static DeviceTensor InputRows(string op, string name, DeviceTensor x, DeviceRuntime? runtime, long cols, SizeText colsName)
     {
         if (!x.IsNull && x.Rank == 1)
         {
@@ -79,7 +79,7 @@ internal static class TensorChecks
     /// An f32 or bf16 output matrix [<paramref name="rows"/>, <paramref name="cols"/>]: rank 2 of exactly that shape (rows may be
     /// strided), or rank 1 at least rows * cols long, of which the first rows * cols elements are used.
     /// </summary>
-    public static DeviceTensor OutputRows(string op, string name, DeviceTensor y, DeviceRuntime? runtime, long rows, long cols, string shape)
+    public static DeviceTensor OutputRows(string op, string name, DeviceTensor y, DeviceRuntime? runtime, long rows, long cols, SizeText shape)
     {
         if (!y.IsNull && y.Allocation!.IsReadOnly)
             ThrowHelper.Argument(op, name, $"{name} is read-only memory (a weight used in place from a memory-mapped checkpoint); {op} writes it.");
@@ -107,10 +107,19 @@ internal static class TensorChecks
         if (aEnd <= bBegin || bEnd <= aBegin)
             return Overlap.None;
         bool same = aBegin == bBegin && a.ElementType == b.ElementType && a.Rank == b.Rank
-            && a.Shape.AsSpan().SequenceEqual(b.Shape) && a.Strides.AsSpan().SequenceEqual(b.Strides);
+            && SameLayout(a, b);
         if (same)
             return Overlap.Exact;
         return ColumnWindowsApart(a, b) ? Overlap.None : Overlap.Partial;
+    }
+
+    /// <summary>Same shape and strides (a.Rank == b.Rank), compared in place: <see cref="DeviceTensor.Shape"/> makes arrays.</summary>
+    static bool SameLayout(DeviceTensor a, DeviceTensor b)
+    {
+        for (int i = 0; i < a.Rank; i++)
+            if (a.Dim(i) != b.Dim(i) || a.Stride(i) != b.Stride(i))
+                return false;
+        return true;
     }
 
     /// <summary>

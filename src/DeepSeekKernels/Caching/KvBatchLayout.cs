@@ -159,29 +159,30 @@ public sealed class KvBatchLayout
                 $"{nameof(blockTable)} ({blockTable.Length:N0} entries / tableWidth {tableWidth:N0})");
         }
 
-        var seen = new Dictionary<int, int>(batch); // sequence -> its entry
         long tokens = 0;
         int maxQuery = 0, maxLength = 0;
         for (int b = 0; b < batch; b++)
         {
             var (sequence, cached, count) = entries[b];
-            string entry = $"entries[{b}] (sequence {sequence})";
+            // the messages' names of the entry, made only for a message (a step's checks allocate nothing)
+            string entry() => $"entries[{b}] (sequence {sequence})";
             if (count < 1)
-                ThrowHelper.Argument(op, nameof(entries), $"{entry} has count {count}: each sequence in a step brings at least 1 new token.");
+                ThrowHelper.Argument(op, nameof(entries), $"{entry()} has count {count}: each sequence in a step brings at least 1 new token.");
             if (cached < 0)
-                ThrowHelper.Argument(op, nameof(entries), $"{entry} has cached {cached}: a token count is >= 0.");
+                ThrowHelper.Argument(op, nameof(entries), $"{entry()} has cached {cached}: a token count is >= 0.");
             var pages = manager.PageSpan(op, sequence);
-            if (!seen.TryAdd(sequence, b))
-                ThrowHelper.Argument(op, nameof(entries), $"{entry}: the sequence is already in the step as entries[{seen[sequence]}]; give each sequence once.");
+            for (int earlier = 0; earlier < b; earlier++) // a step holds few sequences: a scan, no set to allocate
+                if (entries[earlier].Sequence == sequence)
+                    ThrowHelper.Argument(op, nameof(entries), $"{entry()}: the sequence is already in the step as entries[{earlier}]; give each sequence once.");
             long length = (long)cached + count;
             int reserved = pages.Length * manager.PageSize;
             if (length > reserved)
                 ThrowHelper.Argument(op, nameof(entries),
-                    $"{entry} needs {length:N0} positions (cached {cached:N0} + count {count:N0}), but {reserved:N0} are reserved; Reserve them first.");
+                    $"{entry()} needs {length:N0} positions (cached {cached:N0} + count {count:N0}), but {reserved:N0} are reserved; Reserve them first.");
             int pagesUsed = manager.PagesNeeded((int)length);
             if (pagesUsed > tableWidth)
                 ThrowHelper.Argument(op, nameof(entries),
-                    $"{entry} spans {pagesUsed:N0} pages of {manager.PageSize} ({length:N0} positions), more than a block table row holds (tableWidth {tableWidth:N0}).");
+                    $"{entry()} spans {pagesUsed:N0} pages of {manager.PageSize} ({length:N0} positions), more than a block table row holds (tableWidth {tableWidth:N0}).");
             tokens += count;
             maxQuery = Math.Max(maxQuery, count);
             maxLength = Math.Max(maxLength, (int)length);

@@ -25,7 +25,12 @@ internal sealed class CpuBackend : KernelBackend
             throw new NotSupportedException("The CPU backend runs on host memory: create its runtime with DevicePreference.Cpu (ILGPU's CPU accelerator), not on a CUDA GPU.");
         Pool = pool;
         Int4Dot = int4Dot;
+        _pagedRunner = (q, keys, values, pageType, table, sequences, y, shape, mla) =>
+            CpuPagedAttention.Run(Pool, q, keys, values, pageType, table, sequences, y, shape, mla);
     }
+
+    // made once: a delegate per call would be garbage on every decode step
+    readonly ReferenceBackend.PagedRunner _pagedRunner;
 
     /// <summary>The threads the kernels run on.</summary>
     public CpuThreadPool Pool { get; }
@@ -56,9 +61,20 @@ internal sealed class CpuBackend : KernelBackend
 
     // ---- the reference's host code, in place ----
 
+    // RmsNorm, Rope (f32), KvAppend and Embedding (f32 rows): the reference's host code on the views in place, called here
+    // without the reference's host images (objects made per call for a GPU's staging), so that a decode step allocates nothing.
+
     public override void RmsNorm<T, TW>(DeviceView<T> x, DeviceView<T> residual, DeviceView<TW> w, DeviceView<T> y, DeviceView<T> r,
-        int rows, int cols, float eps) =>
-        Reference.RmsNorm(x, residual, w, y, r, rows, cols, eps);
+        int rows, int cols, float eps)
+    {
+        x.Runtime.Synchronize();
+        if (residual.IsNull)
+            RmsNormReference.RmsNorm<T, TW>(InPlace(x), InPlace(w), InPlace(y), cols, eps);
+        else
+            RmsNormReference.AddRmsNorm<T, TW>(InPlace(x), InPlace(residual), InPlace(w), InPlace(r), InPlace(y), cols, eps);
+    }
+
+    static unsafe Span<T> InPlace<T>(DeviceView<T> view) where T : unmanaged => new((void*)view.Pointer, checked((int)view.Length));
 
     public override void RmsNormRows<TW>(DeviceTensor x, DeviceView<TW> w, DeviceTensor y, float eps) => Reference.RmsNormRows(x, w, y, eps);
 
@@ -66,31 +82,79 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => Reference.HeadwiseLinear(x, w, y, transpose);
 
-    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y) => Reference.Embedding(ids, table, y);
+    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
+    {
+        if (y.ElementType != ElementType.F32)
+        {
+            Reference.Embedding(ids, table, y);
+            return;
+        }
+        ids.Runtime.Synchronize();
+        var hostIds = InPlace(ids);
+        if (ReferenceBackend.OutOfRange(ids.Runtime, DeviceErrorSite.EmbeddingIds, hostIds, table.Rows))
+            return;
+        LinearReference.Embedding(hostIds, ReferenceBackend.HostWeight.InPlace(table), y.Pointer);
+    }
 
     public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride, int ropeOffset,
-        RopeLayout layout) =>
-        Reference.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+        RopeLayout layout)
+    {
+        if (x.ElementType != ElementType.F32)
+        {
+            Reference.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
+            return;
+        }
+        x.Runtime.Synchronize();
+        var hostPositions = InPlace(positions);
+        if (ReferenceBackend.OutOfRange(x.Runtime, DeviceErrorSite.RopePositions, hostPositions, table.MaxPositions))
+            return;
+        RopeReference.Rope(x.Pointer, hostPositions, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
+            headStride, ropeOffset, layout);
+    }
 
     public override void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor y, AttentionShape shape) =>
         Reference.Attention(q, k, v, y, shape);
 
     public override void MlaAttention(DeviceTensor q, DeviceTensor cache, DeviceTensor y, AttentionShape shape) => Reference.MlaAttention(q, cache, y, shape);
 
-    public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages) =>
-        Reference.KvAppend(keys, values, slotMapping, keyPages, valuePages);
+    public override void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages)
+    {
+        var runtime = keys.Runtime;
+        runtime.Synchronize();
+        var slots = InPlace(slotMapping);
+        if (ReferenceBackend.OutOfRange(runtime, DeviceErrorSite.KvAppendSlots, slots, keyPages.Dim(0) * keyPages.Dim(1)))
+            return;
+        Append(keys, keyPages, slots);
+        if (!values.IsNull)
+            Append(values, valuePages, slots);
+    }
+
+    /// <summary>Row t of [tokens, width] f32 or bf16 rows (any row stride) into pool slot slots[t], as the reference's KvAppend writes it.</summary>
+    static unsafe void Append(DeviceTensor rows, DeviceTensor pages, ReadOnlySpan<int> slots)
+    {
+        int width = (int)rows.Dim(1);
+        bool f32 = rows.ElementType == ElementType.F32;
+        Span<float> widened = f32 ? default : width <= 4096 ? stackalloc float[width] : new float[width];
+        fixed (float* row = widened)
+        {
+            for (int t = 0; t < slots.Length; t++)
+            {
+                nint address = rows.Pointer + (nint)(t * rows.Stride(0) * rows.ElementSize);
+                if (!f32)
+                    BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((void*)address, width), widened);
+                PagedKvReference.WriteRow(f32 ? (float*)address : row, pages.Pointer, pages.ElementType, slots[t], width);
+            }
+        }
+    }
 
     /// <summary>Paged GQA: the reference's metadata checks, then <see cref="CpuPagedAttention"/> over every valid sequence, pages in place.</summary>
     public override void PagedAttention(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
-        ReferenceBackend.Paged(q, keyPages, valuePages, batch, destination, shape, mla: false, Runner(keyPages.ElementType, shape, mla: false));
+        ReferenceBackend.Paged(q, keyPages, valuePages, batch, destination, shape, mla: false, _pagedRunner);
 
     /// <summary>Paged MLA over the latent cache, as <see cref="PagedAttention"/>.</summary>
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
-        ReferenceBackend.Paged(q, latentPages, latentPages, batch, destination, shape, mla: true, Runner(latentPages.ElementType, shape, mla: true));
-
-    ReferenceBackend.PagedRunner Runner(ElementType pageType, PagedAttentionShape shape, bool mla) =>
-        (q, keys, values, table, sequences, y) => CpuPagedAttention.Run(Pool, q, keys, values, pageType, table, sequences, y, shape, mla);
+        ReferenceBackend.Paged(q, latentPages, latentPages, batch, destination, shape, mla: true, _pagedRunner);
 
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows) =>
         Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);

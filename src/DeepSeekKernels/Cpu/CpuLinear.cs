@@ -31,7 +31,7 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>The host view of a weight (ILGPU's CPU accelerator: its buffers, or the mapped file, are host memory, used in place).</summary>
-    static WeightData Weights(WeightMatrix w) => new ReferenceBackend.HostWeight(w).Data;
+    static WeightData Weights(WeightMatrix w) => ReferenceBackend.HostWeight.InPlace(w);
 
     public static void Linear(CpuThreadPool pool, DeviceTensor x, WeightMatrix w, DeviceView<float> bias, DeviceTensor y,
         CpuInt4Dot int4Dot = CpuInt4Dot.Float32)
@@ -65,7 +65,8 @@ internal static unsafe class CpuLinear
         float* gu = CpuGemm.Scratch(ref t_gateUp, (long)rows * 2 * half);
         Product(pool, w, x, xStride, rows, null, gu, 2L * half, int4Dot);
         for (int r = 0; r < rows; r++)
-            ElementwiseReference.SiluAndMul((nint)(gu + 2L * r * half), (nint)(y + r * yStride), 1, half);
+            ElementwiseReference.SiluAndMulRow(new ReadOnlySpan<float>(gu + 2L * r * half, half), new ReadOnlySpan<float>(gu + (2L * r + 1) * half, half),
+                new Span<float>(y + r * yStride, half));
     }
 
     /// <summary>

@@ -24,6 +24,8 @@ public sealed class CausalLanguageModel : IDisposable
     readonly IMlpBlock[] _mlp;
     readonly Workspace _workspace;
     readonly List<IDisposable> _owned;
+    WeightMatrix? _normedTable;
+    KvBatchEntry[] _entries = new KvBatchEntry[1]; // a step's entries, kept between steps (a decode step allocates nothing)
 
     internal CausalLanguageModel(ModelShape shape, Ops ops, DeviceRuntime runtime, WeightMatrix embed, WeightMatrix lmHead,
         DeviceBuffer<float>[] inputNorms, DeviceBuffer<float>[] postNorms, DeviceBuffer<float> finalNorm,
@@ -188,7 +190,9 @@ public sealed class CausalLanguageModel : IDisposable
         if (sequences.IsEmpty || sequences.Length > layout.MaxBatch)
             throw new ArgumentException($"A step runs 1..{layout.MaxBatch} sequences on this cache; got {sequences.Length}.", nameof(sequences));
         int total = 0;
-        var entries = new KvBatchEntry[sequences.Length];
+        if (_entries.Length < sequences.Length)
+            _entries = new KvBatchEntry[sequences.Length];
+        var entries = _entries.AsSpan(0, sequences.Length);
         for (int b = 0; b < sequences.Length; b++)
         {
             var (sequence, count) = sequences[b];
@@ -238,13 +242,24 @@ public sealed class CausalLanguageModel : IDisposable
         var lastRows = _workspace.I(LastTokenRows, batch);
         lastRows.CopyFromHost(host.LastTokenIndex[..batch]);
         var gathered = _workspace.A(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
-        var normedRows = normed.ElementType == ElementType.BF16
-            ? WeightMatrix.Dense(normed.AsView<BFloat16>(), total, Shape.Hidden)
-            : WeightMatrix.Dense(normed.AsView<float>(), total, Shape.Hidden);
-        Ops.Embedding(lastRows, normedRows, gathered);
+        Ops.Embedding(lastRows, NormedTable(), gathered);
         var result = _workspace.F(Logits, (long)batch * Shape.Vocab);
         Ops.Linear(gathered, _lmHead, default, result);
         result.CopyToHost(logits[..(batch * Shape.Vocab)]);
+    }
+
+    /// <summary>
+    /// The whole normed buffer ([ChunkTokens, hidden]) as a table whose rows the last tokens are gathered from (the step's
+    /// rows are its first ones; the indices stay below the step's tokens): made once, not on every step.
+    /// </summary>
+    WeightMatrix NormedTable()
+    {
+        if (_normedTable != null)
+            return _normedTable;
+        var normed = _workspace.A(Normed, (long)ChunkTokens * Shape.Hidden);
+        return _normedTable = normed.ElementType == ElementType.BF16
+            ? WeightMatrix.Dense(normed.AsView<BFloat16>(), ChunkTokens, Shape.Hidden)
+            : WeightMatrix.Dense(normed.AsView<float>(), ChunkTokens, Shape.Hidden);
     }
 
     void CheckIds(ReadOnlySpan<int> tokens, string name)

@@ -25,16 +25,19 @@ internal static unsafe class ElementwiseReference
     public static void SiluAndMul(nint x, nint y, int rows, int intermediate)
     {
         ForEachRow(rows, (long)rows * intermediate * 2, r =>
-        {
-            var gate = new ReadOnlySpan<float>((float*)x + 2L * r * intermediate, intermediate);
-            var up = new ReadOnlySpan<float>((float*)x + (2L * r + 1) * intermediate, intermediate);
-            var output = new Span<float>((float*)y + (long)r * intermediate, intermediate);
-            TensorPrimitives.Negate(gate, output);      // -g
-            TensorPrimitives.Exp(output, output);       // exp(-g)
-            TensorPrimitives.Add(output, 1f, output);   // 1 + exp(-g)
-            TensorPrimitives.Divide(gate, output, output); // silu(g) = g / (1 + exp(-g))
-            TensorPrimitives.Multiply(output, up, output);
-        });
+            SiluAndMulRow(new ReadOnlySpan<float>((float*)x + 2L * r * intermediate, intermediate),
+                new ReadOnlySpan<float>((float*)x + (2L * r + 1) * intermediate, intermediate),
+                new Span<float>((float*)y + (long)r * intermediate, intermediate)));
+    }
+
+    /// <summary>One row of <see cref="SiluAndMul"/>: output[i] = silu(gate[i]) * up[i] (output may not overlap gate).</summary>
+    public static void SiluAndMulRow(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> output)
+    {
+        TensorPrimitives.Negate(gate, output);      // -g
+        TensorPrimitives.Exp(output, output);       // exp(-g)
+        TensorPrimitives.Add(output, 1f, output);   // 1 + exp(-g)
+        TensorPrimitives.Divide(gate, output, output); // silu(g) = g / (1 + exp(-g))
+        TensorPrimitives.Multiply(output, up, output);
     }
 
     /// <summary>Per row: y = exp(x - max(x)) / sum(exp(x - max(x))); y may be exactly x.</summary>

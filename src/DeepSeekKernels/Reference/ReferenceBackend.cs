@@ -257,8 +257,12 @@ internal sealed class ReferenceBackend : KernelBackend
     /// The sequences of a paged batch whose metadata passed the checks, and a runner that attends them all (the CPU
     /// backend's kernel); q and y are float32 host addresses, the pages host memory in place.
     /// </summary>
-    internal delegate void PagedRunner(nint q, nint keyPages, nint valuePages, ReadOnlySpan<int> blockTable,
-        ReadOnlySpan<Cpu.CpuPagedSequence> sequences, nint y);
+    internal delegate void PagedRunner(nint q, nint keyPages, nint valuePages, ElementType pageType, ReadOnlySpan<int> blockTable,
+        ReadOnlySpan<Cpu.CpuPagedSequence> sequences, nint y, PagedAttentionShape s, bool mla);
+
+    // the valid sequences handed to a runner: the calling thread's, grown and kept (no allocation per call)
+    [ThreadStatic]
+    static Cpu.CpuPagedSequence[]? t_valid;
 
     /// <summary>
     /// PagedAttention / PagedMlaAttention: the batch's device-held metadata read and checked (a bad value is reported
@@ -270,21 +274,30 @@ internal sealed class ReferenceBackend : KernelBackend
     {
         var runtime = q.Runtime;
         runtime.Synchronize();
-        var table = HostView.Of(batch.BlockTable).Span;
-        var lengths = HostView.Of(batch.SequenceLengths).Span;
-        var starts = HostView.Of(batch.QueryStarts).Span;
+        var table = HostSpan(batch.BlockTable);
+        var lengths = HostSpan(batch.SequenceLengths);
+        var starts = HostSpan(batch.QueryStarts);
         var (tableSite, lengthSite, startSite) = mla
             ? (DeviceErrorSite.MlaBlockTable, DeviceErrorSite.MlaLengths, DeviceErrorSite.MlaQueryStarts)
             : (DeviceErrorSite.AttentionBlockTable, DeviceErrorSite.AttentionLengths, DeviceErrorSite.AttentionQueryStarts);
         if (OutOfRange(runtime, startSite, starts, s.Tokens + 1L) || Decreasing(runtime, startSite, starts))
             return;
-        var hq = new HostF32(q);
-        var hk = new HostTensor(keyPages);
-        var hv = mla ? hk : new HostTensor(valuePages);
-        var hy = new HostF32(destination);
+        // float32 q and y on the CPU accelerator: used in place, no host images
+        HostF32? hq = null, hy = null;
+        HostTensor? hk = null, hv = null;
+        nint qAddress = q.Pointer, keyAddress = keyPages.Pointer, valueAddress = valuePages.Pointer, yAddress = destination.Pointer;
+        if (runtime.IsCuda || q.ElementType != ElementType.F32 || destination.ElementType != ElementType.F32)
+        {
+            hq = new HostF32(q);
+            hk = new HostTensor(keyPages);
+            hv = mla ? hk : new HostTensor(valuePages);
+            hy = new HostF32(destination);
+            (qAddress, keyAddress, valueAddress, yAddress) = (hq.Address, hk.Address, hv.Address, hy.Address);
+        }
         long qRow = (long)s.QHeads * s.HeadDim * sizeof(float), yRow = (long)s.QHeads * s.VHeadDim * sizeof(float);
         long tableLength = (long)s.MaxPages * s.PageSize;
-        var valid = runner == null ? null : new List<Cpu.CpuPagedSequence>(s.Batch);
+        var valid = runner == null ? null : t_valid is { } kept && kept.Length >= s.Batch ? kept : t_valid = new Cpu.CpuPagedSequence[s.Batch];
+        int validCount = 0;
         for (int b = 0; b < s.Batch; b++)
         {
             int count = starts[b + 1] - starts[b], length = lengths[b];
@@ -299,15 +312,15 @@ internal sealed class ReferenceBackend : KernelBackend
             if (OutOfRange(runtime, tableSite, pages, s.Pages, b * s.MaxPages))
                 continue;
             if (valid != null)
-                valid.Add(new Cpu.CpuPagedSequence(starts[b], count, length, b * s.MaxPages));
+                valid[validCount++] = new Cpu.CpuPagedSequence(starts[b], count, length, b * s.MaxPages);
             else
-                PagedKvReference.Sequence(hq.Address + (nint)(starts[b] * qRow), hk.Address, hv.Address, keyPages.ElementType, pages,
-                    length, count, hy.Address + (nint)(starts[b] * yRow), s, mla);
+                PagedKvReference.Sequence(qAddress + (nint)(starts[b] * qRow), keyAddress, valueAddress, keyPages.ElementType, pages,
+                    length, count, yAddress + (nint)(starts[b] * yRow), s, mla);
         }
-        if (runner != null && valid!.Count > 0)
-            runner(hq.Address, hk.Address, hv.Address, table, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(valid), hy.Address);
+        if (runner != null && validCount > 0)
+            runner(qAddress, keyAddress, valueAddress, keyPages.ElementType, table, valid.AsSpan(0, validCount), yAddress, s, mla);
         KeepAlive(hq, hk, hv);
-        hy.WriteBack();
+        hy?.WriteBack();
     }
 
     public override unsafe void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
@@ -515,7 +528,15 @@ internal sealed class ReferenceBackend : KernelBackend
     /// Keeps host copies alive until the reference that reads them through raw addresses has returned (a pinned
     /// array that is no longer referenced may be collected, even while its address is in use).
     /// </summary>
-    static void KeepAlive(params object?[] hostCopies) => GC.KeepAlive(hostCopies);
+    static void KeepAlive(params ReadOnlySpan<object?> hostCopies)
+    {
+        foreach (var copy in hostCopies)
+            GC.KeepAlive(copy);
+    }
+
+    /// <summary>A device view's elements as a host span: in place on the CPU accelerator (no allocation), else a pinned copy.</summary>
+    static unsafe Span<T> HostSpan<T>(DeviceView<T> view) where T : unmanaged =>
+        view.Runtime.IsCuda ? HostView.Of(view).Span : new Span<T>((void*)view.Pointer, checked((int)view.Length));
 
     /// <summary>The host view of <paramref name="view"/>, reusing an input's when it is exactly that input (in place).</summary>
     static HostView<float> SameOrOf(DeviceView<float> view, DeviceView<float> input, HostView<float> inputHost,
@@ -713,5 +734,24 @@ internal sealed class ReferenceBackend : KernelBackend
         }
 
         public WeightData Data { get; }
+
+        /// <summary>
+        /// <see cref="Data"/> of a weight on ILGPU's CPU accelerator (host memory, read in place), with no host copies to keep
+        /// and nothing allocated: what the CPU backend's kernels read on every call.
+        /// </summary>
+        public static WeightData InPlace(WeightMatrix w)
+        {
+            if (w.Runtime.IsCuda)
+                throw new InvalidOperationException("HostWeight.InPlace reads host memory: the weight is on a CUDA device.");
+            var (data, scales, zeros) = w.ElementType switch
+            {
+                ElementType.F32 => (w.F32.Pointer, (nint)0, (nint)0),
+                ElementType.BF16 => (w.BF16.Pointer, (nint)0, (nint)0),
+                ElementType.Fp8E4M3 => (w.Fp8Data.Pointer, w.ScaleInv.Pointer, (nint)0),
+                ElementType.Int4 => (w.Int4Data.Pointer, w.Int4Scales.Pointer, w.Int4Zeros.Pointer),
+                _ => throw new NotSupportedException($"The reference backend has no decoder for weights stored as {w.ElementType.Name()}."),
+            };
+            return new WeightData(w.ElementType, data, scales, w.Rows, w.Cols, w.Count, w.BlockRows, w.BlockCols, zeros, w.GroupSize);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using DeepSeekKernels.Numerics;
@@ -24,21 +25,10 @@ public static class RmsNormReference
     public static unsafe void RmsNorm<T, TW>(ReadOnlySpan<T> x, ReadOnlySpan<TW> w, Span<T> y, int cols, float eps)
         where T : unmanaged where TW : unmanaged
     {
-        int rows = x.Length / cols;
-        float[] weight = ToFloat(w);
         fixed (T* px = x)
         fixed (T* py = y)
-        {
-            nint xp = (nint)px, yp = (nint)py;
-            ForEachRow(rows, cols, cols, (row, scratch) =>
-            {
-                var xRow = new ReadOnlySpan<T>((T*)xp + (long)row * cols, cols);
-                var yRow = new Span<T>((T*)yp + (long)row * cols, cols);
-                Load(xRow, scratch);
-                Normalise(scratch, weight, eps);
-                Store(scratch, yRow);
-            });
-        }
+        fixed (TW* pw = w)
+            ForEachRow(new Rows<T>((nint)px, 0, 0, (nint)py, WeightAsFloat(pw, w.Length), cols, eps), x.Length / cols, cols, cols);
     }
 
     /// <summary>Fused <c>r = x + residual; y = rmsnorm(r)</c>. Arguments are assumed valid (the op API checks them).</summary>
@@ -46,32 +36,44 @@ public static class RmsNormReference
         Span<T> residualOut, Span<T> y, int cols, float eps)
         where T : unmanaged where TW : unmanaged
     {
-        int rows = x.Length / cols;
-        float[] weight = ToFloat(w);
         fixed (T* px = x)
         fixed (T* pres = residual)
         fixed (T* pr = residualOut)
         fixed (T* py = y)
+        fixed (TW* pw = w)
+            ForEachRow(new Rows<T>((nint)px, (nint)pres, (nint)pr, (nint)py, WeightAsFloat(pw, w.Length), cols, eps), x.Length / cols, cols, 2 * cols);
+    }
+
+    /// <summary>One call's rows: x (and, for the fused norm, the residual and r = x + residual) normalised into y.</summary>
+    readonly unsafe struct Rows<T>(nint x, nint residual, nint r, nint y, nint weight, int cols, float eps) where T : unmanaged
+    {
+        /// <summary>Row <paramref name="row"/>, with <paramref name="buffers"/> of cols (plain) or 2 * cols (fused) floats.</summary>
+        public void Row(int row, Span<float> buffers)
         {
-            nint xp = (nint)px, resp = (nint)pres, rp = (nint)pr, yp = (nint)py;
-            ForEachRow(rows, cols, 2 * cols, (row, buffers) =>
+            long offset = (long)row * cols;
+            var weightRow = new ReadOnlySpan<float>((float*)weight, cols);
+            Span<float> scratch = buffers[..cols];
+            if (residual == 0)
             {
-                long offset = (long)row * cols;
-                var rRow = new Span<T>((T*)rp + offset, cols);
-                Span<float> scratch = buffers.AsSpan(0, cols), addend = buffers.AsSpan(cols, cols);
-                Load(new ReadOnlySpan<T>((T*)xp + offset, cols), scratch);
-                Load(new ReadOnlySpan<T>((T*)resp + offset, cols), addend);
-                TensorPrimitives.Add(scratch, addend, scratch);
-                Store(scratch, rRow);          // r = round(x + residual)
-                Load(rRow, scratch);           // the norm sees the rounded r
-                Normalise(scratch, weight, eps);
-                Store(scratch, new Span<T>((T*)yp + offset, cols));
-            });
+                Load(new ReadOnlySpan<T>((T*)x + offset, cols), scratch);
+                Normalise(scratch, weightRow, eps);
+                Store(scratch, new Span<T>((T*)y + offset, cols));
+                return;
+            }
+            var rRow = new Span<T>((T*)r + offset, cols);
+            Span<float> addend = buffers.Slice(cols, cols);
+            Load(new ReadOnlySpan<T>((T*)x + offset, cols), scratch);
+            Load(new ReadOnlySpan<T>((T*)residual + offset, cols), addend);
+            TensorPrimitives.Add(scratch, addend, scratch);
+            Store(scratch, rRow);          // r = round(x + residual)
+            Load(rRow, scratch);           // the norm sees the rounded r
+            Normalise(scratch, weightRow, eps);
+            Store(scratch, new Span<T>((T*)y + offset, cols));
         }
     }
 
     /// <summary>In place: v = (v * inv_rms) * w.</summary>
-    static void Normalise(Span<float> v, float[] weight, float eps)
+    static void Normalise(Span<float> v, ReadOnlySpan<float> weight, float eps)
     {
         float meanSquare = TensorPrimitives.SumOfSquares(v) / v.Length;
         float invRms = 1f / MathF.Sqrt(meanSquare + eps);
@@ -79,24 +81,42 @@ public static class RmsNormReference
         TensorPrimitives.Multiply(v, weight, v);
     }
 
-    /// <summary>Runs body(row, scratch) for every row, with one scratch array of scratchLength floats per thread.</summary>
-    static void ForEachRow(int rows, int cols, int scratchLength, Action<int, float[]> body)
+    // The calling thread's scratch, grown and kept, so that a small call (a decode token) allocates nothing.
+    [ThreadStatic] static float[]? t_scratch;
+    [ThreadStatic] static float[]? t_weight;
+
+    /// <summary>Runs every row, each thread with its own scratch of scratchLength floats (kept between calls).</summary>
+    static void ForEachRow<T>(Rows<T> rows, int count, int cols, int scratchLength) where T : unmanaged
     {
-        if ((long)rows * cols < ParallelThreshold)
+        if ((long)count * cols < ParallelThreshold)
         {
-            var scratch = new float[scratchLength];
-            for (int row = 0; row < rows; row++)
-                body(row, scratch);
+            var scratch = Grown(ref t_scratch, scratchLength);
+            for (int row = 0; row < count; row++)
+                rows.Row(row, scratch);
             return;
         }
-        Parallel.For(0, rows, () => new float[scratchLength], (row, _, scratch) => { body(row, scratch); return scratch; }, _ => { });
+        InParallel(rows, count, scratchLength);
     }
 
-    static float[] ToFloat<TW>(ReadOnlySpan<TW> w) where TW : unmanaged
+    // apart, so that its closure is allocated only when the rows run in parallel
+    static void InParallel<T>(Rows<T> rows, int count, int scratchLength) where T : unmanaged =>
+        Parallel.For(0, count, row => rows.Row(row, Grown(ref t_scratch, scratchLength))); // each thread's own, kept
+
+    static float[] Grown(ref float[]? array, int length)
     {
-        var result = new float[w.Length];
-        Load(w, result);
-        return result;
+        if (array == null || array.Length < length)
+            array = GC.AllocateArray<float>(length, pinned: true); // pinned: the weight's is read through its address
+        return array;
+    }
+
+    /// <summary>The weight as float32: a float32 weight where it lies, another type widened into the calling thread's buffer.</summary>
+    static unsafe nint WeightAsFloat<TW>(TW* w, int length) where TW : unmanaged
+    {
+        if (typeof(TW) == typeof(float))
+            return (nint)w;
+        var buffer = Grown(ref t_weight, length);
+        Load(new ReadOnlySpan<TW>(w, length), buffer);
+        return (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
     }
 
     static void Load<T>(ReadOnlySpan<T> source, Span<float> destination) where T : unmanaged

@@ -184,32 +184,39 @@ internal static class RopeReference
                     $"Rope: positions[{t}] = {positions[t]} is outside [0, {maxPositions}) (the table's MaxPositions).");
         }
         int tokens = positions.Length;
-        int[] pos = positions.ToArray();
-        void Token(int t)
-        {
-            int row = pos[t] * half;
-            for (int h = 0; h < heads; h++)
-            {
-                float* v = (float*)x + ((long)t * heads + h) * headStride + ropeOffset;
-                for (int i = 0; i < half; i++)
-                {
-                    float c = cos[row + i], s = sin[row + i];
-                    int ia = layout == RopeLayout.HalfSplit ? i : 2 * i;
-                    int ib = layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1;
-                    float a = v[ia], b = v[ib];
-                    v[ia] = a * c - b * s;
-                    v[ib] = b * c + a * s;
-                }
-            }
-        }
         if ((long)tokens * heads * half < 1 << 15)
         {
             for (int t = 0; t < tokens; t++)
-                Token(t);
+                Token(x, t, positions[t], cos, sin, half, heads, headStride, ropeOffset, layout);
         }
         else
         {
-            Parallel.For(0, tokens, Token);
+            InParallel(x, positions.ToArray(), cos, sin, half, heads, headStride, ropeOffset, layout);
+        }
+    }
+
+    // apart, so that its closure is allocated only when the tokens run in parallel
+    static void InParallel(nint x, int[] positions, float[] cos, float[] sin, int half, int heads, int headStride, int ropeOffset,
+        RopeLayout layout) =>
+        Parallel.For(0, positions.Length, t => Token(x, t, positions[t], cos, sin, half, heads, headStride, ropeOffset, layout));
+
+    /// <summary>Token t (at <paramref name="position"/>): every head rotated in place.</summary>
+    static unsafe void Token(nint x, int t, int position, float[] cos, float[] sin, int half, int heads, int headStride, int ropeOffset,
+        RopeLayout layout)
+    {
+        int row = position * half;
+        for (int h = 0; h < heads; h++)
+        {
+            float* v = (float*)x + ((long)t * heads + h) * headStride + ropeOffset;
+            for (int i = 0; i < half; i++)
+            {
+                float c = cos[row + i], s = sin[row + i];
+                int ia = layout == RopeLayout.HalfSplit ? i : 2 * i;
+                int ib = layout == RopeLayout.HalfSplit ? i + half : 2 * i + 1;
+                float a = v[ia], b = v[ib];
+                v[ia] = a * c - b * s;
+                v[ib] = b * c + a * s;
+            }
         }
     }
 }

@@ -66,8 +66,18 @@ public readonly struct DeviceView<T> where T : unmanaged
             throw new ArgumentException($"source has {source.Length} elements, the view {Length}.", nameof(source));
         ThrowIfReadOnly("copy into");
         Runtime.Bind();
+        if (!Runtime.IsCuda)
+        {
+            // ILGPU's CPU accelerator: host memory, copied in place after the stream (ILGPU's copy allocates on every call)
+            Runtime.Stream.Synchronize();
+            source.CopyTo(HostSpan);
+            return;
+        }
         IlgpuView.CopyFromCPU(Runtime.Stream, source);
     }
+
+    /// <summary>The elements in place on ILGPU's CPU accelerator (host memory).</summary>
+    unsafe Span<T> HostSpan => new((void*)Pointer, checked((int)Length));
 
     /// <summary>
     /// Copies this view into <paramref name="destination"/> (same length); waits for the stream first, and throws a
@@ -78,8 +88,11 @@ public readonly struct DeviceView<T> where T : unmanaged
         if (destination.Length != Length)
             throw new ArgumentException($"destination has {destination.Length} elements, the view {Length}.", nameof(destination));
         Runtime.Bind();
-        IlgpuView.CopyToCPU(Runtime.Stream, destination);
+        if (Runtime.IsCuda)
+            IlgpuView.CopyToCPU(Runtime.Stream, destination);
         Runtime.Stream.Synchronize();
+        if (!Runtime.IsCuda)
+            HostSpan.CopyTo(destination);
         Runtime.Errors.ThrowIfSet();
     }
 

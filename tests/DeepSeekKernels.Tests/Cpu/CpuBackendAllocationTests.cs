@@ -1,0 +1,79 @@
+using DeepSeekKernels.Models;
+using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.Cpu;
+
+/// <summary>
+/// A forward pass on the CPU backend allocates (next to) nothing once warm: per-call garbage on the step path (host images,
+/// closures, check messages, scratch arrays; a native gate|up block per MLP call) made the peak RSS of <c>dsk bench</c> exceed
+/// the weights by far more than the activations and the cache need (issue 14). Bytes are counted on every thread
+/// (<see cref="GC.GetTotalAllocatedBytes"/>, precise) and on the calling one; the collection runs alone, so no other test's
+/// allocations mix in. f32 activations (the CPU default); the Llama fixture, 3 layers.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public sealed class CpuBackendAllocationTests
+{
+    /// <summary>Bytes per decode token allowed, whole process: was about 29 KB before the step path stopped allocating.</summary>
+    const int DecodeBytesPerToken = 1024;
+
+    /// <summary>Bytes per prompt token of a chunked prefill allowed, whole process.</summary>
+    const int PrefillBytesPerToken = 1024;
+
+    [Theory]
+    [InlineData(1), InlineData(3)]
+    public void DecodeStepsAllocateLessThan1KBPerToken(int threads)
+    {
+        using var model = ModelLoader.Load(CheckpointFixtures.HfTiny("llama"), Ops.CreateCpu(TestDevices.Cpu, threads));
+        const int prompt = 24, warm = 16, steps = 200;
+        var ids = Ids(prompt + warm + steps, model.Shape.Vocab);
+        using var cache = model.CreateCache(ids.Length);
+        var logits = new float[model.Shape.Vocab];
+        model.Forward(ids.AsSpan(0, prompt), cache, logits);
+        for (int i = prompt; i < prompt + warm; i++)
+            model.Forward(ids.AsSpan(i, 1), cache, logits);
+
+        long thread0 = GC.GetAllocatedBytesForCurrentThread(), total0 = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = prompt + warm; i < ids.Length; i++)
+            model.Forward(ids.AsSpan(i, 1), cache, logits);
+        long thread = GC.GetAllocatedBytesForCurrentThread() - thread0, total = GC.GetTotalAllocatedBytes(precise: true) - total0;
+
+        Assert.Equal(ids.Length, cache.Length);
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+        string figures = $"{steps} decode steps ({threads} threads) allocated {total} bytes in all ({total / steps} per token), {thread} on the calling thread";
+        TestContext.Current.TestOutputHelper?.WriteLine(figures);
+        Assert.True(total < (long)DecodeBytesPerToken * steps, figures);
+    }
+
+    [Fact]
+    public void AChunkedPrefillAllocatesLessThan1KBPerPromptToken()
+    {
+        using var model = ModelLoader.Load(CheckpointFixtures.HfTiny("llama"), Ops.CreateCpu(TestDevices.Cpu, 3), chunkTokens: 16);
+        Assert.Equal(16, model.ChunkTokens);
+        const int prompt = 96; // six chunks
+        var ids = Ids(prompt, model.Shape.Vocab);
+        using var cache = model.CreateCache(prompt);
+        var logits = new float[model.Shape.Vocab];
+        model.Forward(ids, cache, logits); // warm: per-thread scratch grown, code compiled
+        cache.Clear();
+
+        long thread0 = GC.GetAllocatedBytesForCurrentThread(), total0 = GC.GetTotalAllocatedBytes(precise: true);
+        model.Forward(ids, cache, logits);
+        long thread = GC.GetAllocatedBytesForCurrentThread() - thread0, total = GC.GetTotalAllocatedBytes(precise: true) - total0;
+
+        Assert.Equal(prompt, cache.Length);
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+        string figures = $"a {prompt}-token prefill in chunks of 16 allocated {total} bytes in all ({total / prompt} per token), {thread} on the calling thread";
+        TestContext.Current.TestOutputHelper?.WriteLine(figures);
+        Assert.True(total < (long)PrefillBytesPerToken * prompt, figures);
+    }
+
+    static int[] Ids(int count, int vocab)
+    {
+        var random = new Random(14);
+        var ids = new int[count];
+        for (int i = 0; i < count; i++)
+            ids[i] = random.Next(vocab);
+        return ids;
+    }
+}
