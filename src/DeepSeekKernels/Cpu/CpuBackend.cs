@@ -82,7 +82,7 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => Reference.HeadwiseLinear(x, w, y, transpose);
 
-    public override void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
+    public override unsafe void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
     {
         if (y.ElementType != ElementType.F32)
         {
@@ -93,7 +93,25 @@ internal sealed class CpuBackend : KernelBackend
         var hostIds = InPlace(ids);
         if (ReferenceBackend.OutOfRange(ids.Runtime, DeviceErrorSite.EmbeddingIds, hostIds, table.Rows))
             return;
-        LinearReference.Embedding(hostIds, ReferenceBackend.HostWeight.InPlace(table), y.Pointer);
+        var data = ReferenceBackend.HostWeight.InPlace(table);
+        bool mapped = table.ElementType switch
+        {
+            ElementType.F32 => MappedRows.Applies(table.F32),
+            ElementType.BF16 => MappedRows.Applies(table.BF16),
+            _ => false,
+        };
+        if (!mapped)
+        {
+            LinearReference.Embedding(hostIds, data, y.Pointer);
+            return;
+        }
+        // the reference's rows, each taken out of the page tables once read (MappedRows: fault-around maps its neighbours)
+        long rowBytes = (long)table.Cols * table.ElementType.Size(), tableBytes = rowBytes * table.Rows;
+        for (int i = 0; i < hostIds.Length; i++)
+        {
+            data.DecodeRows(hostIds[i], 1, new Span<float>((float*)y.Pointer + (long)i * table.Cols, table.Cols));
+            MappedRows.Release(data.Data, tableBytes, data.Data + (nint)(hostIds[i] * rowBytes), rowBytes);
+        }
     }
 
     public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride, int ropeOffset,

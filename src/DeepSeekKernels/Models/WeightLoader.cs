@@ -207,13 +207,13 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         switch (infos[0, 0].DType)
         {
             case SafetensorsDType.BF16:
-                return WeightMatrix.Dense<BFloat16>(KeepMapped(runtime.WrapReadOnlyHostMemory<BFloat16>(address, size)).View, rows, cols, count);
+                return WeightMatrix.Dense<BFloat16>(KeepMapped(runtime.WrapReadOnlyHostMemory<BFloat16>(address, size, fileMapping: true)).View, rows, cols, count);
             case SafetensorsDType.F32:
-                return WeightMatrix.Dense<float>(KeepMapped(runtime.WrapReadOnlyHostMemory<float>(address, size)).View, rows, cols, count);
+                return WeightMatrix.Dense<float>(KeepMapped(runtime.WrapReadOnlyHostMemory<float>(address, size, fileMapping: true)).View, rows, cols, count);
             default:
             {
                 var (blockRows, blockCols) = shape.Fp8Block ?? throw Fp8WithoutQuantizationConfig(checkpoint, infos[0, 0].Name);
-                var data = KeepMapped(runtime.WrapReadOnlyHostMemory<Float8E4M3>(address, size));
+                var data = KeepMapped(runtime.WrapReadOnlyHostMemory<Float8E4M3>(address, size, fileMapping: true));
                 var scales = Fp8Scales(matrices, partRows, cols, blockRows, blockCols);
                 return WeightMatrix.Fp8(data.View, scales.View, rows, cols, blockRows, blockCols, count);
             }

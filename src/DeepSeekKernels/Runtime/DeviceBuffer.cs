@@ -31,11 +31,13 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
     /// <paramref name="readOnlyHost"/>, the whole of a read-only host mapping (<see cref="DeviceRuntime.WrapReadOnlyHostMemory{T}"/>),
     /// which disposing this buffer releases (the mapped memory itself stays its owner's).
     /// </summary>
-    internal unsafe DeviceBuffer(DeviceRuntime runtime, MemoryBuffer arena, long byteOffset, long length, bool readOnlyHost = false)
+    internal unsafe DeviceBuffer(DeviceRuntime runtime, MemoryBuffer arena, long byteOffset, long length, bool readOnlyHost = false,
+        bool fileMapping = false)
     {
         Runtime = runtime;
         _allocation = arena;
         IsReadOnly = readOnlyHost;
+        IsFileMapping = readOnlyHost && fileMapping;
         ByteOffset = byteOffset;
         Length = length;
         IlgpuWhole = arena.AsRawArrayView(byteOffset, length * sizeof(T)).Cast<T>();
@@ -63,6 +65,12 @@ public sealed class DeviceBuffer<T> : IDisposable, IDeviceAllocation where T : u
     /// copies into it, clearing it and ops writing to it are refused with an exception (the pages are mapped read-only).
     /// </summary>
     public bool IsReadOnly { get; }
+
+    /// <summary>
+    /// Whether this read-only buffer lies in a file's memory mapping (a checkpoint's weights), whose pages are the page
+    /// cache's: dropping them from the page tables (Cpu.MappedRows) loses nothing. Other read-only host memory may be anonymous.
+    /// </summary>
+    internal bool IsFileMapping { get; }
 
     /// <summary>The ILGPU view of the whole buffer.</summary>
     internal ArrayView1D<T, Stride1D.Dense> IlgpuWhole { get; }

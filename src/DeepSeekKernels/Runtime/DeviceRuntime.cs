@@ -168,7 +168,10 @@ public sealed class DeviceRuntime : IDisposable
     /// </summary>
     /// <exception cref="NotSupportedException">This runtime is on a CUDA GPU.</exception>
     /// <exception cref="ArgumentException">The address is not aligned to the element size.</exception>
-    internal unsafe DeviceBuffer<T> WrapReadOnlyHostMemory<T>(IntPtr address, long length) where T : unmanaged
+    /// <param name="address">The first element's host address.</param>
+    /// <param name="length">Elements.</param>
+    /// <param name="fileMapping">The memory is a file's mapping (<see cref="DeviceBuffer{T}.IsFileMapping"/>).</param>
+    internal unsafe DeviceBuffer<T> WrapReadOnlyHostMemory<T>(IntPtr address, long length, bool fileMapping = false) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
@@ -177,7 +180,7 @@ public sealed class DeviceRuntime : IDisposable
         if (address % sizeof(T) != 0)
             throw new ArgumentException($"The address is not aligned to {typeof(T).Name}'s {sizeof(T)} bytes.", nameof(address));
         var memory = ILGPU.Runtime.CPU.CPUMemoryBuffer.Create(Accelerator, address, Math.Max(length * sizeof(T), 1), 1);
-        return new DeviceBuffer<T>(this, memory, 0, length, readOnlyHost: true);
+        return new DeviceBuffer<T>(this, memory, 0, length, readOnlyHost: true, fileMapping);
     }
 
     /// <summary>Free device memory in bytes on a GPU (the driver's figure); null on ILGPU's CPU accelerator.</summary>
