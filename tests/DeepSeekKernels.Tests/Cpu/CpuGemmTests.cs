@@ -118,6 +118,11 @@ public unsafe class CpuGemmTests
             absBias[o] = Math.Abs(bias![o]);
         LinearReference.Run([new LinearReference.Product(weight.Absolute, (nint)Address(absX), xStride, rows,
             absBias == null ? 0 : (nint)Address(absBias), (nint)Address(magnitude), yStride)]);
+        // pinned arrays read through raw addresses are not roots: without these a GC (another test's) may free them mid-call
+        GC.KeepAlive(absX);
+        GC.KeepAlive(absBias);
+        GC.KeepAlive(x);
+        GC.KeepAlive(bias);
 
         string where = $"{weight.Form} {isa} {pool.Threads} threads: rows {rows}, cols {cols}, out {outs}, x stride {xStride}, y stride {yStride}, bias {withBias}";
         for (int r = 0; r < rows; r++)
