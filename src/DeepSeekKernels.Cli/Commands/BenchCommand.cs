@@ -12,8 +12,10 @@ namespace DeepSeekKernels.Cli.Commands;
 /// `dsk bench`: prefill and decode speed of a model, llama.cpp's `llama-bench` counterpart. As llama-bench does, the
 /// prefill test (pp) runs N pseudo-random ids as one prompt on an empty cache (logits of the last position only) and
 /// the decode test (tg) runs M ids one at a time on an empty cache, each a fixed pseudo-random id (not the sampled
-/// one: the cost of a step does not depend on the id). No tokenizer is involved. One untimed warm-up of each test
-/// first (the JIT and the pages of the weights), then R timed repetitions of each; prints one line per repetition and
+/// one: the cost of a step does not depend on the id). No tokenizer is involved. One untimed warm-up run of each whole
+/// test first (the pages of the weights, and .NET's tiered JIT: it recompiles the hot methods optimised on a background
+/// thread during about the first second, which on a 2-core machine halved the first tg64 repetition of the 0.31B Llama
+/// after a 4-token warm-up), then R timed repetitions of each; prints one line per repetition and
 /// the medians, the process's peak RSS and the model's weight bytes. With --profile, every op call is timed
 /// (<see cref="Ops.WithProfiling"/>) and each test's time per token is split by op signature and weight shape.
 /// </summary>
@@ -115,7 +117,7 @@ internal static class BenchCommand
             if (promptTokens > 0)
                 Prefill();
             if (genTokens > 0)
-                Decode(Math.Min(genTokens, 4));
+                Decode(genTokens);
         }
         var pp = new List<double>();
         var tg = new List<double>();
