@@ -1,0 +1,1 @@
+dotnet /work/main/src/DeepSeekKernels.Cli/bin/Release/net10.0/dsk.dll bench --model /work/main/bench/peers/llamacpp/models/full/hf --prompt-tokens 512 --gen-tokens 128 --repetitions 3 --json --backend cpu
