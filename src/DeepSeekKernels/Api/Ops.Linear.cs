@@ -124,7 +124,7 @@ public sealed partial class Ops
         DeviceTensor xs;
         if (!x.IsNull && x.Rank == 3)
         {
-            TensorChecks.Check(op, nameof(x), x, Runtime, 3, ElementType.F32, ElementType.BF16);
+            TensorChecks.Check(op, nameof(x), x, Runtime, 3, TensorChecks.Activation);
             TensorChecks.NotEmpty(op, nameof(x), x, 0, "tokens");
             TensorChecks.Dim(op, nameof(x), x, 1, weight.Count, "weight.Count heads");
             TensorChecks.Dim(op, nameof(x), x, 2, inDim, inName);
@@ -140,7 +140,7 @@ public sealed partial class Ops
         DeviceTensor dst;
         if (destination.Rank == 3)
         {
-            TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 3, ElementType.F32, ElementType.BF16);
+            TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 3, TensorChecks.Activation);
             TensorChecks.Dim(op, nameof(destination), destination, 0, tokens, "x's tokens");
             TensorChecks.Dim(op, nameof(destination), destination, 1, weight.Count, "weight.Count heads");
             TensorChecks.Dim(op, nameof(destination), destination, 2, outDim, outName);

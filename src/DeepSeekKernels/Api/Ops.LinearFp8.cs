@@ -25,7 +25,7 @@ public sealed partial class Ops
     public void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
     {
         const string op = nameof(QuantizeFp8Activations);
-        TensorChecks.Check(op, nameof(x), x, Runtime, 2, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(x), x, Runtime, 2, TensorChecks.Activation);
         TensorChecks.NotEmpty(op, nameof(x), x, 0, "rows");
         TensorChecks.NotEmpty(op, nameof(x), x, 1, "columns");
         CheckView(op, nameof(q), q, x.Runtime);

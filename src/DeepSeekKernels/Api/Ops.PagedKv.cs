@@ -46,12 +46,12 @@ public sealed partial class Ops
     public void KvAppend(DeviceTensor keys, DeviceTensor values, DeviceView<int> slotMapping, DeviceTensor keyPages, DeviceTensor valuePages)
     {
         const string op = nameof(KvAppend);
-        TensorChecks.Check(op, nameof(keys), keys, Runtime, 2, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(keys), keys, Runtime, 2, TensorChecks.Activation);
         var runtime = keys.Runtime;
-        TensorChecks.CheckOptional(op, nameof(values), values, runtime, 2, ElementType.F32, ElementType.BF16);
+        TensorChecks.CheckOptional(op, nameof(values), values, runtime, 2, TensorChecks.Activation);
         CheckView(op, nameof(slotMapping), slotMapping, runtime);
-        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, ElementType.F32, ElementType.BF16);
-        TensorChecks.CheckOptional(op, nameof(valuePages), valuePages, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, TensorChecks.Activation);
+        TensorChecks.CheckOptional(op, nameof(valuePages), valuePages, runtime, 3, TensorChecks.Activation);
         if (values.IsNull != valuePages.IsNull)
             ThrowHelper.Argument(op, values.IsNull ? nameof(values) : nameof(valuePages),
                 "values and valuePages come together: pass both (keys and values) or neither (an MLA latent cache).");
@@ -96,12 +96,12 @@ public sealed partial class Ops
         int kvHeads, float scale)
     {
         const string op = nameof(PagedAttention);
-        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, TensorChecks.Activation);
         var runtime = q.Runtime;
-        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(keyPages), keyPages, runtime, 3, TensorChecks.Activation);
         TensorChecks.Check(op, nameof(valuePages), valuePages, runtime, 3, keyPages.ElementType);
         CheckBatch(op, batch, runtime);
-        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, TensorChecks.Activation);
         OpChecks.AtLeast1(op, nameof(kvHeads), kvHeads);
         OpChecks.Finite(op, nameof(scale), scale);
         TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
@@ -138,11 +138,11 @@ public sealed partial class Ops
     public void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, float scale)
     {
         const string op = nameof(PagedMlaAttention);
-        TensorChecks.Check(op, nameof(q), q, Runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(q), q, Runtime, 3, TensorChecks.Activation);
         var runtime = q.Runtime;
-        TensorChecks.Check(op, nameof(latentPages), latentPages, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(latentPages), latentPages, runtime, 3, TensorChecks.Activation);
         CheckBatch(op, batch, runtime);
-        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(destination), destination, runtime, 3, TensorChecks.Activation);
         OpChecks.Finite(op, nameof(scale), scale);
         TensorChecks.NotEmpty(op, nameof(q), q, 0, "tokens");
         TensorChecks.NotEmpty(op, nameof(q), q, 1, "heads");

@@ -192,7 +192,7 @@ public sealed partial class Ops
     {
         const string op = nameof(RmsNorm);
         RmsNormChecks.CheckTypes<float, TWeight>(op);
-        TensorChecks.Check(op, nameof(x), x, Runtime, 2, ElementType.F32, ElementType.BF16);
+        TensorChecks.Check(op, nameof(x), x, Runtime, 2, TensorChecks.Activation);
         CheckView(op, nameof(weight), weight, x.Runtime);
         TensorChecks.Check(op, nameof(destination), destination, x.Runtime, 2, x.ElementType);
         OpChecks.AtLeast1(op, nameof(rowLength), rowLength);

@@ -13,6 +13,12 @@ namespace DeepSeekKernels;
 internal static class TensorChecks
 {
     /// <summary>
+    /// f32 or bf16, the activation types, as an array: a constant argument list would be a constant span, which unoptimised
+    /// (Debug) code builds through RuntimeHelpers.CreateSpan, allocating on every op call.
+    /// </summary>
+    public static readonly ElementType[] Activation = [ElementType.F32, ElementType.BF16];
+
+    /// <summary>
     /// A present tensor on <paramref name="runtime"/> (any runtime when null) of one of <paramref name="types"/>,
     /// with <paramref name="rank"/> dimensions, whose last dimension is dense (every op reads rows as vectors), and
     /// whose address is aligned to its element size.
@@ -65,11 +71,11 @@ internal static class TensorChecks
     {
         if (!x.IsNull && x.Rank == 1)
         {
-            Check(op, name, x, runtime, 1, ElementType.F32, ElementType.BF16);
+            Check(op, name, x, runtime, 1, Activation);
             int rows = OpChecks.Rows(op, name, x.Dim(0), cols, colsName);
             return x.Reshape(rows, cols);
         }
-        Check(op, name, x, runtime, 2, ElementType.F32, ElementType.BF16);
+        Check(op, name, x, runtime, 2, Activation);
         Dim(op, name, x, 1, cols, colsName);
         NotEmpty(op, name, x, 0, "rows");
         return x;
@@ -85,11 +91,11 @@ internal static class TensorChecks
             ThrowHelper.Argument(op, name, $"{name} is read-only memory (a weight used in place from a memory-mapped checkpoint); {op} writes it.");
         if (!y.IsNull && y.Rank == 1)
         {
-            Check(op, name, y, runtime, 1, ElementType.F32, ElementType.BF16);
+            Check(op, name, y, runtime, 1, Activation);
             OpChecks.LongEnough(op, name, y.Dim(0), rows * cols, shape);
             return y.Slice(0, 0, rows * cols).Reshape(rows, cols);
         }
-        Check(op, name, y, runtime, 2, ElementType.F32, ElementType.BF16);
+        Check(op, name, y, runtime, 2, Activation);
         Dim(op, name, y, 0, rows, "the input's rows");
         Dim(op, name, y, 1, cols, shape);
         return y;

@@ -95,7 +95,13 @@ public readonly struct DeviceTensor
 
     /// <summary>A rank-1 tensor over <paramref name="view"/> (default for a default view).</summary>
     public static DeviceTensor FromView<T>(DeviceView<T> view) where T : unmanaged =>
-        view.IsNull ? default : new DeviceTensor(view.Buffer!, view.ElementType, view.Start, [view.Length], [1]);
+        view.IsNull ? default : new DeviceTensor(view.Buffer!, view.ElementType, view.Start, [view.Length], UnitStride);
+
+    /// <summary>
+    /// The stride of a flat view. An array, not a constant collection expression: a constant span of longs is read through
+    /// RuntimeHelpers.CreateSpan, which unoptimised (Debug) code calls for real, allocating a field stub on every view made.
+    /// </summary>
+    static readonly long[] UnitStride = [1];
 
     internal IDeviceAllocation? Allocation { get; }
 
