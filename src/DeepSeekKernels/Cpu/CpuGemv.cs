@@ -72,20 +72,10 @@ internal static unsafe partial class CpuGemv
             return;
         var isa = CpuIsa.Level;
 
-        // x split into even and odd columns for bf16 and INT4: [rows, even half | odd half]
+        // INT4 with int8 activations: x quantised per group and split into even and odd columns (QuantizeInt8Split);
+        // otherwise, for bf16 and INT4, x split into float even and odd columns: [rows, even half | odd half]
         float* split = null;
         long splitStride = w.Cols & ~1;
-        if (w.Type is ElementType.BF16 or ElementType.Int4 && isa != CpuIsaLevel.Portable && splitStride > 0)
-        {
-            long need = rows * splitStride;
-            if (t_split == null || t_split.Length < need)
-                t_split = GC.AllocateUninitializedArray<float>((int)Math.Max(need, 4096), pinned: true);
-            split = (float*)Unsafe.AsPointer(ref t_split[0]);
-            int half = w.Cols / 2;
-            for (int r = 0; r < rows; r++)
-                SplitEvenOdd(x + r * xStride, split + r * splitStride, half);
-        }
-
         Int8Rows int8 = default;
         if (w.Type == ElementType.Int4 && int4Dot == CpuInt4Dot.Int8)
         {
@@ -99,7 +89,16 @@ internal static unsafe partial class CpuGemv
             int8 = new Int8Rows((sbyte*)Unsafe.AsPointer(ref t_int8[0]), (float*)Unsafe.AsPointer(ref t_int8Steps[0]),
                 (int*)Unsafe.AsPointer(ref t_int8Sums[0]));
             QuantizeInt8Split(x, xStride, rows, w.Cols, w.GroupSize, int8.Q, int8.D, int8.Sums, isa);
-            split = null;
+        }
+        else if (w.Type is ElementType.BF16 or ElementType.Int4 && isa != CpuIsaLevel.Portable && splitStride > 0)
+        {
+            long need = rows * splitStride;
+            if (t_split == null || t_split.Length < need)
+                t_split = GC.AllocateUninitializedArray<float>((int)Math.Max(need, 4096), pinned: true);
+            split = (float*)Unsafe.AsPointer(ref t_split[0]);
+            int half = w.Cols / 2;
+            for (int r = 0; r < rows; r++)
+                SplitEvenOdd(x + r * xStride, split + r * splitStride, half);
         }
         var args = new GemvArgs(w, x, xStride, rows, bias, y, yStride, split, splitStride, isa, int8);
         int groups = (w.Rows + GroupRows - 1) / GroupRows;
