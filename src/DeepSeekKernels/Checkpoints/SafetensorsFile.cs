@@ -1,7 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using DeepSeekKernels.Numerics;
 
 namespace DeepSeekKernels.Checkpoints;
@@ -146,19 +145,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
     internal void ReleasePages(TensorInfo tensor, long start, long length)
     {
         CheckOwned(tensor);
-        if (!OperatingSystem.IsLinux() || length <= 0)
+        if (length <= 0)
             return;
-        long page = Environment.SystemPageSize;
-        long begin = (long)(_base + tensor.ByteOffset + start), end = begin + length;
-        long first = (begin + page - 1) / page * page, last = end / page * page;
-        if (last > first)
-            _ = Madvise((nint)first, (nuint)(last - first), MadviseDontNeed);
+        long begin = (long)(_base + tensor.ByteOffset + start);
+        Runtime.MappedPages.Release(begin, begin + length);
     }
-
-    const int MadviseDontNeed = 4;
-
-    [DllImport("libc", EntryPoint = "madvise", SetLastError = false)]
-    static extern int Madvise(nint address, nuint length, int advice);
 
     /// <summary>Bytes [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>) of <paramref name="tensor"/>'s data, from the mapping.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The range is not inside the tensor.</exception>

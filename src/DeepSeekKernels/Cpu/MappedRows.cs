@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace DeepSeekKernels.Cpu;
 
 /// <summary>
@@ -11,14 +9,10 @@ namespace DeepSeekKernels.Cpu;
 /// entries: the data stays in the page cache and a later read faults it back in. Only buffers in a file's mapping
 /// (<see cref="Runtime.DeviceBuffer{T}.IsFileMapping"/>) are ever released; on anonymous memory DONTNEED would discard data.
 /// </summary>
-internal static partial class MappedRows
+internal static class MappedRows
 {
-    const int MadvDontNeed = 4; // Linux
     /// <summary>The span released around a row (fault-around maps within one page-table page: 2 MiB on x86-64 and arm64).</summary>
     const long Window = 2L << 20;
-
-    [LibraryImport("libc", EntryPoint = "madvise")]
-    private static partial int Madvise(nint address, nuint length, int advice);
 
     /// <summary>Whether rows of <paramref name="view"/> are released after reading: a buffer in a file's mapping, on Linux.</summary>
     public static bool Applies<T>(Runtime.DeviceView<T> view) where T : unmanaged =>
@@ -26,16 +20,11 @@ internal static partial class MappedRows
 
     /// <summary>
     /// Drops the page-table entries of the whole pages of [tableStart, tableStart + tableBytes) within the 2 MiB-aligned
-    /// window around [row, row + rowBytes). Advisory: a failure leaves the pages mapped, nothing else.
+    /// window around [row, row + rowBytes) (<see cref="Runtime.MappedPages.Release"/>).
     /// </summary>
-    public static void Release(nint tableStart, long tableBytes, nint row, long rowBytes)
-    {
-        long page = Environment.SystemPageSize;
-        long first = Math.Max(AlignUp(tableStart, page), AlignDown(row, Window));
-        long end = Math.Min(AlignDown(tableStart + tableBytes, page), AlignUp(row + rowBytes, Window));
-        if (end > first)
-            Madvise((nint)first, (nuint)(end - first), MadvDontNeed);
-    }
+    public static void Release(nint tableStart, long tableBytes, nint row, long rowBytes) =>
+        Runtime.MappedPages.Release(Math.Max(tableStart, AlignDown(row, Window)),
+            Math.Min(tableStart + tableBytes, AlignUp(row + rowBytes, Window)));
 
     static long AlignDown(long value, long alignment) => value / alignment * alignment;
 
