@@ -153,10 +153,17 @@ template <typename Fn> double median_us(Fn fn, cudaStream_t stream, int iters) {
     return 1000.0 * ms[ms.size() / 2];
 }
 
-// True when a CUDA device is present; otherwise prints "SKIP: no CUDA device" (the caller exits 77, ctest's skip).
+// True when a CUDA device is present; otherwise prints "SKIP: no CUDA device" (the caller exits 77, ctest's skip), or,
+// under DSK_REQUIRE_GPU=1 (scripts/gpu-check.sh), "FAIL: ..." and exits 1: on the GPU machine a skip would hide that
+// nothing ran.
 inline bool gpu_present() {
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        const char* required = std::getenv("DSK_REQUIRE_GPU");
+        if (required != nullptr && std::strcmp(required, "1") == 0) {
+            std::printf("FAIL: no CUDA device, and DSK_REQUIRE_GPU=1\n");
+            std::exit(1);
+        }
         std::printf("SKIP: no CUDA device\n");
         return false;
     }

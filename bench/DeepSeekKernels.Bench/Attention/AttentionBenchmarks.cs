@@ -16,14 +16,7 @@ namespace DeepSeekKernels.Bench.Attention;
 // Each invocation enqueues the method's launches back to back and synchronises once. GPU only ([CudaOnly]): smoke runs
 // and machines without a GPU leave them out (Program.cs says so and exits 0).
 // DSK_BENCH_HEADLINE=1 (what scripts/gpu-check.sh sets) keeps the headline parameters only: decode at page 16, MLA at batch
-// 1 and 128, RoPE + KvAppend at 4096 tokens (about 35 cases, two to three minutes on an H200).
-
-/// <summary>Which parameter sets the attention benchmarks run.</summary>
-internal static class AttentionCases
-{
-    /// <summary>DSK_BENCH_HEADLINE=1: the headline subset (scripts/gpu-check.sh); else every case of the issue.</summary>
-    public static bool Headline => Environment.GetEnvironmentVariable("DSK_BENCH_HEADLINE") == "1";
-}
+// 1 and 128, RoPE + KvAppend at 4096 tokens (35 cases).
 
 /// <summary>
 /// What the attention benchmark classes share: the runtime, everything a setup allocates (<see cref="Keep{T}"/>, freed by the
@@ -86,7 +79,7 @@ public class PagedDecodeBenchmarks : AttentionBenchmark, IBandwidthBenchmark
 
     [ParamsSource(nameof(PageSizes))] public int PageSize = 16;
 
-    public static IEnumerable<int> PageSizes => AttentionCases.Headline ? [16] : [16, 64];
+    public static IEnumerable<int> PageSizes => BenchEnvironment.Headline ? [16] : [16, 64];
 
     /// <summary>"batch x context".</summary>
     [Params("1x32768", "16x4096", "64x2048")] public string Shape = "1x32768";
@@ -207,7 +200,7 @@ public class MlaDecodeBenchmarks : AttentionBenchmark, IBandwidthBenchmark, ICom
     [Params(128, 16)] public int Heads = 128;
     [ParamsSource(nameof(Batches))] public int Batch = 1;
 
-    public static IEnumerable<int> Batches => AttentionCases.Headline ? [1, 128] : [1, 32, 128];
+    public static IEnumerable<int> Batches => BenchEnvironment.Headline ? [1, 128] : [1, 32, 128];
 
     const float Scale = 0.0723f; // DeepSeek's 1/sqrt(192) (qk head 128 + 64), YaRN mscale aside
 
@@ -447,7 +440,7 @@ public class RopeKvAppendBenchmarks : AttentionBenchmark, IBandwidthBenchmark
 
     [ParamsSource(nameof(TokenCounts))] public int Tokens = 16;
 
-    public static IEnumerable<int> TokenCounts => AttentionCases.Headline ? [4096] : [16, 4096];
+    public static IEnumerable<int> TokenCounts => BenchEnvironment.Headline ? [4096] : [16, 4096];
 
     DeviceBuffer<BFloat16>? _rows, _keyPages, _valuePages, _copyDestination;
     DeviceBuffer<int>? _positions, _slots;

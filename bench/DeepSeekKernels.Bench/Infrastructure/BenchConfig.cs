@@ -18,12 +18,22 @@ public sealed class BenchConfig : ManualConfig
 {
     public BenchConfig()
     {
-        AddJob(Job.Default
-            .WithToolchain(InProcessEmitToolchain.Instance)
-            .WithLaunchCount(1)
-            .WithWarmupCount(3)
-            .WithIterationCount(12)
-            .WithIterationTime(TimeInterval.FromMilliseconds(100)));
+        // DSK_BENCH_QUICK=1 (scripts/gpu-check.sh): the short job, about a third of the time per case.
+        AddJob(BenchEnvironment.Quick
+            ? Job.Default
+                .WithToolchain(InProcessEmitToolchain.Instance)
+                .WithLaunchCount(1)
+                .WithWarmupCount(1)
+                .WithIterationCount(5)
+                .WithIterationTime(TimeInterval.FromMilliseconds(50))
+                .WithEvaluateOverhead(false)
+                .WithId("Quick")
+            : Job.Default
+                .WithToolchain(InProcessEmitToolchain.Instance)
+                .WithLaunchCount(1)
+                .WithWarmupCount(3)
+                .WithIterationCount(12)
+                .WithIterationTime(TimeInterval.FromMilliseconds(100)));
         AddColumnProvider(DefaultColumnProviders.Descriptor, DefaultColumnProviders.Params);
         AddColumn(StatisticColumn.Mean, StatisticColumn.Median, StatisticColumn.StdDev);
         AddColumn(new BandwidthColumn(shareOfCopy: false), new BandwidthColumn(shareOfCopy: true), new TeraflopsColumn());

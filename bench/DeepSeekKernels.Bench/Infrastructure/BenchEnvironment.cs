@@ -8,6 +8,23 @@ public static class BenchEnvironment
     /// the benchmarks run before spending GPU time on them. Its numbers mean nothing.
     /// </summary>
     public static bool Smoke => Environment.GetEnvironmentVariable("DSK_BENCH_SMOKE") == "1";
+
+    /// <summary>
+    /// DSK_BENCH_HEADLINE=1 (scripts/gpu-check.sh): each class runs only the cases its headline figures need (the goals'
+    /// shapes), so every issue's figures fit one short GPU call; without it, every case of the issue.
+    /// </summary>
+    public static bool Headline => Environment.GetEnvironmentVariable("DSK_BENCH_HEADLINE") == "1";
+
+    /// <summary>
+    /// DSK_BENCH_QUICK=1 (scripts/gpu-check.sh): the short job of <see cref="BenchConfig"/> (1 warm-up and 5 measured
+    /// iterations of 50 ms, no overhead evaluation) instead of 3 and 12 of 100 ms: about a third of the time per case.
+    /// A GPU kernel's time per launch varies by a few percent between iterations, so medians of 5 hold; the report says
+    /// which job ran.
+    /// </summary>
+    public static bool Quick => Environment.GetEnvironmentVariable("DSK_BENCH_QUICK") == "1";
+
+    /// <summary>DSK_REQUIRE_GPU=1 (scripts/gpu-check.sh): finding no GPU is a failure, not a note.</summary>
+    public static bool GpuRequired => Environment.GetEnvironmentVariable("DSK_REQUIRE_GPU") == "1";
 }
 
 /// <summary>A benchmark that needs a CUDA GPU even in smoke mode (cuBLAS, say): smoke runs leave it out.</summary>

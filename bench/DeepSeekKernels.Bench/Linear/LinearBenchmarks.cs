@@ -47,8 +47,9 @@ public class LinearBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDisposa
     /// <summary>In x out features, "KxN".</summary>
     [ParamsSource(nameof(Shapes))] public string Shape = "7168x18432";
 
-    public static IEnumerable<int> TokenCounts => [1, 4, 16, 64, 512, 4096];
-    public static IEnumerable<string> Shapes => ["7168x18432", "18432x7168", "4096x14336", "7168x2048"];
+    /// <summary>The tokens and shapes; DSK_BENCH_HEADLINE=1: decode at 1 and 16 tokens and prefill at 4096 on DeepSeek-V3's gate/up shape.</summary>
+    public static IEnumerable<int> TokenCounts => BenchEnvironment.Headline ? [1, 16, 4096] : [1, 4, 16, 64, 512, 4096];
+    public static IEnumerable<string> Shapes => BenchEnvironment.Headline ? ["7168x18432"] : ["7168x18432", "18432x7168", "4096x14336", "7168x2048"];
 
     int K => int.Parse(Shape.Split('x')[0]);
     int N => int.Parse(Shape.Split('x')[1]);

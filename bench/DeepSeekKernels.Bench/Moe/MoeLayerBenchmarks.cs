@@ -51,7 +51,7 @@ public class MoeLayerBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDispo
     [ParamsSource(nameof(Schemes))] public string Weights = MoeExperts.Bf16;
 
     public static IEnumerable<int> TokenCounts => [1, 16, 128, 4096];
-    public static IEnumerable<string> Schemes => MoeShape.Headline ? [MoeExperts.Bf16, MoeExperts.Fp8] : [MoeExperts.Bf16, MoeExperts.Fp8, MoeExperts.Int4];
+    public static IEnumerable<string> Schemes => BenchEnvironment.Headline ? [MoeExperts.Bf16, MoeExperts.Fp8] : [MoeExperts.Bf16, MoeExperts.Fp8, MoeExperts.Int4];
 
     DeviceRuntime? _runtime;
     readonly List<IDisposable> _owned = [];

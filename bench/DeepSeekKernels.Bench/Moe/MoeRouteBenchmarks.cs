@@ -28,7 +28,10 @@ public class MoeRouteBenchmarks : IBandwidthBenchmark, IDisposable
 {
     const int Calls = 512;
 
-    [Params(1, 16, 128, 512)] public int Tokens = 1;
+    [ParamsSource(nameof(TokenCounts))] public int Tokens = 1;
+
+    /// <summary>Decode to a 512-token prefill chunk; DSK_BENCH_HEADLINE=1: the two ends of the goal's range.</summary>
+    public static IEnumerable<int> TokenCounts => BenchEnvironment.Headline ? [1, 512] : [1, 16, 128, 512];
 
     DeviceRuntime? _runtime;
     DeviceBuffer<float>? _logits, _bias, _weights, _copyDestination;

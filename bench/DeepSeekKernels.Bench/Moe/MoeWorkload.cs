@@ -44,9 +44,6 @@ internal static class MoeShape
         RoutedScalingFactor = 2.5,
     };
 
-    /// <summary>DSK_BENCH_HEADLINE=1: the headline subset (scripts/gpu-check.sh); else every case.</summary>
-    public static bool Headline => Environment.GetEnvironmentVariable("DSK_BENCH_HEADLINE") == "1";
-
     /// <summary>FLOPs of the experts' GEMMs for <paramref name="slots"/> routed rows: 2 x rows x (gate|up 2 x 2048 x 7168 + down 7168 x 2048).</summary>
     public static double ExpertFlops(long slots) => 2.0 * slots * (2.0 * Intermediate * Hidden + (double)Hidden * Intermediate);
 
@@ -377,7 +374,7 @@ public sealed class MoeLayerCasesAttribute : Attribute, IConfigSource
         {
             RelativeToMethodColumn.GemmMethod => weights == MoeExperts.Bf16 && tokens == MoeLayerBenchmarks.TokenCounts.First(),
             MoeRelativeColumn.LoopMethod => weights == MoeExperts.Bf16,
-            nameof(MoeLayerBenchmarks.Ilgpu) => !(MoeShape.Headline && tokens >= 4096),
+            nameof(MoeLayerBenchmarks.Ilgpu) => !(BenchEnvironment.Headline && tokens >= 4096),
             _ => true,
         };
     }

@@ -21,8 +21,9 @@ public class RmsNormBenchmarks : IBandwidthBenchmark, IDisposable
 
     // Decode (1, 16 tokens) and prefill (4096) at DeepSeek-V2-Lite / Llama-8B (4096) and DeepSeek-V3 (7168)
     // widths; in smoke mode (ILGPU's CPU accelerator, no GPU) small shapes that only prove the code runs.
-    public static IEnumerable<int> TokenCounts => BenchEnvironment.Smoke ? [1, 4] : [1, 16, 4096];
-    public static IEnumerable<int> HiddenSizes => BenchEnvironment.Smoke ? [64] : [4096, 7168];
+    // DSK_BENCH_HEADLINE=1: one decode and one prefill row count at DeepSeek-V3's width.
+    public static IEnumerable<int> TokenCounts => BenchEnvironment.Smoke ? [1, 4] : BenchEnvironment.Headline ? [1, 4096] : [1, 16, 4096];
+    public static IEnumerable<int> HiddenSizes => BenchEnvironment.Smoke ? [64] : BenchEnvironment.Headline ? [7168] : [4096, 7168];
 
     RmsNormWorkload? _work;
 
