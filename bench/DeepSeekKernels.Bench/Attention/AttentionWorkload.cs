@@ -216,7 +216,7 @@ internal sealed class GemmCeiling : IDisposable
 /// </summary>
 public sealed class RelativeToMethodColumn(string id, string name, string reference, bool rate, string legend) : IColumn
 {
-    public const string GemmMethod = "CublasBf16"; // not "*Gemm*": gpu-check's bench step filters on that
+    public const string GemmMethod = "CublasBf16"; // not "*Gemm*": a filter on that would also pick CublasGemmBenchmarks
     public const string NativeMethod = "Native";
 
     public string Id => id;

@@ -22,9 +22,8 @@ namespace DeepSeekKernels.Bench.Moe;
 // kept out of the figures by timing CUDA graphs: each method's calls are captured once (DeviceRuntime.CaptureGraph, after one
 // uncaptured call that compiles and loads every kernel) and an invocation replays the graph and synchronises. GPU only
 // ([CudaOnly]): smoke runs and machines without a GPU leave them out (Program.cs says so and exits 0).
-// DSK_BENCH_HEADLINE=1 (scripts/gpu-check.sh, DSK_STEPS=moe) keeps the headline cases: routing at all four token counts; the
-// layer at 1, 16, 128 and 4096 tokens with bf16 and FP8 experts (INT4 and ILGPU's 4096-token layer left out), about 40 cases,
-// two to three minutes on an H200.
+// DSK_BENCH_HEADLINE=1 (scripts/gpu-check.sh, its bench-moe step) keeps the headline cases: routing at 1 and 512 tokens; the
+// layer at 1, 16, 128 and 4096 tokens with bf16 and FP8 experts (INT4 and ILGPU's 4096-token layer left out): 33 cases.
 
 /// <summary>DeepSeek-V3's MoE shapes and router configuration, and which parameter sets the MoE benchmarks run.</summary>
 internal static class MoeShape
