@@ -1,4 +1,5 @@
 using DeepSeekKernels.Models;
+using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Tests.Checkpoints;
 using DeepSeekKernels.Tests.Support;
 
@@ -60,54 +61,54 @@ public class GoldenLogitsTests
 
     /// <summary>
     /// A bf16 KV cache (the GPU backends' default) on the float32 activations: within 3e-2 of the golden logits at every
-    /// position but at most one, and within 1e-2 at the median. The prompt runs in chunks of 5, so later chunks read the
-    /// keys earlier ones rounded to bf16. Measured 2026-11-30: 1.6e-3 to 3.5e-3 per position on every fixture, except one
-    /// position of deepseek_v3 at 2.7e-1 (the f32 cache gives 1e-6 there); a discontinuity such as an expert choice that
-    /// flips under the rounding would explain it (not verified), hence the one position allowed.
+    /// position where each MoE layer chose the experts the exact path chose, and within 1e-2 at the median. The prompt runs
+    /// in chunks of 5, so later chunks read the keys earlier ones rounded to bf16. Measured 2026-12-01: 2.2e-3 to 3.5e-3 per
+    /// position on every fixture, except deepseek_v3's position 2 (2.7e-1), where a MoE layer's routing flipped
+    /// (<see cref="Bf16Bars"/>).
     /// </summary>
     [Theory]
     [MemberData(nameof(CheckpointFixtures.AllModelFolders), MemberType = typeof(CheckpointFixtures))]
-    public void ABf16KvCacheStaysWithinTheBf16Tolerance(string name)
-    {
-        string folder = CheckpointFixtures.Folder(name);
-        var (ids, golden, _) = ModelTestSupport.Golden(folder);
-        using var model = ModelTestSupport.Load(folder, chunkTokens: 5);
-        int vocab = model.Shape.Vocab;
-        using var cache = model.CreateCache(ids.Length, DeepSeekKernels.Numerics.ElementType.BF16);
-        var logits = new float[ids.Length * vocab];
-        model.Forward(ids, cache, logits, allPositions: true);
-        var errors = Enumerable.Range(0, ids.Length)
-            .Select(p => ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab))).Order().ToArray();
-        Assert.True(errors[^2] < 3e-2, $"{name}: two or more positions beyond 3e-2: {string.Join(", ", errors.Select(e => e.ToString("E1")))}");
-        Assert.True(errors[errors.Length / 2] < 1e-2, $"{name}: median relative error {errors[errors.Length / 2]:E2} (bar 1e-2)");
-        Assert.True(errors[0] > 1e-5, $"{name}: a bf16 cache gave the f32 logits (error {errors[0]:E1}): was the cache really bf16?");
-    }
+    public void ABf16KvCacheStaysWithinTheBf16Tolerance(string name) =>
+        Bf16Bars(name, ElementType.F32, ElementType.BF16, medianBar: 1e-2, leastError: 1e-5, chunkTokens: 5);
 
     /// <summary>
     /// The bf16 path (`--dtype bfloat16`): bf16 activations with f32 accumulation and a bf16 KV cache, against the golden
-    /// logits of transformers' float32 run. Measured 2026-11-30 (median / worst relative error per position):
-    /// llama 8.5e-3 / 1.1e-2, qwen2 6.0e-3 / 8.0e-3, deepseek_v2_lite 7.7e-3 / 9.1e-3, dsv3-pydoc-tiny 3.1e-3 / 3.6e-3;
-    /// deepseek_v3 1.0e-2 median with two positions at 1.3e-1 and 2.3e-1, deepseek_v3_fp8 9.4e-3 with one at 2.5e-1
-    /// (the random-weight V3 fixtures' sigmoid router sits near ties; the f32 path gives 1e-6 at those positions). Bars:
-    /// median below 1.5e-2, every position below 3e-2 except at most two on the V3 fixtures.
+    /// logits of transformers' float32 run: within 3e-2 at every position where each MoE layer chose the experts the exact
+    /// path chose, median below 1.5e-2. Measured 2026-12-01 (median / worst of the positions with the exact path's routing):
+    /// 7e-3 to 1.1e-2 / at most 1.2e-2 on every fixture.
     /// </summary>
     [Theory]
     [MemberData(nameof(CheckpointFixtures.AllModelFolders), MemberType = typeof(CheckpointFixtures))]
-    public void TheBf16PathStaysWithinTheBf16Tolerance(string name)
+    public void TheBf16PathStaysWithinTheBf16Tolerance(string name) =>
+        Bf16Bars(name, ElementType.BF16, ElementType.BF16, medianBar: 1.5e-2, leastError: 1e-4);
+
+    /// <summary>
+    /// The bf16 bars, with the one exception they allow named and checked: a position where rounding to bf16 made a MoE
+    /// router choose other experts than the exact path (a near-tie of the random-weight V3 fixtures' sigmoid router, whose
+    /// group-limited top-k can swap a whole group) computes another function there, so its logits are not held to 3e-2.
+    /// Measured 2026-12-01 on the bf16 path: deepseek_v3 flips at position 17 in its second MoE layer ([1,3,5,7] ->
+    /// [1,3,6,7]; error 1.5e-1 there), deepseek_v3_fp8 at position 11 ([1,3,12,15] -> [1,3,9,11]; 2.5e-1); every other
+    /// position of every fixture is below 1.2e-2. At most 2 flipped positions per fixture are tolerated, so a bf16 bug that
+    /// corrupts routing broadly still fails; every position whose routing matched must meet the bar.
+    /// </summary>
+    static void Bf16Bars(string name, ElementType activations, ElementType kvCache, double medianBar, double leastError,
+        int chunkTokens = ModelLoader.DefaultChunkTokens)
     {
         string folder = CheckpointFixtures.Folder(name);
         var (ids, golden, _) = ModelTestSupport.Golden(folder);
-        using var model = ModelLoader.Load(folder, Ops.Create(TestDevices.Cpu, Backend.Reference), activations: DeepSeekKernels.Numerics.ElementType.BF16);
-        Assert.Equal(DeepSeekKernels.Numerics.ElementType.BF16, model.Activations);
-        int vocab = model.Shape.Vocab;
-        using var cache = model.CreateCache(ids.Length, DeepSeekKernels.Numerics.ElementType.BF16);
-        var logits = new float[ids.Length * vocab];
-        model.Forward(ids, cache, logits, allPositions: true);
+        var exact = ModelTestSupport.LogitsAndRoutes(folder, ids, ElementType.F32, ElementType.F32, chunkTokens);
+        var run = ModelTestSupport.LogitsAndRoutes(folder, ids, activations, kvCache, chunkTokens);
+        int vocab = golden.Length / ids.Length;
+        var flips = ModelTestSupport.RoutingFlips(exact.Routes, run.Routes, ids.Length);
         var errors = Enumerable.Range(0, ids.Length)
-            .Select(p => ModelTestSupport.RelativeError(logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab))).Order().ToArray();
-        int allowed = name.StartsWith("deepseek_v3", StringComparison.Ordinal) ? 2 : 0;
-        Assert.True(errors[errors.Length - 1 - allowed] < 3e-2, $"{name}: {string.Join(", ", errors.Select(e => e.ToString("E1")))}");
-        Assert.True(errors[errors.Length / 2] < 1.5e-2, $"{name}: median relative error {errors[errors.Length / 2]:E2} (bar 1.5e-2)");
-        Assert.True(errors[0] > 1e-4, $"{name}: the bf16 path gave the f32 logits (error {errors[0]:E1}): were the activations really bf16?");
+            .Select(p => ModelTestSupport.RelativeError(run.Logits.AsSpan(p * vocab, vocab), golden.AsSpan(p * vocab, vocab))).ToArray();
+        string all = string.Join(", ", errors.Select((e, p) => $"{p}{(flips.Contains(p) ? "*" : "")}: {e:E1}"));
+
+        Assert.True(flips.Count <= 2, $"{name}: routing flipped at {flips.Count} positions (* below): {all}");
+        for (int p = 0; p < ids.Length; p++)
+            Assert.True(flips.Contains(p) || errors[p] < 3e-2, $"{name}: position {p} beyond 3e-2 with the exact path's routing: {all}");
+        var sorted = errors.Order().ToArray();
+        Assert.True(sorted[sorted.Length / 2] < medianBar, $"{name}: median relative error {sorted[sorted.Length / 2]:E2} (bar {medianBar:E1}): {all}");
+        Assert.True(sorted[0] > leastError, $"{name}: error {sorted[0]:E1} at best: was the run really in bf16? {all}");
     }
 }

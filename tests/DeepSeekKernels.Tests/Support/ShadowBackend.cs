@@ -51,8 +51,15 @@ internal sealed class ShadowBackend(Backend kind, Func<OpSignature, string?> ref
     public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) => R.Softmax(x, y, rows, rowLength);
     public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => R.Add(x, y, z);
     public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => R.Scale(x, factor, y);
+    /// <summary>Called after each MoeRoute with the experts it chose, [tokens, topK] (the calls' order is the model's).</summary>
+    public Action<int[]>? OnRoute { get; init; }
+
     public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
-        MoeRouting routing) => R.MoeRoute(logits, bias, ids, weights, tokens, routing);
+        MoeRouting routing)
+    {
+        R.MoeRoute(logits, bias, ids, weights, tokens, routing);
+        OnRoute?.Invoke(ids.Slice(0, tokens * routing.TopK).ToArray());
+    }
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
         int tokens, int topK, int hidden, int experts) => R.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
     public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) => R.GroupedLinear(x, offsets, w, y, m);
