@@ -198,14 +198,15 @@ gpu_classes=(-class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance
              -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests
              -class DeepSeekKernels.Tests.OpTests.NativeLinearPathTests -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
              -class DeepSeekKernels.Tests.OpTests.CapabilityTests -class DeepSeekKernels.Tests.OpTests.FallbackTests)
-# CudaErrorTests provokes CUDA API errors on purpose: run here, left out of memcheck.
-step tests 60 240 "${tests[@]}" -noColor -xml "$work/tests.xml" "${gpu_classes[@]}" -class DeepSeekKernels.Tests.Runtime.CudaErrorTests
+# CudaErrorTests provokes CUDA API errors on purpose: run here, left out of memcheck. -longRunning names every test still
+# running after that many seconds, so a kernel that hangs is found in the log even when the step is stopped at its cap.
+step tests 60 240 "${tests[@]}" -noColor -longRunning 30 -xml "$work/tests.xml" "${gpu_classes[@]}" -class DeepSeekKernels.Tests.Runtime.CudaErrorTests
 
 # 3. The same classes under memcheck, which must report 0 errors in every process it watched.
 if selected sanitizer && ! command -v compute-sanitizer >/dev/null; then
   row sanitizer "FAILED (compute-sanitizer not found)" -; todo+=(sanitizer); failed=1
 elif step sanitizer 60 240 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
-    "${tests[@]}" -noColor "${gpu_classes[@]}" || [ -f "$work/sanitizer.log" ]; then
+    "${tests[@]}" -noColor -longRunning 60 "${gpu_classes[@]}" || [ -f "$work/sanitizer.log" ]; then
   if [ -f "$work/sanitizer.log" ] && { ! grep -q "ERROR SUMMARY" "$work/sanitizer.log" \
       || grep "ERROR SUMMARY" "$work/sanitizer.log" | grep -vq "ERROR SUMMARY: 0 errors"; }; then
     fail_step sanitizer "memcheck did not report 0 errors"
