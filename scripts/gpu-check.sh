@@ -29,6 +29,8 @@
 #   bench-linear       40/150  LinearBenchmarks: M = 1, 16, 4096 on K = 7168, N = 18432 (issue 11)
 #   bench-attention    40/200  paged GQA decode, MLA decode, causal prefill, RoPE + KvAppend (issue 12)
 #   bench-moe          40/200  MoE routing and the whole MoE layer (issue 13)
+#   dsk-bench          60/240  end to end: dsk bench (pp512, tg128) on the native backend over random-weight checkpoints of
+#                              bench/models (R1-Distill-Llama-8B's shapes, 16 GB; DeepSeek-V3 scaled to one GPU, 9.4 GB)
 #   bench-peers        30/180  PyTorch on the same shapes: bench/peers/{linear,attention,moe}_peers.py --quick
 #   native-racecheck   30/180  the check programs' quick sets under compute-sanitizer racecheck
 #   native-bench       30/150  the check programs' --bench modes (CUDA events, beside a copy or cuBLAS)
@@ -40,8 +42,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-all_steps=(native-build native-ctest tests sanitizer dsk-generate dsk-check bench-linear bench-attention bench-moe bench-peers
-           native-racecheck native-bench bench-rmsnorm)
+all_steps=(native-build native-ctest tests sanitizer dsk-generate dsk-check bench-linear bench-attention bench-moe dsk-bench
+           bench-peers native-racecheck native-bench bench-rmsnorm)
 steps=" ${DSK_STEPS:-all} "
 for s in $steps; do
   [ "$s" = all ] || [[ " ${all_steps[*]} " == *" $s "* ]] || { echo "gpu-check: unknown step '$s' (steps: all ${all_steps[*]})" >&2; exit 2; }
@@ -105,6 +107,7 @@ summary() {
   grep -h "\[FAIL\]" "$work/tests.log" 2>/dev/null | head -n 20 | sed 's/^ */failed: /'
   grep -h "ERROR SUMMARY" "$work/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
   grep -h "^dsk-generate" "$work/dsk-generate.log" 2>/dev/null
+  grep -h "^dsk-bench" "$work/dsk-bench.log" 2>/dev/null
   if ((${#todo[@]})); then
     local next=" ${todo[*]} "
     [[ "$next" == *" native-build "* ]] || next=" native-build$next"
@@ -251,7 +254,30 @@ step bench-attention 40 200 "${headline[@]}" --filter '*.PagedDecodeBenchmarks.*
   '*.PrefillAttentionBenchmarks.*' '*.RopeKvAppendBenchmarks.*' --artifacts "$work/bench-attention"
 step bench-moe 40 200 "${headline[@]}" --filter '*.MoeRouteBenchmarks.*' '*.MoeLayerBenchmarks.*' --artifacts "$work/bench-moe"
 
-# 6. Detail: PyTorch on the same shapes (cuBLAS/cuBLASLt incl. FP8 block scales where offered, SDPA, transformers' MoE chain),
+# 6. End to end on real shapes: random-weight checkpoints of bench/models (R1-Distill-Llama-8B's architecture, 16 GB; a
+#    DeepSeek-V3 scaled to one GPU, 9.4 GB) written here by dsk random-checkpoint, then dsk bench (llama-bench's pp512 and
+#    tg128) on the native backend, each checkpoint removed after its run.
+dsk_bench() { # dsk_bench DSK_COMMAND...
+  local rc=0 m dir
+  for m in r1-distill-llama-8b dsv3-bench; do
+    dir=${TMPDIR:-/tmp}/dsk-random-$m
+    rm -rf "$dir" "$dir.log"
+    echo "== dsk random-checkpoint bench/models/$m.json $dir"
+    if ! "$@" random-checkpoint "bench/models/$m.json" "$dir"; then rc=1; continue; fi
+    echo "== dsk bench -m $dir --backend native --json"
+    if "$@" bench -m "$dir" --backend native --json >"$dir.log" 2>&1; then
+      cat "$dir.log"
+      echo "dsk-bench $m native: $(grep -E '^(pp|tg)[0-9]+:' "$dir.log" | cut -d' ' -f1-2 | paste -sd' ' -) tokens/s"
+    else
+      cat "$dir.log"; rc=1
+    fi
+    rm -rf "$dir" "$dir.log"
+  done
+  return $rc
+}
+step dsk-bench 60 240 bash -c "$(declare -f dsk_bench); dsk_bench \"\$@\"" dsk_bench "${dsk[@]}"
+
+# 7. Detail: PyTorch on the same shapes (cuBLAS/cuBLASLt incl. FP8 block scales where offered, SDPA, transformers' MoE chain),
 #    the check programs' quick sets under racecheck (split-K sums, tensor-core tiles and permutation ranks exchange through
 #    shared memory), their C-level benches, and RMSNorm.
 peers() {

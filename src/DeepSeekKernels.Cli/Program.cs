@@ -21,6 +21,7 @@ var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.")
     PlanCommand.Create(),
     CheckCommand.Create(),
     BenchCommand.Create(),
+    RandomCheckpointCommand.Create(),
 };
 root.Options.Add(verbose);
 

@@ -81,77 +81,21 @@ public static class CheckpointConformance
 
         public void Model()
         {
-            Matrix("model.embed_tokens", s.Vocab, s.Hidden);
-            if (!s.TieEmbeddings)
-                Matrix("lm_head", s.Vocab, s.Hidden);
-            Vector("model.norm.weight", s.Hidden);
-            for (int layer = 0; layer < s.Layers; layer++)
+            foreach (var entry in CheckpointLayout.Of(s))
             {
-                string p = string.Create(CultureInfo.InvariantCulture, $"model.layers.{layer}.");
-                Vector(p + "input_layernorm.weight", s.Hidden);
-                Vector(p + "post_attention_layernorm.weight", s.Hidden);
-                if (s.IsMla)
-                    Mla(p + "self_attn");
-                else
-                    Gqa(p + "self_attn");
-                if (s.IsMoeLayer(layer))
-                    Moe(p + "mlp");
-                else
-                    Dense(p + "mlp", s.Intermediate, s.Hidden);
+                switch (entry.Kind)
+                {
+                    case LayoutKind.Matrices:
+                        Stack(entry.Names.Count, i => entry.Names[i], entry.Rows, entry.Cols);
+                        break;
+                    case LayoutKind.Vector:
+                        Vector(entry.Names[0], entry.Rows);
+                        break;
+                    case LayoutKind.HostMatrix:
+                        HostMatrix(entry.Names[0], entry.Rows, entry.Cols);
+                        break;
+                }
             }
-        }
-
-        void Dense(string prefix, int intermediate, int hidden)
-        {
-            Matrix(prefix + ".gate_proj", intermediate, hidden);
-            Matrix(prefix + ".up_proj", intermediate, hidden);
-            Matrix(prefix + ".down_proj", hidden, intermediate);
-        }
-
-        void Moe(string prefix)
-        {
-            Matrix(prefix + ".gate", s.Experts, s.Hidden);
-            if (s.Architecture == ModelArchitecture.DeepSeekV3)
-                Vector(prefix + ".gate.e_score_correction_bias", s.Experts);
-            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.gate_proj"), s.MoeIntermediate, s.Hidden);
-            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.up_proj"), s.MoeIntermediate, s.Hidden);
-            Stack(s.Experts, e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.down_proj"), s.Hidden, s.MoeIntermediate);
-            if (s.SharedExperts > 0)
-                Dense(prefix + ".shared_experts", s.MoeIntermediate * s.SharedExperts, s.Hidden);
-        }
-
-        void Mla(string prefix)
-        {
-            int heads = s.Heads, nope = s.QkNopeHeadDim, v = s.VHeadDim, latent = s.KvLoraRank;
-            if (s.QLoraRank is int qLora)
-            {
-                Matrix(prefix + ".q_a_proj", qLora, s.Hidden);
-                Vector(prefix + ".q_a_layernorm.weight", qLora);
-                Matrix(prefix + ".q_b_proj", heads * s.QkHeadDim, qLora);
-            }
-            else
-            {
-                Matrix(prefix + ".q_proj", heads * s.QkHeadDim, s.Hidden);
-            }
-            Matrix(prefix + ".kv_a_proj_with_mqa", latent + s.QkRopeHeadDim, s.Hidden);
-            Vector(prefix + ".kv_a_layernorm.weight", latent);
-            HostMatrix(prefix + ".kv_b_proj", heads * (nope + v), latent);
-            Matrix(prefix + ".o_proj", s.Hidden, heads * v);
-        }
-
-        void Gqa(string prefix)
-        {
-            int q = s.Heads * s.HeadDim, kv = s.KvHeads * s.HeadDim;
-            Matrix(prefix + ".q_proj", q, s.Hidden);
-            if (s.QkvBias)
-                Vector(prefix + ".q_proj.bias", q);
-            Matrix(prefix + ".k_proj", kv, s.Hidden);
-            if (s.QkvBias)
-                Vector(prefix + ".k_proj.bias", kv);
-            Matrix(prefix + ".v_proj", kv, s.Hidden);
-            if (s.QkvBias)
-                Vector(prefix + ".v_proj.bias", kv);
-            Matrix(prefix + ".o_proj", s.Hidden, q);
         }
 
         // What WeightLoader checks, in its order.
@@ -162,8 +106,6 @@ public static class CheckpointConformance
             Read.Add(name);
             return tensor;
         }
-
-        void Matrix(string prefix, int rows, int cols) => Stack(1, _ => prefix, rows, cols);
 
         /// <summary>WeightLoader.Stack: every matrix's shape and the shared dtype first, then the dtype, then FP8 scales one by one.</summary>
         void Stack(int count, Func<int, string> prefixOf, int rows, int cols)

@@ -21,7 +21,7 @@ public sealed class GpuCheckScriptTests : IDisposable
     static readonly string[] Steps =
     [
         "native-build", "native-ctest", "tests", "sanitizer", "dsk-generate", "dsk-check", "bench-linear", "bench-attention",
-        "bench-moe", "bench-peers", "native-racecheck", "native-bench", "bench-rmsnorm",
+        "bench-moe", "dsk-bench", "bench-peers", "native-racecheck", "native-bench", "bench-rmsnorm",
     ];
 
     // One stub for every tool: its name says which it plays.
@@ -163,6 +163,9 @@ public sealed class GpuCheckScriptTests : IDisposable
         Assert.Equal(4, benches.Length);
         Assert.All(benches, c => Assert.EndsWith("REQUIRE_GPU=1 HEADLINE=1 QUICK=1", c));
         Assert.Equal(9, run.Calls.Count(c => c.StartsWith("compute-sanitizer --tool racecheck")));
+        // End to end: a random-weight checkpoint of each bench model, then dsk bench on the native backend over it.
+        Assert.Equal(2, run.Calls.Count(c => c.Contains("DeepSeekKernels.Cli -- random-checkpoint bench/models/")));
+        Assert.Equal(2, run.Calls.Count(c => c.Contains("DeepSeekKernels.Cli -- bench -m ") && c.Contains("--backend native")));
     }
 
     [Fact]
