@@ -33,6 +33,25 @@ internal sealed class SafetensorsHeader
     /// <summary>"__metadata__", empty when absent.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
+    /// <summary>
+    /// Writes one tensor's header entry, <c>"name": {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}</c>, as the
+    /// reference writer does (the writers here: RandomCheckpoint, and the tests' SafetensorsWriter).
+    /// </summary>
+    public static void WriteEntry(Utf8JsonWriter json, string name, string dtype, IEnumerable<long> shape, long begin, long end)
+    {
+        json.WriteStartObject(name);
+        json.WriteString("dtype", dtype);
+        json.WriteStartArray("shape");
+        foreach (long d in shape)
+            json.WriteNumberValue(d);
+        json.WriteEndArray();
+        json.WriteStartArray("data_offsets");
+        json.WriteNumberValue(begin);
+        json.WriteNumberValue(end);
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
     /// <summary>Reads the header of <paramref name="path"/> from <paramref name="stream"/> (at position 0) and validates it against <paramref name="fileLength"/>.</summary>
     public static SafetensorsHeader Read(Stream stream, string path, long fileLength)
     {

@@ -129,17 +129,7 @@ public static class RandomCheckpoint
             long offset = 0;
             foreach (var t in tensors)
             {
-                json.WriteStartObject(t.Name);
-                json.WriteString("dtype", "BF16");
-                json.WriteStartArray("shape");
-                foreach (long d in t.Shape)
-                    json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + t.Bytes);
-                json.WriteEndArray();
-                json.WriteEndObject();
+                SafetensorsHeader.WriteEntry(json, t.Name, "BF16", t.Shape, offset, offset + t.Bytes);
                 offset += t.Bytes;
             }
             json.WriteEndObject();

@@ -28,17 +28,7 @@ public static class SafetensorsWriter
             long offset = 0;
             foreach (var t in list)
             {
-                json.WriteStartObject(t.Name);
-                json.WriteString("dtype", t.DType);
-                json.WriteStartArray("shape");
-                foreach (long d in t.Shape)
-                    json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + t.Data.Length);
-                json.WriteEndArray();
-                json.WriteEndObject();
+                DeepSeekKernels.Checkpoints.SafetensorsHeader.WriteEntry(json, t.Name, t.DType, t.Shape, offset, offset + t.Data.Length);
                 offset += t.Data.Length;
             }
             json.WriteEndObject();
