@@ -30,7 +30,8 @@
 #   bench-attention    40/200  paged GQA decode, MLA decode, causal prefill, RoPE + KvAppend (issue 12)
 #   bench-moe          40/200  MoE routing and the whole MoE layer (issue 13)
 #   dsk-bench          60/240  end to end: dsk bench (pp512, tg128) on the native backend over random-weight checkpoints of
-#                              bench/models (R1-Distill-Llama-8B's shapes, 16 GB; DeepSeek-V3 scaled to one GPU, 9.4 GB)
+#                              bench/models (R1-Distill-Llama-8B's shapes, 16 GB, bf16 and INT4; DeepSeek-V3 scaled to one
+#                              GPU, 9.4 GB, bf16 and FP8)
 #   bench-peers        30/180  PyTorch on the same shapes: bench/peers/{linear,attention,moe}_peers.py --quick
 #   native-racecheck   30/180  the check programs' quick sets under compute-sanitizer racecheck
 #   native-bench       30/150  the check programs' --bench modes (CUDA events, beside a copy or cuBLAS)
@@ -256,22 +257,27 @@ step bench-moe 40 200 "${headline[@]}" --filter '*.MoeRouteBenchmarks.*' '*.MoeL
 
 # 6. End to end on real shapes: random-weight checkpoints of bench/models (R1-Distill-Llama-8B's architecture, 16 GB; a
 #    DeepSeek-V3 scaled to one GPU, 9.4 GB) written here by dsk random-checkpoint, then dsk bench (llama-bench's pp512 and
-#    tg128) on the native backend, each checkpoint removed after its run.
+#    tg128) on the native backend: as stored (bf16), and quantised at load the way each family ships or is served (the
+#    Llama in INT4 g128, the DeepSeek-V3 in FP8 128x128 blocks). Each checkpoint is removed after its runs.
 dsk_bench() { # dsk_bench DSK_COMMAND...
-  local rc=0 m dir
-  for m in r1-distill-llama-8b dsv3-bench; do
+  local rc=0 m q dir log
+  for m in "r1-distill-llama-8b int4" "dsv3-bench fp8"; do
+    read -r m q <<<"$m"
     dir=${TMPDIR:-/tmp}/dsk-random-$m
-    rm -rf "$dir" "$dir.log"
+    log=$dir.log
+    rm -rf "$dir" "$log"
     echo "== dsk random-checkpoint bench/models/$m.json $dir"
     if ! "$@" random-checkpoint "bench/models/$m.json" "$dir"; then rc=1; continue; fi
-    echo "== dsk bench -m $dir --backend native --json"
-    if "$@" bench -m "$dir" --backend native --json >"$dir.log" 2>&1; then
-      cat "$dir.log"
-      echo "dsk-bench $m native: $(grep -E '^(pp|tg)[0-9]+:' "$dir.log" | cut -d' ' -f1-2 | paste -sd' ' -) tokens/s"
-    else
-      cat "$dir.log"; rc=1
-    fi
-    rm -rf "$dir" "$dir.log"
+    for quant in none "$q"; do
+      echo "== dsk bench -m $dir --backend native --quant $quant --json"
+      if "$@" bench -m "$dir" --backend native --quant "$quant" --json >"$log" 2>&1; then
+        cat "$log"
+        echo "dsk-bench $m native --quant $quant: $(grep -E '^(pp|tg)[0-9]+:' "$log" | cut -d' ' -f1-2 | paste -sd' ' -) tokens/s"
+      else
+        cat "$log"; rc=1
+      fi
+    done
+    rm -rf "$dir" "$log"
   done
   return $rc
 }

@@ -165,7 +165,9 @@ public sealed class GpuCheckScriptTests : IDisposable
         Assert.Equal(9, run.Calls.Count(c => c.StartsWith("compute-sanitizer --tool racecheck")));
         // End to end: a random-weight checkpoint of each bench model, then dsk bench on the native backend over it.
         Assert.Equal(2, run.Calls.Count(c => c.Contains("DeepSeekKernels.Cli -- random-checkpoint bench/models/")));
-        Assert.Equal(2, run.Calls.Count(c => c.Contains("DeepSeekKernels.Cli -- bench -m ") && c.Contains("--backend native")));
+        Assert.Equal(4, run.Calls.Count(c => c.Contains("DeepSeekKernels.Cli -- bench -m ") && c.Contains("--backend native")));
+        Assert.Single(run.Calls, c => c.Contains("dsk-random-r1-distill-llama-8b --backend native --quant int4"));
+        Assert.Single(run.Calls, c => c.Contains("dsk-random-dsv3-bench --backend native --quant fp8"));
     }
 
     [Fact]
