@@ -194,6 +194,7 @@ public unsafe class CpuPagedAttentionTests
             return rounded;
         }
 
+        /// <summary>A pinned array's address: the caller keeps the array alive while the address is used (GC.KeepAlive).</summary>
         static nint Address<T>(T[] array) where T : unmanaged => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
 
         long OutputLength => (long)_tokens * _shape.QHeads * _shape.VHeadDim;
@@ -218,6 +219,7 @@ public unsafe class CpuPagedAttentionTests
                             s.Length, s.Count, (nint)(pm + s.QueryStart * yRow), _shape, false);
                 }
             }
+            GC.KeepAlive(this); // _keys, _values, _absValues were read through raw addresses
             if (_mla)
                 MlaBound(magnitude);
             return (y, [.. magnitude.Select(m => (double)m)]);
@@ -257,9 +259,16 @@ public unsafe class CpuPagedAttentionTests
             return (q, y);
         }
 
-        public void Call(CpuThreadPool pool, int bits, float[] q, float[] y) =>
+        public void Call(CpuThreadPool pool, int bits, float[] q, float[] y)
+        {
             CpuPagedAttention.Run(pool, Address(q), Address(_keys), Address(_mla ? _keys : _values), _type, _table, _sequences,
                 Address(y), _shape, _mla, bits);
+            // The kernel reads these arrays through raw addresses: a GC while it runs must not free them (they are pinned,
+            // not otherwise referenced once their addresses are taken).
+            GC.KeepAlive(q);
+            GC.KeepAlive(y);
+            GC.KeepAlive(this);
+        }
 
         public float[] RunCpu(CpuThreadPool pool, int bits)
         {
