@@ -12,7 +12,8 @@
 #   - Every step's log goes to a work folder (build/gpu-check-work, or DSK_WORK_DIR). After each step that folder is packed
 #     into OUT/gpu-check-logs.tar.gz and the table written to OUT/summary.txt: OUT holds those two files only, and a call cut
 #     short still returns what had run.
-# DSK_STEPS="tests sanitizer" runs only the named steps (default: all); DSK_STEP_TIMEOUT caps every step's seconds.
+# DSK_STEPS="tests sanitizer" runs only the named steps (default: all); DSK_STEP_TIMEOUT caps every step's seconds;
+# DSK_TEST_CLASSES="..." narrows the tests and memcheck steps to the classes named (the summary names the failing ones).
 # Exit status: 0 every selected step passed, 1 some step failed, 3 none failed but some were not run for lack of time,
 # 2 the script could not start (no .NET, an unknown step name).
 #
@@ -106,6 +107,10 @@ summary() {
   for name in "${order[@]}"; do printf '%-18s %-44s %s\n' "$name" "${result[$name]}" "${took[$name]}"; done
   grep -hE "Total: [0-9]+" "$work/tests.log" "$work/sanitizer.log" 2>/dev/null | sed 's/^ */tests: /'
   grep -h "\[FAIL\]" "$work/tests.log" 2>/dev/null | head -n 20 | sed 's/^ */failed: /'
+  local classes
+  classes=$(grep -ho "DeepSeekKernels\.Tests\.[A-Za-z0-9_.]*\.[A-Za-z0-9_]*[ (].*\[FAIL\]" "$work/tests.log" "$work/sanitizer.log" 2>/dev/null \
+    | sed -E 's/^([A-Za-z0-9_.]*)\.[A-Za-z0-9_]+[ (].*/\1/' | sort -u | paste -sd' ' -)
+  [ -n "$classes" ] && echo "failing classes: DSK_TEST_CLASSES=\"$classes\""
   grep -h "ERROR SUMMARY" "$work/sanitizer.log" 2>/dev/null | sed 's/^/memcheck: /'
   grep -h "^dsk-generate" "$work/dsk-generate.log" 2>/dev/null
   grep -h "^dsk-bench" "$work/dsk-bench.log" 2>/dev/null
@@ -202,13 +207,24 @@ gpu_classes=(-class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance
              -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests
              -class DeepSeekKernels.Tests.OpTests.NativeLinearPathTests -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
              -class DeepSeekKernels.Tests.OpTests.CapabilityTests -class DeepSeekKernels.Tests.OpTests.FallbackTests)
+error_classes=(-class DeepSeekKernels.Tests.Runtime.CudaErrorTests)
+# DSK_TEST_CLASSES="A B" (full names, as the summary's "failing classes" line gives them) narrows the tests and memcheck
+# steps to those classes: a second call after a fix reruns what failed, not everything.
+if [ -n "${DSK_TEST_CLASSES:-}" ]; then
+  gpu_classes=() error_classes=()
+  for c in $DSK_TEST_CLASSES; do
+    if [ "$c" = DeepSeekKernels.Tests.Runtime.CudaErrorTests ]; then error_classes=(-class "$c"); else gpu_classes+=(-class "$c"); fi
+  done
+fi
 # CudaErrorTests provokes CUDA API errors on purpose: run here, left out of memcheck. -longRunning names every test still
 # running after that many seconds, so a kernel that hangs is found in the log even when the step is stopped at its cap.
-step tests 60 240 "${tests[@]}" -noColor -longRunning 30 -xml "$work/tests.xml" "${gpu_classes[@]}" -class DeepSeekKernels.Tests.Runtime.CudaErrorTests
+step tests 60 240 "${tests[@]}" -noColor -longRunning 30 -xml "$work/tests.xml" "${gpu_classes[@]}" "${error_classes[@]}"
 
 # 3. The same classes under memcheck, which must report 0 errors in every process it watched.
 if selected sanitizer && ! command -v compute-sanitizer >/dev/null; then
   row sanitizer "FAILED (compute-sanitizer not found)" -; todo+=(sanitizer); failed=1
+elif ((${#gpu_classes[@]} == 0)); then
+  row sanitizer "skipped (DSK_TEST_CLASSES: none for memcheck)" -
 elif step sanitizer 60 240 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
     "${tests[@]}" -noColor -longRunning 60 "${gpu_classes[@]}" || [ -f "$work/sanitizer.log" ]; then
   if [ -f "$work/sanitizer.log" ] && { ! grep -q "ERROR SUMMARY" "$work/sanitizer.log" \

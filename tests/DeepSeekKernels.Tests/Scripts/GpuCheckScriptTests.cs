@@ -31,7 +31,12 @@ public sealed class GpuCheckScriptTests : IDisposable
         echo "$name $* | REQUIRE_GPU=${DSK_REQUIRE_GPU:-} HEADLINE=${DSK_BENCH_HEADLINE:-} QUICK=${DSK_BENCH_QUICK:-}" >>"$STUB_LOG"
         call="$name $*"
         if [ -n "${STUB_HANG:-}" ] && [[ "$call" == *"$STUB_HANG"* ]]; then sleep 600; fi
-        if [ -n "${STUB_FAIL:-}" ] && [[ "$call" == *"$STUB_FAIL"* ]]; then echo "stub: failing as asked"; exit 1; fi
+        if [ -n "${STUB_FAIL:-}" ] && [[ "$call" == *"$STUB_FAIL"* ]]; then
+          echo "stub: failing as asked"
+          echo "    DeepSeekKernels.Tests.Conformance.LinearNativeConformance.LinearMatchesFloat64(m: 3, form: \"int4\") [FAIL]"
+          echo "    DeepSeekKernels.Tests.Runtime.DeviceGraphTests.AGraphReplays [FAIL]"
+          exit 1
+        fi
         # STUB_SLEEP: once per step (timeout gives each step its own process group), not in the script's own queries.
         pgrp=$(cut -d' ' -f5 /proc/$$/stat)
         case "$call" in
@@ -180,6 +185,29 @@ public sealed class GpuCheckScriptTests : IDisposable
         Assert.All(Steps.Where(s => s != "tests"), step => Assert.StartsWith("ok", run.Row(step)));
         Assert.Contains("next call: DSK_STEPS=\"native-build tests\" bash scripts/gpu-check.sh", run.Summary);
         Assert.Contains("stub: failing as asked", run.Output); // the tail of a failed step's log is printed
+        // The failing tests and their classes, ready for a second call that reruns only them.
+        Assert.Contains("failed: DeepSeekKernels.Tests.Runtime.DeviceGraphTests.AGraphReplays [FAIL]", run.Summary);
+        Assert.Contains("failing classes: DSK_TEST_CLASSES=\"DeepSeekKernels.Tests.Conformance.LinearNativeConformance " +
+            "DeepSeekKernels.Tests.Runtime.DeviceGraphTests\"", run.Summary);
+    }
+
+    [Fact]
+    public void DskTestClassesNarrowsTheTestsAndMemcheckSteps()
+    {
+        var run = RunScript(("DSK_STEPS", "tests sanitizer"),
+            ("DSK_TEST_CLASSES", "DeepSeekKernels.Tests.Runtime.DeviceGraphTests DeepSeekKernels.Tests.Runtime.CudaErrorTests"));
+
+        Assert.True(run.ExitCode == 0, run.Output);
+        string tests = Assert.Single(run.Calls, c => c.StartsWith("dotnet run") && c.Contains("-xml"));
+        Assert.Equal(2, tests.Split(" -class ").Length - 1);
+        Assert.Contains("-class DeepSeekKernels.Tests.Runtime.DeviceGraphTests -class DeepSeekKernels.Tests.Runtime.CudaErrorTests", tests);
+        string memcheck = Assert.Single(run.Calls, c => c.StartsWith("compute-sanitizer --tool memcheck"));
+        Assert.Equal(1, memcheck.Split(" -class ").Length - 1); // CudaErrorTests stays out of memcheck
+        Assert.Contains("-class DeepSeekKernels.Tests.Runtime.DeviceGraphTests", memcheck);
+
+        var errorsOnly = RunScript(("DSK_STEPS", "tests sanitizer"), ("DSK_TEST_CLASSES", "DeepSeekKernels.Tests.Runtime.CudaErrorTests"));
+        Assert.True(errorsOnly.ExitCode == 0, errorsOnly.Output);
+        Assert.StartsWith("skipped (DSK_TEST_CLASSES", errorsOnly.Row("sanitizer"));
     }
 
     [Fact]
