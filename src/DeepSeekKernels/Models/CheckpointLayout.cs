@@ -60,14 +60,33 @@ internal static class CheckpointLayout
         yield return Matrix(prefix + ".gate", s.Experts, s.Hidden);
         if (s.Architecture == Checkpoints.ModelArchitecture.DeepSeekV3)
             yield return Vector(prefix + ".gate.e_score_correction_bias", s.Experts);
-        string[] Experts(string projection) =>
-            [.. Enumerable.Range(0, s.Experts).Select(e => string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{e}.{projection}"))];
-        yield return new(LayoutKind.Matrices, Experts("gate_proj"), s.MoeIntermediate, s.Hidden);
-        yield return new(LayoutKind.Matrices, Experts("up_proj"), s.MoeIntermediate, s.Hidden);
-        yield return new(LayoutKind.Matrices, Experts("down_proj"), s.Hidden, s.MoeIntermediate);
+        yield return new(LayoutKind.Matrices, new ExpertNames(prefix, "gate_proj", s.Experts), s.MoeIntermediate, s.Hidden);
+        yield return new(LayoutKind.Matrices, new ExpertNames(prefix, "up_proj", s.Experts), s.MoeIntermediate, s.Hidden);
+        yield return new(LayoutKind.Matrices, new ExpertNames(prefix, "down_proj", s.Experts), s.Hidden, s.MoeIntermediate);
         if (s.SharedExperts > 0)
             foreach (var entry in Dense(prefix + ".shared_experts", s.MoeIntermediate * s.SharedExperts, s.Hidden))
                 yield return entry;
+    }
+
+    /// <summary>
+    /// <c>{prefix}.experts.{e}.{projection}</c> for e in [0, count), each made when asked for: a config that claims billions of
+    /// experts fails at the first one the checkpoint lacks instead of first listing them all.
+    /// </summary>
+    sealed class ExpertNames(string prefix, string projection, int count) : IReadOnlyList<string>
+    {
+        public int Count => count;
+
+        public string this[int index] => (uint)index < (uint)count
+            ? string.Create(CultureInfo.InvariantCulture, $"{prefix}.experts.{index}.{projection}")
+            : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public IEnumerator<string> GetEnumerator()
+        {
+            for (int e = 0; e < count; e++)
+                yield return this[e];
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     static IEnumerable<LayoutEntry> Mla(ModelShape s, string prefix)

@@ -42,17 +42,24 @@ public static class RandomCheckpoint
             throw new CheckpointException($"{config.Source}: quantization_config ({q.QuantMethod}) asks for quantized weights; a random " +
                 "checkpoint is written in BF16: drop quantization_config and quantize at load (dsk --quant fp8|int4)", config.Source, null);
         var shape = ModelShapes.From(config);
-        var tensors = Tensors(shape);
-        long total = tensors.Sum(t => t.Bytes);
+        // The bytes from the sizes alone (checked arithmetic), so a config too large for the disk is refused before its
+        // tensors are listed: each element of every tensor the loader reads, in BF16.
+        long total = checked(2 * Planning.ParameterInventory.Of(shape).Total);
 
         if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
             throw new CheckpointException($"{folder}: not empty; a random checkpoint is written into a new or empty folder", folder, null);
-        Directory.CreateDirectory(folder);
-        long free = new DriveInfo(Path.GetFullPath(folder)).AvailableFreeSpace;
+        string existing = Path.GetFullPath(folder); // the free space of the file system the folder is (or will be) on
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+            existing = parent;
+        long free = new DriveInfo(existing).AvailableFreeSpace;
         if (free < total + (64L << 20))
             throw new CheckpointException(string.Create(CultureInfo.InvariantCulture,
                 $"{folder}: {total / 1e9:F2} GB of weights do not fit the {free / 1e9:F2} GB free there"), folder, null);
+        Directory.CreateDirectory(folder);
 
+        var tensors = Tensors(shape);
+        if (tensors.Sum(t => t.Bytes) != total)
+            throw new InvalidOperationException($"{config.Source}: the checkpoint layout and the parameter inventory disagree"); // a bug, not the config
         var shards = Shard(tensors, shardBytes);
         var files = new List<string>();
         for (int i = 0; i < shards.Count; i++)

@@ -88,6 +88,23 @@ public sealed class RandomCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void AModelLargerThanTheDiskIsRefusedFromItsSizesBeforeAnythingIsListedOrWritten()
+    {
+        // DeepSeek-V3's tiny fixture claiming 2^30 routed experts: tens of terabytes, refused at once (the layout is never
+        // listed: a billion expert names would exhaust memory before the disk check).
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(CheckpointFixtures.Folder("deepseek_v3"), "config.json")))!;
+        config["n_routed_experts"] = 1 << 30;
+        string configPath = Path.Combine(_root, "huge.json");
+        File.WriteAllText(configPath, config.ToJsonString());
+        string folder = Path.Combine(_root, "huge");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<CheckpointException>(() => RandomCheckpoint.Write(configPath, folder));
+        Assert.Contains("do not fit", e.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+        Assert.False(Directory.Exists(folder));
+    }
+
+    [Fact]
     public void AFolderThatIsNotEmptyIsRefusedAndKeepsWhatItHeld()
     {
         string folder = Directory.CreateDirectory(Path.Combine(_root, "busy")).FullName;
