@@ -17,7 +17,7 @@ namespace DeepSeekKernels.Models;
 /// </summary>
 public static class RandomCheckpoint
 {
-    /// <summary>Shards of at most 4 GiB (a tensor larger than that gets a shard of its own), as Hugging Face's writers default to.</summary>
+    /// <summary>Shards of at most 4 GiB (a tensor larger than that gets a shard of its own).</summary>
     public const long DefaultShardBytes = 4L << 30;
 
     const double Std = 0.02;
