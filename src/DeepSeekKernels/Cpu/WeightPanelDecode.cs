@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Reference;
 
@@ -130,6 +132,7 @@ internal static unsafe class WeightPanelDecode
     public static void DecodeInt4(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
     {
         int groups = w.GroupsPerRow, groupSize = w.GroupSize;
+        float* run = stackalloc float[KChunk];
         for (int s = 0; s < count; s += nr)
         {
             int rowsInSlice = Math.Min(nr, count - s);
@@ -141,7 +144,7 @@ internal static unsafe class WeightPanelDecode
                     int row = n0 + j;
                     byte* codes = (byte*)w.Data + (long)row * (w.Cols / 2);
                     ushort* scales = (ushort*)w.Scales + (long)row * groups, zeros = (ushort*)w.Zeros + (long)row * groups;
-                    uint* dst = (uint*)Slot(panel, j, c, kc, nr);
+                    // the row's columns decoded in runs that share a group, contiguous in `run`, then laid out nr apart
                     int col = k0 + c, end = col + len;
                     while (col < end)
                     {
@@ -149,15 +152,83 @@ internal static unsafe class WeightPanelDecode
                         int groupEnd = Math.Min(end, (g + 1) * groupSize);
                         float scale = BitConverter.UInt32BitsToSingle((uint)scales[g] << 16);
                         float zero = BitConverter.UInt32BitsToSingle((uint)zeros[g] << 16);
-                        for (; col < groupEnd; col++, dst += nr)
-                        {
-                            int q = (codes[col >> 1] >> ((col & 1) << 2)) & 0xF;
-                            *dst = (uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(((float)q - zero) * scale)) << 16;
-                        }
+                        DecodeInt4Run(codes, col, groupEnd, scale, zero, run + (col - k0 - c));
+                        col = groupEnd;
                     }
+                    float* dst = Slot(panel, j, c, kc, nr);
+                    for (int i = 0; i < len; i++, dst += nr)
+                        *dst = run[i];
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// INT4 columns [col, end) of one row, all in one group: (code - zero) * scale in float32, rounded once to bf16 (round
+    /// to nearest even; NaN stays NaN with its quiet bit set, as <see cref="BFloat16.RoundToBits"/>), widened into
+    /// destination[0, end - col). 16 columns at a time with AVX-512, 8 with AVX2, then one by one: the same two float32
+    /// operations in every lane, so the same bits whichever path runs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void DecodeInt4Run(byte* codes, int col, int end, float scale, float zero, float* destination)
+    {
+        int i = col;
+        if ((i & 1) == 0 && CpuIsa.Level >= CpuIsaLevel.Avx512)
+        {
+            var vScale = Vector512.Create(scale);
+            var vZero = Vector512.Create(zero);
+            for (; i + 16 <= end; i += 16)
+            {
+                var q = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Nibbles(Unsafe.ReadUnaligned<ulong>(codes + (i >> 1)))));
+                RoundToBf16((q - vZero) * vScale).Store(destination + (i - col));
+            }
+        }
+        if ((i & 1) == 0 && CpuIsa.Level >= CpuIsaLevel.Avx2)
+        {
+            var vScale = Vector256.Create(scale);
+            var vZero = Vector256.Create(zero);
+            for (; i + 8 <= end; i += 8)
+            {
+                var q = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Nibbles(Unsafe.ReadUnaligned<uint>(codes + (i >> 1)))));
+                RoundToBf16((q - vZero) * vScale).Store(destination + (i - col));
+            }
+        }
+        for (; i < end; i++)
+        {
+            int q = (codes[i >> 1] >> ((i & 1) << 2)) & 0xF;
+            destination[i - col] = BitConverter.UInt32BitsToSingle((uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(((float)q - zero) * scale)) << 16);
+        }
+    }
+
+    /// <summary>The 2n nibbles of n packed bytes (low nibble first: column order), one per byte lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<byte> Nibbles(ulong packed)
+    {
+        var w = Vector128.WidenLower(Vector128.CreateScalar(packed).AsByte()); // byte b in a 16-bit lane
+        return ((w & Vector128.Create((ushort)0x0F)) | ((w & Vector128.Create((ushort)0xF0)) << 4)).AsByte();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<byte> Nibbles(uint packed) => Nibbles((ulong)packed);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> RoundToBf16(Vector512<float> value)
+    {
+        var bits = value.AsUInt32();
+        var rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >> 16) & Vector512<uint>.One)) & Vector512.Create(0xFFFF0000u);
+        var quiet = (bits | Vector512.Create(0x0040_0000u)) & Vector512.Create(0xFFFF0000u);
+        var nan = Vector512.GreaterThan(bits & Vector512.Create(0x7FFF_FFFFu), Vector512.Create(0x7F80_0000u));
+        return Vector512.ConditionalSelect(nan, quiet, rounded).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> RoundToBf16(Vector256<float> value)
+    {
+        var bits = value.AsUInt32();
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) & Vector256.Create(0xFFFF0000u);
+        var quiet = (bits | Vector256.Create(0x0040_0000u)) & Vector256.Create(0xFFFF0000u);
+        var nan = Vector256.GreaterThan(bits & Vector256.Create(0x7FFF_FFFFu), Vector256.Create(0x7F80_0000u));
+        return Vector256.ConditionalSelect(nan, quiet, rounded).AsSingle();
     }
 
     static float[] BuildFp8Table()
