@@ -99,6 +99,7 @@ internal static unsafe class WeightPanelDecode
     public static void DecodeFp8(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
     {
         int scaleCols = w.ScaleCols, blockCols = w.BlockCols;
+        float* run = stackalloc float[KChunk];
         fixed (float* table = Fp8Values)
         {
             for (int s = 0; s < count; s += nr)
@@ -114,14 +115,16 @@ internal static unsafe class WeightPanelDecode
                         float* scales = (float*)w.Scales + (long)(row / w.BlockRows) * scaleCols;
                         uint* dst = (uint*)Slot(panel, j, c, kc, nr);
                         int col = k0 + c, end = col + len;
+                        // the row's columns decoded in runs that share a scale block, contiguous in `run`, then laid out nr apart
                         while (col < end)
                         {
                             int block = col / blockCols;
                             int blockEnd = Math.Min(end, (block + 1) * blockCols);
-                            float scale = scales[block];
-                            for (; col < blockEnd; col++, dst += nr)
-                                *dst = (uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(table[codes[col]] * scale)) << 16;
+                            DecodeFp8Run(codes, col, blockEnd, scales[block], table, run + (col - k0 - c));
+                            col = blockEnd;
                         }
+                        for (int i = 0; i < len; i++, dst += nr)
+                            *dst = ((uint*)run)[i];
                     }
                 }
             }
@@ -198,6 +201,66 @@ internal static unsafe class WeightPanelDecode
             int q = (codes[i >> 1] >> ((i & 1) << 2)) & 0xF;
             destination[i - col] = BitConverter.UInt32BitsToSingle((uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(((float)q - zero) * scale)) << 16);
         }
+    }
+
+    /// <summary>
+    /// FP8 e4m3 columns [col, end) of one row, all in one scale block: code * scale in float32, rounded once to bf16 (as
+    /// <see cref="BFloat16.RoundToBits"/>), widened into destination[0, end - col). With AVX-512 (16 columns) or AVX2 (8)
+    /// the code is widened exactly in integer lanes (normal: the exponent rebased from bias 7 to 127; subnormal: m * 2^-9,
+    /// exact in float32; the sign or'ed in), so the product and its rounding are the table's bit for bit; a vector that
+    /// holds a NaN code (0x7F, 0xFF) goes through the table one by one like the tail.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void DecodeFp8Run(byte* codes, int col, int end, float scale, float* table, float* destination)
+    {
+        int i = col;
+        if (CpuIsa.Level >= CpuIsaLevel.Avx512)
+        {
+            var vScale = Vector512.Create(scale);
+            for (; i + 16 <= end; i += 16)
+            {
+                var b = Avx512F.ConvertToVector512UInt32(Vector128.Load(codes + i));
+                var magnitude = b & Vector512.Create(0x7Fu);
+                if (Vector512.EqualsAny(magnitude, Vector512.Create(0x7Fu)))
+                {
+                    Fp8OneByOne(codes, i, i + 16, scale, table, destination + (i - col));
+                    continue;
+                }
+                var normal = (magnitude << 20) + Vector512.Create(120u << 23);
+                var subnormal = (Vector512.ConvertToSingle((magnitude & Vector512.Create(7u)).AsInt32()) * Vector512.Create(1f / 512)).AsUInt32();
+                var bits = Vector512.ConditionalSelect(Vector512.Equals(magnitude >> 3, Vector512<uint>.Zero), subnormal, normal)
+                    | ((b & Vector512.Create(0x80u)) << 24);
+                RoundToBf16(bits.AsSingle() * vScale).Store(destination + (i - col));
+            }
+        }
+        if (CpuIsa.Level >= CpuIsaLevel.Avx2)
+        {
+            var vScale = Vector256.Create(scale);
+            for (; i + 8 <= end; i += 8)
+            {
+                var b = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(Unsafe.ReadUnaligned<ulong>(codes + i)).AsByte()).AsUInt32();
+                var magnitude = b & Vector256.Create(0x7Fu);
+                if (Vector256.EqualsAny(magnitude, Vector256.Create(0x7Fu)))
+                {
+                    Fp8OneByOne(codes, i, i + 8, scale, table, destination + (i - col));
+                    continue;
+                }
+                var normal = (magnitude << 20) + Vector256.Create(120u << 23);
+                var subnormal = (Vector256.ConvertToSingle((magnitude & Vector256.Create(7u)).AsInt32()) * Vector256.Create(1f / 512)).AsUInt32();
+                var bits = Vector256.ConditionalSelect(Vector256.Equals(magnitude >> 3, Vector256<uint>.Zero), subnormal, normal)
+                    | ((b & Vector256.Create(0x80u)) << 24);
+                RoundToBf16(bits.AsSingle() * vScale).Store(destination + (i - col));
+            }
+        }
+        Fp8OneByOne(codes, i, end, scale, table, destination + (i - col));
+    }
+
+    /// <summary>The scalar decode through the code's table value (the definition the vector paths match).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Fp8OneByOne(byte* codes, int from, int end, float scale, float* table, float* destination)
+    {
+        for (int i = from; i < end; i++)
+            destination[i - from] = BitConverter.UInt32BitsToSingle((uint)BFloat16.RoundToBits(BitConverter.SingleToUInt32Bits(table[codes[i]] * scale)) << 16);
     }
 
     /// <summary>The 2n nibbles of n packed bytes (low nibble first: column order), one per byte lane.</summary>
