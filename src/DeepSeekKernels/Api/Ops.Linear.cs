@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Runtime;
 
@@ -37,6 +38,80 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
         using var call = Dispatch(OpSignature.WithWeight(op, Activations(rows, dst), weight) with { StridedRows = Strided(rows, dst) }, weight);
         call.Backend.Linear(rows, weight, bias, dst);
+    }
+
+    /// <summary>
+    /// Host-span <see cref="Linear(DeviceTensor, WeightMatrix, DeviceView{float}, DeviceTensor)"/>:
+    /// <c>destination[r, o] = sum_c x[r, c] * W[o, c] (+ bias[o])</c> over a weight in host memory (dense, FP8 block-scaled or
+    /// INT4 group-wise, dequantised as <see cref="WeightMatrix"/> says), float32 accumulation, each output rounded once to
+    /// <typeparamref name="T"/>. The arguments are checked here, then the operands are staged into this Ops' runtime (a
+    /// copy in host memory on the CPU, an upload on a GPU; the reference, which has no runtime, stages into a shared CPU
+    /// one) and the device-resident Linear runs: the same backend and the same result. Each call copies the weight: for
+    /// many calls with one weight, upload it once and use the device-resident overload.
+    /// </summary>
+    /// <typeparam name="T">Activation type: <see cref="float"/> or <see cref="BFloat16"/>.</typeparam>
+    /// <param name="x">[rows, weight.Cols] input; at least one row.</param>
+    /// <param name="weight">The weight, [Rows = out, Cols = in].</param>
+    /// <param name="bias">[weight.Rows], or empty for none.</param>
+    /// <param name="destination">[rows, weight.Rows] output (at least that long; only those elements are written); must not overlap x, bias or weight.</param>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor BFloat16, or this Ops' backend does not run the signature.</exception>
+    /// <exception cref="ArgumentException">A length is wrong, or destination overlaps an input; nothing is written.</exception>
+    public void Linear<T>(ReadOnlySpan<T> x, in HostWeightMatrix weight, ReadOnlySpan<float> bias, Span<T> destination) where T : unmanaged
+    {
+        const string op = nameof(Linear);
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(BFloat16))
+            ThrowHelper.NotSupported(op, $"x has element type {typeof(T).Name}; activations are float or BFloat16.");
+        if (weight.Rows < 1)
+            ThrowHelper.Argument(op, nameof(weight), "weight is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        int cols = weight.Cols, outs = weight.Rows;
+        if (x.Length == 0 || x.Length % cols != 0)
+            ThrowHelper.Argument(op, nameof(x), $"x has {x.Length} elements; a positive multiple of weight.Cols = {cols} (rows x in features).");
+        int rows = x.Length / cols;
+        long needed = (long)rows * outs;
+        if (destination.Length < needed)
+            ThrowHelper.Argument(op, nameof(destination), $"destination has {destination.Length} elements; rows * weight.Rows = {rows} * {outs} = {needed} are written.");
+        if (!bias.IsEmpty)
+            OpChecks.Length(op, nameof(bias), bias.Length, outs, "weight.Rows");
+        ReadOnlySpan<T> written = destination[..(int)needed];
+        if (Overlaps.Of(written, x) != Overlap.None)
+            ThrowHelper.Argument(op, nameof(destination), "destination overlaps x.");
+        if (Overlaps.Of(written, bias) != Overlap.None)
+            ThrowHelper.Argument(op, nameof(destination), "destination overlaps bias.");
+        if (Overlaps.Of(written, weight.Data) != Overlap.None || Overlaps.Of(written, weight.Scales) != Overlap.None
+            || Overlaps.Of(written, weight.Zeros) != Overlap.None)
+            ThrowHelper.Argument(op, nameof(destination), "destination overlaps the weight.");
+
+        var runtime = Runtime ?? HostStaging;
+        var staged = new List<IDisposable>();
+        try
+        {
+            DeviceBuffer<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged
+            {
+                var buffer = runtime.Upload(MemoryMarshal.Cast<byte, TE>(bytes));
+                staged.Add(buffer);
+                return buffer;
+            }
+            var w = weight.Scheme switch
+            {
+                WeightScheme.Fp8Block => WeightMatrix.Fp8(Stage<Float8E4M3>(weight.Data).View, Stage<float>(weight.Scales).View, outs, cols,
+                    weight.BlockRows, weight.BlockCols),
+                WeightScheme.Int4Group => WeightMatrix.Int4(Stage<Int4x2>(weight.Data).View, Stage<BFloat16>(weight.Scales).View,
+                    Stage<BFloat16>(weight.Zeros).View, outs, cols, weight.GroupSize),
+                _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data).View, outs, cols),
+                _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data).View, outs, cols),
+            };
+            var dx = Stage<T>(MemoryMarshal.AsBytes(x));
+            var db = bias.IsEmpty ? default : Stage<float>(MemoryMarshal.AsBytes(bias)).View;
+            var dy = runtime.Allocate<T>(needed);
+            staged.Add(dy);
+            Linear(DeviceTensor.Of(dx.View, rows, cols), w, db, DeviceTensor.Of(dy.View, rows, outs));
+            dy.CopyToHost(destination[..(int)needed]);
+        }
+        finally
+        {
+            foreach (var buffer in staged)
+                buffer.Dispose();
+        }
     }
 
     /// <summary>

@@ -69,10 +69,7 @@ public sealed class WeightMatrix
             ThrowHelper.NotSupported(op, $"data has element type {typeof(T).Name}; a dense weight is float or BFloat16 (use WeightMatrix.Fp8 for FP8, WeightMatrix.Int4 for INT4).");
         if (data.IsNull)
             ThrowHelper.Argument(op, nameof(data), "data is a default DeviceView (it has no buffer).");
-        CheckSizes(op, rows, cols, count);
-        long expected = (long)count * rows * cols;
-        if (data.Length != expected)
-            ThrowHelper.Argument(op, nameof(data), $"data has {data.Length} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
+        CheckDense(op, data.Length, rows, cols, count);
         var type = ElementTypes.Of<T>();
         var weight = new WeightMatrix(WeightScheme.Dense, type, data.Runtime, rows, cols, count, 0, 0, 0);
         if (typeof(T) == typeof(float))
@@ -105,19 +102,8 @@ public sealed class WeightMatrix
             ThrowHelper.Argument(op, nameof(scaleInv), "scaleInv is a default DeviceView (it has no buffer).");
         if (!ReferenceEquals(data.Runtime, scaleInv.Runtime))
             ThrowHelper.Argument(op, nameof(scaleInv), "scaleInv belongs to a different DeviceRuntime than data.");
-        CheckSizes(op, rows, cols, count);
-        if (blockRows < 1)
-            ThrowHelper.OutOfRange(op, nameof(blockRows), blockRows, $"blockRows must be at least 1 (got {blockRows}).");
-        if (blockCols < 1)
-            ThrowHelper.OutOfRange(op, nameof(blockCols), blockCols, $"blockCols must be at least 1 (got {blockCols}).");
-        long expected = (long)count * rows * cols;
-        if (data.Length != expected)
-            ThrowHelper.Argument(op, nameof(data), $"data has {data.Length} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
+        CheckFp8(op, data.Length, scaleInv.Length, rows, cols, blockRows, blockCols, count);
         var weight = new WeightMatrix(WeightScheme.Fp8Block, ElementType.Fp8E4M3, data.Runtime, rows, cols, count, blockRows, blockCols, 0);
-        long expectedScales = (long)count * weight.ScaleRows * weight.ScaleCols;
-        if (scaleInv.Length != expectedScales)
-            ThrowHelper.Argument(op, nameof(scaleInv), $"scaleInv has {scaleInv.Length} elements; count * ceil(rows / blockRows) * ceil(cols / blockCols) = "
-                + $"{count} * {weight.ScaleRows} * {weight.ScaleCols} = {expectedScales}.");
         weight.Fp8Data = data;
         weight.ScaleInv = scaleInv;
         return weight;
@@ -157,18 +143,7 @@ public sealed class WeightMatrix
             ThrowHelper.Argument(op, nameof(scales), "scales belongs to a different DeviceRuntime than packed.");
         if (!ReferenceEquals(packed.Runtime, zeros.Runtime))
             ThrowHelper.Argument(op, nameof(zeros), "zeros belongs to a different DeviceRuntime than packed.");
-        CheckSizes(op, rows, cols, count);
-        CheckInt4Groups(op, cols, groupSize);
-        long expected = (long)count * rows * (cols / 2);
-        if (packed.Length != expected)
-            ThrowHelper.Argument(op, nameof(packed), $"packed has {packed.Length} bytes; count * rows * cols / 2 = {count} * {rows} * {cols} / 2 = {expected} (two 4-bit codes a byte).");
-        long groups = (long)count * rows * (cols / groupSize);
-        if (scales.Length != groups)
-            ThrowHelper.Argument(op, nameof(scales), $"scales has {scales.Length} elements; count * rows * (cols / groupSize) = "
-                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
-        if (zeros.Length != groups)
-            ThrowHelper.Argument(op, nameof(zeros), $"zeros has {zeros.Length} elements; count * rows * (cols / groupSize) = "
-                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
+        CheckInt4(op, packed.Length, scales.Length, zeros.Length, rows, cols, groupSize, count);
         var weight = new WeightMatrix(WeightScheme.Int4Group, ElementType.Int4, packed.Runtime, rows, cols, count, 0, 0, groupSize)
         {
             Int4Data = packed,
@@ -176,6 +151,50 @@ public sealed class WeightMatrix
             Int4Zeros = zeros,
         };
         return weight;
+    }
+
+    /// <summary>The sizes and the data's length of a dense weight (shared with <see cref="HostWeightMatrix"/>).</summary>
+    internal static void CheckDense(string op, long dataLength, int rows, int cols, int count)
+    {
+        CheckSizes(op, rows, cols, count);
+        long expected = (long)count * rows * cols;
+        if (dataLength != expected)
+            ThrowHelper.Argument(op, "data", $"data has {dataLength} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
+    }
+
+    /// <summary>The sizes, blocks and lengths of an FP8 block-scaled weight (shared with <see cref="HostWeightMatrix"/>).</summary>
+    internal static void CheckFp8(string op, long dataLength, long scaleLength, int rows, int cols, int blockRows, int blockCols, int count)
+    {
+        CheckSizes(op, rows, cols, count);
+        if (blockRows < 1)
+            ThrowHelper.OutOfRange(op, nameof(blockRows), blockRows, $"blockRows must be at least 1 (got {blockRows}).");
+        if (blockCols < 1)
+            ThrowHelper.OutOfRange(op, nameof(blockCols), blockCols, $"blockCols must be at least 1 (got {blockCols}).");
+        long expected = (long)count * rows * cols;
+        if (dataLength != expected)
+            ThrowHelper.Argument(op, "data", $"data has {dataLength} elements; count * rows * cols = {count} * {rows} * {cols} = {expected}.");
+        long scaleRows = ((long)rows + blockRows - 1) / blockRows, scaleCols = ((long)cols + blockCols - 1) / blockCols;
+        long expectedScales = count * scaleRows * scaleCols;
+        if (scaleLength != expectedScales)
+            ThrowHelper.Argument(op, "scaleInv", $"scaleInv has {scaleLength} elements; count * ceil(rows / blockRows) * ceil(cols / blockCols) = "
+                + $"{count} * {scaleRows} * {scaleCols} = {expectedScales}.");
+    }
+
+    /// <summary>The sizes, groups and lengths of an INT4 group-wise weight (shared with <see cref="HostWeightMatrix"/>).</summary>
+    internal static void CheckInt4(string op, long packedLength, long scalesLength, long zerosLength, int rows, int cols, int groupSize, int count)
+    {
+        CheckSizes(op, rows, cols, count);
+        CheckInt4Groups(op, cols, groupSize);
+        long expected = (long)count * rows * (cols / 2);
+        if (packedLength != expected)
+            ThrowHelper.Argument(op, "packed", $"packed has {packedLength} bytes; count * rows * cols / 2 = {count} * {rows} * {cols} / 2 = {expected} (two 4-bit codes a byte).");
+        long groups = (long)count * rows * (cols / groupSize);
+        if (scalesLength != groups)
+            ThrowHelper.Argument(op, "scales", $"scales has {scalesLength} elements; count * rows * (cols / groupSize) = "
+                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
+        if (zerosLength != groups)
+            ThrowHelper.Argument(op, "zeros", $"zeros has {zerosLength} elements; count * rows * (cols / groupSize) = "
+                + $"{count} * {rows} * ({cols} / {groupSize}) = {groups}.");
     }
 
     /// <summary>
