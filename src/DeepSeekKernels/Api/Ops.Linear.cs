@@ -81,37 +81,21 @@ public sealed partial class Ops
             || Overlaps.Of(written, weight.Zeros) != Overlap.None)
             ThrowHelper.Argument(op, nameof(destination), "destination overlaps the weight.");
 
-        var runtime = Runtime ?? HostStaging;
-        var staged = new List<IDisposable>();
-        try
+        using var stage = new HostStage(Runtime ?? HostStaging);
+        DeviceView<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged => stage.View(MemoryMarshal.Cast<byte, TE>(bytes));
+        var w = weight.Scheme switch
         {
-            DeviceBuffer<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged
-            {
-                var buffer = runtime.Upload(MemoryMarshal.Cast<byte, TE>(bytes));
-                staged.Add(buffer);
-                return buffer;
-            }
-            var w = weight.Scheme switch
-            {
-                WeightScheme.Fp8Block => WeightMatrix.Fp8(Stage<Float8E4M3>(weight.Data).View, Stage<float>(weight.Scales).View, outs, cols,
-                    weight.BlockRows, weight.BlockCols),
-                WeightScheme.Int4Group => WeightMatrix.Int4(Stage<Int4x2>(weight.Data).View, Stage<BFloat16>(weight.Scales).View,
-                    Stage<BFloat16>(weight.Zeros).View, outs, cols, weight.GroupSize),
-                _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data).View, outs, cols),
-                _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data).View, outs, cols),
-            };
-            var dx = Stage<T>(MemoryMarshal.AsBytes(x));
-            var db = bias.IsEmpty ? default : Stage<float>(MemoryMarshal.AsBytes(bias)).View;
-            var dy = runtime.Allocate<T>(needed);
-            staged.Add(dy);
-            Linear(DeviceTensor.Of(dx.View, rows, cols), w, db, DeviceTensor.Of(dy.View, rows, outs));
-            dy.CopyToHost(destination[..(int)needed]);
-        }
-        finally
-        {
-            foreach (var buffer in staged)
-                buffer.Dispose();
-        }
+            WeightScheme.Fp8Block => WeightMatrix.Fp8(Stage<Float8E4M3>(weight.Data), Stage<float>(weight.Scales), outs, cols,
+                weight.BlockRows, weight.BlockCols),
+            WeightScheme.Int4Group => WeightMatrix.Int4(Stage<Int4x2>(weight.Data), Stage<BFloat16>(weight.Scales),
+                Stage<BFloat16>(weight.Zeros), outs, cols, weight.GroupSize),
+            _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data), outs, cols),
+            _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data), outs, cols),
+        };
+        var output = destination[..(int)needed];
+        var dy = stage.InOut<T>(output);
+        Linear(DeviceTensor.Of(stage.View(x), rows, cols), w, bias.IsEmpty ? default : stage.View(bias), DeviceTensor.Of(dy, rows, outs));
+        HostStage.CopyBack(dy, output);
     }
 
     /// <summary>

@@ -236,11 +236,6 @@ public sealed partial class Ops
 
     DeviceRuntime StagingRuntime => Runtime!;
 
-    static readonly Lazy<DeviceRuntime> s_hostStaging = new(() => DeviceRuntime.Create(DevicePreference.Cpu));
-
-    /// <summary>Where host-span calls on <see cref="Reference"/> (which has no runtime) stage their operands: one CPU runtime per process.</summary>
-    static DeviceRuntime HostStaging => s_hostStaging.Value;
-
     /// <summary>
     /// The backend that runs a call of signature <paramref name="op"/>: this Ops' backend when it supports it; else
     /// the reference when falling back (the call is counted in <see cref="FallbackReport"/>, and the bytes it stages
