@@ -33,7 +33,7 @@ public class HostLinearTests
     };
 
     /// <summary>A random weight of one scheme: its host arrays, as a HostWeightMatrix and as a WeightMatrix on a runtime.</summary>
-    sealed class Weight(string scheme, int rows, int cols, int seed)
+    internal sealed class Weight(string scheme, int rows, int cols, int seed)
     {
         readonly Random _random = new(seed);
         public readonly int Rows = rows, Cols = cols;
@@ -106,9 +106,11 @@ public class HostLinearTests
             Run<float>(backend, scheme, v => v);
     }
 
-    static void Run<T>(string backend, string scheme, Func<float, T> convert) where T : unmanaged
+    static void Run<T>(string backend, string scheme, Func<float, T> convert) where T : unmanaged => Run(Backend(backend), scheme, convert);
+
+    /// <summary>The span form against the device form on <paramref name="ops"/> (its runtime, or the CPU one for the reference).</summary>
+    internal static void Run<T>(Ops ops, string scheme, Func<float, T> convert) where T : unmanaged
     {
-        var ops = Backend(backend);
         int cols = scheme.StartsWith("int4") ? 256 : 200, outs = 37;
         var w = new Weight(scheme, outs, cols, seed: 5).Fill();
         var random = new Random(9);
@@ -174,5 +176,34 @@ public class HostLinearTests
         var groups = Assert.Throws<ArgumentException>(() => HostWeightMatrix.Int4(new Int4x2[8 * 48], new BFloat16[8], new BFloat16[8], 8, 96, 64));
         Assert.Contains("not a multiple of groupSize", groups.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => HostWeightMatrix.Dense(ReadOnlySpan<float>.Empty, 0, 4));
+    }
+}
+
+/// <summary>
+/// The host-span Linear on a GPU: the operands uploaded to the device, the native kernels or ILGPU's CUDA kernels run, the
+/// output downloaded; bit for bit the device-resident Linear on the same backend (bf16 activations; dense bf16, FP8 and
+/// INT4 weights). Runs in scripts/gpu-check.sh.
+/// </summary>
+[NeedsCudaGpu]
+[Collection(nameof(DeviceCollection))]
+public sealed class HostSpanGpuTests
+{
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string backend in new[] { "native", "ilgpu" })
+            foreach (string scheme in new[] { "bf16", "fp8", "int4-128" })
+                data.Add(backend, scheme);
+        return data;
+    }
+
+    [DeviceTheory]
+    [MemberData(nameof(Cases))]
+    public void LinearOnSpansGivesWhatTheDeviceFormGives(string backend, string scheme)
+    {
+        var ops = backend == "native"
+            ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
+            : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
+        HostLinearTests.Run<BFloat16>(ops, scheme, BFloat16.FromSingle);
     }
 }
