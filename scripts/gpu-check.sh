@@ -26,7 +26,7 @@
 #   sanitizer          60/240  the same classes (CudaErrorTests aside) under compute-sanitizer memcheck: "0 errors" required
 #   dsk-generate       20/120  dsk generate --backend native, no fallback, on the DeepSeek fixtures and the embedded model,
 #                              beside --backend reference; decode tokens/s of both
-#   dsk-check          10/60   dsk check: accuracy against the reference and the op x backend x dtype support table
+#   dsk-check          10/60   dsk check --device cuda: accuracy against the reference and the op x backend x dtype support table
 #   bench-linear       40/150  LinearBenchmarks: M = 1, 16, 4096 on K = 7168, N = 18432 (issue 11)
 #   bench-attention    40/200  paged GQA decode, MLA decode, causal prefill, RoPE + KvAppend (issue 12)
 #   bench-moe          40/200  MoE routing and the whole MoE layer (issue 13)
@@ -263,7 +263,7 @@ dsk_generate() { # dsk_generate DSK_COMMAND...
   return $rc
 }
 step dsk-generate 20 120 bash -c "$(declare -f dsk_generate); dsk_generate \"\$@\"" dsk_generate "${dsk[@]}"
-step dsk-check 10 60 "${dsk[@]}" check
+step dsk-check 10 60 "${dsk[@]}" check --device cuda  # on the GPU: a machine whose GPU cannot be used fails here
 
 # 5. The headline benchmarks, one BenchmarkDotNet process per issue; each class's report lands as its cases finish.
 headline=(env DSK_BENCH_HEADLINE=1 DSK_BENCH_QUICK=1 "${bench[@]}")
