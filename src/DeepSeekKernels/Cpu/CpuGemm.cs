@@ -178,7 +178,7 @@ internal static unsafe class CpuGemm
             {
                 int kc = Math.Min(Kc, k - k0);
                 bool accumulate = k0 > 0, last = k0 + kc == k;
-                WeightPanelDecode.Decode(W, n0, count, k0, kc, nr, panel);
+                WeightPanelDecode.Decode(W, n0, count, k0, kc, nr, panel, Isa);
                 for (int b = 0; b < blocks; b++)
                 {
                     float* xp = Xp + ((long)b * k + k0) * mr;

@@ -22,9 +22,14 @@ internal static unsafe class WeightPanelDecode
 
     static readonly float[] Fp8Values = BuildFp8Table();
 
-    /// <summary>The panel of W rows [n0, n0 + count), columns [k0, k0 + kc) of matrix 0, in slices of nr rows.</summary>
-    public static void Decode(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    /// <summary>
+    /// The panel of W rows [n0, n0 + count), columns [k0, k0 + kc) of matrix 0, in slices of nr rows; FP8 and INT4 decoded with
+    /// the vectors of <paramref name="isa"/> (the calling thread's <see cref="CpuIsa.Level"/> by default; a pool thread is
+    /// handed its caller's), the same bits at every level.
+    /// </summary>
+    public static void Decode(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel, CpuIsaLevel? isa = null)
     {
+        var level = isa ?? CpuIsa.Level;
         switch (w.Type)
         {
             case ElementType.F32:
@@ -34,10 +39,10 @@ internal static unsafe class WeightPanelDecode
                 DecodeBf16(w, n0, count, k0, kc, nr, panel);
                 break;
             case ElementType.Fp8E4M3:
-                DecodeFp8(w, n0, count, k0, kc, nr, panel);
+                DecodeFp8(w, n0, count, k0, kc, nr, panel, level);
                 break;
             case ElementType.Int4:
-                DecodeInt4(w, n0, count, k0, kc, nr, panel);
+                DecodeInt4(w, n0, count, k0, kc, nr, panel, level);
                 break;
             default:
                 throw new NotSupportedException($"CpuGemm: weights of type {w.Type} are not supported (f32, bf16, FP8 e4m3, INT4).");
@@ -96,7 +101,7 @@ internal static unsafe class WeightPanelDecode
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DecodeFp8(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    public static void DecodeFp8(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel, CpuIsaLevel isa)
     {
         int scaleCols = w.ScaleCols, blockCols = w.BlockCols;
         float* run = stackalloc float[KChunk];
@@ -120,7 +125,7 @@ internal static unsafe class WeightPanelDecode
                         {
                             int block = col / blockCols;
                             int blockEnd = Math.Min(end, (block + 1) * blockCols);
-                            DecodeFp8Run(codes, col, blockEnd, scales[block], table, run + (col - k0 - c));
+                            DecodeFp8Run(codes, col, blockEnd, scales[block], table, run + (col - k0 - c), isa);
                             col = blockEnd;
                         }
                         for (int i = 0; i < len; i++, dst += nr)
@@ -132,7 +137,7 @@ internal static unsafe class WeightPanelDecode
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DecodeInt4(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel)
+    public static void DecodeInt4(in WeightData w, int n0, int count, int k0, int kc, int nr, float* panel, CpuIsaLevel isa)
     {
         int groups = w.GroupsPerRow, groupSize = w.GroupSize;
         float* run = stackalloc float[KChunk];
@@ -155,7 +160,7 @@ internal static unsafe class WeightPanelDecode
                         int groupEnd = Math.Min(end, (g + 1) * groupSize);
                         float scale = BitConverter.UInt32BitsToSingle((uint)scales[g] << 16);
                         float zero = BitConverter.UInt32BitsToSingle((uint)zeros[g] << 16);
-                        DecodeInt4Run(codes, col, groupEnd, scale, zero, run + (col - k0 - c));
+                        DecodeInt4Run(codes, col, groupEnd, scale, zero, run + (col - k0 - c), isa);
                         col = groupEnd;
                     }
                     float* dst = Slot(panel, j, c, kc, nr);
@@ -173,10 +178,10 @@ internal static unsafe class WeightPanelDecode
     /// operations in every lane, so the same bits whichever path runs.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void DecodeInt4Run(byte* codes, int col, int end, float scale, float zero, float* destination)
+    internal static void DecodeInt4Run(byte* codes, int col, int end, float scale, float zero, float* destination, CpuIsaLevel isa)
     {
         int i = col;
-        if ((i & 1) == 0 && CpuIsa.Level >= CpuIsaLevel.Avx512)
+        if ((i & 1) == 0 && isa >= CpuIsaLevel.Avx512)
         {
             var vScale = Vector512.Create(scale);
             var vZero = Vector512.Create(zero);
@@ -186,7 +191,7 @@ internal static unsafe class WeightPanelDecode
                 RoundToBf16((q - vZero) * vScale).Store(destination + (i - col));
             }
         }
-        if ((i & 1) == 0 && CpuIsa.Level >= CpuIsaLevel.Avx2)
+        if ((i & 1) == 0 && isa >= CpuIsaLevel.Avx2)
         {
             var vScale = Vector256.Create(scale);
             var vZero = Vector256.Create(zero);
@@ -211,10 +216,10 @@ internal static unsafe class WeightPanelDecode
     /// holds a NaN code (0x7F, 0xFF) goes through the table one by one like the tail.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void DecodeFp8Run(byte* codes, int col, int end, float scale, float* table, float* destination)
+    internal static void DecodeFp8Run(byte* codes, int col, int end, float scale, float* table, float* destination, CpuIsaLevel isa)
     {
         int i = col;
-        if (CpuIsa.Level >= CpuIsaLevel.Avx512)
+        if (isa >= CpuIsaLevel.Avx512)
         {
             var vScale = Vector512.Create(scale);
             for (; i + 16 <= end; i += 16)
@@ -233,7 +238,7 @@ internal static unsafe class WeightPanelDecode
                 RoundToBf16(bits.AsSingle() * vScale).Store(destination + (i - col));
             }
         }
-        if (CpuIsa.Level >= CpuIsaLevel.Avx2)
+        if (isa >= CpuIsaLevel.Avx2)
         {
             var vScale = Vector256.Create(scale);
             for (; i + 8 <= end; i += 8)
