@@ -127,9 +127,9 @@ internal static unsafe partial class CpuGemv
                 if (!vector)
                     Int4Int8Scalar(a, row, count, xr);
                 else if (a.Isa == CpuIsaLevel.Avx512)
-                    Int4Int8Avx512(a, row, count, xr);
+                    Int4Int8Vector<Int8Lanes512, Vector512<int>, Vector512<float>>(a, row, count, xr);
                 else
-                    Int4Int8Avx2(a, row, count, xr);
+                    Int4Int8Vector<Int8Lanes256, Vector256<int>, Vector256<float>>(a, row, count, xr);
             }
         }
     }
@@ -160,113 +160,116 @@ internal static unsafe partial class CpuGemv
         Finish(a, row0, count, xr, 1, sums, cols);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<int> DotInt8(Vector512<byte> w, Vector512<sbyte> even, Vector512<sbyte> odd, Vector512<int> acc)
+    /// <summary>Four weight rows against one x row, a group at a time, with the vectors of <typeparamref name="TL"/>.</summary>
+    static void Int4Int8Vector<TL, TI, TF>(in GemvArgs a, int row0, int count, int xr)
+        where TL : struct, IInt8Lanes<TI, TF> where TI : struct where TF : struct
     {
+        int cols = a.W.Cols, half = cols / 2, gh = a.W.GroupSize / 2, groups = a.W.GroupsPerRow;
+        int r1 = row0 + Math.Min(1, count - 1), r2 = row0 + Math.Min(2, count - 1), r3 = row0 + Math.Min(3, count - 1);
+        byte* w0 = (byte*)a.W.Data + (long)row0 * half, w1 = (byte*)a.W.Data + (long)r1 * half;
+        byte* w2 = (byte*)a.W.Data + (long)r2 * half, w3 = (byte*)a.W.Data + (long)r3 * half;
+        ushort* scales = (ushort*)a.W.Scales, zeros = (ushort*)a.W.Zeros;
+        long g0 = (long)row0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
+        sbyte* q = a.Int8.Q + (long)xr * cols;
+        float* d = a.Int8.D + (long)xr * groups;
+        int* qsum = a.Int8.Sums + (long)xr * groups;
+        TF f0 = default, f1 = default, f2 = default, f3 = default;
+        float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            PrefetchRows(w0, w1, w2, w3, (long)g * gh + Int4PrefetchAhead);
+            TI i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int j = g * gh, end = j + gh; j < end; j += TL.Bytes)
+            {
+                sbyte* even = q + j, odd = q + half + j;
+                i0 = TL.Dot(w0 + j, even, odd, i0);
+                i1 = TL.Dot(w1 + j, even, odd, i1);
+                i2 = TL.Dot(w2 + j, even, odd, i2);
+                i3 = TL.Dot(w3 + j, even, odd, i3);
+            }
+            float dg = d[g], sg = qsum[g];
+            float s0 = Widen(scales[g0 + g]) * dg, s1 = Widen(scales[g1 + g]) * dg, s2 = Widen(scales[g2 + g]) * dg, s3 = Widen(scales[g3 + g]) * dg;
+            f0 = TL.ScaleAdd(i0, s0, f0);
+            f1 = TL.ScaleAdd(i1, s1, f1);
+            f2 = TL.ScaleAdd(i2, s2, f2);
+            f3 = TL.ScaleAdd(i3, s3, f3);
+            z0 += s0 * Widen(zeros[g0 + g]) * sg;
+            z1 += s1 * Widen(zeros[g1 + g]) * sg;
+            z2 += s2 * Widen(zeros[g2 + g]) * sg;
+            z3 += s3 * Widen(zeros[g3 + g]) * sg;
+        }
+        float* sums = stackalloc float[16];
+        sums[0] = TL.Sum(f0) - z0;
+        sums[4] = TL.Sum(f1) - z1;
+        sums[8] = TL.Sum(f2) - z2;
+        sums[12] = TL.Sum(f3) - z3;
+        Finish(a, row0, count, xr, 1, sums, cols);
+    }
+}
+
+/// <summary>The int8 dot of the INT4 x int8 GEMV over one vector width (JIT-specialised per width, as CpuPagedAttention's ILanes).</summary>
+internal unsafe interface IInt8Lanes<TI, TF> where TI : struct where TF : struct
+{
+    /// <summary>Weight bytes (two codes each) per step.</summary>
+    static abstract int Bytes { get; }
+
+    /// <summary>
+    /// acc + the products of Bytes weight bytes at <paramref name="w"/> (low nibbles against <paramref name="even"/>, high
+    /// against <paramref name="odd"/>): two vpmaddubsw, one add, one vpmaddwd with ones; int32 lanes.
+    /// </summary>
+    static abstract TI Dot(byte* w, sbyte* even, sbyte* odd, TI acc);
+
+    /// <summary>f + (float)i * s, fused.</summary>
+    static abstract TF ScaleAdd(TI i, float s, TF f);
+
+    static abstract float Sum(TF f);
+}
+
+/// <summary>AVX-512BW: 64 weight bytes a step.</summary>
+internal unsafe struct Int8Lanes512 : IInt8Lanes<Vector512<int>, Vector512<float>>
+{
+    public static int Bytes => 64;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> Dot(byte* w, sbyte* even, sbyte* odd, Vector512<int> acc)
+    {
+        var codes = Vector512.Load(w);
         var nibble = Vector512.Create((byte)0x0F);
-        var low = w & nibble;
-        var high = (w.AsUInt16() >>> 4).AsByte() & nibble;
-        var pairs = Avx512BW.MultiplyAddAdjacent(low, even) + Avx512BW.MultiplyAddAdjacent(high, odd);
+        var low = codes & nibble;
+        var high = (codes.AsUInt16() >>> 4).AsByte() & nibble;
+        var pairs = Avx512BW.MultiplyAddAdjacent(low, Vector512.Load(even)) + Avx512BW.MultiplyAddAdjacent(high, Vector512.Load(odd));
         return acc + Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> DotInt8(Vector256<byte> w, Vector256<sbyte> even, Vector256<sbyte> odd, Vector256<int> acc)
+    public static Vector512<float> ScaleAdd(Vector512<int> i, float s, Vector512<float> f) =>
+        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(i), Vector512.Create(s), f);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector512<float> f) => Vector512.Sum(f);
+}
+
+/// <summary>AVX2: 32 weight bytes a step.</summary>
+internal unsafe struct Int8Lanes256 : IInt8Lanes<Vector256<int>, Vector256<float>>
+{
+    public static int Bytes => 32;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot(byte* w, sbyte* even, sbyte* odd, Vector256<int> acc)
     {
+        var codes = Vector256.Load(w);
         var nibble = Vector256.Create((byte)0x0F);
-        var low = w & nibble;
-        var high = (w.AsUInt16() >>> 4).AsByte() & nibble;
-        var pairs = Avx2.MultiplyAddAdjacent(low, even) + Avx2.MultiplyAddAdjacent(high, odd);
+        var low = codes & nibble;
+        var high = (codes.AsUInt16() >>> 4).AsByte() & nibble;
+        var pairs = Avx2.MultiplyAddAdjacent(low, Vector256.Load(even)) + Avx2.MultiplyAddAdjacent(high, Vector256.Load(odd));
         return acc + Avx2.MultiplyAddAdjacent(pairs, Vector256<short>.One);
     }
 
-    static void Int4Int8Avx512(in GemvArgs a, int row0, int count, int xr)
-    {
-        int cols = a.W.Cols, half = cols / 2, gh = a.W.GroupSize / 2, groups = a.W.GroupsPerRow;
-        int r1 = row0 + Math.Min(1, count - 1), r2 = row0 + Math.Min(2, count - 1), r3 = row0 + Math.Min(3, count - 1);
-        byte* w0 = (byte*)a.W.Data + (long)row0 * half, w1 = (byte*)a.W.Data + (long)r1 * half;
-        byte* w2 = (byte*)a.W.Data + (long)r2 * half, w3 = (byte*)a.W.Data + (long)r3 * half;
-        ushort* scales = (ushort*)a.W.Scales, zeros = (ushort*)a.W.Zeros;
-        long g0 = (long)row0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
-        sbyte* q = a.Int8.Q + (long)xr * cols;
-        float* d = a.Int8.D + (long)xr * groups;
-        int* qsum = a.Int8.Sums + (long)xr * groups;
-        Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
-        float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-        for (int g = 0; g < groups; g++)
-        {
-            PrefetchRows(w0, w1, w2, w3, (long)g * gh + Int4PrefetchAhead);
-            Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            for (int j = g * gh, end = j + gh; j < end; j += 64)
-            {
-                var even = Vector512.Load(q + j);
-                var odd = Vector512.Load(q + half + j);
-                i0 = DotInt8(Vector512.Load(w0 + j), even, odd, i0);
-                i1 = DotInt8(Vector512.Load(w1 + j), even, odd, i1);
-                i2 = DotInt8(Vector512.Load(w2 + j), even, odd, i2);
-                i3 = DotInt8(Vector512.Load(w3 + j), even, odd, i3);
-            }
-            float dg = d[g], sg = qsum[g];
-            float s0 = Widen(scales[g0 + g]) * dg, s1 = Widen(scales[g1 + g]) * dg, s2 = Widen(scales[g2 + g]) * dg, s3 = Widen(scales[g3 + g]) * dg;
-            f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(i0), Vector512.Create(s0), f0);
-            f1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(i1), Vector512.Create(s1), f1);
-            f2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(i2), Vector512.Create(s2), f2);
-            f3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(i3), Vector512.Create(s3), f3);
-            z0 += s0 * Widen(zeros[g0 + g]) * sg;
-            z1 += s1 * Widen(zeros[g1 + g]) * sg;
-            z2 += s2 * Widen(zeros[g2 + g]) * sg;
-            z3 += s3 * Widen(zeros[g3 + g]) * sg;
-        }
-        float* sums = stackalloc float[16];
-        sums[0] = Vector512.Sum(f0) - z0;
-        sums[4] = Vector512.Sum(f1) - z1;
-        sums[8] = Vector512.Sum(f2) - z2;
-        sums[12] = Vector512.Sum(f3) - z3;
-        Finish(a, row0, count, xr, 1, sums, cols);
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ScaleAdd(Vector256<int> i, float s, Vector256<float> f) =>
+        Fma.MultiplyAdd(Avx.ConvertToVector256Single(i), Vector256.Create(s), f);
 
-    static void Int4Int8Avx2(in GemvArgs a, int row0, int count, int xr)
-    {
-        int cols = a.W.Cols, half = cols / 2, gh = a.W.GroupSize / 2, groups = a.W.GroupsPerRow;
-        int r1 = row0 + Math.Min(1, count - 1), r2 = row0 + Math.Min(2, count - 1), r3 = row0 + Math.Min(3, count - 1);
-        byte* w0 = (byte*)a.W.Data + (long)row0 * half, w1 = (byte*)a.W.Data + (long)r1 * half;
-        byte* w2 = (byte*)a.W.Data + (long)r2 * half, w3 = (byte*)a.W.Data + (long)r3 * half;
-        ushort* scales = (ushort*)a.W.Scales, zeros = (ushort*)a.W.Zeros;
-        long g0 = (long)row0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
-        sbyte* q = a.Int8.Q + (long)xr * cols;
-        float* d = a.Int8.D + (long)xr * groups;
-        int* qsum = a.Int8.Sums + (long)xr * groups;
-        Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-        float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-        for (int g = 0; g < groups; g++)
-        {
-            PrefetchRows(w0, w1, w2, w3, (long)g * gh + Int4PrefetchAhead);
-            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            for (int j = g * gh, end = j + gh; j < end; j += 32)
-            {
-                var even = Vector256.Load(q + j);
-                var odd = Vector256.Load(q + half + j);
-                i0 = DotInt8(Vector256.Load(w0 + j), even, odd, i0);
-                i1 = DotInt8(Vector256.Load(w1 + j), even, odd, i1);
-                i2 = DotInt8(Vector256.Load(w2 + j), even, odd, i2);
-                i3 = DotInt8(Vector256.Load(w3 + j), even, odd, i3);
-            }
-            float dg = d[g], sg = qsum[g];
-            float s0 = Widen(scales[g0 + g]) * dg, s1 = Widen(scales[g1 + g]) * dg, s2 = Widen(scales[g2 + g]) * dg, s3 = Widen(scales[g3 + g]) * dg;
-            f0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i0), Vector256.Create(s0), f0);
-            f1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i1), Vector256.Create(s1), f1);
-            f2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i2), Vector256.Create(s2), f2);
-            f3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i3), Vector256.Create(s3), f3);
-            z0 += s0 * Widen(zeros[g0 + g]) * sg;
-            z1 += s1 * Widen(zeros[g1 + g]) * sg;
-            z2 += s2 * Widen(zeros[g2 + g]) * sg;
-            z3 += s3 * Widen(zeros[g3 + g]) * sg;
-        }
-        float* sums = stackalloc float[16];
-        sums[0] = Vector256.Sum(f0) - z0;
-        sums[4] = Vector256.Sum(f1) - z1;
-        sums[8] = Vector256.Sum(f2) - z2;
-        sums[12] = Vector256.Sum(f3) - z3;
-        Finish(a, row0, count, xr, 1, sums, cols);
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector256<float> f) => Vector256.Sum(f);
 }
+
