@@ -86,6 +86,7 @@ public sealed partial class Ops
         HostStage.CopyBack(dy, destination);
     }
 
+    /// <summary>Refuses an output span that shares any byte with an input span (host memory: by address).</summary>
     static void HostDisjoint<TA, TB>(string op, string aName, ReadOnlySpan<TA> a, string bName, ReadOnlySpan<TB> b)
         where TA : unmanaged where TB : unmanaged
     {

@@ -72,14 +72,12 @@ public sealed partial class Ops
             ThrowHelper.Argument(op, nameof(destination), $"destination has {destination.Length} elements; rows * weight.Rows = {rows} * {outs} = {needed} are written.");
         if (!bias.IsEmpty)
             OpChecks.Length(op, nameof(bias), bias.Length, outs, "weight.Rows");
-        ReadOnlySpan<T> written = destination[..(int)needed];
-        if (Overlaps.Of(written, x) != Overlap.None)
-            ThrowHelper.Argument(op, nameof(destination), "destination overlaps x.");
-        if (Overlaps.Of(written, bias) != Overlap.None)
-            ThrowHelper.Argument(op, nameof(destination), "destination overlaps bias.");
-        if (Overlaps.Of(written, weight.Data) != Overlap.None || Overlaps.Of(written, weight.Scales) != Overlap.None
-            || Overlaps.Of(written, weight.Zeros) != Overlap.None)
-            ThrowHelper.Argument(op, nameof(destination), "destination overlaps the weight.");
+        var output = destination[..(int)needed];
+        HostDisjoint(op, nameof(destination), output, nameof(x), x);
+        HostDisjoint(op, nameof(destination), output, nameof(bias), bias);
+        HostDisjoint(op, nameof(destination), output, "weight", weight.Data);
+        HostDisjoint(op, nameof(destination), output, "weight.Scales", weight.Scales);
+        HostDisjoint(op, nameof(destination), output, "weight.Zeros", weight.Zeros);
 
         using var stage = new HostStage(Runtime ?? HostStaging);
         DeviceView<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged => stage.View(MemoryMarshal.Cast<byte, TE>(bytes));
@@ -92,7 +90,6 @@ public sealed partial class Ops
             _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data), outs, cols),
             _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data), outs, cols),
         };
-        var output = destination[..(int)needed];
         var dy = stage.InOut<T>(output);
         Linear(DeviceTensor.Of(stage.View(x), rows, cols), w, bias.IsEmpty ? default : stage.View(bias), DeviceTensor.Of(dy, rows, outs));
         HostStage.CopyBack(dy, output);
