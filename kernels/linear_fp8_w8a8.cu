@@ -8,7 +8,9 @@
 //
 // Cost: 2 * m * out * in FLOPs over m * in + out * in bytes (FP8) + m * out * sizeof(y): compute-bound at prefill m.
 //
-// One kernel: block tile 128 (rows) x 128 (features, = one weight scale block row) x 128 (k, = one scale block),
+// This file: the mma.sync family (DSK_W8A8_PATH_MMA_SYNC) and the entry point, which picks a family; the wgmma family
+// (Hopper's FP8 rate) is linear_fp8_w8a8_wgmma.cu. Block tile 128 (rows) x 128 (features, = one weight scale block row)
+// x 128 (k, = one scale block) in both (linear_fp8_w8a8.cuh). Here:
 // 8 warps as 2 (m) x 4 (n), warp tile 64 x 32; a 3-stage cp.async pipeline brings both FP8 tiles into swizzled
 // shared memory (zero fill outside [m, in] x [out, in]); ldmatrix reads them in the e4m3 m16n8k32 fragment layout.
 // Each k tile's products accumulate into fresh fp32 registers, which are then scaled by xs * ws and added to
@@ -20,10 +22,12 @@
 //       the bf16 mma expects k = 2c, 2c+1 (and 8 + 2c..): we feed it the first two bytes as its "2c, 2c+1" and the
 //       last two as its "8 + 2c, 9 + 2c", for A and B alike. That is a permutation of k inside the k-16 step,
 //       applied identically to both operands, so the dot products are unchanged.
-// Not done: sm_90a wgmma (DeepGEMM's path: the way to 1000+ TFLOP/s on Hopper); a fused quantise-and-multiply.
+// On Hopper both mma.sync paths run at the bf16 rate at best: ptxas lowers (b) to an f16 unpack and HMMA there.
+// Not done: a fused quantise-and-multiply.
 #include <climits>
 
 #include "common.cuh"
+#include "linear_fp8_w8a8.cuh"
 #include "mma_common.cuh"
 
 #if defined(DSK_FP8_MMA) && (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 4))
@@ -33,28 +37,12 @@
 namespace dsk {
 namespace {
 
-constexpr const char* kOp = "dsk_linear_fp8_w8a8";
-constexpr int kBM = 128;
-constexpr int kBN = 128;       // one weight scale block of features
-constexpr int kBK = 128;       // one scale block of k; 128 bytes per tile row
+using namespace w8a8;
 constexpr int kStages = 3;
 constexpr int kThreads = 256;
-constexpr int kTileBytes = kBM * kBK;  // 16 KiB per FP8 tile
 constexpr int kSmemBytes = kStages * 2 * kTileBytes;
 
-struct W8A8Args {
-    const uint8_t* qx;      // [m, in]
-    const float* xs;        // [m, kb]
-    const uint8_t* qw;      // [out, in]
-    const float* ws;        // [ceil(out / 128), kb]
-    const float* bias;      // [out] or NULL
-    void* y;                // [m, out], rows y_stride apart
-    int64_t m;
-    int64_t y_stride;
-    int in, out, kb;        // kb = ceil(in / 128)
-};
-
-#if defined(DSK_W8A8_FP8_MMA_COMPILED)
+#if defined(DSK_W8A8_FP8_MMA_COMPILED) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 // Path (b): one k-32 step of e4m3 products into `d` for A fragment `a` (rows) and B fragment b0, b1 (one n8 tile).
 // Only called from code compiled for sm_89+.
 __device__ __forceinline__ void mma_e4m3_k32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -67,7 +55,7 @@ __device__ __forceinline__ void mma_e4m3_k32(float (&d)[4], const uint32_t (&a)[
 #endif
 
 template <typename TOut>
-__global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const W8A8Args a) {
+__global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args a) {
     extern __shared__ __align__(128) uint8_t smem[];
     const uint32_t s_x = mma::smem_addr(smem);
     const uint32_t s_w = s_x + kStages * kTileBytes;
@@ -79,23 +67,11 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const W8A8
     const int warp_n = warp & 3;
     const int64_t m0 = (int64_t)blockIdx.x * kBM;
     const int n0 = blockIdx.y * kBN;
-    const int chunk = tid & 7;
     const int k_tiles = a.kb;
 
     auto load_stage = [&](int kt) {
         const int stage = kt % kStages;
-        const int k = kt * kBK + chunk * 16;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int r = (tid >> 3) + 32 * i;
-            const int64_t row = m0 + r;
-            const bool ok_x = row < a.m && k < a.in;
-            mma::cp_async16(s_x + stage * kTileBytes + mma::swz(r, chunk), ok_x ? a.qx + row * a.in + k : a.qx, ok_x);
-            const int n = n0 + r;
-            const bool ok_w = n < a.out && k < a.in;
-            mma::cp_async16(s_w + stage * kTileBytes + mma::swz(r, chunk), ok_w ? a.qw + (int64_t)n * a.in + k : a.qw,
-                            ok_w);
-        }
+        load_tiles<kThreads>(a, s_x + stage * kTileBytes, s_w + stage * kTileBytes, m0, n0, kt, tid);
     };
 
     float acc[4][4][4];
@@ -241,6 +217,8 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
     DSK_CHECK_MIN(kOp, p->y_row_stride, w.rows, "y_row_stride");
     DSK_CHECK_ARG(kOp, p->act_dtype == DSK_DTYPE_F32 || p->act_dtype == DSK_DTYPE_BF16,
                   "act_dtype must be F32 or BF16 (got %s)", dtype_name(p->act_dtype));
+    DSK_CHECK_ARG(kOp, p->path >= DSK_W8A8_PATH_AUTO && p->path <= DSK_W8A8_PATH_WGMMA,
+                  "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got %d)", (int)p->path);
     if (w.cols > INT_MAX / 2 || w.rows > INT_MAX / 2 || (w.rows + kBN - 1) / kBN > 65535 ||
         (p->m + kBM - 1) / kBM > INT_MAX)
         DSK_UNSUPPORTED(kOp, "shape too large (m %lld, out %lld, in %lld)", (long long)p->m, (long long)w.rows,
@@ -248,18 +226,30 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
     if (!is_aligned_16(p->qx) || !is_aligned_16(w.data))
         DSK_UNSUPPORTED(kOp, "qx and w.data must be 16-byte aligned");
 
-    int device = 0, major = 0, optin = 0;
+    int device = 0, major = 0, minor = 0, optin = 0;
     cudaError_t err = cudaGetDevice(&device);
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
     if (err != cudaSuccess) {
         set_error(kOp, "CUDA error %s (%s) querying the device", cudaGetErrorName(err), cudaGetErrorString(err));
         return DSK_ERROR_CUDA;
     }
-    if (major < 8) DSK_UNSUPPORTED(kOp, "needs an sm_80+ GPU (device %d is sm_%d.x)", device, major);
-    if (optin < kSmemBytes) DSK_UNSUPPORTED(kOp, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
+    if (major < 8) DSK_UNSUPPORTED(kOp, "needs an sm_80+ GPU (device %d is sm_%d%d)", device, major, minor);
+    // wgmma code is sm_90a: it runs on cc 9.0 only, and exists only where the library was built for 90a.
+    const bool wgmma_here = wgmma_built() && major == 9 && minor == 0 && optin >= wgmma_smem_bytes();
+    if (p->path == DSK_W8A8_PATH_WGMMA && !wgmma_here) {
+        if (!wgmma_built())
+            DSK_UNSUPPORTED(kOp, "path WGMMA: this library was not built for sm_90a (CMAKE_CUDA_ARCHITECTURES without 90a, "
+                                 "or a toolkit older than CUDA 12)");
+        DSK_UNSUPPORTED(kOp, "path WGMMA needs a cc 9.0 GPU (Hopper) with %d bytes of shared memory per block (device %d "
+                             "is sm_%d%d with %d)", wgmma_smem_bytes(), device, major, minor, optin);
+    }
+    const bool use_wgmma = p->path == DSK_W8A8_PATH_WGMMA || (p->path == DSK_W8A8_PATH_AUTO && wgmma_here);
+    if (!use_wgmma && optin < kSmemBytes)
+        DSK_UNSUPPORTED(kOp, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
 
-    W8A8Args a{};
+    Args a{};
     a.qx = static_cast<const uint8_t*>(p->qx);
     a.xs = p->x_scale;
     a.qw = static_cast<const uint8_t*>(w.data);
@@ -271,15 +261,20 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
     a.in = (int)w.cols;
     a.out = (int)w.rows;
     a.kb = (int)((w.cols + kBK - 1) / kBK);
-    const dim3 grid((unsigned)((p->m + kBM - 1) / kBM), (unsigned)((w.rows + kBN - 1) / kBN));
     const cudaStream_t stream = static_cast<cudaStream_t>(p->stream);
-    if (p->act_dtype == DSK_DTYPE_F32) {
-        err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-        if (err == cudaSuccess) linear_fp8_w8a8_kernel<float><<<grid, kThreads, kSmemBytes, stream>>>(a);
+    if (use_wgmma) {
+        err = launch_wgmma(a, p->act_dtype == DSK_DTYPE_BF16, stream);
     } else {
-        err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   kSmemBytes);
-        if (err == cudaSuccess) linear_fp8_w8a8_kernel<__nv_bfloat16><<<grid, kThreads, kSmemBytes, stream>>>(a);
+        const dim3 grid((unsigned)((p->m + kBM - 1) / kBM), (unsigned)((w.rows + kBN - 1) / kBN));
+        if (p->act_dtype == DSK_DTYPE_F32) {
+            err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kSmemBytes);
+            if (err == cudaSuccess) linear_fp8_w8a8_kernel<float><<<grid, kThreads, kSmemBytes, stream>>>(a);
+        } else {
+            err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<__nv_bfloat16>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+            if (err == cudaSuccess) linear_fp8_w8a8_kernel<__nv_bfloat16><<<grid, kThreads, kSmemBytes, stream>>>(a);
+        }
     }
     if (err != cudaSuccess) {
         set_error(kOp, "CUDA error %s (%s) setting the kernel's shared memory", cudaGetErrorName(err),

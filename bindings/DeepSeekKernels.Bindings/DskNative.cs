@@ -162,8 +162,20 @@ public struct DskLinearFp8W8A8Params
     public long M;
     public long YRowStride;
     public int ActDType;
-    public int Reserved;
+    /// <summary>A <see cref="DskW8A8Path"/>; 0 (Auto) picks wgmma where it can run, else mma.sync.</summary>
+    public int Path;
     public IntPtr Stream;
+}
+
+/// <summary><c>dsk_w8a8_path</c>: which kernel family dsk_linear_fp8_w8a8 runs.</summary>
+public enum DskW8A8Path
+{
+    /// <summary>Wgmma where it can run (a library built for sm_90a on a cc 9.0 GPU), else mma.sync.</summary>
+    Auto = 0,
+    /// <summary>mma.sync on any sm_80+ GPU (on Hopper at the bf16 rate at best).</summary>
+    MmaSync = 1,
+    /// <summary>Hopper's warpgroup FP8 tensor cores (sm_90a code, cc 9.0 GPUs).</summary>
+    Wgmma = 2,
 }
 
 /// <summary><c>dsk_rope_layout</c>: which elements of a head's rotary part rotate together.</summary>

@@ -241,11 +241,23 @@ DSK_API dsk_status dsk_quantize_fp8_act(const dsk_quantize_fp8_act_params* p);
  * W8A8 FP8 linear (prefill): y[i, n] = round_act( sum_j xs[i, j] * ws[n / 128, j] * (sum_{k in block j} qx[i, k] * qw[n, k]) + bias[n] )
  * with qx, xs from dsk_quantize_fp8_act (blocks of 128 along k) and w an FP8_BLOCK weight with 128 x 128 blocks,
  * count 1; the inner sums over one 128-wide block in fp32 (exact products of two e4m3 values), the block
- * results scaled and added in fp32. FP8 tensor cores (mma.sync e4m3) where the GPU (sm_89+) and the toolkit that built
- * the library (CUDA 12.4+, CMake option DSK_FP8_MMA) allow; elsewhere (sm_80+) e4m3 is widened to bf16 exactly in
- * registers and multiplied on bf16 tensor cores (the same products, at the bf16 rate).
+ * results scaled and added in fp32. Two kernel families (`path`):
+ *   DSK_W8A8_PATH_WGMMA: Hopper's warpgroup FP8 tensor cores (wgmma.mma_async m64n128k32 e4m3, the FP8 rate), on a
+ *     cc 9.0 GPU when the library was built for sm_90a (CMAKE_CUDA_ARCHITECTURES with 90a, CUDA 12+); else refused
+ *     (DSK_ERROR_UNSUPPORTED).
+ *   DSK_W8A8_PATH_MMA_SYNC: mma.sync, any sm_80+ GPU: e4m3 mma.sync where the GPU (sm_89+) and the toolkit (CUDA 12.4+,
+ *     CMake option DSK_FP8_MMA) allow, else e4m3 widened to bf16 exactly in registers on bf16 tensor cores. Either way
+ *     at most the bf16 rate on Hopper, whose ptxas lowers FP8 mma.sync to an f16 unpack and HMMA (seen in the SASS of a
+ *     CUDA 12.4 sm_90 build): only wgmma reaches Hopper's FP8 rate.
+ *   DSK_W8A8_PATH_AUTO (0): WGMMA where it can run, else MMA_SYNC.
  * in = w.cols must be a multiple of 16; y [m, w.rows] rows y_row_stride apart, act_dtype F32 or BF16.
  */
+typedef enum dsk_w8a8_path {
+    DSK_W8A8_PATH_AUTO = 0,
+    DSK_W8A8_PATH_MMA_SYNC = 1,
+    DSK_W8A8_PATH_WGMMA = 2,
+} dsk_w8a8_path;
+
 typedef struct dsk_linear_fp8_w8a8_params {
     const void* qx;          /* [m, in] FP8, dense rows */
     const float* x_scale;    /* [m, ceil(in / 128)] */
@@ -255,7 +267,7 @@ typedef struct dsk_linear_fp8_w8a8_params {
     int64_t m;
     int64_t y_row_stride;
     int32_t act_dtype;       /* of y */
-    int32_t reserved;
+    int32_t path;            /* dsk_w8a8_path (0 = AUTO) */
     void* stream;
 } dsk_linear_fp8_w8a8_params;
 

@@ -107,7 +107,7 @@ _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, y) == 96, "w8a8.y");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, m) == 104, "w8a8.m");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, y_row_stride) == 112, "w8a8.y_row_stride");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, act_dtype) == 120, "w8a8.act_dtype");
-_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, reserved) == 124, "w8a8.reserved");
+_Static_assert(offsetof(dsk_linear_fp8_w8a8_params, path) == 124, "w8a8.path");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, stream) == 128, "w8a8.stream");
 _Static_assert(sizeof(dsk_linear_fp8_w8a8_params) == 136, "sizeof(dsk_linear_fp8_w8a8_params)");
 
@@ -620,6 +620,46 @@ static void check_dequantize(void) {
     expect_dequantize("y in w.data", &p, INV, "y must not overlap the weight");
     p = dequantize_params(); p.y = (float*)((char*)p.w.scale - 16);
     expect_dequantize("y over w.scale", &p, INV, "y must not overlap the weight");
+}
+
+static dsk_linear_fp8_w8a8_params w8a8_params(void) {
+    dsk_linear_fp8_w8a8_params p;
+    memset(&p, 0, sizeof p);
+    p.qx = FAKE(0x100000);
+    p.x_scale = (const float*)FAKE(0x110000);
+    p.w = fp8_weight();
+    p.y = FAKE(0x300000);
+    p.m = 4;
+    p.y_row_stride = 16;
+    p.act_dtype = DSK_DTYPE_BF16;
+    return p;
+}
+
+static void expect_w8a8(const char* name, const dsk_linear_fp8_w8a8_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_linear_fp8_w8a8", name, dsk_linear_fp8_w8a8(p), want, expected);
+}
+
+/* Refused before any device query: these hold on a machine without a GPU. */
+static void check_w8a8(void) {
+    dsk_linear_fp8_w8a8_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT;
+
+    p = w8a8_params(); p.qx = NULL;
+    expect_w8a8("qx NULL", &p, INV, "qx must not be NULL");
+    p = w8a8_params(); p.w.scale = NULL;
+    expect_w8a8("w.scale NULL", &p, INV, "w.scale must not be NULL");
+    p = w8a8_params(); p.w = dense_weight(); p.w.scale = FAKE(0x210000);
+    expect_w8a8("dense weight", &p, INV, "w must be an FP8_BLOCK weight of FP8_E4M3");
+    p = w8a8_params(); p.w.block_rows = 64;
+    expect_w8a8("64 x 128 blocks", &p, INV, "w must have 128 x 128 scale blocks (got 64 x 128)");
+    p = w8a8_params(); p.w.cols = 40;
+    expect_w8a8("in 40", &p, INV, "in = w.cols must be a multiple of 16 (got 40)");
+    p = w8a8_params(); p.act_dtype = DSK_DTYPE_I32;
+    expect_w8a8("int32 output", &p, INV, "act_dtype must be F32 or BF16");
+    p = w8a8_params(); p.path = 3;
+    expect_w8a8("path 3", &p, INV, "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got 3)");
+    p = w8a8_params(); p.path = -1;
+    expect_w8a8("path -1", &p, INV, "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got -1)");
 }
 
 /* ---- Attention (ABI 3): dsk_rope, dsk_kv_append, dsk_paged_attention, dsk_paged_mla_attention. ---- */
@@ -1573,6 +1613,7 @@ int main(void) {
     check_grouped_linear();
     check_embedding();
     check_dequantize();
+    check_w8a8();
 
     /* Attention (ABI 3): every request below is invalid or unsupported, so nothing launches. */
     check_rope();

@@ -10,7 +10,9 @@
 //   2. dsk_quantize_fp8_act, bit-exact against a CPU implementation of its definition (the same integer e4m3
 //      rounding as Numerics/Float8E4M3.FromSingleSaturating): F32 and BF16 input, ragged last blocks, padded rows,
 //      an all-zero block (scale 1), a NaN and an infinity (NaN codes compare equal whatever their sign).
-//   3. dsk_linear_fp8_w8a8 against a float64 reference of its formula, bf16 and f32 output, bias, ragged shapes.
+//   3. dsk_linear_fp8_w8a8 against a float64 reference of its formula, bf16 and f32 output, bias, ragged shapes, on
+//      each kernel family: mma.sync, and wgmma where the library holds sm_90a code and the GPU is cc 9.0 (else a note;
+//      a failure on a cc 9.0 GPU under DSK_REQUIRE_GPU=1); one case through AUTO.
 //      Tolerance 2^-7 |ref| (bf16) or 1e-5 |ref| (f32) + 1e-4 * mag, which leaves room for the reduced-precision
 //      accumulation of FP8 tensor cores inside a 128-wide block.
 //   4. A few requests that must be refused with the documented status.
@@ -378,7 +380,55 @@ void run_quant_case(int64_t m, int64_t cols, int32_t dt, int64_t pad, cudaStream
 // ---------------------------------------------------------------------------------------------------------
 // 3. dsk_linear_fp8_w8a8
 
-void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bias, cudaStream_t stream) {
+// Whether dsk_linear_fp8_w8a8's wgmma family can run here: the library holds sm_90a code and the GPU is cc 9.0. Where it
+// cannot, its cases are left out with a note; on a cc 9.0 GPU under DSK_REQUIRE_GPU=1 (scripts/gpu-check.sh builds for
+// 90a) that is a failure, so the Hopper path cannot go unchecked there by accident.
+bool wgmma_available() {
+    static int known = -1;
+    if (known >= 0) return known == 1;
+    void* buf = nullptr;
+    CUDA_OK(cudaMalloc(&buf, 1 << 16));
+    dsk_linear_fp8_w8a8_params w;
+    std::memset(&w, 0, sizeof w);
+    w.qx = buf;
+    w.x_scale = (float*)((char*)buf + 16384);
+    w.w.data = (char*)buf + 32768;
+    w.w.scale = (float*)((char*)buf + 16384 + 4096);
+    w.w.rows = 16;
+    w.w.cols = 16;
+    w.w.count = 1;
+    w.w.scheme = DSK_WEIGHT_FP8_BLOCK;
+    w.w.dtype = DSK_DTYPE_FP8_E4M3;
+    w.w.block_rows = w.w.block_cols = 128;
+    w.y = (char*)buf + 49152;
+    w.m = 1;
+    w.y_row_stride = 16;
+    w.act_dtype = DSK_DTYPE_F32;
+    w.path = DSK_W8A8_PATH_WGMMA;
+    CUDA_OK(cudaMemset(buf, 0, 1 << 16));
+    const dsk_status st = dsk_linear_fp8_w8a8(&w);
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaFree(buf));
+    known = st == DSK_SUCCESS ? 1 : 0;
+    if (!known) {
+        cudaDeviceProp prop;
+        CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+        const char* required = std::getenv("DSK_REQUIRE_GPU");
+        const bool must = prop.major == 9 && prop.minor == 0 && required != nullptr && std::strcmp(required, "1") == 0;
+        std::printf("%s w8a8 wgmma: not run here (%s)\n", must ? "FAIL" : "note:", dsk_last_error_message());
+        if (must) {
+            ++g_cases;
+            ++g_failed;
+        }
+    }
+    return known == 1;
+}
+
+const char* w8a8_path_str(int32_t path) {
+    return path == DSK_W8A8_PATH_WGMMA ? "wgmma" : path == DSK_W8A8_PATH_MMA_SYNC ? "mma.sync" : "auto";
+}
+
+void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bias, int32_t path, cudaStream_t stream) {
     ++g_cases;
     const int64_t kb = (in + 127) / 128, nb = (out + 127) / 128;
     std::vector<uint8_t> qx((size_t)(m * in)), qw((size_t)(out * in));
@@ -420,10 +470,12 @@ void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bia
     p.m = m;
     p.y_row_stride = y_rs;
     p.act_dtype = dt;
+    p.path = path;
     p.stream = stream;
     char label[160];
-    std::snprintf(label, sizeof label, "w8a8 %s m=%-4lld in=%-4lld out=%-4lld%s", dt == DSK_DTYPE_F32 ? "f32 " : "bf16",
-                  (long long)m, (long long)in, (long long)out, with_bias ? " bias" : "");
+    std::snprintf(label, sizeof label, "w8a8 %-8s %s m=%-4lld in=%-4lld out=%-4lld%s", w8a8_path_str(path),
+                  dt == DSK_DTYPE_F32 ? "f32 " : "bf16", (long long)m, (long long)in, (long long)out,
+                  with_bias ? " bias" : "");
     const dsk_status st = dsk_linear_fp8_w8a8(&p);
     bool ok = st == DSK_SUCCESS;
     int bad = 0;
@@ -555,6 +607,13 @@ void run_refusals(cudaStream_t stream) {
     w.w.block_rows = 128;
     w.w.cols = 120;
     expect_status("w8a8 with in = 120", dsk_linear_fp8_w8a8(&w), DSK_ERROR_INVALID_ARGUMENT);
+    w.w.cols = 128;
+    w.path = 3;
+    expect_status("w8a8 with path 3", dsk_linear_fp8_w8a8(&w), DSK_ERROR_INVALID_ARGUMENT);
+    if (!wgmma_available()) {
+        w.path = DSK_W8A8_PATH_WGMMA;
+        expect_status("w8a8 wgmma where it cannot run", dsk_linear_fp8_w8a8(&w), DSK_ERROR_UNSUPPORTED);
+    }
     CUDA_OK(cudaFree(buf));
 }
 
@@ -592,12 +651,17 @@ void run_checks(cudaStream_t stream) {
         run_quant_case(257, 256, dt, 0, stream);
     }
 
-    for (int32_t dt : {DSK_DTYPE_BF16, DSK_DTYPE_F32}) {
-        run_w8a8_case(16, 576, 576, dt, true, stream);
-        run_w8a8_case(257, 96, 96, dt, false, stream);
-        run_w8a8_case(1000, 1024, 300, dt, true, stream);
+    for (int32_t path : {DSK_W8A8_PATH_MMA_SYNC, DSK_W8A8_PATH_WGMMA}) {
+        if (path == DSK_W8A8_PATH_WGMMA && !wgmma_available()) continue;
+        for (int32_t dt : {DSK_DTYPE_BF16, DSK_DTYPE_F32}) {
+            run_w8a8_case(16, 576, 576, dt, true, path, stream);
+            run_w8a8_case(257, 96, 96, dt, false, path, stream);
+            run_w8a8_case(1000, 1024, 300, dt, true, path, stream);
+        }
+        run_w8a8_case(64, 7168, 256, DSK_DTYPE_BF16, false, path, stream);
+        run_w8a8_case(130, 272, 200, DSK_DTYPE_BF16, true, path, stream);
     }
-    run_w8a8_case(64, 7168, 256, DSK_DTYPE_BF16, false, stream);
+    run_w8a8_case(300, 640, 384, DSK_DTYPE_BF16, false, DSK_W8A8_PATH_AUTO, stream);
 
     run_refusals(stream);
 }
@@ -738,15 +802,26 @@ void run_bench(cudaStream_t stream) {
             w.y_row_stride = N;
             w.act_dtype = DSK_DTYPE_BF16;
             w.stream = stream;
-            if (dsk_quantize_fp8_act(&q) != DSK_SUCCESS || dsk_linear_fp8_w8a8(&w) != DSK_SUCCESS) {
-                std::printf("%-6lld %-6lld %-6lld w8a8 refused: %s\n", (long long)M, (long long)K, (long long)N,
-                            dsk_last_error_message());
+            if (dsk_quantize_fp8_act(&q) != DSK_SUCCESS) {
+                std::printf("%-6lld %-6lld %-6lld w8a8 quantize refused: %s\n", (long long)M, (long long)K,
+                            (long long)N, dsk_last_error_message());
                 continue;
             }
             const double t_q = median_us([&] { (void)dsk_quantize_fp8_act(&q); }, stream, 20);
-            const double t_w = median_us([&] { (void)dsk_linear_fp8_w8a8(&w); }, stream, 20);
-            report("w8a8 gemm", t_w);
-            report("w8a8 quantize+gemm", t_q + t_w);
+            for (int32_t path : {DSK_W8A8_PATH_MMA_SYNC, DSK_W8A8_PATH_WGMMA}) {
+                w.path = path;
+                if (dsk_linear_fp8_w8a8(&w) != DSK_SUCCESS) {
+                    std::printf("%-6lld %-6lld %-6lld w8a8 %s refused: %s\n", (long long)M, (long long)K,
+                                (long long)N, w8a8_path_str(path), dsk_last_error_message());
+                    continue;
+                }
+                const double t_w = median_us([&] { (void)dsk_linear_fp8_w8a8(&w); }, stream, 20);
+                char name[40];
+                std::snprintf(name, sizeof name, "w8a8 %s gemm", w8a8_path_str(path));
+                report(name, t_w);
+                std::snprintf(name, sizeof name, "w8a8 %s quant+gemm", w8a8_path_str(path));
+                report(name, t_q + t_w);
+            }
         }
         for (void* ptr : {x, w_bf16, w_fp8, w_fp8_scale, w_i4, w_i4_scale, w_i4_zero, y, qx, xs}) CUDA_OK(cudaFree(ptr));
     }

@@ -33,7 +33,7 @@ typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
 typedef void* cudaStream_t;
 typedef void* cudaEvent_t;
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 template <class F> inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
 enum { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaStreamNonBlocking = 1 };
@@ -43,7 +43,8 @@ inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
 inline cudaError_t cudaGetDeviceCount(int* d) { *d = 1; return 0; }
 // An H100/H200-like device: sm_90, 227 KiB of opt-in shared memory per block, EMU_SMS multiprocessors (132).
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
-    *v = a == cudaDevAttrComputeCapabilityMajor ? 9 : a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 232448 : emu_sm_count();
+    *v = a == cudaDevAttrComputeCapabilityMajor ? 9 : a == cudaDevAttrComputeCapabilityMinor ? 0
+       : a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? 232448 : emu_sm_count();
     return 0;
 }
 inline cudaError_t cudaGetLastError() { return 0; }
@@ -172,3 +173,4 @@ inline void __threadfence() {}
 #include "emu_mla_mma.h"
 #include "emu_moe.h"
 #include "emu_grouped_linear.h"
+#include "emu_wgmma.h"

@@ -2,10 +2,13 @@
 // are offsets into the block's dynamic shared memory; cp.async copies at once (a legal schedule of an asynchronous
 // copy: the kernels may not read a stage before their wait and barrier anyway); ldmatrix and mma.sync are warp-wide,
 // so every lane publishes its operands, the warp meets, and each lane computes its own fragment from the PTX ISA's
-// fragment layouts. The mma sums in fp32 in k order (the GPU's order within a k16 step is unspecified).
+// fragment layouts. The mma sums in fp32 in k order (the GPU's order within a k16 step is unspecified). wgmma below.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda_runtime.h"
@@ -91,6 +94,72 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, u
         for (int k = 0; k < 16; ++k) s += A[row][k] * B[k][col];
         d[e] = s;
     }
+}
+
+// ---- wgmma (sm_90a), warpgroup-wide: every thread publishes its descriptors, the 128 threads meet (they must agree),
+// and each thread computes its own accumulators from shared memory, read as the hardware reads a K-major operand in
+// the 128-byte swizzle: row r, k byte b at L = start + (r / 8) SBO + (r % 8) 128 + b, stored at
+// L ^ (((L >> 7) & 7) << 4) (address bits 4-6 XOR bits 7-9). Only that mode (and base offset 0) is emulated; anything
+// else aborts. The sum runs in fp32 in k order; fences, commit and wait are no-ops (the product is complete at issue).
+inline uint64_t wgmma_desc_sw128(uint32_t addr) {
+    return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+inline void fence_proxy_async() {}
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+template <int N> inline void wgmma_wait() {}
+template <int N> inline void wgmma_fence_operand(float (&)[N]) {}
+
+inline float emu_e4m3(uint8_t b) {
+    const int e = (b >> 3) & 15, m = b & 7;
+    if (e == 15 && m == 7) return NAN;
+    const float v = e != 0 ? std::ldexp(1.0f + m / 8.0f, e - 7) : std::ldexp(m / 8.0f, -6);
+    return (b & 0x80) ? -v : v;
+}
+inline float wgmma_operand_e4m3(uint64_t desc, int row, int kbyte) {
+    if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
+        std::fprintf(stderr, "emu: wgmma descriptor %llx: only the 128-byte swizzle with base offset 0 is emulated\n",
+                     (unsigned long long)desc);
+        std::abort();
+    }
+    const uint32_t start = (uint32_t)(desc & 0x3fff) << 4, sbo = (uint32_t)((desc >> 32) & 0x3fff) << 4;
+    const uint32_t l = start + (uint32_t)(row >> 3) * sbo + (uint32_t)(row & 7) * 128u + (uint32_t)kbyte;
+    const uint32_t phys = l ^ (((l >> 7) & 7u) << 4);
+    if (phys >= emu::dyn_smem_buf.size()) {
+        std::fprintf(stderr, "emu: wgmma reads shared byte %u of %zu\n", phys, emu::dyn_smem_buf.size());
+        std::abort();
+    }
+    return emu_e4m3(emu::dyn_smem[phys]);
+}
+
+// D (64 x 128) = A (64 x 32 e4m3) * B (128 x 32 e4m3)^T (+ D); thread t of the warpgroup holds in d[4 c + 2 h + e]
+// row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e (the PTX ISA's wgmma D fragment for m64nNk32).
+inline void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+    const int t = emu::cur, g0 = t & ~127, w = (t & 127) >> 5, lane = t & 31;
+    emu::wg_desc[t][0] = da;
+    emu::wg_desc[t][1] = db;
+    emu::warpgroup_barrier();
+    for (int i = g0; i < g0 + 128; ++i)
+        if (emu::wg_desc[i][0] != da || emu::wg_desc[i][1] != db) {
+            std::fprintf(stderr, "emu: wgmma descriptors differ across the warpgroup (threads %d and %d)\n", t, i);
+            std::abort();
+        }
+    float a[2][32];
+    for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 32; ++k) a[h][k] = wgmma_operand_e4m3(da, 16 * w + (lane >> 2) + 8 * h, k);
+    for (int c = 0; c < 16; ++c)
+        for (int e = 0; e < 2; ++e) {
+            const int col = 8 * c + 2 * (lane & 3) + e;
+            float b[32];
+            for (int k = 0; k < 32; ++k) b[k] = wgmma_operand_e4m3(db, col, k);
+            for (int h = 0; h < 2; ++h) {
+                float s = 0.0f;
+                for (int k = 0; k < 32; ++k) s += a[h][k] * b[k];
+                float& o = d[4 * c + 2 * h + e];
+                o = accumulate ? o + s : s;
+            }
+        }
+    emu::warpgroup_barrier();
 }
 
 }  // namespace mma

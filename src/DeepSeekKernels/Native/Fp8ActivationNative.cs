@@ -13,7 +13,9 @@ internal static class Fp8ActivationNative
 {
     /// <summary>
     /// The first architecture dsk_linear_fp8_w8a8 runs on: bf16 tensor cores (sm_80), where e4m3 is widened exactly to bf16;
-    /// FP8 tensor cores (sm_89+) where the library was built with a toolkit that has them.
+    /// FP8 mma.sync (sm_89+) where the library was built with a toolkit that has it; on a cc 9.0 GPU with a library built
+    /// for sm_90a, Hopper's warpgroup FP8 tensor cores (wgmma: the only path at the FP8 rate there). The call leaves the
+    /// choice to the library (path Auto).
     /// </summary>
     static readonly CudaArchitecture TensorCores = new(8, 0);
 
@@ -54,6 +56,7 @@ internal static class Fp8ActivationNative
             M = y.Dim(0),
             YRowStride = y.Stride(0),
             ActDType = (int)y.ElementType,
+            Path = (int)DskW8A8Path.Auto,
             Stream = runtime.CudaStreamHandle,
         };
         runtime.Bind();

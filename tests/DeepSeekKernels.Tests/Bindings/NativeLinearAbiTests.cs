@@ -69,7 +69,7 @@ public class NativeLinearStructLayoutTests
         Assert.Equal(136, Marshal.SizeOf<DskLinearFp8W8A8Params>());
         Assert.Equal(
             [0, 8, 16, 88, 96, 104, 112, 120, 124, 128],
-            new[] { "Qx", "XScale", "W", "Bias", "Y", "M", "YRowStride", "ActDType", "Reserved", "Stream" }.Select(AbiHeader.Offset<DskLinearFp8W8A8Params>));
+            new[] { "Qx", "XScale", "W", "Bias", "Y", "M", "YRowStride", "ActDType", "Path", "Stream" }.Select(AbiHeader.Offset<DskLinearFp8W8A8Params>));
     }
 
     [Fact]
@@ -77,6 +77,7 @@ public class NativeLinearStructLayoutTests
     {
         Assert.Equal([0, 1, 2], new[] { DskWeightScheme.Dense, DskWeightScheme.Fp8Block, DskWeightScheme.Int4Group }.Select(v => (int)v));
         Assert.Equal([0, 1, 2], new[] { DskLinearPath.Auto, DskLinearPath.Simt, DskLinearPath.Mma }.Select(v => (int)v));
+        Assert.Equal([0, 1, 2], new[] { DskW8A8Path.Auto, DskW8A8Path.MmaSync, DskW8A8Path.Wgmma }.Select(v => (int)v));
         Assert.Equal([0, 1, 2], new[] { DskLinearEpilogue.None, DskLinearEpilogue.SiluMul, DskLinearEpilogue.Add }.Select(v => (int)v));
     }
 }
