@@ -1,0 +1,162 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using DeepSeekKernels.Tests.Support;
+
+namespace DeepSeekKernels.Tests.Bindings;
+
+/// <summary>
+/// The hand-CUDA kernels compiled with a CUDA 12 toolkit for sm_90a, on a machine without a GPU. CI's compiler (Debian 12's
+/// CUDA 11.8) knows neither sm_90a (Hopper's wgmma, dsk_linear_fp8_w8a8's wgmma family) nor PTX ISA 8.4 (the FP8 mma.sync
+/// path), and the GPU machine builds with CUDA 13 for sm_90a: without this, that code would be compiled for the first time in
+/// a GPU session's few minutes. The toolkit comes from <c>scripts/cuda12-toolkit.sh</c> (Debian 13's CUDA 12.4, compile only;
+/// .ci/run fetches it into build/cuda12; <c>DSK_CUDA12_HOME</c> names another); without it these tests skip and say so.
+/// What must hold: every kernels/*.cu and every check program compiles (the library's own flags: -Wall -Wextra, ptxas spill
+/// warnings) with no error and no compiler warning; the wgmma kernel does not spill; and its machine code uses the FP8
+/// warpgroup MMA (QGMMA ... E4M3), not a fallback, while the FP8 mma.sync path for sm_90 shows what it is lowered to there.
+/// </summary>
+public class KernelCompileSm90aTests(ITestOutputHelper output)
+{
+    static readonly Lazy<Compiled?> Build = new(CompileAll);
+
+    sealed record Compiled(string Home, string ObjectDir, IReadOnlyDictionary<string, (int ExitCode, string Log)> Results);
+
+    static string? Home()
+    {
+        string? home = Environment.GetEnvironmentVariable("DSK_CUDA12_HOME");
+        if (string.IsNullOrEmpty(home))
+            home = Path.Combine(RepositoryRoot.Path, "build", "cuda12");
+        return File.Exists(Path.Combine(home, "bin", "nvcc")) ? home : null;
+    }
+
+    static Compiled RequireBuild()
+    {
+        var build = Build.Value;
+        Assert.SkipWhen(build == null,
+            "No CUDA 12 toolkit at build/cuda12 (or DSK_CUDA12_HOME): scripts/cuda12-toolkit.sh fetches one (.ci/run does, where Debian's archive is reachable)");
+        return build!;
+    }
+
+    static Compiled? CompileAll()
+    {
+        string? home = Home();
+        if (home == null)
+            return null;
+        string root = RepositoryRoot.Path;
+        string objects = Path.Combine(root, "build", "sm90a-objects"); // one set per run, replaced by the next
+        if (Directory.Exists(objects))
+            Directory.Delete(objects, recursive: true);
+        Directory.CreateDirectory(objects);
+        var sources = Directory.GetFiles(Path.Combine(root, "kernels"), "*.cu")
+            .Concat(Directory.GetFiles(Path.Combine(root, "kernels", "tests"), "*.cu"))
+            .OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        var results = new ConcurrentDictionary<string, (int, string)>();
+        Parallel.ForEach(sources, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, source =>
+        {
+            string name = Path.GetRelativePath(Path.Combine(root, "kernels"), source);
+            var start = new ProcessStartInfo(Path.Combine(home, "bin", "nvcc"),
+            [
+                "-std=c++17", "-O3", "-arch=sm_90a", "-c", "-Xcompiler=-Wall,-Wextra", "-Xptxas=--warn-on-spills",
+                "-DDSK_FP8_MMA=1", "-DDSK_SM90A_BUILT=1",
+                "-I", Path.Combine(root, "kernels", "include"), "-I", Path.Combine(root, "kernels"), "-I", Path.Combine(root, "kernels", "tests"),
+                source, "-o", Path.Combine(objects, name.Replace('/', '_') + ".o"),
+            ])
+            { RedirectStandardError = true, RedirectStandardOutput = true };
+            using var process = Process.Start(start)!;
+            var stderr = process.StandardError.ReadToEndAsync();
+            string log = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            results[name] = (process.ExitCode, (log + stderr.Result).Trim());
+        });
+        return new Compiled(home, objects, results);
+    }
+
+    static string Sass(Compiled build, string objectName)
+    {
+        var start = new ProcessStartInfo(Path.Combine(build.Home, "bin", "cuobjdump"), ["-sass", Path.Combine(build.ObjectDir, objectName)])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string sass = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"cuobjdump failed on {objectName}: {stderr.Result}");
+        return sass;
+    }
+
+    /// <summary>The SASS of each kernel (function name -> its instructions' opcodes) in <paramref name="sass"/>.</summary>
+    static Dictionary<string, List<string>> Functions(string sass)
+    {
+        var functions = new Dictionary<string, List<string>>();
+        List<string>? current = null;
+        foreach (string line in sass.Split('\n'))
+        {
+            var header = Regex.Match(line, @"Function : (\S+)");
+            if (header.Success)
+                functions[header.Groups[1].Value] = current = [];
+            else if (current != null && Regex.Match(line, @"^\s+/\*[0-9a-f]{4,}\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.x]+)") is { Success: true } op)
+                current.Add(op.Groups[2].Value);
+        }
+        return functions;
+    }
+
+    [Fact]
+    public void EveryKernelAndCheckProgramCompilesForSm90aWithoutWarnings()
+    {
+        var build = RequireBuild();
+        var failures = new List<string>();
+        foreach (var (name, (exitCode, log)) in build.Results.OrderBy(r => r.Key, StringComparer.Ordinal))
+        {
+            // ptxas's spill notes are reported, not failed (CUDA 12.4's ptxas spills 8-32 bytes in a few kv_append, moe_permute
+            // and rms_norm instances that CUDA 11.8 keeps in registers); every other warning, and any error, fails.
+            var lines = log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var spills = lines.Where(l => l.Contains("Registers are spilled")).ToArray();
+            var other = lines.Where(l => !l.Contains("Registers are spilled") && !l.StartsWith("Remark: The warnings can be suppressed")
+                && Regex.IsMatch(l, "warning|error", RegexOptions.IgnoreCase)).ToArray();
+            output.WriteLine($"{name}: exit {exitCode}, {spills.Length} spill note(s)");
+            foreach (string spill in spills)
+                output.WriteLine("  " + spill.Trim());
+            if (exitCode != 0 || other.Length > 0)
+                failures.Add($"{name} (exit {exitCode}):\n{log}");
+        }
+        Assert.True(build.Results.Count >= 30, $"only {build.Results.Count} sources compiled");
+        Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    [Fact]
+    public void TheW8A8WgmmaKernelRunsOnFp8WarpgroupTensorCores()
+    {
+        var build = RequireBuild();
+        var (exitCode, log) = build.Results["linear_fp8_w8a8_wgmma.cu"];
+        Assert.True(exitCode == 0, log);
+        Assert.DoesNotContain("Registers are spilled", log);
+        var kernels = Functions(Sass(build, "linear_fp8_w8a8_wgmma.cu.o")).Where(f => f.Key.Contains("linear_fp8_w8a8_wgmma_kernel")).ToList();
+        Assert.Equal(2, kernels.Count); // f32 and bf16 outputs
+        foreach (var (name, ops) in kernels)
+        {
+            int qgmma = ops.Count(o => o.StartsWith("QGMMA.64x128x32.F32.E4M3.E4M3"));
+            output.WriteLine($"{name}: {ops.Count} instructions, {qgmma} QGMMA.64x128x32.F32.E4M3.E4M3, "
+                + $"{ops.Count(o => o.StartsWith("WARPGROUP.ARRIVE"))} WARPGROUP.ARRIVE, {ops.Count(o => o.StartsWith("FENCE.VIEW.ASYNC.S"))} FENCE.VIEW.ASYNC.S");
+            Assert.True(qgmma >= 4, $"{name}: {qgmma} FP8 warpgroup MMAs (want the 4 k32 steps of a k tile)");
+            Assert.DoesNotContain(ops, o => o.StartsWith("HMMA") || o.StartsWith("HGMMA"));
+            Assert.Contains(ops, o => o.StartsWith("FENCE.VIEW.ASYNC.S")); // cp.async writes fenced into the async proxy
+        }
+    }
+
+    [Fact]
+    public void TheFp8MmaSyncPathIsLoweredToF16TensorCoresOnHopper()
+    {
+        // Why the wgmma family exists: sm_90 has no FP8 mma.sync instruction; ptxas unpacks e4m3 to f16 and uses HMMA, so
+        // the mma.sync family runs at the 16-bit rate on Hopper. If a toolkit ever maps it to an FP8 instruction, this fails
+        // and the choice between the two families deserves a new measurement.
+        var build = RequireBuild();
+        var kernels = Functions(Sass(build, "linear_fp8_w8a8.cu.o")).Where(f => f.Key.Contains("linear_fp8_w8a8_kernel")).ToList();
+        Assert.Equal(2, kernels.Count);
+        foreach (var (name, ops) in kernels)
+        {
+            output.WriteLine($"{name}: {ops.Count(o => o.StartsWith("HMMA"))} HMMA, {ops.Count(o => o.StartsWith("F2FP.F16.E4M3.UNPACK"))} F2FP.F16.E4M3.UNPACK");
+            Assert.Contains(ops, o => o.StartsWith("F2FP.F16.E4M3.UNPACK"));
+            Assert.Contains(ops, o => o.StartsWith("HMMA.16816.F32"));
+            Assert.DoesNotContain(ops, o => o.StartsWith("QMMA") || o.Contains("GMMA"));
+        }
+    }
+}
