@@ -70,6 +70,12 @@ public sealed class CausalLanguageModel : IDisposable
     /// </summary>
     public long MappedWeightBytes { get; internal init; }
 
+    /// <summary>
+    /// Checkpoint bytes the loader copied into the model's own memory and then released from the process's resident set
+    /// (they stay in the page cache): copied expert stacks, kv_b_proj, quantised weights, and every weight on a GPU.
+    /// </summary>
+    public long ReleasedCheckpointBytes { get; internal init; }
+
     /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
     public long RopeTableBytes { get; }
 

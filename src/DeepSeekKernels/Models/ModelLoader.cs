@@ -215,6 +215,7 @@ public static class ModelLoader
             {
                 Quantization = loader.Report,
                 MappedWeightBytes = loader.MappedBytes,
+                ReleasedCheckpointBytes = loader.ReleasedBytes,
             };
         }
         catch

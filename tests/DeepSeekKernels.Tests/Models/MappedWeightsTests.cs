@@ -47,6 +47,29 @@ public sealed class MappedWeightsTests
     }
 
     [Fact]
+    public void CopiedCheckpointBytesLeaveTheResidentSet()
+    {
+        // A dense llama is read in place: nothing copied, nothing to release.
+        using (var llama = ModelTestSupport.Load(CheckpointFixtures.HfTiny("llama")))
+            Assert.Equal(0, llama.ReleasedCheckpointBytes);
+
+        // DeepSeek-V2-Lite's routed experts (one tensor per expert, not back to back) are copied into stacks and its
+        // kv_b_proj split per head: exactly those tensors' bytes are released once copied.
+        string folder = CheckpointFixtures.HfTiny("deepseek_v2_lite");
+        using var model = ModelTestSupport.Load(folder);
+        using var checkpoint = Checkpoint.Open(folder);
+        long copied = checkpoint.Tensors
+            .Where(t => (t.Name.Contains(".mlp.experts.") && t.Name.EndsWith(".weight")) || t.Name.EndsWith("kv_b_proj.weight"))
+            .Sum(t => t.ByteLength);
+        Assert.True(copied > 0);
+        Assert.Equal(copied, model.ReleasedCheckpointBytes);
+
+        // Quantised at load: every quantised matrix's bytes, band by band (the rest, the embeddings, stays mapped).
+        using var int4 = ModelTestSupport.Load(CheckpointFixtures.HfTiny("llama"), quantization: WeightQuantization.Int4);
+        Assert.Equal(MatrixBytes(CheckpointFixtures.HfTiny("llama"), SafetensorsDType.BF16) - int4.MappedWeightBytes, int4.ReleasedCheckpointBytes);
+    }
+
+    [Fact]
     public void Fp8CheckpointDataIsMappedAndItsScalesCopied()
     {
         string folder = CheckpointFixtures.HfTiny("deepseek_v3_fp8");
