@@ -88,12 +88,14 @@ extern "C" DSK_API dsk_status dsk_grouped_linear(const dsk_grouped_linear_params
     rt.error_site = p->error_site;
     switch (p->path) {
         case DSK_LINEAR_PATH_SIMT: return linear_simt(kOp, lp, &rt);
-        case DSK_LINEAR_PATH_MMA: {
+        case DSK_LINEAR_PATH_MMA:
+        case DSK_LINEAR_PATH_MMA_SYNC: {
             const char* why = nullptr;
             if (!linear_mma_supports(lp, &why)) {
-                DSK_UNSUPPORTED(kOp, "path MMA cannot run this request: %s", why != nullptr ? why : "(no reason given)");
+                DSK_UNSUPPORTED(kOp, "path %s cannot run this request: %s", p->path == DSK_LINEAR_PATH_MMA ? "MMA" : "MMA_SYNC",
+                                why != nullptr ? why : "(no reason given)");
             }
-            return linear_mma(kOp, lp, &rt);
+            return linear_mma(kOp, lp, &rt, p->path == DSK_LINEAR_PATH_MMA);
         }
         default: {  // AUTO
             const double rows_per_expert = grouped_rows_per_expert(p->m, p->w.count);

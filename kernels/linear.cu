@@ -27,8 +27,8 @@ dsk_status check_linear_args(const char* op, const dsk_linear_params& params, bo
                   "w.count must be 1 or batch (got %lld, batch %lld)", (long long)p->w.count, (long long)p->batch);
     DSK_CHECK_ARG(op, p->transpose_w == 0 || p->transpose_w == 1, "transpose_w must be 0 or 1 (got %d)",
                   (int)p->transpose_w);
-    DSK_CHECK_ARG(op, p->path >= DSK_LINEAR_PATH_AUTO && p->path <= DSK_LINEAR_PATH_MMA,
-                  "path must be AUTO (0), SIMT (1) or MMA (2) (got %d)", (int)p->path);
+    DSK_CHECK_ARG(op, p->path >= DSK_LINEAR_PATH_AUTO && p->path <= DSK_LINEAR_PATH_MMA_SYNC,
+                  "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got %d)", (int)p->path);
 
     const int64_t in = linear_in(*p);
     const int64_t out = linear_out(*p);
@@ -114,12 +114,14 @@ extern "C" DSK_API dsk_status dsk_linear(const dsk_linear_params* p) {
 
     switch (p->path) {
         case DSK_LINEAR_PATH_SIMT: return linear_simt(kOp, *p);
-        case DSK_LINEAR_PATH_MMA: {
+        case DSK_LINEAR_PATH_MMA:
+        case DSK_LINEAR_PATH_MMA_SYNC: {
             const char* why = nullptr;
             if (!linear_mma_supports(*p, &why)) {
-                DSK_UNSUPPORTED(kOp, "path MMA cannot run this request: %s", why != nullptr ? why : "(no reason given)");
+                DSK_UNSUPPORTED(kOp, "path %s cannot run this request: %s", p->path == DSK_LINEAR_PATH_MMA ? "MMA" : "MMA_SYNC",
+                                why != nullptr ? why : "(no reason given)");
             }
-            return linear_mma(kOp, *p);
+            return linear_mma(kOp, *p, nullptr, p->path == DSK_LINEAR_PATH_MMA);
         }
         default:  // AUTO
             if (p->m >= kLinearMmaMinRows && linear_mma_supports(*p, nullptr)) return linear_mma(kOp, *p);

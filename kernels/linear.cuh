@@ -156,8 +156,9 @@ dsk_status linear_simt(const char* op, const dsk_linear_params& p, const RowTile
 // (if non-NULL) gets a short reason ("x_dtype is not BF16", "needs sm_80+ (device is sm_75)", ...).
 bool linear_mma_supports(const dsk_linear_params& p, const char** why);
 
-// linear_mma.cu: runs a request linear_mma_supports accepted (`rt` as for linear_simt).
-dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles* rt = nullptr);
+// linear_mma.cu: runs a request linear_mma_supports accepted (`rt` as for linear_simt); on warpgroup tensor cores (wgmma)
+// when `allow_wgmma` and they can run here (a cc 9.0 GPU, a library built for sm_90a), else on mma.sync.
+dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles* rt = nullptr, bool allow_wgmma = true);
 
 // AUTO's choice: MMA from this many rows per batch entry up (below it the SIMT GEMV streams the weight once).
 constexpr int64_t kLinearMmaMinRows = 32;

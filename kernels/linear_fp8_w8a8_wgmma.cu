@@ -22,11 +22,9 @@
 #include "linear_fp8_w8a8.cuh"
 #include "mma_common.cuh"
 
-// The kernel body exists only in device code for sm_90a (and in the host emulation, kernels/tests/emu); elsewhere
-// it is empty and never launched (the entry point checks wgmma_built() and the device).
-#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(DSK_EMU_WGMMA)
-#define DSK_WGMMA_DEVICE_CODE 1
-#endif
+// The kernel body exists only in device code for sm_90a (DSK_WGMMA_DEVICE_CODE, mma_ptx.cuh; and in the host
+// emulation, kernels/tests/emu); elsewhere it is empty and never launched (the entry point checks wgmma_built() and the
+// device).
 
 namespace dsk {
 namespace {

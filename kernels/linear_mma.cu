@@ -24,7 +24,14 @@
 // dsk_grouped_linear runs the same kernel: blockIdx.x is then a row tile of the grouped op (linear.cuh, row_tile: an
 // expert's 128-row tiles are neighbours in the grid, so its weight tiles come from HBM once and then from L2), the
 // weight offset by the expert's matrix, rows bounded by the expert's end.
-// Not done: sm_90a wgmma / TMA (a Hopper-only path would beat mma.sync there); split-K for small m * out.
+// On Hopper (a library built for sm_90a, cc 9.0) the same kernel multiplies on warpgroup tensor cores instead (kWg):
+// two warpgroups, each 64 rows x all 128 tile columns, one wgmma.mma_async m64n128k16 bf16 per k16 step reading the x
+// tile and the (dequantised) weight tile from shared memory through 128-byte-swizzle descriptors (the swz tiles are that
+// swizzle on 1024-byte-aligned tiles); each thread fences its shared-memory writes (cp.async and the dequantisation
+// pass) into the async proxy before the barrier that publishes them. Same loads, dequantisation, epilogues and grid;
+// only the accumulator layout differs (64 fp32 per thread either way). DSK_LINEAR_PATH_MMA picks it where it can run;
+// DSK_LINEAR_PATH_MMA_SYNC keeps mma.sync.
+// Not done: TMA and a producer warpgroup; split-K for small m * out.
 #include <climits>
 
 #include "linear.cuh"
@@ -45,9 +52,10 @@ enum Scheme { kDenseBf16 = 0, kFp8 = 1, kInt4 = 2 };
 
 // Bytes of one stage of the raw weight tile: bf16 rows of 128 bytes (swizzled), FP8 rows of 64 bytes, INT4 rows of 32.
 __host__ __device__ constexpr int raw_b_bytes(int scheme) { return scheme == kDenseBf16 ? kTileBytes : kBN * kBK / (scheme == kFp8 ? 1 : 2); }
-// Dynamic shared memory of the kernel: x stages, raw weight stages, and the dequantised bf16 tile (FP8, INT4).
-__host__ __device__ constexpr int smem_bytes(int scheme) {
-    return kStages * (kTileBytes + raw_b_bytes(scheme)) + (scheme == kDenseBf16 ? 0 : kTileBytes);
+// Dynamic shared memory of the kernel: x stages, raw weight stages, and the dequantised bf16 tile (FP8, INT4); wgmma
+// (wg) also room to start the tiles on a 1024-byte boundary.
+__host__ __device__ constexpr int smem_bytes(int scheme, bool wg = false) {
+    return kStages * (kTileBytes + raw_b_bytes(scheme)) + (scheme == kDenseBf16 ? 0 : kTileBytes) + (wg ? 1024 : 0);
 }
 
 struct MmaArgs {
@@ -96,9 +104,14 @@ __device__ __forceinline__ int tile_feature(const MmaArgs& a, int tile_n, int t)
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
-template <int kScheme>
+template <int kScheme, bool kWg>
 __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a) {
-    extern __shared__ __align__(128) uint8_t smem[];
+#if !defined(DSK_WGMMA_DEVICE_CODE)
+    if constexpr (kWg) return;  // no wgmma here: never launched (linear_mma checks the device and the build)
+#endif
+    extern __shared__ __align__(128) uint8_t smem_raw[];
+    // wgmma's 128-byte swizzle is on addresses: the tiles start on a 1024-byte boundary (every tile size is a multiple).
+    uint8_t* const smem = kWg ? smem_raw + ((1024u - (mma::smem_addr(smem_raw) & 1023u)) & 1023u) : smem_raw;
     const uint32_t s_x = mma::smem_addr(smem);                         // kStages x tiles
     const uint32_t s_raw = s_x + kStages * kTileBytes;                 // kStages raw weight tiles
     uint8_t* const raw_ptr = smem + kStages * kTileBytes;
@@ -225,11 +238,15 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
         }
     };
 
-    float acc[4][4][4];
+    // Accumulators: mma.sync, 4 x 4 m16n8 tiles of the warp's 64 x 32; wgmma, one m16 slab (the warp's 16 rows of its
+    // warpgroup's 64) x 16 n8 tiles (all 128 columns), which is the m64n128 D fragment in its own order (d[4 c + 2 h + e]).
+    constexpr int MI = kWg ? 1 : 4;
+    constexpr int NI = kWg ? 16 : 4;
+    float acc[MI][NI][4];
 #pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
+    for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
+        for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
 
@@ -241,6 +258,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
 
     for (int kt = 0; kt < k_tiles; ++kt) {
         mma::cp_async_wait<kStages - 2>();
+        if constexpr (kWg) mma::fence_proxy_async();  // this thread's copies, visible to wgmma's (async) proxy
         __syncthreads();  // stage kt landed for every thread; everyone is done with stage kt - 1 and the bf16 tile
         // Refill stage kt - 1 (its x tile was multiplied and its raw weight tile dequantised in step kt - 1).
         if (kt + kStages - 1 < k_tiles) load_stage(kt + kStages - 1);
@@ -250,50 +268,68 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
             sw = s_raw + (kt % kStages) * kTileBytes;
         } else {
             dequantise_stage(kt);
+            if constexpr (kWg) mma::fence_proxy_async();
             __syncthreads();
             sw = s_deq;
         }
 
         const uint32_t sx = s_x + (kt % kStages) * kTileBytes;
+        if constexpr (kWg) {
+            // One k16 step = 32 bytes of each tile row; this warpgroup's 64 rows of x start 8 KiB apart (1024-aligned).
+            float (&d)[64] = *reinterpret_cast<float (*)[64]>(&acc[0][0][0]);
+            const uint32_t sx_wg = sx + (warp >> 2) * 64 * (kBK * 2);
+            mma::wgmma_fence_operand(d);
+            mma::wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < kBK / 16; ++ks) {
-            uint32_t af[4][4];
-            uint32_t bf[4][2];
+            for (int ks = 0; ks < kBK / 16; ++ks)
+                mma::wgmma_m64n128k16_bf16(d, mma::wgmma_desc_sw128(sx_wg + 32 * ks), mma::wgmma_desc_sw128(sw + 32 * ks),
+                                           true);
+            mma::wgmma_commit();
+            mma::wgmma_wait<0>();
+            mma::wgmma_fence_operand(d);
+        } else {
 #pragma unroll
-            for (int mi = 0; mi < 4; ++mi) mma::ldmatrix_x4(af[mi], mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
+            for (int ks = 0; ks < kBK / 16; ++ks) {
+                uint32_t af[4][4];
+                uint32_t bf[4][2];
 #pragma unroll
-            for (int nj = 0; nj < 2; ++nj) {
-                uint32_t t[4];
-                mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
-                bf[2 * nj][0] = t[0];
-                bf[2 * nj][1] = t[1];
-                bf[2 * nj + 1][0] = t[2];
-                bf[2 * nj + 1][1] = t[3];
+                for (int mi = 0; mi < 4; ++mi) mma::ldmatrix_x4(af[mi], mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
+#pragma unroll
+                for (int nj = 0; nj < 2; ++nj) {
+                    uint32_t t[4];
+                    mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
+                    bf[2 * nj][0] = t[0];
+                    bf[2 * nj][1] = t[1];
+                    bf[2 * nj + 1][0] = t[2];
+                    bf[2 * nj + 1][1] = t[3];
+                }
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < 4; ++ni) mma::mma_bf16_16816(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
             }
-#pragma unroll
-            for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                for (int ni = 0; ni < 4; ++ni) mma::mma_bf16_16816(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
         }
     }
     mma::cp_async_wait<0>();  // nothing is pending (the tail groups are empty), but leave no copy in flight
 
-    // Epilogue. Accumulator e of mma tile (mi, ni): row warp_m * 64 + mi * 16 + (lane >> 2) + 8 * (e >> 1),
-    // tile column warp_n * 32 + ni * 8 + 2 * (lane & 3) + (e & 1).
+    // Epilogue. Accumulator e of tile (mi, ni): row row0 + mi * 16 + (lane >> 2) + 8 * (e >> 1), tile column
+    // col0 + ni * 8 + 2 * (lane & 3) + (e & 1).
+    const int row0 = kWg ? (warp >> 2) * 64 + (warp & 3) * 16 : warp_m * 64;
+    const int col0 = kWg ? 0 : warp_n * 32;
     // y and residual: element offsets from their bases; the element type is bf16 or, with y_f32, f32.
     const int64_t y_base = b * a.y_batch_stride;
     const int64_t res_base = b * a.res_batch_stride;
     const int64_t y_cols = a.epilogue == DSK_EPILOGUE_SILU_MUL ? a.half : a.out;
 #pragma unroll
-    for (int mi = 0; mi < 4; ++mi) {
+    for (int mi = 0; mi < MI; ++mi) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+            const int64_t row = m0 + row0 + mi * 16 + (lane >> 2) + 8 * h;
             if (row >= row_end) continue;
             const int64_t y_row = y_base + row * a.y_row_stride;
 #pragma unroll
-            for (int ni = 0; ni < 4; ++ni) {
-                const int t = warp_n * 32 + ni * 8 + 2 * (lane & 3);
+            for (int ni = 0; ni < NI; ++ni) {
+                const int t = col0 + ni * 8 + 2 * (lane & 3);
                 float v[2];
                 int64_t col;
                 if (a.epilogue == DSK_EPILOGUE_SILU_MUL) {
@@ -391,22 +427,40 @@ bool linear_mma_supports(const dsk_linear_params& p, const char** why) {
 
 namespace {
 
-template <int kScheme> dsk_status launch(const char* op, const MmaArgs& a, dim3 grid, cudaStream_t stream) {
-    const cudaError_t err =
-        cudaFuncSetAttribute(linear_mma_kernel<kScheme>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes(kScheme));
+template <int kScheme, bool kWg> dsk_status launch(const char* op, const MmaArgs& a, dim3 grid, cudaStream_t stream) {
+    const cudaError_t err = cudaFuncSetAttribute(linear_mma_kernel<kScheme, kWg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 smem_bytes(kScheme, kWg));
     if (err != cudaSuccess) {
         set_error(op, "CUDA error %s (%s) setting the MMA kernel's shared memory", cudaGetErrorName(err),
                   cudaGetErrorString(err));
         return DSK_ERROR_CUDA;
     }
-    linear_mma_kernel<kScheme><<<grid, kThreads, smem_bytes(kScheme), stream>>>(a);
+    linear_mma_kernel<kScheme, kWg><<<grid, kThreads, smem_bytes(kScheme, kWg), stream>>>(a);
     DSK_CHECK_LAUNCH(op);
     return DSK_SUCCESS;
 }
 
+// Whether the warpgroup family can run here: the library holds sm_90a code (DSK_SM90A_BUILT, CMake) and the current
+// device is cc 9.0 with the shared memory the largest variant needs.
+bool wgmma_runs_here() {
+#if defined(DSK_SM90A_BUILT)
+    int device = 0, major = 0, minor = 0, optin = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return major == 9 && minor == 0 && optin >= smem_bytes(kFp8, true) && optin >= smem_bytes(kInt4, true);
+#else
+    return false;
+#endif
+}
+
 }  // namespace
 
-dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles* rt) {
+dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles* rt, bool allow_wgmma) {
     const dsk_weight& w = p.w;
     MmaArgs a{};
     a.x = static_cast<const __nv_bfloat16*>(p.x);
@@ -459,10 +513,11 @@ dsk_status linear_mma(const char* op, const dsk_linear_params& p, const RowTiles
     const int64_t m_tiles = rt != nullptr ? grouped_row_tiles(p.m, rt->count, kBM) : (p.m + kBM - 1) / kBM;
     const dim3 grid((unsigned)m_tiles, (unsigned)n_tiles, (unsigned)p.batch);
     const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
+    const bool wg = allow_wgmma && wgmma_runs_here();
     switch (scheme) {
-        case kFp8: return launch<kFp8>(op, a, grid, stream);
-        case kInt4: return launch<kInt4>(op, a, grid, stream);
-        default: return launch<kDenseBf16>(op, a, grid, stream);
+        case kFp8: return wg ? launch<kFp8, true>(op, a, grid, stream) : launch<kFp8, false>(op, a, grid, stream);
+        case kInt4: return wg ? launch<kInt4, true>(op, a, grid, stream) : launch<kInt4, false>(op, a, grid, stream);
+        default: return wg ? launch<kDenseBf16, true>(op, a, grid, stream) : launch<kDenseBf16, false>(op, a, grid, stream);
     }
 }
 

@@ -48,25 +48,43 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// ---- Hopper (sm_90a) warpgroup MMA: only in device code compiled for sm_90a (and in the host pass, where nothing
-// is emitted); callers guard their use the same way (DSK_WGMMA_DEVICE_CODE in linear_fp8_w8a8_wgmma.cu).
-#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// ---- Hopper (sm_90a) warpgroup MMA. The instructions exist only in device code compiled for sm_90a; elsewhere these
+// wrappers are empty, and kernels that use them guard their bodies with DSK_WGMMA_DEVICE_CODE (the host launches them only
+// on cc 9.0 devices of a library built for sm_90a). The host emulation (kernels/tests/emu) defines the macro too.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DSK_WGMMA_DEVICE_CODE 1
+#endif
 
 // Shared-memory matrix descriptor of a K-major operand in the 128-byte swizzle (swz's layout on a 1024-byte-aligned
 // tile): start address >> 4 (bits 0-13), leading byte offset 16 >> 4 (bits 16-29; unused when an instruction's K
 // stays within one 128-byte row), stride byte offset 1024 >> 4 between 8-row groups (bits 32-45), base offset 0,
-// swizzle mode 1 = 128 bytes (bits 62-63). Advancing `addr` by 32 bytes selects the next k32 slice of the rows.
+// swizzle mode 1 = 128 bytes (bits 62-63). Advancing `addr` by 32 bytes selects the rows' next 32 bytes of k (one k32
+// step of e4m3, one k16 step of bf16).
 __device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
 // This thread's earlier generic-proxy writes to shared memory (cp.async included) become visible to the async proxy,
 // through which wgmma reads its operands; then a barrier publishes them to the warpgroup.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
 template <int N> __device__ __forceinline__ void wgmma_wait() {
+#if defined(DSK_WGMMA_DEVICE_CODE)
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
 }
 // Keeps the compiler from moving reads or writes of accumulator registers across wgmma's asynchronous window.
 template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&d)[N]) {
@@ -77,6 +95,7 @@ template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&d)[
 // D (64 x 128, fp32) = A (64 x 32 e4m3, K-major, descriptor da) * B (128 x 32 e4m3, K-major, db)^T (+ D if accumulate).
 // Thread t of the warpgroup holds, in d[4 c + 2 h + e], row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e.
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
@@ -89,9 +108,27 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
           "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
           "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
         : "l"(da), "l"(db), "r"((int)accumulate));
+#endif
 }
 
-#endif  // sm_90a
+// D (64 x 128, fp32) += A (64 x 16 bf16, K-major, da) * B (128 x 16 bf16, K-major, db)^T; D's fragment as above.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"((int)accumulate));
+#endif
+}
+
 
 }  // namespace mma
 }  // namespace dsk

@@ -56,7 +56,10 @@ public enum DskLinearPath
 {
     Auto = 0,
     Simt = 1,
+    /// <summary>Tensor cores: Hopper's warpgroup MMA where the library holds sm_90a code and the GPU is cc 9.0, else mma.sync.</summary>
     Mma = 2,
+    /// <summary>The tensor-core kernel on mma.sync only (every sm_80+ GPU).</summary>
+    MmaSync = 3,
 }
 
 /// <summary><c>dsk_linear_epilogue</c>: what dsk_linear does with each fp32 dot product before rounding.</summary>
@@ -192,7 +195,10 @@ public enum DskAttentionPath
 {
     Auto = 0,
     Simt = 1,
+    /// <summary>Tensor cores: Hopper's warpgroup MMA where the library holds sm_90a code and the GPU is cc 9.0, else mma.sync.</summary>
     Mma = 2,
+    /// <summary>The tensor-core kernel on mma.sync only (every sm_80+ GPU).</summary>
+    MmaSync = 3,
 }
 
 /// <summary><c>dsk_rope_params</c>: rotary position embedding in place, positions from device memory (error word).</summary>

@@ -136,7 +136,9 @@ typedef struct dsk_weight {
 typedef enum dsk_linear_path {
     DSK_LINEAR_PATH_AUTO = 0,
     DSK_LINEAR_PATH_SIMT = 1, /* CUDA cores: weight-streaming GEMV / skinny GEMM (decode), any dtype, layout, shape */
-    DSK_LINEAR_PATH_MMA = 2,  /* tensor cores (mma.sync bf16, fp32 accumulation): bf16 activations, prefill */
+    DSK_LINEAR_PATH_MMA = 2,  /* tensor cores (bf16, fp32 accumulation): bf16 activations, prefill; Hopper's warpgroup MMA
+                               * (wgmma) on a cc 9.0 GPU when the library was built for sm_90a, else mma.sync */
+    DSK_LINEAR_PATH_MMA_SYNC = 3, /* the same tensor-core kernel on mma.sync only, on every sm_80+ GPU */
 } dsk_linear_path;
 
 /* What dsk_linear does with each fp32 dot product acc[b, i, n] (after the bias) before the one rounding to y_dtype. */

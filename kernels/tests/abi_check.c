@@ -383,7 +383,7 @@ static void check_linear(void) {
     p = linear_params(); p.transpose_w = 2;
     expect_linear("transpose_w 2", &p, INV, "transpose_w must be 0 or 1 (got 2)");
     p = linear_params(); p.path = 5;
-    expect_linear("path 5", &p, INV, "path must be AUTO (0), SIMT (1) or MMA (2) (got 5)");
+    expect_linear("path 5", &p, INV, "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got 5)");
     p = linear_params(); p.epilogue = 9;
     expect_linear("epilogue 9", &p, INV, "epilogue must be NONE (0), SILU_MUL (1) or ADD (2) (got 9)");
 
@@ -502,8 +502,8 @@ static void check_grouped_linear(void) {
     expect_grouped("int4 group 48", &p, DSK_ERROR_INVALID_ARGUMENT, "w.group_size must be a positive multiple of 32");
     p = grouped_params(); p.w = fp8_weight(); p.w.count = 3; p.w.scale = NULL;
     expect_grouped("fp8 no scale", &p, DSK_ERROR_INVALID_ARGUMENT, "w.scale must not be NULL");
-    p = grouped_params(); p.path = 3;
-    expect_grouped("path 3", &p, DSK_ERROR_INVALID_ARGUMENT, "path must be AUTO (0), SIMT (1) or MMA (2) (got 3)");
+    p = grouped_params(); p.path = 4;
+    expect_grouped("path 4", &p, DSK_ERROR_INVALID_ARGUMENT, "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got 4)");
     p = grouped_params(); p.epilogue = DSK_EPILOGUE_SILU_MUL; p.w.rows = 15;
     expect_grouped("silu odd out", &p, DSK_ERROR_INVALID_ARGUMENT, "out must be even with epilogue SILU_MUL (got out 15)");
     p = grouped_params(); p.epilogue = DSK_EPILOGUE_SILU_MUL; p.y_row_stride = 7;

@@ -3,7 +3,8 @@
 //
 // Cases: every weight scheme (f32, bf16, FP8 with 128 x 128 blocks on ragged shapes (in 200 / out 136), 16 x 32 and 3 x 40
 // blocks, INT4 g32 with non-integer zero points and g128), x and y F32 / BF16 (also mixed), epilogues NONE and SILU_MUL,
-// padded row strides, paths SIMT, AUTO and MMA (where the library accepts it), and row distributions: experts with no
+// padded row strides, paths SIMT, AUTO, MMA (wgmma on Hopper with an sm_90a build) and MMA_SYNC (where the library
+// accepts them), and row distributions: experts with no
 // rows, all rows to one expert, one row per expert, decode (8 rows on 8 of 64 experts: GEMV tiles of one row), many rows
 // per expert (several row tiles of one expert),
 // more than 32 experts (the device scan's second chunk), rows before offsets[0] and after offsets[count] (never
@@ -131,16 +132,17 @@ void run_case(const GroupedCase& c, cudaStream_t stream) {
     DevBuf dx(x.bytes.size()), dy(y0.bytes.size()), doff(c.offsets.size() * 4), dword(32);
     dx.upload(x.bytes.data());
     doff.upload(c.offsets.data());
-    const int paths[3] = {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO, DSK_LINEAR_PATH_MMA};
-    const char* path_names[3] = {"SIMT", "AUTO", "MMA"};
-    for (int pi = 0; pi < 3; ++pi) {
+    // MMA is Hopper's wgmma where the library holds sm_90a code and the GPU is cc 9.0 (else mma.sync); MMA_SYNC mma.sync.
+    const int paths[4] = {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO, DSK_LINEAR_PATH_MMA, DSK_LINEAR_PATH_MMA_SYNC};
+    const char* path_names[4] = {"SIMT", "AUTO", "MMA", "MMA_SYNC"};
+    for (int pi = 0; pi < 4; ++pi) {
         dy.upload(y0.bytes.data());
         CUDA_OK(cudaMemset(dword.d, 0, 32));
         CUDA_OK(cudaDeviceSynchronize());
         const dsk_grouped_linear_params p = base_params(dx.d, doff.d, dw.w, dy.d, dword.d, c.m, x_row, y_row, c.xt,
                                                         c.yt, c.epilogue, paths[pi], stream);
         const dsk_status st = dsk_grouped_linear(&p);
-        if (paths[pi] == DSK_LINEAR_PATH_MMA && st == DSK_ERROR_UNSUPPORTED) continue;
+        if ((paths[pi] == DSK_LINEAR_PATH_MMA || paths[pi] == DSK_LINEAR_PATH_MMA_SYNC) && st == DSK_ERROR_UNSUPPORTED) continue;
         ++g_cases;
         char name[320];
         std::snprintf(name, sizeof name, "%s in %lld out %lld experts %lld m %lld (%s) x %s y %s epi %s pad %lld path %s",
@@ -274,9 +276,10 @@ void run_bad_case(const char* what, int64_t m, const std::vector<int32_t>& offse
     DevBuf dx(x.bytes.size()), dy(y0.bytes.size()), doff(offsets.size() * 4), dword(32);
     dx.upload(x.bytes.data());
     doff.upload(offsets.data());
-    const int paths[3] = {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO, DSK_LINEAR_PATH_MMA};
-    const char* path_names[3] = {"SIMT", "AUTO", "MMA"};
-    for (int pi = 0; pi < 3; ++pi) {
+    // MMA is Hopper's wgmma where the library holds sm_90a code and the GPU is cc 9.0 (else mma.sync); MMA_SYNC mma.sync.
+    const int paths[4] = {DSK_LINEAR_PATH_SIMT, DSK_LINEAR_PATH_AUTO, DSK_LINEAR_PATH_MMA, DSK_LINEAR_PATH_MMA_SYNC};
+    const char* path_names[4] = {"SIMT", "AUTO", "MMA", "MMA_SYNC"};
+    for (int pi = 0; pi < 4; ++pi) {
         dy.upload(y0.bytes.data());
         int32_t init[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (pre_recorded) {
@@ -288,7 +291,7 @@ void run_bad_case(const char* what, int64_t m, const std::vector<int32_t>& offse
         const dsk_grouped_linear_params p = base_params(dx.d, doff.d, dw.w, dy.d, dword.d, m, in, out, DSK_DTYPE_BF16,
                                                         DSK_DTYPE_BF16, DSK_EPILOGUE_NONE, paths[pi], stream);
         const dsk_status st = dsk_grouped_linear(&p);
-        if (paths[pi] == DSK_LINEAR_PATH_MMA && st == DSK_ERROR_UNSUPPORTED) continue;
+        if ((paths[pi] == DSK_LINEAR_PATH_MMA || paths[pi] == DSK_LINEAR_PATH_MMA_SYNC) && st == DSK_ERROR_UNSUPPORTED) continue;
         ++g_cases;
         char name[200];
         std::snprintf(name, sizeof name, "bad offsets: %s (experts %lld, m %lld) path %s", what, (long long)experts,

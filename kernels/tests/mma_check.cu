@@ -1,7 +1,7 @@
 // mma_check.cu: the tensor-core paths on a GPU against CPU references, plus an optional timing (--bench).
 //
-//   1. dsk_linear with path = DSK_LINEAR_PATH_MMA (bf16 activations) over dense BF16, FP8 128 x 128 blocks (ragged
-//      576 / 96 shapes included) and INT4 group 128 (and 32) weights; m in {16, 64, 257, 1000}; batch 1 and 2 (one
+//   1. dsk_linear with path = DSK_LINEAR_PATH_MMA (wgmma on Hopper with an sm_90a build) and MMA_SYNC (mma.sync
+//      everywhere), bf16 activations, over dense BF16, FP8 128 x 128 blocks (ragged 576 / 96 shapes included) and INT4 group 128 (and 32) weights; m in {16, 64, 257, 1000}; batch 1 and 2 (one
 //      matrix per entry, or one shared); bias; the NONE, SILU_MUL and ADD epilogues (ADD also in place, residual = y);
 //      padded row and batch strides. Reference: float64 sums over the weight's exact dequantised values (the
 //      definition in deepseek_kernels.h), the epilogue in float64. Every element of the [batch, m, y_cols] window
@@ -20,7 +20,8 @@
 //
 //   dsk_mma_check            run the checks
 //   dsk_mma_check --bench    also time M = 512 and 4096 at (K, N) = (7168, 18432) and (4096, 14336): cuBLAS bf16
-//                            (cublasGemmEx, the baseline), dsk_linear MMA over bf16 / FP8 / INT4 weights, and W8A8
+//                            (cublasGemmEx, the baseline), dsk_linear MMA (wgmma on Hopper) and MMA_SYNC over bf16 /
+//                            FP8 / INT4 weights, and W8A8 on both its families
 //                            (plus its activation quantisation); CUDA events, median of 20 after 3 warm-ups.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -91,6 +92,10 @@ struct LinCase {
     int64_t y_pad;     // y row stride = y_cols + y_pad (odd strides take the kernel's scalar stores)
     int block;         // FP8 block rows = cols; INT4 group size
 };
+
+// The path the linear cases run on: MMA (Hopper's wgmma where the library holds sm_90a code and the GPU is cc 9.0, else
+// mma.sync), then MMA_SYNC (mma.sync everywhere), so that on Hopper both families of the tensor-core kernel are checked.
+int32_t g_linear_path = DSK_LINEAR_PATH_MMA;
 
 void run_linear_case(const LinCase& c, cudaStream_t stream) {
     ++g_cases;
@@ -198,12 +203,12 @@ void run_linear_case(const LinCase& c, cudaStream_t stream) {
     p.residual_batch_stride = add ? y_bs : 0;
     p.x_dtype = DSK_DTYPE_BF16; p.y_dtype = DSK_DTYPE_BF16;
     p.epilogue = c.epilogue;
-    p.path = DSK_LINEAR_PATH_MMA;
+    p.path = g_linear_path;
     p.stream = stream;
 
     char label[200];
-    std::snprintf(label, sizeof label, "linear mma %-4s m=%-4lld in=%-4lld out=%-4lld batch=%lld count=%lld %-8s%s%s",
-                  scheme_str(c.scheme), (long long)m, (long long)in, (long long)out, (long long)batch,
+    std::snprintf(label, sizeof label, "linear %-8s %-4s m=%-4lld in=%-4lld out=%-4lld batch=%lld count=%lld %-8s%s%s",
+                  g_linear_path == DSK_LINEAR_PATH_MMA ? "mma" : "mma.sync", scheme_str(c.scheme), (long long)m, (long long)in, (long long)out, (long long)batch,
                   (long long)count, epi_str(c.epilogue), c.bias ? " bias" : "", c.res_is_y ? " res=y" : "");
     const dsk_status st = dsk_linear(&p);
     bool ok = st == DSK_SUCCESS;
@@ -618,7 +623,9 @@ void run_refusals(cudaStream_t stream) {
 }
 
 void run_checks(cudaStream_t stream) {
-    // dsk_linear MMA: every scheme x epilogue on a ragged shape; the ms; batch; strides.
+    // dsk_linear MMA: every scheme x epilogue on a ragged shape; the ms; batch; strides. Both paths (g_linear_path).
+    for (int32_t path : {DSK_LINEAR_PATH_MMA, DSK_LINEAR_PATH_MMA_SYNC}) {
+    g_linear_path = path;
     const int epis[] = {DSK_EPILOGUE_NONE, DSK_EPILOGUE_SILU_MUL, DSK_EPILOGUE_ADD};
     for (int scheme = kDense; scheme <= kInt4; ++scheme)
         for (int e : epis)
@@ -643,6 +650,8 @@ void run_checks(cudaStream_t stream) {
         run_linear_case({scheme, 64, 256, 192, 2, 2, DSK_EPILOGUE_NONE, true, false, 8, 2, 128}, stream);
         run_linear_case({scheme, 257, 256, 130, 2, 1, DSK_EPILOGUE_ADD, false, true, 0, 2, 128}, stream);
     }
+    }
+    g_linear_path = DSK_LINEAR_PATH_MMA;
 
     for (int32_t dt : {DSK_DTYPE_F32, DSK_DTYPE_BF16}) {
         run_quant_case(5, 7168, dt, 0, stream);
@@ -743,6 +752,7 @@ void run_bench(cudaStream_t stream) {
                             (long long)N, name, us, flop / us * 1e-6, t_cublas / us);
             };
             report("cublas bf16", t_cublas);
+            for (int32_t path : {DSK_LINEAR_PATH_MMA, DSK_LINEAR_PATH_MMA_SYNC})
             for (int scheme = kDense; scheme <= kInt4; ++scheme) {
                 dsk_linear_params p;
                 std::memset(&p, 0, sizeof p);
@@ -763,16 +773,18 @@ void run_bench(cudaStream_t stream) {
                 p.x_row_stride = K;
                 p.y_row_stride = N;
                 p.x_dtype = DSK_DTYPE_BF16; p.y_dtype = DSK_DTYPE_BF16;
-                p.path = DSK_LINEAR_PATH_MMA;
+                p.path = path;
                 p.stream = stream;
                 if (dsk_linear(&p) != DSK_SUCCESS) {
-                    std::printf("%-6lld %-6lld %-6lld linear mma %-11s refused: %s\n", (long long)M, (long long)K,
-                                (long long)N, scheme_str(scheme), dsk_last_error_message());
+                    std::printf("%-6lld %-6lld %-6lld linear %s %-11s refused: %s\n", (long long)M, (long long)K,
+                                (long long)N, path == DSK_LINEAR_PATH_MMA ? "mma" : "mma.sync", scheme_str(scheme),
+                                dsk_last_error_message());
                     continue;
                 }
                 const double us = median_us([&] { (void)dsk_linear(&p); }, stream, 20);
                 char name[40];
-                std::snprintf(name, sizeof name, "linear mma %s", scheme_str(scheme));
+                std::snprintf(name, sizeof name, "linear %s %s", path == DSK_LINEAR_PATH_MMA ? "mma" : "mma.sync",
+                              scheme_str(scheme));
                 report(name, us);
             }
             dsk_quantize_fp8_act_params q;

@@ -96,11 +96,12 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, u
     }
 }
 
-// ---- wgmma (sm_90a), warpgroup-wide: every thread publishes its descriptors, the 128 threads meet (they must agree),
-// and each thread computes its own accumulators from shared memory, read as the hardware reads a K-major operand in
+// ---- wgmma (sm_90a; the kernels' DSK_WGMMA_DEVICE_CODE bodies are compiled here), warpgroup-wide: every thread
+// publishes its descriptors, the 128 threads meet (they must agree), and each thread computes its own accumulators from shared memory, read as the hardware reads a K-major operand in
 // the 128-byte swizzle: row r, k byte b at L = start + (r / 8) SBO + (r % 8) 128 + b, stored at
 // L ^ (((L >> 7) & 7) << 4) (address bits 4-6 XOR bits 7-9). Only that mode (and base offset 0) is emulated; anything
 // else aborts. The sum runs in fp32 in k order; fences, commit and wait are no-ops (the product is complete at issue).
+#define DSK_WGMMA_DEVICE_CODE 1
 inline uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
@@ -116,7 +117,8 @@ inline float emu_e4m3(uint8_t b) {
     const float v = e != 0 ? std::ldexp(1.0f + m / 8.0f, e - 7) : std::ldexp(m / 8.0f, -6);
     return (b & 0x80) ? -v : v;
 }
-inline float wgmma_operand_e4m3(uint64_t desc, int row, int kbyte) {
+// The byte at (row, kbyte) of a K-major operand, as the hardware's 128-byte swizzle addresses it.
+inline uint8_t wgmma_operand_byte(uint64_t desc, int row, int kbyte) {
     if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
         std::fprintf(stderr, "emu: wgmma descriptor %llx: only the 128-byte swizzle with base offset 0 is emulated\n",
                      (unsigned long long)desc);
@@ -129,12 +131,19 @@ inline float wgmma_operand_e4m3(uint64_t desc, int row, int kbyte) {
         std::fprintf(stderr, "emu: wgmma reads shared byte %u of %zu\n", phys, emu::dyn_smem_buf.size());
         std::abort();
     }
-    return emu_e4m3(emu::dyn_smem[phys]);
+    return emu::dyn_smem[phys];
+}
+inline float wgmma_operand_e4m3(uint64_t desc, int row, int kbyte) { return emu_e4m3(wgmma_operand_byte(desc, row, kbyte)); }
+inline float wgmma_operand_bf16(uint64_t desc, int row, int k) {
+    const uint32_t bits = (uint32_t)wgmma_operand_byte(desc, row, 2 * k) | ((uint32_t)wgmma_operand_byte(desc, row, 2 * k + 1) << 8);
+    return __uint_as_float(bits << 16);
 }
 
-// D (64 x 128) = A (64 x 32 e4m3) * B (128 x 32 e4m3)^T (+ D); thread t of the warpgroup holds in d[4 c + 2 h + e]
-// row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e (the PTX ISA's wgmma D fragment for m64nNk32).
-inline void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+// D (64 x 128) = A (64 x K) * B (128 x K)^T (+ D), K = 32 e4m3 or 16 bf16 (32 bytes of k either way); thread t of the
+// warpgroup holds in d[4 c + 2 h + e] row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e (the PTX ISA's
+// wgmma D fragment for m64nNk*).
+template <int K, typename Read>
+inline void wgmma_m64n128(float (&d)[64], uint64_t da, uint64_t db, bool accumulate, Read read) {
     const int t = emu::cur, g0 = t & ~127, w = (t & 127) >> 5, lane = t & 31;
     emu::wg_desc[t][0] = da;
     emu::wg_desc[t][1] = db;
@@ -144,22 +153,28 @@ inline void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool
             std::fprintf(stderr, "emu: wgmma descriptors differ across the warpgroup (threads %d and %d)\n", t, i);
             std::abort();
         }
-    float a[2][32];
+    float a[2][K];
     for (int h = 0; h < 2; ++h)
-        for (int k = 0; k < 32; ++k) a[h][k] = wgmma_operand_e4m3(da, 16 * w + (lane >> 2) + 8 * h, k);
+        for (int k = 0; k < K; ++k) a[h][k] = read(da, 16 * w + (lane >> 2) + 8 * h, k);
     for (int c = 0; c < 16; ++c)
         for (int e = 0; e < 2; ++e) {
             const int col = 8 * c + 2 * (lane & 3) + e;
-            float b[32];
-            for (int k = 0; k < 32; ++k) b[k] = wgmma_operand_e4m3(db, col, k);
+            float b[K];
+            for (int k = 0; k < K; ++k) b[k] = read(db, col, k);
             for (int h = 0; h < 2; ++h) {
                 float s = 0.0f;
-                for (int k = 0; k < 32; ++k) s += a[h][k] * b[k];
+                for (int k = 0; k < K; ++k) s += a[h][k] * b[k];
                 float& o = d[4 * c + 2 * h + e];
                 o = accumulate ? o + s : s;
             }
         }
     emu::warpgroup_barrier();
+}
+inline void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+    wgmma_m64n128<32>(d, da, db, accumulate, wgmma_operand_e4m3);
+}
+inline void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+    wgmma_m64n128<16>(d, da, db, accumulate, wgmma_operand_bf16);
 }
 
 }  // namespace mma

@@ -46,7 +46,7 @@ PY
 # mma_common.cuh (and linear_fp8_w8a8.cuh, which includes it) beside the copies, so that its #include "mma_ptx.cuh"
 # finds the emulated one there first.
 cp "$root/kernels/mma_common.cuh" "$root/kernels/linear_fp8_w8a8.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
-flags="-std=c++17 -O1 -g -DDSK_EMU_WGMMA=1 -DDSK_SM90A_BUILT=1 -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/tests -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
+flags="-std=c++17 -O1 -g -DDSK_SM90A_BUILT=1 -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/tests -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
 env_run=""
 if [ "${EMU_ASAN:-0}" = 1 ]; then
   flags="$flags -fsanitize=address -fno-omit-frame-pointer"

@@ -12,8 +12,9 @@ namespace DeepSeekKernels.Tests.Bindings;
 /// a GPU session's few minutes. The toolkit comes from <c>scripts/cuda12-toolkit.sh</c> (Debian 13's CUDA 12.4, compile only;
 /// .ci/run fetches it into build/cuda12; <c>DSK_CUDA12_HOME</c> names another); without it these tests skip and say so.
 /// What must hold: every kernels/*.cu and every check program compiles (the library's own flags: -Wall -Wextra, ptxas spill
-/// warnings) with no error and no compiler warning; the wgmma kernel does not spill; and its machine code uses the FP8
-/// warpgroup MMA (QGMMA ... E4M3), not a fallback, while the FP8 mma.sync path for sm_90 shows what it is lowered to there.
+/// warnings) with no error and no compiler warning; the wgmma kernels do not spill; their machine code uses the warpgroup
+/// MMA (W8A8: QGMMA ... E4M3; the Linear tensor-core kernel's Hopper variants: HGMMA ... BF16), not a fallback; and the FP8
+/// mma.sync path for sm_90 shows what it is lowered to there.
 /// </summary>
 public class KernelCompileSm90aTests(ITestOutputHelper output)
 {
@@ -139,6 +140,36 @@ public class KernelCompileSm90aTests(ITestOutputHelper output)
             Assert.True(qgmma >= 4, $"{name}: {qgmma} FP8 warpgroup MMAs (want the 4 k32 steps of a k tile)");
             Assert.DoesNotContain(ops, o => o.StartsWith("HMMA") || o.StartsWith("HGMMA"));
             Assert.Contains(ops, o => o.StartsWith("FENCE.VIEW.ASYNC.S")); // cp.async writes fenced into the async proxy
+        }
+    }
+
+    [Fact]
+    public void TheLinearTensorCoreKernelHasAWarpgroupVariantForEveryWeightScheme()
+    {
+        // dsk_linear's tensor-core kernel (and dsk_grouped_linear's) is instantiated per weight scheme (bf16, FP8, INT4)
+        // twice: mma.sync and, for Hopper, wgmma. The wgmma variants must multiply on HGMMA (bf16, 4 k16 steps per k tile)
+        // and hold no mma.sync; the mma.sync variants no HGMMA; none may spill.
+        var build = RequireBuild();
+        var (exitCode, log) = build.Results["linear_mma.cu"];
+        Assert.True(exitCode == 0, log);
+        Assert.DoesNotContain("Registers are spilled", log);
+        var kernels = Functions(Sass(build, "linear_mma.cu.o")).Where(f => f.Key.Contains("linear_mma_kernel")).ToList();
+        var wgmma = kernels.Where(k => Regex.IsMatch(k.Key, @"linear_mma_kernelILi\dELb1E")).ToList();
+        var mmaSync = kernels.Where(k => Regex.IsMatch(k.Key, @"linear_mma_kernelILi\dELb0E")).ToList();
+        Assert.Equal(3, wgmma.Count);
+        Assert.Equal(3, mmaSync.Count);
+        foreach (var (name, ops) in wgmma)
+        {
+            int hgmma = ops.Count(o => o.StartsWith("HGMMA.64x128x16.F32.BF16"));
+            output.WriteLine($"{name}: {hgmma} HGMMA.64x128x16.F32.BF16");
+            Assert.True(hgmma >= 4, $"{name}: {hgmma} warpgroup MMAs");
+            Assert.DoesNotContain(ops, o => o.StartsWith("HMMA"));
+            Assert.Contains(ops, o => o.StartsWith("FENCE.VIEW.ASYNC.S"));
+        }
+        foreach (var (name, ops) in mmaSync)
+        {
+            Assert.Contains(ops, o => o.StartsWith("HMMA.16816.F32.BF16"));
+            Assert.DoesNotContain(ops, o => o.Contains("GMMA"));
         }
     }
 

@@ -76,7 +76,7 @@ public class NativeLinearStructLayoutTests
     public void EnumValuesMatchTheHeader()
     {
         Assert.Equal([0, 1, 2], new[] { DskWeightScheme.Dense, DskWeightScheme.Fp8Block, DskWeightScheme.Int4Group }.Select(v => (int)v));
-        Assert.Equal([0, 1, 2], new[] { DskLinearPath.Auto, DskLinearPath.Simt, DskLinearPath.Mma }.Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3], new[] { DskLinearPath.Auto, DskLinearPath.Simt, DskLinearPath.Mma, DskLinearPath.MmaSync }.Select(v => (int)v));
         Assert.Equal([0, 1, 2], new[] { DskW8A8Path.Auto, DskW8A8Path.MmaSync, DskW8A8Path.Wgmma }.Select(v => (int)v));
         Assert.Equal([0, 1, 2], new[] { DskLinearEpilogue.None, DskLinearEpilogue.SiluMul, DskLinearEpilogue.Add }.Select(v => (int)v));
     }
