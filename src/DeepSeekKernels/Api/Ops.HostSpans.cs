@@ -86,6 +86,167 @@ public sealed partial class Ops
         HostStage.CopyBack(dy, destination);
     }
 
+    /// <summary>
+    /// Host-span <see cref="KvAppend(DeviceTensor, DeviceTensor, DeviceView{int}, DeviceTensor, DeviceTensor)"/>: keys [tokens,
+    /// keyWidth] (and values [tokens, valueWidth]; both empty with valuePages for an MLA latent cache) into keyPages [pages,
+    /// pageSize, keyWidth] (and valuePages [pages, pageSize, valueWidth]) at slot slotMapping[t] of token t; tokens is
+    /// slotMapping's length and the widths and page counts follow from the lengths. The pools are staged and copied back whole
+    /// (a host-span call costs the pool's bytes twice: the device-resident form is for loops).
+    /// </summary>
+    /// <exception cref="ArgumentException">A length does not divide, values and valuePages are not both empty or both given, or
+    /// a pool overlaps an input or the other pool; nothing is written.</exception>
+    /// <exception cref="DeviceIndexException">A slot is outside the pool; nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16.</exception>
+    public void KvAppend<T, TPage>(ReadOnlySpan<T> keys, ReadOnlySpan<T> values, ReadOnlySpan<int> slotMapping,
+        Span<TPage> keyPages, Span<TPage> valuePages, int pageSize) where T : unmanaged where TPage : unmanaged
+    {
+        const string op = nameof(KvAppend);
+        OpChecks.AtLeast1(op, nameof(pageSize), pageSize);
+        if (slotMapping.IsEmpty)
+            ThrowHelper.Argument(op, nameof(slotMapping), "slotMapping is empty: it needs one slot per token to append.");
+        int tokens = slotMapping.Length;
+        if (values.IsEmpty != valuePages.IsEmpty)
+            ThrowHelper.Argument(op, values.IsEmpty ? nameof(values) : nameof(valuePages),
+                "values and valuePages come together: pass both (keys and values) or neither (an MLA latent cache).");
+        long keyWidth = Width(op, nameof(keys), keys.Length, tokens);
+        long pages = OpChecks.Rows(op, nameof(keyPages), keyPages.Length, (long)pageSize * keyWidth, SizeText.Of("pageSize * keyWidth", pageSize, keyWidth));
+        long valueWidth = 0;
+        if (!values.IsEmpty)
+        {
+            valueWidth = Width(op, nameof(values), values.Length, tokens);
+            OpChecks.Length(op, nameof(valuePages), valuePages.Length, pages * pageSize * valueWidth, "keyPages' pages * pageSize * valueWidth");
+        }
+        HostDisjoint(op, nameof(keyPages), keyPages, nameof(keys), keys);
+        HostDisjoint(op, nameof(keyPages), keyPages, nameof(values), values);
+        HostDisjoint(op, nameof(keyPages), keyPages, nameof(slotMapping), slotMapping);
+        HostDisjoint(op, nameof(valuePages), valuePages, nameof(keys), keys);
+        HostDisjoint(op, nameof(valuePages), valuePages, nameof(values), values);
+        HostDisjoint(op, nameof(valuePages), valuePages, nameof(slotMapping), slotMapping);
+        HostDisjoint(op, nameof(valuePages), valuePages, nameof(keyPages), keyPages);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var dKeyPages = stage.InOut<TPage>(keyPages);
+        var dValuePages = values.IsEmpty ? default : stage.InOut<TPage>(valuePages);
+        KvAppend(DeviceTensor.Of(stage.View(keys), tokens, keyWidth),
+            values.IsEmpty ? default : DeviceTensor.Of(stage.View(values), tokens, valueWidth),
+            stage.View(slotMapping),
+            DeviceTensor.Of(dKeyPages, pages, pageSize, keyWidth),
+            values.IsEmpty ? default : DeviceTensor.Of(dValuePages, pages, pageSize, valueWidth));
+        runtime.Synchronize(); // a slot outside the pool throws here, before anything is copied back
+        HostStage.CopyBack(dKeyPages, keyPages);
+        if (!values.IsEmpty)
+            HostStage.CopyBack(dValuePages, valuePages);
+    }
+
+    /// <summary>
+    /// Host-span <see cref="PagedAttention(DeviceTensor, DeviceTensor, DeviceTensor, PagedBatch, DeviceTensor, int, float)"/>:
+    /// q [tokens, qHeads, headDim] over keyPages [pages, pageSize, kvHeads * headDim] and valuePages [pages, pageSize,
+    /// kvHeads * vHeadDim] with the step's metadata as spans (blockTable [batch, maxPages], sequenceLengths [batch],
+    /// queryStarts [batch + 1]), into destination [tokens, qHeads, vHeadDim]; tokens, pages and vHeadDim follow from the
+    /// lengths.
+    /// </summary>
+    /// <exception cref="ArgumentException">A length does not divide, or destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, or the heads do not divide.</exception>
+    /// <exception cref="DeviceIndexException">The metadata points outside the pool or the table, or is out of order; nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16, or the backend lacks the op.</exception>
+    public void PagedAttention<T, TPage, TOut>(ReadOnlySpan<T> q, ReadOnlySpan<TPage> keyPages, ReadOnlySpan<TPage> valuePages,
+        ReadOnlySpan<int> blockTable, ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<int> queryStarts, Span<TOut> destination,
+        int qHeads, int kvHeads, int headDim, int pageSize, float scale) where T : unmanaged where TPage : unmanaged where TOut : unmanaged
+    {
+        const string op = nameof(PagedAttention);
+        OpChecks.AtLeast1(op, nameof(qHeads), qHeads);
+        OpChecks.AtLeast1(op, nameof(kvHeads), kvHeads);
+        OpChecks.AtLeast1(op, nameof(headDim), headDim);
+        OpChecks.AtLeast1(op, nameof(pageSize), pageSize);
+        int tokens = OpChecks.Rows(op, nameof(q), q.Length, (long)qHeads * headDim, SizeText.Of("qHeads * headDim", qHeads, headDim));
+        long pages = OpChecks.Rows(op, nameof(keyPages), keyPages.Length, (long)pageSize * kvHeads * headDim,
+            SizeText.Of("pageSize * kvHeads * headDim", pageSize, (long)kvHeads * headDim));
+        long valueRow = OpChecks.Rows(op, nameof(valuePages), valuePages.Length, pages * pageSize, "keyPages' pages * pageSize");
+        if (valueRow % kvHeads != 0)
+            ThrowHelper.Argument(op, nameof(valuePages), $"valuePages' rows of {valueRow} elements are not kvHeads = {kvHeads} value heads.");
+        long vHeadDim = valueRow / kvHeads;
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, (long)tokens * qHeads * vHeadDim,
+            SizeText.Of("tokens * qHeads * vHeadDim", (long)tokens * qHeads, vHeadDim));
+        var (table, lengths, starts) = Metadata(op, blockTable, sequenceLengths, queryStarts);
+        HostDisjoint(op, nameof(destination), destination, nameof(q), q);
+        HostDisjoint(op, nameof(destination), destination, nameof(keyPages), keyPages);
+        HostDisjoint(op, nameof(destination), destination, nameof(valuePages), valuePages);
+        HostDisjoint(op, nameof(destination), destination, nameof(blockTable), blockTable);
+        HostDisjoint(op, nameof(destination), destination, nameof(sequenceLengths), sequenceLengths);
+        HostDisjoint(op, nameof(destination), destination, nameof(queryStarts), queryStarts);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var dy = stage.InOut<TOut>(destination);
+        PagedAttention(DeviceTensor.Of(stage.View(q), tokens, qHeads, headDim),
+            DeviceTensor.Of(stage.View(keyPages), pages, pageSize, (long)kvHeads * headDim),
+            DeviceTensor.Of(stage.View(valuePages), pages, pageSize, valueRow),
+            new PagedBatch(stage.View(table), stage.View(lengths), stage.View(starts)),
+            DeviceTensor.Of(dy.Slice(0, (long)tokens * qHeads * vHeadDim), tokens, qHeads, vHeadDim), kvHeads, scale);
+        runtime.Synchronize(); // bad metadata throws here, before anything is copied back
+        HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>
+    /// Host-span <see cref="PagedMlaAttention(DeviceTensor, DeviceTensor, PagedBatch, DeviceTensor, float)"/>: q [tokens,
+    /// heads, latentDim + ropeDim] over latentPages [pages, pageSize, latentDim + ropeDim] with the step's metadata as spans,
+    /// into destination [tokens, heads, latentDim]; tokens, pages and the dims follow from the lengths and latentDim.
+    /// </summary>
+    /// <exception cref="ArgumentException">A length does not divide, or destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range.</exception>
+    /// <exception cref="DeviceIndexException">The metadata points outside the pool or the table, or is out of order; nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16, or the backend lacks the op.</exception>
+    public void PagedMlaAttention<T, TPage, TOut>(ReadOnlySpan<T> q, ReadOnlySpan<TPage> latentPages, ReadOnlySpan<int> blockTable,
+        ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<int> queryStarts, Span<TOut> destination, int heads, int latentDim,
+        int ropeDim, int pageSize, float scale) where T : unmanaged where TPage : unmanaged where TOut : unmanaged
+    {
+        const string op = nameof(PagedMlaAttention);
+        OpChecks.AtLeast1(op, nameof(heads), heads);
+        OpChecks.AtLeast1(op, nameof(latentDim), latentDim);
+        OpChecks.NotNegative(op, nameof(ropeDim), ropeDim);
+        OpChecks.AtLeast1(op, nameof(pageSize), pageSize);
+        long row = (long)latentDim + ropeDim;
+        int tokens = OpChecks.Rows(op, nameof(q), q.Length, heads * row, SizeText.Of("heads * (latentDim + ropeDim)", heads, row));
+        long pages = OpChecks.Rows(op, nameof(latentPages), latentPages.Length, pageSize * row, SizeText.Of("pageSize * (latentDim + ropeDim)", pageSize, row));
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, (long)tokens * heads * latentDim,
+            SizeText.Of("tokens * heads * latentDim", (long)tokens * heads, latentDim));
+        var (table, lengths, starts) = Metadata(op, blockTable, sequenceLengths, queryStarts);
+        HostDisjoint(op, nameof(destination), destination, nameof(q), q);
+        HostDisjoint(op, nameof(destination), destination, nameof(latentPages), latentPages);
+        HostDisjoint(op, nameof(destination), destination, nameof(blockTable), blockTable);
+        HostDisjoint(op, nameof(destination), destination, nameof(sequenceLengths), sequenceLengths);
+        HostDisjoint(op, nameof(destination), destination, nameof(queryStarts), queryStarts);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var dy = stage.InOut<TOut>(destination);
+        PagedMlaAttention(DeviceTensor.Of(stage.View(q), tokens, heads, row),
+            DeviceTensor.Of(stage.View(latentPages), pages, pageSize, row),
+            new PagedBatch(stage.View(table), stage.View(lengths), stage.View(starts)),
+            DeviceTensor.Of(dy.Slice(0, (long)tokens * heads * latentDim), tokens, heads, latentDim), scale);
+        runtime.Synchronize(); // bad metadata throws here, before anything is copied back
+        HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>The row width of an input of <paramref name="length"/> elements holding one row per token.</summary>
+    static long Width(string op, string name, long length, int tokens)
+    {
+        if (length == 0 || length % tokens != 0)
+            ThrowHelper.Argument(op, name, $"{name} has {length} elements, not {tokens} token rows (slotMapping's length) of one width.");
+        return length / tokens;
+    }
+
+    /// <summary>The metadata spans, checked for what their lengths alone tell: sequenceLengths gives the batch, queryStarts has
+    /// batch + 1 entries and blockTable a whole number of rows of batch entries. Their values are checked where read.</summary>
+    static (int[] Table, int[] Lengths, int[] Starts) Metadata(string op, ReadOnlySpan<int> blockTable, ReadOnlySpan<int> sequenceLengths,
+        ReadOnlySpan<int> queryStarts)
+    {
+        if (sequenceLengths.IsEmpty)
+            ThrowHelper.Argument(op, nameof(sequenceLengths), "sequenceLengths is empty: the step needs at least one sequence.");
+        int batch = sequenceLengths.Length;
+        OpChecks.Length(op, nameof(queryStarts), queryStarts.Length, batch + 1L, "sequenceLengths' length + 1");
+        OpChecks.Rows(op, nameof(blockTable), blockTable.Length, batch, "batch (sequenceLengths' length)");
+        return (blockTable.ToArray(), sequenceLengths.ToArray(), queryStarts.ToArray());
+    }
+
     /// <summary>Refuses an output span that shares any byte with an input span (host memory: by address).</summary>
     static void HostDisjoint<TA, TB>(string op, string aName, ReadOnlySpan<TA> a, string bName, ReadOnlySpan<TB> b)
         where TA : unmanaged where TB : unmanaged
