@@ -14,7 +14,9 @@
 // pipeline (all 256 threads load; zero fill outside [m, in] x [out, in]); after each tile's cp.async wait, each
 // thread fences its writes into the async proxy (fence.proxy.async) before the block barrier. Each k tile's wgmmas
 // start from zero (scale-d = 0 on the first) into `part`, which is then scaled by xs[row, kt] * ws[n0 / 128, kt] and
-// added to the fp32 accumulators `acc`, as the mma.sync family does.
+// added to the fp32 accumulators `acc`, as the mma.sync family does. This is DeepGEMM's math loop (its sm_90 FP8 GEMM:
+// descriptor starts tile + warpgroup * 64 rows * 128 bytes + k * 32 in the 128-byte swizzle, wgmma, wait, promote) with
+// cp.async loads instead of its TMA producer warpgroup, which is why this kernel needs the proxy fence and it does not.
 //
 // Not done: TMA loads with a producer warpgroup and setmaxnreg (DeepGEMM's structure), overlapping a tile's promotion
 // with the next tile's wgmma (two `part` sets), 256-wide feature tiles, persistent scheduling.
