@@ -171,9 +171,7 @@ public sealed partial class Ops
         HostDisjoint(op, nameof(destination), destination, nameof(q), q);
         HostDisjoint(op, nameof(destination), destination, nameof(keyPages), keyPages);
         HostDisjoint(op, nameof(destination), destination, nameof(valuePages), valuePages);
-        HostDisjoint(op, nameof(destination), destination, nameof(blockTable), blockTable);
-        HostDisjoint(op, nameof(destination), destination, nameof(sequenceLengths), sequenceLengths);
-        HostDisjoint(op, nameof(destination), destination, nameof(queryStarts), queryStarts);
+        MetadataDisjoint(op, destination, blockTable, sequenceLengths, queryStarts);
         var runtime = Runtime ?? HostStaging;
         using var stage = new HostStage(runtime);
         var dy = stage.InOut<TOut>(destination);
@@ -212,9 +210,7 @@ public sealed partial class Ops
         var (table, lengths, starts) = Metadata(op, blockTable, sequenceLengths, queryStarts);
         HostDisjoint(op, nameof(destination), destination, nameof(q), q);
         HostDisjoint(op, nameof(destination), destination, nameof(latentPages), latentPages);
-        HostDisjoint(op, nameof(destination), destination, nameof(blockTable), blockTable);
-        HostDisjoint(op, nameof(destination), destination, nameof(sequenceLengths), sequenceLengths);
-        HostDisjoint(op, nameof(destination), destination, nameof(queryStarts), queryStarts);
+        MetadataDisjoint(op, destination, blockTable, sequenceLengths, queryStarts);
         var runtime = Runtime ?? HostStaging;
         using var stage = new HostStage(runtime);
         var dy = stage.InOut<TOut>(destination);
@@ -224,6 +220,15 @@ public sealed partial class Ops
             DeviceTensor.Of(dy.Slice(0, (long)tokens * heads * latentDim), tokens, heads, latentDim), scale);
         runtime.Synchronize(); // bad metadata throws here, before anything is copied back
         HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>Refuses a destination that shares bytes with the step's metadata spans.</summary>
+    static void MetadataDisjoint<TOut>(string op, ReadOnlySpan<TOut> destination, ReadOnlySpan<int> blockTable,
+        ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<int> queryStarts) where TOut : unmanaged
+    {
+        HostDisjoint(op, nameof(destination), destination, nameof(blockTable), blockTable);
+        HostDisjoint(op, nameof(destination), destination, nameof(sequenceLengths), sequenceLengths);
+        HostDisjoint(op, nameof(destination), destination, nameof(queryStarts), queryStarts);
     }
 
     /// <summary>The row width of an input of <paramref name="length"/> elements holding one row per token.</summary>
