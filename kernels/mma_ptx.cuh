@@ -64,6 +64,16 @@ __device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
+// Descriptor of an MN-major operand (bf16 B stored [k][n], n contiguous: V in P V) in the same 128-byte swizzle: each
+// 128-byte row holds 64 consecutive n of one k, 8 consecutive k rows form a 1024-byte swizzle atom, the next 8 k start
+// `stride` bytes on (stride byte offset, bits 32-45) and the next 64 n `lead` bytes on (leading byte offset, bits
+// 16-29): CUTLASS's canonical Swizzle<3,4,3> o ((8,8,m),(8,k)):((1,8,LBO),(64,SBO)) in bf16 elements. Advancing `addr`
+// by 2048 bytes selects the next 16 k (one k16 step).
+__device__ __forceinline__ uint64_t wgmma_desc_mn_sw128(uint32_t addr, uint32_t lead, uint32_t stride) {
+    return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)((lead & 0x3ffffu) >> 4) << 16) |
+           ((uint64_t)((stride & 0x3ffffu) >> 4) << 32) | ((uint64_t)1 << 62);
+}
+
 // This thread's earlier generic-proxy writes to shared memory (cp.async included) become visible to the async proxy,
 // through which wgmma reads its operands; then a barrier publishes them to the warpgroup.
 __device__ __forceinline__ void fence_proxy_async() {
@@ -107,6 +117,15 @@ template <int N> __device__ __forceinline__ void wgmma_fence_operand(float (&d)[
     "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
     "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 
+// The 32 fp32 accumulators of an m64n64 wgmma, likewise.
+#define DSK_WGMMA_D32_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "\
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DSK_WGMMA_D32_OPERANDS(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+
 // D (64 x 128, fp32) = A (64 x 32 e4m3, K-major, descriptor da) * B (128 x 32 e4m3, K-major, db)^T (+ D if accumulate).
 // Thread t of the warpgroup holds, in d[4 c + 2 h + e], row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e.
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
@@ -130,6 +149,30 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t d
 #endif
 }
 
+
+// D (64 x 64, fp32) (+)= A (64 x 16 bf16, K-major, da) * B (64 x 16 bf16, K-major, db)^T; d[4 c + 2 h + e] holds row
+// 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e (c < 8).
+__device__ __forceinline__ void wgmma_m64n64k16_bf16(float (&d)[32], uint64_t da, uint64_t db, bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DSK_WGMMA_D32_REGS ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : DSK_WGMMA_D32_OPERANDS(d)
+        : "l"(da), "l"(db), "r"((int)accumulate));
+#endif
+}
+
+// D (64 x 128, fp32) (+)= A (64 x 16 bf16, K-major, da) * B (16 x 128 bf16 stored MN-major, db: wgmma_desc_mn_sw128), the
+// B operand transposed by the instruction (imm-trans-b = 1); D's fragment as wgmma_m64n128k16_bf16's.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_bmn(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " DSK_WGMMA_D64_REGS ", %64, %65, p, 1, 1, 0, 1;\n}\n"
+        : DSK_WGMMA_D64_OPERANDS(d)
+        : "l"(da), "l"(db), "r"((int)accumulate));
+#endif
+}
 
 }  // namespace mma
 }  // namespace dsk

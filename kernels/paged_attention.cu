@@ -162,8 +162,8 @@ dsk_status check_sizes(const char* op, const dsk_paged_attention_params* p, bool
                       (long long)p->v_head_dim, (long long)p->head_dim);
     }
     DSK_CHECK_ARG(op, std::isfinite(p->scale), "scale must be finite (got %g)", (double)p->scale);
-    DSK_CHECK_ARG(op, p->path >= DSK_ATTENTION_PATH_AUTO && p->path <= DSK_ATTENTION_PATH_MMA,
-                  "path must be AUTO (0), SIMT (1) or MMA (2) (got %d)", (int)p->path);
+    DSK_CHECK_ARG(op, p->path >= DSK_ATTENTION_PATH_AUTO && p->path <= DSK_ATTENTION_PATH_MMA_SYNC,
+                  "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got %d)", (int)p->path);
     DSK_CHECK_MIN(op, p->max_splits, 0, "max_splits");
     DSK_CHECK_ARG(op, p->reserved == 0, "reserved must be 0 (got %d)", (int)p->reserved);
     return DSK_SUCCESS;
@@ -194,7 +194,8 @@ dsk_status choose_family(const char* op, const dsk_paged_attention_params& p, bo
             *family = Family::kSimt;
             return DSK_SUCCESS;
         case DSK_ATTENTION_PATH_MMA:
-            if (!mma) DSK_UNSUPPORTED(op, "path MMA cannot run this request: %s", why);
+        case DSK_ATTENTION_PATH_MMA_SYNC:
+            if (!mma) DSK_UNSUPPORTED(op, "path %s cannot run this request: %s", p.path == DSK_ATTENTION_PATH_MMA ? "MMA" : "MMA_SYNC", why);
             *family = Family::kMma;
             return DSK_SUCCESS;
         default:

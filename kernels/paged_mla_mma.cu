@@ -43,39 +43,22 @@
 #include <climits>
 #include <cmath>
 
-#include "mma_common.cuh"
-#include "paged_attention.cuh"
+#include "paged_mla.cuh"
 
 namespace dsk {
 
 namespace {
 
-constexpr int kRows = 64;           // (query, head) rows per block
-constexpr int kKeys = 64;           // keys per tile
-constexpr int kDV = 512;            // v_head_dim (the latent width)
-constexpr int kThreads = 256;       // 8 warps
+using namespace mla;
+
 constexpr int kPlanThreads = 256;
 constexpr int kMaxSplits = 64;      // context splits per sequence at most
 constexpr int kMinSplitTiles = 1;   // key tiles per split at least (batch 1 x 128 heads x 4096 keys: 64 splits, 128 blocks)
-constexpr int kSubBytes = 64 * 128; // one 64-row x 64-column bf16 sub-tile
 constexpr int kStatFloats = 7 * kRows;  // row max of each key half [2][64], alpha [64], row sums [2][64], final max [64]
 
-__host__ __device__ constexpr int tile_bytes(int d) { return d * 128; }  // 64 rows x d bf16
 __host__ __device__ constexpr int smem_bytes(int d, int stages) {
     return (1 + stages) * tile_bytes(d) + kSubBytes + kStatFloats * 4;
 }
-
-struct MlaPlan {
-    const int32_t* tile_start;  // [batch + 1]
-    float* ws_lse;              // [splits, tokens * heads]   (splits > 1)
-    float* ws_o;                // [splits, tokens * heads, 512]
-    int64_t tiles_bound;        // grid.x: an upper bound of tile_start[batch]
-    int splits;
-    float scale_log2;           // scale * log2(e)
-};
-
-// Byte offset in a tile stored as 64-column sub-tiles of swizzled 128-byte rows: row r, 16-byte chunk c (8 columns).
-__device__ __forceinline__ uint32_t tile_off(int r, int c) { return (uint32_t)((c >> 3) * kSubBytes) + mma::swz(r, c & 7); }
 
 // tile_start[b] = exclusive prefix over the sequences of their row tiles (0 for a sequence with bad metadata or no
 // queries), clamped to the bound (a tile past it is never run; only inconsistent metadata gets there).
@@ -118,33 +101,6 @@ __global__ void __launch_bounds__(kPlanThreads) mla_plan_kernel(const dsk_paged_
     }
 }
 
-// The block's row tile: sequence b (largest b with tile_start[b] <= x), its first row R0 and live rows.
-struct RowTile {
-    int64_t b;
-    int64_t r0;    // first row of the tile within the sequence's n * heads rows
-    int64_t grow0; // global row (token * heads + head) of tile row 0
-    int rows;      // live rows (<= 64)
-};
-
-__device__ __forceinline__ bool find_tile(const dsk_paged_attention_params& p, const int32_t* tile_start, int64_t x,
-                                          PagedSequence* seq, RowTile* t) {
-    if (x >= __ldg(tile_start + p.batch)) return false;
-    int64_t lo = 0, hi = p.batch - 1;
-    while (lo < hi) {
-        const int64_t mid = (lo + hi + 1) / 2;
-        if (__ldg(tile_start + mid) <= x) lo = mid;
-        else hi = mid - 1;
-    }
-    *seq = load_sequence(p, lo);
-    t->b = lo;
-    t->r0 = (x - __ldg(tile_start + lo)) * kRows;
-    const int64_t rows = (int64_t)seq->n * p.q_heads - t->r0;
-    if (rows <= 0) return false;  // only with inconsistent metadata (the plan gave this sequence its tiles)
-    t->rows = rows < kRows ? (int)rows : kRows;
-    t->grow0 = (int64_t)seq->q0 * p.q_heads + t->r0;
-    return true;
-}
-
 template <int kStages>
 __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(const dsk_paged_attention_params p, const MlaPlan plan) {
     extern __shared__ __align__(128) uint8_t smem[];
@@ -157,7 +113,6 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(const dsk_paged_at
     const int sr = warp & 3, kh = warp >> 2;  // S: rows 16 sr .., keys 32 kh ..
     const int pr = warp >> 2, pc = warp & 3;  // P V: rows 32 pr .., columns 128 pc ..
     const int H = (int)p.q_heads, D = (int)p.head_dim;
-    const int chunks = D / 8;
 
     const uint32_t s_q = mma::smem_addr(smem);
     const uint32_t s_k0 = s_q + tile_bytes(D);
@@ -169,52 +124,12 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(const dsk_paged_at
     float* const m_fin = red_l + 2 * kRows;                                    // [64]
 
     // Key tiles of this block: the split's share of the sequence, cut at the last key any row of the tile attends to.
-    const int32_t i_last = (int32_t)((tile.r0 + tile.rows - 1) / H);
-    const int32_t key_end = seq.L - seq.n + i_last + 1;
-    const int32_t seq_tiles = (seq.L + kKeys - 1) / kKeys;
-    const int32_t per_split = (seq_tiles + plan.splits - 1) / plan.splits;
-    const int32_t t_begin = (int32_t)blockIdx.y * per_split;
-    const int32_t t_stop = (key_end + kKeys - 1) / kKeys;
-    const int32_t n_tiles = (t_begin + per_split < t_stop ? t_begin + per_split : t_stop) - t_begin;  // may be <= 0
-
-    // Copies: thread tid moves row tid / 4, chunks tid % 4 + 4 i.
-    const int lrow = tid >> 2, lc = tid & 3;
-    const __nv_bfloat16* const pages = static_cast<const __nv_bfloat16*>(p.key_pages);
-    auto load_keys = [&](int32_t kt, int stage) {
-        const int32_t j = kt * kKeys + lrow;
-        const __nv_bfloat16* src = pages;
-        bool ok = false;
-        if (j < seq.L) {
-            const int32_t page = page_of(p, tile.b, j);
-            if (page >= 0) {
-                ok = true;
-                src = pages + ((int64_t)page * p.page_size + j % p.page_size) * D;
-            }
-        }
-        const uint32_t dst = s_k0 + stage * tile_bytes(D);
-        for (int c = lc; c < chunks; c += 4) mma::cp_async16(dst + tile_off(lrow, c), ok ? src + c * 8 : pages, ok);
-    };
+    const KeyRange kr = key_range(seq, tile, H, plan.splits);
+    const int32_t t_begin = kr.t_begin, n_tiles = kr.n_tiles;
+    auto load_keys = [&](int32_t kt, int stage) { load_key_tile(p, seq, tile, kt, s_k0 + stage * tile_bytes(D), tid); };
 
     if (n_tiles > 0) {
-        // Q tile, rounded to bf16 (an F32 q is converted on the way; rows past the tile's live rows are zero).
-        const bool ok = lrow < tile.rows;
-        const int64_t qrow = ok ? (tile.grow0 + lrow) * D : 0;
-        if (p.q_dtype == DSK_DTYPE_BF16) {
-            const __nv_bfloat16* src = static_cast<const __nv_bfloat16*>(p.q) + qrow;
-            for (int c = lc; c < chunks; c += 4) mma::cp_async16(s_q + tile_off(lrow, c), src + c * 8, ok);
-        } else {
-            const float* src = static_cast<const float*>(p.q) + qrow;
-            for (int c = lc; c < chunks; c += 4) {
-                float v[8];
-                if (ok) {
-                    load_ro_widen<float, 8>(src + c * 8, v);
-                } else {
-#pragma unroll
-                    for (int e = 0; e < 8; ++e) v[e] = 0.0f;
-                }
-                st16(smem + tile_off(lrow, c), pack16<__nv_bfloat16>(v));
-            }
-        }
+        load_q_tile(p, tile, s_q, smem, tid);  // rounded to bf16; rows past the tile's live rows are zero
         load_keys(t_begin, 0);
     }
     mma::cp_async_commit();
@@ -454,7 +369,8 @@ int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 struct LaunchShape {
     int64_t tiles_bound;  // grid.x
     int splits;           // grid.y
-    int stages;           // key-tile buffers
+    int stages;           // key-tile buffers (mma.sync)
+    bool wg;              // the Hopper variant (paged_mla_wgmma.cu) instead of mma.sync
 };
 
 // An upper bound of sum_b ceil(n_b * heads / 64) for any valid metadata (sum_b n_b <= tokens): each term is at most
@@ -519,6 +435,7 @@ bool launch_shape(const dsk_paged_attention_params& p, LaunchShape* shape, const
     shape->tiles_bound = tiles_bound(p);
     shape->splits = choose_splits(p, sms > 0 ? sms : 1, shape->tiles_bound);
     shape->stages = optin >= smem_bytes((int)p.head_dim, 2) ? 2 : 1;
+    shape->wg = p.path != DSK_ATTENTION_PATH_MMA_SYNC && wgmma_runs_here((int)p.head_dim);
     return true;
 }
 
@@ -573,7 +490,9 @@ dsk_status paged_mla_mma(const char* op, const dsk_paged_attention_params& p, vo
 
     mla_plan_kernel<<<1, kPlanThreads, 0, stream>>>(p, reinterpret_cast<int32_t*>(ws), shape.tiles_bound);
     DSK_CHECK_LAUNCH(op);
-    const dsk_status st = shape.stages == 2 ? launch_main<2>(op, p, plan, stream) : launch_main<1>(op, p, plan, stream);
+    const dsk_status st = shape.wg                ? wgmma_launch(op, p, plan, stream)
+                          : shape.stages == 2 ? launch_main<2>(op, p, plan, stream)
+                                              : launch_main<1>(op, p, plan, stream);
     if (st != DSK_SUCCESS) return st;
     if (shape.splits > 1) {
         mla_combine_kernel<<<(unsigned)shape.tiles_bound, kThreads, 0, stream>>>(p, plan);

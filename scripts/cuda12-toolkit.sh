@@ -4,7 +4,7 @@
 # Debian 12's CUDA 11.8 (what .ci/run installs) cannot compile sm_90a code (Hopper's wgmma) nor the FP8 mma.sync path
 # (PTX ISA 8.4), so those kernels would first be compiled on the GPU machine, inside its few minutes. This fetches
 # Debian 13 (trixie)'s nvidia-cuda-toolkit 12.x (nvcc, cicc, ptxas, cuobjdump), its libdevice (libnvvm4) and the CUDA
-# headers (nvidia-cuda-dev's usr/include only) into DEST without installing anything: trixie's InRelease is verified
+# headers (nvidia-cuda-dev's usr/include and libcu++-dev's, whose <nv/target> CUDA 12's headers include) into DEST without installing anything: trixie's InRelease is verified
 # with Debian's archive keyring, the Packages index against it, each .deb against the index. Compile only: DEST has no
 # CUDA libraries (no linking, no running). Used by CudaSm90aCompileTests; .ci/run calls it and goes on without it
 # where the archive cannot be reached (those tests then skip and say why).
@@ -12,7 +12,7 @@ set -euo pipefail
 dest=${1:-build/cuda12}
 mirror=${DSK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=trixie
-if [ -x "$dest/bin/nvcc" ]; then
+if [ -x "$dest/bin/nvcc" ] && [ -e "$dest/include/nv/target" ]; then
   echo "cuda12-toolkit: $dest already holds $("$dest/bin/nvcc" --version | grep -o 'release [0-9.]*')"
   exit 0
 fi
@@ -26,25 +26,33 @@ curl -fsS --retry 2 -o "$tmp/InRelease" "$mirror/dists/$suite/InRelease"
 gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg "$tmp/InRelease" 2>"$tmp/gpgv.log" \
   || { cat "$tmp/gpgv.log" >&2; echo "cuda12-toolkit: $suite's InRelease does not verify" >&2; exit 1; }
 # The SHA256 section lists 64-hex-digit hashes; MD5Sum's are 32.
-index_sha=$(awk 'length($1) == 64 && $3 == "non-free/binary-amd64/Packages.xz" { print $1 }' "$tmp/InRelease" | tail -1)
-[ -n "$index_sha" ] || { echo "cuda12-toolkit: InRelease lists no non-free/binary-amd64/Packages.xz" >&2; exit 1; }
-curl -fsS --retry 2 -o "$tmp/Packages.xz" "$mirror/dists/$suite/non-free/binary-amd64/Packages.xz"
-echo "$index_sha  $tmp/Packages.xz" | sha256sum -c --quiet - || { echo "cuda12-toolkit: Packages.xz hash mismatch" >&2; exit 1; }
-xz -d "$tmp/Packages.xz"
+index() { # index COMPONENT/binary-ARCH: download that Packages index (checked against InRelease) to $tmp/Packages.COMPONENT
+  local sha
+  sha=$(awk -v F="$1/Packages.xz" 'length($1) == 64 && $3 == F { print $1 }' "$tmp/InRelease" | tail -1)
+  [ -n "$sha" ] || { echo "cuda12-toolkit: InRelease lists no $1/Packages.xz" >&2; exit 1; }
+  # By hash (trixie's InRelease says Acquire-By-Hash): a mirror caught between two updates still serves this version.
+  curl -fsS --retry 2 -o "$tmp/idx.xz" "$mirror/dists/$suite/$1/by-hash/SHA256/$sha"
+  echo "$sha  $tmp/idx.xz" | sha256sum -c --quiet - || { echo "cuda12-toolkit: $1/Packages.xz hash mismatch" >&2; exit 1; }
+  xz -dc "$tmp/idx.xz" >"$tmp/Packages.${1%%/*}"
+  rm "$tmp/idx.xz"
+}
+index non-free/binary-amd64
+index main/binary-amd64  # lists the architecture-independent packages too
 
-fetch() { # fetch PACKAGE: download its .deb (the index's current version) and check its hash
+fetch() { # fetch PACKAGE COMPONENT: download its .deb (the index's current version) and check its hash
   local fields file sha
   fields=$(awk -v P="$1" '$0 == "Package: " P { on = 1 } on && /^Filename: / { f = $2 } on && /^SHA256: / { s = $2 }
-                          on && /^$/ { print f, s; exit }' "$tmp/Packages")
+                          on && /^$/ { print f, s; exit }' "$tmp/Packages.$2")
   read -r file sha <<<"$fields"
-  [ -n "${file:-}" ] && [ -n "${sha:-}" ] || { echo "cuda12-toolkit: $1 is not in $suite's non-free index" >&2; exit 1; }
+  [ -n "${file:-}" ] && [ -n "${sha:-}" ] || { echo "cuda12-toolkit: $1 is not in $suite's $2 index" >&2; exit 1; }
   echo "cuda12-toolkit: $(basename "$file")" >&2
   curl -fsS --retry 2 -o "$tmp/$1.deb" "$mirror/$file"
   echo "$sha  $tmp/$1.deb" | sha256sum -c --quiet - || { echo "cuda12-toolkit: $1.deb hash mismatch" >&2; exit 1; }
 }
-fetch nvidia-cuda-toolkit
-fetch libnvvm4
-fetch nvidia-cuda-dev
+fetch nvidia-cuda-toolkit non-free
+fetch libnvvm4 non-free
+fetch nvidia-cuda-dev non-free
+fetch libcu++-dev main  # <nv/target> and <cuda/std/...>, which CUDA 12's own headers include
 
 root="$tmp/root"
 mkdir -p "$root"
@@ -52,7 +60,8 @@ dpkg-deb -x "$tmp/nvidia-cuda-toolkit.deb" "$root"
 dpkg-deb -x "$tmp/libnvvm4.deb" "$root"
 rm "$tmp/nvidia-cuda-toolkit.deb" "$tmp/libnvvm4.deb"
 dpkg-deb --fsys-tarfile "$tmp/nvidia-cuda-dev.deb" | tar -x -C "$root" --wildcards './usr/include/*'
-rm "$tmp/nvidia-cuda-dev.deb"
+dpkg-deb --fsys-tarfile "$tmp/libcu++-dev.deb" | tar -x -C "$root" --wildcards './usr/include/*'
+rm "$tmp/nvidia-cuda-dev.deb" "$tmp/libcu++-dev.deb"
 
 rm -rf "$dest.part"
 mkdir -p "$dest.part/bin"

@@ -361,7 +361,10 @@ DSK_API dsk_status dsk_kv_append(const dsk_kv_append_params* p);
 typedef enum dsk_attention_path {
     DSK_ATTENTION_PATH_AUTO = 0,
     DSK_ATTENTION_PATH_SIMT = 1,  /* CUDA cores, split-K over the context + combine (FlashDecoding): every request */
-    DSK_ATTENTION_PATH_MMA = 2,   /* tensor cores (mma.sync bf16, fp32 accumulation): bf16 pages; prefill, MLA */
+    DSK_ATTENTION_PATH_MMA = 2,   /* tensor cores (bf16, fp32 accumulation): bf16 pages; prefill, MLA. MLA runs on Hopper's
+                                   * warpgroup MMA (wgmma) on a cc 9.0 GPU when the library was built for sm_90a, else (and
+                                   * GQA always) on mma.sync */
+    DSK_ATTENTION_PATH_MMA_SYNC = 3, /* the same tensor-core families on mma.sync only, on every sm_80+ GPU */
 } dsk_attention_path;
 
 /*

@@ -960,8 +960,10 @@ static void check_paged_attention(int mla) {
     expect_attn(mla, "scale NaN", &p, INV, "scale must be finite");
     p = base; p.scale = INFINITY;
     expect_attn(mla, "scale inf", &p, INV, "scale must be finite");
-    p = base; p.path = 3;
-    expect_attn(mla, "path 3", &p, INV, "path must be AUTO (0), SIMT (1) or MMA (2) (got 3)");
+    p = base; p.path = 4;
+    expect_attn(mla, "path 4", &p, INV, "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got 4)");
+    p = base; p.path = -1;
+    expect_attn(mla, "path -1", &p, INV, "path must be AUTO (0), SIMT (1), MMA (2) or MMA_SYNC (3) (got -1)");
     p = base; p.max_splits = -1;
     expect_attn(mla, "max_splits -1", &p, INV, "max_splits must be >= 0 (got -1)");
     p = base; p.reserved = 2;

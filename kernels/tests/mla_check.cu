@@ -1,5 +1,6 @@
-// mla_check.cu: dsk_paged_mla_attention's tensor-core family (path MMA) on a GPU against a CPU reference, plus an
-// optional timing (--bench).
+// mla_check.cu: dsk_paged_mla_attention's tensor-core family on a GPU against a CPU reference, plus an optional timing
+// (--bench). Every case runs twice: path MMA (on a cc 9.0 GPU with a library built for sm_90a, the wgmma variant; the host
+// emulation is such a GPU) and path MMA_SYNC (the mma.sync variant everywhere).
 //
 //   Every case: DeepSeek's latent cache (head_dim 576 = 512 latent + 64 rope, v_head_dim 512, one kv head), bf16 pages
 //   handed out in a shuffled order from a pool whose unused pages, and the slots past each sequence's length, hold
@@ -10,11 +11,11 @@
 //   the error word 0 (or, for the bad-table case, the block-table site, with the other sequences still right).
 //   Cases: heads 16, 20, 128; decode batches of lengths 1, 2, 63, 64, 65 and hundreds to thousands; prefill chunks of
 //   several queries per sequence; page size 64 and 16; q f32 / bf16; out f32 / bf16; forced single split. Refusals:
-//   f32 pages and v_head_dim 256 on path MMA (DSK_ERROR_UNSUPPORTED).
+//   f32 pages and v_head_dim 256 on either path (DSK_ERROR_UNSUPPORTED).
 // Exits 77 (ctest: skipped) when no CUDA device is present.
 //
 //   dsk_mla_check [--quick]  run the checks (--quick: the small cases only, for the host emulation)
-//   dsk_mla_check --bench    also time 128 and 16 heads, page 64, batch 1 / 32 / 128 at context 4096 (bf16 q and out):
+//   dsk_mla_check --bench    also time both paths at 128 and 16 heads, page 64, batch 1 / 32 / 128 at context 4096 (bf16 q and out):
 //                            us, TFLOP/s (2 * heads * L * (576 + 512) per token) vs cuBLAS bf16 GEMM 8192^3, and
 //                            GB/s (cache + q + out bytes) vs a device-to-device copy, all measured in this run
 //                            (CUDA events, median of 30 after 3 warm-ups, cache pages rotated over 600 MB).
@@ -43,6 +44,9 @@ constexpr size_t kGuard = 64;
 
 int g_cases = 0;
 int g_failed = 0;
+int32_t g_path = DSK_ATTENTION_PATH_MMA;  // MMA (wgmma where the GPU and the build have it) or MMA_SYNC
+
+const char* path_str(int32_t path) { return path == DSK_ATTENTION_PATH_MMA ? "MMA" : "MMA_SYNC"; }
 
 const char* dt_str(int32_t d) { return d == DSK_DTYPE_F32 ? "f32" : "bf16"; }
 
@@ -147,7 +151,7 @@ void run_case(const MlaCase& c, cudaStream_t stream) {
     p.q_dtype = c.q_dtype;
     p.page_dtype = DSK_DTYPE_BF16;
     p.out_dtype = c.out_dtype;
-    p.path = DSK_ATTENTION_PATH_MMA;
+    p.path = g_path;
     p.max_splits = c.max_splits;
     p.error_site_block_table = kSiteTable;
     p.error_site_lengths = kSiteLengths;
@@ -165,8 +169,8 @@ void run_case(const MlaCase& c, cudaStream_t stream) {
     CUDA_OK(cudaStreamSynchronize(stream));
 
     char label[160];
-    std::snprintf(label, sizeof label, "%s (heads %d, page %d, batch %lld, q %s, out %s, splits<=%d)", c.name, c.heads,
-                  c.page_size, (long long)batch, dt_str(c.q_dtype), dt_str(c.out_dtype), c.max_splits);
+    std::snprintf(label, sizeof label, "%s %s (heads %d, page %d, batch %lld, q %s, out %s, splits<=%d)", path_str(g_path),
+                  c.name, c.heads, c.page_size, (long long)batch, dt_str(c.q_dtype), dt_str(c.out_dtype), c.max_splits);
     if (st != DSK_SUCCESS) {
         ++g_failed;
         std::printf("FAIL %s: status %d: %s\n", label, (int)st, dsk_last_error_message());
@@ -270,7 +274,7 @@ void run_refusals(cudaStream_t stream) {
     p.scale = 0.1f;
     p.q_dtype = p.out_dtype = DSK_DTYPE_BF16;
     p.page_dtype = DSK_DTYPE_F32;
-    p.path = DSK_ATTENTION_PATH_MMA;
+    p.path = g_path;
     p.error_site_block_table = kSiteTable;
     p.error_site_lengths = kSiteLengths;
     p.error_site_query_starts = kSiteStarts;
@@ -280,12 +284,13 @@ void run_refusals(cudaStream_t stream) {
         const dsk_status st = dsk_paged_mla_attention(&p);
         const bool ok = st == DSK_ERROR_UNSUPPORTED;
         if (!ok) ++g_failed;
-        std::printf("%s refusal: %s: status %d (%s)\n", ok ? "ok  " : "FAIL", what, (int)st, dsk_last_error_message());
+        std::printf("%s refusal: %s on path %s: status %d (%s)\n", ok ? "ok  " : "FAIL", what, path_str(g_path), (int)st,
+                    dsk_last_error_message());
     };
-    expect("f32 pages on path MMA");
+    expect("f32 pages");
     p.page_dtype = DSK_DTYPE_BF16;
     p.v_head_dim = 256;
-    expect("v_head_dim 256 on path MMA");
+    expect("v_head_dim 256");
     CUDA_OK(cudaStreamSynchronize(stream));
     CUDA_OK(cudaFree(buf));
     CUDA_OK(cudaFree(meta));
@@ -318,7 +323,7 @@ void run_checks(bool quick, cudaStream_t stream) {
 void run_bench(cudaStream_t stream) {
     cudaDeviceProp prop;
     CUDA_OK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("\nbench on %s (sm_%d%d): MLA decode, 576/512, page 64, context 4096, bf16 q/pages/out, path MMA\n",
+    std::printf("\nbench on %s (sm_%d%d): MLA decode, 576/512, page 64, context 4096, bf16 q/pages/out, paths MMA and MMA_SYNC\n",
                 prop.name, prop.major, prop.minor);
     // Ceilings: cuBLAS bf16 GEMM 8192^3 and a 1 GiB device-to-device copy.
     cublasHandle_t handle;
@@ -351,8 +356,8 @@ void run_bench(cudaStream_t stream) {
     CUDA_OK(cudaFree(dst));
     std::printf("ceilings: cuBLAS bf16 GEMM 8192^3 %.1f TFLOP/s; device-to-device copy %.0f GB/s (read + write)\n",
                 gemm_tflops, copy_gbs);
-    std::printf("%-6s %-6s %-7s %10s %10s %10s %10s %10s\n", "heads", "batch", "splits", "us", "TFLOP/s", "x cuBLAS",
-                "GB/s", "x copy");
+    std::printf("%-9s %-6s %-6s %-7s %10s %10s %10s %10s %10s\n", "path", "heads", "batch", "splits", "us", "TFLOP/s",
+                "x cuBLAS", "GB/s", "x copy");
 
     // One pool of 128 sequences x 4096 keys (604 MB); smaller batches rotate through it.
     const int64_t L = 4096, ps = 64, pages_per_seq = L / ps, pool_seqs = 128;
@@ -363,6 +368,7 @@ void run_bench(cudaStream_t stream) {
     int32_t* err;
     CUDA_OK(cudaMalloc(&err, 32));
     CUDA_OK(cudaMemset(err, 0, 32));
+    for (int32_t path : {DSK_ATTENTION_PATH_MMA, DSK_ATTENTION_PATH_MMA_SYNC})
     for (int heads : {128, 16})
         for (int64_t batch : {1, 32, 128}) {
             const int rotations = (int)(pool_seqs / batch);
@@ -397,7 +403,7 @@ void run_bench(cudaStream_t stream) {
             p.v_head_dim = 512;
             p.scale = 0.0722f;
             p.q_dtype = p.page_dtype = p.out_dtype = DSK_DTYPE_BF16;
-            p.path = DSK_ATTENTION_PATH_MMA;
+            p.path = path;
             p.error_site_block_table = kSiteTable;
             p.error_site_lengths = kSiteLengths;
             p.error_site_query_starts = kSiteStarts;
@@ -405,7 +411,7 @@ void run_bench(cudaStream_t stream) {
             int64_t ws_bytes = 0;
             void* ws = nullptr;
             if (dsk_paged_mla_attention_workspace_size(&p, &ws_bytes) != DSK_SUCCESS) {
-                std::printf("%-6d %-6lld refused: %s\n", heads, (long long)batch, dsk_last_error_message());
+                std::printf("%-9s %-6d %-6lld refused: %s\n", path_str(path), heads, (long long)batch, dsk_last_error_message());
                 continue;
             }
             CUDA_OK(cudaMalloc(&ws, (size_t)ws_bytes));
@@ -422,7 +428,7 @@ void run_bench(cudaStream_t stream) {
             const double flop = 2.0 * (double)batch * heads * L * (576 + 512);
             const double bytes = (double)batch * (L * 576 * 2 + heads * (576 + 512) * 2);
             const long long splits = split_bytes > 64 ? (long long)(split_bytes / (batch * heads * 513 * 4)) : 1;
-            std::printf("%-6d %-6lld %-7lld %10.1f %10.1f %10.2f %10.0f %10.2f\n", heads, (long long)batch, splits, us,
+            std::printf("%-9s %-6d %-6lld %-7lld %10.1f %10.1f %10.2f %10.0f %10.2f\n", path_str(path), heads, (long long)batch, splits, us,
                         flop / us * 1e-6, flop / us * 1e-6 / gemm_tflops, bytes / us * 1e-3, bytes / us * 1e-3 / copy_gbs);
             for (void* ptr : {q, out, ws, (void*)d_table, (void*)d_lens, (void*)d_starts}) CUDA_OK(cudaFree(ptr));
         }
@@ -444,7 +450,10 @@ int main(int argc, char** argv) {
     }
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    run_checks(quick, stream);
+    for (int32_t path : {DSK_ATTENTION_PATH_MMA, DSK_ATTENTION_PATH_MMA_SYNC}) {
+        g_path = path;
+        run_checks(quick, stream);
+    }
     std::printf("mla_check: %d of %d cases passed\n", g_cases - g_failed, g_cases);
     if (bench) run_bench(stream);
     CUDA_OK(cudaStreamDestroy(stream));

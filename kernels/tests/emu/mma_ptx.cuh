@@ -97,13 +97,21 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, u
 }
 
 // ---- wgmma (sm_90a; the kernels' DSK_WGMMA_DEVICE_CODE bodies are compiled here), warpgroup-wide: every thread
-// publishes its descriptors, the 128 threads meet (they must agree), and each thread computes its own accumulators from shared memory, read as the hardware reads a K-major operand in
-// the 128-byte swizzle: row r, k byte b at L = start + (r / 8) SBO + (r % 8) 128 + b, stored at
-// L ^ (((L >> 7) & 7) << 4) (address bits 4-6 XOR bits 7-9). Only that mode (and base offset 0) is emulated; anything
-// else aborts. The sum runs in fp32 in k order; fences, commit and wait are no-ops (the product is complete at issue).
+// publishes its descriptors, the 128 threads meet (they must agree), and each thread computes its own accumulators from
+// shared memory, read as the hardware reads an operand in the 128-byte swizzle (the address bits 4-6 XOR bits 7-9: a
+// byte at logical address L is stored at L ^ (((L >> 7) & 7) << 4)):
+//   K-major (A; B unless transposed): row r, k byte b at L = start + (r / 8) SBO + (r % 8) 128 + b;
+//   MN-major (B with imm-trans-b = 1, bf16): element (n, k) at L = start + (n / 64) LBO + (k / 8) SBO + (k % 8) 128
+//   + 2 (n % 64), CUTLASS's canonical Swizzle<3,4,3> o ((8,8,m),(8,k)):((1,8,LBO),(64,SBO)).
+// Only the 128-byte swizzle with base offset 0 is emulated; anything else aborts. The sum runs in fp32 in k order;
+// fences, commit and wait are no-ops (the product is complete at issue).
 #define DSK_WGMMA_DEVICE_CODE 1
 inline uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+inline uint64_t wgmma_desc_mn_sw128(uint32_t addr, uint32_t lead, uint32_t stride) {
+    return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)((lead & 0x3ffffu) >> 4) << 16) |
+           ((uint64_t)((stride & 0x3ffffu) >> 4) << 32) | ((uint64_t)1 << 62);
 }
 inline void fence_proxy_async() {}
 inline void wgmma_fence() {}
@@ -117,15 +125,14 @@ inline float emu_e4m3(uint8_t b) {
     const float v = e != 0 ? std::ldexp(1.0f + m / 8.0f, e - 7) : std::ldexp(m / 8.0f, -6);
     return (b & 0x80) ? -v : v;
 }
-// The byte at (row, kbyte) of a K-major operand, as the hardware's 128-byte swizzle addresses it.
-inline uint8_t wgmma_operand_byte(uint64_t desc, int row, int kbyte) {
+inline void wgmma_check_desc(uint64_t desc) {
     if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
         std::fprintf(stderr, "emu: wgmma descriptor %llx: only the 128-byte swizzle with base offset 0 is emulated\n",
                      (unsigned long long)desc);
         std::abort();
     }
-    const uint32_t start = (uint32_t)(desc & 0x3fff) << 4, sbo = (uint32_t)((desc >> 32) & 0x3fff) << 4;
-    const uint32_t l = start + (uint32_t)(row >> 3) * sbo + (uint32_t)(row & 7) * 128u + (uint32_t)kbyte;
+}
+inline uint8_t wgmma_smem_byte(uint32_t l) {
     const uint32_t phys = l ^ (((l >> 7) & 7u) << 4);
     if (phys >= emu::dyn_smem_buf.size()) {
         std::fprintf(stderr, "emu: wgmma reads shared byte %u of %zu\n", phys, emu::dyn_smem_buf.size());
@@ -133,17 +140,32 @@ inline uint8_t wgmma_operand_byte(uint64_t desc, int row, int kbyte) {
     }
     return emu::dyn_smem[phys];
 }
+// The byte at (row, kbyte) of a K-major operand.
+inline uint8_t wgmma_operand_byte(uint64_t desc, int row, int kbyte) {
+    wgmma_check_desc(desc);
+    const uint32_t start = (uint32_t)(desc & 0x3fff) << 4, sbo = (uint32_t)((desc >> 32) & 0x3fff) << 4;
+    return wgmma_smem_byte(start + (uint32_t)(row >> 3) * sbo + (uint32_t)(row & 7) * 128u + (uint32_t)kbyte);
+}
 inline float wgmma_operand_e4m3(uint64_t desc, int row, int kbyte) { return emu_e4m3(wgmma_operand_byte(desc, row, kbyte)); }
 inline float wgmma_operand_bf16(uint64_t desc, int row, int k) {
     const uint32_t bits = (uint32_t)wgmma_operand_byte(desc, row, 2 * k) | ((uint32_t)wgmma_operand_byte(desc, row, 2 * k + 1) << 8);
     return __uint_as_float(bits << 16);
 }
+// Element (n, k) of an MN-major bf16 operand.
+inline float wgmma_operand_bf16_mn(uint64_t desc, int n, int k) {
+    wgmma_check_desc(desc);
+    const uint32_t start = (uint32_t)(desc & 0x3fff) << 4, lbo = (uint32_t)((desc >> 16) & 0x3fff) << 4,
+                   sbo = (uint32_t)((desc >> 32) & 0x3fff) << 4;
+    const uint32_t l = start + (uint32_t)(n >> 6) * lbo + (uint32_t)(k >> 3) * sbo + (uint32_t)(k & 7) * 128u + 2u * (uint32_t)(n & 63);
+    const uint32_t bits = (uint32_t)wgmma_smem_byte(l) | ((uint32_t)wgmma_smem_byte(l + 1) << 8);
+    return __uint_as_float(bits << 16);
+}
 
-// D (64 x 128) = A (64 x K) * B (128 x K)^T (+ D), K = 32 e4m3 or 16 bf16 (32 bytes of k either way); thread t of the
+// D (64 x N) = A (64 x K) * B (N x K)^T (+ D), K = 32 e4m3 or 16 bf16 (32 bytes of k either way); thread t of the
 // warpgroup holds in d[4 c + 2 h + e] row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 c + 2 (t % 4) + e (the PTX ISA's
-// wgmma D fragment for m64nNk*).
-template <int K, typename Read>
-inline void wgmma_m64n128(float (&d)[64], uint64_t da, uint64_t db, bool accumulate, Read read) {
+// wgmma D fragment for m64nNk*). readA(da, row, k), readB(db, n, k).
+template <int N, int K, typename ReadA, typename ReadB>
+inline void wgmma_m64(float (&d)[N / 2], uint64_t da, uint64_t db, bool accumulate, ReadA read_a, ReadB read_b) {
     const int t = emu::cur, g0 = t & ~127, w = (t & 127) >> 5, lane = t & 31;
     emu::wg_desc[t][0] = da;
     emu::wg_desc[t][1] = db;
@@ -155,12 +177,12 @@ inline void wgmma_m64n128(float (&d)[64], uint64_t da, uint64_t db, bool accumul
         }
     float a[2][K];
     for (int h = 0; h < 2; ++h)
-        for (int k = 0; k < K; ++k) a[h][k] = read(da, 16 * w + (lane >> 2) + 8 * h, k);
-    for (int c = 0; c < 16; ++c)
+        for (int k = 0; k < K; ++k) a[h][k] = read_a(da, 16 * w + (lane >> 2) + 8 * h, k);
+    for (int c = 0; c < N / 8; ++c)
         for (int e = 0; e < 2; ++e) {
             const int col = 8 * c + 2 * (lane & 3) + e;
             float b[K];
-            for (int k = 0; k < K; ++k) b[k] = read(db, col, k);
+            for (int k = 0; k < K; ++k) b[k] = read_b(db, col, k);
             for (int h = 0; h < 2; ++h) {
                 float s = 0.0f;
                 for (int k = 0; k < K; ++k) s += a[h][k] * b[k];
@@ -171,10 +193,16 @@ inline void wgmma_m64n128(float (&d)[64], uint64_t da, uint64_t db, bool accumul
     emu::warpgroup_barrier();
 }
 inline void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
-    wgmma_m64n128<32>(d, da, db, accumulate, wgmma_operand_e4m3);
+    wgmma_m64<128, 32>(d, da, db, accumulate, wgmma_operand_e4m3, wgmma_operand_e4m3);
 }
 inline void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
-    wgmma_m64n128<16>(d, da, db, accumulate, wgmma_operand_bf16);
+    wgmma_m64<128, 16>(d, da, db, accumulate, wgmma_operand_bf16, wgmma_operand_bf16);
+}
+inline void wgmma_m64n64k16_bf16(float (&d)[32], uint64_t da, uint64_t db, bool accumulate) {
+    wgmma_m64<64, 16>(d, da, db, accumulate, wgmma_operand_bf16, wgmma_operand_bf16);
+}
+inline void wgmma_m64n128k16_bf16_bmn(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
+    wgmma_m64<128, 16>(d, da, db, accumulate, wgmma_operand_bf16, wgmma_operand_bf16_mn);
 }
 
 }  // namespace mma

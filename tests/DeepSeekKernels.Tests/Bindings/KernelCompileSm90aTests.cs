@@ -174,6 +174,37 @@ public class KernelCompileSm90aTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheMlaKernelHasAWarpgroupVariantReadingVTransposedFromTheKeyTile()
+    {
+        // dsk_paged_mla_attention's tensor-core family: the Hopper variant (paged_mla_wgmma.cu) computes S = Q K^T on
+        // HGMMA 64x64x16 and O += P V on HGMMA 64x128x16 with B transposed by the instruction (V read MN-major from the
+        // key tile: .tnspB in SASS), fences its generic shared-memory writes into the async proxy, and does not spill; the
+        // mma.sync variants (paged_mla_mma.cu) hold no warpgroup MMA.
+        var build = RequireBuild();
+        var (exitCode, log) = build.Results["paged_mla_wgmma.cu"];
+        Assert.True(exitCode == 0, log);
+        Assert.DoesNotContain("Registers are spilled", log);
+        string sass = Sass(build, "paged_mla_wgmma.cu.o");
+        var kernel = Assert.Single(Functions(sass), f => f.Key.Contains("mla_wgmma_kernel"));
+        int qk = kernel.Value.Count(o => o.StartsWith("HGMMA.64x64x16.F32.BF16"));
+        int pv = kernel.Value.Count(o => o.StartsWith("HGMMA.64x128x16.F32.BF16"));
+        int transposed = Regex.Matches(sass, @"HGMMA\.64x128x16\.F32\.BF16 [^;]*\.tnspB").Count;
+        output.WriteLine($"{kernel.Key}: {qk} HGMMA.64x64x16 (S), {pv} HGMMA.64x128x16 (P V), {transposed} of them .tnspB");
+        Assert.True(qk >= 4, $"{qk} S warpgroup MMAs (want at least one 64-column sub-tile's 4 k16 steps)");
+        Assert.Equal(8, pv); // 4 k16 steps of 64 keys x 2 column halves, unrolled
+        Assert.Equal(pv, transposed);
+        Assert.DoesNotContain(kernel.Value, o => o.StartsWith("HMMA"));
+        Assert.Contains(kernel.Value, o => o.StartsWith("FENCE.VIEW.ASYNC.S"));
+        var mmaSync = Functions(Sass(build, "paged_mla_mma.cu.o")).Where(f => f.Key.Contains("mla_mma_kernel")).ToList();
+        Assert.Equal(2, mmaSync.Count); // one and two key-tile stages
+        foreach (var (_, ops) in mmaSync)
+        {
+            Assert.Contains(ops, o => o.StartsWith("HMMA.16816.F32.BF16"));
+            Assert.DoesNotContain(ops, o => o.Contains("GMMA"));
+        }
+    }
+
+    [Fact]
     public void TheFp8MmaSyncPathIsLoweredToF16TensorCoresOnHopper()
     {
         // Why the wgmma family exists: sm_90 has no FP8 mma.sync instruction; ptxas unpacks e4m3 to f16 and uses HMMA, so

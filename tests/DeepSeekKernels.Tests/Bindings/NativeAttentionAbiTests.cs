@@ -55,7 +55,7 @@ public sealed partial class NativeAttentionStructLayoutTests
     public void EnumValuesMatchTheHeader()
     {
         Assert.Equal([0, 1], new[] { DskRopeLayout.HalfSplit, DskRopeLayout.Interleaved }.Select(v => (int)v));
-        Assert.Equal([0, 1, 2], new[] { DskAttentionPath.Auto, DskAttentionPath.Simt, DskAttentionPath.Mma }.Select(v => (int)v));
+        Assert.Equal([0, 1, 2, 3], new[] { DskAttentionPath.Auto, DskAttentionPath.Simt, DskAttentionPath.Mma, DskAttentionPath.MmaSync }.Select(v => (int)v));
         // the op API's layouts carry the same names (RopeNative maps one to the other)
         Assert.Equal(Enum.GetNames<RopeLayout>(), Enum.GetNames<DskRopeLayout>());
     }
