@@ -174,5 +174,36 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16_bmn(float (&d)[64], uint64
 #endif
 }
 
+// D (64 x N, fp32) (+)= A (64 x 16 bf16 from registers) * B (16 x N bf16 stored MN-major, db: wgmma_desc_mn_sw128),
+// N = 128 or 64. Warp w of the warpgroup supplies rows 16 w .. 16 w + 15 of A in mma.sync m16n8k16's A fragment: with
+// g = lane / 4, q = lane % 4, a[0] = (row g, k 2q, 2q + 1), a[1] = (row g + 8, same k), a[2] = (row g, k 2q + 8, + 9),
+// a[3] = (row g + 8, k 2q + 8, + 9), low half first: the layout of two n8 column tiles of a D fragment, so softmax
+// weights go from S's accumulators to P V's A operand without shared memory (FlashAttention-3). D's fragment as above.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_rs_bmn(float (&d)[64], const uint32_t (&a)[4], uint64_t db,
+                                                             bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " DSK_WGMMA_D64_REGS ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : DSK_WGMMA_D64_OPERANDS(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"((int)accumulate));
+#endif
+}
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_rs_bmn(float (&d)[32], const uint32_t (&a)[4], uint64_t db,
+                                                            bool accumulate) {
+#if defined(DSK_WGMMA_DEVICE_CODE)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DSK_WGMMA_D32_REGS ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : DSK_WGMMA_D32_OPERANDS(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"((int)accumulate));
+#endif
+}
+// Keeps the compiler from moving writes of A registers across wgmma's asynchronous window.
+template <int N> __device__ __forceinline__ void wgmma_fence_operand(uint32_t (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
 }  // namespace mma
 }  // namespace dsk

@@ -8,7 +8,8 @@
 //   paged_attention_mma.cu   bf16 tensor cores for GQA prefill (FlashAttention-2 over pages: a block per 64 query rows
 //                            of one sequence and q head, K/V tiles through shared memory, online softmax in registers).
 //   paged_mla_mma.cu         bf16 tensor cores for MLA (FlashMLA's shape: one latent kv head shared by all query heads,
-//                            so query heads x queries form the M dimension of every tile; split-K + combine).
+//                            so query heads x queries form the M dimension of every tile; split-K + combine) on
+//                            mma.sync, or on Hopper's wgmma through paged_mla_wgmma.cu (shared: paged_mla.cuh).
 //
 // The entry point has checked every host field (see deepseek_kernels.h) and enqueued the metadata check before any
 // family runs on the same stream; the check reports the first bad value to the error word. Families still guard every
@@ -61,7 +62,7 @@ bool paged_mma_supports(const dsk_paged_attention_params& p, const char** why);
 int64_t paged_mma_workspace_bytes(const dsk_paged_attention_params& p);
 dsk_status paged_mma(const char* op, const dsk_paged_attention_params& p, void* workspace);
 
-// ---- bf16 tensor cores, MLA (paged_mla_mma.cu). -------------------------------------------------------------------
+// ---- bf16 tensor cores, MLA (paged_mla_mma.cu; its Hopper variant paged_mla_wgmma.cu). ------------------------------
 bool paged_mla_mma_supports(const dsk_paged_attention_params& p, const char** why);
 int64_t paged_mla_mma_workspace_bytes(const dsk_paged_attention_params& p);
 dsk_status paged_mla_mma(const char* op, const dsk_paged_attention_params& p, void* workspace);

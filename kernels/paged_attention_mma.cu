@@ -32,18 +32,19 @@
 // D = 128: 167 on sm_90, 211 on sm_80; D = 64: 146 / 161; so one block of 8 warps per SM (FlashAttention-2's 8 warps
 // per SM at head_dim 128). Capping them at 128 for two blocks per SM spills (80 bytes on sm_90).
 //
-// Not done: sm_90a wgmma / TMA (FlashAttention-3's path), split-K over the context for few long queries (AUTO sends
+// On a cc 9.0 GPU of a library built for sm_90a, path MMA (and AUTO) run the Hopper variant instead
+// (paged_attention_wgmma.cu: the same plan, tiles and grid on wgmma, P kept in registers); MMA_SYNC keeps this one.
+// Not done: TMA (FlashAttention-3's path), split-K over the context for few long queries (AUTO sends
 // decode-only steps to the CUDA-core family), head dims other than 64 and 128, f32 pages.
 #include <climits>
 
-#include "mma_common.cuh"
-#include "paged_attention.cuh"
-
+#include "paged_attention_mma.cuh"
 
 namespace dsk {
 namespace {
 
-constexpr int kBM = 128;          // query rows per block (16 per warp)
+using gqa::kBM;                   // query rows per block (16 per warp)
+using gqa::tile_off;
 constexpr int kBN = 64;           // keys per K/V tile
 constexpr int kThreads = 256;     // 8 warps
 constexpr int kPlanThreads = 1024;
@@ -51,11 +52,6 @@ constexpr int kPanelBytesQ = kBM * 128;  // one 64-column panel of the Q tile
 constexpr int kPanelBytesKV = kBN * 128; // one 64-column panel of a K or V tile
 
 template <int D> constexpr int smem_bytes() { return (D / 64) * (kPanelBytesQ + 4 * kPanelBytesKV); }  // Q + 2 x (K, V)
-
-// Offset of 16-byte chunk c (of D / 8) of row r in a tile of `rows` rows stored as D / 64 swizzled panels.
-__device__ __forceinline__ uint32_t tile_off(int rows, int r, int c) {
-    return (uint32_t)((c >> 3) * rows * 128) + mma::swz(r, c & 7);
-}
 
 // Query tiles of each sequence (0 when it is skipped), then cum[b] = tiles of sequences 0 .. b - 1, cum[batch] = all.
 __global__ void __launch_bounds__(kPlanThreads) paged_mma_plan(const dsk_paged_attention_params p, int32_t* cum) {
@@ -101,7 +97,6 @@ __global__ void __launch_bounds__(kPlanThreads) paged_mma_plan(const dsk_paged_a
 
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1) paged_mma_fwd(const dsk_paged_attention_params p, const int32_t* cum) {
-    constexpr int kChunks = D / 8;    // 16-byte chunks per row
     constexpr int kPanels = D / 64;
     constexpr int kKSteps = D / 16;   // k16 steps of Q K^T
     extern __shared__ __align__(128) uint8_t smem[];
@@ -109,78 +104,18 @@ __global__ void __launch_bounds__(kThreads, 1) paged_mma_fwd(const dsk_paged_att
     const uint32_t s_kv = s_q + kPanels * kPanelBytesQ;  // stage s: K at s_kv + s * 2 * kv_bytes, V after it
     constexpr uint32_t kTileKV = kPanels * kPanelBytesKV;
 
-    // Which tile: slot = blockIdx.x / q_heads, head fastest.
-    const int64_t slot = blockIdx.x / p.q_heads;
-    const int h = (int)(blockIdx.x % p.q_heads);
-    const int32_t total = __ldg(cum + p.batch);
-    if (slot >= total) return;
-    int64_t lo = 0, hi = p.batch;  // cum[lo] <= slot < cum[hi]
-    while (hi - lo > 1) {
-        const int64_t mid = (lo + hi) / 2;
-        if (__ldg(cum + mid) <= slot) lo = mid; else hi = mid;
-    }
-    const int64_t b = lo;
-    const PagedSequence seq = load_sequence(p, b);
-    if (seq.n <= 0) return;  // the plan gave it no tiles; kept as a guard
-    const int32_t first = __ldg(cum + b), tiles = __ldg(cum + b + 1) - first;
-    const int32_t i0 = (tiles - 1 - (int32_t)(slot - first)) * kBM;  // longest tiles first
-    const int32_t rows = seq.n - i0 < kBM ? seq.n - i0 : kBM;
-    const int32_t offset = seq.L - seq.n;                             // position of query i = offset + i
-    const int32_t num_kt = (offset + i0 + rows - 1) / kBN + 1;        // key tiles up to the last row's position
-    const int kvh = h / (int)(p.q_heads / p.kv_heads);
+    gqa::QueryTile qt;
+    if (!gqa::find_query_tile(p, cum, &qt)) return;  // block-uniform
+    const PagedSequence& seq = qt.seq;
+    const int32_t i0 = qt.i0, rows = qt.rows, offset = qt.offset;
+    const int32_t num_kt = (offset + i0 + rows - 1) / kBN + 1;  // key tiles up to the last row's position
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-    // Q tile: rows i0 .. i0 + 127 of the sequence (zeros past n), rounded to bf16.
-    {
-        const bool q_f32 = p.q_dtype == DSK_DTYPE_F32;
-#pragma unroll
-        for (int it = 0; it < kBM * kChunks / kThreads; ++it) {
-            const int idx = tid + it * kThreads, r = idx / kChunks, c = idx % kChunks;
-            const bool valid = r < rows;
-            const int64_t elem = ((int64_t)(seq.q0 + i0 + (valid ? r : 0)) * p.q_heads + h) * D + c * 8;
-            const uint32_t dst = s_q + tile_off(kBM, r, c);
-            if (!q_f32) {
-                mma::cp_async16(dst, static_cast<const __nv_bfloat16*>(p.q) + elem, valid);
-            } else {
-                uint4 v = make_uint4(0, 0, 0, 0);
-                if (valid) {
-                    const float* src = static_cast<const float*>(p.q) + elem;
-                    float f[8];
-                    load_ro_widen<float, 8>(src, f);
-                    v = pack16<__nv_bfloat16>(f);
-                }
-                *reinterpret_cast<uint4*>(smem + (dst - s_q)) = v;
-            }
-        }
-    }
-
-    // K/V tile kt into stage kt & 1: chunk (r, c) of key j = kt * 64 + r through its page.
-    const __nv_bfloat16* kpages = static_cast<const __nv_bfloat16*>(p.key_pages);
-    const __nv_bfloat16* vpages = static_cast<const __nv_bfloat16*>(p.value_pages);
-    const int64_t row_elems = p.kv_heads * (int64_t)D;
-    const int32_t* table = p.block_table + b * p.max_pages;
-    const uint32_t page_size = (uint32_t)p.page_size;  // pages * page_size < 2^31: 32-bit division
+    gqa::load_q_tile<D, kThreads>(p, qt, s_q, smem, tid);  // rows i0 .. i0 + 127, zeros past n, rounded to bf16
     auto load_kv = [&](int kt) {
-        const uint32_t sk = s_kv + (kt & 1) * 2 * kTileKV, sv = sk + kTileKV;
-#pragma unroll
-        for (int it = 0; it < kBN * kChunks / kThreads; ++it) {
-            const int idx = tid + it * kThreads, r = idx / kChunks, c = idx % kChunks;
-            const int32_t j = kt * kBN + r;
-            // Key j's slot: block_table[b, j / page_size] (the plan checked the entries; checked again here) and the
-            // row j % page_size of that page; keys past L are never read.
-            int64_t slot_index = -1;
-            if (j < seq.L) {
-                const uint32_t pg = (uint32_t)j / page_size;
-                const int32_t page = __ldg(table + pg);
-                if (page >= 0 && (int64_t)page < p.pages) slot_index = (int64_t)page * page_size + ((uint32_t)j - pg * page_size);
-            }
-            const bool valid = slot_index >= 0;
-            const int64_t elem = valid ? slot_index * row_elems + kvh * D + c * 8 : 0;
-            const uint32_t off = tile_off(kBN, r, c);
-            mma::cp_async16(sk + off, kpages + elem, valid);
-            mma::cp_async16(sv + off, vpages + elem, valid);
-        }
+        const uint32_t sk = s_kv + (kt & 1) * 2 * kTileKV;
+        gqa::load_kv_tile<D, kBN, kThreads>(p, qt, kt, sk, sk + kTileKV, tid);
     };
 
     // This thread's rows (warp tile rows lane / 4 and lane / 4 + 8) and their positions; rows past n take the last
@@ -301,7 +236,7 @@ __global__ void __launch_bounds__(kThreads, 1) paged_mma_fwd(const dsk_paged_att
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         const int32_t i = wrow + (lane >> 2) + 8 * r;
         if (i >= seq.n) continue;
-        const int64_t base = ((int64_t)(seq.q0 + i) * p.q_heads + h) * D + 2 * (lane & 3);
+        const int64_t base = ((int64_t)(seq.q0 + i) * p.q_heads + qt.h) * D + 2 * (lane & 3);
 #pragma unroll
         for (int nt = 0; nt < D / 8; ++nt) {
             const float v0 = o[nt][2 * r] * inv, v1 = o[nt][2 * r + 1] * inv;
@@ -371,6 +306,8 @@ dsk_status paged_mma(const char* op, const dsk_paged_attention_params& p, void* 
     int32_t* cum = static_cast<int32_t*>(workspace);
     paged_mma_plan<<<1, kPlanThreads, 0, stream>>>(p, cum);
     DSK_CHECK_LAUNCH(op);
+    if (p.path != DSK_ATTENTION_PATH_MMA_SYNC && gqa::wgmma_runs_here((int)p.head_dim))
+        return gqa::wgmma_launch(op, p, cum, fwd_blocks(p), stream);  // Hopper (paged_attention_wgmma.cu)
     return p.head_dim == 64 ? launch_fwd<64>(op, p, cum, fwd_blocks(p), stream)
                             : launch_fwd<128>(op, p, cum, fwd_blocks(p), stream);
 }

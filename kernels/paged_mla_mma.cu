@@ -38,8 +38,10 @@
 //
 // Accepts bf16 pages, v_head_dim 512, head_dim a multiple of 64 in [512, 576 or whatever fits shared memory], q and out
 // F32 or BF16, 16-byte aligned q / pages / out, sm_80+; declines the rest with a reason (AUTO then runs the CUDA-core
-// family). Not done: sm_90a wgmma / TMA (FlashMLA's Hopper path), a 16-row tile for few heads (at 16 heads a decode tile
-// still loads and waits for 64-row phases), load balancing of splits by the actual lengths.
+// family). On a cc 9.0 GPU of a library built for sm_90a, path MMA (and AUTO) launch the Hopper variant instead
+// (paged_mla_wgmma.cu: the same plan, tiles, splits and combine, both products on wgmma); path MMA_SYNC keeps this one.
+// Not done: TMA and FlashMLA's overlap of one tile's S with the previous tile's P V, a 16-row tile for few heads (at 16
+// heads a decode tile still loads and waits for 64-row phases), load balancing of splits by the actual lengths.
 #include <climits>
 #include <cmath>
 

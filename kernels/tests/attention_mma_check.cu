@@ -1,5 +1,6 @@
-// attention_mma_check.cu: dsk_paged_attention with path = DSK_ATTENTION_PATH_MMA (the bf16 tensor-core family,
-// paged_attention_mma.cu) on a GPU against a CPU reference, plus an optional timing (--bench).
+// attention_mma_check.cu: dsk_paged_attention's bf16 tensor-core family (paged_attention_mma.cu) on a GPU against a CPU
+// reference, plus an optional timing (--bench). Every case runs twice: path MMA (on a cc 9.0 GPU with a library built for
+// sm_90a, the wgmma variant, paged_attention_wgmma.cu; the host emulation is such a GPU) and path MMA_SYNC.
 //
 // Cases: single sequences (prefill from scratch, n = L) of 1, 2, 63, 64, 65, 130, a few hundred and 2500 keys; a chunk
 // of 600 queries continuing a cache of 2500 keys; mixed batches
@@ -17,7 +18,7 @@
 //
 //   dsk_attention_mma_check            run the checks
 //   dsk_attention_mma_check --quick    a smaller set (the host emulation: EMU_CHECK=attention_mma tests/emu/run.sh)
-//   dsk_attention_mma_check --bench    also time causal prefill, 32 q / 8 kv heads x 128, page 64, bf16 q and out:
+//   dsk_attention_mma_check --bench    also time (both paths) causal prefill, 32 q / 8 kv heads x 128, page 64, bf16 q and out:
 //                                      one sequence of 8192 tokens and a varlen batch of 16 x 1024, in TFLOP/s over
 //                                      the unmasked half (4 * sum_i (p_i + 1) * head_dim per q head) against cuBLAS
 //                                      bf16 GEMM 8192^3 (cublasGemmEx) measured in the same run; median of 20.
@@ -61,6 +62,9 @@ struct AttnCase {
 
 const char* dt_str(int d) { return d == DSK_DTYPE_F32 ? "f32" : "bf16"; }
 
+int32_t g_path = DSK_ATTENTION_PATH_MMA;  // MMA (wgmma where the GPU and the build have it) or MMA_SYNC
+const char* path_str(int32_t path) { return path == DSK_ATTENTION_PATH_MMA ? "MMA" : "MMA_SYNC"; }
+
 template <class T> T* to_device(const std::vector<T>& v) {
     T* d = nullptr;
     CUDA_OK(cudaMalloc(&d, v.size() * sizeof(T) + 16));
@@ -73,7 +77,7 @@ void fill_params(dsk_paged_attention_params& p) {
     p.error_site_block_table = kErrorSiteTable;
     p.error_site_lengths = kErrorSiteLengths;
     p.error_site_query_starts = kErrorSiteStarts;
-    p.path = DSK_ATTENTION_PATH_MMA;
+    p.path = g_path;
 }
 
 void run_case(const AttnCase& c, cudaStream_t stream) {
@@ -261,8 +265,9 @@ void run_case(const AttnCase& c, cudaStream_t stream) {
         }
         ok = bad_elems == 0;
     }
-    std::printf("%s %-34s batch %d tokens %4d ps %2d heads %d/%d d %3d q %-4s out %-4s  worst %.3f of tol\n",
-                ok ? "ok  " : "FAIL", c.name, batch, tokens, ps, H, KH, D, dt_str(c.q_dtype), dt_str(c.out_dtype), worst);
+    std::printf("%s %-8s %-34s batch %d tokens %4d ps %2d heads %d/%d d %3d q %-4s out %-4s  worst %.3f of tol\n",
+                ok ? "ok  " : "FAIL", path_str(g_path), c.name, batch, tokens, ps, H, KH, D, dt_str(c.q_dtype),
+                dt_str(c.out_dtype), worst);
     if (!ok) ++g_failed;
     for (void* ptr : {d_q, (void*)d_k, (void*)d_v, (void*)d_table, (void*)d_len, (void*)d_starts, d_out, (void*)d_err, d_ws})
         CUDA_OK(cudaFree(ptr));
@@ -296,7 +301,8 @@ void run_refusals() {
         int64_t ws = 0;
         const dsk_status st = dsk_paged_attention_workspace_size(&p, &ws);
         const bool ok = st == DSK_ERROR_UNSUPPORTED && std::strstr(dsk_last_error_message(), "path MMA") != nullptr;
-        std::printf("%s refuse %-27s status %d: %s\n", ok ? "ok  " : "FAIL", r.name, (int)st, dsk_last_error_message());
+        std::printf("%s %-8s refuse %-27s status %d: %s\n", ok ? "ok  " : "FAIL", path_str(g_path), r.name, (int)st,
+                    dsk_last_error_message());
         if (!ok) ++g_failed;
     }
 }
@@ -367,7 +373,9 @@ void run_bench(cudaStream_t stream) {
         const char* name;
         int batch, len;
     } shapes[] = {{"causal 1 x 8192", 1, 8192}, {"varlen 16 x 1024", 16, 1024}};
+    for (int32_t path : {DSK_ATTENTION_PATH_MMA, DSK_ATTENTION_PATH_MMA_SYNC})
     for (const Shape& s : shapes) {
+        g_path = path;
         const int tokens = s.batch * s.len, pages_per = (s.len + ps - 1) / ps, pages = s.batch * pages_per;
         std::vector<int32_t> table((size_t)pages), lengths(s.batch, s.len), starts(s.batch + 1);
         for (int i = 0; i < pages; ++i) table[i] = i;
@@ -412,19 +420,20 @@ void run_bench(cudaStream_t stream) {
         p.stream = stream;
         int64_t bytes = 0;
         if (dsk_paged_attention_workspace_size(&p, &bytes) != DSK_SUCCESS) {
-            std::printf("%-28s refused: %s\n", s.name, dsk_last_error_message());
+            std::printf("%-8s %-28s refused: %s\n", path_str(path), s.name, dsk_last_error_message());
             continue;
         }
         CUDA_OK(cudaMalloc(&ws, (size_t)bytes));
         p.workspace = ws;
         p.workspace_bytes = bytes;
         if (dsk_paged_attention(&p) != DSK_SUCCESS) {
-            std::printf("%-28s refused: %s\n", s.name, dsk_last_error_message());
+            std::printf("%-8s %-28s refused: %s\n", path_str(path), s.name, dsk_last_error_message());
         } else {
             const double us = median_us([&] { (void)dsk_paged_attention(&p); }, stream, 20);
             const double flop = 4.0 * H * D * (double)s.batch * ((double)s.len * (s.len + 1) / 2);  // sum_i (p_i + 1)
             const double tflops = flop / us * 1e-6;
-            std::printf("%-28s %10.1f us %8.1f TFLOP/s %6.1f%% of cublas\n", s.name, us, tflops, 100.0 * tflops / gemm_tflops);
+            std::printf("%-8s %-28s %10.1f us %8.1f TFLOP/s %6.1f%% of cublas\n", path_str(path), s.name, us, tflops,
+                        100.0 * tflops / gemm_tflops);
         }
         for (void* ptr : {q, k, v, out, ws, (void*)d_table, (void*)d_len, (void*)d_starts, (void*)d_err}) CUDA_OK(cudaFree(ptr));
     }
@@ -441,7 +450,10 @@ int main(int argc, char** argv) {
     }
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    run_checks(stream, quick);
+    for (int32_t path : {DSK_ATTENTION_PATH_MMA, DSK_ATTENTION_PATH_MMA_SYNC}) {
+        g_path = path;
+        run_checks(stream, quick);
+    }
     std::printf("attention_mma_check: %d of %d cases passed\n", g_cases - g_failed, g_cases);
     if (bench) run_bench(stream);
     CUDA_OK(cudaStreamDestroy(stream));

@@ -4,6 +4,7 @@
 namespace emu {
 inline int wg_arrived[8];
 inline uint64_t wg_desc[1024][2];
+inline uint32_t wg_afrag[1024][4];  // the register-A forms' published A fragments
 inline void warpgroup_barrier() {
     const int g = cur / 128;
     if ((nthreads & 127) != 0) { fprintf(stderr, "emu: wgmma in a block of %d threads (not whole warpgroups)\n", nthreads); abort(); }

@@ -204,6 +204,54 @@ inline void wgmma_m64n64k16_bf16(float (&d)[32], uint64_t da, uint64_t db, bool 
 inline void wgmma_m64n128k16_bf16_bmn(float (&d)[64], uint64_t da, uint64_t db, bool accumulate) {
     wgmma_m64<128, 16>(d, da, db, accumulate, wgmma_operand_bf16, wgmma_operand_bf16_mn);
 }
+// The register-A forms: every thread publishes its four A registers; A's row 16 w + g (+ 8), k 2 q (+ 8) come from warp
+// w's lane 4 g + q as mma.sync m16n8k16's A fragment lays them out (see kernels/mma_ptx.cuh).
+template <int N, typename ReadB>
+inline void wgmma_m64_rs(float (&d)[N / 2], const uint32_t (&areg)[4], uint64_t db, bool accumulate, ReadB read_b) {
+    const int t = emu::cur, g0 = t & ~127;
+    for (int i = 0; i < 4; ++i) emu::wg_afrag[t][i] = areg[i];
+    emu::wg_desc[t][0] = 0;
+    emu::wg_desc[t][1] = db;
+    emu::warpgroup_barrier();
+    for (int i = g0; i < g0 + 128; ++i)
+        if (emu::wg_desc[i][1] != db) {
+            std::fprintf(stderr, "emu: wgmma descriptors differ across the warpgroup (threads %d and %d)\n", t, i);
+            std::abort();
+        }
+    static thread_local float A[64][16];
+    for (int i = 0; i < 128; ++i) {
+        const uint32_t* f = emu::wg_afrag[g0 + i];
+        const int w = i >> 5, g = (i & 31) >> 2, q = i & 3;
+        const int rows[4] = {16 * w + g, 16 * w + g + 8, 16 * w + g, 16 * w + g + 8};
+        const int cols[4] = {2 * q, 2 * q, 2 * q + 8, 2 * q + 8};
+        for (int r = 0; r < 4; ++r) {
+            A[rows[r]][cols[r]] = bf16_lo(f[r]);
+            A[rows[r]][cols[r] + 1] = bf16_hi(f[r]);
+        }
+    }
+    const int w = (t & 127) >> 5, lane = t & 31;
+    for (int c = 0; c < N / 8; ++c)
+        for (int e = 0; e < 2; ++e) {
+            const int col = 8 * c + 2 * (lane & 3) + e;
+            float b[16];
+            for (int k = 0; k < 16; ++k) b[k] = read_b(db, col, k);
+            for (int h = 0; h < 2; ++h) {
+                const int row = 16 * w + (lane >> 2) + 8 * h;
+                float s = 0.0f;
+                for (int k = 0; k < 16; ++k) s += A[row][k] * b[k];
+                float& o = d[4 * c + 2 * h + e];
+                o = accumulate ? o + s : s;
+            }
+        }
+    emu::warpgroup_barrier();
+}
+inline void wgmma_m64n128k16_bf16_rs_bmn(float (&d)[64], const uint32_t (&a)[4], uint64_t db, bool accumulate) {
+    wgmma_m64_rs<128>(d, a, db, accumulate, wgmma_operand_bf16_mn);
+}
+inline void wgmma_m64n64k16_bf16_rs_bmn(float (&d)[32], const uint32_t (&a)[4], uint64_t db, bool accumulate) {
+    wgmma_m64_rs<64>(d, a, db, accumulate, wgmma_operand_bf16_mn);
+}
+template <int N> inline void wgmma_fence_operand(uint32_t (&)[N]) {}
 
 }  // namespace mma
 }  // namespace dsk

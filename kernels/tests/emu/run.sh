@@ -15,7 +15,7 @@ check=${EMU_CHECK:-linear}
 case "$check" in
   linear) files=(status linear linear_simt linear_mma embedding dequantize_fp8) ;;
   mma) files=(status linear linear_simt linear_mma quantize_fp8_act linear_fp8_w8a8 linear_fp8_w8a8_wgmma) ;;
-  attention | attention_mma | mla) files=(status rope kv_append paged_attention paged_attention_simt paged_attention_mma paged_mla_mma paged_mla_wgmma) ;;
+  attention | attention_mma | mla) files=(status rope kv_append paged_attention paged_attention_simt paged_attention_mma paged_mla_mma paged_mla_wgmma paged_attention_wgmma) ;;
   moe) files=(status moe_route moe_permute moe_combine) ;;
   grouped_linear) files=(status linear linear_simt linear_mma grouped_linear) ;;
   elementwise) files=(status silu_and_mul copy_columns elementwise softmax) ;;
@@ -43,9 +43,9 @@ s = open(sys.argv[1]).read()
 s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\(([\s\S]*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
 open(sys.argv[2], 'w').write(s)
 PY
-# mma_common.cuh (and linear_fp8_w8a8.cuh and paged_mla.cuh, which include it) beside the copies, so that its #include "mma_ptx.cuh"
+# mma_common.cuh (and linear_fp8_w8a8.cuh, paged_mla.cuh and paged_attention_mma.cuh, which include it) beside the copies, so that its #include "mma_ptx.cuh"
 # finds the emulated one there first.
-cp "$root/kernels/mma_common.cuh" "$root/kernels/linear_fp8_w8a8.cuh" "$root/kernels/paged_mla.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
+cp "$root/kernels/mma_common.cuh" "$root/kernels/linear_fp8_w8a8.cuh" "$root/kernels/paged_mla.cuh" "$root/kernels/paged_attention_mma.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
 flags="-std=c++17 -O1 -g -DDSK_SM90A_BUILT=1 -I$root/kernels/tests/emu -I$root/kernels -I$root/kernels/tests -I$root/kernels/include -Wno-unknown-pragmas -fno-strict-aliasing"
 env_run=""
 if [ "${EMU_ASAN:-0}" = 1 ]; then

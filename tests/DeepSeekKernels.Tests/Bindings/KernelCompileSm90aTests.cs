@@ -205,6 +205,33 @@ public class KernelCompileSm90aTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheGqaPrefillKernelHasAWarpgroupVariantWithSoftmaxWeightsInRegisters()
+    {
+        // dsk_paged_attention's GQA tensor-core family: the Hopper variant (paged_attention_wgmma.cu, head_dim 64 and 128)
+        // computes S = Q K^T on HGMMA 64x128x16 from shared memory and O += P V on HGMMA 64xDx16 with A (the softmax
+        // weights) from registers and B (V) transposed by the instruction; no mma.sync, no spills.
+        var build = RequireBuild();
+        var (exitCode, log) = build.Results["paged_attention_wgmma.cu"];
+        Assert.True(exitCode == 0, log);
+        Assert.DoesNotContain("Registers are spilled", log);
+        string sass = Sass(build, "paged_attention_wgmma.cu.o");
+        var sections = sass.Split("Function : ").Skip(1).Where(s => s.Split('\n')[0].Contains("paged_wgmma_fwd")).ToList();
+        Assert.Equal(2, sections.Count);
+        foreach (string section in sections)
+        {
+            string name = section.Split('\n')[0].Trim();
+            int d = name.Contains("ILi64E") ? 64 : 128;
+            int qk = Regex.Matches(section, @"HGMMA\.64x128x16\.F32\.BF16 R\d+, gdesc\[").Count;
+            int pv = Regex.Matches(section, $@"HGMMA\.64x{d}x16\.F32\.BF16 R\d+, R\d+, gdesc\[\w+\]\.tnspB").Count;
+            output.WriteLine($"{name}: {qk} HGMMA.64x128x16 (S, shared-memory A), {pv} HGMMA.64x{d}x16 register-A .tnspB (P V)");
+            Assert.Equal(d / 16, qk);  // the k16 steps of Q K^T over head_dim, unrolled
+            Assert.Equal(8, pv);       // 128 keys per tile = 8 k16 steps
+            Assert.DoesNotContain("HMMA.16816", section);
+            Assert.Contains("FENCE.VIEW.ASYNC.S", section);
+        }
+    }
+
+    [Fact]
     public void TheFp8MmaSyncPathIsLoweredToF16TensorCoresOnHopper()
     {
         // Why the wgmma family exists: sm_90 has no FP8 mma.sync instruction; ptxas unpacks e4m3 to f16 and uses HMMA, so
