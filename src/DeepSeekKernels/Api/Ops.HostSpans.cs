@@ -40,6 +40,46 @@ public sealed partial class Ops
     }
 
     /// <summary>
+    /// Host-span <see cref="Rope(DeviceTensor, DeviceView{int}, RopeTable, int, int, int, RopeLayout)"/>, in place on x [tokens,
+    /// heads, headStride] (float32 or bfloat16) with token t at positions[t]; tokens is positions' length. The cos/sin table is
+    /// built for this call from <paramref name="scaling"/> over positions [0, max(positions)] (the values of a position do not
+    /// depend on how many the table holds, so the result equals the device form's with the model's table); for many calls,
+    /// build a <see cref="RopeTable"/> once and use the device-resident form.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="scaling"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A position is negative (the message names the first and its index), or a
+    /// size is out of range; nothing is written.</exception>
+    /// <exception cref="ArgumentException">A length is wrong, positions overlaps x, or a RoPE parameter the kind needs is missing;
+    /// nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16.</exception>
+    public void Rope<T>(Span<T> x, ReadOnlySpan<int> positions, RopeScaling scaling, int rotaryDim, int heads, int headStride,
+        int ropeOffset, RopeLayout layout) where T : unmanaged
+    {
+        const string op = nameof(Rope);
+        if (scaling is null)
+            ThrowHelper.ArgumentNull(op, nameof(scaling));
+        if (positions.IsEmpty)
+            ThrowHelper.Argument(op, nameof(positions), "positions is empty: it needs one position per token of x.");
+        HostDisjoint(op, nameof(x), x, nameof(positions), positions);
+        int last = 0;
+        for (int t = 0; t < positions.Length; t++)
+        {
+            if (positions[t] < 0)
+                ThrowHelper.OutOfRange(op, nameof(positions), positions[t], $"positions[{t}] = {positions[t]} is negative.");
+            last = Math.Max(last, positions[t]);
+        }
+        if (last == int.MaxValue)
+            ThrowHelper.OutOfRange(op, nameof(positions), last, $"a position of {last} leaves no room for a table of position + 1 entries.");
+        var runtime = Runtime ?? HostStaging;
+        using var table = RopeTable.Create(runtime, scaling, rotaryDim, last + 1);
+        using var stage = new HostStage(runtime);
+        var dx = stage.InOut<T>(x);
+        Rope(DeviceTensor.FromView(dx), stage.View(positions), table, heads, headStride, ropeOffset, layout);
+        runtime.Synchronize();
+        HostStage.CopyBack(dx, x);
+    }
+
+    /// <summary>
     /// Host-span <see cref="MoeRoute(DeviceTensor, DeviceView{float}, DeviceView{int}, DeviceView{float}, MoeRouting)"/>:
     /// router logits [tokens, routing.Experts] (float32 or bfloat16), the correction bias [routing.Experts] or empty, and each
     /// token's routing.TopK expert ids and weights.
