@@ -37,6 +37,17 @@ const char* last_error();
 // Short name of a dsk_dtype value ("F32", "BF16", ...; "unknown" for values outside the enum).
 const char* dtype_name(int32_t dtype);
 
+// ---------------------------------------------------------------------------------------------------------
+// Hopper's warpgroup-MMA (wgmma) kernel variants (defined in status.cu)
+
+// Whether they can run on the current device: the library holds sm_90a code (DSK_SM90A_BUILT, set by CMake when the
+// architectures name 90a) and the device is cc 9.0 with at least `smem_bytes` of opt-in shared memory per block.
+bool wgmma_device_ok(int smem_bytes);
+// Whether a family picks them on its own (AUTO, and the tensor-core paths that mean "wgmma where it runs"): where they
+// can run, unless the environment variable DSK_DISABLE_WGMMA is set to something other than "" or "0" (read once per
+// process): a diagnostic switch that sends those choices to mma.sync, to tell a wgmma fault from another without a rebuild.
+bool wgmma_preferred(int smem_bytes);
+
 }  // namespace dsk
 
 // Argument check: if `cond` is false, set "<op>: <printf(...)>" and return DSK_ERROR_INVALID_ARGUMENT.

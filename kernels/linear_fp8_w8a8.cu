@@ -237,7 +237,7 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
     }
     if (major < 8) DSK_UNSUPPORTED(kOp, "needs an sm_80+ GPU (device %d is sm_%d%d)", device, major, minor);
     // wgmma code is sm_90a: it runs on cc 9.0 only, and exists only where the library was built for 90a.
-    const bool wgmma_here = wgmma_built() && major == 9 && minor == 0 && optin >= wgmma_smem_bytes();
+    const bool wgmma_here = wgmma_device_ok(wgmma_smem_bytes());
     if (p->path == DSK_W8A8_PATH_WGMMA && !wgmma_here) {
         if (!wgmma_built())
             DSK_UNSUPPORTED(kOp, "path WGMMA: this library was not built for sm_90a (CMAKE_CUDA_ARCHITECTURES without 90a, "
@@ -245,7 +245,7 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
         DSK_UNSUPPORTED(kOp, "path WGMMA needs a cc 9.0 GPU (Hopper) with %d bytes of shared memory per block (device %d "
                              "is sm_%d%d with %d)", wgmma_smem_bytes(), device, major, minor, optin);
     }
-    const bool use_wgmma = p->path == DSK_W8A8_PATH_WGMMA || (p->path == DSK_W8A8_PATH_AUTO && wgmma_here);
+    const bool use_wgmma = p->path == DSK_W8A8_PATH_WGMMA || (p->path == DSK_W8A8_PATH_AUTO && wgmma_preferred(wgmma_smem_bytes()));
     if (!use_wgmma && optin < kSmemBytes)
         DSK_UNSUPPORTED(kOp, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
 

@@ -440,22 +440,9 @@ template <int kScheme, bool kWg> dsk_status launch(const char* op, const MmaArgs
     return DSK_SUCCESS;
 }
 
-// Whether the warpgroup family can run here: the library holds sm_90a code (DSK_SM90A_BUILT, CMake) and the current
-// device is cc 9.0 with the shared memory the largest variant needs.
+// Whether the warpgroup family runs here (common.cuh's wgmma_preferred) with the shared memory the largest variant needs.
 bool wgmma_runs_here() {
-#if defined(DSK_SM90A_BUILT)
-    int device = 0, major = 0, minor = 0, optin = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return major == 9 && minor == 0 && optin >= smem_bytes(kFp8, true) && optin >= smem_bytes(kInt4, true);
-#else
-    return false;
-#endif
+    return wgmma_preferred(smem_bytes(kFp8, true) > smem_bytes(kInt4, true) ? smem_bytes(kFp8, true) : smem_bytes(kInt4, true));
 }
 
 }  // namespace

@@ -214,22 +214,7 @@ template <int D> dsk_status launch(const char* op, const dsk_paged_attention_par
 
 int wgmma_smem_bytes(int d) { return (d == 64 ? smem_layout_bytes<64>() : smem_layout_bytes<128>()) + 1024; }
 
-bool wgmma_runs_here(int d) {
-#if defined(DSK_SM90A_BUILT)
-    int device = 0, major = 0, minor = 0, optin = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return major == 9 && minor == 0 && optin >= wgmma_smem_bytes(d);
-#else
-    (void)d;
-    return false;
-#endif
-}
+bool wgmma_runs_here(int d) { return wgmma_preferred(wgmma_smem_bytes(d)); }
 
 dsk_status wgmma_launch(const char* op, const dsk_paged_attention_params& p, const int32_t* cum, int64_t blocks,
                         cudaStream_t stream) {

@@ -220,22 +220,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_wgmma_kernel(const dsk_paged_
 
 int wgmma_smem_bytes(int d) { return smem_layout_bytes(d) + 1024; }
 
-bool wgmma_runs_here(int d) {
-#if defined(DSK_SM90A_BUILT)
-    int device = 0, major = 0, minor = 0, optin = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return major == 9 && minor == 0 && optin >= wgmma_smem_bytes(d);
-#else
-    (void)d;
-    return false;
-#endif
-}
+bool wgmma_runs_here(int d) { return wgmma_preferred(wgmma_smem_bytes(d)); }
 
 dsk_status wgmma_launch(const char* op, const dsk_paged_attention_params& p, const MlaPlan& plan, cudaStream_t stream) {
     const int bytes = wgmma_smem_bytes((int)p.head_dim);

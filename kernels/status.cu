@@ -1,6 +1,8 @@
 // status.cu: library status entry points and the per-thread last-error message behind them.
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "common.cuh"
 
@@ -22,6 +24,31 @@ void set_error(const char* op, const char* fmt, ...) {
 }
 
 const char* last_error() { return t_last_error; }
+
+bool wgmma_device_ok(int smem_bytes) {
+#if defined(DSK_SM90A_BUILT)
+    int device = 0, major = 0, minor = 0, optin = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return major == 9 && minor == 0 && optin >= smem_bytes;
+#else
+    (void)smem_bytes;
+    return false;
+#endif
+}
+
+bool wgmma_preferred(int smem_bytes) {
+    static const bool disabled = [] {
+        const char* v = std::getenv("DSK_DISABLE_WGMMA");
+        return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+    }();
+    return !disabled && wgmma_device_ok(smem_bytes);
+}
 
 const char* dtype_name(int32_t dtype) {
     switch (dtype) {
