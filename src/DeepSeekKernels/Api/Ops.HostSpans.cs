@@ -80,6 +80,110 @@ public sealed partial class Ops
     }
 
     /// <summary>
+    /// Host-span <see cref="MoePermute(DeviceTensor, DeviceView{int}, DeviceTensor, DeviceView{int}, DeviceView{int}, int, int)"/>:
+    /// x [tokens, hidden] and expertIds [tokens, topK] into permuted [tokens * topK, hidden], expertOffsets [experts + 1] and
+    /// slotRows [tokens * topK] (each at least that long; only those elements are written).
+    /// </summary>
+    /// <exception cref="ArgumentException">A length is wrong, or an output overlaps an input or another output; nothing is written.</exception>
+    /// <exception cref="DeviceIndexException">An expert id is outside [0, experts); nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16.</exception>
+    public void MoePermute<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> expertIds, Span<T> permuted, Span<int> expertOffsets, Span<int> slotRows,
+        int experts, int topK = 0) where T : unmanaged
+    {
+        const string op = nameof(MoePermute);
+        HostDisjoint(op, nameof(permuted), permuted, nameof(x), x);
+        HostDisjoint(op, nameof(permuted), permuted, nameof(expertIds), expertIds);
+        HostDisjoint(op, nameof(expertOffsets), expertOffsets, nameof(x), x);
+        HostDisjoint(op, nameof(expertOffsets), expertOffsets, nameof(expertIds), expertIds);
+        HostDisjoint(op, nameof(expertOffsets), expertOffsets, nameof(permuted), permuted);
+        HostDisjoint(op, nameof(slotRows), slotRows, nameof(x), x);
+        HostDisjoint(op, nameof(slotRows), slotRows, nameof(expertIds), expertIds);
+        HostDisjoint(op, nameof(slotRows), slotRows, nameof(permuted), permuted);
+        HostDisjoint(op, nameof(slotRows), slotRows, nameof(expertOffsets), expertOffsets);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var dPermuted = stage.InOut<T>(permuted);
+        var dOffsets = stage.InOut<int>(expertOffsets);
+        var dSlotRows = stage.InOut<int>(slotRows);
+        MoePermute(stage.In(x), stage.View(expertIds), DeviceTensor.FromView(dPermuted), dOffsets, dSlotRows, experts, topK);
+        runtime.Synchronize(); // an expert id out of range throws here, before anything is copied back
+        HostStage.CopyBack(dPermuted, permuted);
+        HostStage.CopyBack(dOffsets, expertOffsets);
+        HostStage.CopyBack(dSlotRows, slotRows);
+    }
+
+    /// <summary>
+    /// Host-span <see cref="GroupedLinear(DeviceTensor, DeviceView{int}, WeightMatrix, DeviceTensor)"/>: x [M, weight.Cols] rows
+    /// grouped by expert, expertOffsets [weight.Count + 1], a weight stack in host memory (Count = experts), destination
+    /// [M, weight.Rows] (rows outside the offsets keep their values). Each call copies the stack: for many calls, upload it
+    /// once and use the device-resident form.
+    /// </summary>
+    /// <exception cref="ArgumentException">A length is wrong, the weight is default, or destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The offsets are out of order or past M (the reference, before it writes).</exception>
+    /// <exception cref="DeviceIndexException">The offsets are out of order or past M (a device backend); nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16, or the backend does not run the signature.</exception>
+    public void GroupedLinear<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> expertOffsets, in HostWeightMatrix weight, Span<T> destination)
+        where T : unmanaged => Grouped(nameof(GroupedLinear), x, expertOffsets, weight, destination, siluMul: false);
+
+    /// <summary>
+    /// Host-span <see cref="GroupedLinearSiluMul(DeviceTensor, DeviceView{int}, WeightMatrix, DeviceTensor)"/>: as
+    /// <see cref="GroupedLinear{T}(ReadOnlySpan{T}, ReadOnlySpan{int}, in HostWeightMatrix, Span{T})"/> over a stack of fused
+    /// [gate | up] matrices, destination [M, gateUp.Rows / 2].
+    /// </summary>
+    /// <exception cref="ArgumentException">A length is wrong, the weight is default or has an odd number of rows, or destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The offsets are out of order or past M (the reference, before it writes).</exception>
+    /// <exception cref="DeviceIndexException">The offsets are out of order or past M (a device backend); nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16, or the backend does not run the signature.</exception>
+    public void GroupedLinearSiluMul<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> expertOffsets, in HostWeightMatrix gateUp, Span<T> destination)
+        where T : unmanaged => Grouped(nameof(GroupedLinearSiluMul), x, expertOffsets, gateUp, destination, siluMul: true);
+
+    void Grouped<T>(string op, ReadOnlySpan<T> x, ReadOnlySpan<int> expertOffsets, in HostWeightMatrix weight, Span<T> destination,
+        bool siluMul) where T : unmanaged
+    {
+        string name = siluMul ? "gateUp" : "weight";
+        if (weight.Rows < 1)
+            ThrowHelper.Argument(op, name, $"{name} is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        HostDisjoint(op, nameof(destination), destination, nameof(x), x);
+        HostDisjoint(op, nameof(destination), destination, nameof(expertOffsets), expertOffsets);
+        HostDisjoint(op, nameof(destination), destination, name, weight.Data);
+        HostDisjoint(op, nameof(destination), destination, name + ".Scales", weight.Scales);
+        HostDisjoint(op, nameof(destination), destination, name + ".Zeros", weight.Zeros);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var w = stage.Weight(weight);
+        var dy = stage.InOut<T>(destination);
+        if (siluMul)
+            GroupedLinearSiluMul(stage.In(x), stage.View(expertOffsets), w, DeviceTensor.FromView(dy));
+        else
+            GroupedLinear(stage.In(x), stage.View(expertOffsets), w, DeviceTensor.FromView(dy));
+        runtime.Synchronize(); // bad offsets throw here, before anything is copied back
+        HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>
+    /// Host-span <see cref="MoeCombine(DeviceTensor, DeviceView{int}, DeviceView{float}, DeviceTensor, int, bool)"/>: expertOutput
+    /// [tokens * topK, hidden] in permuted order, slotRows [tokens * topK], expertWeights [tokens, topK], destination [tokens,
+    /// hidden] (with accumulate, added onto what it holds: e.g. the shared experts' output).
+    /// </summary>
+    /// <exception cref="ArgumentException">A length is wrong, or destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="DeviceIndexException">A slot row is outside [0, tokens * topK); nothing is written.</exception>
+    /// <exception cref="NotSupportedException">An element type is not float or BFloat16.</exception>
+    public void MoeCombine<T>(ReadOnlySpan<T> expertOutput, ReadOnlySpan<int> slotRows, ReadOnlySpan<float> expertWeights, Span<T> destination,
+        int topK, bool accumulate) where T : unmanaged
+    {
+        const string op = nameof(MoeCombine);
+        HostDisjoint(op, nameof(destination), destination, nameof(expertOutput), expertOutput);
+        HostDisjoint(op, nameof(destination), destination, nameof(slotRows), slotRows);
+        HostDisjoint(op, nameof(destination), destination, nameof(expertWeights), expertWeights);
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var dy = stage.InOut<T>(destination);
+        MoeCombine(stage.In(expertOutput), stage.View(slotRows), stage.View(expertWeights), DeviceTensor.FromView(dy), topK, accumulate);
+        runtime.Synchronize(); // a slot row out of range throws here, before anything is copied back
+        HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>
     /// Host-span <see cref="MoeRoute(DeviceTensor, DeviceView{float}, DeviceView{int}, DeviceView{float}, MoeRouting)"/>:
     /// router logits [tokens, routing.Experts] (float32 or bfloat16), the correction bias [routing.Experts] or empty, and each
     /// token's routing.TopK expert ids and weights.
@@ -320,6 +424,22 @@ public sealed partial class Ops
 
         /// <summary>An input as a one-dimensional tensor.</summary>
         public DeviceTensor In<T>(ReadOnlySpan<T> span) where T : unmanaged => DeviceTensor.FromView(View(span));
+
+        /// <summary>A copy of a host weight (or stack) as a <see cref="WeightMatrix"/> of the same scheme and sizes.</summary>
+        public WeightMatrix Weight(in HostWeightMatrix weight)
+        {
+            DeviceView<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged => View(MemoryMarshal.Cast<byte, TE>(bytes));
+            int rows = weight.Rows, cols = weight.Cols, count = weight.Count;
+            return weight.Scheme switch
+            {
+                WeightScheme.Fp8Block => WeightMatrix.Fp8(Stage<Float8E4M3>(weight.Data), Stage<float>(weight.Scales), rows, cols,
+                    weight.BlockRows, weight.BlockCols, count),
+                WeightScheme.Int4Group => WeightMatrix.Int4(Stage<Int4x2>(weight.Data), Stage<BFloat16>(weight.Scales),
+                    Stage<BFloat16>(weight.Zeros), rows, cols, weight.GroupSize, count),
+                _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data), rows, cols, count),
+                _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data), rows, cols, count),
+            };
+        }
 
         /// <summary>An output, staged with its current contents (so what the op does not write comes back unchanged).</summary>
         public DeviceView<T> InOut<T>(Span<T> span) where T : unmanaged => View<T>(span);

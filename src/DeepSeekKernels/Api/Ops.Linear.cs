@@ -63,6 +63,8 @@ public sealed partial class Ops
             ThrowHelper.NotSupported(op, $"x has element type {typeof(T).Name}; activations are float or BFloat16.");
         if (weight.Rows < 1)
             ThrowHelper.Argument(op, nameof(weight), "weight is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        if (weight.Count != 1)
+            ThrowHelper.Argument(op, nameof(weight), $"weight is a stack of {weight.Count} matrices; Linear takes one (the grouped GEMMs take stacks).");
         int cols = weight.Cols, outs = weight.Rows;
         if (x.Length == 0 || x.Length % cols != 0)
             ThrowHelper.Argument(op, nameof(x), $"x has {x.Length} elements; a positive multiple of weight.Cols = {cols} (rows x in features).");
@@ -80,16 +82,7 @@ public sealed partial class Ops
         HostDisjoint(op, nameof(destination), output, "weight.Zeros", weight.Zeros);
 
         using var stage = new HostStage(Runtime ?? HostStaging);
-        DeviceView<TE> Stage<TE>(ReadOnlySpan<byte> bytes) where TE : unmanaged => stage.View(MemoryMarshal.Cast<byte, TE>(bytes));
-        var w = weight.Scheme switch
-        {
-            WeightScheme.Fp8Block => WeightMatrix.Fp8(Stage<Float8E4M3>(weight.Data), Stage<float>(weight.Scales), outs, cols,
-                weight.BlockRows, weight.BlockCols),
-            WeightScheme.Int4Group => WeightMatrix.Int4(Stage<Int4x2>(weight.Data), Stage<BFloat16>(weight.Scales),
-                Stage<BFloat16>(weight.Zeros), outs, cols, weight.GroupSize),
-            _ when weight.ElementType == ElementType.F32 => WeightMatrix.Dense(Stage<float>(weight.Data), outs, cols),
-            _ => WeightMatrix.Dense(Stage<BFloat16>(weight.Data), outs, cols),
-        };
+        var w = stage.Weight(weight);
         var dy = stage.InOut<T>(output);
         Linear(DeviceTensor.Of(stage.View(x), rows, cols), w, bias.IsEmpty ? default : stage.View(bias), DeviceTensor.Of(dy, rows, outs));
         HostStage.CopyBack(dy, output);
