@@ -227,26 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1) paged_mma_fwd(const dsk_paged_att
     mma::cp_async_wait<0>();
 
     if (!warp_live) return;
-    // Epilogue: O / l, rounded once to out_dtype; o[nt][e] is row lane / 4 + 8 (e >> 1), column nt * 8 + 2 (lane & 3) + (e & 1).
-    const bool out_f32 = p.out_dtype == DSK_DTYPE_F32;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        const int32_t i = wrow + (lane >> 2) + 8 * r;
-        if (i >= seq.n) continue;
-        const int64_t base = ((int64_t)(seq.q0 + i) * p.q_heads + qt.h) * D + 2 * (lane & 3);
-#pragma unroll
-        for (int nt = 0; nt < D / 8; ++nt) {
-            const float v0 = o[nt][2 * r] * inv, v1 = o[nt][2 * r + 1] * inv;
-            if (out_f32) {
-                *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + nt * 8) = make_float2(v0, v1);
-            } else {
-                *reinterpret_cast<uint32_t*>(static_cast<__nv_bfloat16*>(p.out) + base + nt * 8) = float_to_bf16x2(v0, v1);
-            }
-        }
-    }
+    gqa::store_rows<D>(p, qt, wrow + (lane >> 2), lane, &o[0][0], l);  // o[nt][e] flat is the shared layout
 }
 
 template <int D> dsk_status launch_fwd(const char* op, const dsk_paged_attention_params& p, const int32_t* cum,

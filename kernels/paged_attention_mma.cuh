@@ -115,6 +115,33 @@ __device__ __forceinline__ void load_kv_tile(const dsk_paged_attention_params& p
     }
 }
 
+// Epilogue of both variants: this thread's accumulators o (D / 2 floats: o[4 c + 2 h + e] is tile row row0 + 8 h, column
+// 8 c + 2 (lane % 4) + e, the fragment of mma.sync's n8 tiles and of wgmma's D alike) divided by the row sums (l: this
+// thread's parts, added over the quad here) and rounded once to out_dtype; rows past the sequence's n are not written.
+template <int D>
+__device__ __forceinline__ void store_rows(const dsk_paged_attention_params& p, const QueryTile& t, int32_t row0, int lane,
+                                           const float* o, float (&l)[2]) {
+    const bool out_f32 = p.out_dtype == DSK_DTYPE_F32;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+        const float inv = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
+        const int32_t i = row0 + 8 * h;
+        if (i >= t.seq.n) continue;
+        const int64_t base = ((int64_t)(t.seq.q0 + i) * p.q_heads + t.h) * D + 2 * (lane & 3);
+#pragma unroll
+        for (int c = 0; c < D / 8; ++c) {
+            const float v0 = o[4 * c + 2 * h] * inv, v1 = o[4 * c + 2 * h + 1] * inv;
+            if (out_f32) {
+                *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + c * 8) = make_float2(v0, v1);
+            } else {
+                *reinterpret_cast<uint32_t*>(static_cast<__nv_bfloat16*>(p.out) + base + c * 8) = float_to_bf16x2(v0, v1);
+            }
+        }
+    }
+}
+
 // ---- The Hopper variant (paged_attention_wgmma.cu). --------------------------------------------------------------------
 // Shared memory it needs for head_dim d (64 or 128), 1024 bytes of alignment slack included.
 int wgmma_smem_bytes(int d);

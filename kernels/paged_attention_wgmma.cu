@@ -171,25 +171,7 @@ __global__ void __launch_bounds__(kThreads, 1) paged_wgmma_fwd(const dsk_paged_a
     mma::cp_async_wait<0>();
 
     if (!wg_live) return;
-    const bool out_f32 = p.out_dtype == DSK_DTYPE_F32;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-        const float inv = l[h] > 0.0f ? 1.0f / l[h] : 0.0f;
-        const int32_t i = wrow + wv * 16 + g + 8 * h;
-        if (i >= seq.n) continue;
-        const int64_t base = ((int64_t)(seq.q0 + i) * p.q_heads + qt.h) * D + 2 * qd;
-#pragma unroll
-        for (int c = 0; c < D / 8; ++c) {
-            const float v0 = o[4 * c + 2 * h] * inv, v1 = o[4 * c + 2 * h + 1] * inv;
-            if (out_f32) {
-                *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + c * 8) = make_float2(v0, v1);
-            } else {
-                *reinterpret_cast<uint32_t*>(static_cast<__nv_bfloat16*>(p.out) + base + c * 8) = float_to_bf16x2(v0, v1);
-            }
-        }
-    }
+    store_rows<D>(p, qt, wrow + wv * 16 + g, lane, o, l);
 #else
     (void)p;
     (void)cum;
