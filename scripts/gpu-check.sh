@@ -26,7 +26,8 @@
 #   sanitizer          60/240  the same classes (CudaErrorTests and the whole models aside) under compute-sanitizer memcheck:
 #                              "0 errors" required
 #   dsk-generate       20/120  dsk generate --backend native, no fallback, on the DeepSeek fixtures and the embedded model,
-#                              beside --backend reference; decode tokens/s of both
+#                              again with --cuda-graphs (its text must be the same) and beside --backend reference; decode
+#                              tokens/s of the three
 #   dsk-check          10/60   dsk check --device cuda: accuracy against the reference and the op x backend x dtype support table
 #   bench-linear       40/150  LinearBenchmarks: M = 1, 16, 4096 on K = 7168, N = 18432 (issue 11)
 #   bench-attention    40/200  paged GQA decode, MLA decode, causal prefill, RoPE + KvAppend (issue 12)
@@ -202,7 +203,7 @@ gpu_classes=(-class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance
              -class DeepSeekKernels.Tests.Conformance.SupportTableTests
              -class DeepSeekKernels.Tests.RmsNorm.RmsNormNativeTests -class DeepSeekKernels.Tests.RmsNorm.RmsNormIlgpuCudaTests
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
-             -class DeepSeekKernels.Tests.Runtime.PagedDecodeGraphTests
+             -class DeepSeekKernels.Tests.Runtime.PagedDecodeGraphTests -class DeepSeekKernels.Tests.Models.DecodeGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests -class DeepSeekKernels.Tests.Bindings.NativeLinearAbiTests
              -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests
@@ -247,28 +248,36 @@ fi
 #    is given as ids) and the embedded model on the native backend with no fallback (an op the backend lacks fails the run),
 #    each beside the reference backend on the CPU; decode tokens/s of both.
 dsk_generate() { # dsk_generate DSK_COMMAND...
-  local rc=0 m b tps line log
-  local -a model
+  local rc=0 m b tps line log out
+  local -a model flags
   log=$(mktemp)
+  out=$(mktemp -d)
   for m in tests/fixtures/hf-tiny/deepseek_v3 tests/fixtures/hf-tiny/deepseek_v3_fp8 tests/fixtures/hf-tiny/deepseek_v2_lite embedded; do
     model=(--model "$m" --prompt-ids 1,2,3,4,5,6,7,8)
     [ "$m" = embedded ] && model=()
     line="$m:"
-    for b in native reference; do
-      echo "== dsk generate --backend $b ${model[*]} -n 32"
-      if "$@" generate --backend "$b" "${model[@]}" -n 32 >"$log" 2>&1; then
-        cat "$log"
+    # native+graphs: the same run with its decode steps replayed from CUDA graphs; its text must be the native run's
+    for b in native native+graphs reference; do
+      flags=(--backend "${b%+graphs}")
+      [ "$b" = native+graphs ] && flags+=(--cuda-graphs)
+      echo "== dsk generate ${flags[*]} ${model[*]} -n 32"
+      if "$@" generate "${flags[@]}" "${model[@]}" -n 32 >"$out/$b.txt" 2>"$log"; then
+        cat "$out/$b.txt" "$log"
         tps=$(sed -n 's|.*decode \([0-9.]*\) tok/s.*|\1|p' "$log" | tail -n 1)
       else
-        cat "$log"
+        cat "$out/$b.txt" "$log"
         tps=FAILED
         rc=1
       fi
       line="$line $b ${tps:-?}"
     done
+    if ! cmp -s "$out/native.txt" "$out/native+graphs.txt"; then
+      echo "dsk-generate: $m: the output with --cuda-graphs differs from the native run's"
+      rc=1
+    fi
     echo "dsk-generate decode tok/s: $line"
   done
-  rm -f "$log"
+  rm -rf "$log" "$out"
   return $rc
 }
 step dsk-generate 20 120 bash -c "$(declare -f dsk_generate); dsk_generate \"\$@\"" dsk_generate "${dsk[@]}"

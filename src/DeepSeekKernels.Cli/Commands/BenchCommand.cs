@@ -194,6 +194,7 @@ internal static class BenchCommand
                 };
             Console.Out.WriteLine(JsonSerializer.Serialize(record));
         }
+        CommonOptions.ReportGraphs(loaded.Model, "bench");
         CommonOptions.ReportFallback(loaded.Ops, "bench");
         return 0;
     }

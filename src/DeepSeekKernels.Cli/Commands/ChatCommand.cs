@@ -73,6 +73,7 @@ internal static class ChatCommand
                 Console.Out.WriteLine();
                 messages.Add(new ChatMessage("assistant", result.Text));
             }
+            CommonOptions.ReportGraphs(loaded.Model, "chat");
             CommonOptions.ReportFallback(loaded.Ops, "chat");
         }
         return 0;

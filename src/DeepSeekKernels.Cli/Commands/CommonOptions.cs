@@ -87,6 +87,21 @@ internal static class CommonOptions
         _ => throw new UsageException($"--int4-dot {value}: give f32 or int8."),
     };
 
+    public static Option<bool> CudaGraphs() => new("--cuda-graphs")
+    {
+        Description = "On a CUDA GPU: replay each decode step from a CUDA graph (captured at the second decode step of a batch size) " +
+            "instead of launching every kernel (CausalLanguageModel.DecodeGraphs).",
+    };
+
+    /// <summary>After a run with --cuda-graphs: how many decode steps replayed a graph, and why capturing failed if it did.</summary>
+    public static void ReportGraphs(CausalLanguageModel model, string command)
+    {
+        if (!model.DecodeGraphs)
+            return;
+        CliErrors.Status($"dsk {command}: --cuda-graphs: {model.DecodeGraphReplays} decode step(s) replayed from CUDA graphs" +
+            (model.DecodeGraphFailure != null ? $"; {model.DecodeGraphFailure}" : ""));
+    }
+
     public static Option<bool> AllowFallback() => new("--allow-fallback")
     {
         Description = "With --backend ilgpu or native: run the ops the backend lacks on the reference (on a GPU, staged through host memory: slow) and list them at the end, instead of failing.",

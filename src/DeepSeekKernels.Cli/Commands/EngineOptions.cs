@@ -9,7 +9,7 @@ namespace DeepSeekKernels.Cli.Commands;
 
 /// <summary>
 /// The options that choose how a model runs, added to generate and chat together: --backend, --device, --threads, --dtype,
-/// --kv-dtype, --quant and --allow-fallback.
+/// --kv-dtype, --quant, --allow-fallback, --int4-dot and --cuda-graphs.
 /// </summary>
 internal sealed class EngineOptions
 {
@@ -21,6 +21,7 @@ internal sealed class EngineOptions
     public Option<string> Quant { get; } = QuantOption.ForLoading();
     public Option<bool> AllowFallback { get; } = CommonOptions.AllowFallback();
     public Option<string?> Int4Dot { get; } = CommonOptions.Int4Dot();
+    public Option<bool> CudaGraphs { get; } = CommonOptions.CudaGraphs();
 
     public void AddTo(Command command)
     {
@@ -32,19 +33,21 @@ internal sealed class EngineOptions
         command.Options.Add(Quant);
         command.Options.Add(AllowFallback);
         command.Options.Add(Int4Dot);
+        command.Options.Add(CudaGraphs);
     }
 
     public EngineChoice Read(ParseResult parse)
     {
         string backend = CommonOptions.ResolveBackend(parse.GetValue(Backend)!, parse.GetValue(Device)!);
         return new(backend, parse.GetValue(Device)!, parse.GetValue(Dtype), parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!),
-            parse.GetValue(AllowFallback), parse.GetValue(Threads), CommonOptions.ParseInt4Dot(parse.GetValue(Int4Dot), backend));
+            parse.GetValue(AllowFallback), parse.GetValue(Threads), CommonOptions.ParseInt4Dot(parse.GetValue(Int4Dot), backend),
+            parse.GetValue(CudaGraphs));
     }
 }
 
 /// <summary>What the engine options said; <see cref="Backend"/> is resolved (never "auto"), <see cref="Threads"/> null unless --threads.</summary>
 internal sealed record EngineChoice(string Backend, string Device, string? Dtype, string? KvDtype, WeightQuantization Quantization,
-    bool AllowFallback, int? Threads = null, CpuInt4Dot Int4Dot = CpuInt4Dot.Float32)
+    bool AllowFallback, int? Threads = null, CpuInt4Dot Int4Dot = CpuInt4Dot.Float32, bool CudaGraphs = false)
 {
     /// <summary>
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
@@ -54,6 +57,12 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
     public LoadedModel Load(string folder, int contextLength, string command, bool profile = false)
     {
         var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads, Int4Dot);
+        if (CudaGraphs && !runtime.IsCuda)
+        {
+            string device = runtime.DeviceName;
+            runtime.Dispose();
+            throw new UsageException($"--cuda-graphs needs a CUDA GPU; this run is on {device}.");
+        }
         if (profile)
             ops = ops.WithProfiling();
         try
@@ -65,6 +74,7 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
                 $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
                 $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations)");
             QuantOption.Report(command, model);
+            model.DecodeGraphs = CudaGraphs;
             return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));
         }
         catch

@@ -107,6 +107,7 @@ internal static class GenerateCommand
                 Console.Out.WriteLine();
             CliErrors.Status($"{result.PromptIds.Count} prompt tokens, {result.GeneratedIds.Count} generated ({result.FinishReason}); " +
                 $"prefill {result.PrefillTokensPerSecond:F1} tok/s, decode {result.DecodeTokensPerSecond:F1} tok/s");
+            CommonOptions.ReportGraphs(loaded.Model, "generate");
             CommonOptions.ReportFallback(loaded.Ops, "generate");
         }
         return 0;
@@ -170,6 +171,7 @@ internal static class GenerateCommand
             var clock = Stopwatch.StartNew();
             scheduler.RunToCompletion();
             CliErrors.Status($"{requests.Count} requests in {scheduler.Steps} steps, {clock.Elapsed.TotalSeconds:F1} s");
+            CommonOptions.ReportGraphs(loaded.Model, "generate");
             CommonOptions.ReportFallback(loaded.Ops, "generate");
         }
         return 0;

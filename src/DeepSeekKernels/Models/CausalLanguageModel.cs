@@ -26,6 +26,10 @@ public sealed class CausalLanguageModel : IDisposable
     readonly List<IDisposable> _owned;
     WeightMatrix? _normedTable;
     KvBatchEntry[] _entries = new KvBatchEntry[1]; // a step's entries, kept between steps (a decode step allocates nothing)
+    bool _decodeGraphs;
+    PagedKvCache? _graphCache;                      // the cache the captured graphs read (its buffers are in them)
+    readonly Dictionary<int, DeviceGraph> _graphs = []; // decode step of `batch` sequences -> its captured graph
+    readonly HashSet<int> _ranOnce = [];             // batch sizes whose decode step ran once directly (kernels loaded)
 
     internal CausalLanguageModel(ModelShape shape, Ops ops, DeviceRuntime runtime, WeightMatrix embed, WeightMatrix lmHead,
         DeviceBuffer<float>[] inputNorms, DeviceBuffer<float>[] postNorms, DeviceBuffer<float> finalNorm,
@@ -75,6 +79,35 @@ public sealed class CausalLanguageModel : IDisposable
     /// (they stay in the page cache): copied expert stacks, kv_b_proj, quantised weights, and every weight on a GPU.
     /// </summary>
     public long ReleasedCheckpointBytes { get; internal init; }
+
+    /// <summary>
+    /// Whether decode steps (every sequence of the step one token, last-token logits) replay a CUDA graph instead of launching
+    /// each kernel: the first decode step of a batch size runs directly (every kernel loaded, every workspace sized), the
+    /// second is captured (<see cref="DeviceRuntime.CaptureGraph"/>) and replayed, and later ones replay it, with only the
+    /// step's metadata (token ids, positions, slots, block table, lengths) copied into their fixed device buffers first.
+    /// Graphs are kept per batch size for one cache (a step on another cache drops them). If a capture fails (an op that
+    /// synchronises, such as a fallback to the reference), the model says why in <see cref="DecodeGraphFailure"/> and
+    /// launches directly from then on. Off by default.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Set to true on a runtime without a CUDA GPU.</exception>
+    public bool DecodeGraphs
+    {
+        get => _decodeGraphs;
+        set
+        {
+            if (value && !Runtime.IsCuda)
+                throw new NotSupportedException("Decode graphs are CUDA graphs: this model runs on ILGPU's CPU accelerator, not a CUDA GPU.");
+            if (!value)
+                DropGraphs();
+            _decodeGraphs = value;
+        }
+    }
+
+    /// <summary>Decode steps replayed from a captured graph so far.</summary>
+    public long DecodeGraphReplays { get; private set; }
+
+    /// <summary>Why capturing a decode step failed (the model then launches directly), or null.</summary>
+    public string? DecodeGraphFailure { get; private set; }
 
     /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
     public long RopeTableBytes { get; }
@@ -230,6 +263,16 @@ public sealed class CausalLanguageModel : IDisposable
         var step = new ForwardStep(cache, total, _workspace.I(Positions, total), _workspace.I(WorkspaceLayout.Slots, total),
             new PagedBatch(cache.BlockTable.Slice(0, (long)batch * layout.TableWidth), cache.SequenceLengths.Slice(0, batch),
                 cache.QueryStarts.Slice(0, batch + 1L)));
+        if (_decodeGraphs && !allPositions && !logits.IsEmpty && total == batch)
+        {
+            // a decode step: every device input is in place before the step's kernels, which a graph can then replay
+            _workspace.I(LastTokenRows, batch).CopyFromHost(host.LastTokenIndex[..batch]);
+            RunDecode(cache, step, batch);
+            foreach (var entry in entries)
+                cache.Advance(entry.Sequence, entry.Count);
+            _workspace.F(Logits, (long)batch * Shape.Vocab).CopyToHost(logits[..(batch * Shape.Vocab)]);
+            return;
+        }
         RunLayers(step);
         foreach (var entry in entries)
             cache.Advance(entry.Sequence, entry.Count);
@@ -244,14 +287,68 @@ public sealed class CausalLanguageModel : IDisposable
             rows.CopyToHost(logits[..(total * Shape.Vocab)]);
             return;
         }
-        // the last token of each sequence: gathered rows [batch, hidden] (an exact copy), then lm_head
-        var lastRows = _workspace.I(LastTokenRows, batch);
-        lastRows.CopyFromHost(host.LastTokenIndex[..batch]);
+        _workspace.I(LastTokenRows, batch).CopyFromHost(host.LastTokenIndex[..batch]);
+        LastTokenLogits(batch);
+        _workspace.F(Logits, (long)batch * Shape.Vocab).CopyToHost(logits[..(batch * Shape.Vocab)]);
+    }
+
+    /// <summary>The last token of each sequence: gathered rows [batch, hidden] (an exact copy), then lm_head into the logits buffer.</summary>
+    void LastTokenLogits(int batch)
+    {
         var gathered = _workspace.A(AttentionOut, (long)batch * Shape.Hidden); // free: consumed by the last residual add
-        Ops.Embedding(lastRows, NormedTable(), gathered);
-        var result = _workspace.F(Logits, (long)batch * Shape.Vocab);
-        Ops.Linear(gathered, _lmHead, default, result);
-        result.CopyToHost(logits[..(batch * Shape.Vocab)]);
+        Ops.Embedding(_workspace.I(LastTokenRows, batch), NormedTable(), gathered);
+        Ops.Linear(gathered, _lmHead, default, _workspace.F(Logits, (long)batch * Shape.Vocab));
+    }
+
+    /// <summary>A decode step's kernels (layers, last-token gather, lm_head): directly the first time for a batch size,
+    /// captured the second, replayed after (see <see cref="DecodeGraphs"/>).</summary>
+    void RunDecode(PagedKvCache cache, in ForwardStep step, int batch)
+    {
+        if (!ReferenceEquals(_graphCache, cache))
+        {
+            DropGraphs();
+            _graphCache = cache;
+        }
+        if (_graphs.TryGetValue(batch, out var graph))
+        {
+            graph.Replay();
+            DecodeGraphReplays++;
+            return;
+        }
+        if (_ranOnce.Add(batch) || DecodeGraphFailure != null)
+        {
+            RunLayers(step);
+            LastTokenLogits(batch);
+            return;
+        }
+        var captured = step;
+        try
+        {
+            graph = Runtime.CaptureGraph(() =>
+            {
+                RunLayers(captured);
+                LastTokenLogits(batch);
+            });
+        }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or Bindings.CudaException)
+        {
+            DecodeGraphFailure = $"capturing the decode step of {batch} sequence(s) failed, so decode steps launch directly: {e.Message}";
+            RunLayers(step);
+            LastTokenLogits(batch);
+            return;
+        }
+        _graphs[batch] = graph;
+        graph.Replay();
+        DecodeGraphReplays++;
+    }
+
+    void DropGraphs()
+    {
+        foreach (var graph in _graphs.Values)
+            graph.Dispose();
+        _graphs.Clear();
+        _ranOnce.Clear();
+        _graphCache = null;
     }
 
     /// <summary>
@@ -303,6 +400,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     public void Dispose()
     {
+        DropGraphs();
         _workspace.Dispose();
         foreach (var block in _attention) block.Dispose();
         foreach (var block in _mlp) block.Dispose();

@@ -17,7 +17,7 @@ public class CliArgumentFuzzTests
 
     static readonly Dictionary<string, string[]> Options = new()
     {
-        ["generate"] = ["--temperature", "-t", "--top-k", "--top-p", "--repetition-penalty", "--seed", "-n", "--stop", "--context", "--prompt-ids", "--print-ids", "--backend", "--device", "--quant", "--allow-fallback", "--kv-dtype", "--batch-file", "--max-batch", "-m"],
+        ["generate"] = ["--temperature", "-t", "--top-k", "--top-p", "--repetition-penalty", "--seed", "-n", "--stop", "--context", "--prompt-ids", "--print-ids", "--backend", "--device", "--quant", "--allow-fallback", "--kv-dtype", "--batch-file", "--max-batch", "--cuda-graphs", "-m"],
         ["chat"] = ["--system", "--temperature", "--top-k", "-n", "--context", "--backend", "--quant", "--allow-fallback", "--kv-dtype", "-m"],
         ["tokenize"] = ["--json-lines", "--no-special-tokens", "--strict-utf8", "-i", "-m"],
         ["info"] = ["-m"],
@@ -52,7 +52,7 @@ public class CliArgumentFuzzTests
             }
             string option = Options[command][random.Next(Options[command].Length)];
             args.Add(option);
-            if (option is "--print-ids" or "--allow-fallback" or "--json-lines" or "--no-special-tokens" or "--strict-utf8")
+            if (option is "--print-ids" or "--allow-fallback" or "--cuda-graphs" or "--json-lines" or "--no-special-tokens" or "--strict-utf8")
                 continue;
             args.Add(option is "-m" or "-i" ? Path(random) : Values[random.Next(Values.Length)]);
         }

@@ -34,6 +34,7 @@ public class CliCpuBackendTests
     [InlineData("--threads 2000", "--threads 2000: give 1 to 1024 threads.")]
     [InlineData("--backend reference --threads 2", "--threads applies to the cpu backend; the backend here is reference.")]
     [InlineData("--backend cpu --device cuda", "--backend cpu runs on the CPU; drop --device cuda or use --backend ilgpu or native.")]
+    [InlineData("--backend cpu --cuda-graphs", "--cuda-graphs needs a CUDA GPU; this run is on")]
     public void BadEngineChoicesAreRefusedNamingTheFlag(string flags, string message)
     {
         var r = DskProcess.Run(null, ["generate", "-m", CheckpointFixtures.HfTiny("llama"), "--prompt-ids", "5", "-n", "1", .. flags.Split(' ')]);
