@@ -151,7 +151,8 @@ __global__ void __launch_bounds__(kThreads, 1) paged_wgmma_fwd(const dsk_paged_a
                     }
             // O += P V: V's k16 step kk = its rows 16 kk .. (2048 bytes into each panel), the panels 64 columns apart.
             mma::wgmma_fence_operand(o);
-            mma::wgmma_fence_operand(pa[0]);
+#pragma unroll
+            for (int kk = 0; kk < 8; ++kk) mma::wgmma_fence_operand(pa[kk]);  // every A fragment written before the fence
             mma::wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < 8; ++kk) {
