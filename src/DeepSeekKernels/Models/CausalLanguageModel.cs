@@ -97,8 +97,10 @@ public sealed class CausalLanguageModel : IDisposable
         {
             if (value && !Runtime.IsCuda)
                 throw new NotSupportedException("Decode graphs are CUDA graphs: this model runs on ILGPU's CPU accelerator, not a CUDA GPU.");
-            if (!value)
-                DropGraphs();
+            if (value == _decodeGraphs)
+                return;
+            DropGraphs();
+            DecodeGraphFailure = null; // switched on again: try capturing again
             _decodeGraphs = value;
         }
     }
@@ -106,7 +108,8 @@ public sealed class CausalLanguageModel : IDisposable
     /// <summary>Decode steps replayed from a captured graph so far.</summary>
     public long DecodeGraphReplays { get; private set; }
 
-    /// <summary>Why capturing a decode step failed (the model then launches directly), or null.</summary>
+    /// <summary>Why capturing a decode step failed (the model then launches directly until <see cref="DecodeGraphs"/> is switched
+    /// off and on again), or null.</summary>
     public string? DecodeGraphFailure { get; private set; }
 
     /// <summary>Bytes of the RoPE cos/sin tables ([<see cref="ContextLimit"/>, rotary dim / 2] float32 each).</summary>
