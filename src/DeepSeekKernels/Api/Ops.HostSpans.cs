@@ -184,6 +184,83 @@ public sealed partial class Ops
     }
 
     /// <summary>
+    /// Host-span <see cref="MoeLayer(DeepSeekKernels.MoeLayer, DeviceTensor, MoeLayerScratch, DeviceTensor, bool)"/>: one MoE
+    /// layer's routed experts over weights in host memory: x [tokens, hidden] (float32 or bfloat16), the router [Experts,
+    /// hidden] and its correction bias [Experts] (or empty), the fused [gate | up] stack and the down stack (Count = Experts),
+    /// into destination [tokens, hidden] (with accumulate, added onto what it holds: the shared experts' output). Each call
+    /// stages every weight and allocates the chain's scratch: for a model, build a <see cref="DeepSeekKernels.MoeLayer"/> once.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="routing"/> is null.</exception>
+    /// <exception cref="ArgumentException">A weight is default, the parts do not fit together (named), a length is wrong, or
+    /// destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor BFloat16, or the backend lacks an op of the chain.</exception>
+    public void MoeLayer<T>(ReadOnlySpan<T> x, in HostWeightMatrix router, ReadOnlySpan<float> correctionBias, MoeRouting routing,
+        in HostWeightMatrix gateUp, in HostWeightMatrix down, Span<T> destination, bool accumulate) where T : unmanaged =>
+        HostMoeLayer(x, router, correctionBias, routing, gateUp, default, default, down, destination, accumulate);
+
+    /// <summary>
+    /// Host-span <see cref="MoeLayer(DeepSeekKernels.MoeLayer, DeviceTensor, MoeLayerScratch, DeviceTensor, bool)"/> with the
+    /// gate and up stacks apart (as <see cref="MoeLayer{T}(ReadOnlySpan{T}, in HostWeightMatrix, ReadOnlySpan{float}, MoeRouting, in HostWeightMatrix, in HostWeightMatrix, Span{T}, bool)"/> otherwise).
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="routing"/> is null.</exception>
+    /// <exception cref="ArgumentException">A weight is default, the parts do not fit together (named), a length is wrong, or
+    /// destination overlaps an input; nothing is written.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor BFloat16, or the backend lacks an op of the chain.</exception>
+    public void MoeLayer<T>(ReadOnlySpan<T> x, in HostWeightMatrix router, ReadOnlySpan<float> correctionBias, MoeRouting routing,
+        in HostWeightMatrix gate, in HostWeightMatrix up, in HostWeightMatrix down, Span<T> destination, bool accumulate) where T : unmanaged
+    {
+        if (gate.Rows < 1 || up.Rows < 1)
+            ThrowHelper.Argument(nameof(MoeLayer), gate.Rows < 1 ? nameof(gate) : nameof(up),
+                $"{(gate.Rows < 1 ? nameof(gate) : nameof(up))} is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        HostMoeLayer(x, router, correctionBias, routing, default, gate, up, down, destination, accumulate);
+    }
+
+    void HostMoeLayer<T>(ReadOnlySpan<T> x, in HostWeightMatrix router, ReadOnlySpan<float> correctionBias, MoeRouting routing,
+        in HostWeightMatrix gateUp, in HostWeightMatrix gate, in HostWeightMatrix up, in HostWeightMatrix down, Span<T> destination,
+        bool accumulate) where T : unmanaged
+    {
+        const string op = nameof(MoeLayer);
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(BFloat16))
+            ThrowHelper.NotSupported(op, $"x has element type {typeof(T).Name}; activations are float or BFloat16.");
+        if (routing is null)
+            ThrowHelper.ArgumentNull(op, nameof(routing));
+        bool fused = gate.Rows < 1;
+        if (router.Rows < 1)
+            ThrowHelper.Argument(op, nameof(router), "router is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        if (down.Rows < 1)
+            ThrowHelper.Argument(op, nameof(down), "down is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        if (fused && gateUp.Rows < 1)
+            ThrowHelper.Argument(op, nameof(gateUp), "gateUp is a default HostWeightMatrix (make it with HostWeightMatrix.Dense, Fp8 or Int4).");
+        int hidden = router.Cols;
+        if (x.IsEmpty || x.Length % hidden != 0)
+            ThrowHelper.Argument(op, nameof(x), $"x has {x.Length} elements; a positive multiple of hidden = router.Cols = {hidden} (tokens x hidden).");
+        int tokens = x.Length / hidden;
+        HostDisjoint(op, nameof(destination), destination, nameof(x), x);
+        HostDisjoint(op, nameof(destination), destination, nameof(correctionBias), correctionBias);
+        static void Weights(string name, in HostWeightMatrix w, Span<T> output)
+        {
+            HostDisjoint(op, "destination", output, name, w.Data);
+            HostDisjoint(op, "destination", output, name + ".Scales", w.Scales);
+            HostDisjoint(op, "destination", output, name + ".Zeros", w.Zeros);
+        }
+        Weights(nameof(router), router, destination);
+        Weights(nameof(gateUp), gateUp, destination);
+        Weights(nameof(gate), gate, destination);
+        Weights(nameof(up), up, destination);
+        Weights(nameof(down), down, destination);
+
+        var runtime = Runtime ?? HostStaging;
+        using var stage = new HostStage(runtime);
+        var layer = new MoeLayer(stage.Weight(router), correctionBias.IsEmpty ? default : stage.View(correctionBias), routing,
+            fused ? stage.Weight(gateUp) : null, fused ? null : stage.Weight(gate), fused ? null : stage.Weight(up), stage.Weight(down));
+        using var scratch = MoeLayerScratch.Allocate(layer, tokens, typeof(T) == typeof(float) ? ElementType.F32 : ElementType.BF16);
+        var dy = stage.InOut<T>(destination);
+        MoeLayer(layer, stage.In(x), scratch, DeviceTensor.FromView(dy), accumulate);
+        runtime.Synchronize();
+        HostStage.CopyBack(dy, destination);
+    }
+
+    /// <summary>
     /// Host-span <see cref="MoeRoute(DeviceTensor, DeviceView{float}, DeviceView{int}, DeviceView{float}, MoeRouting)"/>:
     /// router logits [tokens, routing.Experts] (float32 or bfloat16), the correction bias [routing.Experts] or empty, and each
     /// token's routing.TopK expert ids and weights.

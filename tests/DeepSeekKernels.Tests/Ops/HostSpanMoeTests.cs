@@ -183,8 +183,8 @@ public class HostSpanMoeTests
 }
 
 /// <summary>
-/// <see cref="HostSpanMoeTests"/>' chain on a GPU: the host-span MoE ops stage into the GPU runtime and must give bit for bit
-/// what the device-resident ops give there, on the native and ILGPU-CUDA backends. Skips without a CUDA GPU (fails under
+/// <see cref="HostSpanMoeTests"/>' chain and <see cref="HostSpanMoeLayerTests"/>' layer on a GPU: the host-span MoE ops stage
+/// into the GPU runtime and must give bit for bit what the device-resident ops give there, on the native and ILGPU-CUDA backends. Skips without a CUDA GPU (fails under
 /// DSK_REQUIRE_GPU=1).
 /// </summary>
 [Collection(nameof(DeviceCollection))]
@@ -195,7 +195,134 @@ public sealed class HostSpanMoeGpuTests
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => HostSpanMoeTests.RunChain(backend == "native"
+    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => HostSpanMoeTests.RunChain(Gpu(backend));
+
+    [DeviceTheory]
+    [MemberData(nameof(Backends))]
+    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend) => HostSpanMoeLayerTests.RunLayer(Gpu(backend), fused: true);
+
+    static Ops Gpu(string backend) => backend == "native"
         ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
-        : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu));
+        : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
+}
+
+/// <summary>
+/// The host-span MoeLayer (weights in host memory, staged per call): on the reference, the CPU backend and ILGPU's CPU
+/// accelerator it gives bit for bit what the device-resident MoeLayer gives on the same backend, with the fused gate|up stack
+/// and with gate and up apart (DeepSeek-V3's sigmoid routing with the correction bias, FP8 experts, bf16 rows, accumulating
+/// onto a shared output); parts that do not fit are refused by name and nothing is written.
+/// </summary>
+[Collection(nameof(DeviceCollection))]
+public class HostSpanMoeLayerTests
+{
+    const int Experts = 8, TopK = 2, Tokens = 3, Hidden = 128, Inter = 64;
+
+    static readonly MoeRouting Routing = new()
+    {
+        Experts = Experts, TopK = TopK, Scoring = MoeScoring.Sigmoid, Method = MoeTopKMethod.NoAuxTc, Groups = 4, TopKGroups = 2,
+        NormalizeTopK = true, RoutedScalingFactor = 2.5,
+    };
+
+    static float[] Random(int length, int seed, float scale = 1f)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, length).Select(_ => (random.NextSingle() * 2 - 1) * scale)];
+    }
+
+    static (Float8E4M3[] Data, float[] ScaleInv) Fp8Stack(int rows, int cols, int seed)
+    {
+        var parts = Enumerable.Range(0, Experts).Select(e => Fp8BlockQuantizer.Quantize(Random(rows * cols, seed + e, 0.2f), rows, cols)).ToList();
+        return ([.. parts.SelectMany(p => p.Data)], [.. parts.SelectMany(p => p.ScaleInv)]);
+    }
+
+    public static TheoryData<string, bool> Cases() => new()
+    {
+        { "reference", true }, { "cpu", true }, { "ilgpu", true }, { "reference", false }, { "ilgpu", false },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend, bool fused) => RunLayer(backend switch
+    {
+        "reference" => Ops.Reference,
+        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
+        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
+    }, fused);
+
+    internal static void RunLayer(Ops ops, bool fused)
+    {
+        var runtime = ops.Runtime ?? TestDevices.Cpu;
+        var x = Random(Tokens * Hidden, 1).Select(BFloat16.FromSingle).ToArray();
+        var router = Random(Experts * Hidden, 2, 0.3f);
+        var bias = Random(Experts, 3, 0.1f);
+        var gateUp = Fp8Stack(2 * Inter, Hidden, 10);
+        var gate = Fp8Stack(Inter, Hidden, 20);
+        var up = Fp8Stack(Inter, Hidden, 30);
+        var down = Fp8Stack(Hidden, Inter, 40);
+        var shared = Random(Tokens * Hidden, 4).Select(BFloat16.FromSingle).ToArray();
+
+        var span = (BFloat16[])shared.Clone();
+        var hRouter = HostWeightMatrix.Dense(router, Experts, Hidden);
+        var hDown = HostWeightMatrix.Fp8(down.Data, down.ScaleInv, Hidden, Inter, count: Experts);
+        if (fused)
+            ops.MoeLayer<BFloat16>(x, hRouter, bias, Routing, HostWeightMatrix.Fp8(gateUp.Data, gateUp.ScaleInv, 2 * Inter, Hidden, count: Experts),
+                hDown, span, accumulate: true);
+        else
+            ops.MoeLayer<BFloat16>(x, hRouter, bias, Routing, HostWeightMatrix.Fp8(gate.Data, gate.ScaleInv, Inter, Hidden, count: Experts),
+                HostWeightMatrix.Fp8(up.Data, up.ScaleInv, Inter, Hidden, count: Experts), hDown, span, accumulate: true);
+
+        using var dRouter = runtime.Upload<float>(router);
+        using var dBias = runtime.Upload<float>(bias);
+        var owned = new List<IDisposable>();
+        WeightMatrix Fp8((Float8E4M3[] Data, float[] ScaleInv) w, int rows, int cols)
+        {
+            var data = runtime.Upload<Float8E4M3>(w.Data);
+            var scales = runtime.Upload<float>(w.ScaleInv);
+            owned.Add(data);
+            owned.Add(scales);
+            return WeightMatrix.Fp8(data.View, scales.View, rows, cols, count: Experts);
+        }
+        try
+        {
+            var layer = fused
+                ? new MoeLayer(WeightMatrix.Dense(dRouter.View, Experts, Hidden), dBias.View, Routing, Fp8(gateUp, 2 * Inter, Hidden), null, null, Fp8(down, Hidden, Inter))
+                : new MoeLayer(WeightMatrix.Dense(dRouter.View, Experts, Hidden), dBias.View, Routing, null, Fp8(gate, Inter, Hidden), Fp8(up, Inter, Hidden), Fp8(down, Hidden, Inter));
+            using var scratch = MoeLayerScratch.Allocate(layer, Tokens, ElementType.BF16);
+            using var dx = runtime.Upload<BFloat16>(x);
+            using var dy = runtime.Upload<BFloat16>(shared);
+            ops.MoeLayer(layer, DeviceTensor.FromView(dx.View), scratch, DeviceTensor.FromView(dy.View), accumulate: true);
+            runtime.Synchronize();
+            Assert.Equal(dy.View.ToArray(), span);
+            Assert.NotEqual(shared, span);
+        }
+        finally
+        {
+            owned.ForEach(o => o.Dispose());
+        }
+    }
+
+    [Fact]
+    public void PartsThatDoNotFitAreRefusedByNameAndNothingIsWritten()
+    {
+        var ops = Ops.Reference;
+        var x = Random(Tokens * Hidden, 5);
+        var y = Enumerable.Repeat(7f, Tokens * Hidden).ToArray();
+        var router = Random(Experts * Hidden, 6);
+        var down = Fp8Stack(Hidden, Inter, 50);
+        var shortStack = Random((Experts - 1) * 2 * Inter * Hidden, 60); // one expert short
+        var e = Assert.Throws<ArgumentException>(() => ops.MoeLayer<float>(x, HostWeightMatrix.Dense(router, Experts, Hidden), [], Routing,
+            HostWeightMatrix.Dense(shortStack, 2 * Inter, Hidden, count: Experts - 1),
+            HostWeightMatrix.Fp8(down.Data, down.ScaleInv, Hidden, Inter, count: Experts), y, accumulate: false));
+        Assert.Equal("gateUp", e.ParamName);
+        Assert.Contains("it must be 8 matrices", e.Message);
+        var wrongGateUp = Fp8Stack(2 * Inter, Hidden, 70);
+        var d = Assert.Throws<ArgumentException>(() => ops.MoeLayer<float>(x, HostWeightMatrix.Dense(router, Experts, Hidden), [], Routing,
+            default, HostWeightMatrix.Fp8(down.Data, down.ScaleInv, Hidden, Inter, count: Experts), y, accumulate: false));
+        Assert.Contains("gateUp is a default HostWeightMatrix", d.Message);
+        var odd = Assert.Throws<ArgumentException>(() => ops.MoeLayer<float>(x.AsSpan(1), HostWeightMatrix.Dense(router, Experts, Hidden), [], Routing,
+            HostWeightMatrix.Fp8(wrongGateUp.Data, wrongGateUp.ScaleInv, 2 * Inter, Hidden, count: Experts),
+            HostWeightMatrix.Fp8(down.Data, down.ScaleInv, Hidden, Inter, count: Experts), y, accumulate: false));
+        Assert.Contains("multiple of hidden", odd.Message);
+        Assert.All(y, v => Assert.Equal(7f, v));
+    }
 }
