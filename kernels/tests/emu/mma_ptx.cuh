@@ -104,7 +104,8 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, u
 //   MN-major (B with imm-trans-b = 1, bf16): element (n, k) at L = start + (n / 64) LBO + (k / 8) SBO + (k % 8) 128
 //   + 2 (n % 64), CUTLASS's canonical Swizzle<3,4,3> o ((8,8,m),(8,k)):((1,8,LBO),(64,SBO)).
 // Only the 128-byte swizzle with base offset 0 is emulated; anything else aborts. The sum runs in fp32 in k order;
-// fences, commit and wait are no-ops (the product is complete at issue).
+// commit and wait are no-ops (the product is complete at issue). Operands are read from the async proxy's view of shared
+// memory, refreshed at the first wgmma after a fence.proxy.async (fence_proxy_async below), so a missing fence shows.
 #define DSK_WGMMA_DEVICE_CODE 1
 inline uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
@@ -113,7 +114,15 @@ inline uint64_t wgmma_desc_mn_sw128(uint32_t addr, uint32_t lead, uint32_t strid
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)((lead & 0x3ffffu) >> 4) << 16) |
            ((uint64_t)((stride & 0x3ffffu) >> 4) << 32) | ((uint64_t)1 << 62);
 }
-inline void fence_proxy_async() {}
+// fence.proxy.async: the next wgmma read takes a new copy of shared memory for the async proxy (cuda_runtime.h). A kernel
+// that forgets the fence after writing an operand reads what the async proxy saw before: the previous tile, or poison.
+inline void fence_proxy_async() { emu::async_fence_pending = true; }
+inline void wgmma_sync_view() {
+    if (emu::async_fence_pending) {
+        std::memcpy(emu::async_smem_buf.data(), emu::dyn_smem_buf.data(), emu::dyn_smem_buf.size());
+        emu::async_fence_pending = false;
+    }
+}
 inline void wgmma_fence() {}
 inline void wgmma_commit() {}
 template <int N> inline void wgmma_wait() {}
@@ -134,11 +143,11 @@ inline void wgmma_check_desc(uint64_t desc) {
 }
 inline uint8_t wgmma_smem_byte(uint32_t l) {
     const uint32_t phys = l ^ (((l >> 7) & 7u) << 4);
-    if (phys >= emu::dyn_smem_buf.size()) {
-        std::fprintf(stderr, "emu: wgmma reads shared byte %u of %zu\n", phys, emu::dyn_smem_buf.size());
+    if (phys >= emu::async_smem_buf.size()) {
+        std::fprintf(stderr, "emu: wgmma reads shared byte %u of %zu\n", phys, emu::async_smem_buf.size());
         std::abort();
     }
-    return emu::dyn_smem[phys];
+    return emu::async_smem_buf[phys];  // the async proxy's view (fence_proxy_async)
 }
 // The byte at (row, kbyte) of a K-major operand.
 inline uint8_t wgmma_operand_byte(uint64_t desc, int row, int kbyte) {
@@ -170,6 +179,7 @@ inline void wgmma_m64(float (&d)[N / 2], uint64_t da, uint64_t db, bool accumula
     emu::wg_desc[t][0] = da;
     emu::wg_desc[t][1] = db;
     emu::warpgroup_barrier();
+    wgmma_sync_view();
     for (int i = g0; i < g0 + 128; ++i)
         if (emu::wg_desc[i][0] != da || emu::wg_desc[i][1] != db) {
             std::fprintf(stderr, "emu: wgmma descriptors differ across the warpgroup (threads %d and %d)\n", t, i);
@@ -213,6 +223,7 @@ inline void wgmma_m64_rs(float (&d)[N / 2], const uint32_t (&areg)[4], uint64_t 
     emu::wg_desc[t][0] = 0;
     emu::wg_desc[t][1] = db;
     emu::warpgroup_barrier();
+    wgmma_sync_view();
     for (int i = g0; i < g0 + 128; ++i)
         if (emu::wg_desc[i][1] != db) {
             std::fprintf(stderr, "emu: wgmma descriptors differ across the warpgroup (threads %d and %d)\n", t, i);
