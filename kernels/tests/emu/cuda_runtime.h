@@ -80,10 +80,9 @@ inline uint32_t addr_buf[1024];      // ldmatrix: each lane's row address
 inline uint32_t frag_buf[1024][6];   // mma.sync: each lane's A and B fragments
 inline std::vector<unsigned char> dyn_smem_buf;  // the running block's dynamic shared memory
 inline unsigned char* dyn_smem = nullptr;
-// What wgmma (the async proxy) sees of the block's shared memory: a copy of dyn_smem taken at the first wgmma read after a
-// fence.proxy.async (emulated wgmma, mma_ptx.cuh). Writes that no thread fenced before a wgmma reads them are not seen.
+// What wgmma (the async proxy) sees of the block's shared memory: a copy of dyn_smem taken at each fence.proxy.async
+// (emulated wgmma, mma_ptx.cuh). Writes made after the last fence are not seen by a wgmma.
 inline std::vector<unsigned char> async_smem_buf;
-inline bool async_fence_pending = false;
 inline std::function<void()>* body = nullptr;  // the running launch's kernel call
 inline long long switches = 0;
 inline void yield() { ++switches; swapcontext(&fibers[cur].ctx, &sched); }
@@ -111,7 +110,6 @@ template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStr
         dyn_smem_buf.assign(smem_bytes + 16, 0xff);  // poisoned: a read of shared memory nothing wrote shows as NaN
         dyn_smem = dyn_smem_buf.data();
         async_smem_buf.assign(smem_bytes + 16, 0xee);  // poisoned differently: an unfenced read shows as wrong values
-        async_fence_pending = false;
         block_arrived = 0; memset(warp_arrived, 0, sizeof warp_arrived);
         for (int i = 0; i < nthreads; ++i) {
             Fiber& fb = fibers[i]; fb.done = false; fb.wait = 0;

@@ -105,7 +105,7 @@ inline void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, u
 //   + 2 (n % 64), CUTLASS's canonical Swizzle<3,4,3> o ((8,8,m),(8,k)):((1,8,LBO),(64,SBO)).
 // Only the 128-byte swizzle with base offset 0 is emulated; anything else aborts. The sum runs in fp32 in k order;
 // commit and wait are no-ops (the product is complete at issue). Operands are read from the async proxy's view of shared
-// memory, refreshed at the first wgmma after a fence.proxy.async (fence_proxy_async below), so a missing fence shows.
+// memory, a copy taken at each fence.proxy.async (fence_proxy_async below), so a missing or misplaced fence shows.
 #define DSK_WGMMA_DEVICE_CODE 1
 inline uint64_t wgmma_desc_sw128(uint32_t addr) {
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
@@ -114,15 +114,13 @@ inline uint64_t wgmma_desc_mn_sw128(uint32_t addr, uint32_t lead, uint32_t strid
     return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)((lead & 0x3ffffu) >> 4) << 16) |
            ((uint64_t)((stride & 0x3ffffu) >> 4) << 32) | ((uint64_t)1 << 62);
 }
-// fence.proxy.async: the next wgmma read takes a new copy of shared memory for the async proxy (cuda_runtime.h). A kernel
-// that forgets the fence after writing an operand reads what the async proxy saw before: the previous tile, or poison.
-inline void fence_proxy_async() { emu::async_fence_pending = true; }
-inline void wgmma_sync_view() {
-    if (emu::async_fence_pending) {
-        std::memcpy(emu::async_smem_buf.data(), emu::dyn_smem_buf.data(), emu::dyn_smem_buf.size());
-        emu::async_fence_pending = false;
-    }
+// fence.proxy.async: the async proxy's view of shared memory (cuda_runtime.h) becomes what shared memory holds now. A
+// kernel that writes an operand after its last fence (or never fences) has wgmma read what the view held before: the
+// previous tile, or poison. (Permissive where one thread's later fence covers another thread's unfenced write.)
+inline void fence_proxy_async() {
+    std::memcpy(emu::async_smem_buf.data(), emu::dyn_smem_buf.data(), emu::dyn_smem_buf.size());
 }
+inline void wgmma_sync_view() {}
 inline void wgmma_fence() {}
 inline void wgmma_commit() {}
 template <int N> inline void wgmma_wait() {}
