@@ -25,12 +25,6 @@ public class HostLinearTests
         return data;
     }
 
-    static Ops Backend(string name) => name switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    };
 
     /// <summary>A random weight of one scheme: its host arrays, as a HostWeightMatrix and as a WeightMatrix on a runtime.</summary>
     internal sealed class Weight(string scheme, int rows, int cols, int seed)
@@ -106,7 +100,7 @@ public class HostLinearTests
             Run<float>(backend, scheme, v => v);
     }
 
-    static void Run<T>(string backend, string scheme, Func<float, T> convert) where T : unmanaged => Run(Backend(backend), scheme, convert);
+    static void Run<T>(string backend, string scheme, Func<float, T> convert) where T : unmanaged => Run(TestDevices.CpuOps(backend), scheme, convert);
 
     /// <summary>The span form against the device form on <paramref name="ops"/> (its runtime, or the CPU one for the reference).</summary>
     internal static void Run<T>(Ops ops, string scheme, Func<float, T> convert) where T : unmanaged
@@ -201,9 +195,6 @@ public sealed class HostSpanGpuTests
     [MemberData(nameof(Cases))]
     public void LinearOnSpansGivesWhatTheDeviceFormGives(string backend, string scheme)
     {
-        var ops = backend == "native"
-            ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
-            : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
-        HostLinearTests.Run<BFloat16>(ops, scheme, BFloat16.FromSingle);
+        HostLinearTests.Run<BFloat16>(TestDevices.GpuOps(backend), scheme, BFloat16.FromSingle);
     }
 }

@@ -17,12 +17,6 @@ public class HostSpanMoeTests
 {
     const int Experts = 6, TopK = 2, Tokens = 5, Hidden = 128, Inter = 64;
 
-    static Ops Backend(string name) => name switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    };
 
     public static TheoryData<string> Backends => new() { "reference", "cpu", "ilgpu" };
 
@@ -50,7 +44,7 @@ public class HostSpanMoeTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => RunChain(Backend(backend));
+    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => RunChain(TestDevices.CpuOps(backend));
 
     internal static void RunChain(Ops ops)
     {
@@ -122,7 +116,7 @@ public class HostSpanMoeTests
     [MemberData(nameof(Backends))]
     public void ADenseF32StackGivesWhatTheDeviceFormGives(string backend)
     {
-        var ops = Backend(backend);
+        var ops = TestDevices.CpuOps(backend);
         var runtime = ops.Runtime ?? TestDevices.Cpu;
         const int m = 7, cols = 24, rows = 10;
         var x = Random(m * cols, 4);
@@ -146,7 +140,7 @@ public class HostSpanMoeTests
     [MemberData(nameof(Backends))]
     public void BadCallsWriteNothing(string backend)
     {
-        var ops = Backend(backend);
+        var ops = TestDevices.CpuOps(backend);
         int slots = Tokens * TopK;
         var x = Random(Tokens * Hidden, 6);
         var permuted = Enumerable.Repeat(7f, slots * Hidden).ToArray();
@@ -195,15 +189,12 @@ public sealed class HostSpanMoeGpuTests
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => HostSpanMoeTests.RunChain(Gpu(backend));
+    public void TheChainOnSpansGivesWhatTheDeviceFormsGive(string backend) => HostSpanMoeTests.RunChain(TestDevices.GpuOps(backend));
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend) => HostSpanMoeLayerTests.RunLayer(Gpu(backend), fused: true);
+    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend) => HostSpanMoeLayerTests.RunLayer(TestDevices.GpuOps(backend), fused: true);
 
-    static Ops Gpu(string backend) => backend == "native"
-        ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
-        : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
 }
 
 /// <summary>
@@ -242,12 +233,7 @@ public class HostSpanMoeLayerTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend, bool fused) => RunLayer(backend switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    }, fused);
+    public void TheLayerOnSpansGivesWhatTheDeviceLayerGives(string backend, bool fused) => RunLayer(TestDevices.CpuOps(backend), fused);
 
     internal static void RunLayer(Ops ops, bool fused)
     {

@@ -23,12 +23,6 @@ public class HostSpanOpsTests
         return data;
     }
 
-    static Ops Backend(string name) => name switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    };
 
     static T[] Random<T>(int length, int seed, Func<float, T> convert, float scale = 2f)
     {
@@ -64,7 +58,7 @@ public class HostSpanOpsTests
 
     static void Check<T>(string backend, Func<float, T> convert) where T : unmanaged
     {
-        var ops = Backend(backend);
+        var ops = TestDevices.CpuOps(backend);
         var runtime = ops.Runtime ?? TestDevices.Cpu;
         var sentinel = convert(9.5f);
 
@@ -117,7 +111,7 @@ public class HostSpanOpsTests
     [Theory, MemberData(nameof(Cases))]
     public void MoeRouteGivesWhatTheDeviceFormGives(string backend, bool bf16)
     {
-        var ops = Backend(backend);
+        var ops = TestDevices.CpuOps(backend);
         var runtime = ops.Runtime ?? TestDevices.Cpu;
         const int tokens = 7;
         var logits32 = Random(tokens * 16, 6, v => v, 6f);

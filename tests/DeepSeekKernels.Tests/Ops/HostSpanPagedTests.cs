@@ -46,12 +46,6 @@ public class HostSpanPagedTests
         return [.. Enumerable.Range(0, length).Select(_ => random.NextSingle() - 0.5f)];
     }
 
-    static Ops Backend(string name) => name switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    };
 
     /// <summary>The runtime the device-resident form runs on for <paramref name="ops"/> (the reference uses the test CPU runtime).</summary>
     static DeviceRuntime RuntimeOf(Ops ops) => ops.Runtime ?? TestDevices.Cpu;
@@ -60,11 +54,11 @@ public class HostSpanPagedTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void KvAppendAndPagedAttentionGiveWhatTheDeviceFormsGive(string backend) => RunGqa(Backend(backend));
+    public void KvAppendAndPagedAttentionGiveWhatTheDeviceFormsGive(string backend) => RunGqa(TestDevices.CpuOps(backend));
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void Bf16PagesAndMlaGiveWhatTheDeviceFormsGive(string backend) => RunMla(Backend(backend));
+    public void Bf16PagesAndMlaGiveWhatTheDeviceFormsGive(string backend) => RunMla(TestDevices.CpuOps(backend));
 
     /// <summary>f32 keys, values and pools: the span forms against the device forms on <paramref name="ops"/>.</summary>
     internal static void RunGqa(Ops ops)
@@ -212,15 +206,12 @@ public sealed class HostSpanPagedGpuTests
 {
     public static TheoryData<string> Backends => new() { "native", "ilgpu" };
 
-    static Ops Gpu(string backend) => backend == "native"
-        ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
-        : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void GqaOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanPagedTests.RunGqa(Gpu(backend));
+    public void GqaOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanPagedTests.RunGqa(TestDevices.GpuOps(backend));
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void MlaOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanPagedTests.RunMla(Gpu(backend));
+    public void MlaOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanPagedTests.RunMla(TestDevices.GpuOps(backend));
 }

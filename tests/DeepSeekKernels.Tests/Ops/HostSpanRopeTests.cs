@@ -27,12 +27,6 @@ public class HostSpanRopeTests
         LowFreqFactor = 1, HighFreqFactor = 4,
     };
 
-    static Ops Backend(string name) => name switch
-    {
-        "reference" => Ops.Reference,
-        "cpu" => Ops.CreateCpu(TestDevices.Cpu, 2),
-        _ => Ops.Create(TestDevices.Cpu, DeepSeekKernels.Backend.Ilgpu),
-    };
 
     public static TheoryData<string> Backends => new() { "reference", "cpu", "ilgpu" };
 
@@ -59,7 +53,7 @@ public class HostSpanRopeTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void YarnInterleavedInsideTheHeadGivesWhatTheDeviceFormGives(string backend) => RunYarn(Backend(backend));
+    public void YarnInterleavedInsideTheHeadGivesWhatTheDeviceFormGives(string backend) => RunYarn(TestDevices.CpuOps(backend));
 
     internal static void RunYarn(Ops ops)
     {
@@ -80,7 +74,7 @@ public class HostSpanRopeTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void Llama3HalfSplitOverWholeHeadsGivesWhatTheDeviceFormGives(string backend) => RunLlama3(Backend(backend));
+    public void Llama3HalfSplitOverWholeHeadsGivesWhatTheDeviceFormGives(string backend) => RunLlama3(TestDevices.CpuOps(backend));
 
     internal static void RunLlama3(Ops ops)
     {
@@ -97,7 +91,7 @@ public class HostSpanRopeTests
     [MemberData(nameof(Backends))]
     public void BadCallsWriteNothing(string backend)
     {
-        var ops = Backend(backend);
+        var ops = TestDevices.CpuOps(backend);
         var x = Random(2 * 2 * 8, 3);
         var before = (float[])x.Clone();
 
@@ -132,15 +126,12 @@ public sealed class HostSpanRopeGpuTests
 {
     public static TheoryData<string> Backends => new() { "native", "ilgpu" };
 
-    static Ops Gpu(string backend) => backend == "native"
-        ? Ops.Create(TestDevices.RequireNative(), DeepSeekKernels.Backend.Native)
-        : Ops.Create(TestDevices.RequireCuda(), DeepSeekKernels.Backend.Ilgpu);
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void YarnOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanRopeTests.RunYarn(Gpu(backend));
+    public void YarnOnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanRopeTests.RunYarn(TestDevices.GpuOps(backend));
 
     [DeviceTheory]
     [MemberData(nameof(Backends))]
-    public void Llama3OnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanRopeTests.RunLlama3(Gpu(backend));
+    public void Llama3OnSpansGivesWhatTheDeviceFormGives(string backend) => HostSpanRopeTests.RunLlama3(TestDevices.GpuOps(backend));
 }

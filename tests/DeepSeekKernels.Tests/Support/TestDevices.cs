@@ -53,6 +53,26 @@ public static class TestDevices
         return cuda;
     }
 
+    /// <summary>
+    /// The Ops of a span-form test by name, on this machine's CPU: "reference", "cpu" (the CPU backend, 2 threads) or
+    /// "ilgpu" (ILGPU's CPU accelerator).
+    /// </summary>
+    public static Ops CpuOps(string name) => name switch
+    {
+        "reference" => Ops.Reference,
+        "cpu" => Ops.CreateCpu(Cpu, 2),
+        "ilgpu" => Ops.Create(Cpu, Backend.Ilgpu),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "reference, cpu or ilgpu"),
+    };
+
+    /// <summary>The Ops of a GPU test by backend name: "native" or "ilgpu" (ILGPU on CUDA); skips without them (fails under DSK_REQUIRE_GPU=1).</summary>
+    public static Ops GpuOps(string name) => name switch
+    {
+        "native" => Ops.Create(RequireNative(), Backend.Native),
+        "ilgpu" => Ops.Create(RequireCuda(), Backend.Ilgpu),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "native or ilgpu"),
+    };
+
     [DoesNotReturn]
     static void SkipOrFail(string reason)
     {
