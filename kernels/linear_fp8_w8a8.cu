@@ -107,15 +107,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args
         for (int ks = 0; ks < kBK / 32; ++ks) {
             // B fragments of the warp's four n8 tiles first, then one m16 A fragment at a time (fewer live registers).
             uint32_t bf[4][2];
-#pragma unroll
-            for (int nj = 0; nj < 2; ++nj) {
-                uint32_t t[4];
-                mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
-                bf[2 * nj][0] = t[0];
-                bf[2 * nj][1] = t[1];
-                bf[2 * nj + 1][0] = t[2];
-                bf[2 * nj + 1][1] = t[3];
-            }
+            mma::ldmatrix_b_n32(bf, sw, warp_n * 32, 2 * ks, lane);
 #if defined(DSK_W8A8_FP8_MMA_COMPILED) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #pragma unroll
             for (int mi = 0; mi < 4; ++mi) {

@@ -294,15 +294,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_mma_kernel(const MmaArgs a
                 uint32_t bf[4][2];
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi) mma::ldmatrix_x4(af[mi], mma::a_frag_addr(sx, warp_m * 64 + mi * 16, 2 * ks, lane));
-#pragma unroll
-                for (int nj = 0; nj < 2; ++nj) {
-                    uint32_t t[4];
-                    mma::ldmatrix_x4(t, mma::b_frag_addr(sw, warp_n * 32 + nj * 16, 2 * ks, lane));
-                    bf[2 * nj][0] = t[0];
-                    bf[2 * nj][1] = t[1];
-                    bf[2 * nj + 1][0] = t[2];
-                    bf[2 * nj + 1][1] = t[3];
-                }
+                mma::ldmatrix_b_n32(bf, sw, warp_n * 32, 2 * ks, lane);
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll

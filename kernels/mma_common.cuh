@@ -31,6 +31,20 @@ __device__ __forceinline__ uint32_t b_frag_addr(uint32_t tile, int n0, int kc, i
     return tile + swz(n0 + (lane & 7) + ((lane >> 4) << 3), kc + ((lane >> 3) & 1));
 }
 
+// The B fragments of four n8 tiles (columns n0 .. n0 + 31 of a [n][k] tile) for the 16-byte chunks kc, kc + 1 of k:
+// bf[j] = b0, b1 of n-tile j (two ldmatrix_x4 at b_frag_addr).
+__device__ __forceinline__ void ldmatrix_b_n32(uint32_t (&bf)[4][2], uint32_t tile, int n0, int kc, int lane) {
+#pragma unroll
+    for (int nj = 0; nj < 2; ++nj) {
+        uint32_t t[4];
+        ldmatrix_x4(t, b_frag_addr(tile, n0 + nj * 16, kc, lane));
+        bf[2 * nj][0] = t[0];
+        bf[2 * nj][1] = t[1];
+        bf[2 * nj + 1][0] = t[2];
+        bf[2 * nj + 1][1] = t[3];
+    }
+}
+
 // Two e4m3 bytes (bits 0-7 and 8-15 of `v`) -> two packed bf16 (first in the low half); exact, because every
 // e4m3 value is a bf16 value.
 __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t v) {
