@@ -119,7 +119,7 @@ internal abstract class KernelBackend
 
     /// <summary>Groups x's rows by expert (see <see cref="Ops.MoePermute"/>).</summary>
     public virtual void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
-        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts) =>
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) =>
         throw Missing(nameof(Ops.MoePermute));
 
     /// <summary>Per-expert row ranges of x [m, w.Cols] times w[e]^T into y [m, w.Rows] (rank 2, rows may be strided).</summary>

@@ -6,8 +6,9 @@ namespace DeepSeekKernels;
 /// <summary>
 /// The device buffers <see cref="Ops.MoeLayer"/> works in, for up to <see cref="MaxTokens"/> tokens of one
 /// <see cref="MoeLayer"/>'s shape: router logits, expert ids and weights (f32/int32), the permuted rows, the expert
-/// offsets and slot rows, the gate|up and activated rows and the expert outputs (in the activation type). Allocated once
-/// and reused by every call (the pointers a captured CUDA graph holds stay valid).
+/// offsets and slot rows, the gate|up and activated rows and the expert outputs (in the activation type), and the
+/// permutation's workspace (<see cref="Ops.MoePermuteWorkspaceBytes"/>). Allocated once and reused by every call (the
+/// pointers a captured CUDA graph holds stay valid; no op of the layer allocates).
 /// </summary>
 public sealed class MoeLayerScratch : IDisposable
 {
@@ -15,10 +16,11 @@ public sealed class MoeLayerScratch : IDisposable
 
     internal MoeLayerScratch(int maxTokens, ElementType activations, DeviceView<float> routerLogits, DeviceView<int> expertIds,
         DeviceView<float> expertWeights, DeviceTensor permuted, DeviceView<int> expertOffsets, DeviceView<int> slotRows,
-        DeviceTensor gateUp, DeviceTensor activated, DeviceTensor expertOutput, params IDisposable[] owned)
+        DeviceTensor gateUp, DeviceTensor activated, DeviceTensor expertOutput, DeviceView<int> permuteWorkspace, params IDisposable[] owned)
     {
         (MaxTokens, Activations, RouterLogits, ExpertIds, ExpertWeights, Permuted, ExpertOffsets, SlotRows, GateUp, Activated, ExpertOutput) =
             (maxTokens, activations, routerLogits, expertIds, expertWeights, permuted, expertOffsets, slotRows, gateUp, activated, expertOutput);
+        PermuteWorkspace = permuteWorkspace;
         _owned = owned;
     }
 
@@ -55,8 +57,9 @@ public sealed class MoeLayerScratch : IDisposable
             var gateUp = Act(slots, 2L * layer.Intermediate);
             var activated = Act(slots, layer.Intermediate);
             var expertOutput = Act(slots, layer.Hidden);
+            var permuteWorkspace = Buffer<int>(Ops.MoePermuteWorkspaceBytes(slots, layer.Experts) / sizeof(int)).View;
             return new MoeLayerScratch(maxTokens, activations, logits, ids, weights, permuted, offsets, slotRows, gateUp, activated, expertOutput,
-                [.. owned]);
+                permuteWorkspace, [.. owned]);
         }
         catch
         {
@@ -81,6 +84,7 @@ public sealed class MoeLayerScratch : IDisposable
     internal DeviceTensor GateUp { get; }
     internal DeviceTensor Activated { get; }
     internal DeviceTensor ExpertOutput { get; }
+    internal DeviceView<int> PermuteWorkspace { get; }
 
     public void Dispose()
     {

@@ -80,7 +80,7 @@ public sealed partial class Ops
     }
 
     /// <summary>
-    /// Host-span <see cref="MoePermute(DeviceTensor, DeviceView{int}, DeviceTensor, DeviceView{int}, DeviceView{int}, int, int)"/>:
+    /// Host-span <see cref="MoePermute(DeviceTensor, DeviceView{int}, DeviceTensor, DeviceView{int}, DeviceView{int}, int, int, DeviceView{int})"/>:
     /// x [tokens, hidden] and expertIds [tokens, topK] into permuted [tokens * topK, hidden], expertOffsets [experts + 1] and
     /// slotRows [tokens * topK] (each at least that long; only those elements are written).
     /// </summary>

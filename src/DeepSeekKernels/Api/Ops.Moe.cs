@@ -111,11 +111,15 @@ public sealed partial class Ops
     /// Experts per token. 0 (the default) infers it: hidden = permuted.Length / expertIds.Length, which then must be
     /// exact, tokens = x.Length / hidden, topK = expertIds.Length / tokens.
     /// </param>
+    /// <param name="workspace">
+    /// Scratch for the counting sort (per-chunk histograms), at least <see cref="MoePermuteWorkspaceBytes"/> bytes, or default:
+    /// the backend then grows its own to the largest call. Given, the call allocates nothing (a captured step stays valid).
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">A size is out of range.</exception>
     /// <exception cref="ArgumentException">A view is default or on another runtime, the lengths do not fit together, or outputs overlap inputs or each other.</exception>
     /// <exception cref="NotSupportedException">This Ops' backend does not implement the op and does not fall back.</exception>
     public void MoePermute(DeviceTensor x, DeviceView<int> expertIds, DeviceTensor permuted, DeviceView<int> expertOffsets,
-        DeviceView<int> slotRows, int experts, int topK = 0)
+        DeviceView<int> slotRows, int experts, int topK = 0, DeviceView<int> workspace = default)
     {
         const string op = nameof(MoePermute);
         x = Act(op, nameof(x), x, null);
@@ -168,8 +172,37 @@ public sealed partial class Ops
         OpChecks.Disjoint(op, nameof(expertOffsets), offsets, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(slotRows), slotsOut, nameof(expertIds), expertIds);
         OpChecks.Disjoint(op, nameof(slotRows), slotsOut, nameof(expertOffsets), offsets);
+        if (!workspace.IsNull)
+        {
+            CheckView(op, nameof(workspace), workspace, x.Runtime);
+            long need = MoePermuteWorkspaceBytes(slots, experts);
+            if (workspace.Length * sizeof(int) < need)
+                ThrowHelper.Argument(op, nameof(workspace), $"workspace holds {workspace.Length * sizeof(int):N0} bytes; {slots} slots over {experts} experts need {need:N0} (MoePermuteWorkspaceBytes).");
+            if (workspace.Start % 4 != 0)
+                ThrowHelper.Argument(op, nameof(workspace), $"workspace starts {workspace.Start * 4} bytes into its buffer; it must start at a multiple of 16 bytes.");
+            OpChecks.Disjoint(op, nameof(workspace), DeviceTensor.FromView(workspace), nameof(x), x);
+            OpChecks.Disjoint(op, nameof(workspace), DeviceTensor.FromView(workspace), nameof(permuted), rowsOut);
+            OpChecks.Disjoint(op, nameof(workspace), workspace, nameof(expertIds), expertIds);
+            OpChecks.Disjoint(op, nameof(workspace), workspace, nameof(expertOffsets), offsets);
+            OpChecks.Disjoint(op, nameof(workspace), workspace, nameof(slotRows), slotsOut);
+        }
         using var call = Dispatch(new OpSignature(op, Activations(x, rowsOut)));
-        call.Backend.MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts);
+        call.Backend.MoePermute(x, expertIds, rowsOut, offsets, slotsOut, (int)tokens, topK, (int)hidden, experts, workspace);
+    }
+
+    /// <summary>
+    /// Bytes of a <see cref="MoePermute"/> workspace for <paramref name="slots"/> slots (tokens x topK) over
+    /// <paramref name="experts"/> experts: the counting sort's histograms, [ceil(slots / 256), experts] int32, and a few
+    /// words beside them (the hand kernel's per-chunk flags, ILGPU's flag and status), rounded up to 16 bytes.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
+    public static long MoePermuteWorkspaceBytes(long slots, int experts)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(slots, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(experts, 1);
+        long chunks = (slots + Ilgpu.MoePermuteIlgpu.Chunk - 1) / Ilgpu.MoePermuteIlgpu.Chunk;
+        long ints = checked(chunks * experts + Math.Max(chunks + 1, Ilgpu.MoePermuteIlgpu.Header));
+        return checked((ints * sizeof(int) + 15) / 16 * 16);
     }
 
     /// <summary>

@@ -85,7 +85,7 @@ public sealed partial class Ops
 
         Linear(x, layer.Router, default, logits);
         MoeRoute(logits, layer.CorrectionBias, ids, weights, layer.Routing);
-        MoePermute(x, ids, permuted, offsets, slotRows, layer.Experts, k);
+        MoePermute(x, ids, permuted, offsets, slotRows, layer.Experts, k, scratch.PermuteWorkspace);
         if (fusedSilu)
         {
             GroupedLinearSiluMul(permuted, offsets, layer.GateUp!, activated);

@@ -21,6 +21,57 @@ public readonly record struct PagedBatch(DeviceView<int> BlockTable, DeviceView<
 
     /// <summary>Width of the block table: most pages a sequence may own.</summary>
     public int MaxPages => Batch == 0 ? 0 : (int)(BlockTable.Length / Batch);
+
+    /// <summary>
+    /// Scratch for the split-K partials of the attention ops (FlashInfer's caller-owned workspace), or default. Given, a
+    /// backend never allocates for the call and stays within it: the hand-CUDA kernels split the context no further than
+    /// it holds (their max_splits), ILGPU's kernels, whose splits are fixed by the block table's width, take the query rows
+    /// in as many passes as it needs (each row's arithmetic unchanged, so results are bitwise those of one pass). So a
+    /// step's memory is planned and fixed (a paged KV cache carves one of <see cref="WorkspaceBytes"/> from its arena),
+    /// and a captured step can never need more. Default: each backend grows its own scratch to the largest call.
+    /// Contents are not kept between calls; it must not overlap any operand.
+    /// </summary>
+    public DeviceView<int> Workspace { get; init; }
+
+    /// <summary>Keys per split of the context that <see cref="WorkspaceBytes"/> plans for (ILGPU's split on a GPU, the hand kernels' unit).</summary>
+    public const int WorkspaceSplitKeys = 256;
+
+    /// <summary>Query rows <see cref="WorkspaceBytes"/> holds at the least, whatever is asked (so one row fits at any split size the backends use).</summary>
+    public const int WorkspaceMinRows = 8;
+
+    /// <summary>
+    /// The most split partials <see cref="WorkspaceBytes"/> plans beyond <see cref="WorkspaceMinRows"/> rows: 256 MiB. A
+    /// step of more rows than fit needs fewer splits to fill a GPU; the hand kernels then split less, ILGPU takes more passes.
+    /// </summary>
+    public const long WorkspaceCapBytes = 256L << 20;
+
+    /// <summary>
+    /// Bytes of a <see cref="Workspace"/> that holds the split partials of <paramref name="rows"/> query rows (at least
+    /// <see cref="WorkspaceMinRows"/>) of <paramref name="qHeads"/> heads of <paramref name="vHeadDim"/> output elements
+    /// over a block table of <paramref name="maxSequenceLength"/> keys in splits of <see cref="WorkspaceSplitKeys"/> keys
+    /// (a float32 partial row and its (m, l) per split), but no more than <see cref="WorkspaceCapBytes"/> where 8 rows
+    /// fit in that, plus the metadata check's and tile map's fixed part for <paramref name="maxBatch"/> sequences; a
+    /// multiple of 256 bytes. A decode step of up to <paramref name="rows"/> sequences (within the cap) then runs in one
+    /// pass on every backend, with as many splits as the hand kernels would choose.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
+    /// <exception cref="OverflowException">The size is 2^63 bytes or more.</exception>
+    public static long WorkspaceBytes(int rows, int qHeads, int vHeadDim, int maxSequenceLength, int maxBatch)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(qHeads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(vHeadDim, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSequenceLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
+        long splits = Ilgpu.PagedAttentionIlgpu.Plan(cuda: true, maxSequenceLength).Splits;
+        long perRow = checked(qHeads * splits * (vHeadDim + 2L) * sizeof(float));
+        long partials = Math.Max(checked(WorkspaceMinRows * perRow), Math.Min(checked(rows * perRow), WorkspaceCapBytes));
+        return DeviceArena.Align(checked(WorkspaceFixedBytes(maxBatch) + partials));
+    }
+
+    /// <summary>The part of a workspace the hand kernels keep for a step of <paramref name="batch"/> sequences besides the split
+    /// partials (the metadata check's 256 bytes, the tile map of batch + 1 int32, 16-byte rounding), rounded up.</summary>
+    internal static long WorkspaceFixedBytes(int batch) => DeviceArena.Align(512 + 4L * (batch + 1L));
 }
 
 /// <summary>The shape of one paged attention call, derived and checked by the op API.</summary>
@@ -119,6 +170,7 @@ public sealed partial class Ops
         TensorChecks.Dim(op, nameof(destination), destination, 1, qHeads, "q's heads");
         TensorChecks.Dim(op, nameof(destination), destination, 2, vHeadDim, "the value head size");
         CheckAttentionOverlaps(op, q, keyPages, valuePages, destination);
+        CheckWorkspaceOverlaps(op, batch, q, keyPages, valuePages, destination);
         using var call = Dispatch(new OpSignature(op, Activations(q, destination)) { HeadDim = headDim, Pages = keyPages.ElementType });
         call.Backend.PagedAttention(q, keyPages, valuePages, batch, destination,
             Shape(q, keyPages, batch, kvHeads, vHeadDim, scale));
@@ -154,6 +206,7 @@ public sealed partial class Ops
         if (latentDim < 1 || latentDim > q.Dim(2))
             ThrowHelper.Argument(op, nameof(destination), $"destination is {destination.ShapeText}; its latentDim must be 1 .. q's {q.Dim(2)} row elements.");
         CheckAttentionOverlaps(op, q, latentPages, latentPages, destination);
+        CheckWorkspaceOverlaps(op, batch, q, latentPages, default, destination);
         using var call = Dispatch(new OpSignature(op, Activations(q, destination)) { HeadDim = (int)q.Dim(2), Pages = latentPages.ElementType });
         call.Backend.PagedMlaAttention(q, latentPages, batch, destination, Shape(q, latentPages, batch, 1, (int)latentDim, scale));
     }
@@ -183,6 +236,27 @@ public sealed partial class Ops
         OpChecks.Length(op, "batch.QueryStarts", batch.QueryStarts.Length, batch.Batch + 1L, "batch + 1");
         if (batch.BlockTable.Length == 0 || batch.BlockTable.Length % batch.Batch != 0)
             ThrowHelper.Argument(op, "batch.BlockTable", $"batch.BlockTable has {batch.BlockTable.Length} entries, not [batch = {batch.Batch}, maxPages >= 1].");
+        if (batch.Workspace.IsNull)
+            return;
+        CheckView(op, "batch.Workspace", batch.Workspace, runtime);
+        if (batch.Workspace.Start % 4 != 0)
+            ThrowHelper.Argument(op, "batch.Workspace", $"batch.Workspace starts {batch.Workspace.Start * 4} bytes into its buffer; it must start at a multiple of 16 bytes.");
+        OpChecks.Disjoint(op, "batch.Workspace", batch.Workspace, "batch.BlockTable", batch.BlockTable);
+        OpChecks.Disjoint(op, "batch.Workspace", batch.Workspace, "batch.SequenceLengths", batch.SequenceLengths);
+        OpChecks.Disjoint(op, "batch.Workspace", batch.Workspace, "batch.QueryStarts", batch.QueryStarts);
+    }
+
+    /// <summary>The workspace must not overlap q, the pages or the destination (it is written).</summary>
+    static void CheckWorkspaceOverlaps(string op, PagedBatch batch, DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, DeviceTensor destination)
+    {
+        if (batch.Workspace.IsNull)
+            return;
+        var workspace = DeviceTensor.FromView(batch.Workspace);
+        TensorChecks.Disjoint(op, "batch.Workspace", workspace, nameof(q), q);
+        TensorChecks.Disjoint(op, "batch.Workspace", workspace, nameof(keyPages), keyPages);
+        if (!valuePages.IsNull)
+            TensorChecks.Disjoint(op, "batch.Workspace", workspace, nameof(valuePages), valuePages);
+        TensorChecks.Disjoint(op, "batch.Workspace", workspace, nameof(destination), destination);
     }
 
     static void CheckAttentionOverlaps(string op, DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, DeviceTensor destination)

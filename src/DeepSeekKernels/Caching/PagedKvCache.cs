@@ -24,7 +24,8 @@ public sealed class PagedKvCache : IDisposable
         Owner = owner;
         Layout = layout;
         Blocks = new KvBlockManager(layout.Pages, layout.PageSize);
-        // one arena, in this order: key pool, value pool (GQA), block table, lengths, query offsets (KvCacheLayout.Bytes)
+        // one arena, in this order: key pool, value pool (GQA), block table, lengths, query offsets, attention workspace
+        // (KvCacheLayout.Bytes)
         _arena = runtime.CreateArena(layout.Bytes);
         _keyPool = Pool(_arena, layout, layout.KeyWidth);
         _hasValues = layout.ValueWidth > 0;
@@ -33,6 +34,7 @@ public sealed class PagedKvCache : IDisposable
         BlockTable = _arena.Allocate<int>((long)layout.MaxBatch * layout.TableWidth);
         SequenceLengths = _arena.Allocate<int>(layout.MaxBatch);
         QueryStarts = _arena.Allocate<int>(layout.MaxBatch + 1L);
+        AttentionWorkspace = _arena.Allocate<int>(layout.AttentionWorkspaceBytes / sizeof(int));
         HostLayout = new KvBatchLayout(layout.MaxBatch, layout.TableWidth, owner.ChunkTokens);
     }
 
@@ -104,6 +106,8 @@ public sealed class PagedKvCache : IDisposable
     internal DeviceBuffer<int> BlockTable { get; }
     internal DeviceBuffer<int> SequenceLengths { get; }
     internal DeviceBuffer<int> QueryStarts { get; }
+    /// <summary>The attention ops' split-K scratch for this cache's steps (<see cref="PagedBatch.Workspace"/>): planned, never grown.</summary>
+    internal DeviceBuffer<int> AttentionWorkspace { get; }
     /// <summary>The host images of a step's metadata (the device buffers' contents, and the per-token positions and slots).</summary>
     internal KvBatchLayout HostLayout { get; }
 
@@ -121,8 +125,12 @@ public sealed class PagedKvCache : IDisposable
 /// <param name="ElementType">f32 (the exact path) or bf16.</param>
 /// <param name="MaxBatch">Most sequences in one step (rows of the block table).</param>
 /// <param name="MaxSequenceLength">Most positions one sequence may hold (the block table's width times the page size, rounded up).</param>
+/// <param name="AttentionWorkspaceBytes">
+/// The attention ops' scratch for the cache's steps (<see cref="PagedBatch.Workspace"/>, a multiple of
+/// <see cref="DeviceArena.Alignment"/>): a decode step of MaxBatch sequences runs in one pass with its full split count.
+/// </param>
 public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int Pages, int PageSize, ElementType ElementType, int MaxBatch,
-    int MaxSequenceLength)
+    int MaxSequenceLength, long AttentionWorkspaceBytes = 0)
 {
     /// <summary>Pages a sequence may own: the block table's width.</summary>
     public int TableWidth => (int)((MaxSequenceLength + (long)PageSize - 1) / PageSize);
@@ -138,8 +146,8 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
         SizeMath.Sum("the KV cache metadata", "elements", [(long)MaxBatch * TableWidth, MaxBatch, MaxBatch + 1L]));
 
     /// <summary>
-    /// Everything the cache allocates: one arena holding the key pool, the value pool (GQA), the block table, the lengths
-    /// and the query offsets, each aligned to <see cref="DeviceArena.Alignment"/> bytes.
+    /// Everything the cache allocates: one arena holding the key pool, the value pool (GQA), the block table, the lengths,
+    /// the query offsets and the attention workspace, each aligned to <see cref="DeviceArena.Alignment"/> bytes.
     /// </summary>
     public long Bytes
     {
@@ -148,8 +156,8 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
             long keyPool = SizeMath.Product("the KV cache key pool", "bytes", Layers, Pages, PageSize, KeyWidth, ElementType.Size());
             long valuePool = SizeMath.Product("the KV cache value pool", "bytes", Layers, Pages, PageSize, ValueWidth, ElementType.Size());
             long[] parts = ValueWidth > 0
-                ? [keyPool, valuePool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L)]
-                : [keyPool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L)];
+                ? [keyPool, valuePool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L), AttentionWorkspaceBytes]
+                : [keyPool, 4L * MaxBatch * TableWidth, 4L * MaxBatch, 4L * (MaxBatch + 1L), AttentionWorkspaceBytes];
             try
             {
                 return DeviceArena.SizeOf(parts);
@@ -163,7 +171,9 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
 
     /// <summary>
     /// The cache for <paramref name="sequences"/> sequences of up to <paramref name="context"/> positions each, every one
-    /// able to reach its full context at once (pages = sequences x ceil(context / pageSize)).
+    /// able to reach its full context at once (pages = sequences x ceil(context / pageSize)), steps of up to
+    /// <paramref name="maxBatch"/> sequences, and the attention workspace of such a step
+    /// (<see cref="PagedBatch.WorkspaceBytes"/> for maxBatch decode rows of the model's query heads over the block table's width).
     /// </summary>
     public static KvCacheLayout For(ModelShape s, int context, int sequences, int pageSize, ElementType type, int maxBatch)
     {
@@ -174,7 +184,17 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
         long pages = pagesPerSequence * sequences;
         if (pages > int.MaxValue || pages * pageSize > int.MaxValue)
             throw new OverflowException($"the KV cache ({sequences:N0} sequences x {context:N0} positions in pages of {pageSize}) is more than {int.MaxValue:N0} slots, the most a 32-bit index addresses");
-        return new KvCacheLayout(s.Layers, (int)keyWidth, (int)valueWidth, (int)pages, pageSize, type, maxBatch, context);
+        int capacity = (int)(pagesPerSequence * pageSize); // the keys a block-table row addresses: what the attention ops split
+        long workspace;
+        try
+        {
+            workspace = PagedBatch.WorkspaceBytes(maxBatch, s.Heads, s.IsMla ? s.KvLoraRank : s.HeadDim, capacity, maxBatch);
+        }
+        catch (OverflowException e)
+        {
+            throw SizeMath.TooLarge($"the attention workspace ({maxBatch:N0} rows x {s.Heads:N0} heads over {capacity:N0} keys)", "bytes", e);
+        }
+        return new KvCacheLayout(s.Layers, (int)keyWidth, (int)valueWidth, (int)pages, pageSize, type, maxBatch, context, workspace);
     }
 
     /// <summary>Key and value widths a model caches per position per layer.</summary>

@@ -190,8 +190,8 @@ internal sealed class CpuBackend : KernelBackend
         Reference.MoeRoute(logits, bias, ids, weights, tokens, routing);
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
-        int tokens, int topK, int hidden, int experts) =>
-        Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
+        int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) =>
+        Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
 
     public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights, DeviceTensor y, int tokens,
         int topK, int hidden, bool accumulate) =>

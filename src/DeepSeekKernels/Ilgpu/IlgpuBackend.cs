@@ -15,6 +15,10 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
     readonly RopeIlgpu _rope = new(runtime);
     readonly KvAppendIlgpu _kvAppend = new(runtime);
     readonly PagedAttentionIlgpu _pagedAttention = new(runtime);
+
+    /// <summary>Device bytes the kernels allocated for themselves (split partials, the permutation's histograms): zero while every
+    /// call brings its workspace, as the runner's steps do (for tests).</summary>
+    internal long OwnScratchBytes => _pagedAttention.OwnScratchBytes + _moePermute.OwnScratchBytes;
     readonly MoeRouteIlgpu _moeRoute = new(runtime);
     readonly MoePermuteIlgpu _moePermute = new(runtime);
     readonly MoeCombineIlgpu _moeCombine = new(runtime);
@@ -134,8 +138,8 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
         _moeRoute.Run(logits, bias, ids, weights, tokens, routing);
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
-        int tokens, int topK, int hidden, int experts) =>
-        _moePermute.Run(x, ids, permuted, offsets, slotRows, topK, hidden, experts);
+        int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) =>
+        _moePermute.Run(x, ids, permuted, offsets, slotRows, topK, hidden, experts, workspace);
 
     public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
         _linear.Grouped(x, offsets, w, y, m, siluMul: false);

@@ -22,7 +22,8 @@ namespace DeepSeekKernels.Ilgpu;
 /// <item><c>CopyKernel</c>: a group per slot copies row s / topK of x to row slotRows[s] of permuted, in 16-byte units where
 /// both have the same dtype and rows of whole units, else element by element (widened exactly, rounded once).</item>
 /// </list>
-/// The scratch buffer (flag, status, histograms) belongs to this object and grows once to the largest call.
+/// The scratch buffer (flag, status, histograms) is the caller's workspace where given (its header zeroed by each call),
+/// else this object's, grown once to the largest call.
 /// </summary>
 internal sealed class MoePermuteIlgpu(DeviceRuntime runtime)
 {
@@ -43,12 +44,13 @@ internal sealed class MoePermuteIlgpu(DeviceRuntime runtime)
 
     readonly object _gate = new();
     MemoryBuffer1D<int, Stride1D.Dense>? _scratch;
+    readonly List<MemoryBuffer1D<int, Stride1D.Dense>> _retired = []; // replaced buffers, kept for graphs captured on them
     Delegate? _count, _scan, _scatter;
     readonly ConcurrentDictionary<(Type X, Type P), Delegate> _copies = new();
     readonly Lazy<MemoryBuffer1D<Vec16, Stride1D.Dense>> _noVectors = new(() => runtime.Accelerator.Allocate1D<Vec16>(1));
 
     public void Run(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows, int topK,
-        int hidden, int experts)
+        int hidden, int experts, DeviceView<int> workspace)
     {
         var accelerator = runtime.Accelerator;
         runtime.Bind();
@@ -58,7 +60,14 @@ internal sealed class MoePermuteIlgpu(DeviceRuntime runtime)
             Slots = slots, TopK = topK, Hidden = hidden, Experts = experts, Chunks = (slots + Chunk - 1) / Chunk,
             Site = DeviceErrorSite.MoePermuteIds.Id,
         };
-        var scratch = Scratch(Header + (long)s.Chunks * experts);
+        ArrayView<int> scratch;
+        if (workspace.IsNull)
+            scratch = Scratch(Header + (long)s.Chunks * experts);
+        else
+        {
+            scratch = workspace.IlgpuView; // the caller's (Ops.MoePermuteWorkspaceBytes): its flag put down first
+            scratch.SubView(0, Header).MemSetToZero(runtime.Stream);
+        }
         int threads = Math.Min(Threads, accelerator.MaxNumThreadsPerGroup);
         var errorWord = runtime.Errors.Word.View.IlgpuView;
         var stream = runtime.Stream;
@@ -83,6 +92,12 @@ internal sealed class MoePermuteIlgpu(DeviceRuntime runtime)
         }
     }
 
+    /// <summary>Bytes of this object's own scratch (grown by calls without a caller's workspace; for tests).</summary>
+    internal long OwnScratchBytes
+    {
+        get { lock (_gate) return ((_scratch?.Length ?? 0) + _retired.Sum(b => b.Length)) * sizeof(int); }
+    }
+
     /// <summary>The scratch buffer, at least <paramref name="words"/> long; a new one starts zeroed (the flag down).</summary>
     ArrayView<int> Scratch(long words)
     {
@@ -91,10 +106,7 @@ internal sealed class MoePermuteIlgpu(DeviceRuntime runtime)
             if (_scratch == null || _scratch.Length < words)
             {
                 if (_scratch != null)
-                {
-                    runtime.Stream.Synchronize(); // kernels enqueued before may still read the old one
-                    _scratch.Dispose();
-                }
+                    _retired.Add(_scratch); // kernels enqueued before, or a captured graph, may still use the old one
                 _scratch = runtime.Accelerator.Allocate1D<int>(Math.Max(words, 2 * (Header + (long)Chunk)));
                 _scratch.View.MemSetToZero(runtime.Stream);
             }

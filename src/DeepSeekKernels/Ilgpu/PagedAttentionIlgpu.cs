@@ -37,6 +37,12 @@ namespace DeepSeekKernels.Ilgpu;
 /// itself. Keys past a row's position are never read.
 /// </para>
 /// <para>
+/// Scratch: the caller's <see cref="PagedBatch.Workspace"/> where given (the runner's, planned in the KV cache's arena):
+/// the splits are fixed by the block table's width, so a workspace that holds fewer rows' partials than the call has
+/// takes the rows in passes (an attention launch and a combine per pass, each over rows [RowBase, RowEnd)), every row's
+/// arithmetic unchanged; without one, this object's buffers grow to the largest call (replaced ones kept for graphs).
+/// </para>
+/// <para>
 /// Device metadata is checked where read. Warp 0 of group 0 scans it in the reference's order (query offsets in range,
 /// then not decreasing; then per sequence its length, then its block-table entries) and records the first error in the
 /// error word; every warp checks its own sequence (all offsets, its length, every page entry of the sequence) and skips it
@@ -81,6 +87,8 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         public float Scale;
         public int Splits, SplitsPerGroup, Chunk, DimTile, DimTiles, HeadsPerGroup;
         public int TableSite, LengthSite, StartSite;
+        // the query rows of this pass: [RowBase, RowEnd) of the Tokens rows; partials and stats hold this pass's rows only
+        public int RowBase, RowEnd;
         // the vector kernel: lanes per key row, warps per group, heads per group (a head chunk of the kv head's group), head
         // chunks per kv head, queries per tile; head rows in 16-byte vectors (keys, values), page rows and head offsets in vectors
         public int Lpk, Warps, RowHeads, HeadChunks, TileQueries, KeyVectors, ValueVectors;
@@ -101,6 +109,12 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
     readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _retired = [];
     MemoryBuffer1D<float, Stride1D.Dense>? _partials, _stats;
     readonly Lazy<MemoryBuffer1D<float, Stride1D.Dense>> _none = new(() => runtime.Accelerator.Allocate1D<float>(1));
+
+    /// <summary>Bytes of this object's own split scratch (grown by calls without a caller's workspace; for tests).</summary>
+    internal long OwnScratchBytes
+    {
+        get { lock (_scratchLock) return ((_partials?.Length ?? 0) + (_stats?.Length ?? 0) + _retired.Sum(b => b.Length)) * sizeof(float); }
+    }
 
     public void Gqa(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
         PagedAttentionShape shape) =>
@@ -161,12 +175,17 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
             Tokens = p.Tokens, Batch = p.Batch, MaxPages = p.MaxPages, Pages = p.Pages, PageSize = p.PageSize, QHeads = p.QHeads,
             HeadDim = p.HeadDim, VHeadDim = p.VHeadDim, Group = p.QHeads / p.KvHeads, KeyRowStride = keyRowStride,
             ValueRowStride = valueRowStride, Scale = p.Scale * Log2E, DimTile = perLane * warp, HeadsPerGroup = headsPerGroup,
-            TableSite = tableSite.Id, LengthSite = lengthSite.Id, StartSite = startSite.Id,
+            TableSite = tableSite.Id, LengthSite = lengthSite.Id, StartSite = startSite.Id, RowBase = 0, RowEnd = p.Tokens,
         };
         s.DimTiles = (p.VHeadDim + s.DimTile - 1) / s.DimTile;
         int headTiles = (p.QHeads + headsPerGroup - 1) / headsPerGroup;
         var plan = Plan(runtime.IsCuda, (long)p.MaxPages * p.PageSize);
         (s.Splits, s.Chunk) = (plan.Splits, plan.Chunk);
+        long perRow = (long)s.QHeads * s.Splits * (s.VHeadDim + 2L); // floats of one query row's split partials and (m, l)
+        if (s.Splits > 1 && !batch.Workspace.IsNull && batch.Workspace.Length < perRow)
+            throw new ArgumentException($"{(mla ? "PagedMlaAttention" : "PagedAttention")}: batch.Workspace holds {batch.Workspace.Length * 4L:N0} bytes; " +
+                $"one query row's split partials take {perRow * 4:N0} ({s.QHeads} heads x {s.Splits} splits of {s.Chunk} keys x ({s.VHeadDim} + 2) floats): " +
+                "size it with PagedBatch.WorkspaceBytes.", "batch");
         s.SplitsPerGroup = runtime.IsCuda ? 1 : s.Splits;
         if (!mla && Vectorised(q, keyPages, valuePages, p, ref s, warp) is { } vectors)
         {
@@ -238,22 +257,49 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TQ>, ArrayView<TP>, ArrayView<TP>, ArrayView<int>, ArrayView<int>, ArrayView<int>,
             ArrayView<TY>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Shape>)_kernels.GetOrAdd((typeof(TQ), typeof(TP), typeof(TY), wide),
                 key => Load<TQ, TP, TY>(key.Wide));
-        ArrayView<float> partials = _none.Value.View, stats = _none.Value.View;
-        long pairs = (long)s.Tokens * s.QHeads;
-        if (s.Splits > 1)
-            (partials, stats) = Scratch(pairs * s.Splits * s.VHeadDim, pairs * s.Splits * 2);
+        var (partials, stats, rowsPerPass) = SplitScratch(batch.Workspace, s, 1);
         var y = LinearIlgpu.ViewOf<TY>(destination);
         int warp = accelerator.WarpSize;
-        kernel(runtime.Stream, new KernelConfig(new Index3D(s.Tokens, headTiles * s.DimTiles, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup), new Index3D(s.HeadsPerGroup * warp, 1, 1)),
-            LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages), LinearIlgpu.ViewOf<TP>(valuePages), batch.BlockTable.IlgpuView,
-            batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats, runtime.Errors.Word.View.IlgpuView, s);
-        if (s.Splits == 1)
-            return;
-        var combine = (Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<TY>, Shape>)
+        var combine = s.Splits == 1 ? null : (Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<TY>, Shape>)
             _combines.GetOrAdd(typeof(TY), _ => LoadCombine<TY>());
         int cap = Math.Max(warp, Math.Min(128, accelerator.MaxNumThreadsPerGroup) / warp * warp);
         int threads = Math.Clamp((s.VHeadDim + warp - 1) / warp * warp, warp, cap);
-        combine(runtime.Stream, new KernelConfig((int)pairs, threads), partials, stats, y, s);
+        for (int rowBase = 0; rowBase < s.Tokens; rowBase += rowsPerPass)
+        {
+            s.RowBase = rowBase;
+            s.RowEnd = (int)Math.Min((long)rowBase + rowsPerPass, s.Tokens);
+            int rows = s.RowEnd - s.RowBase;
+            kernel(runtime.Stream, new KernelConfig(new Index3D(rows, headTiles * s.DimTiles, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup), new Index3D(s.HeadsPerGroup * warp, 1, 1)),
+                LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages), LinearIlgpu.ViewOf<TP>(valuePages), batch.BlockTable.IlgpuView,
+                batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats, runtime.Errors.Word.View.IlgpuView, s);
+            combine?.Invoke(runtime.Stream, new KernelConfig((int)((long)rows * s.QHeads), threads), partials, stats, y, s);
+        }
+    }
+
+    /// <summary>
+    /// The split partials' scratch of a call and the query rows one pass takes: with splits, the caller's
+    /// <paramref name="workspace"/> (rows in as many passes as it needs, a multiple of the shape's query tile where it
+    /// holds one) or this object's grow-only buffers (one pass); without splits, nothing (one pass)
+    /// (<see cref="Run"/> has checked that the workspace holds one row.)
+    /// </summary>
+    (ArrayView<float> Partials, ArrayView<float> Stats, int RowsPerPass) SplitScratch(DeviceView<int> workspace, Shape s, int tileQueries)
+    {
+        if (s.Splits == 1)
+            return (_none.Value.View, _none.Value.View, s.Tokens);
+        long perRow = (long)s.QHeads * s.Splits * (s.VHeadDim + 2L); // floats of one query row: partial rows and (m, l) per split
+        if (workspace.IsNull)
+        {
+            long pairs = (long)s.Tokens * s.QHeads;
+            var (p, st) = Scratch(pairs * s.Splits * s.VHeadDim, pairs * s.Splits * 2);
+            return (p, st, s.Tokens);
+        }
+        long fit = Math.Max(1, workspace.Length / perRow);
+        int rowsPerPass = (int)Math.Min(fit, s.Tokens);
+        if (rowsPerPass < s.Tokens && rowsPerPass >= tileQueries)
+            rowsPerPass -= rowsPerPass % tileQueries;
+        long partialFloats = (long)rowsPerPass * s.QHeads * s.Splits * s.VHeadDim;
+        ArrayView<float> floats = workspace.IlgpuView.AsContiguous().Cast<float>();
+        return (floats.SubView(0, partialFloats), floats.SubView(partialFloats, (long)rowsPerPass * s.QHeads * s.Splits * 2), rowsPerPass);
     }
 
     void LaunchVector<TQ, TP, TY>(DeviceTensor q, DeviceTensor keyPages, DeviceTensor valuePages, PagedBatch batch, DeviceTensor destination,
@@ -265,25 +311,28 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<TQ>, ArrayView<Vec16>, ArrayView<Vec16>, ArrayView<int>, ArrayView<int>,
             ArrayView<int>, ArrayView<TY>, ArrayView<float>, ArrayView<float>, ArrayView<int>, Shape>)_vectorKernels.GetOrAdd(
                 (typeof(TQ), typeof(TP), typeof(TY), v.Chunks), key => LoadVector<TQ, TP, TY>(key.Chunks));
-        ArrayView<float> partials = _none.Value.View, stats = _none.Value.View;
-        long pairs = (long)s.Tokens * s.QHeads;
-        if (s.Splits > 1)
-            (partials, stats) = Scratch(pairs * s.Splits * s.VHeadDim, pairs * s.Splits * 2);
+        var (partials, stats, rowsPerPass) = SplitScratch(batch.Workspace, s, s.TileQueries);
+        if (rowsPerPass < s.TileQueries)
+            s.TileQueries = 1; // a pass of fewer rows than a tile: one query a tile (a row's arithmetic does not depend on its tile)
         var y = LinearIlgpu.ViewOf<TY>(destination);
         int warp = accelerator.WarpSize;
-        int tiles = (int)((s.Tokens + s.TileQueries - 1L) / s.TileQueries);
-        kernel(runtime.Stream, new KernelConfig(new Index3D(tiles, (s.QHeads / s.Group) * s.HeadChunks, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup),
-                new Index3D(s.Warps * warp, 1, 1)),
-            LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages).Cast<Vec16>(), LinearIlgpu.ViewOf<TP>(valuePages).Cast<Vec16>(),
-            batch.BlockTable.IlgpuView, batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats,
-            runtime.Errors.Word.View.IlgpuView, s);
-        if (s.Splits == 1)
-            return;
-        var combine = (Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<TY>, Shape>)
+        var combine = s.Splits == 1 ? null : (Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<TY>, Shape>)
             _combines.GetOrAdd(typeof(TY), _ => LoadCombine<TY>());
         int cap = Math.Max(warp, Math.Min(128, accelerator.MaxNumThreadsPerGroup) / warp * warp);
         int threads = Math.Clamp((s.VHeadDim + warp - 1) / warp * warp, warp, cap);
-        combine(runtime.Stream, new KernelConfig((int)pairs, threads), partials, stats, y, s);
+        for (int rowBase = 0; rowBase < s.Tokens; rowBase += rowsPerPass)
+        {
+            s.RowBase = rowBase;
+            s.RowEnd = (int)Math.Min((long)rowBase + rowsPerPass, s.Tokens);
+            int rows = s.RowEnd - s.RowBase;
+            int tiles = (int)((rows + s.TileQueries - 1L) / s.TileQueries);
+            kernel(runtime.Stream, new KernelConfig(new Index3D(tiles, (s.QHeads / s.Group) * s.HeadChunks, (s.Splits + s.SplitsPerGroup - 1) / s.SplitsPerGroup),
+                    new Index3D(s.Warps * warp, 1, 1)),
+                LinearIlgpu.ViewOf<TQ>(q), LinearIlgpu.ViewOf<TP>(keyPages).Cast<Vec16>(), LinearIlgpu.ViewOf<TP>(valuePages).Cast<Vec16>(),
+                batch.BlockTable.IlgpuView, batch.SequenceLengths.IlgpuView, batch.QueryStarts.IlgpuView, y, partials, stats,
+                runtime.Errors.Word.View.IlgpuView, s);
+            combine?.Invoke(runtime.Stream, new KernelConfig((int)((long)rows * s.QHeads), threads), partials, stats, y, s);
+        }
     }
 
     static Type ChunksType(int chunks) => chunks switch
@@ -342,7 +391,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         TYC yc = default;
         if (keyBegin > row.Position)
             return;
-        long at = pair * s.Splits + split;
+        long at = (pair - (long)s.RowBase * s.QHeads) * s.Splits + split;
         if (s.Splits > 1 && gl == 0)
         {
             stats[2 * at] = row.M;
@@ -407,7 +456,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         values = values.AsAligned(16);
         var merge = SharedMemory.Allocate<float>(CudaWarps * RowsPerGroup * VectorMaxDim); // [warp, row, vHeadDim]
         var mergeStats = SharedMemory.Allocate<float>(CudaWarps * RowsPerGroup * 2);       // [warp, row, (m, l)]
-        if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0)
+        if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0 && s.RowBase == 0)
             ReportFirstError(table, lengths, starts, errorWord, s);
         int lane = Warp.LaneIdx, warpIdx = Warp.WarpIdx, warpSize = Warp.WarpSize;
         int lpk = s.Lpk, lg = lane / lpk, gl = lane - lg * lpk;
@@ -416,7 +465,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         int kvh = Grid.IdxY / s.HeadChunks, chunk = Grid.IdxY - kvh * s.HeadChunks;
         int firstHead = kvh * s.Group + chunk * s.RowHeads;
         int heads = XMath.Min(s.RowHeads, s.Group - chunk * s.RowHeads);
-        long tile0 = (long)Grid.IdxX * s.TileQueries, tile1 = XMath.Min(tile0 + s.TileQueries, (long)s.Tokens);
+        long tile0 = s.RowBase + (long)Grid.IdxX * s.TileQueries, tile1 = XMath.Min(tile0 + s.TileQueries, (long)s.RowEnd);
         int firstSplit = Grid.IdxZ * s.SplitsPerGroup, lastSplit = XMath.Min(s.Splits, firstSplit + s.SplitsPerGroup);
 
         // split path: every (row, head) of the tile starts as "no keys in this split"; the rows of valid sequences overwrite it
@@ -426,7 +475,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
             for (int split = firstSplit; split < lastSplit; split++)
                 for (int i = tid; i < cells; i += threads)
                 {
-                    long at = ((tile0 + i / heads) * s.QHeads + firstHead + i % heads) * s.Splits + split;
+                    long at = ((tile0 - s.RowBase + i / heads) * s.QHeads + firstHead + i % heads) * s.Splits + split;
                     stats[2 * at] = float.NegativeInfinity;
                     stats[2 * at + 1] = -1f;
                 }
@@ -584,7 +633,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
                         y[pair * s.VHeadDim + d] = yc.Store(o / l);
                         continue;
                     }
-                    long at = pair * s.Splits + split;
+                    long at = (pair - (long)s.RowBase * s.QHeads) * s.Splits + split;
                     partials[at * s.VHeadDim + d] = o;
                     if (d == 0)
                     {
@@ -657,9 +706,9 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         TPC pc = default;
         TYC yc = default;
         int perLane = default(TL).Count;
-        if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0)
+        if (Grid.IdxX == 0 && Grid.IdxY == 0 && Grid.IdxZ == 0 && Warp.WarpIdx == 0 && s.RowBase == 0)
             ReportFirstError(table, lengths, starts, errorWord, s);
-        int t = Grid.IdxX;
+        int t = s.RowBase + Grid.IdxX;
         int headTile = Grid.IdxY / s.DimTiles, dimTile = Grid.IdxY - headTile * s.DimTiles;
         int h = headTile * s.HeadsPerGroup + Warp.WarpIdx;
         if (h >= s.QHeads)
@@ -748,7 +797,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
                 }
                 continue;
             }
-            long at = pair * s.Splits + split;
+            long at = (pair - (long)s.RowBase * s.QHeads) * s.Splits + split;
             if (dimTile == 0 && lane == 0)
             {
                 stats[2 * at] = m;
@@ -771,8 +820,8 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         where TY : unmanaged where TYC : struct, IElementCodec<TY>
     {
         TYC yc = default;
-        long pair = Grid.IdxX;
-        long at = pair * s.Splits;
+        long pair = (long)s.RowBase * s.QHeads + Grid.IdxX;
+        long at = (long)Grid.IdxX * s.Splits; // this pass's rows only
         float max = float.NegativeInfinity;
         bool any = false;
         for (int i = 0; i < s.Splits; i++)

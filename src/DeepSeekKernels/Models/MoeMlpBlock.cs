@@ -24,7 +24,7 @@ internal sealed class MoeMlpBlock(ModelShape s, MoeLayer routed, DenseMlpBlock? 
         long t = ws.Tokens, slots = t * s.ExpertsPerToken, inter = s.MoeIntermediate;
         return new MoeLayerScratch(ws.Tokens, ws.Activations, ws.F(RouterLogits, t * s.Experts), ws.I(ExpertIds, slots), ws.F(ExpertWeights, slots),
             ws.A(PermutedTokens, slots * s.Hidden), ws.I(ExpertOffsets, s.Experts + 1L), ws.I(SlotRows, slots), ws.A(MlpGateUp, 2 * slots * inter),
-            ws.A(MlpActivation, slots * inter), ws.A(ExpertOut, slots * s.Hidden));
+            ws.A(MlpActivation, slots * inter), ws.A(ExpertOut, slots * s.Hidden), ws.I(PermuteWorkspace, Ops.MoePermuteWorkspaceBytes(slots, s.Experts) / sizeof(int)));
     }
 
     public void Dispose() { }

@@ -43,6 +43,7 @@ public static class WorkspaceLayout
     public const string PermutedTokens = "permuted tokens";
     public const string ExpertOffsets = "expert offsets";
     public const string SlotRows = "slot rows";
+    public const string PermuteWorkspace = "permutation workspace";
     public const string ExpertOut = "expert out";
     public const string K = "k";
     public const string V = "v";
@@ -107,6 +108,7 @@ public static class WorkspaceLayout
             Add(PermutedTokens, false, t, k, h);
             Add(ExpertOffsets, true, (long)s.Experts + 1);
             Add(SlotRows, true, t, k);
+            Add(PermuteWorkspace, true, Ops.MoePermuteWorkspaceBytes(SizeMath.Product("the MoE slots", "slots", t, k), s.Experts) / sizeof(int));
             Add(ExpertOut, false, t, k, h);
         }
         Add(MlpGateUp, false, 2, mlp);

@@ -53,7 +53,8 @@ internal static class MoeNative
     /// ids [tokens * topK]; x and permuted dense and of one element type.
     /// </summary>
     public static void Permute(DeviceRuntime runtime, KernelWorkspace workspace, DeviceTensor x, DeviceView<int> ids,
-        DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts)
+        DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts,
+        DeviceView<int> callerWorkspace)
     {
         if (x.ElementType != permuted.ElementType)
             throw new NotSupportedException($"MoePermute: dsk_moe_permute copies rows bit for bit, so x ({x.ElementType.Name()}) and permuted "
@@ -77,7 +78,9 @@ internal static class MoeNative
             Stream = runtime.CudaStreamHandle,
         };
         runtime.Bind();
-        (p.Workspace, p.WorkspaceBytes) = workspace.Reserve(DskNative.MoePermuteWorkspaceSize(p), "MoePermute");
+        (p.Workspace, p.WorkspaceBytes) = callerWorkspace.IsNull
+            ? workspace.Reserve(DskNative.MoePermuteWorkspaceSize(p), "MoePermute")
+            : (callerWorkspace.Pointer, callerWorkspace.Length * sizeof(int)); // Ops.MoePermuteWorkspaceBytes covers the library's need
         DskNative.MoePermute(p);
     }
 

@@ -19,6 +19,10 @@ internal sealed class NativeBackend : KernelBackend
         _moeWorkspace = new KernelWorkspace(runtime);
     }
 
+    /// <summary>Device bytes the kernels allocated for themselves (split-K partials, the permutation's histograms): zero while
+    /// every call brings its workspace, as the runner's steps do (for tests).</summary>
+    internal long OwnScratchBytes => _attentionWorkspace.Capacity + _moeWorkspace.Capacity;
+
     /// <summary>The split-K scratch of this backend's paged attention calls (for tests).</summary>
     internal KernelWorkspace KernelWorkspace => _attentionWorkspace;
 
@@ -177,8 +181,8 @@ internal sealed class NativeBackend : KernelBackend
         MoeNative.Route(_runtime, logits, bias, ids, weights, tokens, routing);
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
-        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts) =>
-        MoeNative.Permute(_runtime, _moeWorkspace, x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) =>
+        MoeNative.Permute(_runtime, _moeWorkspace, x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
 
     public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights,
         DeviceTensor y, int tokens, int topK, int hidden, bool accumulate) =>

@@ -168,7 +168,14 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
             ? $"{s.Layers} layers x ({s.KvLoraRank} latent + {s.QkRopeHeadDim} rope)"
             : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim}";
         lines.Add(new("KV cache", $"{kvRow} x {kv.ElementType.Size()} B ({kv.ElementType.Name()}) x {request.Batch} x {kv.TableWidth:N0} pages of {kv.PageSize}, + page tables",
-            kv.Bytes));
+            kv.Bytes - kv.AttentionWorkspaceBytes));
+        long vHeadDim = s.IsMla ? s.KvLoraRank : s.HeadDim;
+        long splits = Ilgpu.PagedAttentionIlgpu.Plan(cuda: true, (long)kv.TableWidth * kv.PageSize).Splits;
+        long perRow = (long)s.Heads * splits * (vHeadDim + 2) * 4;
+        long rows = Math.Max(PagedBatch.WorkspaceMinRows, Math.Min(kv.MaxBatch, PagedBatch.WorkspaceCapBytes / perRow));
+        string capped = rows < kv.MaxBatch ? $" (the {SizeMath.Bytes(PagedBatch.WorkspaceCapBytes)} cap; {kv.MaxBatch} decode rows take passes or fewer splits)" : "";
+        lines.Add(new("attention workspace", $"split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
+            $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));
 
         int forwardTokens = request.WorkspaceTokens;
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
@@ -177,7 +184,7 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
         long ropePerPosition = SizeMath.Product("the RoPE cos/sin tables per position", "bytes", rotary, 4);
         lines.Add(new("RoPE cos/sin tables", $"{request.Context:N0} positions (the context) x {rotary} x 4 B",
             SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", request.Context, ropePerPosition)));
-        lines.Add(new("CUDA context and libraries", "allowance (not measured)", request.RuntimeOverheadBytes));
+        lines.Add(new("CUDA context and libraries", "allowance (not measured): the context, kernel images, cuBLASLt and its 32 MiB workspace", request.RuntimeOverheadBytes));
         var plan = new MemoryPlan(quantization, request, lines)
         {
             WeightBytes = weightBytes,

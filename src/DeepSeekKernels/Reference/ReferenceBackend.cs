@@ -428,7 +428,7 @@ internal sealed class ReferenceBackend : KernelBackend
     }
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets,
-        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts)
+        DeviceView<int> slotRows, int tokens, int topK, int hidden, int experts, DeviceView<int> workspace)
     {
         x.Runtime.Synchronize();
         var hi = HostView.Of(ids);

@@ -140,6 +140,36 @@ public class NativeAttentionSupportTests
             NativeBackend.Refusal(new OpSignature("PagedAttention", ElementType.BF16) { HeadDim = 1024, Pages = ElementType.BF16 }));
     }
 
+    /// <summary>
+    /// A caller's workspace of <see cref="PagedBatch.WorkspaceBytes"/> caps the hand kernels' splits
+    /// (<see cref="PagedAttentionNative.MaxSplitsFor"/>) so that what the library then asks fits: checked against the
+    /// library's sizing formulas (kernels/paged_attention_simt.cu and paged_mla_mma.cu, transcribed) over decode and
+    /// prefill shapes; a decode step of the planned rows (within the cap) keeps the split count of 256-key splits; at least
+    /// one split always.
+    /// </summary>
+    [Fact]
+    public void TheSplitCapKeepsTheLibrarysWorkspaceWithinTheCallersOne()
+    {
+        static long R16(long n) => (n + 15) / 16 * 16;
+        foreach (var (rows, heads, dim, keys, batch) in new[] { (1, 128, 512, 4096, 1), (64, 32, 128, 32768, 64), (128, 128, 512, 4096, 128), (3, 7, 64, 2500, 3), (16, 16, 512, 163840, 16) })
+        {
+            long bytes = PagedBatch.WorkspaceBytes(rows, heads, dim, keys, batch);
+            foreach (long tokens in new long[] { 1, rows, Math.Max(rows, 8), 256, 4096 })
+            {
+                long b = Math.Min(tokens, batch);
+                int cap = PagedAttentionNative.MaxSplitsFor(bytes, tokens, b, heads, dim);
+                Assert.InRange(cap, 1, int.MaxValue);
+                long simt = cap <= 1 ? 0 : R16((long)cap * tokens * heads * 4) + (long)cap * tokens * heads * dim * 4;
+                long mla = R16((b + 1) * 4) + (cap <= 1 ? 0 : R16((long)cap * tokens * heads * 4) + (long)cap * tokens * heads * dim * 4);
+                Assert.True(256 + R16(Math.Max(simt, mla)) <= bytes, $"{tokens} tokens of {heads} x {dim} over {keys} keys: {cap} splits need more than {bytes} B");
+                long perRow = heads * ((keys + 255L) / 256) * (dim + 2L) * 4;
+                if (tokens <= Math.Max(rows, PagedBatch.WorkspaceMinRows) && Math.Max(rows, PagedBatch.WorkspaceMinRows) * perRow <= PagedBatch.WorkspaceCapBytes)
+                    Assert.True(cap >= (keys + 255) / 256, $"a step of {tokens} rows gets {cap} splits, fewer than the {(keys + 255) / 256} of 256 keys");
+            }
+        }
+        Assert.Equal(1, PagedAttentionNative.MaxSplitsFor(0, 1, 1, 1, 1));
+    }
+
     [Fact]
     public void TheWorkspaceGrowsInWholeMebibytesAndAtLeastDoubles()
     {

@@ -139,6 +139,21 @@ public abstract class PagedConformanceTest : ConformanceTest
     protected static readonly (int Length, int Queries)[] MlaSweptLengths =
         [(1, 1), (2, 1), (63, 1), (64, 1), (65, 1), (1, 1), (2, 2), (65, 65), (117, 17), (2500, 1)];
 
+    /// <summary>
+    /// <paramref name="batch"/> with a caller's workspace of <see cref="PagedBatch.WorkspaceBytes"/> for
+    /// <paramref name="rows"/> rows (NaN-filled, never read before written), or unchanged for 0 rows: backends then stay
+    /// within it (ILGPU in passes of rows, the hand kernels with fewer splits, the host backends ignore it).
+    /// </summary>
+    protected PagedBatch WithWorkspace(PagedBatch batch, int rows, int qHeads, int vHeadDim, int maxKeys, List<IDisposable> owned)
+    {
+        if (rows == 0)
+            return batch;
+        long ints = PagedBatch.WorkspaceBytes(rows, qHeads, vHeadDim, maxKeys, batch.Batch) / sizeof(int);
+        var workspace = Runtime.Upload<int>(Enumerable.Repeat(BitConverter.SingleToInt32Bits(float.NaN), checked((int)ints)).ToArray());
+        owned.Add(workspace);
+        return batch with { Workspace = workspace.View };
+    }
+
     /// <summary>The step's metadata on this runtime (freed with <paramref name="owned"/>).</summary>
     protected PagedBatch UploadBatch(int[] table, int[] lengths, int[] starts, List<IDisposable> owned)
     {
@@ -354,23 +369,26 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
         AllNaN(actual.AsSpan(outputs), "guard after the output");
     }
 
-    public static TheoryData<int, string, string, string, int, int, int> SweepCases() => new()
+    public static TheoryData<int, string, string, string, int, int, int, int> SweepCases() => new()
     {
-        // pageSize, pool, q, destination, qHeads, kvHeads, headDim (= vHeadDim)
-        { 16, "bf16", "bf16", "bf16", 8, 1, 128 },
-        { 64, "bf16", "f32", "f32", 8, 2, 64 },
-        { 16, "f32", "f32", "bf16", 7, 1, 64 },
-        { 64, "f32", "bf16", "f32", 5, 5, 64 },
+        // pageSize, pool, q, destination, qHeads, kvHeads, headDim (= vHeadDim), workspace rows (0: none)
+        { 16, "bf16", "bf16", "bf16", 8, 1, 128, 0 },
+        { 64, "bf16", "f32", "f32", 8, 2, 64, 0 },
+        { 16, "f32", "f32", "bf16", 7, 1, 64, 0 },
+        { 64, "f32", "bf16", "f32", 5, 5, 64, 0 },
+        { 16, "bf16", "bf16", "bf16", 8, 1, 128, 1 },
+        { 64, "f32", "bf16", "f32", 5, 5, 64, 1 },
     };
 
     /// <summary>
     /// The swept lengths (<c>SweptLengths</c>: decode tokens and whole prefills of 1, 2, 63, 64 and 65 keys, a chunk
     /// continuing a cache, several thousand keys) in one step over shuffled pages, q and destination f32 or bf16, GQA 8:1,
-    /// 4:1, 7:1 and an odd MHA: every row against float64, the guard untouched.
+    /// 4:1, 7:1 and an odd MHA: every row against float64, the guard untouched; also with a caller's workspace
+    /// (<see cref="PagedBatch.Workspace"/>) of the fewest rows, which the backends must stay within.
     /// </summary>
     [DeviceTheory, MemberData(nameof(SweepCases))]
     public void PagedAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int qHeads, int kvHeads,
-        int headDim)
+        int headDim, int workspaceRows)
     {
         var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
         var (sequences, poolPages, maxPages) = Layout(pageSize, SweptLengths, pageSize + qHeads);
@@ -387,7 +405,7 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
             owned.Add(UploadPool(Pool(sequences, values, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var valuePages));
             var dq = Activation(q, qt, owned, tokens, qHeads, headDim);
             var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, qHeads, headDim);
-            var batch = UploadBatch(table, lengths, starts, owned);
+            var batch = WithWorkspace(UploadBatch(table, lengths, starts, owned), workspaceRows, qHeads, headDim, maxPages * pageSize, owned);
             var signature = new OpSignature("PagedAttention", Mixed(qt, ot))
                 { HeadDim = headDim, Pages = type };
             if (!Runs(signature, ops => ops.PagedAttention(dq, keyPages, valuePages, batch, dy, kvHeads, scale), watched))
@@ -562,21 +580,24 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
         AllNaN(actual.AsSpan(outputs), "guard after the output");
     }
 
-    public static TheoryData<int, string, string, string, int> SweepCases() => new()
+    public static TheoryData<int, string, string, string, int, int> SweepCases() => new()
     {
-        // pageSize, pool, q, destination, heads; DeepSeek's 512 + 64 (few heads: the CPU backends simulate every thread;
-        // kernels/tests/mla_check.cu runs 16, 20 and 128 heads on the GPU)
-        { 64, "bf16", "bf16", "bf16", 4 },
-        { 64, "bf16", "f32", "f32", 3 },
-        { 16, "f32", "f32", "bf16", 2 },
+        // pageSize, pool, q, destination, heads, workspace rows (0: none); DeepSeek's 512 + 64 (few heads: the CPU backends
+        // simulate every thread; kernels/tests/mla_check.cu runs 16, 20 and 128 heads on the GPU)
+        { 64, "bf16", "bf16", "bf16", 4, 0 },
+        { 64, "bf16", "f32", "f32", 3, 0 },
+        { 16, "f32", "f32", "bf16", 2, 0 },
+        { 64, "bf16", "bf16", "bf16", 4, 1 },
     };
 
     /// <summary>
     /// MLA over the swept lengths (<c>MlaSweptLengths</c>) in one step, DeepSeek's 576-wide latent rows (512 latent + 64
-    /// rope), 2 to 4 heads, q and destination f32 or bf16: every row against float64, the guard untouched.
+    /// rope), 2 to 4 heads, q and destination f32 or bf16: every row against float64, the guard untouched; also with a
+    /// caller's workspace of the fewest rows.
     /// </summary>
     [DeviceTheory, MemberData(nameof(SweepCases))]
-    public void PagedMlaAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int heads)
+    public void PagedMlaAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int heads,
+        int workspaceRows)
     {
         const int latentDim = 512, width = 576;
         var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
@@ -592,7 +613,7 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
             owned.Add(UploadPool(Pool(sequences, rows, pageSize, width, type, poolPages), type, poolPages, pageSize, width, out var latentPages));
             var dq = Activation(q, qt, owned, tokens, heads, width);
             var (dy, watched, read) = PoisonedOutput(ot, outputs, owned, tokens, heads, latentDim);
-            var batch = UploadBatch(table, lengths, starts, owned);
+            var batch = WithWorkspace(UploadBatch(table, lengths, starts, owned), workspaceRows, heads, latentDim, maxPages * pageSize, owned);
             var signature = new OpSignature("PagedMlaAttention", Mixed(qt, ot))
                 { HeadDim = width, Pages = type };
             if (!Runs(signature, ops => ops.PagedMlaAttention(dq, latentPages, batch, dy, scale), watched))

@@ -421,4 +421,109 @@ public class IlgpuAttentionTests
         Assert.NotNull(e1);
         SameError(e1, e2, "bad slots");
     }
+
+    /// <summary>
+    /// With a caller's workspace (<see cref="PagedBatch.Workspace"/>) holding the split partials of 1, 3 or 7 query rows, the
+    /// ILGPU kernels take the 43 rows of a mixed batch (a decode of 3000 keys in 100 splits, a 40-row prefill chunk, a short
+    /// chunk) in 43, 15 or 7 passes: the output is bit for bit that of one pass over the backend's own scratch, for the
+    /// vector kernel (GQA, 16-wide heads), the warp kernel (GQA, 6-wide heads) and MLA; the workspace starts full of NaN
+    /// (never read before written).
+    /// </summary>
+    [Theory]
+    [InlineData("vector", 1), InlineData("vector", 3), InlineData("vector", 7)]
+    [InlineData("warp", 1), InlineData("warp", 7)]
+    [InlineData("mla", 1), InlineData("mla", 3)]
+    public void ACallersWorkspaceTakesTheRowsInPassesBitForBit(string kernel, int rowsPerPass)
+    {
+        const int pageSize = 16, maxPages = 200, poolPages = 260;
+        (int, int)[] sequences = [(3000, 1), (100, 40), (10, 0), (45, 2)];
+        var (table, lengths, starts, pages) = Layout(sequences, pageSize, maxPages, poolPages, seed: 7);
+        int splits = PagedAttentionIlgpu.Plan(cuda: false, (long)maxPages * pageSize).Splits;
+        int tokens = starts[^1];
+        using var dTable = Upload(table);
+        using var dLengths = Upload(lengths);
+        using var dStarts = Upload(starts);
+        var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+        int qHeads = kernel == "mla" ? 3 : 4, kvHeads = kernel == "mla" ? 1 : 2;
+        int headDim = kernel switch { "vector" => 16, "warp" => 6, _ => 40 };
+        int vHeadDim = kernel switch { "vector" => 8, "warp" => 5, _ => 32 };
+        using var q = new Buffer(ElementType.F32, RandomValues(tokens * qHeads * headDim, 11));
+        using var keys = new Buffer(ElementType.BF16, Pool(pages, lengths, pageSize, poolPages, kvHeads * headDim, 12));
+        using var values = new Buffer(ElementType.BF16, Pool(pages, lengths, pageSize, poolPages, kvHeads * vHeadDim, 13));
+        float[] Run(PagedBatch b)
+        {
+            using var y = new Buffer(ElementType.F32, Nan(tokens * qHeads * vHeadDim));
+            if (kernel == "mla")
+                Ilgpu.PagedMlaAttention(q.Tensor(tokens, qHeads, headDim), keys.Tensor(poolPages, pageSize, headDim), b, y.Tensor(tokens, qHeads, vHeadDim), 0.2f);
+            else
+                Ilgpu.PagedAttention(q.Tensor(tokens, qHeads, headDim), keys.Tensor(poolPages, pageSize, kvHeads * headDim),
+                    values.Tensor(poolPages, pageSize, kvHeads * vHeadDim), b, y.Tensor(tokens, qHeads, vHeadDim), kvHeads, 0.25f);
+            CpuRuntime.Synchronize();
+            return y.Read();
+        }
+        var onePass = Run(batch);
+        long perRow = (long)qHeads * splits * (vHeadDim + 2);
+        using var workspace = Upload(Enumerable.Repeat(BitConverter.SingleToInt32Bits(float.NaN), (int)(rowsPerPass * perRow + perRow - 1)).ToArray());
+        var passes = Run(batch with { Workspace = workspace.View });
+        Bitwise(onePass, passes, $"{kernel}, {rowsPerPass} row(s) a pass");
+        Assert.DoesNotContain(onePass.Take(4 * qHeads * vHeadDim), float.IsNaN); // the decode row and the chunk's first rows were written
+    }
+
+    /// <summary>
+    /// A workspace that cannot hold one query row's split partials is refused before anything runs (the destination keeps
+    /// its NaN), naming the sizes and the way to size it; one that overlaps the step's metadata is refused by the op API.
+    /// </summary>
+    [Fact]
+    public void AWorkspaceTooSmallOrOverlappingTheMetadataIsRefused()
+    {
+        const int pageSize = 16, maxPages = 20, poolPages = 30, qHeads = 2, headDim = 8;
+        var (table, lengths, starts, pages) = Layout([(300, 1)], pageSize, maxPages, poolPages, seed: 9);
+        int splits = PagedAttentionIlgpu.Plan(cuda: false, (long)maxPages * pageSize).Splits;
+        Assert.True(splits > 1);
+        using var dTable = Upload(table);
+        using var dLengths = Upload(lengths);
+        using var dStarts = Upload(starts);
+        using var q = new Buffer(ElementType.F32, RandomValues(qHeads * headDim, 14));
+        using var rows = new Buffer(ElementType.F32, Pool(pages, lengths, pageSize, poolPages, headDim, 15));
+        using var y = new Buffer(ElementType.F32, Nan(qHeads * headDim));
+        long perRow = (long)qHeads * splits * (headDim + 2);
+        using var small = Upload(new int[perRow - 1]);
+        var batch = new PagedBatch(dTable.View, dLengths.View, dStarts.View);
+        var e = Assert.Throws<ArgumentException>(() => Ilgpu.PagedMlaAttention(q.Tensor(1, qHeads, headDim), rows.Tensor(poolPages, pageSize, headDim),
+            batch with { Workspace = small.View }, y.Tensor(1, qHeads, headDim), 0.3f));
+        Assert.Contains($"PagedMlaAttention: batch.Workspace holds {(perRow - 1) * 4:N0} bytes; one query row's split partials take {perRow * 4:N0}", e.Message);
+        Assert.Contains("PagedBatch.WorkspaceBytes", e.Message);
+        CpuRuntime.Synchronize();
+        Assert.All(y.Read(), v => Assert.True(float.IsNaN(v)));
+
+        var overlap = Assert.Throws<ArgumentException>(() => Ilgpu.PagedMlaAttention(q.Tensor(1, qHeads, headDim), rows.Tensor(poolPages, pageSize, headDim),
+            batch with { Workspace = dTable.View }, y.Tensor(1, qHeads, headDim), 0.3f));
+        Assert.Contains("batch.Workspace overlaps batch.BlockTable", overlap.Message);
+        var reference = Assert.Throws<ArgumentException>(() => ReferenceOps.PagedMlaAttention(q.Tensor(1, qHeads, headDim), rows.Tensor(poolPages, pageSize, headDim),
+            batch with { Workspace = dStarts.View }, y.Tensor(1, qHeads, headDim), 0.3f));
+        Assert.Contains("batch.Workspace overlaps batch.QueryStarts", reference.Message); // checked by the op API on every backend
+    }
+
+    /// <summary>
+    /// <see cref="PagedBatch.WorkspaceBytes"/>: a multiple of 256 bytes that holds the partials of max(rows, 8) query rows in
+    /// splits of 256 keys plus the fixed part, capped at 256 MiB of partials unless 8 rows need more; at least one row
+    /// at every backend's split size (ILGPU's CPU accelerator splits at 32 keys); refusals of sizes below 1.
+    /// </summary>
+    [Fact]
+    public void TheWorkspaceFormulaHoldsItsRowsAtEverySplitSize()
+    {
+        foreach (var (rows, heads, dim, keys, batch) in new[] { (1, 128, 512, 4096, 1), (64, 32, 128, 2048, 64), (3, 4, 8, 300, 3), (200, 16, 512, 163840, 200),
+                     (128, 128, 512, 4096, 128), (4, 128, 512, 163840, 4) })
+        {
+            long bytes = PagedBatch.WorkspaceBytes(rows, heads, dim, keys, batch);
+            Assert.Equal(0, bytes % 256);
+            long splits = (keys + 255) / 256, perRow = heads * splits * (dim + 2L) * 4;
+            long need = Math.Max(8 * perRow, Math.Min(rows * perRow, 256L << 20)); // 128 x 128 heads at 4096 keys: capped; 4 x 128 at 163840: 8 rows, past the cap
+            Assert.InRange(bytes - PagedBatch.WorkspaceFixedBytes(batch), need, need + 255);
+            long cpuRow = (long)heads * PagedAttentionIlgpu.Plan(cuda: false, keys).Splits * (dim + 2) * 4;
+            Assert.True(bytes >= cpuRow, $"{heads} heads over {keys} keys: one CPU-accelerator row ({cpuRow} B) must fit in {bytes} B");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => PagedBatch.WorkspaceBytes(0, 1, 1, 1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PagedBatch.WorkspaceBytes(1, 1, 1, 0, 1));
+    }
 }

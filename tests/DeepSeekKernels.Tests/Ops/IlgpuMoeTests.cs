@@ -87,6 +87,56 @@ public class IlgpuMoeTests
         Assert.Equal(reference.Permuted.Bytes(), ilgpu.Permuted.Bytes());
     }
 
+    /// <summary>
+    /// A caller's workspace (<see cref="Ops.MoePermuteWorkspaceBytes"/>) whose flag and status words start raised and whose
+    /// histograms start as garbage: ILGPU's permutation puts the flag down itself and gives the reference's offsets, slot
+    /// rows and rows bit for bit, twice in a row (the scan leaves the flag down for the next call); too small a workspace,
+    /// or one overlapping an operand, is refused by the op API on every backend before anything runs.
+    /// </summary>
+    [Fact]
+    public void ACallersPermutationWorkspaceGivesTheSameRowsAndIsChecked()
+    {
+        const int tokens = 300, topK = 3, experts = 20, hidden = 16, slots = tokens * topK;
+        var random = new Random(109);
+        var expertIds = Enumerable.Range(0, slots).Select(_ => random.Next(experts)).ToArray();
+        using var x = Runtime.Upload<float>(RandomValues(tokens * hidden, 110));
+        using var ids = Runtime.Upload<int>(expertIds);
+        long bytes = Ops.MoePermuteWorkspaceBytes(slots, experts);
+        Assert.Equal(16 * ((4 * (4 * experts + Math.Max(4 + 1, 2)) + 15) / 16), bytes); // 900 slots: 4 chunks of 256
+        using var workspace = Runtime.Upload<int>(Enumerable.Repeat(1, (int)(bytes / 4)).ToArray());
+        Results Run(Ops ops, DeviceView<int> ws)
+        {
+            var permuted = Tensor(Runtime.Upload<float>(Nan(slots * hidden)));
+            var offsets = Runtime.Upload<int>(new int[experts + 1]);
+            var slotRows = Runtime.Upload<int>(new int[slots]);
+            ops.MoePermute(x.View, ids.View, permuted.Tensor, offsets.View, slotRows.View, experts, topK, ws);
+            return new Results(permuted, offsets, slotRows);
+        }
+        using var reference = Run(Reference, default);
+        for (int call = 0; call < 2; call++)
+        {
+            using var ilgpu = Run(Ilgpu, workspace.View);
+            Assert.Equal(reference.Offsets.ToArray(), ilgpu.Offsets.ToArray());
+            Assert.Equal(reference.SlotRows.ToArray(), ilgpu.SlotRows.ToArray());
+            Assert.Equal(reference.Permuted.Bytes(), ilgpu.Permuted.Bytes());
+        }
+
+        using var permuted = Runtime.Upload<float>(Nan(slots * hidden));
+        using var offsets = Runtime.Upload<int>(new int[experts + 1]);
+        using var slotRows = Runtime.Upload<int>(new int[slots]);
+        foreach (var ops in new[] { Ilgpu, Reference })
+        {
+            var small = Assert.Throws<ArgumentException>(() => ops.MoePermute(x.View, ids.View, permuted.View, offsets.View, slotRows.View, experts, topK,
+                workspace.View.Slice(0, bytes / 4 - 4)));
+            Assert.Equal("workspace", small.ParamName);
+            Assert.Contains($"workspace holds {bytes - 16:N0} bytes; {slots} slots over {experts} experts need {bytes:N0} (MoePermuteWorkspaceBytes)", small.Message);
+            var overlap = Assert.Throws<ArgumentException>(() => ops.MoePermute(x.View, ids.View, permuted.View, offsets.View, slotRows.View, experts, topK,
+                slotRows.View));
+            Assert.Contains("workspace overlaps slotRows", overlap.Message);
+        }
+        Assert.All(permuted.ToArray(), v => Assert.True(float.IsNaN(v)));
+    }
+
     [Fact]
     public void PermutedRowsOfAnotherTypeThanXAreRefused()
     {

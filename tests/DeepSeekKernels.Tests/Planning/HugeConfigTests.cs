@@ -164,7 +164,8 @@ public class HugeConfigTests
                 Assert.Equal(plan.Lines.Aggregate(Int128.Zero, (sum, l) => sum + l.Bytes), plan.Total);
                 // whole pages for every sequence, plus the page tables
                 var kv = request.KvLayout(shape);
-                Assert.Equal(kv.Bytes, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
+                Assert.Equal(kv.Bytes - kv.AttentionWorkspaceBytes, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
+                Assert.Equal(kv.AttentionWorkspaceBytes, plan.Lines.Single(l => l.Item == "attention workspace").Bytes);
                 Assert.InRange((Int128)kv.PoolBytes, (Int128)plan.KvBytesPerToken * request.Context * request.Batch,
                     (Int128)plan.KvBytesPerToken * (request.Context + kv.PageSize - 1L) * request.Batch);
                 Assert.InRange(plan.MaxContext, 0, shape.MaxPositions);

@@ -8,9 +8,10 @@ using DeepSeekKernels.Tests.Support;
 namespace DeepSeekKernels.Tests.Planning;
 
 /// <summary>
-/// `dsk plan`'s KV cache, activation and RoPE lines are what the runner allocates for the same context, batch and KV
-/// element type: the KV arena and the workspace arena (each filled exactly by the buffers carved from it) and the RoPE
-/// tables of the loaded model.
+/// `dsk plan`'s KV cache, attention workspace, activation and RoPE lines are what the runner allocates for the same
+/// context, batch and KV element type: the KV arena (pools, step metadata and the attention ops' split-K workspace) and
+/// the workspace arena (the MoE permutation's workspace included), each filled exactly by the buffers carved from it, and
+/// the RoPE tables of the loaded model.
 /// </summary>
 [Collection(nameof(DeviceCollection))]
 public class PlanMatchesRunnerTests
@@ -32,7 +33,8 @@ public class PlanMatchesRunnerTests
         var plan = MemoryPlan.Compute(ParameterInventory.Of(shape), DeepSeekKernels.Quantization.WeightQuantization.None,
             new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: type));
         long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
-        Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
+        Assert.Equal(cache.AllocatedBytes, Line("KV cache") + Line("attention workspace"));
+        Assert.Equal(cache.Layout.AttentionWorkspaceBytes, Line("attention workspace"));
         Assert.Equal(cache.AllocatedBytes, cache.ArenaUsedBytes); // the buffers carved from the arena fill it exactly
         Assert.Equal(model.WorkspaceBytes, Line("activations"));
         Assert.Equal(model.WorkspaceBytes, model.WorkspaceUsedBytes);

@@ -64,7 +64,7 @@ public class PlanTests
     /// <summary>The weight lines' sum, which <see cref="MemoryPlan.WeightBytes"/> must be.</summary>
     static long Weights(MemoryPlan plan)
     {
-        long sum = plan.Lines.Where(l => l.Item is not ("KV cache" or "activations" or "RoPE cos/sin tables" or "CUDA context and libraries")).Sum(l => l.Bytes);
+        long sum = plan.Lines.Where(l => l.Item is not ("KV cache" or "attention workspace" or "activations" or "RoPE cos/sin tables" or "CUDA context and libraries")).Sum(l => l.Bytes);
         Assert.Equal(sum, plan.WeightBytes);
         return sum;
     }
@@ -78,8 +78,9 @@ public class PlanTests
         // 32768 positions are whole pages (16 or 64): the pool is exactly this, plus the page tables
         var layout = new PlanRequest(Context: 32768, Batch: 4, GpuMemoryBytes: 80_000_000_000).KvLayout(inventory.Shape);
         Assert.Equal(e.KvBytesPerToken * 32768 * 4, layout.PoolBytes);
-        Assert.Equal(layout.Bytes, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
-        Assert.InRange(layout.Bytes - layout.PoolBytes - layout.MetadataBytes, 0, 5 * DeepSeekKernels.Runtime.DeviceArena.Alignment); // alignment padding only
+        Assert.Equal(layout.Bytes - layout.AttentionWorkspaceBytes, plan.Lines.Single(l => l.Item == "KV cache").Bytes);
+        Assert.Equal(layout.AttentionWorkspaceBytes, plan.Lines.Single(l => l.Item == "attention workspace").Bytes);
+        Assert.InRange(layout.Bytes - layout.PoolBytes - layout.MetadataBytes - layout.AttentionWorkspaceBytes, 0, 5 * DeepSeekKernels.Runtime.DeviceArena.Alignment); // alignment padding only
     }
 
     [Fact]

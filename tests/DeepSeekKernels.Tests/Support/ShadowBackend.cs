@@ -61,7 +61,7 @@ internal sealed class ShadowBackend(Backend kind, Func<OpSignature, string?> ref
         OnRoute?.Invoke(ids.Slice(0, tokens * routing.TopK).ToArray());
     }
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
-        int tokens, int topK, int hidden, int experts) => R.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts);
+        int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) => R.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
     public override void GroupedLinear(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) => R.GroupedLinear(x, offsets, w, y, m);
     public override void GroupedLinearSiluMul(DeviceTensor x, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
         R.GroupedLinearSiluMul(x, offsets, w, y, m);
