@@ -80,7 +80,18 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) => Reference.DequantizeFp8(w, y);
 
-    public override void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose) => Reference.HeadwiseLinear(x, w, y, transpose);
+    /// <summary>HeadwiseLinear: <see cref="CpuHeadwise"/> for float32 activations (the heads over the pool, each weight read in place); bf16 activations on the reference.</summary>
+    public override unsafe void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose)
+    {
+        if (x.ElementType != ElementType.F32 || y.ElementType != ElementType.F32)
+        {
+            Reference.HeadwiseLinear(x, w, y, transpose);
+            return;
+        }
+        x.Runtime.Synchronize();
+        CpuHeadwise.Run(Pool, ReferenceBackend.HostWeight.InPlace(w), (float*)x.Pointer, x.Stride(0), x.Stride(1), (float*)y.Pointer, y.Stride(0),
+            y.Stride(1), (int)x.Dim(0), transpose, CpuIsa.Level);
+    }
 
     public override unsafe void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
     {
