@@ -205,6 +205,7 @@ gpu_classes=(-class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance
              -class DeepSeekKernels.Tests.Runtime.SharedStreamChainTests -class DeepSeekKernels.Tests.Runtime.DeviceGraphTests
              -class DeepSeekKernels.Tests.Runtime.PagedDecodeGraphTests -class DeepSeekKernels.Tests.Models.DecodeGraphTests
              -class DeepSeekKernels.Tests.Models.GpuBackendModelTests -class DeepSeekKernels.Tests.Models.PlannedScratchTests
+             -class DeepSeekKernels.Tests.Models.Fp8ActivationModelTests
              -class DeepSeekKernels.Tests.Bindings.CublasAndNvmlTests -class DeepSeekKernels.Tests.Bindings.NativeLinearAbiTests
              -class DeepSeekKernels.Tests.Bindings.NativeAttentionAbiTests
              -class DeepSeekKernels.Tests.OpTests.NativeLinearPathTests -class DeepSeekKernels.Tests.OpTests.ElementwiseIlgpuCudaTests
@@ -228,9 +229,9 @@ step tests 60 240 "${tests[@]}" -noColor -longRunning 30 -xml "$work/tests.xml" 
 #    tests, unless named (every kernel they launch has its own conformance class here, and memcheck slows each launch
 #    tenfold or more: they could keep the step from ending inside its cap, and a stopped memcheck gives no verdict).
 memcheck_classes=()
+whole_models=" DeepSeekKernels.Tests.Models.GpuBackendModelTests DeepSeekKernels.Tests.Models.PlannedScratchTests DeepSeekKernels.Tests.Models.Fp8ActivationModelTests "
 for ((i = 0; i < ${#gpu_classes[@]}; i += 2)); do
-  [ -n "${DSK_TEST_CLASSES:-}" ] || { [ "${gpu_classes[i + 1]}" != DeepSeekKernels.Tests.Models.GpuBackendModelTests ] \
-    && [ "${gpu_classes[i + 1]}" != DeepSeekKernels.Tests.Models.PlannedScratchTests ]; } \
+  [ -n "${DSK_TEST_CLASSES:-}" ] || [[ "$whole_models" != *" ${gpu_classes[i + 1]} "* ]] \
     && memcheck_classes+=("${gpu_classes[i]}" "${gpu_classes[i + 1]}")
 done
 if selected sanitizer && ! command -v compute-sanitizer >/dev/null; then

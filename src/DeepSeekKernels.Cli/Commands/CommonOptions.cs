@@ -87,6 +87,13 @@ internal static class CommonOptions
         _ => throw new UsageException($"--int4-dot {value}: give f32 or int8."),
     };
 
+    public static Option<bool> Fp8Activations(string what) => new("--fp8-activations")
+    {
+        Description = "Prefill runs the FP8-block linear layers (DeepSeek-V3's checkpoints, --quant fp8) as W8A8: activations quantised per token " +
+            "and 128 features to e4m3, both scales applied per block, as DeepSeek-V3 and DeepGEMM do (for Hopper's FP8 tensor cores; about 3% " +
+            "per layer from the dequantising product); decode and the MoE experts keep the dequantising kernels. " + what,
+    };
+
     public static Option<bool> CudaGraphs() => new("--cuda-graphs")
     {
         Description = "On a CUDA GPU: replay each decode step from a CUDA graph (captured at the second decode step of a batch size) " +

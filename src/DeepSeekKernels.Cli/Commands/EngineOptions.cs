@@ -22,6 +22,7 @@ internal sealed class EngineOptions
     public Option<bool> AllowFallback { get; } = CommonOptions.AllowFallback();
     public Option<string?> Int4Dot { get; } = CommonOptions.Int4Dot();
     public Option<bool> CudaGraphs { get; } = CommonOptions.CudaGraphs();
+    public Option<bool> Fp8Activations { get; } = CommonOptions.Fp8Activations("The workspace then holds the FP8 inputs (dsk plan --fp8-activations counts them).");
 
     public void AddTo(Command command)
     {
@@ -34,6 +35,7 @@ internal sealed class EngineOptions
         command.Options.Add(AllowFallback);
         command.Options.Add(Int4Dot);
         command.Options.Add(CudaGraphs);
+        command.Options.Add(Fp8Activations);
     }
 
     public EngineChoice Read(ParseResult parse)
@@ -41,13 +43,13 @@ internal sealed class EngineOptions
         string backend = CommonOptions.ResolveBackend(parse.GetValue(Backend)!, parse.GetValue(Device)!);
         return new(backend, parse.GetValue(Device)!, parse.GetValue(Dtype), parse.GetValue(KvDtype), QuantOption.Parse(parse.GetValue(Quant)!),
             parse.GetValue(AllowFallback), parse.GetValue(Threads), CommonOptions.ParseInt4Dot(parse.GetValue(Int4Dot), backend),
-            parse.GetValue(CudaGraphs));
+            parse.GetValue(CudaGraphs), parse.GetValue(Fp8Activations));
     }
 }
 
 /// <summary>What the engine options said; <see cref="Backend"/> is resolved (never "auto"), <see cref="Threads"/> null unless --threads.</summary>
 internal sealed record EngineChoice(string Backend, string Device, string? Dtype, string? KvDtype, WeightQuantization Quantization,
-    bool AllowFallback, int? Threads = null, CpuInt4Dot Int4Dot = CpuInt4Dot.Float32, bool CudaGraphs = false)
+    bool AllowFallback, int? Threads = null, CpuInt4Dot Int4Dot = CpuInt4Dot.Float32, bool CudaGraphs = false, bool Fp8Activations = false)
 {
     /// <summary>
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
@@ -69,10 +71,11 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
         {
             var clock = Stopwatch.StartNew();
             var model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
-                activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda));
+                activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda), fp8Activations: Fp8Activations);
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
-                $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations)");
+                $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations" +
+                (Fp8Activations ? ", FP8 (W8A8) prefill for FP8-block weights" : "") + ")");
             QuantOption.Report(command, model);
             model.DecodeGraphs = CudaGraphs;
             return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));

@@ -24,12 +24,14 @@ internal static class PlanCommand
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
         var kvDtype = CommonOptions.KvDtype("bfloat16, as the GPU backends run it (dsk generate on the CPU uses float32)");
         var quant = QuantOption.ForPlanning();
+        var fp8 = CommonOptions.Fp8Activations("Here: count the workspace's FP8 inputs and scales, as dsk generate --fp8-activations allocates them.");
         var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per --quant weight storage.")
         {
-            model, context, batch, gpu, chunk, quant, kvDtype,
+            model, context, batch, gpu, chunk, quant, kvDtype, fp8,
         };
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
-            parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(quant) is { } q ? QuantOption.Parse(q) : null, parse.GetValue(kvDtype)));
+            parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(quant) is { } q ? QuantOption.Parse(q) : null, parse.GetValue(kvDtype),
+            parse.GetValue(fp8)));
         return command;
     }
 
@@ -42,7 +44,8 @@ internal static class PlanCommand
     /// <summary>The context planned for when --context is not given (where the model allows it).</summary>
     const int DefaultContext = 8192;
 
-    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, WeightQuantization? quantization, string? kvDtype)
+    static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, WeightQuantization? quantization, string? kvDtype,
+        bool fp8Activations)
     {
         // The flags first, then the config: a mistake in either is named before anything is computed.
         if (batch < 1)
@@ -55,7 +58,8 @@ internal static class PlanCommand
         var inventory = ModelSource.Inventory(config, shape);
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
-        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype, Numerics.ElementType.BF16));
+        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype, Numerics.ElementType.BF16),
+            Fp8Activations: fp8Activations);
         MemoryPlan[] plans;
         try
         {

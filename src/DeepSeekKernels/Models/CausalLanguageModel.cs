@@ -34,7 +34,7 @@ public sealed class CausalLanguageModel : IDisposable
     internal CausalLanguageModel(ModelShape shape, Ops ops, DeviceRuntime runtime, WeightMatrix embed, WeightMatrix lmHead,
         DeviceBuffer<float>[] inputNorms, DeviceBuffer<float>[] postNorms, DeviceBuffer<float> finalNorm,
         IAttentionBlock[] attention, IMlpBlock[] mlp, int chunkTokens, RopeTable rope, List<IDisposable> owned, long weightBytes,
-        ElementType activations = ElementType.F32)
+        ElementType activations = ElementType.F32, bool fp8Activations = false)
     {
         Shape = shape;
         Ops = ops;
@@ -44,11 +44,19 @@ public sealed class CausalLanguageModel : IDisposable
         WeightBytes = weightBytes;
         ContextLimit = rope.MaxPositions;
         RopeTableBytes = (rope.Cos.Length + rope.Sin.Length) * sizeof(float);
-        _workspace = new Workspace(runtime, shape, chunkTokens, activations);
+        _workspace = new Workspace(runtime, shape, chunkTokens, activations, fp8Activations);
     }
 
     /// <summary>The activation type: f32 (the exact path) or bf16, with f32 accumulation in every op either way.</summary>
     public ElementType Activations => _workspace.Activations;
+
+    /// <summary>
+    /// Whether forward passes of at least <see cref="Projection.Fp8MinRows"/> tokens (prefill) run their FP8-block linear
+    /// layers as W8A8 (DeepSeek-V3's and DeepGEMM's recipe: the activations quantised per token and 128 features to e4m3,
+    /// <see cref="Ops.LinearW8A8"/>) where the backend runs it; decode steps and other weights keep <see cref="Ops.Linear"/>.
+    /// Chosen at load (<see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>).
+    /// </summary>
+    public bool Fp8Activations => _workspace.Fp8Activations;
 
     /// <summary>Dimensions of the model.</summary>
     public ModelShape Shape { get; }
@@ -63,7 +71,7 @@ public sealed class CausalLanguageModel : IDisposable
     public long WeightBytes { get; }
 
     /// <summary>
-    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType)"/>
+    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>
     /// did: weight tensors quantised, already FP8, kept dense (<see cref="QuantizationReport.None"/> when none was asked).
     /// </summary>
     public QuantizationReport Quantization { get; internal init; } = QuantizationReport.None;
@@ -126,7 +134,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     /// <summary>
     /// Positions the model was loaded for (its RoPE tables cover [0, ContextLimit)): the contextLength given to
-    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType)"/>, else max_position_embeddings.
+    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>, else max_position_embeddings.
     /// </summary>
     public int ContextLimit { get; }
 

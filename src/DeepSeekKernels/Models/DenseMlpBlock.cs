@@ -16,17 +16,18 @@ internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBloc
         int inter = gateUp.Intermediate;
         long t = count;
         var act = ws.A(MlpActivation, t * inter);
-        if (gateUp.Fused is { } fused && ops.Supports(OpSignature.WithWeight(nameof(Ops.LinearSiluMul), input.ElementType, fused)))
+        if (gateUp.Fused is { } fused && !Projection.TakesW8A8(ops, ws, input, fused, act)
+            && ops.Supports(OpSignature.WithWeight(nameof(Ops.LinearSiluMul), input.ElementType, fused)))
         {
             ops.LinearSiluMul(input, fused, act); // the fused weight read once, the activation in the epilogue
         }
         else
         {
             var gu = ws.A(MlpGateUp, 2 * t * inter);
-            gateUp.Project(ops, input, gu.Reshape(t, 2L * inter));
+            gateUp.Project(ops, ws, input, gu.Reshape(t, 2L * inter));
             ops.SiluAndMul(gu, act, inter);
         }
-        ops.Linear(act, down, default, output);
+        Projection.Linear(ops, ws, act, down, default, output);
     }
 
     public void Dispose() { }
@@ -35,16 +36,16 @@ internal sealed class DenseMlpBlock(GateUp gateUp, WeightMatrix down) : IMlpBloc
 /// <summary>The gate and up projections of a SwiGLU MLP: one fused weight [2 * intermediate, hidden] (gate rows, then up rows), or the two.</summary>
 internal sealed record GateUp(int Intermediate, WeightMatrix? Fused, WeightMatrix? Gate, WeightMatrix? Up)
 {
-    /// <summary>destination [rows, 2 * intermediate] = [x @ gate^T | x @ up^T].</summary>
-    public void Project(Ops ops, DeviceTensor x, DeviceTensor destination)
+    /// <summary>destination [rows, 2 * intermediate] = [x @ gate^T | x @ up^T] (<see cref="Projection.Linear"/>: W8A8 where the model runs FP8 activations).</summary>
+    public void Project(Ops ops, Workspace ws, DeviceTensor x, DeviceTensor destination)
     {
         if (Fused != null)
         {
-            ops.Linear(x, Fused, default, destination);
+            Projection.Linear(ops, ws, x, Fused, default, destination);
             return;
         }
-        ops.Linear(x, Gate!, default, destination.Columns(0, Intermediate));
-        ops.Linear(x, Up!, default, destination.Columns(Intermediate, Intermediate));
+        Projection.Linear(ops, ws, x, Gate!, default, destination.Columns(0, Intermediate));
+        Projection.Linear(ops, ws, x, Up!, default, destination.Columns(Intermediate, Intermediate));
     }
 
     /// <summary>Per expert: destination [m, 2 * intermediate] = rows of x times [gate_e | up_e]^T.</summary>

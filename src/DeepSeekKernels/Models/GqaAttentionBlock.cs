@@ -18,9 +18,9 @@ internal sealed class GqaAttentionBlock(ModelShape s, WeightMatrix q, DeviceBuff
         var qOut = ws.A(Q, t * s.Heads * s.HeadDim);
         var keys = ws.A(K, t * kvWidth);
         var values = ws.A(V, t * kvWidth);
-        ops.Linear(input, q, qBias?.View ?? default, qOut);
-        ops.Linear(input, k, kBias?.View ?? default, keys);
-        ops.Linear(input, v, vBias?.View ?? default, values);
+        Projection.Linear(ops, ws, input, q, qBias?.View ?? default, qOut);
+        Projection.Linear(ops, ws, input, k, kBias?.View ?? default, keys);
+        Projection.Linear(ops, ws, input, v, vBias?.View ?? default, values);
         ops.Rope(qOut, step.Positions, rope, s.Heads, s.HeadDim, 0, RopeLayout.HalfSplit);
         ops.Rope(keys, step.Positions, rope, s.KvHeads, s.HeadDim, 0, RopeLayout.HalfSplit);
         var keyPages = step.Cache.KeyPages(layer);
@@ -29,7 +29,7 @@ internal sealed class GqaAttentionBlock(ModelShape s, WeightMatrix q, DeviceBuff
         var heads = ws.A(AttentionHeadsOut, t * s.Heads * s.HeadDim);
         ops.PagedAttention(qOut.Reshape(t, s.Heads, s.HeadDim), keyPages, valuePages, step.Batch, heads.Reshape(t, s.Heads, s.HeadDim),
             s.KvHeads, 1f / MathF.Sqrt(s.HeadDim));
-        ops.Linear(heads, o, default, output);
+        Projection.Linear(ops, ws, heads, o, default, output);
     }
 
     public void Dispose() { }

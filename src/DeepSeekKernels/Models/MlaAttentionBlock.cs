@@ -43,20 +43,20 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         if (_qA != null)
         {
             var qA = ws.A(QA, t * _s.QLoraRank!.Value);
-            ops.Linear(input, _qA, default, qA);
+            Projection.Linear(ops, ws, input, _qA, default, qA);
             ops.RmsNorm(qA, _qANorm!.View, qA, _s.QLoraRank!.Value, _s.RmsNormEps);
-            ops.Linear(qA, _qB!, default, q);
+            Projection.Linear(ops, ws, qA, _qB!, default, q);
         }
         else
         {
-            ops.Linear(input, _q!, default, q);
+            Projection.Linear(ops, ws, input, _q!, default, q);
         }
         ops.Rope(q, positions, _rope, heads, qk, nope, _layout);
 
         // cache rows [t, latent + rope] = [kv_a_layernorm(c) | rope(k_pe)]: normed and roped in place, then appended to
         // the layer's pages
         var kv = ws.A(KvA, t * row);
-        ops.Linear(input, _kvA, default, kv);
+        Projection.Linear(ops, ws, input, _kvA, default, kv);
         var latentPart = kv.Reshape(t, row).Columns(0, latent);
         if (ops.Supports(new OpSignature(nameof(Ops.RmsNorm), kv.ElementType) { Weight = ElementType.F32, StridedRows = true }))
         {
@@ -86,7 +86,7 @@ internal sealed class MlaAttentionBlock : IAttentionBlock
         ops.PagedMlaAttention(qAbsorbed, latentPages, step.Batch, outLatent.Reshape(t, heads, latent), _scale);
         var outHeads = ws.A(AttentionHeadsOut, th * _s.VHeadDim);
         ops.HeadwiseLinear(outLatent, _uv, outHeads);
-        ops.Linear(outHeads, _o, default, output);
+        Projection.Linear(ops, ws, outHeads, _o, default, output);
     }
 
     public void Dispose() { }

@@ -39,6 +39,10 @@ public static class ModelLoader
     /// The activation type: f32 (the exact path, the default) or bf16 (as transformers runs a bf16 checkpoint: every
     /// activation rounded to bf16 after each op's f32 arithmetic; logits, router logits and expert weights stay f32).
     /// </param>
+    /// <param name="fp8Activations">
+    /// Run prefill's FP8-block linear layers as W8A8 (<see cref="CausalLanguageModel.Fp8Activations"/>); the workspace then
+    /// holds their FP8 inputs and scales.
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">
     /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, <paramref name="quantization"/> is not a
     /// defined value, or <paramref name="activations"/> is neither f32 nor bf16.
@@ -48,7 +52,8 @@ public static class ModelLoader
     /// (a table holds at most 2^31 - 1 elements); a weight to quantise is not finite; among the other faults of a checkpoint.
     /// </exception>
     public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null,
-        int? contextLength = null, WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32)
+        int? contextLength = null, WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32,
+        bool fp8Activations = false)
     {
         if (activations is not (ElementType.F32 or ElementType.BF16))
             throw new ArgumentOutOfRangeException(nameof(activations), activations, "Activations are f32 (the exact path) or bf16.");
@@ -62,11 +67,11 @@ public static class ModelLoader
         try
         {
             CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
-            var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations);
+            var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations, fp8Activations);
             if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
                 throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
             int context = ContextLimit(checkpoint.Config, contextLength);
-            var model = Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations);
+            var model = Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations, fp8Activations);
             owned = model.MappedWeightBytes > 0;
             return model;
         }
@@ -90,7 +95,7 @@ public static class ModelLoader
     }
 
     /// <summary>
-    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType)"/> will allocate, from the checkpoint's tensors:
+    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType, bool)"/> will allocate, from the checkpoint's tensors:
     /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
     /// stacks of its own precision (bf16 as stored; FP8 as stored with its scales when its heads' rows are whole blocks,
     /// else as bf16; f32/f16 as f32) of the same element count
@@ -105,7 +110,7 @@ public static class ModelLoader
     /// </exception>
     /// <exception cref="CheckpointException">No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit.</exception>
     public static MemoryNeeds EstimateBytes(Checkpoint checkpoint, int chunkTokens, int? contextLength = null,
-        WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32)
+        WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32, bool fp8Activations = false)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         CheckQuantization(quantization);
@@ -138,7 +143,7 @@ public static class ModelLoader
             }
         }
         long rope = SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", positions, RotaryDim(s), 4);
-        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, Math.Min(chunkTokens, positions), activations));
+        return new MemoryNeeds(weights, rope, WorkspaceLayout.Bytes(s, Math.Min(chunkTokens, positions), activations, fp8Activations));
     }
 
     static int RotaryDim(ModelShape s) => s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
@@ -182,7 +187,7 @@ public static class ModelLoader
     }
 
     static CausalLanguageModel Load(Checkpoint checkpoint, Ops ops, DeviceRuntime runtime, int chunkTokens, int contextLimit,
-        WeightQuantization quantization, ElementType activations)
+        WeightQuantization quantization, ElementType activations, bool fp8Activations)
     {
         var config = checkpoint.Config;
         var s = ModelShapes.From(config);
@@ -211,7 +216,7 @@ public static class ModelLoader
                 mlp[layer] = s.IsMoeLayer(layer) ? LoadMoe(loader, s, config, p + "mlp") : LoadDense(loader, p + "mlp", s.Intermediate, s.Hidden);
             }
             return new CausalLanguageModel(s, ops, runtime, embed, lmHead, inputNorms, postNorms, finalNorm, attention, mlp,
-                chunkTokens, rope, loader.MapsInPlace ? [.. loader.Owned, checkpoint] : loader.Owned, loader.Bytes, activations)
+                chunkTokens, rope, loader.MapsInPlace ? [.. loader.Owned, checkpoint] : loader.Owned, loader.Bytes, activations, fp8Activations)
             {
                 Quantization = loader.Report,
                 MappedWeightBytes = loader.MappedBytes,

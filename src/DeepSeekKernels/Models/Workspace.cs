@@ -13,11 +13,12 @@ public sealed class Workspace : IDisposable
     readonly Dictionary<string, DeviceTensor> _buffers = new();
     readonly DeviceArena _arena;
 
-    public Workspace(DeviceRuntime runtime, ModelShape shape, int tokens, ElementType activations = ElementType.F32)
+    public Workspace(DeviceRuntime runtime, ModelShape shape, int tokens, ElementType activations = ElementType.F32, bool fp8Activations = false)
     {
         Tokens = tokens;
         Activations = activations;
-        var layout = WorkspaceLayout.For(shape, tokens, activations);
+        Fp8Activations = fp8Activations;
+        var layout = WorkspaceLayout.For(shape, tokens, activations, fp8Activations);
         _arena = runtime.CreateArena(DeviceArena.SizeOf(layout.Select(b => b.Bytes)));
         foreach (var b in layout)
         {
@@ -25,6 +26,7 @@ public sealed class Workspace : IDisposable
             {
                 ElementType.I32 => DeviceTensor.FromView(_arena.Allocate<int>(b.Elements).View),
                 ElementType.BF16 => DeviceTensor.FromView(_arena.Allocate<BFloat16>(b.Elements).View),
+                ElementType.Fp8E4M3 => DeviceTensor.FromView(_arena.Allocate<Float8E4M3>(b.Elements).View),
                 _ => DeviceTensor.FromView(_arena.Allocate<float>(b.Elements).View),
             });
         }
@@ -35,6 +37,12 @@ public sealed class Workspace : IDisposable
 
     /// <summary>The activation type (f32 or bf16).</summary>
     public ElementType Activations { get; }
+
+    /// <summary>Whether prefill's FP8-block linear layers run W8A8 (<see cref="Projection"/>): the workspace then holds their FP8 inputs.</summary>
+    public bool Fp8Activations { get; }
+
+    /// <summary>The first <paramref name="elements"/> of an FP8 buffer.</summary>
+    public DeviceView<Float8E4M3> Fp8(string name, long elements) => A(name, elements).AsView<Float8E4M3>();
 
     /// <summary>The first <paramref name="elements"/> of an activation buffer, in its element type.</summary>
     public DeviceTensor A(string name, long elements) => _buffers[name].Slice(0, elements);

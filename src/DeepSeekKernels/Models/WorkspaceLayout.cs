@@ -51,10 +51,23 @@ public static class WorkspaceLayout
     public const string LastTokenRows = "last token rows";
     public const string MlpGateUp = "mlp gate|up";
     public const string MlpActivation = "mlp activation";
+    public const string Fp8Activations = "fp8 activations";
+    public const string Fp8ActivationScales = "fp8 activation scales";
 
-    /// <summary>The buffers of one forward pass over up to <paramref name="tokens"/> positions, with their element counts.</summary>
+    /// <summary>
+    /// The widest input of the model's linear layers (hidden, q_lora_rank, the attention output, the dense and shared MLPs'
+    /// intermediates): the rows of the FP8 activation buffers (<see cref="Fp8Activations"/>).
+    /// </summary>
+    public static long LinearInputs(ModelShape s) => Math.Max(Math.Max((long)s.Hidden, s.QLoraRank ?? 0),
+        Math.Max(s.IsMla ? (long)s.Heads * s.VHeadDim : (long)s.Heads * s.HeadDim,
+            Math.Max((long)s.Intermediate, s.Experts > 0 ? (long)s.MoeIntermediate * Math.Max(1, s.SharedExperts) : 0)));
+
+    /// <summary>
+    /// The buffers of one forward pass over up to <paramref name="tokens"/> positions, with their element counts; with
+    /// <paramref name="fp8Activations"/>, also the FP8 copy of a linear layer's input and its 1 x 128 scales (W8A8 prefill).
+    /// </summary>
     /// <exception cref="OverflowException">A buffer is 2^63 elements or more; the message names it and its factors.</exception>
-    public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens, ElementType activations = ElementType.F32)
+    public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens, ElementType activations = ElementType.F32, bool fp8Activations = false)
     {
         if (activations is not (ElementType.F32 or ElementType.BF16))
             throw new ArgumentOutOfRangeException(nameof(activations), activations, "Activations are f32 or bf16.");
@@ -113,15 +126,22 @@ public static class WorkspaceLayout
         }
         Add(MlpGateUp, false, 2, mlp);
         Add(MlpActivation, false, mlp);
+        if (fp8Activations)
+        {
+            long inputs = LinearInputs(s);
+            list.Add(new(Fp8Activations, SizeMath.Product($"the activation buffer '{Fp8Activations}'", "elements", t, inputs), ElementType.Fp8E4M3));
+            list.Add(new(Fp8ActivationScales, SizeMath.Product($"the activation buffer '{Fp8ActivationScales}'", "elements", t, (inputs + 127) / 128),
+                ElementType.F32));
+        }
         return list;
     }
 
     /// <summary>Total bytes of <see cref="For"/>.</summary>
     /// <exception cref="OverflowException">A buffer or the total is 2^63 bytes or more.</exception>
     /// <remarks>The runner allocates these buffers in one arena, each aligned to <see cref="DeviceArena.Alignment"/> bytes: this is that arena's size.</remarks>
-    public static long Bytes(ModelShape s, int tokens, ElementType activations = ElementType.F32)
+    public static long Bytes(ModelShape s, int tokens, ElementType activations = ElementType.F32, bool fp8Activations = false)
     {
-        var bytes = For(s, tokens, activations).Select(b => b.Bytes).ToArray();
+        var bytes = For(s, tokens, activations, fp8Activations).Select(b => b.Bytes).ToArray();
         SizeMath.Sum($"the activation workspace of one forward pass over {tokens} tokens", "bytes", bytes); // names an overflow
         try
         {

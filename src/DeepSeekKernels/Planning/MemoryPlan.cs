@@ -14,6 +14,7 @@ namespace DeepSeekKernels.Planning;
 /// <param name="KvCacheType">Element type of the KV cache: bf16 (as the GPU backends run it) or f32 (the exact path).</param>
 /// <param name="RuntimeOverheadBytes">CUDA context, cuBLAS and kernel images: an allowance, not measured.</param>
 /// <param name="PageSize">Positions per KV page (null: <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
+/// <param name="Fp8Activations">The runner loads the model with FP8 (W8A8) prefill: its workspace holds the FP8 inputs and scales.</param>
 public sealed record PlanRequest(
     int Context,
     int Batch,
@@ -21,7 +22,8 @@ public sealed record PlanRequest(
     int PrefillChunk = 256,
     ElementType KvCacheType = ElementType.BF16,
     long RuntimeOverheadBytes = 1L << 30,
-    int? PageSize = null)
+    int? PageSize = null,
+    bool Fp8Activations = false)
 {
     /// <summary>Tokens of the runner's workspace: the prefill chunk, or the context when it is shorter (what ModelLoader.Load allocates).</summary>
     public int WorkspaceTokens => Math.Min(PrefillChunk, Context);
@@ -178,7 +180,9 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
             $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));
 
         int forwardTokens = request.WorkspaceTokens;
-        lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens", WorkspaceLayout.Bytes(s, forwardTokens)));
+        lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens" +
+            (request.Fp8Activations ? $", with the FP8 inputs of W8A8 ({forwardTokens} x {WorkspaceLayout.LinearInputs(s):N0} x 1 B + their scales)" : ""),
+            WorkspaceLayout.Bytes(s, forwardTokens, ElementType.F32, request.Fp8Activations)));
         // The runner loads the model for the context it runs (ModelLoader.Load's contextLength): tables of that many positions.
         int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
         long ropePerPosition = SizeMath.Product("the RoPE cos/sin tables per position", "bytes", rotary, 4);

@@ -96,6 +96,21 @@ public class CliTests
     }
 
     [Fact]
+    public void GenerateWithFp8ActivationsRunsAnFp8CheckpointAndPlanCountsIt()
+    {
+        string ids = string.Join(",", Enumerable.Range(2, 40)); // a 40-token prompt: one prefill chunk past the W8A8 threshold
+        var r = DskProcess.Run(null, "generate", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--fp8-activations", "--prompt-ids", ids, "--print-ids", "-n", "3");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Equal(3, r.Out.Trim().Split(',').Length);
+        Assert.Contains("FP8 (W8A8) prefill for FP8-block weights", r.Error);
+        var plain = DskProcess.Run(null, "plan", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--quant", "fp8");
+        var fp8 = DskProcess.Run(null, "plan", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--quant", "fp8", "--fp8-activations");
+        Assert.True(plain.ExitCode == 0 && fp8.ExitCode == 0, plain.Error + fp8.Error);
+        Assert.DoesNotContain("with the FP8 inputs of W8A8", plain.Out);
+        Assert.Contains("with the FP8 inputs of W8A8", fp8.Out);
+    }
+
+    [Fact]
     public void QuantThatCannotQuantiseAnythingWarnsAndRunsAsStored()
     {
         // deepseek_v3_fp8: FP8 weights stay FP8, and lm_head's 192 in features are not a multiple of INT4's group

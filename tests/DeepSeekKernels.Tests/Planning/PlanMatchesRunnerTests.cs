@@ -1,3 +1,4 @@
+using DeepSeekKernels.Runtime;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Planning;
@@ -43,5 +44,23 @@ public class PlanMatchesRunnerTests
         for (int b = 0; b < batch; b++)
             cache.Blocks.Reserve(cache.AddSequence(), context);
         Assert.Equal(cache.Layout.Pages - batch * cache.Layout.TableWidth, cache.Blocks.FreePages);
+    }
+
+    /// <summary>With FP8 (W8A8) prefill the workspace also holds the FP8 inputs and their scales: the plan counts them alike.</summary>
+    [Theory]
+    [InlineData("deepseek_v3_fp8", 64), InlineData("llama", 16)]
+    public void TheActivationLineCountsTheFp8InputsWhenAsked(string name, int chunk)
+    {
+        using var model = ModelLoader.Load(CheckpointFixtures.Folder(name), Ops.Create(TestDevices.Cpu, Backend.Reference), chunk, contextLength: 100,
+            fp8Activations: true);
+        var request = new PlanRequest(100, 1, long.MaxValue, PrefillChunk: chunk, Fp8Activations: true);
+        var plan = MemoryPlan.Compute(ParameterInventory.Of(model.Shape), DeepSeekKernels.Quantization.WeightQuantization.None, request);
+        long line = plan.Lines.Single(l => l.Item == "activations").Bytes;
+        Assert.Equal(model.WorkspaceBytes, line);
+        Assert.Equal(model.WorkspaceBytes, model.WorkspaceUsedBytes);
+        long without = MemoryPlan.Compute(ParameterInventory.Of(model.Shape), DeepSeekKernels.Quantization.WeightQuantization.None, request with { Fp8Activations = false })
+            .Lines.Single(l => l.Item == "activations").Bytes;
+        long inputs = WorkspaceLayout.LinearInputs(model.Shape);
+        Assert.Equal(DeviceArena.Align(chunk * inputs) + DeviceArena.Align(4L * chunk * ((inputs + 127) / 128)), line - without);
     }
 }
