@@ -45,26 +45,6 @@ public sealed class CpuBackendAllocationTests
         Assert.True(total < (long)DecodeBytesPerToken * steps, figures);
     }
 
-    [Theory]
-    [InlineData("deepseek_v3", "f32"), InlineData("deepseek_v2_lite", "f32"), InlineData("llama", "bf16"), InlineData("deepseek_v3", "bf16")]
-    public void TmpMeasure(string name, string act)
-    {
-        var a = act == "bf16" ? DeepSeekKernels.Numerics.ElementType.BF16 : DeepSeekKernels.Numerics.ElementType.F32;
-        using var model = ModelLoader.Load(CheckpointFixtures.HfTiny(name), Ops.CreateCpu(TestDevices.Cpu, 2), activations: a);
-        const int prompt = 24, warm = 16, steps = 100;
-        var ids = Ids(prompt + warm + steps, model.Shape.Vocab);
-        using var cache = model.CreateCache(ids.Length);
-        var logits = new float[model.Shape.Vocab];
-        model.Forward(ids.AsSpan(0, prompt), cache, logits);
-        for (int i = prompt; i < prompt + warm; i++)
-            model.Forward(ids.AsSpan(i, 1), cache, logits);
-        long total0 = GC.GetTotalAllocatedBytes(precise: true);
-        for (int i = prompt + warm; i < ids.Length; i++)
-            model.Forward(ids.AsSpan(i, 1), cache, logits);
-        long total = GC.GetTotalAllocatedBytes(precise: true) - total0;
-        File.AppendAllText("/tmp/alloc2.txt", $"{name} {act}: {total / steps} B/token\n");
-    }
-
     [Fact]
     public void AChunkedPrefillAllocatesLessThan1KBPerPromptToken()
     {

@@ -75,34 +75,28 @@ public class PlannedScratchTests
         Assert.True(backend.OwnScratchBytes > 0, "a call without a workspace should have grown the backend's own scratch");
     }
 
-    public static TheoryData<string, ElementType> GpuCases() => new()
+    public static TheoryData<string, string, ElementType> GpuCases()
     {
-        { "deepseek_v3", ElementType.F32 },
-        { "deepseek_v2_lite", ElementType.BF16 },
-        { "qwen2", ElementType.BF16 },
-    };
-
-    [DeviceTheory, NeedsCudaGpu]
-    [MemberData(nameof(GpuCases))]
-    public void NativelyTheKernelsOwnScratchStaysEmpty(string name, ElementType activations)
-    {
-        var runtime = TestDevices.RequireNative();
-        var backend = new NativeBackend(runtime);
-        using var model = ModelLoader.Load(CheckpointFixtures.Folder(name), Ops.Over(runtime, backend), chunkTokens: 16, activations: activations);
-        Generate(model);
-        runtime.Synchronize();
-        Assert.Equal(0, backend.OwnScratchBytes);
+        var data = new TheoryData<string, string, ElementType>();
+        foreach (string backend in new[] { "native", "ilgpu" })
+        {
+            data.Add(backend, "deepseek_v3", ElementType.F32);
+            data.Add(backend, "deepseek_v2_lite", ElementType.BF16);
+            data.Add(backend, "qwen2", ElementType.BF16);
+        }
+        return data;
     }
 
+    /// <summary>The same on a GPU, natively (the hand kernels' KernelWorkspaces) and on ILGPU-CUDA.</summary>
     [DeviceTheory, NeedsCudaGpu]
     [MemberData(nameof(GpuCases))]
-    public void OnIlgpuCudaTheKernelsOwnScratchStaysEmpty(string name, ElementType activations)
+    public void OnAGpuTheKernelsOwnScratchStaysEmpty(string backendName, string name, ElementType activations)
     {
-        var runtime = TestDevices.RequireCuda();
-        var backend = new IlgpuBackend(runtime);
+        var runtime = backendName == "native" ? TestDevices.RequireNative() : TestDevices.RequireCuda();
+        KernelBackend backend = backendName == "native" ? new NativeBackend(runtime) : new IlgpuBackend(runtime);
         using var model = ModelLoader.Load(CheckpointFixtures.Folder(name), Ops.Over(runtime, backend), chunkTokens: 16, activations: activations);
         Generate(model);
         runtime.Synchronize();
-        Assert.Equal(0, backend.OwnScratchBytes);
+        Assert.Equal(0, backend is NativeBackend native ? native.OwnScratchBytes : ((IlgpuBackend)backend).OwnScratchBytes);
     }
 }
