@@ -80,18 +80,37 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void DequantizeFp8(WeightMatrix w, DeviceView<float> y) => Reference.DequantizeFp8(w, y);
 
-    /// <summary>HeadwiseLinear: <see cref="CpuHeadwise"/> for float32 activations (the heads over the pool, each weight read in place); bf16 activations on the reference.</summary>
+    /// <summary>
+    /// HeadwiseLinear: <see cref="CpuHeadwise"/> (the heads over the pool, each weight read in place); bf16 x widened into
+    /// float32 scratch and a bf16 y rounded once from float32 scratch, as the reference does.
+    /// </summary>
     public override unsafe void HeadwiseLinear(DeviceTensor x, WeightMatrix w, DeviceTensor y, bool transpose)
     {
-        if (x.ElementType != ElementType.F32 || y.ElementType != ElementType.F32)
-        {
-            Reference.HeadwiseLinear(x, w, y, transpose);
-            return;
-        }
         x.Runtime.Synchronize();
-        CpuHeadwise.Run(Pool, ReferenceBackend.HostWeight.InPlace(w), (float*)x.Pointer, x.Stride(0), x.Stride(1), (float*)y.Pointer, y.Stride(0),
-            y.Stride(1), (int)x.Dim(0), transpose, CpuIsa.Level);
+        int tokens = (int)x.Dim(0), heads = (int)x.Dim(1), inDim = (int)x.Dim(2), outDim = (int)y.Dim(2);
+        float* xs = (float*)x.Pointer, ys = (float*)y.Pointer;
+        long xToken = x.Stride(0), xHead = x.Stride(1), yToken = y.Stride(0), yHead = y.Stride(1);
+        if (x.ElementType == ElementType.BF16)
+        {
+            xs = CpuGemm.Scratch(ref t_headwiseIn, (long)tokens * heads * inDim);
+            for (int t = 0; t < tokens; t++)
+                for (int h = 0; h < heads; h++)
+                    BFloat16Conversions.ToSingle(new ReadOnlySpan<BFloat16>((BFloat16*)x.Pointer + t * xToken + h * xHead, inDim),
+                        new Span<float>(xs + ((long)t * heads + h) * inDim, inDim));
+            (xToken, xHead) = ((long)heads * inDim, inDim);
+        }
+        if (y.ElementType == ElementType.BF16)
+            ys = CpuGemm.Scratch(ref t_headwiseOut, (long)tokens * heads * outDim);
+        CpuHeadwise.Run(Pool, ReferenceBackend.HostWeight.InPlace(w), xs, xToken, xHead, ys,
+            y.ElementType == ElementType.BF16 ? (long)heads * outDim : yToken, y.ElementType == ElementType.BF16 ? outDim : yHead, tokens, transpose, CpuIsa.Level);
+        if (y.ElementType == ElementType.BF16)
+            for (int t = 0; t < tokens; t++)
+                for (int h = 0; h < heads; h++)
+                    BFloat16Conversions.FromSingle(new ReadOnlySpan<float>(ys + ((long)t * heads + h) * outDim, outDim),
+                        new Span<BFloat16>((BFloat16*)y.Pointer + t * yToken + h * yHead, outDim));
     }
+
+    [ThreadStatic] static float[]? t_headwiseIn, t_headwiseOut; // bf16 HeadwiseLinear's float32 x and y
 
     public override unsafe void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
     {
