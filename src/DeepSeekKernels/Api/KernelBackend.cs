@@ -22,6 +22,12 @@ internal abstract class KernelBackend
     public abstract Backend Kind { get; }
 
     /// <summary>
+    /// Whether the kernels use a caller's scratch (<see cref="PagedBatch.Workspace"/>): the GPU backends' split-K
+    /// partials. The host backends (reference, CPU) keep theirs on the host, so a KV cache made for them carves none.
+    /// </summary>
+    public virtual bool TakesKernelWorkspaces => false;
+
+    /// <summary>
     /// Whether this backend runs a call of signature <paramref name="op"/> exactly as the op API specifies it; when
     /// not, <paramref name="reason"/> says why in a few words (e.g. "no Linear kernel yet"), else it is null.
     /// </summary>

@@ -216,6 +216,9 @@ public sealed partial class Ops
     /// <summary>Which implementation runs.</summary>
     public Backend Backend => _backend.Kind;
 
+    /// <summary>Whether the backend's attention kernels take a caller's split-K workspace (the GPU backends; <see cref="PagedBatch.Workspace"/>).</summary>
+    internal bool TakesKernelWorkspaces => _backend.TakesKernelWorkspaces;
+
     /// <summary>The backend and its device, for tables and logs: "reference", "cpu", "ilgpu-cpu", "ilgpu-cuda" or "native".</summary>
     public string Label => _backend.Kind switch
     {

@@ -172,10 +172,12 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
     /// <summary>
     /// The cache for <paramref name="sequences"/> sequences of up to <paramref name="context"/> positions each, every one
     /// able to reach its full context at once (pages = sequences x ceil(context / pageSize)), steps of up to
-    /// <paramref name="maxBatch"/> sequences, and the attention workspace of such a step
-    /// (<see cref="PagedBatch.WorkspaceBytes"/> for maxBatch decode rows of the model's query heads over the block table's width).
+    /// <paramref name="maxBatch"/> sequences, and, with <paramref name="attentionWorkspace"/> (the GPU backends), the
+    /// attention workspace of such a step (<see cref="PagedBatch.WorkspaceBytes"/> for maxBatch decode rows of the model's
+    /// query heads over the block table's width).
     /// </summary>
-    public static KvCacheLayout For(ModelShape s, int context, int sequences, int pageSize, ElementType type, int maxBatch)
+    public static KvCacheLayout For(ModelShape s, int context, int sequences, int pageSize, ElementType type, int maxBatch,
+        bool attentionWorkspace = true)
     {
         var (keyWidth, valueWidth) = Widths(s);
         if (keyWidth > int.MaxValue || valueWidth > int.MaxValue)
@@ -185,10 +187,11 @@ public sealed record KvCacheLayout(int Layers, int KeyWidth, int ValueWidth, int
         if (pages > int.MaxValue || pages * pageSize > int.MaxValue)
             throw new OverflowException($"the KV cache ({sequences:N0} sequences x {context:N0} positions in pages of {pageSize}) is more than {int.MaxValue:N0} slots, the most a 32-bit index addresses");
         int capacity = (int)(pagesPerSequence * pageSize); // the keys a block-table row addresses: what the attention ops split
-        long workspace;
+        long workspace = 0;
         try
         {
-            workspace = PagedBatch.WorkspaceBytes(maxBatch, s.Heads, s.IsMla ? s.KvLoraRank : s.HeadDim, capacity, maxBatch);
+            if (attentionWorkspace)
+                workspace = PagedBatch.WorkspaceBytes(maxBatch, s.Heads, s.IsMla ? s.KvLoraRank : s.HeadDim, capacity, maxBatch);
         }
         catch (OverflowException e)
         {

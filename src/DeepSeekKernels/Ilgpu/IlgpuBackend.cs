@@ -25,6 +25,8 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 
     public override Backend Kind => Backend.Ilgpu;
 
+    public override bool TakesKernelWorkspaces => true;
+
     /// <summary>
     /// What the kernels here do, for now: RMSNorm and add + RMSNorm over f32 or bf16 activations and f32 or bf16
     /// weights (all four pairs), and the small ops (CopyColumns, SiluAndMul, Softmax, Add, Scale) on f32 or bf16; all on

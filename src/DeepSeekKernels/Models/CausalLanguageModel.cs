@@ -166,7 +166,7 @@ public sealed class CausalLanguageModel : IDisposable
         if (type is not (ElementType.F32 or ElementType.BF16))
             throw new ArgumentOutOfRangeException(nameof(elementType), type, "The KV cache holds f32 or bf16.");
         return KvCacheLayout.For(Shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(Shape), type,
-            Math.Min(sequences, ChunkTokens));
+            Math.Min(sequences, ChunkTokens), attentionWorkspace: Ops.TakesKernelWorkspaces);
     }
 
     /// <summary>A page pool shared by many sequences (continuous batching): add sequences, step them, free them.</summary>

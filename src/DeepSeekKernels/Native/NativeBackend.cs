@@ -28,6 +28,8 @@ internal sealed class NativeBackend : KernelBackend
 
     public override Backend Kind => Backend.Native;
 
+    public override bool TakesKernelWorkspaces => true;
+
     /// <summary>
     /// RMSNorm and the fused add + RMSNorm: dsk_rms_norm takes f32 or bf16 activations with an f32 or bf16 weight (all
     /// four pairs), and row strides, which the plain RMSNorm's strided form passes through (MLA norms the latent part of

@@ -176,7 +176,7 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
         long perRow = (long)s.Heads * splits * (vHeadDim + 2) * 4;
         long rows = Math.Max(PagedBatch.WorkspaceMinRows, Math.Min(kv.MaxBatch, PagedBatch.WorkspaceCapBytes / perRow));
         string capped = rows < kv.MaxBatch ? $" (the {SizeMath.Bytes(PagedBatch.WorkspaceCapBytes)} cap; {kv.MaxBatch} decode rows take passes or fewer splits)" : "";
-        lines.Add(new("attention workspace", $"split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
+        lines.Add(new("attention workspace", $"GPU backends' split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
             $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));
 
         int forwardTokens = request.WorkspaceTokens;

@@ -10,7 +10,8 @@ namespace DeepSeekKernels.Tests.Planning;
 
 /// <summary>
 /// `dsk plan`'s KV cache, attention workspace, activation and RoPE lines are what the runner allocates for the same
-/// context, batch and KV element type: the KV arena (pools, step metadata and the attention ops' split-K workspace) and
+/// context, batch and KV element type on a GPU backend (ILGPU here, on its CPU accelerator): the KV arena (pools, step
+/// metadata and the attention ops' split-K workspace; none for the host backends) and
 /// the workspace arena (the MoE permutation's workspace included), each filled exactly by the buffers carved from it, and
 /// the RoPE tables of the loaded model.
 /// </summary>
@@ -27,7 +28,8 @@ public class PlanMatchesRunnerTests
     {
         var type = kv == "f32" ? ElementType.F32 : ElementType.BF16;
         string folder = CheckpointFixtures.Folder(name);
-        using var model = ModelTestSupport.Load(folder, chunkTokens: chunk, contextLength: context);
+        // ILGPU (on its CPU accelerator): a GPU backend, whose attention kernels take the cache's workspace
+        using var model = ModelLoader.Load(folder, Ops.Create(TestDevices.Cpu, Backend.Ilgpu), chunk, contextLength: context);
         using var cache = model.CreatePagedCache(model.CacheLayout(context, batch, type));
 
         var shape = model.Shape;
@@ -44,6 +46,12 @@ public class PlanMatchesRunnerTests
         for (int b = 0; b < batch; b++)
             cache.Blocks.Reserve(cache.AddSequence(), context);
         Assert.Equal(cache.Layout.Pages - batch * cache.Layout.TableWidth, cache.Blocks.FreePages);
+
+        // the host backends keep their attention scratch on the host: a cache made for them carves no workspace
+        using var onCpu = ModelLoader.Load(folder, Ops.CreateCpu(TestDevices.Cpu, 1), chunk, contextLength: context);
+        var cpuLayout = onCpu.CacheLayout(context, batch, type);
+        Assert.Equal(0, cpuLayout.AttentionWorkspaceBytes);
+        Assert.Equal(cache.Layout.Bytes - cache.Layout.AttentionWorkspaceBytes, cpuLayout.Bytes);
     }
 
     /// <summary>With FP8 (W8A8) prefill the workspace also holds the FP8 inputs and their scales: the plan counts them alike.</summary>
