@@ -34,7 +34,8 @@ public sealed class PagedKvCache : IDisposable
         BlockTable = _arena.Allocate<int>((long)layout.MaxBatch * layout.TableWidth);
         SequenceLengths = _arena.Allocate<int>(layout.MaxBatch);
         QueryStarts = _arena.Allocate<int>(layout.MaxBatch + 1L);
-        AttentionWorkspace = _arena.Allocate<int>(layout.AttentionWorkspaceBytes / sizeof(int));
+        if (layout.AttentionWorkspaceBytes > 0)
+            AttentionWorkspace = _arena.Allocate<int>(layout.AttentionWorkspaceBytes / sizeof(int));
         HostLayout = new KvBatchLayout(layout.MaxBatch, layout.TableWidth, owner.ChunkTokens);
     }
 
@@ -106,8 +107,11 @@ public sealed class PagedKvCache : IDisposable
     internal DeviceBuffer<int> BlockTable { get; }
     internal DeviceBuffer<int> SequenceLengths { get; }
     internal DeviceBuffer<int> QueryStarts { get; }
-    /// <summary>The attention ops' split-K scratch for this cache's steps (<see cref="PagedBatch.Workspace"/>): planned, never grown.</summary>
-    internal DeviceBuffer<int> AttentionWorkspace { get; }
+    /// <summary>
+    /// The attention ops' split-K scratch for this cache's steps (<see cref="PagedBatch.Workspace"/>): planned, never grown;
+    /// null for a cache made for a host backend (<see cref="KvCacheLayout.AttentionWorkspaceBytes"/> 0).
+    /// </summary>
+    internal DeviceBuffer<int>? AttentionWorkspace { get; }
     /// <summary>The host images of a step's metadata (the device buffers' contents, and the per-token positions and slots).</summary>
     internal KvBatchLayout HostLayout { get; }
 

@@ -273,7 +273,7 @@ public sealed class CausalLanguageModel : IDisposable
         int batch = sequences.Length;
         var step = new ForwardStep(cache, total, _workspace.I(Positions, total), _workspace.I(WorkspaceLayout.Slots, total),
             new PagedBatch(cache.BlockTable.Slice(0, (long)batch * layout.TableWidth), cache.SequenceLengths.Slice(0, batch),
-                cache.QueryStarts.Slice(0, batch + 1L)) { Workspace = cache.AttentionWorkspace.Length > 0 ? cache.AttentionWorkspace.View : default });
+                cache.QueryStarts.Slice(0, batch + 1L)) { Workspace = cache.AttentionWorkspace?.View ?? default });
         if (_decodeGraphs && !allPositions && !logits.IsEmpty && total == batch)
         {
             // a decode step: every device input is in place before the step's kernels, which a graph can then replay
