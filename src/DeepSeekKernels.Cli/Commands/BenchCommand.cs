@@ -176,6 +176,8 @@ internal static class BenchCommand
                 ["kv_dtype"] = loaded.KvType.Name(),
                 ["quant"] = m.Quantization.Requested.Name(),
                 ["int4_dot"] = loaded.Ops.CpuInt4Dot switch { CpuInt4Dot.Int8 => "int8", CpuInt4Dot.Float32 => "f32", _ => null },
+                ["fp8_activations"] = m.Fp8Activations,
+                ["cuda_graphs"] = m.DecodeGraphs,
                 ["n_prompt"] = promptTokens,
                 ["n_gen"] = genTokens,
                 ["repetitions"] = repetitions,

@@ -75,6 +75,8 @@ public class BenchCliTests
         Assert.Equal("int4", json.RootElement.GetProperty("quant").GetString());
         // the cpu backend's default arithmetic (auto picks a GPU backend where there is one: no int4_dot there)
         Assert.Equal(json.RootElement.GetProperty("backend").GetString() == "cpu" ? "f32" : null, json.RootElement.GetProperty("int4_dot").GetString());
+        Assert.False(json.RootElement.GetProperty("fp8_activations").GetBoolean());
+        Assert.False(json.RootElement.GetProperty("cuda_graphs").GetBoolean());
     }
 
     [Fact]
@@ -86,6 +88,17 @@ public class BenchCliTests
         Assert.Contains("int8 activations for INT4 weights", r.Error);
         using var json = JsonDocument.Parse(r.Out.TrimEnd('\n').Split('\n')[^1]);
         Assert.Equal("int8", json.RootElement.GetProperty("int4_dot").GetString());
+    }
+
+    [Fact]
+    public void BenchWithFp8ActivationsRecordsIt()
+    {
+        var r = DskProcess.Run(null, "bench", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "-p", "40", "-n", "2", "-r", "1", "--no-warmup",
+            "--fp8-activations", "--backend", "cpu", "--json");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("FP8 (W8A8) prefill for FP8-block weights", r.Error);
+        using var json = JsonDocument.Parse(r.Out.TrimEnd('\n').Split('\n')[^1]);
+        Assert.True(json.RootElement.GetProperty("fp8_activations").GetBoolean());
     }
 
     [Fact]
