@@ -49,24 +49,36 @@ public readonly record struct PagedBatch(DeviceView<int> BlockTable, DeviceView<
     /// Bytes of a <see cref="Workspace"/> that holds the split partials of <paramref name="rows"/> query rows (at least
     /// <see cref="WorkspaceMinRows"/>) of <paramref name="qHeads"/> heads of <paramref name="vHeadDim"/> output elements
     /// over a block table of <paramref name="maxSequenceLength"/> keys in splits of <see cref="WorkspaceSplitKeys"/> keys
-    /// (a float32 partial row and its (m, l) per split), but no more than <see cref="WorkspaceCapBytes"/> where 8 rows
-    /// fit in that, plus the metadata check's and tile map's fixed part for <paramref name="maxBatch"/> sequences; a
-    /// multiple of 256 bytes. A decode step of up to <paramref name="rows"/> sequences (within the cap) then runs in one
+    /// (a float32 partial row and its (m, l) per split), but no more whole rows than fit in <see cref="WorkspaceCapBytes"/>
+    /// unless that is fewer than 8, plus the metadata check's and tile map's fixed part for <paramref name="maxBatch"/>
+    /// sequences; a multiple of 256 bytes (<see cref="WorkspaceRows"/> gives the rows and their size). A decode step of up to <paramref name="rows"/> sequences (within the cap) then runs in one
     /// pass on every backend, with as many splits as the hand kernels would choose.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
     /// <exception cref="OverflowException">The size is 2^63 bytes or more.</exception>
     public static long WorkspaceBytes(int rows, int qHeads, int vHeadDim, int maxSequenceLength, int maxBatch)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
+        var (planned, _, rowBytes) = WorkspaceRows(rows, qHeads, vHeadDim, maxSequenceLength);
+        return DeviceArena.Align(checked(WorkspaceFixedBytes(maxBatch) + planned * rowBytes));
+    }
+
+    /// <summary>
+    /// What <see cref="WorkspaceBytes"/> plans: the query rows whose partials it holds (max(8, min(rows, whole rows in
+    /// <see cref="WorkspaceCapBytes"/>))), the splits of <see cref="WorkspaceSplitKeys"/> keys of the block table, and the
+    /// bytes of one row's partials and (m, l) over them.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
+    /// <exception cref="OverflowException">A row's partials are 2^63 bytes or more.</exception>
+    public static (long Rows, long Splits, long RowBytes) WorkspaceRows(int rows, int qHeads, int vHeadDim, int maxSequenceLength)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(qHeads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(vHeadDim, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSequenceLength, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
         long splits = Ilgpu.PagedAttentionIlgpu.Plan(cuda: true, maxSequenceLength).Splits;
-        long perRow = checked(qHeads * splits * (vHeadDim + 2L) * sizeof(float));
-        long partials = Math.Max(checked(WorkspaceMinRows * perRow), Math.Min(checked(rows * perRow), WorkspaceCapBytes));
-        return DeviceArena.Align(checked(WorkspaceFixedBytes(maxBatch) + partials));
+        long rowBytes = checked(qHeads * splits * (vHeadDim + 2L) * sizeof(float));
+        return (Math.Max(WorkspaceMinRows, Math.Min(rows, WorkspaceCapBytes / rowBytes)), splits, rowBytes);
     }
 
     /// <summary>The part of a workspace the hand kernels keep for a step of <paramref name="batch"/> sequences besides the split

@@ -171,10 +171,8 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
             : $"{s.Layers} layers x 2 (k, v) x {s.KvHeads} kv heads x {s.HeadDim}";
         lines.Add(new("KV cache", $"{kvRow} x {kv.ElementType.Size()} B ({kv.ElementType.Name()}) x {request.Batch} x {kv.TableWidth:N0} pages of {kv.PageSize}, + page tables",
             kv.Bytes - kv.AttentionWorkspaceBytes));
-        long vHeadDim = s.IsMla ? s.KvLoraRank : s.HeadDim;
-        long splits = Ilgpu.PagedAttentionIlgpu.Plan(cuda: true, (long)kv.TableWidth * kv.PageSize).Splits;
-        long perRow = (long)s.Heads * splits * (vHeadDim + 2) * 4;
-        long rows = Math.Max(PagedBatch.WorkspaceMinRows, Math.Min(kv.MaxBatch, PagedBatch.WorkspaceCapBytes / perRow));
+        int vHeadDim = s.IsMla ? s.KvLoraRank : s.HeadDim;
+        var (rows, splits, _) = PagedBatch.WorkspaceRows(kv.MaxBatch, s.Heads, vHeadDim, kv.TableWidth * kv.PageSize);
         string capped = rows < kv.MaxBatch ? $" (the {SizeMath.Bytes(PagedBatch.WorkspaceCapBytes)} cap; {kv.MaxBatch} decode rows take passes or fewer splits)" : "";
         lines.Add(new("attention workspace", $"GPU backends' split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
             $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));

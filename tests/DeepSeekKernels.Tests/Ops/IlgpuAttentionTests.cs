@@ -506,7 +506,7 @@ public class IlgpuAttentionTests
 
     /// <summary>
     /// <see cref="PagedBatch.WorkspaceBytes"/>: a multiple of 256 bytes that holds the partials of max(rows, 8) query rows in
-    /// splits of 256 keys plus the fixed part, capped at 256 MiB of partials unless 8 rows need more; at least one row
+    /// splits of 256 keys plus the fixed part, no more whole rows than fit in 256 MiB unless 8 rows need more; at least one row
     /// at every backend's split size (ILGPU's CPU accelerator splits at 32 keys); refusals of sizes below 1.
     /// </summary>
     [Fact]
@@ -518,7 +518,8 @@ public class IlgpuAttentionTests
             long bytes = PagedBatch.WorkspaceBytes(rows, heads, dim, keys, batch);
             Assert.Equal(0, bytes % 256);
             long splits = (keys + 255) / 256, perRow = heads * splits * (dim + 2L) * 4;
-            long need = Math.Max(8 * perRow, Math.Min(rows * perRow, 256L << 20)); // 128 x 128 heads at 4096 keys: capped; 4 x 128 at 163840: 8 rows, past the cap
+            long need = Math.Max(8, Math.Min(rows, (256L << 20) / perRow)) * perRow; // 128 x 128 heads at 4096 keys: capped; 4 x 128 at 163840: 8 rows, past the cap
+            Assert.Equal((Math.Max(8, Math.Min(rows, (256L << 20) / perRow)), splits, perRow), PagedBatch.WorkspaceRows(rows, heads, dim, keys));
             Assert.InRange(bytes - PagedBatch.WorkspaceFixedBytes(batch), need, need + 255);
             long cpuRow = (long)heads * PagedAttentionIlgpu.Plan(cuda: false, keys).Splits * (dim + 2) * 4;
             Assert.True(bytes >= cpuRow, $"{heads} heads over {keys} keys: one CPU-accelerator row ({cpuRow} B) must fit in {bytes} B");
