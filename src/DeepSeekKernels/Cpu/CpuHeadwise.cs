@@ -223,9 +223,7 @@ internal static unsafe class CpuHeadwise
             if (n > 2) Store(acc + 4 * half, half, j, e20, o20, e21, o21);
             if (n > 3) Store(acc + 6 * half, half, j, e30, o30, e31, o31);
         }
-        TransposedBf16Tail(data, rows, half, j, x, xStride, acc, n);
-        for (int t = 0; t < n; t++)
-            Interleave(acc + 2L * t * half, half, y + t * yStride);
+        Finish(data, rows, half, j, x, xStride, acc, y, yStride, n);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -269,7 +267,13 @@ internal static unsafe class CpuHeadwise
                 o1.Store(a + half + j + 8);
             }
         }
-        TransposedBf16Tail(data, rows, half, j, x, xStride, acc, n);
+        Finish(data, rows, half, j, x, xStride, acc, y, yStride, n);
+    }
+
+    /// <summary>The bf16 kernels' end: the lanes the vector blocks did not cover, then each token's accumulators into y.</summary>
+    static void Finish(uint* data, int rows, int half, int j0, float* x, long xStride, float* acc, float* y, long yStride, int n)
+    {
+        TransposedBf16Tail(data, rows, half, j0, x, xStride, acc, n);
         for (int t = 0; t < n; t++)
             Interleave(acc + 2L * t * half, half, y + t * yStride);
     }
