@@ -148,6 +148,10 @@ internal abstract class KernelBackend
     /// <summary>y [m, w.Rows] (rank 2, rows may be strided) = W8A8 of qx [m, w.Cols] with xScales [m, ceil(w.Cols / 128)] and an FP8 128 x 128 w, Count 1: see <see cref="Ops.LinearW8A8"/>.</summary>
     public virtual void LinearW8A8(DeviceView<Numerics.Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         throw Missing(nameof(Ops.LinearW8A8));
+
+    /// <summary>y [m, w.Rows] (rank 2, rows may be strided) = per expert e the W8A8 product of qx's rows offsets[e] .. offsets[e + 1] with matrix e of the FP8 128 x 128 stack w: see <see cref="Ops.GroupedLinearW8A8"/>.</summary>
+    public virtual void GroupedLinearW8A8(DeviceView<Numerics.Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        throw Missing(nameof(Ops.GroupedLinearW8A8));
 }
 
 /// <summary>The shape of one attention call, derived and checked by the op API.</summary>

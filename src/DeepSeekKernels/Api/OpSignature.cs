@@ -14,7 +14,7 @@ namespace DeepSeekKernels;
 /// <param name="Op">The op's name, one of <see cref="Ops.OpNames"/> (e.g. "Linear").</param>
 /// <param name="X">
 /// Element type of the activation operands: the input rows (and, where the op has them, the output rows), e.g. q for
-/// attention, keys for KvAppend, the destination for Embedding, DequantizeFp8 and LinearW8A8 (whose input is FP8).
+/// attention, keys for KvAppend, the destination for Embedding, DequantizeFp8, LinearW8A8 and GroupedLinearW8A8 (whose input is FP8).
 /// </param>
 public readonly record struct OpSignature(string Op, ElementType X)
 {

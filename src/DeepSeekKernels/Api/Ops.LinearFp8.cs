@@ -103,4 +103,59 @@ public sealed partial class Ops
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.LinearW8A8(qx, xScales, weight, bias, dst);
     }
+
+    /// <summary>
+    /// The MoE experts' W8A8 product (DeepGEMM's grouped "contiguous" FP8 GEMM): <see cref="LinearW8A8"/> per expert over rows
+    /// grouped by expert. Effectively computes, for every expert e &lt; weight.Count, row r in
+    /// <c>expertOffsets[e] .. expertOffsets[e + 1]</c> and output feature n,
+    /// <c>destination[r, n] = round( sum_j (xScales[r, j] * ws_e[n / 128, j]) * (sum_{k in block j} qx[r, k] * qw_e[n, k]) )</c>
+    /// with qw_e, ws_e matrix e of the stack and its scales: LinearW8A8's formula (no bias), in the same float32 order. Rows
+    /// outside <c>expertOffsets[0] .. expertOffsets[Count]</c> are left as they are.
+    /// </summary>
+    /// <remarks>
+    /// The offsets are device data, checked where they are read, as <see cref="GroupedLinear"/> checks them: each must be in
+    /// [0, M] and none below the one before; the first bad one (out of range first, then out of order) is recorded in the
+    /// error word (site GroupedLinearW8A8, "expertOffsets"), nothing is written, and the next synchronisation throws
+    /// <see cref="DeviceIndexException"/>. Error bounds against the dequantising product: see <see cref="LinearW8A8"/>.
+    /// </remarks>
+    /// <param name="qx">[M, weight.Cols] FP8 activations, dense rows grouped by expert (<see cref="QuantizeFp8Activations"/> of <see cref="MoePermute"/>'s rows); at least one row.</param>
+    /// <param name="xScales">[M, ceil(weight.Cols / 128)] float32 activation scales, exactly.</param>
+    /// <param name="expertOffsets">[weight.Count + 1] (at least that long), from <see cref="MoePermute"/>.</param>
+    /// <param name="weight">A stack of one FP8 [Rows = out, Cols = in] matrix per expert with 128 x 128 scale blocks (Count = experts); in a multiple of 16.</param>
+    /// <param name="destination">[M, weight.Rows] float32 or bfloat16 (rank 2, rows may be strided; or rank 1 at least that long); must not overlap an input.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="weight"/> is null.</exception>
+    /// <exception cref="ArgumentException">
+    /// A view is default or on another runtime, the weight's blocks are not 128 x 128, its in features are not a multiple of
+    /// 16, a length is wrong, or destination overlaps an input.
+    /// </exception>
+    /// <exception cref="NotSupportedException">The weight is not FP8, the destination is not float32 or bfloat16, or the backend does not implement the op and does not fall back.</exception>
+    public void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
+    {
+        const string op = nameof(GroupedLinearW8A8);
+        if (weight is null)
+            ThrowHelper.ArgumentNull(op, nameof(weight));
+        if (weight.Scheme != WeightScheme.Fp8Block)
+            ThrowHelper.NotSupported(op, $"weight is {weight}; {op} takes a stack of FP8 weights with {Fp8ActivationBlock} x {Fp8ActivationBlock} block scales (use GroupedLinear for dense and INT4 experts).");
+        CheckView(op, nameof(qx), qx, null);
+        CheckView(op, nameof(xScales), xScales, qx.Runtime);
+        CheckView(op, nameof(expertOffsets), expertOffsets, qx.Runtime);
+        CheckWeight(op, nameof(weight), weight, qx.Runtime);
+        if (weight.BlockRows != Fp8ActivationBlock || weight.BlockCols != Fp8ActivationBlock)
+            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.BlockRows} x {weight.BlockCols} scale blocks; {op} takes {Fp8ActivationBlock} x {Fp8ActivationBlock} (DeepSeek-V3's), "
+                + "whose columns line up with the activations' 1 x 128 scales (use GroupedLinear for other blocks).");
+        if (weight.Cols % 16 != 0)
+            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.Cols} in features (Cols); {op} needs a multiple of 16 (the FP8 tensor-core step along k).");
+        int m = OpChecks.Rows(op, nameof(qx), qx.Length, weight.Cols, "weight.Cols");
+        OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * weight.ScaleCols, $"M * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {weight.ScaleCols}");
+        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
+        var offsets = expertOffsets.Slice(0, weight.Count + 1L);
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, qx.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(qx), DeviceTensor.FromView(qx));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(xScales), DeviceTensor.FromView(xScales));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(expertOffsets), DeviceTensor.FromView(offsets));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.Fp8Data));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
+        using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
+        call.Backend.GroupedLinearW8A8(qx, xScales, offsets, weight, dst, m);
+    }
 }

@@ -47,6 +47,7 @@ public sealed partial class Ops
         list.Add(new OpSignature(nameof(MoeCombine), f32));
         list.Add(new OpSignature(nameof(QuantizeFp8Activations), f32));
         list.Add(Weighted(nameof(LinearW8A8), all[2]));
+        list.Add(Weighted(nameof(GroupedLinearW8A8), all[2]));
         // the same ops on bf16 activations (fp32 accumulation), dense bf16 weights where they take one
         list.Add(Weighted(nameof(Linear), all[1]) with { X = bf16 });
         list.Add(Weighted(nameof(LinearSiluMul), all[1]) with { X = bf16 });
@@ -64,6 +65,7 @@ public sealed partial class Ops
             list.Add(new OpSignature(op, bf16));
         list.Add(new OpSignature(nameof(QuantizeFp8Activations), bf16));
         list.Add(Weighted(nameof(LinearW8A8), all[2]) with { X = bf16 });
+        list.Add(Weighted(nameof(GroupedLinearW8A8), all[2]) with { X = bf16 });
         return [.. list];
     }
 

@@ -18,7 +18,7 @@ namespace DeepSeekKernels;
 /// </list>
 /// RMSNorm has both forms; the transformer ops (Linear, DequantizeFp8, HeadwiseLinear, Embedding, Rope, Attention,
 /// MlaAttention, KvAppend, PagedAttention, PagedMlaAttention, CopyColumns, SiluAndMul, Softmax, Add, Scale, MoeRoute,
-/// MoePermute, GroupedLinear, GroupedLinearSiluMul, MoeCombine, QuantizeFp8Activations, LinearW8A8) have the device form only. Activations are float32 or bfloat16 with float32
+/// MoePermute, GroupedLinear, GroupedLinearSiluMul, MoeCombine, QuantizeFp8Activations, LinearW8A8, GroupedLinearW8A8) have the device form only. Activations are float32 or bfloat16 with float32
 /// accumulation (router logits and expert weights float32), ids/positions/offsets/pages/slots int32, weights a
 /// <see cref="WeightMatrix"/> (dense f32/bf16, FP8 with 128x128 block scales, INT4 group-wise); tensors are row-major,
 /// with row strides where an op says so.
@@ -210,7 +210,7 @@ public sealed partial class Ops
         nameof(Embedding), nameof(Rope), nameof(Attention), nameof(MlaAttention), nameof(KvAppend), nameof(PagedAttention),
         nameof(PagedMlaAttention), nameof(CopyColumns),
         nameof(SiluAndMul), nameof(Softmax), nameof(Add), nameof(Scale), nameof(MoeRoute), nameof(MoePermute),
-        nameof(GroupedLinear), nameof(GroupedLinearSiluMul), nameof(MoeCombine), nameof(QuantizeFp8Activations), nameof(LinearW8A8),
+        nameof(GroupedLinear), nameof(GroupedLinearSiluMul), nameof(MoeCombine), nameof(QuantizeFp8Activations), nameof(LinearW8A8), nameof(GroupedLinearW8A8),
     ];
 
     /// <summary>Which implementation runs.</summary>

@@ -232,4 +232,7 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Reference.LinearW8A8(qx, xScales, w, bias, y);
+
+    public override void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        Reference.GroupedLinearW8A8(qx, xScales, offsets, w, y, m);
 }

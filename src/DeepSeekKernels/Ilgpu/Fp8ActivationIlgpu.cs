@@ -17,6 +17,11 @@ namespace DeepSeekKernels.Ilgpu;
 /// 128-wide block j of in features, the block's dot product of the e4m3 values in float32, times xs[i, j] * ws[n / 128, j],
 /// summed over j in order, then the bias, then one rounding to the destination's type. Neighbouring threads take
 /// neighbouring n of one row, so the row of qx and its scales are shared.</item>
+/// <item><c>GroupedLinearKernel</c> (GroupedLinearW8A8, the MoE experts): one group of one warp per (row, warp-width of
+/// features); the warp checks the offsets (each in [0, M], then not decreasing: the reference's order, the first bad one
+/// reported by group 0 and nothing written), finds the row's expert by a binary search over them (rows outside every
+/// expert's range are left alone), and each lane computes one output as <c>LinearKernel</c> does (<c>Output</c>, shared)
+/// with that expert's matrix and scales.</item>
 /// </list>
 /// FP8 travels as raw bytes (ILGPU has no FP8 type). Kernels are compiled on first use, per runtime and activation type.
 /// </summary>
@@ -30,8 +35,12 @@ internal sealed class Fp8ActivationIlgpu(DeviceRuntime runtime)
     /// <summary>Shape of one W8A8 product: y [rows, Out] rows <see cref="YStride"/> apart, x [rows, In], Blocks = ceil(In / 128).</summary>
     internal readonly record struct LinearShape(int In, int Out, int Blocks, int ScaleCols, long YStride, int HasBias);
 
+    /// <summary>Shape of one grouped W8A8 product: as <see cref="LinearShape"/>, over M rows and Experts matrices of ScaleRows x ScaleCols scales; Chunks = ceil(Out / warp).</summary>
+    internal readonly record struct GroupedShape(int In, int Out, int Blocks, int ScaleRows, int ScaleCols, long YStride, int M, int Experts, int Chunks, int Site);
+
     readonly ConcurrentDictionary<Type, Delegate> _quantize = new();
     readonly ConcurrentDictionary<Type, Delegate> _linear = new();
+    readonly ConcurrentDictionary<Type, Delegate> _grouped = new();
 
     /// <summary>Enqueues the quantisation of x [m, cols] (f32 or bf16, rows strided) into q [m, cols] and scales [m, ceil(cols / 128)].</summary>
     public void Quantize(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
@@ -75,6 +84,31 @@ internal sealed class Fp8ActivationIlgpu(DeviceRuntime runtime)
             bias.IsNull ? xScales.IlgpuView : bias.IlgpuView, Elements<T>(y), shape);
     }
 
+    /// <summary>
+    /// Enqueues y [m, w.Rows] (f32 or bf16, rows strided) = for each expert e the W8A8 product of qx's rows offsets[e] ..
+    /// offsets[e + 1] with matrix e of the FP8 stack w; rows outside the offsets are left alone; bad offsets go to the error word.
+    /// </summary>
+    public void Grouped(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    {
+        if (y.ElementType == ElementType.F32)
+            Grouped<float>(qx, xScales, offsets, w, y, m);
+        else
+            Grouped<BFloat16>(qx, xScales, offsets, w, y, m);
+    }
+
+    void Grouped<T>(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) where T : unmanaged
+    {
+        var kernel = (Action<AcceleratorStream, KernelConfig, ArrayView<byte>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<byte>, ArrayView<float>, ArrayView<T>, GroupedShape>)
+            _grouped.GetOrAdd(typeof(T), _ => runtime.Accelerator.LoadKernel(
+                Kernel<Action<ArrayView<byte>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<byte>, ArrayView<float>, ArrayView<T>, GroupedShape>, T>(nameof(GroupedLinearKernel))));
+        int warp = runtime.Accelerator.WarpSize, chunks = (w.Rows + warp - 1) / warp;
+        var shape = new GroupedShape(w.Cols, w.Rows, (w.Cols + Block - 1) / Block, w.ScaleRows, w.ScaleCols, y.Stride(0), m, w.Count, chunks,
+            DeviceErrorSite.GroupedLinearW8A8Offsets.Id);
+        runtime.Bind();
+        kernel(runtime.Stream, new KernelConfig(checked(m * chunks), warp), Bytes(qx), xScales.IlgpuView, offsets.IlgpuView,
+            runtime.Errors.Word.View.IlgpuView, Bytes(w.Fp8Data), w.ScaleInv.IlgpuView, Elements<T>(y), shape);
+    }
+
     /// <summary>Kernel <paramref name="name"/> closed over activation type <typeparamref name="T"/> and its codec, as a delegate of <typeparamref name="TDelegate"/>.</summary>
     static TDelegate Kernel<TDelegate, T>(string name) where TDelegate : Delegate =>
         (TDelegate)typeof(Fp8ActivationIlgpu).GetMethod(name, BindingFlags.NonPublic | BindingFlags.Static)!
@@ -113,21 +147,70 @@ internal sealed class Fp8ActivationIlgpu(DeviceRuntime runtime)
     {
         TC codec = default;
         int i = index / s.Out, n = index % s.Out;
-        long xRow = (long)i * s.In, wRow = (long)n * s.In;
-        int xScaleRow = i * s.Blocks, wScaleRow = n / Block * s.ScaleCols;
+        float acc = Output(qx, xScales, qw, wScales, (long)i * s.In, (long)i * s.Blocks, (long)n * s.In, (long)(n / Block) * s.ScaleCols, s.In, s.Blocks);
+        if (s.HasBias != 0)
+            acc += bias[n];
+        y[i * s.YStride + n] = codec.Store(acc);
+    }
+
+    /// <summary>
+    /// One output of the W8A8 product in float32: for each 128-wide block j of in features, the block's dot product of the e4m3
+    /// values of x's row (at xRow, its scales at xScaleRow) and w's row (at wRow, its block row's scales at wScaleRow), times
+    /// xs * ws, summed over j in order (the reference's order).
+    /// </summary>
+    static float Output(ArrayView<byte> qx, ArrayView<float> xScales, ArrayView<byte> qw, ArrayView<float> wScales,
+        long xRow, long xScaleRow, long wRow, long wScaleRow, int inFeatures, int blocks)
+    {
         float acc = 0f;
-        for (int j = 0; j < s.Blocks; j++)
+        for (int j = 0; j < blocks; j++)
         {
-            int k0 = j * Block, k1 = k0 + Block < s.In ? k0 + Block : s.In;
+            int k0 = j * Block, k1 = k0 + Block < inFeatures ? k0 + Block : inFeatures;
             float dot = 0f;
             for (int k = k0; k < k1; k++)
                 dot += Fp8ToSingle(qx[xRow + k]) * Fp8ToSingle(qw[wRow + k]);
             float scale = xScales[xScaleRow + j] * wScales[wScaleRow + j];
             acc += scale * dot;
         }
-        if (s.HasBias != 0)
-            acc += bias[n];
-        y[i * s.YStride + n] = codec.Store(acc);
+        return acc;
+    }
+
+    // grid: one group (one warp) per (row r, chunk c of warp-width features) = Grid.IdxX as r * Chunks + c.
+    static void GroupedLinearKernel<T, TC>(ArrayView<byte> qx, ArrayView<float> xScales, ArrayView<int> offsets, ArrayView<int> errorWord,
+        ArrayView<byte> qw, ArrayView<float> wScales, ArrayView<T> y, GroupedShape s)
+        where T : unmanaged where TC : struct, IElementCodec<T>
+    {
+        TC codec = default;
+        int count = s.Experts + 1;
+        int bad = DeviceIndexChecks.FirstOutOfRange(offsets, 0, count, s.M + 1L);
+        bool outOfOrder = false;
+        if (bad < 0)
+        {
+            bad = DeviceIndexChecks.FirstDecrease(offsets, count);
+            outOfOrder = true;
+        }
+        if (bad >= 0)
+        {
+            if (Grid.IdxX == 0)
+                DeviceIndexChecks.Report(errorWord, s.Site, bad, offsets[bad], outOfOrder ? count : s.M + 1L, outOfOrder);
+            return;
+        }
+        int r = Grid.IdxX / s.Chunks, n = Grid.IdxX % s.Chunks * Group.DimX + Group.IdxX;
+        // the row's expert: the last e with offsets[e] <= r (offsets valid: not decreasing), if r < offsets[e + 1]
+        int lo = 0, hi = count; // offsets[lo] <= r < offsets[hi] when in range (offsets[count] is past the end)
+        if (r < offsets[0] || n >= s.Out)
+            return;
+        while (hi - lo > 1)
+        {
+            int mid = (lo + hi) / 2;
+            if (offsets[mid] <= r) lo = mid; else hi = mid;
+        }
+        int e = lo;
+        if (e >= s.Experts || r >= offsets[e + 1])
+            return;
+        long matrix = (long)e * s.Out * s.In, scales = (long)e * s.ScaleRows * s.ScaleCols;
+        float acc = Output(qx, xScales, qw, wScales, (long)r * s.In, (long)r * s.Blocks, matrix + (long)n * s.In,
+            scales + (long)(n / Block) * s.ScaleCols, s.In, s.Blocks);
+        y[r * s.YStride + n] = codec.Store(acc);
     }
 
     static float Abs(float v) => Interop.IntAsFloat(Interop.FloatAsInt(v) & 0x7FFF_FFFFu);

@@ -55,10 +55,10 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
                     : op.StridedRows ? $"the {op.Op} kernel reads dense rows"
                     : null;
                 break;
-            case nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8):
+            case nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8) or nameof(Ops.GroupedLinearW8A8):
                 // the op API admits only f32/bf16 activations and, for W8A8, FP8 128 x 128 weights; rows may be strided
                 reason = op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
-                    : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
+                    : (op.Op != nameof(Ops.QuantizeFp8Activations)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op != nameof(Ops.QuantizeFp8Activations) ? "an FP8 block weight" : "no weight")}"
                     : null;
                 break;
             case nameof(Ops.Linear) or nameof(Ops.LinearSiluMul) or nameof(Ops.HeadwiseLinear) or nameof(Ops.Embedding):
@@ -173,4 +173,7 @@ internal sealed class IlgpuBackend(DeviceRuntime runtime) : KernelBackend
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         _fp8Activations.Linear(qx, xScales, w, bias, y);
+
+    public override void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        _fp8Activations.Grouped(qx, xScales, offsets, w, y, m);
 }

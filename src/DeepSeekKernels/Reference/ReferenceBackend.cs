@@ -350,6 +350,33 @@ internal sealed class ReferenceBackend : KernelBackend
         hy.WriteBack();
     }
 
+    public override unsafe void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m)
+    {
+        y.Runtime.Synchronize();
+        var ho = HostView.Of(offsets);
+        var o = ho.Span;
+        var site = DeviceErrorSite.GroupedLinearW8A8Offsets;
+        if (OutOfRange(y.Runtime, site, o, m + 1) || Decreasing(y.Runtime, site, o))
+            return;
+        var hq = HostView.Of(qx);
+        var hs = HostView.Of(xScales);
+        var hy = new HostF32(y);
+        int cols = w.Cols, blocks = w.ScaleCols;
+        long stride = y.Stride(0);
+        // each expert's rows through LinearW8A8's routine; only the experts that have rows are staged
+        for (int e = 0; e < w.Count; e++)
+        {
+            int start = o[e], rows = o[e + 1] - o[e];
+            if (rows == 0)
+                continue;
+            var hw = new HostWeight(w.Matrix(e));
+            Fp8ActivationReference.LinearW8A8(hq.Span.Slice(start * cols, rows * cols), hs.Span.Slice(start * blocks, rows * blocks), rows,
+                hw.Data, 0, (float*)hy.Address + start * stride, stride);
+            KeepAlive(hw);
+        }
+        hy.WriteBack();
+    }
+
     /// <summary>Row <paramref name="row"/> of a [rows, width] f32 or bf16 tensor (any row stride) as float32.</summary>
     static unsafe void RowAsFloat(HostTensor tensor, int row, Span<float> destination)
     {

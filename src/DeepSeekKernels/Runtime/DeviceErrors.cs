@@ -31,6 +31,7 @@ public sealed record DeviceErrorSite(int Id, string Op, string Operand, string W
     internal static readonly DeviceErrorSite MoePermuteIds = Register("MoePermute", "expertIds", "expert id", "experts");
     internal static readonly DeviceErrorSite GroupedLinearOffsets = Register("GroupedLinear", "expertOffsets", "row offset", "rows of x (offsets must not decrease)");
     internal static readonly DeviceErrorSite GroupedLinearSiluMulOffsets = Register("GroupedLinearSiluMul", "expertOffsets", "row offset", "rows of x (offsets must not decrease)");
+    internal static readonly DeviceErrorSite GroupedLinearW8A8Offsets = Register("GroupedLinearW8A8", "expertOffsets", "row offset", "rows of qx (offsets must not decrease)");
     internal static readonly DeviceErrorSite MoeCombineRows = Register("MoeCombine", "slotRows", "expert row", "rows of expertOutput");
     internal static readonly DeviceErrorSite KvAppendSlots = Register("KvAppend", "slotMapping", "slot", "slots of the page pool");
     internal static readonly DeviceErrorSite AttentionBlockTable = Register("PagedAttention", "blockTable", "page", "pages of the pool");

@@ -254,25 +254,153 @@ public abstract class LinearW8A8Conformance : ConformanceTest
     }
 }
 
-/// <summary>An FP8 weight with its raw codes and scales (the W8A8 oracle reads those, not the dequantised values).</summary>
+/// <summary>
+/// GroupedLinearW8A8 (the MoE experts' W8A8 product) against the float64 oracle of LinearW8A8 per expert: stacks of 3 to 8
+/// FP8 experts with empty experts (first, middle, last), an expert of one row and one of more than 128 rows, rows before the
+/// first expert's and after the last one's (left alone), in features one block, ragged (208) and two blocks, out features
+/// ragged (96, 200), f32 and bf16 destinations, dense or a column block of wider rows. Bad offsets (out of range, decreasing)
+/// are reported through the error word with nothing written; bad arguments are refused by validation naming the parameter.
+/// </summary>
+public abstract class GroupedLinearW8A8Conformance : ConformanceTest
+{
+    public static TheoryData<int[], int, int, string, bool> Cases() => new()
+    {
+        // offsets (Count + 1; M = the last + 2), out, in, destination type, strided destination rows
+        { new[] { 0, 3 }, 96, 128, "f32", false },
+        { new[] { 2, 2, 7, 7, 8, 8 }, 200, 208, "bf16", false },
+        { new[] { 1, 4, 4, 140, 141 }, 96, 256, "f32", true },
+        { new[] { 0, 0, 5, 9, 9, 30, 31, 31, 31 }, 200, 128, "bf16", true },
+    };
+
+    [DeviceTheory, MemberData(nameof(Cases))]
+    public void GroupedLinearW8A8MatchesFloat64PerExpert(int[] offsets, int outFeatures, int inFeatures, string type, bool strided)
+    {
+        int experts = offsets.Length - 1, m = offsets[^1] + 2, blocks = (inFeatures + 127) / 128;
+        var random = new Random(offsets.Sum() + outFeatures + inFeatures);
+        using var weight = new Fp8Weight(Runtime, outFeatures, inFeatures, 128, 128, random, experts);
+        var qx = Fp8ActivationOracles.RandomCodes(m * inFeatures, random);
+        var xScales = Enumerable.Range(0, m * blocks).Select(_ => Fp8ActivationOracles.RandomScale(random)).ToArray();
+        using var dqx = Runtime.Upload<Float8E4M3>(qx.Select(Float8E4M3.FromBits).ToArray());
+        using var dxs = Upload(xScales);
+        using var doffsets = Upload(offsets);
+        bool bf16 = type == "bf16";
+        int pitch = strided ? outFeatures + 5 : outFeatures, start = strided ? 2 : 0, length = m * pitch + (strided ? 0 : Guard);
+        using var dyf = bf16 ? null : Poisoned(length);
+        using var dyb = bf16 ? PoisonedBf16(length) : null;
+        DeviceTensor y = bf16 ? dyb!.View : dyf!.View;
+        if (strided)
+            y = y.Reshape(m, pitch).Columns(start, outFeatures);
+        var signature = new OpSignature("GroupedLinearW8A8", bf16 ? ElementType.BF16 : ElementType.F32)
+            { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3, StridedRows = strided };
+        Watched output = bf16 ? dyb! : dyf!;
+        if (!Runs(signature, ops => ops.GroupedLinearW8A8(dqx.View, dxs.View, doffsets.View, weight.Matrix, y), output))
+            return;
+        Runtime.Synchronize(); // no device error
+
+        var actual = bf16 ? dyb!.ToArray().Select(b => b.ToSingle()).ToArray() : dyf!.ToArray();
+        var written = new bool[m];
+        int perMatrix = outFeatures * inFeatures;
+        for (int e = 0; e < experts; e++)
+        {
+            int rows = offsets[e + 1] - offsets[e];
+            if (rows == 0)
+                continue;
+            var (expected, scale) = Fp8ActivationOracles.LinearW8A8(qx.AsSpan(offsets[e] * inFeatures, rows * inFeatures).ToArray(),
+                xScales.AsSpan(offsets[e] * blocks, rows * blocks).ToArray(), weight.Codes.AsSpan(e * perMatrix, perMatrix).ToArray(),
+                weight.Scales.AsSpan(e * weight.ScalesPerMatrix, weight.ScalesPerMatrix).ToArray(), null, rows, outFeatures, inFeatures);
+            for (int i = 0; i < rows; i++)
+            {
+                int r = offsets[e] + i;
+                written[r] = true;
+                for (int n = 0; n < outFeatures; n++)
+                {
+                    double x = expected[i * outFeatures + n], bound = ConformanceTolerance.F32 * scale[i * outFeatures + n]
+                        + (bf16 ? Math.Abs(x) / 256 : 0) + ConformanceTolerance.Absolute;
+                    float a = actual[r * pitch + start + n];
+                    Assert.False(float.IsNaN(a), $"y[{r}, {n}] (expert {e}) is NaN (not written?), expected {x}");
+                    Assert.True(Math.Abs(a - x) <= bound, $"y[{r}, {n}] (expert {e}): expected {x}, got {a} (|diff| {Math.Abs(a - x):g3} > {bound:g3})");
+                }
+            }
+        }
+        for (int p = 0; p < actual.Length; p++)
+        {
+            int r = p / pitch, c = p % pitch;
+            if (r >= m || !written[r] || c < start || c >= start + outFeatures)
+                Assert.True(float.IsNaN(actual[p]), $"element {p} (row {r}) is outside every expert's rows and columns and was written ({actual[p]})");
+        }
+    }
+
+    [Fact]
+    public void BadOffsetsAreReportedAtTheNextSynchronisationAndNothingIsWritten()
+    {
+        const int m = 17, outFeatures = 96, inFeatures = 128;
+        using var weight = new Fp8Weight(Runtime, outFeatures, inFeatures, 128, 128, new Random(11), count: 4);
+        using var qx = Runtime.Upload<Float8E4M3>(new Float8E4M3[m * inFeatures]);
+        using var xs = Upload(Enumerable.Repeat(0.01f, m).ToArray());
+        using var dy = Poisoned(m * outFeatures);
+        using var decreasing = Upload(new[] { 0, 5, 3, 11, 17 });
+        using var past = Upload(new[] { 0, 5, 5, 11, m + 1 });
+        var signature = new OpSignature("GroupedLinearW8A8", ElementType.F32) { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3 };
+        if (!Supported(signature, ops => ops.GroupedLinearW8A8(qx.View, xs.View, decreasing.View, weight.Matrix, dy.View), dy))
+            return;
+        Assert.True(DeviceIndexError(Runtime, () => Ops.GroupedLinearW8A8(qx.View, xs.View, decreasing.View, weight.Matrix, dy.View), "GroupedLinearW8A8",
+            "expertOffsets", "expertOffsets[2] = 3 is out of order").OutOfOrder);
+        DeviceIndexError(Runtime, () => Ops.GroupedLinearW8A8(qx.View, xs.View, past.View, weight.Matrix, dy.View), "GroupedLinearW8A8", "expertOffsets",
+            $"expertOffsets[4] = {m + 1} is outside [0, {m + 1})");
+        AllNaN(dy.ToArray(), "destination");
+    }
+
+    [Fact]
+    public void BadArgumentsAreRefusedNamingTheParameterAndNothingIsWritten()
+    {
+        const int m = 3, outFeatures = 8, inFeatures = 256, blocks = 2;
+        using var weight = new Fp8Weight(Runtime, outFeatures, inFeatures, 128, 128, new Random(12), count: 2);
+        using var qx = Runtime.Upload<Float8E4M3>(new Float8E4M3[m * inFeatures]);
+        using var xs = Upload(Enumerable.Repeat(0.01f, m * blocks).ToArray());
+        using var offsets = Upload(new[] { 0, 1, 3 });
+        using var dy = Poisoned(m * outFeatures + 3);
+        using var dense = Weight("bf16", 2, outFeatures, inFeatures, seed: 13);
+        using var small = Weight("fp8/64x64", 2, outFeatures, inFeatures, seed: 14);
+
+        var e = Assert.Throws<NotSupportedException>(() => Ops.GroupedLinearW8A8(qx.View, xs.View, offsets.View, dense.Matrix, dy.View));
+        Assert.IsNotType<OpNotSupportedException>(e);
+        Assert.Contains("takes a stack of FP8 weights with 128 x 128 block scales", e.Message);
+        Throws<ArgumentException>(() => Ops.GroupedLinearW8A8(qx.View, xs.View, offsets.View, small.Matrix, dy.View), "weight", "64 x 64 scale blocks");
+        Throws<ArgumentException>(() => Ops.GroupedLinearW8A8(qx.View, xs.View.Slice(0, m * blocks - 1), offsets.View, weight.Matrix, dy.View), "xScales", "M * ceil(weight.Cols / 128)");
+        Throws<ArgumentException>(() => Ops.GroupedLinearW8A8(qx.View, xs.View, offsets.View.Slice(0, 2), weight.Matrix, dy.View), "expertOffsets", "weight.Count + 1");
+        Throws<ArgumentException>(() => Ops.GroupedLinearW8A8(qx.View, xs.View, offsets.View, weight.Matrix, dy.View.Slice(0, m * outFeatures - 1)), "destination", "too short");
+        // destination overlapping the scales: one float buffer holding both
+        var sharedScales = dy.View.Slice(0, m * blocks);
+        Throws<ArgumentException>(() => Ops.GroupedLinearW8A8(qx.View, sharedScales, offsets.View, weight.Matrix, dy.View.Slice(1, m * outFeatures)),
+            "destination", "overlaps xScales");
+        Assert.Throws<ArgumentNullException>("weight", () => Ops.GroupedLinearW8A8(qx.View, xs.View, offsets.View, null!, dy.View));
+        AllNaN(dy.ToArray(), "destination");
+    }
+}
+
+/// <summary>An FP8 weight (or a stack of <c>count</c>) with its raw codes and scales (the W8A8 oracle reads those, not the dequantised values).</summary>
 internal sealed class Fp8Weight : IDisposable
 {
     readonly DeviceBuffer<Float8E4M3> _data;
     readonly DeviceBuffer<float> _scales;
 
-    public Fp8Weight(DeviceRuntime runtime, int rows, int cols, int blockRows, int blockCols, Random random)
+    public Fp8Weight(DeviceRuntime runtime, int rows, int cols, int blockRows, int blockCols, Random random, int count = 1)
     {
-        Codes = Fp8ActivationOracles.RandomCodes(rows * cols, random);
-        Scales = Enumerable.Range(0, (rows + blockRows - 1) / blockRows * ((cols + blockCols - 1) / blockCols))
-            .Select(_ => Fp8ActivationOracles.RandomScale(random)).ToArray();
+        Codes = Fp8ActivationOracles.RandomCodes(count * rows * cols, random);
+        ScalesPerMatrix = (rows + blockRows - 1) / blockRows * ((cols + blockCols - 1) / blockCols);
+        Scales = Enumerable.Range(0, count * ScalesPerMatrix).Select(_ => Fp8ActivationOracles.RandomScale(random)).ToArray();
         _data = runtime.Upload<Float8E4M3>(Codes.Select(Float8E4M3.FromBits).ToArray());
         _scales = runtime.Upload<float>(Scales);
-        Matrix = WeightMatrix.Fp8(_data.View, _scales.View, rows, cols, blockRows, blockCols);
+        Matrix = WeightMatrix.Fp8(_data.View, _scales.View, rows, cols, blockRows, blockCols, count);
     }
 
+    /// <summary>Every matrix's codes, matrix after matrix.</summary>
     public byte[] Codes { get; }
 
+    /// <summary>Every matrix's scales, matrix after matrix (<see cref="ScalesPerMatrix"/> each).</summary>
     public float[] Scales { get; }
+
+    public int ScalesPerMatrix { get; }
 
     public WeightMatrix Matrix { get; }
 
@@ -576,6 +704,38 @@ public sealed class LinearW8A8IlgpuCudaConformance : LinearW8A8Conformance
 /// <summary>The hand-CUDA kernels, strict.</summary>
 [NeedsCudaGpu]
 public sealed class LinearW8A8NativeConformance : LinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.Native(TestDevices.RequireNative());
+}
+
+/// <summary>The reference on ILGPU's CPU accelerator's buffers.</summary>
+public sealed class GroupedLinearW8A8ReferenceConformance : GroupedLinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.Reference;
+}
+
+/// <summary>ILGPU on its CPU accelerator, strict.</summary>
+public sealed class GroupedLinearW8A8IlgpuCpuConformance : GroupedLinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.IlgpuCpu;
+}
+
+/// <summary>The CPU backend (the reference's host code for this op), strict.</summary>
+public sealed class GroupedLinearW8A8CpuConformance : GroupedLinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.Cpu;
+}
+
+/// <summary>ILGPU on a CUDA GPU, strict.</summary>
+[NeedsCudaGpu]
+public sealed class GroupedLinearW8A8IlgpuCudaConformance : GroupedLinearW8A8Conformance
+{
+    protected override Ops Ops => ConformanceBackends.IlgpuCuda(TestDevices.RequireCuda());
+}
+
+/// <summary>The hand-CUDA kernels, strict.</summary>
+[NeedsCudaGpu]
+public sealed class GroupedLinearW8A8NativeConformance : GroupedLinearW8A8Conformance
 {
     protected override Ops Ops => ConformanceBackends.Native(TestDevices.RequireNative());
 }

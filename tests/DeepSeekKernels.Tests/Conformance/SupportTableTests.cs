@@ -444,6 +444,16 @@ internal sealed class SupportProbe : IDisposable
                 Call = ops => ops.LinearW8A8(qx.View, xScales.View, w.Matrix, default, y);
                 break;
             }
+            case "GroupedLinearW8A8":
+            {
+                var w = Keep(new TestWeight("fp8", 2, 8, cols, seed: 6, runtime: _runtime)); // two experts, 128 x 128 blocks
+                var qx = Keep(_runtime.Upload<Float8E4M3>(RandomValues(3 * cols, 31).Select(Float8E4M3.FromSingle).ToArray()));
+                var xScales = F(3 * ((cols + 127) / 128), 32);
+                var offsets = I(0, 1, 3);
+                var y = OutA(s, 3 * 8);
+                Call = ops => ops.GroupedLinearW8A8(qx.View, xScales.View, offsets.View, w.Matrix, y);
+                break;
+            }
             default:
                 throw new ArgumentOutOfRangeException(nameof(s), s, "no probe for this op: add one");
         }

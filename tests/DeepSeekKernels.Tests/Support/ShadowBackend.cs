@@ -70,4 +70,7 @@ internal sealed class ShadowBackend(Backend kind, Func<OpSignature, string?> ref
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) => R.QuantizeFp8Activations(x, q, scales);
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         R.LinearW8A8(qx, xScales, w, bias, y);
+
+    public override void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        R.GroupedLinearW8A8(qx, xScales, offsets, w, y, m);
 }
