@@ -8,7 +8,11 @@
 //
 // Cost: 2 * m * out * in FLOPs over m * in + out * in bytes (FP8) + m * out * sizeof(y): compute-bound at prefill m.
 //
-// This file: the mma.sync family (DSK_W8A8_PATH_MMA_SYNC) and the entry point, which picks a family; the wgmma family
+// Grouped (dsk_grouped_linear_fp8_w8a8, the MoE experts): the same kernels over a stack of expert matrices, each
+// block's row tile inside one expert's rows (linear_fp8_w8a8.cuh's block_rows); the offsets are device data, checked by
+// every block before it loads anything, and reported through the error word as dsk_grouped_linear reports them.
+//
+// This file: the mma.sync family (DSK_W8A8_PATH_MMA_SYNC) and the two entry points, which share their checks and pick a family; the wgmma family
 // (Hopper's FP8 rate) is linear_fp8_w8a8_wgmma.cu. Block tile 128 (rows) x 128 (features, = one weight scale block row)
 // x 128 (k, = one scale block) in both (linear_fp8_w8a8.cuh). Here:
 // 8 warps as 2 (m) x 4 (n), warp tile 64 x 32; a 3-stage cp.async pipeline brings both FP8 tiles into swizzled
@@ -29,6 +33,7 @@
 #include "common.cuh"
 #include "linear_fp8_w8a8.cuh"
 #include "mma_common.cuh"
+#include "weight_check.cuh"
 
 #if defined(DSK_FP8_MMA) && (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 4))
 #define DSK_W8A8_FP8_MMA_COMPILED 1  // the toolkit knows mma.sync ... e4m3 (PTX ISA 8.4)
@@ -60,18 +65,19 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args
     const uint32_t s_x = mma::smem_addr(smem);
     const uint32_t s_w = s_x + kStages * kTileBytes;
 
+    BlockRows b;
+    if (!block_rows(a, b)) return;  // the same answer in every thread: before any barrier
     const int tid = threadIdx.x;
     const int lane = tid & 31;
     const int warp = tid >> 5;
     const int warp_m = warp >> 2;
     const int warp_n = warp & 3;
-    const int64_t m0 = (int64_t)blockIdx.x * kBM;
     const int n0 = blockIdx.y * kBN;
     const int k_tiles = a.kb;
 
     auto load_stage = [&](int kt) {
         const int stage = kt % kStages;
-        load_tiles<kThreads>(a, s_x + stage * kTileBytes, s_w + stage * kTileBytes, m0, n0, kt, tid);
+        load_tiles<kThreads>(a, b, s_x + stage * kTileBytes, s_w + stage * kTileBytes, n0, kt, tid);
     };
 
     float acc[4][4][4];
@@ -144,13 +150,13 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args
         }
 
         // Promotion: acc += (xs[row, kt] * ws[n0 / 128, kt]) * part.
-        const float ws = __ldg(a.ws + (int64_t)blockIdx.y * a.kb + kt);
+        const float ws = __ldg(b.ws + (int64_t)blockIdx.y * a.kb + kt);
 #pragma unroll
         for (int mi = 0; mi < 4; ++mi) {
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
-                const float s = row < a.m ? __ldg(a.xs + row * a.kb + kt) * ws : 0.0f;
+                const int64_t row = b.row0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+                const float s = row < b.row_end ? __ldg(a.xs + row * a.kb + kt) * ws : 0.0f;
 #pragma unroll
                 for (int ni = 0; ni < 4; ++ni) {
                     acc[mi][ni][2 * h] += s * part[mi][ni][2 * h];
@@ -166,8 +172,8 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args
     for (int mi = 0; mi < 4; ++mi) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const int64_t row = m0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
-            if (row >= a.m) continue;
+            const int64_t row = b.row0 + warp_m * 64 + mi * 16 + (lane >> 2) + 8 * h;
+            if (row >= b.row_end) continue;
             TOut* y_row = y + row * a.y_stride;
 #pragma unroll
             for (int ni = 0; ni < 4; ++ni) {
@@ -184,39 +190,63 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_kernel(const Args
     }
 }
 
-}  // namespace
-}  // namespace dsk
+// What both entry points hand the shared checks and launch: the request, in dsk_linear_fp8_w8a8's terms.
+struct Request {
+    const void* qx;
+    const float* x_scale;
+    const dsk_weight* w;
+    const float* bias;
+    void* y;
+    int64_t m;
+    int64_t y_row_stride;
+    int32_t act_dtype;
+    int32_t path;
+    cudaStream_t stream;
+};
 
-extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p) {
-    using namespace dsk;
-    DSK_CHECK_NOT_NULL(kOp, p, "params");
-    DSK_CHECK_NOT_NULL(kOp, p->qx, "qx");
-    DSK_CHECK_NOT_NULL(kOp, p->x_scale, "x_scale");
-    DSK_CHECK_NOT_NULL(kOp, p->w.data, "w.data");
-    DSK_CHECK_NOT_NULL(kOp, p->w.scale, "w.scale");
-    DSK_CHECK_NOT_NULL(kOp, p->y, "y");
-    const dsk_weight& w = p->w;
-    DSK_CHECK_ARG(kOp, w.scheme == DSK_WEIGHT_FP8_BLOCK && w.dtype == DSK_DTYPE_FP8_E4M3,
+// The checks both entry points share (in the header's order; `op` names the entry point), then the family's choice and
+// the launch with `rt` as the row source (rt.offsets NULL: dsk_linear_fp8_w8a8).
+dsk_status check_and_launch(const char* op, const Request& r, const RowTiles& rt) {
+    DSK_CHECK_NOT_NULL(op, r.qx, "qx");
+    DSK_CHECK_NOT_NULL(op, r.x_scale, "x_scale");
+    DSK_CHECK_NOT_NULL(op, r.w->data, "w.data");
+    DSK_CHECK_NOT_NULL(op, r.w->scale, "w.scale");
+    DSK_CHECK_NOT_NULL(op, r.y, "y");
+    const dsk_weight& w = *r.w;
+    DSK_CHECK_ARG(op, w.scheme == DSK_WEIGHT_FP8_BLOCK && w.dtype == DSK_DTYPE_FP8_E4M3,
                   "w must be an FP8_BLOCK weight of FP8_E4M3 (got scheme %d, dtype %s)", (int)w.scheme,
                   dtype_name(w.dtype));
-    DSK_CHECK_ARG(kOp, w.block_rows == 128 && w.block_cols == 128, "w must have 128 x 128 scale blocks (got %d x %d)",
+    DSK_CHECK_ARG(op, w.block_rows == 128 && w.block_cols == 128, "w must have 128 x 128 scale blocks (got %d x %d)",
                   (int)w.block_rows, (int)w.block_cols);
-    DSK_CHECK_ARG(kOp, w.count == 1, "w.count must be 1 (got %lld)", (long long)w.count);
-    DSK_CHECK_MIN(kOp, w.rows, 1, "w.rows");
-    DSK_CHECK_MIN(kOp, w.cols, 1, "w.cols");
-    DSK_CHECK_ARG(kOp, w.cols % 16 == 0, "in = w.cols must be a multiple of 16 (got %lld)", (long long)w.cols);
-    DSK_CHECK_MIN(kOp, p->m, 1, "m");
-    DSK_CHECK_MIN(kOp, p->y_row_stride, w.rows, "y_row_stride");
-    DSK_CHECK_ARG(kOp, p->act_dtype == DSK_DTYPE_F32 || p->act_dtype == DSK_DTYPE_BF16,
-                  "act_dtype must be F32 or BF16 (got %s)", dtype_name(p->act_dtype));
-    DSK_CHECK_ARG(kOp, p->path >= DSK_W8A8_PATH_AUTO && p->path <= DSK_W8A8_PATH_WGMMA,
-                  "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got %d)", (int)p->path);
+    if (rt.offsets == nullptr) {
+        DSK_CHECK_ARG(op, w.count == 1, "w.count must be 1 (got %lld)", (long long)w.count);
+    } else {
+        DSK_CHECK_MIN(op, w.count, 1, "w.count");
+        DSK_CHECK_ARG(op, w.count < INT32_MAX, "w.count must be < 2^31 - 1 (got %lld)", (long long)w.count);
+    }
+    DSK_CHECK_MIN(op, w.rows, 1, "w.rows");
+    DSK_CHECK_MIN(op, w.cols, 1, "w.cols");
+    DSK_CHECK_ARG(op, w.cols % 16 == 0, "in = w.cols must be a multiple of 16 (got %lld)", (long long)w.cols);
+    DSK_CHECK_MIN(op, r.m, 1, "m");
+    DSK_CHECK_MIN(op, r.y_row_stride, w.rows, "y_row_stride");
+    DSK_CHECK_ARG(op, r.act_dtype == DSK_DTYPE_F32 || r.act_dtype == DSK_DTYPE_BF16,
+                  "act_dtype must be F32 or BF16 (got %s)", dtype_name(r.act_dtype));
+    DSK_CHECK_ARG(op, r.path >= DSK_W8A8_PATH_AUTO && r.path <= DSK_W8A8_PATH_WGMMA,
+                  "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got %d)", (int)r.path);
+    if (rt.offsets != nullptr) {
+        // y [m, out] against the offsets the kernels read (the other operands are read only)
+        const int64_t esz = r.act_dtype == DSK_DTYPE_F32 ? 4 : 2;
+        const ByteRange y_range = view_bytes(r.y, 1, r.m, w.rows, 0, r.y_row_stride, esz);
+        DSK_CHECK_ARG(op, !overlaps(y_range, bytes_of(rt.offsets, (w.count + 1) * 4)), "y must not overlap expert_offsets");
+        DSK_CHECK_ARG(op, !overlaps(y_range, bytes_of(rt.error_word, 8 * 4)), "y must not overlap error_word");
+    }
     if (w.cols > INT_MAX / 2 || w.rows > INT_MAX / 2 || (w.rows + kBN - 1) / kBN > 65535 ||
-        (p->m + kBM - 1) / kBM > INT_MAX)
-        DSK_UNSUPPORTED(kOp, "shape too large (m %lld, out %lld, in %lld)", (long long)p->m, (long long)w.rows,
+        (r.m + kBM - 1) / kBM > INT_MAX)
+        DSK_UNSUPPORTED(op, "shape too large (m %lld, out %lld, in %lld)", (long long)r.m, (long long)w.rows,
                         (long long)w.cols);
-    if (!is_aligned_16(p->qx) || !is_aligned_16(w.data))
-        DSK_UNSUPPORTED(kOp, "qx and w.data must be 16-byte aligned");
+    if (!is_aligned_16(r.qx) || !is_aligned_16(w.data))
+        DSK_UNSUPPORTED(op, "qx and w.data must be 16-byte aligned");
+    // every matrix of a stack must start 16-byte aligned too (out * in bytes apart; in is a multiple of 16)
 
     int device = 0, major = 0, minor = 0, optin = 0;
     cudaError_t err = cudaGetDevice(&device);
@@ -224,55 +254,84 @@ extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_para
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
     if (err != cudaSuccess) {
-        set_error(kOp, "CUDA error %s (%s) querying the device", cudaGetErrorName(err), cudaGetErrorString(err));
+        set_error(op, "CUDA error %s (%s) querying the device", cudaGetErrorName(err), cudaGetErrorString(err));
         return DSK_ERROR_CUDA;
     }
-    if (major < 8) DSK_UNSUPPORTED(kOp, "needs an sm_80+ GPU (device %d is sm_%d%d)", device, major, minor);
+    if (major < 8) DSK_UNSUPPORTED(op, "needs an sm_80+ GPU (device %d is sm_%d%d)", device, major, minor);
     // wgmma code is sm_90a: it runs on cc 9.0 only, and exists only where the library was built for 90a.
     const bool wgmma_here = wgmma_device_ok(wgmma_smem_bytes());
-    if (p->path == DSK_W8A8_PATH_WGMMA && !wgmma_here) {
+    if (r.path == DSK_W8A8_PATH_WGMMA && !wgmma_here) {
         if (!wgmma_built())
-            DSK_UNSUPPORTED(kOp, "path WGMMA: this library was not built for sm_90a (CMAKE_CUDA_ARCHITECTURES without 90a, "
-                                 "or a toolkit older than CUDA 12)");
-        DSK_UNSUPPORTED(kOp, "path WGMMA needs a cc 9.0 GPU (Hopper) with %d bytes of shared memory per block (device %d "
-                             "is sm_%d%d with %d)", wgmma_smem_bytes(), device, major, minor, optin);
+            DSK_UNSUPPORTED(op, "path WGMMA: this library was not built for sm_90a (CMAKE_CUDA_ARCHITECTURES without 90a, "
+                                "or a toolkit older than CUDA 12)");
+        DSK_UNSUPPORTED(op, "path WGMMA needs a cc 9.0 GPU (Hopper) with %d bytes of shared memory per block (device %d "
+                            "is sm_%d%d with %d)", wgmma_smem_bytes(), device, major, minor, optin);
     }
-    const bool use_wgmma = p->path == DSK_W8A8_PATH_WGMMA || (p->path == DSK_W8A8_PATH_AUTO && wgmma_preferred(wgmma_smem_bytes()));
+    const bool use_wgmma = r.path == DSK_W8A8_PATH_WGMMA || (r.path == DSK_W8A8_PATH_AUTO && wgmma_preferred(wgmma_smem_bytes()));
     if (!use_wgmma && optin < kSmemBytes)
-        DSK_UNSUPPORTED(kOp, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
+        DSK_UNSUPPORTED(op, "needs %d bytes of shared memory per block (device has %d)", kSmemBytes, optin);
 
     Args a{};
-    a.qx = static_cast<const uint8_t*>(p->qx);
-    a.xs = p->x_scale;
+    a.qx = static_cast<const uint8_t*>(r.qx);
+    a.xs = r.x_scale;
     a.qw = static_cast<const uint8_t*>(w.data);
     a.ws = static_cast<const float*>(w.scale);
-    a.bias = p->bias;
-    a.y = p->y;
-    a.m = p->m;
-    a.y_stride = p->y_row_stride;
+    a.bias = r.bias;
+    a.y = r.y;
+    a.m = r.m;
+    a.y_stride = r.y_row_stride;
     a.in = (int)w.cols;
     a.out = (int)w.rows;
     a.kb = (int)((w.cols + kBK - 1) / kBK);
-    const cudaStream_t stream = static_cast<cudaStream_t>(p->stream);
+    a.rt = rt;
     if (use_wgmma) {
-        err = launch_wgmma(a, p->act_dtype == DSK_DTYPE_BF16, stream);
+        err = launch_wgmma(a, r.act_dtype == DSK_DTYPE_BF16, r.stream);
     } else {
-        const dim3 grid((unsigned)((p->m + kBM - 1) / kBM), (unsigned)((w.rows + kBN - 1) / kBN));
-        if (p->act_dtype == DSK_DTYPE_F32) {
+        const dim3 grid((unsigned)row_tiles(a), (unsigned)((w.rows + kBN - 1) / kBN));
+        if (r.act_dtype == DSK_DTYPE_F32) {
             err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        kSmemBytes);
-            if (err == cudaSuccess) linear_fp8_w8a8_kernel<float><<<grid, kThreads, kSmemBytes, stream>>>(a);
+            if (err == cudaSuccess) linear_fp8_w8a8_kernel<float><<<grid, kThreads, kSmemBytes, r.stream>>>(a);
         } else {
             err = cudaFuncSetAttribute(linear_fp8_w8a8_kernel<__nv_bfloat16>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-            if (err == cudaSuccess) linear_fp8_w8a8_kernel<__nv_bfloat16><<<grid, kThreads, kSmemBytes, stream>>>(a);
+            if (err == cudaSuccess) linear_fp8_w8a8_kernel<__nv_bfloat16><<<grid, kThreads, kSmemBytes, r.stream>>>(a);
         }
     }
     if (err != cudaSuccess) {
-        set_error(kOp, "CUDA error %s (%s) setting the kernel's shared memory", cudaGetErrorName(err),
+        set_error(op, "CUDA error %s (%s) setting the kernel's shared memory", cudaGetErrorName(err),
                   cudaGetErrorString(err));
         return DSK_ERROR_CUDA;
     }
-    DSK_CHECK_LAUNCH(kOp);
+    DSK_CHECK_LAUNCH(op);
     return DSK_SUCCESS;
+}
+
+}  // namespace
+}  // namespace dsk
+
+extern "C" DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p) {
+    using namespace dsk;
+    DSK_CHECK_NOT_NULL(kOp, p, "params");
+    const Request r{p->qx, p->x_scale, &p->w, p->bias, p->y, p->m, p->y_row_stride, p->act_dtype, p->path,
+                    static_cast<cudaStream_t>(p->stream)};
+    return check_and_launch(kOp, r, RowTiles{});
+}
+
+extern "C" DSK_API dsk_status dsk_grouped_linear_fp8_w8a8(const dsk_grouped_linear_fp8_w8a8_params* p) {
+    using namespace dsk;
+    DSK_CHECK_NOT_NULL(kGroupedOp, p, "params");
+    DSK_CHECK_NOT_NULL(kGroupedOp, p->expert_offsets, "expert_offsets");
+    DSK_CHECK_NOT_NULL(kGroupedOp, p->error_word, "error_word");
+    DSK_CHECK_ARG(kGroupedOp, p->error_site > 0, "error_site must be > 0 (got %d)", (int)p->error_site);
+    DSK_CHECK_ARG(kGroupedOp, p->reserved == 0, "reserved must be 0 (got %d)", (int)p->reserved);
+    DSK_CHECK_ARG(kGroupedOp, p->m < INT32_MAX, "m must be < 2^31 - 1 (got %lld)", (long long)p->m);
+    RowTiles rt{};
+    rt.offsets = p->expert_offsets;
+    rt.error_word = p->error_word;
+    rt.count = (int32_t)(p->w.count < INT32_MAX ? p->w.count : INT32_MAX);  // checked against 2^31 - 1 next
+    rt.error_site = p->error_site;
+    const Request r{p->qx, p->x_scale, &p->w, nullptr, p->y, p->m, p->y_row_stride, p->act_dtype, p->path,
+                    static_cast<cudaStream_t>(p->stream)};
+    return check_and_launch(kGroupedOp, r, rt);
 }

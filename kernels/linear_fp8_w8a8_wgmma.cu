@@ -1,6 +1,6 @@
-// linear_fp8_w8a8_wgmma.cu: dsk_linear_fp8_w8a8's Hopper family (DSK_W8A8_PATH_WGMMA): warpgroup FP8 tensor cores,
-// DeepGEMM's scaling (1 x 128 activation blocks, 128 x 128 weight blocks, promotion to fp32 after every 128-wide k
-// block), the formula and tiles of linear_fp8_w8a8.cu/.cuh.
+// linear_fp8_w8a8_wgmma.cu: the Hopper family (DSK_W8A8_PATH_WGMMA) of dsk_linear_fp8_w8a8 and
+// dsk_grouped_linear_fp8_w8a8: warpgroup FP8 tensor cores, DeepGEMM's scaling (1 x 128 activation blocks, 128 x 128
+// weight blocks, promotion to fp32 after every 128-wide k block), the formula and tiles of linear_fp8_w8a8.cu/.cuh.
 //
 // Why a second family: Hopper has no FP8 mma.sync of its own. ptxas lowers mma.sync m16n8k32 e4m3 for sm_90 to an
 // e4m3 -> f16 unpack and f16 HMMA (the SASS of a CUDA 12.4 sm_90 build: F2FP.F16.E4M3.UNPACK + HMMA.16816.F32, no
@@ -44,17 +44,18 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_wgmma_kernel(cons
     const uint32_t s_x = base;
     const uint32_t s_w = base + kStages * kTileBytes;
 
+    BlockRows b;
+    if (!block_rows(a, b)) return;  // the same answer in every thread: before any barrier
     const int tid = threadIdx.x;
     const int lane = tid & 31;
     const int warp = tid >> 5;
     const int wg = warp >> 2;
-    const int64_t m0 = (int64_t)blockIdx.x * kBM;
     const int n0 = blockIdx.y * kBN;
     const int k_tiles = a.kb;
 
     auto load_stage = [&](int kt) {
         const int stage = kt % kStages;
-        load_tiles<kThreads>(a, s_x + stage * kTileBytes, s_w + stage * kTileBytes, m0, n0, kt, tid);
+        load_tiles<kThreads>(a, b, s_x + stage * kTileBytes, s_w + stage * kTileBytes, n0, kt, tid);
     };
 
     float acc[64], part[64];
@@ -71,7 +72,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_wgmma_kernel(cons
     }
 
     // This thread's rows of the warpgroup's 64: r_lo and r_lo + 8.
-    const int64_t r_lo = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
+    const int64_t r_lo = b.row0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
     for (int kt = 0; kt < k_tiles; ++kt) {
         mma::cp_async_wait<kStages - 2>();
         mma::fence_proxy_async();
@@ -93,11 +94,11 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_wgmma_kernel(cons
         mma::wgmma_fence_operand(part);
 
         // Promotion: acc += (xs[row, kt] * ws[n0 / 128, kt]) * part.
-        const float ws = __ldg(a.ws + (int64_t)blockIdx.y * a.kb + kt);
+        const float ws = __ldg(b.ws + (int64_t)blockIdx.y * a.kb + kt);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int64_t row = r_lo + 8 * h;
-            const float s = row < a.m ? __ldg(a.xs + row * a.kb + kt) * ws : 0.0f;
+            const float s = row < b.row_end ? __ldg(a.xs + row * a.kb + kt) * ws : 0.0f;
 #pragma unroll
             for (int c = 0; c < 16; ++c) {
                 acc[4 * c + 2 * h] += s * part[4 * c + 2 * h];
@@ -111,7 +112,7 @@ __global__ void __launch_bounds__(kThreads, 1) linear_fp8_w8a8_wgmma_kernel(cons
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int64_t row = r_lo + 8 * h;
-        if (row >= a.m) continue;
+        if (row >= b.row_end) continue;
         TOut* y_row = y + row * a.y_stride;
 #pragma unroll
         for (int c = 0; c < 16; ++c) {
@@ -143,7 +144,7 @@ bool wgmma_built() {
 int wgmma_smem_bytes() { return kSmemBytes; }
 
 cudaError_t launch_wgmma(const Args& a, bool bf16_out, cudaStream_t stream) {
-    const dim3 grid((unsigned)((a.m + kBM - 1) / kBM), (unsigned)((a.out + kBN - 1) / kBN));
+    const dim3 grid((unsigned)row_tiles(a), (unsigned)((a.out + kBN - 1) / kBN));
     cudaError_t err;
     if (bf16_out) {
         err = cudaFuncSetAttribute(linear_fp8_w8a8_wgmma_kernel<__nv_bfloat16>,

@@ -183,6 +183,7 @@ gpu_classes=(-class DeepSeekKernels.Tests.Conformance.LinearIlgpuCudaConformance
              -class DeepSeekKernels.Tests.Conformance.EmbeddingIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.EmbeddingNativeConformance
              -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.QuantizeFp8ActivationsNativeConformance
              -class DeepSeekKernels.Tests.Conformance.LinearW8A8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.LinearW8A8NativeConformance
+             -class DeepSeekKernels.Tests.Conformance.GroupedLinearW8A8IlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.GroupedLinearW8A8NativeConformance
              -class DeepSeekKernels.Tests.Conformance.RopeIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.RopeNativeConformance
              -class DeepSeekKernels.Tests.Conformance.KvAppendIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.KvAppendNativeConformance
              -class DeepSeekKernels.Tests.Conformance.PagedAttentionIlgpuCudaConformance -class DeepSeekKernels.Tests.Conformance.PagedAttentionNativeConformance

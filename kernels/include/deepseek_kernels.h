@@ -275,6 +275,34 @@ typedef struct dsk_linear_fp8_w8a8_params {
 
 DSK_API dsk_status dsk_linear_fp8_w8a8(const dsk_linear_fp8_w8a8_params* p);
 
+/*
+ * Grouped W8A8 FP8 linear (the MoE experts' prefill; DeepGEMM's grouped "contiguous" GEMM): for every expert e < w.count
+ * and row r in expert_offsets[e] .. expert_offsets[e + 1], y[r, n] is dsk_linear_fp8_w8a8's formula with matrix e of
+ * the stack (its FP8 values at e * out * in bytes, its scales at e * ceil(out / 128) * ceil(in / 128) floats) and no
+ * bias. Rows outside expert_offsets[0] .. expert_offsets[w.count] are not written. No padding of the rows is needed:
+ * each 128-row tile of the kernels lies inside one expert's rows. The offsets are checked as dsk_grouped_linear checks
+ * them (each in [0, m], bound m + 1; then not decreasing, bound count + 1; the first bad one reported through the error
+ * word); when one is bad nothing but the error word is written. The kernel families and `path` as dsk_linear_fp8_w8a8's;
+ * the grid depends on m and w.count only (CUDA-graph capturable). y must not overlap expert_offsets or error_word.
+ */
+typedef struct dsk_grouped_linear_fp8_w8a8_params {
+    const void* qx;                /* [m, in] FP8, dense rows, grouped by expert */
+    const float* x_scale;          /* [m, ceil(in / 128)] */
+    const int32_t* expert_offsets; /* [w.count + 1] */
+    dsk_weight w;                  /* FP8_BLOCK, 128 x 128, count = experts, [out, in] each */
+    void* y;                       /* [m, out], rows y_row_stride apart */
+    int32_t* error_word;           /* 8 int32; must not be NULL */
+    int64_t m;                     /* >= 1, < 2^31 */
+    int64_t y_row_stride;          /* >= out */
+    int32_t act_dtype;             /* of y: F32 or BF16 */
+    int32_t path;                  /* dsk_w8a8_path (0 = AUTO) */
+    int32_t error_site;            /* > 0 */
+    int32_t reserved;              /* 0 */
+    void* stream;
+} dsk_grouped_linear_fp8_w8a8_params;
+
+DSK_API dsk_status dsk_grouped_linear_fp8_w8a8(const dsk_grouped_linear_fp8_w8a8_params* p);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Attention (ABI 3). Device-held indices (positions, slots, block tables, lengths, query offsets) are checked where
  * they are read: a bad one is skipped and recorded in `error_word` (8 int32 in device memory) as dsk_embedding does:

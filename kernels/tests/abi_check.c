@@ -110,6 +110,21 @@ _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, act_dtype) == 120, "w8a8.act
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, path) == 124, "w8a8.path");
 _Static_assert(offsetof(dsk_linear_fp8_w8a8_params, stream) == 128, "w8a8.stream");
 _Static_assert(sizeof(dsk_linear_fp8_w8a8_params) == 136, "sizeof(dsk_linear_fp8_w8a8_params)");
+/* dsk_grouped_linear_fp8_w8a8_params (ABI 4): dsk_weight at 24, 72 bytes. */
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, qx) == 0, "gw8a8.qx");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, x_scale) == 8, "gw8a8.x_scale");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, expert_offsets) == 16, "gw8a8.expert_offsets");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, w) == 24, "gw8a8.w");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, y) == 96, "gw8a8.y");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, error_word) == 104, "gw8a8.error_word");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, m) == 112, "gw8a8.m");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, y_row_stride) == 120, "gw8a8.y_row_stride");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, act_dtype) == 128, "gw8a8.act_dtype");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, path) == 132, "gw8a8.path");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, error_site) == 136, "gw8a8.error_site");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, reserved) == 140, "gw8a8.reserved");
+_Static_assert(offsetof(dsk_grouped_linear_fp8_w8a8_params, stream) == 144, "gw8a8.stream");
+_Static_assert(sizeof(dsk_grouped_linear_fp8_w8a8_params) == 152, "sizeof(dsk_grouped_linear_fp8_w8a8_params)");
 
 /* The small activation ops (ABI 4). */
 _Static_assert(offsetof(dsk_silu_and_mul_params, x) == 0, "silu_and_mul.x");
@@ -660,6 +675,68 @@ static void check_w8a8(void) {
     expect_w8a8("path 3", &p, INV, "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got 3)");
     p = w8a8_params(); p.path = -1;
     expect_w8a8("path -1", &p, INV, "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got -1)");
+}
+
+/* A grouped request that would be valid with real buffers: qx [4, 32], 3 FP8 experts of [16, 32], y bf16 [4, 16]. */
+static dsk_grouped_linear_fp8_w8a8_params grouped_w8a8_params(void) {
+    dsk_grouped_linear_fp8_w8a8_params p;
+    memset(&p, 0, sizeof p);
+    p.qx = FAKE(0x100000);
+    p.x_scale = (const float*)FAKE(0x110000);
+    p.expert_offsets = (const int32_t*)FAKE(0x700000);
+    p.w = fp8_weight();
+    p.w.count = 3;
+    p.y = FAKE(0x300000);
+    p.error_word = (int32_t*)FAKE(0x600000);
+    p.m = 4;
+    p.y_row_stride = 16;
+    p.act_dtype = DSK_DTYPE_BF16;
+    p.error_site = 5;
+    return p;
+}
+
+static void expect_grouped_w8a8(const char* name, const dsk_grouped_linear_fp8_w8a8_params* p, dsk_status want, const char* expected) {
+    expect_op("dsk_grouped_linear_fp8_w8a8", name, dsk_grouped_linear_fp8_w8a8(p), want, expected);
+}
+
+/* dsk_grouped_linear_fp8_w8a8: its own fields, then dsk_linear_fp8_w8a8's checks under its name; before any device query. */
+static void check_grouped_w8a8(void) {
+    dsk_grouped_linear_fp8_w8a8_params p;
+    const dsk_status INV = DSK_ERROR_INVALID_ARGUMENT;
+
+    expect_grouped_w8a8("p NULL", NULL, INV, "params must not be NULL");
+    p = grouped_w8a8_params(); p.expert_offsets = NULL;
+    expect_grouped_w8a8("offsets NULL", &p, INV, "expert_offsets must not be NULL");
+    p = grouped_w8a8_params(); p.error_word = NULL;
+    expect_grouped_w8a8("error_word NULL", &p, INV, "error_word must not be NULL");
+    p = grouped_w8a8_params(); p.error_site = 0;
+    expect_grouped_w8a8("error_site 0", &p, INV, "error_site must be > 0 (got 0)");
+    p = grouped_w8a8_params(); p.reserved = 2;
+    expect_grouped_w8a8("reserved", &p, INV, "reserved must be 0 (got 2)");
+    p = grouped_w8a8_params(); p.m = (int64_t)1 << 31;
+    expect_grouped_w8a8("m 2^31", &p, INV, "m must be < 2^31 - 1 (got 2147483648)");
+    p = grouped_w8a8_params(); p.w.count = 0;
+    expect_grouped_w8a8("count 0", &p, INV, "w.count must be >= 1 (got 0)");
+    p = grouped_w8a8_params(); p.w.count = (int64_t)1 << 31;
+    expect_grouped_w8a8("count 2^31", &p, INV, "w.count must be < 2^31 - 1");
+    p = grouped_w8a8_params(); p.x_scale = NULL;
+    expect_grouped_w8a8("x_scale NULL", &p, INV, "x_scale must not be NULL");
+    p = grouped_w8a8_params(); p.w = dense_weight(); p.w.count = 3; p.w.scale = FAKE(0x210000);
+    expect_grouped_w8a8("dense weight", &p, INV, "w must be an FP8_BLOCK weight of FP8_E4M3");
+    p = grouped_w8a8_params(); p.w.block_cols = 64;
+    expect_grouped_w8a8("128 x 64 blocks", &p, INV, "w must have 128 x 128 scale blocks (got 128 x 64)");
+    p = grouped_w8a8_params(); p.w.cols = 40;
+    expect_grouped_w8a8("in 40", &p, INV, "in = w.cols must be a multiple of 16 (got 40)");
+    p = grouped_w8a8_params(); p.y_row_stride = 15;
+    expect_grouped_w8a8("y stride", &p, INV, "y_row_stride must be >= 16 (got 15)");
+    p = grouped_w8a8_params(); p.act_dtype = DSK_DTYPE_F16;
+    expect_grouped_w8a8("f16 output", &p, INV, "act_dtype must be F32 or BF16");
+    p = grouped_w8a8_params(); p.path = 3;
+    expect_grouped_w8a8("path 3", &p, INV, "path must be AUTO (0), MMA_SYNC (1) or WGMMA (2) (got 3)");
+    p = grouped_w8a8_params(); p.y = FAKE(0x700000 + 8);  /* offsets[2] */
+    expect_grouped_w8a8("y over offsets", &p, INV, "y must not overlap expert_offsets");
+    p = grouped_w8a8_params(); p.y = FAKE(0x600000 - 4 * 16 * 2 + 2);  /* the last element of y on error_word[0] */
+    expect_grouped_w8a8("y over error_word", &p, INV, "y must not overlap error_word");
 }
 
 /* ---- Attention (ABI 3): dsk_rope, dsk_kv_append, dsk_paged_attention, dsk_paged_mla_attention. ---- */
@@ -1616,6 +1693,7 @@ int main(void) {
     check_embedding();
     check_dequantize();
     check_w8a8();
+    check_grouped_w8a8();
 
     /* Attention (ABI 3): every request below is invalid or unsupported, so nothing launches. */
     check_rope();

@@ -10,7 +10,9 @@
 //   2. dsk_quantize_fp8_act, bit-exact against a CPU implementation of its definition (the same integer e4m3
 //      rounding as Numerics/Float8E4M3.FromSingleSaturating): F32 and BF16 input, ragged last blocks, padded rows,
 //      an all-zero block (scale 1), a NaN and an infinity (NaN codes compare equal whatever their sign).
-//   3. dsk_linear_fp8_w8a8 against a float64 reference of its formula, bf16 and f32 output, bias, ragged shapes, on
+//   3. dsk_linear_fp8_w8a8 (and dsk_grouped_linear_fp8_w8a8: empty experts, an expert spanning two row tiles, rows
+//      outside the offsets left alone, a bad offset reported through the error word with nothing written) against a
+//      float64 reference of its formula, bf16 and f32 output, bias, ragged shapes, on
 //      each kernel family: mma.sync, and wgmma where the library holds sm_90a code and the GPU is cc 9.0 (else a note;
 //      a failure on a cc 9.0 GPU under DSK_REQUIRE_GPU=1); one case through AUTO.
 //      Tolerance 2^-7 |ref| (bf16) or 1e-5 |ref| (f32) + 1e-4 * mag, which leaves room for the reduced-precision
@@ -19,6 +21,7 @@
 // Exits 77 (ctest: skipped) when no CUDA device is present.
 //
 //   dsk_mma_check            run the checks
+//   dsk_mma_check --w8a8     section 3 alone (W8A8, dense and grouped)
 //   dsk_mma_check --bench    also time M = 512 and 4096 at (K, N) = (7168, 18432) and (4096, 14336): cuBLAS bf16
 //                            (cublasGemmEx, the baseline), dsk_linear MMA (wgmma on Hopper) and MMA_SYNC over bf16 /
 //                            FP8 / INT4 weights, and W8A8 on both its families
@@ -433,13 +436,32 @@ const char* w8a8_path_str(int32_t path) {
     return path == DSK_W8A8_PATH_WGMMA ? "wgmma" : path == DSK_W8A8_PATH_MMA_SYNC ? "mma.sync" : "auto";
 }
 
-void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bias, int32_t path, cudaStream_t stream) {
+// One dsk_linear_fp8_w8a8 request, or with `groups` (rows per expert, after `lead` rows before expert 0 and 3 rows after
+// the last) one dsk_grouped_linear_fp8_w8a8 request over a stack of groups.size() experts; `bad_offset` >= 0 then
+// corrupts that offset (made larger than m) and expects the error word and no output.
+void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bias, int32_t path, cudaStream_t stream,
+                   const std::vector<int>* groups = nullptr, int lead = 0, int bad_offset = -1) {
     ++g_cases;
+    const int64_t count = groups != nullptr ? (int64_t)groups->size() : 1;
+    std::vector<int32_t> offsets;
+    if (groups != nullptr) {
+        offsets.push_back(lead);
+        for (int rows : *groups) offsets.push_back(offsets.back() + rows);
+        m = offsets.back() + 3;
+        with_bias = false;
+    }
+    // row i's matrix, or -1 where no expert owns it (left unwritten)
+    auto matrix_of = [&](int64_t i) -> int64_t {
+        if (groups == nullptr) return 0;
+        for (int64_t e = 0; e < count; ++e)
+            if (i >= offsets[(size_t)e] && i < offsets[(size_t)e + 1]) return e;
+        return -1;
+    };
     const int64_t kb = (in + 127) / 128, nb = (out + 127) / 128;
-    std::vector<uint8_t> qx((size_t)(m * in)), qw((size_t)(out * in));
+    std::vector<uint8_t> qx((size_t)(m * in)), qw((size_t)(count * out * in));
     for (auto& v : qx) v = random_e4m3();
     for (auto& v : qw) v = random_e4m3();
-    std::vector<float> xs((size_t)(m * kb)), ws((size_t)(nb * kb)), bias;
+    std::vector<float> xs((size_t)(m * kb)), ws((size_t)(count * nb * kb)), bias;
     for (auto& v : xs) v = uniform(1e-3f, 1e-2f);
     for (auto& v : ws) v = uniform(1e-3f, 1e-2f);
     if (with_bias) {
@@ -457,60 +479,104 @@ void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bia
     float* d_ws = upload(ws);
     float* d_bias = with_bias ? upload(bias) : nullptr;
     uint8_t* d_y = upload(y0);
-    dsk_linear_fp8_w8a8_params p;
-    std::memset(&p, 0, sizeof p);
-    p.qx = d_qx;
-    p.x_scale = d_xs;
-    p.w.data = d_qw;
-    p.w.scale = d_ws;
-    p.w.rows = out;
-    p.w.cols = in;
-    p.w.count = 1;
-    p.w.scheme = DSK_WEIGHT_FP8_BLOCK;
-    p.w.dtype = DSK_DTYPE_FP8_E4M3;
-    p.w.block_rows = 128;
-    p.w.block_cols = 128;
-    p.bias = d_bias;
-    p.y = d_y;
-    p.m = m;
-    p.y_row_stride = y_rs;
-    p.act_dtype = dt;
-    p.path = path;
-    p.stream = stream;
+    std::vector<int32_t> sent = offsets;
+    if (bad_offset >= 0) sent[(size_t)bad_offset] = (int32_t)m + 5;
+    int32_t* d_off = groups != nullptr ? upload(sent) : nullptr;
+    int32_t* d_err = groups != nullptr ? upload(std::vector<int32_t>(8, 0)) : nullptr;
+    dsk_weight w;
+    std::memset(&w, 0, sizeof w);
+    w.data = d_qw;
+    w.scale = d_ws;
+    w.rows = out;
+    w.cols = in;
+    w.count = count;
+    w.scheme = DSK_WEIGHT_FP8_BLOCK;
+    w.dtype = DSK_DTYPE_FP8_E4M3;
+    w.block_rows = 128;
+    w.block_cols = 128;
     char label[160];
-    std::snprintf(label, sizeof label, "w8a8 %-8s %s m=%-4lld in=%-4lld out=%-4lld%s", w8a8_path_str(path),
+    std::snprintf(label, sizeof label, "w8a8 %-8s %s m=%-4lld in=%-4lld out=%-4lld%s%s", w8a8_path_str(path),
                   dt == DSK_DTYPE_F32 ? "f32 " : "bf16", (long long)m, (long long)in, (long long)out,
-                  with_bias ? " bias" : "");
-    const dsk_status st = dsk_linear_fp8_w8a8(&p);
+                  with_bias ? " bias" : "", groups != nullptr ? (bad_offset >= 0 ? " grouped, bad offset" : " grouped") : "");
+    dsk_status st;
+    if (groups == nullptr) {
+        dsk_linear_fp8_w8a8_params p;
+        std::memset(&p, 0, sizeof p);
+        p.qx = d_qx;
+        p.x_scale = d_xs;
+        p.w = w;
+        p.bias = d_bias;
+        p.y = d_y;
+        p.m = m;
+        p.y_row_stride = y_rs;
+        p.act_dtype = dt;
+        p.path = path;
+        p.stream = stream;
+        st = dsk_linear_fp8_w8a8(&p);
+    } else {
+        dsk_grouped_linear_fp8_w8a8_params p;
+        std::memset(&p, 0, sizeof p);
+        p.qx = d_qx;
+        p.x_scale = d_xs;
+        p.expert_offsets = d_off;
+        p.w = w;
+        p.y = d_y;
+        p.error_word = d_err;
+        p.m = m;
+        p.y_row_stride = y_rs;
+        p.act_dtype = dt;
+        p.path = path;
+        p.error_site = 9;
+        p.stream = stream;
+        st = dsk_grouped_linear_fp8_w8a8(&p);
+    }
     bool ok = st == DSK_SUCCESS;
     int bad = 0;
     int64_t outside_bad = 0;
     double err2 = 0, ref2 = 0;
     if (!ok) {
         std::printf("FAIL %s: status %d: %s\n", label, (int)st, dsk_last_error_message());
+    } else if (bad_offset >= 0) {
+        // the first bad offset in the header's order: the lowest index out of [0, m]; nothing but the word written
+        CUDA_OK(cudaStreamSynchronize(stream));
+        const auto word = download(d_err, 8);
+        const auto y = download(d_y, y_n * esize);
+        for (uint8_t v : y) outside_bad += v != 0xff;
+        ok = word[0] == 9 && word[1] == bad_offset && word[2] == (int32_t)m + 5 && word[3] == (int32_t)m + 1 &&
+             word[4] == 0 && outside_bad == 0;
+        std::printf("%s %s: error word {%d, %d, %d, %d, %d}, %lld bytes of y written\n", ok ? "ok  " : "FAIL", label,
+                    word[0], word[1], word[2], word[3], word[4], (long long)outside_bad);
     } else {
         CUDA_OK(cudaStreamSynchronize(stream));
         const auto y = download(d_y, y_n * esize);
+        if (groups != nullptr) {
+            const auto word = download(d_err, 8);
+            if (word[0] != 0) {
+                std::printf("  %s: error word set (%d, index %d, value %d)\n", label, word[0], word[1], word[2]);
+                ++bad;
+            }
+        }
         std::vector<float> qxf(qx.size()), qwf(qw.size());
         for (size_t i = 0; i < qx.size(); ++i) qxf[i] = e4m3_to_f32(qx[i]);
         for (size_t i = 0; i < qw.size(); ++i) qwf[i] = e4m3_to_f32(qw[i]);
-        for (int64_t i = 0; i < m; ++i)
+        for (int64_t i = 0; i < m; ++i) {
+            const int64_t e = matrix_of(i);
             for (int64_t n = 0; n < y_rs; ++n) {
                 const size_t at = (size_t)(i * y_rs + n);
-                if (n >= out) {
-                    for (size_t e = 0; e < esize; ++e) outside_bad += y[at * esize + e] != 0xff;
+                if (n >= out || e < 0) {
+                    for (size_t b = 0; b < esize; ++b) outside_bad += y[at * esize + b] != 0xff;
                     continue;
                 }
                 double ref = with_bias ? bias[(size_t)n] : 0.0, mag = with_bias ? std::fabs(bias[(size_t)n]) : 0.0;
                 for (int64_t j = 0; j < kb; ++j) {
-                    double s = 0, a = 0;
+                    double sum = 0, a = 0;
                     for (int64_t k = j * 128; k < std::min(in, (j + 1) * 128); ++k) {
-                        const double t = (double)qxf[(size_t)(i * in + k)] * qwf[(size_t)(n * in + k)];
-                        s += t;
+                        const double t = (double)qxf[(size_t)(i * in + k)] * qwf[(size_t)((e * out + n) * in + k)];
+                        sum += t;
                         a += std::fabs(t);
                     }
-                    const double sc = (double)xs[(size_t)(i * kb + j)] * ws[(size_t)(n / 128 * kb + j)];
-                    ref += sc * s;
+                    const double sc = (double)xs[(size_t)(i * kb + j)] * ws[(size_t)((e * nb + n / 128) * kb + j)];
+                    ref += sc * sum;
                     mag += std::fabs(sc) * a;
                 }
                 double got;
@@ -533,10 +599,11 @@ void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bia
                     ++bad;
                 }
             }
+        }
         const double rel = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
         ok = bad == 0 && outside_bad == 0 && rel <= 5e-3;
-        std::printf("%s %s: rel l2 %.2e, %d elements out of tolerance, %lld padding bytes written\n", ok ? "ok  " : "FAIL",
-                    label, rel, bad, (long long)outside_bad);
+        std::printf("%s %s: rel l2 %.2e, %d elements out of tolerance, %lld bytes outside the output written\n",
+                    ok ? "ok  " : "FAIL", label, rel, bad, (long long)outside_bad);
     }
     if (!ok) ++g_failed;
     CUDA_OK(cudaFree(d_qx));
@@ -544,6 +611,8 @@ void run_w8a8_case(int64_t m, int64_t in, int64_t out, int32_t dt, bool with_bia
     CUDA_OK(cudaFree(d_xs));
     CUDA_OK(cudaFree(d_ws));
     if (d_bias) CUDA_OK(cudaFree(d_bias));
+    if (d_off) CUDA_OK(cudaFree(d_off));
+    if (d_err) CUDA_OK(cudaFree(d_err));
     CUDA_OK(cudaFree(d_y));
 }
 
@@ -622,6 +691,27 @@ void run_refusals(cudaStream_t stream) {
     CUDA_OK(cudaFree(buf));
 }
 
+void run_w8a8_checks(cudaStream_t stream) {
+    for (int32_t path : {DSK_W8A8_PATH_MMA_SYNC, DSK_W8A8_PATH_WGMMA}) {
+        if (path == DSK_W8A8_PATH_WGMMA && !wgmma_available()) continue;
+        for (int32_t dt : {DSK_DTYPE_BF16, DSK_DTYPE_F32}) {
+            run_w8a8_case(16, 576, 576, dt, true, path, stream);
+            run_w8a8_case(257, 96, 96, dt, false, path, stream);
+            run_w8a8_case(1000, 1024, 300, dt, true, path, stream);
+        }
+        run_w8a8_case(64, 7168, 256, DSK_DTYPE_BF16, false, path, stream);
+        run_w8a8_case(130, 272, 200, DSK_DTYPE_BF16, true, path, stream);
+        // Grouped: empty experts (first, middle, last), an expert of one row, one of 200 (two row tiles, the second
+        // ragged), rows before expert 0 and after the last left unwritten; ragged in and out; a bad offset.
+        const std::vector<int> groups = {0, 5, 200, 0, 1, 130, 0};
+        run_w8a8_case(0, 272, 200, DSK_DTYPE_BF16, false, path, stream, &groups, 2);
+        run_w8a8_case(0, 128, 96, DSK_DTYPE_F32, false, path, stream, &groups, 0);
+        const std::vector<int> few = {17, 3};
+        run_w8a8_case(0, 256, 256, DSK_DTYPE_BF16, false, path, stream, &few, 1, 1);
+    }
+    run_w8a8_case(300, 640, 384, DSK_DTYPE_BF16, false, DSK_W8A8_PATH_AUTO, stream);
+}
+
 void run_checks(cudaStream_t stream) {
     // dsk_linear MMA: every scheme x epilogue on a ragged shape; the ms; batch; strides. Both paths (g_linear_path).
     for (int32_t path : {DSK_LINEAR_PATH_MMA, DSK_LINEAR_PATH_MMA_SYNC}) {
@@ -660,17 +750,7 @@ void run_checks(cudaStream_t stream) {
         run_quant_case(257, 256, dt, 0, stream);
     }
 
-    for (int32_t path : {DSK_W8A8_PATH_MMA_SYNC, DSK_W8A8_PATH_WGMMA}) {
-        if (path == DSK_W8A8_PATH_WGMMA && !wgmma_available()) continue;
-        for (int32_t dt : {DSK_DTYPE_BF16, DSK_DTYPE_F32}) {
-            run_w8a8_case(16, 576, 576, dt, true, path, stream);
-            run_w8a8_case(257, 96, 96, dt, false, path, stream);
-            run_w8a8_case(1000, 1024, 300, dt, true, path, stream);
-        }
-        run_w8a8_case(64, 7168, 256, DSK_DTYPE_BF16, false, path, stream);
-        run_w8a8_case(130, 272, 200, DSK_DTYPE_BF16, true, path, stream);
-    }
-    run_w8a8_case(300, 640, 384, DSK_DTYPE_BF16, false, DSK_W8A8_PATH_AUTO, stream);
+    run_w8a8_checks(stream);
 
     run_refusals(stream);
 }
@@ -846,7 +926,10 @@ int main(int argc, char** argv) {
     if (!gpu_present()) return 77;
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    run_checks(stream);
+    if (argc > 1 && std::strcmp(argv[1], "--w8a8") == 0)
+        run_w8a8_checks(stream);  // section 3 alone (the host emulation's shorter run)
+    else
+        run_checks(stream);
     std::printf("mma_check: %d of %d cases passed\n", g_cases - g_failed, g_cases);
     if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) run_bench(stream);
     CUDA_OK(cudaStreamDestroy(stream));

@@ -6,7 +6,8 @@ using ILGPU.Runtime.Cuda;
 namespace DeepSeekKernels.Native;
 
 /// <summary>
-/// FP8 activations for prefill through the hand-CUDA kernels (dsk_quantize_fp8_act, dsk_linear_fp8_w8a8), on the runtime's
+/// FP8 activations for prefill through the hand-CUDA kernels (dsk_quantize_fp8_act, dsk_linear_fp8_w8a8,
+/// dsk_grouped_linear_fp8_w8a8), on the runtime's
 /// stream. The op API has validated everything; the library checks again and reports its own errors.
 /// </summary>
 internal static class Fp8ActivationNative
@@ -62,4 +63,35 @@ internal static class Fp8ActivationNative
         runtime.Bind();
         DskNative.LinearFp8W8A8(p);
     }
+
+    /// <summary>
+    /// Enqueues y [m, w.Rows] (rows strided) = the W8A8 product of each expert e's rows offsets[e] .. offsets[e + 1] of qx
+    /// [m, w.Cols] (and their scales) with matrix e of the FP8 128 x 128 stack w. The offsets are device data: a bad one
+    /// leaves y as it was and is recorded in the runtime's error word under <see cref="DeviceErrorSite.GroupedLinearW8A8Offsets"/>.
+    /// </summary>
+    public static void GroupedLinear(DeviceRuntime runtime, DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets,
+        WeightMatrix w, DeviceTensor y, int m)
+    {
+        var p = GroupedParams(runtime, qx, xScales, offsets, w, y, m);
+        runtime.Bind();
+        DskNative.GroupedLinearFp8W8A8(p);
+    }
+
+    /// <summary>The params of one grouped call (for tests: what the kernels are told).</summary>
+    internal static DskGroupedLinearFp8W8A8Params GroupedParams(DeviceRuntime runtime, DeviceView<Float8E4M3> qx, DeviceView<float> xScales,
+        DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) => new()
+    {
+        Qx = qx.Pointer,
+        XScale = xScales.Pointer,
+        ExpertOffsets = offsets.Pointer,
+        W = LinearNative.For(w),
+        Y = y.Pointer,
+        ErrorWord = runtime.Errors.Word.View.Pointer,
+        M = m,
+        YRowStride = m == 1 ? Math.Max(y.Stride(0), w.Rows) : y.Stride(0), // one row: any stride will do, a broadcast 0 would be refused
+        ActDType = (int)y.ElementType,
+        Path = (int)DskW8A8Path.Auto,
+        ErrorSite = DeviceErrorSite.GroupedLinearW8A8Offsets.Id,
+        Stream = runtime.CudaStreamHandle,
+    };
 }

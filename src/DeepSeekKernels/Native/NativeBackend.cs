@@ -38,8 +38,8 @@ internal sealed class NativeBackend : KernelBackend
     /// blocks of any size, INT4 groups), f32 or bf16 activations (x and y may differ), strided rows. GroupedLinear and
     /// GroupedLinearSiluMul: dsk_grouped_linear (dsk_linear's kernel families, one matrix per expert) over the same
     /// weights and activations. Embedding:
-    /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations and LinearW8A8
-    /// (sm_80+): dsk_quantize_fp8_act and dsk_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
+    /// dsk_embedding over dense and INT4 tables. DequantizeFp8: dsk_dequantize_fp8. QuantizeFp8Activations, LinearW8A8 and
+    /// GroupedLinearW8A8 (sm_80+): dsk_quantize_fp8_act, dsk_linear_fp8_w8a8 and dsk_grouped_linear_fp8_w8a8. Rope: dsk_rope on f32 or bf16 heads, both layouts.
     /// KvAppend: dsk_kv_append, f32 or bf16 rows (strided) into f32 or bf16 pages. PagedAttention and PagedMlaAttention:
     /// dsk_paged_attention and dsk_paged_mla_attention, f32 or bf16 q and output over f32 or bf16 pages, heads of up to
     /// <see cref="MaxAttentionHeadDim"/> elements (split-K scratch from this backend's <see cref="KernelWorkspace"/>).
@@ -53,7 +53,7 @@ internal sealed class NativeBackend : KernelBackend
 
     public override bool Supports(in OpSignature op, out string? reason)
     {
-        reason = Refusal(op) ?? (op.Op == nameof(Ops.LinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime) : null);
+        reason = Refusal(op) ?? (op.Op is nameof(Ops.LinearW8A8) or nameof(Ops.GroupedLinearW8A8) ? Fp8ActivationNative.W8A8Unavailable(_runtime) : null);
         return reason == null;
     }
 
@@ -75,10 +75,10 @@ internal sealed class NativeBackend : KernelBackend
                 : !IsWeight(op) || op.Scheme == WeightScheme.Fp8Block ? "dsk_embedding takes a dense f32/bf16 or INT4 table"
                 : op.StridedRows ? "Embedding writes dense rows"
                 : null,
-            nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8) =>
-                // dsk_quantize_fp8_act and dsk_linear_fp8_w8a8: f32 or bf16 activations, rows strided
+            nameof(Ops.QuantizeFp8Activations) or nameof(Ops.LinearW8A8) or nameof(Ops.GroupedLinearW8A8) =>
+                // dsk_quantize_fp8_act, dsk_linear_fp8_w8a8 and dsk_grouped_linear_fp8_w8a8: f32 or bf16 activations, rows strided
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"the {op.Op} kernel takes f32 or bf16 activations, not {op.X.Name()}"
-                : (op.Op == nameof(Ops.LinearW8A8)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op == nameof(Ops.LinearW8A8) ? "an FP8 block weight" : "no weight")}"
+                : (op.Op != nameof(Ops.QuantizeFp8Activations)) != (op.Scheme == WeightScheme.Fp8Block) ? $"{op.Op} takes {(op.Op != nameof(Ops.QuantizeFp8Activations) ? "an FP8 block weight" : "no weight")}"
                 : null,
             nameof(Ops.Rope) =>
                 op.X is not (ElementType.F32 or ElementType.BF16) ? $"dsk_rope takes f32 or bf16 heads, not {op.X.Name()}"
@@ -205,4 +205,7 @@ internal sealed class NativeBackend : KernelBackend
 
     public override void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix w, DeviceView<float> bias, DeviceTensor y) =>
         Fp8ActivationNative.Linear(_runtime, qx, xScales, w, bias, y);
+
+    public override void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> offsets, WeightMatrix w, DeviceTensor y, int m) =>
+        Fp8ActivationNative.GroupedLinear(_runtime, qx, xScales, offsets, w, y, m);
 }
