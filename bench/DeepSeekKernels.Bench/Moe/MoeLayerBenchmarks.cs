@@ -12,7 +12,9 @@ namespace DeepSeekKernels.Bench.Moe;
 /// f32 logits), MoeRoute, MoePermute, the grouped gate|up projection with SiLU (fused where the backend has
 /// GroupedLinearSiluMul), the grouped down projection and MoeCombine, bf16 activations, at 1, 16, 128 and 4096 tokens, with the
 /// experts (256 x (gate|up [4096, 7168] + down [7168, 2048]), one layer's, not 61) stored bf16 (22.5 GB), FP8 e4m3 with 128 x 128
-/// block scales (11.3 GB) or INT4 g128 (6 GB; not a headline case).
+/// block scales (11.3 GB) or INT4 g128 (6 GB; not a headline case); "fp8-w8a8": the FP8 experts with the scratch's FP8
+/// inputs, so that from 32 tokens the experts run as W8A8 (QuantizeFp8Activations + GroupedLinearW8A8, DeepGEMM's grouped
+/// FP8 GEMM; see Ops.MoeLayer), FLOPs and bytes counted as fp8's.
 /// <list type="bullet">
 /// <item>Native, Ilgpu: Ops.MoeLayer on that backend (a backend that lacks an op of the chain is refused before anything runs:
 /// the case says which op);</item>
@@ -51,7 +53,9 @@ public class MoeLayerBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDispo
     [ParamsSource(nameof(Schemes))] public string Weights = MoeExperts.Bf16;
 
     public static IEnumerable<int> TokenCounts => [1, 16, 128, 4096];
-    public static IEnumerable<string> Schemes => BenchEnvironment.Headline ? [MoeExperts.Bf16, MoeExperts.Fp8] : [MoeExperts.Bf16, MoeExperts.Fp8, MoeExperts.Int4];
+    public static IEnumerable<string> Schemes => BenchEnvironment.Headline
+        ? [MoeExperts.Bf16, MoeExperts.Fp8, MoeExperts.Fp8W8A8]
+        : [MoeExperts.Bf16, MoeExperts.Fp8, MoeExperts.Fp8W8A8, MoeExperts.Int4];
 
     DeviceRuntime? _runtime;
     readonly List<IDisposable> _owned = [];
@@ -126,7 +130,7 @@ public class MoeLayerBenchmarks : IBandwidthBenchmark, IComputeBenchmark, IDispo
         var ops = Ops.Create(runtime, backend);
         var experts = Keep(new MoeExperts(runtime, Weights));
         var layer = new MoeLayer(inputs.RouterWeight, inputs.Bias.View, MoeShape.Routing, experts.GateUp, null, null, experts.Down);
-        var scratch = Keep(MoeLayerScratch.Allocate(layer, Tokens, ElementType.BF16));
+        var scratch = Keep(MoeLayerScratch.Allocate(layer, Tokens, ElementType.BF16, fp8Activations: Weights == MoeExperts.Fp8W8A8));
         var y = Keep(runtime.Allocate<BFloat16>((long)Tokens * MoeShape.Hidden));
         _graph = Capture(() => ops.MoeLayer(layer, inputs.X.View, scratch, y.View, accumulate: false));
     }

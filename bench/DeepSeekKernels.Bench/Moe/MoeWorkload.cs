@@ -151,13 +151,19 @@ internal sealed class MoeRoutingStats
 /// <summary>
 /// One layer's routed experts on the device as the op API takes them: the fused [gate | up] stack (256 x [4096, 7168]) and the
 /// down stack (256 x [7168, 2048]) in one scheme: "bf16" (dense, 22.5 GB), "fp8" (e4m3 with f32 scales per 128 x 128 block,
-/// 11.3 GB) or "int4" (bf16 scale and zero point per group of 128, 5.6 GB + 0.35 GB). Filled on the device: one 64 MiB block of
+/// 11.3 GB; "fp8-w8a8": the same weights, run with FP8 activations, see <see cref="MoeLayerBenchmarks"/>) or "int4" (bf16 scale and zero point per group of 128, 5.6 GB + 0.35 GB). Filled on the device: one 64 MiB block of
 /// random bytes is uploaded and copied over the stacks at shifting offsets (no host copy of the whole stacks), FP8's NaN codes
 /// turned into finite ones first; FP8 scales are 1/448, INT4 scales 0.01 and zero points 8.
 /// </summary>
 internal sealed class MoeExperts : IDisposable
 {
     public const string Bf16 = "bf16", Fp8 = "fp8", Int4 = "int4";
+
+    /// <summary>FP8 experts run as W8A8 (the scratch holds FP8 inputs): the storage of <see cref="Fp8"/>.</summary>
+    public const string Fp8W8A8 = "fp8-w8a8";
+
+    /// <summary>How <paramref name="scheme"/> stores the experts (<see cref="Fp8W8A8"/>: as <see cref="Fp8"/>).</summary>
+    public static string Storage(string scheme) => scheme == Fp8W8A8 ? Fp8 : scheme;
     const long PatternBytes = 64L << 20;
 
     readonly List<IDisposable> _owned = [];
@@ -165,6 +171,7 @@ internal sealed class MoeExperts : IDisposable
     public MoeExperts(DeviceRuntime runtime, string scheme)
     {
         Scheme = scheme;
+        scheme = Storage(scheme);
         const int e = MoeShape.Experts, h = MoeShape.Hidden, i = MoeShape.Intermediate;
         var pattern = Keep(runtime.Upload<byte>(RandomBytes()));
         switch (scheme)
@@ -231,7 +238,7 @@ internal sealed class MoeExperts : IDisposable
     public static long BytesPerExpert(string scheme)
     {
         const long h = MoeShape.Hidden, i = MoeShape.Intermediate, elements = 2 * i * h + h * i;
-        return scheme switch
+        return Storage(scheme) switch
         {
             Fp8 => elements + 4L * (Blocks(2 * i) * Blocks(h) + Blocks(h) * Blocks(i)),
             Int4 => elements / 2 + 2 * 2 * (2 * i * (h / 128) + h * (i / 128)),
@@ -350,8 +357,9 @@ public sealed class MoeRelativeColumn(string id, string name, string reference, 
 /// <summary>
 /// <see cref="MoeLayerBenchmarks"/>' columns and case filter: "% of GEMM" and "x per-expert cuBLAS" (<see cref="MoeRelativeColumn"/>);
 /// the cuBLAS GEMM ceiling runs once (bf16, the first token count), the per-expert cuBLAS loop once per token count (bf16: the
-/// baseline of every scheme), and with DSK_BENCH_HEADLINE=1 ILGPU's 4096-token layer is left out (CUDA-core GEMMs over 2.9 TFLOP
-/// per call: seconds per iteration).
+/// baseline of every scheme), fp8-w8a8 only from <see cref="Ops.MoeLayerW8A8MinTokens"/> tokens and without its own copy, and
+/// with DSK_BENCH_HEADLINE=1 ILGPU's 4096-token layer and its W8A8 cases are left out (CUDA-core GEMMs over 2.9 TFLOP per
+/// call: seconds per iteration).
 /// </summary>
 [AttributeUsage(AttributeTargets.Class)]
 public sealed class MoeLayerCasesAttribute : Attribute, IConfigSource
@@ -373,7 +381,9 @@ public sealed class MoeLayerCasesAttribute : Attribute, IConfigSource
         {
             RelativeToMethodColumn.GemmMethod => weights == MoeExperts.Bf16 && tokens == MoeLayerBenchmarks.TokenCounts.First(),
             MoeRelativeColumn.LoopMethod => weights == MoeExperts.Bf16,
-            nameof(MoeLayerBenchmarks.Ilgpu) => !(BenchEnvironment.Headline && tokens >= 4096),
+            // W8A8 runs from Ops.MoeLayerW8A8MinTokens tokens (below, the fp8 case is the same call); its copy is fp8's
+            _ when weights == MoeExperts.Fp8W8A8 && (tokens < Ops.MoeLayerW8A8MinTokens || method == BandwidthColumn.CopyMethod) => false,
+            nameof(MoeLayerBenchmarks.Ilgpu) => !(BenchEnvironment.Headline && (tokens >= 4096 || weights == MoeExperts.Fp8W8A8)),
             _ => true,
         };
     }

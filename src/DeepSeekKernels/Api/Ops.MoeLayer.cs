@@ -19,6 +19,16 @@ public sealed partial class Ops
     /// Every op of the chain is admitted before the first is enqueued: on a strict backend that lacks one, the call
     /// throws <see cref="OpNotSupportedException"/> naming that signature and nothing runs. With accumulate, destination
     /// can hold the shared experts' output first (DeepSeek's MoE = shared + routed).
+    /// <para>
+    /// W8A8 experts (DeepSeek-V3's FP8 prefill, as DeepGEMM runs it): when the scratch holds FP8 inputs
+    /// (<see cref="MoeLayerScratch.Fp8Activations"/>), the call has at least <see cref="MoeLayerW8A8MinTokens"/> tokens, the
+    /// experts' gate|up (fused, or gate and up apart) and down stacks are FP8 weights with 128 x 128 blocks, and the backend itself runs
+    /// <see cref="QuantizeFp8Activations"/>, <see cref="GroupedLinearW8A8"/> and <see cref="SiluAndMul"/>, the experts run as
+    /// quantise (1 x 128 per slot row), <see cref="GroupedLinearW8A8"/> (gate|up, or gate and up into the two column halves), <see cref="SiluAndMul"/>, quantise, and
+    /// <see cref="GroupedLinearW8A8"/> (down): both products on FP8 tensor cores with fp32 promotion per 128-wide block,
+    /// never dequantising the weights; the activations' e4m3 rounding moves the output by a few percent of its norm (see
+    /// <see cref="LinearW8A8"/>). Otherwise (decode steps, other weights) the dequantising grouped GEMMs run.
+    /// </para>
     /// </remarks>
     /// <param name="layer">The router and the experts' weights.</param>
     /// <param name="x">[tokens, layer.Hidden] the layer's input, in scratch.Activations; 1 to scratch.MaxTokens tokens.</param>
@@ -64,12 +74,27 @@ public sealed partial class Ops
         var expertOutput = scratch.ExpertOutput.Slice(0, slots * layer.Hidden);
 
         // admit the whole chain before anything is enqueued
+        bool w8a8 = TakesW8A8(layer, scratch, tokens, act);
         var siluMul = layer.GateUp is { } fused ? OpSignature.WithWeight(nameof(GroupedLinearSiluMul), act, fused) : default;
         bool fusedSilu = layer.GateUp != null && BackendSupports(siluMul, out _);
         Admit(OpSignature.WithWeight(nameof(Linear), act, layer.Router));
         Admit(new OpSignature(nameof(MoeRoute), ElementType.F32));
         Admit(new OpSignature(nameof(MoePermute), act));
-        if (!fusedSilu)
+        if (w8a8)
+        {
+            // TakesW8A8 asked the backend for each of these; admitted here too, so that the chain's checks read as one list
+            Admit(new OpSignature(nameof(QuantizeFp8Activations), act));
+            if (layer.GateUp != null)
+                Admit(OpSignature.WithWeight(nameof(GroupedLinearW8A8), act, layer.GateUp));
+            else
+            {
+                Admit(OpSignature.WithWeight(nameof(GroupedLinearW8A8), act, layer.Gate!) with { StridedRows = true });
+                Admit(OpSignature.WithWeight(nameof(GroupedLinearW8A8), act, layer.Up!) with { StridedRows = true });
+            }
+            Admit(new OpSignature(nameof(SiluAndMul), act));
+            Admit(OpSignature.WithWeight(nameof(GroupedLinearW8A8), act, layer.Down));
+        }
+        else if (!fusedSilu)
         {
             if (layer.GateUp != null)
                 Admit(OpSignature.WithWeight(nameof(GroupedLinear), act, layer.GateUp));
@@ -80,12 +105,34 @@ public sealed partial class Ops
             }
             Admit(new OpSignature(nameof(SiluAndMul), act));
         }
-        Admit(OpSignature.WithWeight(nameof(GroupedLinear), act, layer.Down));
+        if (!w8a8)
+            Admit(OpSignature.WithWeight(nameof(GroupedLinear), act, layer.Down));
         Admit(new OpSignature(nameof(MoeCombine), Activations(expertOutput, dst)));
 
         Linear(x, layer.Router, default, logits);
         MoeRoute(logits, layer.CorrectionBias, ids, weights, layer.Routing);
         MoePermute(x, ids, permuted, offsets, slotRows, layer.Experts, k, scratch.PermuteWorkspace);
+        if (w8a8)
+        {
+            int h = layer.Hidden, block = Fp8ActivationBlock;
+            long hBlocks = (h + block - 1) / block, iBlocks = (inter + block - 1) / block;
+            var q = scratch.Fp8Inputs;
+            var qs = scratch.Fp8Scales;
+            QuantizeFp8Activations(permuted.Reshape(slots, h), q.Slice(0, slots * h), qs.Slice(0, slots * hBlocks));
+            var (qh, qhs) = (q.Slice(0, slots * h), qs.Slice(0, slots * hBlocks));
+            if (layer.GateUp != null)
+                GroupedLinearW8A8(qh, qhs, offsets, layer.GateUp, gateUp);
+            else
+            {
+                GroupedLinearW8A8(qh, qhs, offsets, layer.Gate!, gateUp.Columns(0, inter));
+                GroupedLinearW8A8(qh, qhs, offsets, layer.Up!, gateUp.Columns(inter, inter));
+            }
+            SiluAndMul(gateUp, activated, inter);
+            QuantizeFp8Activations(activated.Reshape(slots, inter), q.Slice(0, slots * inter), qs.Slice(0, slots * iBlocks));
+            GroupedLinearW8A8(q.Slice(0, slots * inter), qs.Slice(0, slots * iBlocks), offsets, layer.Down, expertOutput.Reshape(slots, h));
+            MoeCombine(expertOutput, slotRows, weights, dst, k, accumulate);
+            return;
+        }
         if (fusedSilu)
         {
             GroupedLinearSiluMul(permuted, offsets, layer.GateUp!, activated);
@@ -103,6 +150,26 @@ public sealed partial class Ops
         }
         GroupedLinear(activated, offsets, layer.Down, expertOutput);
         MoeCombine(expertOutput, slotRows, weights, dst, k, accumulate);
+    }
+
+    /// <summary>Fewest tokens from which <see cref="MoeLayer"/> runs FP8-block experts as W8A8 (prefill; a decode step's few rows per expert stream the weights either way).</summary>
+    public const int MoeLayerW8A8MinTokens = 32;
+
+    /// <summary>Whether <see cref="MoeLayer"/> runs this call's experts as W8A8 (see its remarks).</summary>
+    internal bool TakesW8A8(MoeLayer layer, MoeLayerScratch scratch, int tokens, ElementType act)
+    {
+        static bool Fp8Blocks(WeightMatrix? w) =>
+            w is { Scheme: WeightScheme.Fp8Block, BlockRows: Fp8ActivationBlock, BlockCols: Fp8ActivationBlock } && w.Cols % 16 == 0;
+        bool fused = layer.GateUp != null;
+        if (!scratch.Fp8Activations || tokens < MoeLayerW8A8MinTokens || !Fp8Blocks(layer.Down)
+            || (fused ? !Fp8Blocks(layer.GateUp) : !Fp8Blocks(layer.Gate) || !Fp8Blocks(layer.Up)))
+            return false;
+        bool GroupedRuns(WeightMatrix w, bool strided) =>
+            BackendSupports(OpSignature.WithWeight(nameof(GroupedLinearW8A8), act, w) with { StridedRows = strided }, out _);
+        return BackendSupports(new OpSignature(nameof(QuantizeFp8Activations), act), out _)
+            && (fused ? GroupedRuns(layer.GateUp!, false) : GroupedRuns(layer.Gate!, true) && GroupedRuns(layer.Up!, true))
+            && GroupedRuns(layer.Down, false)
+            && BackendSupports(new OpSignature(nameof(SiluAndMul), act), out _);
     }
 
     /// <summary>Throws <see cref="OpNotSupportedException"/> when a call of <paramref name="op"/> would be refused (strict, unsupported).</summary>

@@ -56,15 +56,32 @@ public static class WorkspaceLayout
 
     /// <summary>
     /// The widest input of the model's linear layers (hidden, q_lora_rank, the attention output, the dense and shared MLPs'
-    /// intermediates): the rows of the FP8 activation buffers (<see cref="Fp8Activations"/>).
+    /// intermediates): one token's row of a linear layer's FP8 input.
     /// </summary>
     public static long LinearInputs(ModelShape s) => Math.Max(Math.Max((long)s.Hidden, s.QLoraRank ?? 0),
         Math.Max(s.IsMla ? (long)s.Heads * s.VHeadDim : (long)s.Heads * s.HeadDim,
             Math.Max((long)s.Intermediate, s.Experts > 0 ? (long)s.MoeIntermediate * Math.Max(1, s.SharedExperts) : 0)));
 
     /// <summary>
+    /// FP8 elements per token of the FP8 activation buffer (<see cref="Fp8Activations"/>): the wider of a linear layer's
+    /// input (<see cref="LinearInputs"/>) and, with routed experts, the experts' W8A8 inputs (top-k slot rows of the wider of
+    /// hidden and moe_intermediate, <see cref="MoeLayerScratch.Fp8InputElements"/>).
+    /// </summary>
+    public static long Fp8InputsPerToken(ModelShape s) => s.Experts > 0
+        ? Math.Max(LinearInputs(s), (long)s.ExpertsPerToken * Math.Max(s.Hidden, s.MoeIntermediate))
+        : LinearInputs(s);
+
+    /// <summary>float32 scales per token of <see cref="Fp8ActivationScales"/>: one per 128 elements of each row <see cref="Fp8InputsPerToken"/> counts.</summary>
+    public static long Fp8ScalesPerToken(ModelShape s)
+    {
+        long linear = (LinearInputs(s) + 127) / 128;
+        return s.Experts > 0 ? Math.Max(linear, (long)s.ExpertsPerToken * ((Math.Max(s.Hidden, s.MoeIntermediate) + 127) / 128)) : linear;
+    }
+
+    /// <summary>
     /// The buffers of one forward pass over up to <paramref name="tokens"/> positions, with their element counts; with
-    /// <paramref name="fp8Activations"/>, also the FP8 copy of a linear layer's input and its 1 x 128 scales (W8A8 prefill).
+    /// <paramref name="fp8Activations"/>, also the FP8 copy of a linear layer's (or the routed experts') input and its 1 x 128
+    /// scales (W8A8 prefill).
     /// </summary>
     /// <exception cref="OverflowException">A buffer is 2^63 elements or more; the message names it and its factors.</exception>
     public static IReadOnlyList<WorkspaceBuffer> For(ModelShape s, int tokens, ElementType activations = ElementType.F32, bool fp8Activations = false)
@@ -128,9 +145,8 @@ public static class WorkspaceLayout
         Add(MlpActivation, false, mlp);
         if (fp8Activations)
         {
-            long inputs = LinearInputs(s);
-            list.Add(new(Fp8Activations, SizeMath.Product($"the activation buffer '{Fp8Activations}'", "elements", t, inputs), ElementType.Fp8E4M3));
-            list.Add(new(Fp8ActivationScales, SizeMath.Product($"the activation buffer '{Fp8ActivationScales}'", "elements", t, (inputs + 127) / 128),
+            list.Add(new(Fp8Activations, SizeMath.Product($"the activation buffer '{Fp8Activations}'", "elements", t, Fp8InputsPerToken(s)), ElementType.Fp8E4M3));
+            list.Add(new(Fp8ActivationScales, SizeMath.Product($"the activation buffer '{Fp8ActivationScales}'", "elements", t, Fp8ScalesPerToken(s)),
                 ElementType.F32));
         }
         return list;

@@ -179,7 +179,7 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
 
         int forwardTokens = request.WorkspaceTokens;
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens" +
-            (request.Fp8Activations ? $", with the FP8 inputs of W8A8 ({forwardTokens} x {WorkspaceLayout.LinearInputs(s):N0} x 1 B + their scales)" : ""),
+            (request.Fp8Activations ? $", with the FP8 inputs of W8A8 ({forwardTokens} x {WorkspaceLayout.Fp8InputsPerToken(s):N0} x 1 B + their scales)" : ""),
             WorkspaceLayout.Bytes(s, forwardTokens, ElementType.F32, request.Fp8Activations)));
         // The runner loads the model for the context it runs (ModelLoader.Load's contextLength): tables of that many positions.
         int rotary = s.IsMla ? s.QkRopeHeadDim : s.HeadDim;

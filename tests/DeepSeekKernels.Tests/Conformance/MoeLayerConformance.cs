@@ -139,6 +139,78 @@ public abstract class MoeLayerConformance : ConformanceTest
             ConformanceTolerance.Absolute);
         AllNaN(actual.AsSpan(expected.Length), "guard after the destination");
     }
+
+    /// <summary>
+    /// FP8 experts with the scratch's FP8 inputs (<see cref="MoeLayerScratch.Allocate"/> with fp8Activations): from
+    /// <see cref="Ops.MoeLayerW8A8MinTokens"/> tokens the layer runs them as W8A8 (QuantizeFp8Activations + GroupedLinearW8A8,
+    /// no dequantising grouped GEMM: counted by the profile), within 10% of the dequantising layer's output in relative norm
+    /// (the activations' e4m3 rounding: about 3% per product, two products) and not equal to it; one token fewer, the same
+    /// call is the dequantising layer bit for bit. Fused gate|up (moe_intermediate 128: whole 128-row scale blocks) and apart.
+    /// </summary>
+    [DeviceTheory]
+    [InlineData(true, false), InlineData(false, true)]
+    public void Fp8ExpertsRunAsW8A8FromTheThresholdWithinTheBound(bool fused, bool bf16)
+    {
+        const int hidden = 256, intermediate = 128, experts = 8, topK = 2;
+        var routing = new MoeRouting
+        {
+            Experts = experts, TopK = topK, Scoring = MoeScoring.Sigmoid, Method = MoeTopKMethod.NoAuxTc, Groups = 2, TopKGroups = 1,
+            NormalizeTopK = true, RoutedScalingFactor = 2.5,
+        };
+        using var router = Weight("f32", 1, experts, hidden, seed: 111);
+        using var dbias = Upload(RandomValues(experts, 112, 0.1f));
+        using var gateUp = fused ? Weight("fp8", experts, 2 * intermediate, hidden, seed: 113) : null;
+        using var gate = fused ? null : Weight("fp8", experts, intermediate, hidden, seed: 114);
+        using var up = fused ? null : Weight("fp8", experts, intermediate, hidden, seed: 115);
+        using var down = Weight("fp8", experts, hidden, intermediate, seed: 116);
+        var layer = new MoeLayer(router.Matrix, dbias.View, routing, gateUp?.Matrix, gate?.Matrix, up?.Matrix, down.Matrix);
+        int tokens = Ops.MoeLayerW8A8MinTokens;
+        var type = bf16 ? ElementType.BF16 : ElementType.F32;
+        var x = RandomValues(tokens * hidden, 117);
+        using var dx = Upload(x);
+        using var dxBf16 = Upload(x.Select(v => (BFloat16)v).ToArray());
+        using var plainScratch = MoeLayerScratch.Allocate(layer, tokens, type);
+        using var fp8Scratch = MoeLayerScratch.Allocate(layer, tokens, type, fp8Activations: true);
+        Assert.True(fp8Scratch.Fp8Activations);
+        Assert.False(plainScratch.Fp8Activations);
+        var ops = Ops.WithProfiling();
+        if (!ops.Supports(new OpSignature("GroupedLinearW8A8", type) { Scheme = WeightScheme.Fp8Block, Weight = ElementType.Fp8E4M3, StridedRows = !fused }))
+            return; // this backend takes the dequantising chain whatever the scratch holds
+
+        float[] Run(int count, MoeLayerScratch scratch, out long w8a8Calls, out long dequantising)
+        {
+            using var dy = Poisoned((long)count * hidden);
+            using var dyBf16 = PoisonedBf16((long)count * hidden);
+            DeviceTensor input = (bf16 ? dxBf16.View : (DeviceTensor)dx.View).Slice(0, (long)count * hidden);
+            ops.ResetProfile();
+            ops.MoeLayer(layer, input, scratch, bf16 ? dyBf16.View : dy.View, accumulate: false);
+            w8a8Calls = ops.Profile.Where(r => r.Signature.Op == "GroupedLinearW8A8").Sum(r => r.Calls);
+            dequantising = ops.Profile.Where(r => r.Signature.Op is "GroupedLinear" or "GroupedLinearSiluMul").Sum(r => r.Calls);
+            return bf16 ? dyBf16.ToArray().Select(v => (float)v).ToArray() : dy.ToArray();
+        }
+
+        var plain = Run(tokens, plainScratch, out long plainW8A8, out _);
+        var w8a8 = Run(tokens, fp8Scratch, out long calls, out long dequantisingCalls);
+        Assert.Equal(0, plainW8A8);
+        Assert.Equal(fused ? 2 : 3, calls);
+        Assert.Equal(0, dequantisingCalls);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < plain.Length; i++)
+        {
+            Assert.False(float.IsNaN(w8a8[i]), $"y[{i / hidden}, {i % hidden}] is NaN (not written?)");
+            diff += Math.Pow(w8a8[i] - plain[i], 2);
+            norm += Math.Pow(plain[i], 2);
+        }
+        double relative = Math.Sqrt(diff / norm);
+        TestContext.Current.TestOutputHelper?.WriteLine($"MoeLayer W8A8 ({(fused ? "fused" : "gate and up apart")}, {type.Name()}) on {Ops.Label}: {relative:E2} from the dequantising layer");
+        Assert.True(relative is > 0 and < 0.1, $"W8A8 experts {relative:E2} from the dequantising layer (expected a few percent)");
+
+        // below the threshold the FP8 scratch changes nothing
+        var below = Run(tokens - 1, fp8Scratch, out long belowCalls, out _);
+        var belowPlain = Run(tokens - 1, plainScratch, out _, out _);
+        Assert.Equal(0, belowCalls);
+        Assert.Equal(belowPlain, below);
+    }
 }
 
 /// <summary>The MoeRoute doc in float64 (shared by the route and layer conformance classes).</summary>

@@ -8,8 +8,10 @@ namespace DeepSeekKernels.Tests.Models;
 
 /// <summary>
 /// FP8 activations in the runner (<see cref="CausalLanguageModel.Fp8Activations"/>): a prefill of at least
-/// <see cref="Projection.Fp8MinRows"/> tokens runs every FP8-block linear layer as QuantizeFp8Activations + LinearW8A8
-/// (counted by the ops' profile) and a decode step none; the logits stay within a stated bound of the dequantising path's
+/// <see cref="Projection.Fp8MinRows"/> tokens runs every FP8-block linear layer as QuantizeFp8Activations + LinearW8A8, and
+/// DeepSeek-V3's routed experts as QuantizeFp8Activations + GroupedLinearW8A8 (gate and up, then down: three per MoE layer
+/// on this fixture, whose gate and up stay apart),
+/// counted by the ops' profile, and a decode step none of them; the logits stay within a stated bound of the dequantising path's
 /// (the activations' e4m3 rounding, about 3% per product in relative norm by Ops.LinearW8A8's own measurement, compounds
 /// over the layers and can flip a routing choice: on these random-weight fixtures 5.7% (Qwen2, --quant fp8), 7.1% (Llama,
 /// --quant fp8) and 15.4% (DeepSeek-V3 FP8, MoE) of the logits' norm, the same on every backend; the bound, 30%, catches
@@ -58,13 +60,20 @@ public class Fp8ActivationModelTests
             ops.ResetProfile();
             model.Forward(ids, cache, logits, allPositions: true);
             w8a8Calls = (int)ops.Profile.Where(r => r.Signature.Op == nameof(Ops.LinearW8A8)).Sum(r => r.Calls);
+            long grouped = ops.Profile.Where(r => r.Signature.Op == nameof(Ops.GroupedLinearW8A8)).Sum(r => r.Calls);
             long quantizations = ops.Profile.Where(r => r.Signature.Op == nameof(Ops.QuantizeFp8Activations)).Sum(r => r.Calls);
-            Assert.Equal(w8a8Calls, quantizations);
+            // every MoE layer's experts as W8A8 (DeepSeek-V3's FP8 checkpoint: gate and up apart here, as moe_intermediate 32
+            // does not fill a 128-row scale block), no dequantising grouped GEMM left
+            int moeLayers = Enumerable.Range(0, model.Shape.Layers).Count(model.Shape.IsMoeLayer);
+            Assert.Equal(fp8 ? 3L * moeLayers : 0, grouped);
+            Assert.Equal(w8a8Calls + (fp8 ? 2L * moeLayers : 0), quantizations); // the experts' inputs: the permuted rows, then the activated
+            if (fp8 && moeLayers > 0)
+                Assert.DoesNotContain(ops.Profile, r => r.Signature.Op is nameof(Ops.GroupedLinear) or nameof(Ops.GroupedLinearSiluMul));
             // a decode step: no W8A8
             ops.ResetProfile();
             var last = new float[model.Shape.Vocab];
             model.Forward([ids[0]], cache, last);
-            Assert.DoesNotContain(ops.Profile, r => r.Signature.Op == nameof(Ops.LinearW8A8));
+            Assert.DoesNotContain(ops.Profile, r => r.Signature.Op is nameof(Ops.LinearW8A8) or nameof(Ops.GroupedLinearW8A8));
             return logits;
         }
 
@@ -95,6 +104,7 @@ public class Fp8ActivationModelTests
             ops.ResetProfile();
             model.Forward(ids, cache, logits, allPositions: true);
             Assert.Equal(fp8, ops.Profile.Any(r => r.Signature.Op == nameof(Ops.LinearW8A8)));
+            Assert.Equal(fp8, ops.Profile.Any(r => r.Signature.Op == nameof(Ops.GroupedLinearW8A8)));
             return logits;
         }
         double error = RelativeError(Logits(true), Logits(false));

@@ -68,7 +68,13 @@ public class PlanMatchesRunnerTests
         Assert.Equal(model.WorkspaceBytes, model.WorkspaceUsedBytes);
         long without = MemoryPlan.Compute(ParameterInventory.Of(model.Shape), DeepSeekKernels.Quantization.WeightQuantization.None, request with { Fp8Activations = false })
             .Lines.Single(l => l.Item == "activations").Bytes;
-        long inputs = WorkspaceLayout.LinearInputs(model.Shape);
-        Assert.Equal(DeviceArena.Align(chunk * inputs) + DeviceArena.Align(4L * chunk * ((inputs + 127) / 128)), line - without);
+        // a linear layer's widest input, or with routed experts their top-k slot rows (the wider of hidden and moe_intermediate)
+        var sh = model.Shape;
+        long linear = Math.Max(Math.Max(sh.Hidden, sh.QLoraRank ?? 0), Math.Max(sh.IsMla ? (long)sh.Heads * sh.VHeadDim : (long)sh.Heads * sh.HeadDim,
+            Math.Max(sh.Intermediate, sh.Experts > 0 ? (long)sh.MoeIntermediate * Math.Max(1, sh.SharedExperts) : 0)));
+        long wide = Math.Max(sh.Hidden, sh.MoeIntermediate);
+        long inputs = sh.Experts > 0 ? Math.Max(linear, (long)sh.ExpertsPerToken * wide) : linear;
+        long scales = sh.Experts > 0 ? Math.Max((linear + 127) / 128, sh.ExpertsPerToken * ((wide + 127) / 128)) : (linear + 127) / 128;
+        Assert.Equal(DeviceArena.Align(chunk * inputs) + DeviceArena.Align(4L * chunk * scales), line - without);
     }
 }
