@@ -125,6 +125,7 @@ public sealed class DeviceRuntime : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
+        CheckHostMemory(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), $"{typeof(T).Name} x {length:N0}");
         Bind();
         try
         {
@@ -147,6 +148,7 @@ public sealed class DeviceRuntime : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        CheckHostMemory(bytes, "an arena");
         Bind();
         try
         {
@@ -183,16 +185,37 @@ public sealed class DeviceRuntime : IDisposable
         return new DeviceBuffer<T>(this, memory, 0, length, readOnlyHost: true, fileMapping);
     }
 
-    /// <summary>Free device memory in bytes on a GPU (the driver's figure); null on ILGPU's CPU accelerator.</summary>
+    /// <summary>
+    /// Free device memory in bytes: on a GPU the driver's figure; on ILGPU's CPU accelerator the host memory this process can
+    /// still take (MemAvailable, capped by a cgroup limit: see <see cref="HostMemory"/>), or null where that cannot be read
+    /// (not Linux).
+    /// </summary>
     public long? FreeMemoryBytes
     {
         get
         {
             if (!IsCuda)
-                return null;
+                return HostMemory.AvailableBytes();
             Bind();
             return CudaDriver.MemoryInfo().Free;
         }
+    }
+
+    /// <summary>Allocations on ILGPU's CPU accelerator from this size up are checked against <see cref="FreeMemoryBytes"/> first.</summary>
+    internal const long HostCheckBytes = 64L << 20;
+
+    /// <summary>
+    /// On ILGPU's CPU accelerator, refuses an allocation of at least <see cref="HostCheckBytes"/> that is larger than the host
+    /// memory available: Linux would grant it and kill the process when its pages are touched (a KV page pool fills as
+    /// sequences grow), so it is refused now with a <see cref="DeviceMemoryException"/> that gives both figures.
+    /// </summary>
+    void CheckHostMemory(long bytes, string what)
+    {
+        if (IsCuda || bytes < HostCheckBytes || FreeMemoryBytes is not long available || bytes <= available)
+            return;
+        throw new DeviceMemoryException(
+            $"Allocating {bytes:N0} bytes ({what}) on {DeviceName} refused: the host has {available:N0} bytes available " +
+            "(MemAvailable, or the cgroup's limit less its usage); nothing was allocated. Ask for less (a shorter --context, a smaller --max-batch), or free memory.");
     }
 
     /// <summary>Allocates a device buffer holding a copy of <paramref name="source"/>.</summary>
