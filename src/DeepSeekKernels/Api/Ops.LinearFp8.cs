@@ -74,21 +74,10 @@ public sealed partial class Ops
     public void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix weight, DeviceView<float> bias, DeviceTensor destination)
     {
         const string op = nameof(LinearW8A8);
-        if (weight is null)
-            ThrowHelper.ArgumentNull(op, nameof(weight));
-        if (weight.Scheme != WeightScheme.Fp8Block)
-            ThrowHelper.NotSupported(op, $"weight is {weight}; {op} takes an FP8 weight with {Fp8ActivationBlock} x {Fp8ActivationBlock} block scales (use Linear for dense and INT4 weights).");
-        CheckView(op, nameof(qx), qx, null);
-        CheckView(op, nameof(xScales), xScales, qx.Runtime);
-        CheckWeight(op, nameof(weight), weight, qx.Runtime);
+        CheckW8A8Weight(op, weight, qx, xScales, "an FP8 weight", "Linear");
         CheckOptionalView(op, nameof(bias), bias, qx.Runtime);
-        if (weight.BlockRows != Fp8ActivationBlock || weight.BlockCols != Fp8ActivationBlock)
-            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.BlockRows} x {weight.BlockCols} scale blocks; {op} takes {Fp8ActivationBlock} x {Fp8ActivationBlock} (DeepSeek-V3's), "
-                + "whose columns line up with the activations' 1 x 128 scales (use Linear for other blocks).");
         if (weight.Count != 1)
             ThrowHelper.Argument(op, nameof(weight), $"weight is a stack of {weight.Count} matrices; {op} takes one (use weight.Matrix(i)).");
-        if (weight.Cols % 16 != 0)
-            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.Cols} in features (Cols); {op} needs a multiple of 16 (the FP8 tensor-core step along k).");
         int inFeatures = weight.Cols, blocks = weight.ScaleCols;
         int m = OpChecks.Rows(op, nameof(qx), qx.Length, inFeatures, "weight.Cols");
         OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * blocks, $"m * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {blocks}");
@@ -132,19 +121,8 @@ public sealed partial class Ops
     public void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
     {
         const string op = nameof(GroupedLinearW8A8);
-        if (weight is null)
-            ThrowHelper.ArgumentNull(op, nameof(weight));
-        if (weight.Scheme != WeightScheme.Fp8Block)
-            ThrowHelper.NotSupported(op, $"weight is {weight}; {op} takes a stack of FP8 weights with {Fp8ActivationBlock} x {Fp8ActivationBlock} block scales (use GroupedLinear for dense and INT4 experts).");
-        CheckView(op, nameof(qx), qx, null);
-        CheckView(op, nameof(xScales), xScales, qx.Runtime);
+        CheckW8A8Weight(op, weight, qx, xScales, "a stack of FP8 weights", "GroupedLinear");
         CheckView(op, nameof(expertOffsets), expertOffsets, qx.Runtime);
-        CheckWeight(op, nameof(weight), weight, qx.Runtime);
-        if (weight.BlockRows != Fp8ActivationBlock || weight.BlockCols != Fp8ActivationBlock)
-            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.BlockRows} x {weight.BlockCols} scale blocks; {op} takes {Fp8ActivationBlock} x {Fp8ActivationBlock} (DeepSeek-V3's), "
-                + "whose columns line up with the activations' 1 x 128 scales (use GroupedLinear for other blocks).");
-        if (weight.Cols % 16 != 0)
-            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.Cols} in features (Cols); {op} needs a multiple of 16 (the FP8 tensor-core step along k).");
         int m = OpChecks.Rows(op, nameof(qx), qx.Length, weight.Cols, "weight.Cols");
         OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * weight.ScaleCols, $"M * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {weight.ScaleCols}");
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
@@ -157,5 +135,26 @@ public sealed partial class Ops
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.GroupedLinearW8A8(qx, xScales, offsets, weight, dst, m);
+    }
+
+    /// <summary>
+    /// What LinearW8A8 and GroupedLinearW8A8 check first: the weight (not null, FP8 with 128 x 128 blocks, in features a
+    /// multiple of 16) and the activation views (qx's runtime, xScales on it). <paramref name="what"/> names the weight the op
+    /// takes; <paramref name="dequantising"/> the op to use for the others.
+    /// </summary>
+    void CheckW8A8Weight(string op, WeightMatrix weight, DeviceView<Float8E4M3> qx, DeviceView<float> xScales, string what, string dequantising)
+    {
+        if (weight is null)
+            ThrowHelper.ArgumentNull(op, nameof(weight));
+        if (weight.Scheme != WeightScheme.Fp8Block)
+            ThrowHelper.NotSupported(op, $"weight is {weight}; {op} takes {what} with {Fp8ActivationBlock} x {Fp8ActivationBlock} block scales (use {dequantising} for dense and INT4 weights).");
+        CheckView(op, nameof(qx), qx, null);
+        CheckView(op, nameof(xScales), xScales, qx.Runtime);
+        CheckWeight(op, nameof(weight), weight, qx.Runtime);
+        if (weight.BlockRows != Fp8ActivationBlock || weight.BlockCols != Fp8ActivationBlock)
+            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.BlockRows} x {weight.BlockCols} scale blocks; {op} takes {Fp8ActivationBlock} x {Fp8ActivationBlock} (DeepSeek-V3's), "
+                + $"whose columns line up with the activations' 1 x 128 scales (use {dequantising} for other blocks).");
+        if (weight.Cols % 16 != 0)
+            ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.Cols} in features (Cols); {op} needs a multiple of 16 (the FP8 tensor-core step along k).");
     }
 }

@@ -162,14 +162,14 @@ public class NativeWeightMappingTests
             "GroupedLinearSiluMul(x=f32, w=f32 dense)", "GroupedLinearSiluMul(x=f32, w=bf16 dense)",
             "GroupedLinearSiluMul(x=f32, w=fp8 block)", "GroupedLinearSiluMul(x=f32, w=int4 group)",
             "MoeCombine(x=f32)",
-            "QuantizeFp8Activations(x=f32)", "LinearW8A8(x=f32, w=fp8 block)",
+            "QuantizeFp8Activations(x=f32)", "LinearW8A8(x=f32, w=fp8 block)", "GroupedLinearW8A8(x=f32, w=fp8 block)",
             "Linear(x=bf16, w=bf16 dense)", "LinearSiluMul(x=bf16, w=bf16 dense)", "HeadwiseLinear(x=bf16, w=bf16 dense)",
             "Embedding(x=bf16, w=bf16 dense)", "GroupedLinear(x=bf16, w=bf16 dense)", "GroupedLinearSiluMul(x=bf16, w=bf16 dense)",
             "Rope(x=bf16)",
             "PagedAttention(x=bf16, head_dim=128, pages=bf16)", "PagedMlaAttention(x=bf16, head_dim=576, pages=bf16)",
             "CopyColumns(x=bf16)", "SiluAndMul(x=bf16)", "Softmax(x=bf16)", "Add(x=bf16)", "Scale(x=bf16)",
             "MoeRoute(x=bf16)", "MoePermute(x=bf16)", "MoeCombine(x=bf16)",
-            "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)",
+            "QuantizeFp8Activations(x=bf16)", "LinearW8A8(x=bf16, w=fp8 block)", "GroupedLinearW8A8(x=bf16, w=fp8 block)",
         ];
         Assert.Equal(expected, supported);
         Assert.All(Ops.SupportSignatures.Where(s => !expected.Contains(s.ToString())), s => Assert.False(string.IsNullOrWhiteSpace(NativeBackend.Refusal(s)), s.ToString()));

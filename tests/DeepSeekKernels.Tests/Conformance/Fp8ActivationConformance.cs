@@ -180,13 +180,7 @@ public abstract class LinearW8A8Conformance : ConformanceTest
         var actual = bf16 ? dyb!.ToArray().Select(b => b.ToSingle()).ToArray() : dyf!.ToArray();
         for (int i = 0; i < m; i++)
             for (int n = 0; n < outFeatures; n++)
-            {
-                double e = expected[i * outFeatures + n], bound = ConformanceTolerance.F32 * scale[i * outFeatures + n]
-                    + (bf16 ? Math.Abs(e) / 256 : 0) + ConformanceTolerance.Absolute;
-                float a = actual[i * pitch + start + n];
-                Assert.False(float.IsNaN(a), $"y[{i}, {n}] is NaN (not written?), expected {e}");
-                Assert.True(Math.Abs(a - e) <= bound, $"y[{i}, {n}]: expected {e}, got {a} (|diff| {Math.Abs(a - e):g3} > {bound:g3})");
-            }
+                Fp8ActivationOracles.Close(expected[i * outFeatures + n], scale[i * outFeatures + n], actual[i * pitch + start + n], bf16, $"y[{i}, {n}]");
         for (int p = 0; p < actual.Length; p++)
         {
             int i = p / pitch, c = p % pitch;
@@ -313,13 +307,7 @@ public abstract class GroupedLinearW8A8Conformance : ConformanceTest
                 int r = offsets[e] + i;
                 written[r] = true;
                 for (int n = 0; n < outFeatures; n++)
-                {
-                    double x = expected[i * outFeatures + n], bound = ConformanceTolerance.F32 * scale[i * outFeatures + n]
-                        + (bf16 ? Math.Abs(x) / 256 : 0) + ConformanceTolerance.Absolute;
-                    float a = actual[r * pitch + start + n];
-                    Assert.False(float.IsNaN(a), $"y[{r}, {n}] (expert {e}) is NaN (not written?), expected {x}");
-                    Assert.True(Math.Abs(a - x) <= bound, $"y[{r}, {n}] (expert {e}): expected {x}, got {a} (|diff| {Math.Abs(a - x):g3} > {bound:g3})");
-                }
+                    Fp8ActivationOracles.Close(expected[i * outFeatures + n], scale[i * outFeatures + n], actual[r * pitch + start + n], bf16, $"y[{r}, {n}] (expert {e})");
             }
         }
         for (int p = 0; p < actual.Length; p++)
@@ -414,6 +402,17 @@ internal sealed class Fp8Weight : IDisposable
 /// <summary>Float64 oracles of the FP8 activation ops, written from their docs, with e4m3 from the format's definition.</summary>
 public static class Fp8ActivationOracles
 {
+    /// <summary>
+    /// One W8A8 output against the float64 oracle: written (not NaN) and within float32 summation error of its magnitude
+    /// <paramref name="scale"/> (+ one bf16 rounding of the value for a bf16 destination).
+    /// </summary>
+    public static void Close(double expected, double scale, float actual, bool bf16, string where)
+    {
+        double bound = ConformanceTolerance.F32 * scale + (bf16 ? Math.Abs(expected) / 256 : 0) + ConformanceTolerance.Absolute;
+        Assert.False(float.IsNaN(actual), $"{where} is NaN (not written?), expected {expected}");
+        Assert.True(Math.Abs(actual - expected) <= bound, $"{where}: expected {expected}, got {actual} (|diff| {Math.Abs(actual - expected):g3} > {bound:g3})");
+    }
+
     /// <summary>
     /// The magnitude of every e4m3fn code 0..126 from the format (1 sign, 4 exponent bits of bias 7, 3 mantissa bits, no
     /// infinities, S.1111.111 NaN): exponent 0 is subnormal, mantissa * 2^-9; otherwise (1 + mantissa / 8) * 2^(exponent - 7).

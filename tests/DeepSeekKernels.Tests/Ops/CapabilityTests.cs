@@ -130,7 +130,7 @@ public class CapabilityTests
     {
         var reference = ReferenceOps;
         Assert.All(DeepSeekKernels.Ops.SupportSignatures, s => Assert.True(reference.Supports(s), s.ToString()));
-        Assert.Equal(25, DeepSeekKernels.Ops.OpNames.Count);
+        Assert.Equal(26, DeepSeekKernels.Ops.OpNames.Count);
         Assert.Same(reference, reference.WithReferenceFallback());
         Assert.False(reference.WithReferenceFallback().ReferenceFallback);
         Assert.Empty(reference.WithReferenceFallback().FallbackReport);
@@ -221,10 +221,10 @@ public class CapabilityTests
         Assert.True(matrix.Supports(new OpSignature("Rope", ElementType.F32), Backend.Ilgpu));
         Assert.False(matrix.Supports(new OpSignature("Attention", ElementType.F32) { HeadDim = 128 }, Backend.Ilgpu));
         // the RMSNorm pairs, the small ops (f32, bf16); Linear (4 schemes, strided), LinearSiluMul (4), DequantizeFp8, HeadwiseLinear (4),
-        // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (f32, bf16); Rope (f32,
-        // bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3); the MoE ops: MoeRoute, MoePermute, MoeCombine (f32,
-        // bf16 each), GroupedLinear and GroupedLinearSiluMul (4 schemes and bf16 each)
-        Assert.Equal(8 + 10 + 5 + 4 + 1 + 4 + 3 + 4 + 4 + 2 + 3 + 3 + 3 + 6 + 10, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
+        // Embedding (3), and bf16 Linear, LinearSiluMul, HeadwiseLinear and Embedding; FP8 activations (quantiser, LinearW8A8,
+        // GroupedLinearW8A8; f32, bf16 each); Rope (f32, bf16), KvAppend (3), PagedAttention (3) and PagedMlaAttention (3); the MoE
+        // ops: MoeRoute, MoePermute, MoeCombine (f32, bf16 each), GroupedLinear and GroupedLinearSiluMul (4 schemes and bf16 each)
+        Assert.Equal(8 + 10 + 5 + 4 + 1 + 4 + 3 + 4 + 3 * 2 + 2 + 3 + 3 + 3 + 6 + 10, Enumerable.Range(0, matrix.Signatures.Count).Count(r => matrix[r, 1]));
     }
 
     /// <summary>
