@@ -118,8 +118,8 @@ public sealed partial class Ops
             long hBlocks = (h + block - 1) / block, iBlocks = (inter + block - 1) / block;
             var q = scratch.Fp8Inputs;
             var qs = scratch.Fp8Scales;
-            QuantizeFp8Activations(permuted.Reshape(slots, h), q.Slice(0, slots * h), qs.Slice(0, slots * hBlocks));
             var (qh, qhs) = (q.Slice(0, slots * h), qs.Slice(0, slots * hBlocks));
+            QuantizeFp8Activations(permuted.Reshape(slots, h), qh, qhs);
             if (layer.GateUp != null)
                 GroupedLinearW8A8(qh, qhs, offsets, layer.GateUp, gateUp);
             else
@@ -128,8 +128,9 @@ public sealed partial class Ops
                 GroupedLinearW8A8(qh, qhs, offsets, layer.Up!, gateUp.Columns(inter, inter));
             }
             SiluAndMul(gateUp, activated, inter);
-            QuantizeFp8Activations(activated.Reshape(slots, inter), q.Slice(0, slots * inter), qs.Slice(0, slots * iBlocks));
-            GroupedLinearW8A8(q.Slice(0, slots * inter), qs.Slice(0, slots * iBlocks), offsets, layer.Down, expertOutput.Reshape(slots, h));
+            var (qi, qis) = (q.Slice(0, slots * inter), qs.Slice(0, slots * iBlocks));
+            QuantizeFp8Activations(activated.Reshape(slots, inter), qi, qis);
+            GroupedLinearW8A8(qi, qis, offsets, layer.Down, expertOutput.Reshape(slots, h));
             MoeCombine(expertOutput, slotRows, weights, dst, k, accumulate);
             return;
         }
