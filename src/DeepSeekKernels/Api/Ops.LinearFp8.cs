@@ -74,21 +74,13 @@ public sealed partial class Ops
     public void LinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, WeightMatrix weight, DeviceView<float> bias, DeviceTensor destination)
     {
         const string op = nameof(LinearW8A8);
-        CheckW8A8Weight(op, weight, qx, xScales, "an FP8 weight", "Linear");
+        var (_, dst) = CheckW8A8(op, weight, qx, xScales, destination, "an FP8 weight", "Linear", "m");
         CheckOptionalView(op, nameof(bias), bias, qx.Runtime);
         if (weight.Count != 1)
             ThrowHelper.Argument(op, nameof(weight), $"weight is a stack of {weight.Count} matrices; {op} takes one (use weight.Matrix(i)).");
-        int inFeatures = weight.Cols, blocks = weight.ScaleCols;
-        int m = OpChecks.Rows(op, nameof(qx), qx.Length, inFeatures, "weight.Cols");
-        OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * blocks, $"m * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {blocks}");
         if (!bias.IsNull)
             OpChecks.Length(op, nameof(bias), bias.Length, weight.Rows, "weight.Rows");
-        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, qx.Runtime, m, weight.Rows, $"m * weight.Rows = {m} * {weight.Rows}");
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(qx), DeviceTensor.FromView(qx));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(xScales), DeviceTensor.FromView(xScales));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(bias), DeviceTensor.FromView(bias));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.Fp8Data));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.LinearW8A8(qx, xScales, weight, bias, dst);
     }
@@ -121,28 +113,24 @@ public sealed partial class Ops
     public void GroupedLinearW8A8(DeviceView<Float8E4M3> qx, DeviceView<float> xScales, DeviceView<int> expertOffsets, WeightMatrix weight, DeviceTensor destination)
     {
         const string op = nameof(GroupedLinearW8A8);
-        CheckW8A8Weight(op, weight, qx, xScales, "a stack of FP8 weights", "GroupedLinear");
+        var (m, dst) = CheckW8A8(op, weight, qx, xScales, destination, "a stack of FP8 weights", "GroupedLinear", "M");
         CheckView(op, nameof(expertOffsets), expertOffsets, qx.Runtime);
-        int m = OpChecks.Rows(op, nameof(qx), qx.Length, weight.Cols, "weight.Cols");
-        OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * weight.ScaleCols, $"M * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {weight.ScaleCols}");
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
         var offsets = expertOffsets.Slice(0, weight.Count + 1L);
-        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, qx.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(qx), DeviceTensor.FromView(qx));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(xScales), DeviceTensor.FromView(xScales));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(expertOffsets), DeviceTensor.FromView(offsets));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.Fp8Data));
-        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);
         call.Backend.GroupedLinearW8A8(qx, xScales, offsets, weight, dst, m);
     }
 
     /// <summary>
-    /// What LinearW8A8 and GroupedLinearW8A8 check first: the weight (not null, FP8 with 128 x 128 blocks, in features a
-    /// multiple of 16) and the activation views (qx's runtime, xScales on it). <paramref name="what"/> names the weight the op
-    /// takes; <paramref name="dequantising"/> the op to use for the others.
+    /// What LinearW8A8 and GroupedLinearW8A8 both check: the weight (not null, FP8 with 128 x 128 blocks, in features a
+    /// multiple of 16), the activation views (qx's runtime, xScales on it), qx whole rows of the in features and xScales one
+    /// per row and block, and the destination [rows, weight.Rows], apart from qx, xScales and the weight. Returns the rows
+    /// and the destination as rank 2. <paramref name="what"/> names the weight the op takes; <paramref name="dequantising"/>
+    /// the op to use for the others; <paramref name="rows"/> how the messages call the rows.
     /// </summary>
-    void CheckW8A8Weight(string op, WeightMatrix weight, DeviceView<Float8E4M3> qx, DeviceView<float> xScales, string what, string dequantising)
+    (int Rows, DeviceTensor Destination) CheckW8A8(string op, WeightMatrix weight, DeviceView<Float8E4M3> qx, DeviceView<float> xScales,
+        DeviceTensor destination, string what, string dequantising, string rows)
     {
         if (weight is null)
             ThrowHelper.ArgumentNull(op, nameof(weight));
@@ -156,5 +144,14 @@ public sealed partial class Ops
                 + $"whose columns line up with the activations' 1 x 128 scales (use {dequantising} for other blocks).");
         if (weight.Cols % 16 != 0)
             ThrowHelper.Argument(op, nameof(weight), $"weight has {weight.Cols} in features (Cols); {op} needs a multiple of 16 (the FP8 tensor-core step along k).");
+        int m = OpChecks.Rows(op, nameof(qx), qx.Length, weight.Cols, "weight.Cols");
+        OpChecks.Length(op, nameof(xScales), xScales.Length, (long)m * weight.ScaleCols,
+            $"{rows} * ceil(weight.Cols / {Fp8ActivationBlock}) = {m} * {weight.ScaleCols}");
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, qx.Runtime, m, weight.Rows, $"{rows} * weight.Rows = {m} * {weight.Rows}");
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(qx), DeviceTensor.FromView(qx));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(xScales), DeviceTensor.FromView(xScales));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.Fp8Data));
+        TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.ScaleInv));
+        return (m, dst);
     }
 }

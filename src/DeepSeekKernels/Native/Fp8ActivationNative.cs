@@ -88,7 +88,7 @@ internal static class Fp8ActivationNative
         Y = y.Pointer,
         ErrorWord = runtime.Errors.Word.View.Pointer,
         M = m,
-        YRowStride = m == 1 ? Math.Max(y.Stride(0), w.Rows) : y.Stride(0), // one row: any stride will do, a broadcast 0 would be refused
+        YRowStride = LinearNative.RowStride(m, y.Stride(0), w.Rows),
         ActDType = (int)y.ElementType,
         Path = (int)DskW8A8Path.Auto,
         ErrorSite = DeviceErrorSite.GroupedLinearW8A8Offsets.Id,

@@ -33,7 +33,7 @@ internal static class GroupedLinearNative
         ErrorWord = runtime.Errors.Word.View.Pointer,
         M = m,
         XRowStride = w.Cols, // x is [m * w.Cols], dense (the op API flattens it)
-        YRowStride = RowStride(m, y.Stride(0), y.Dim(1)),
+        YRowStride = LinearNative.RowStride(m, y.Stride(0), y.Dim(1)),
         XDType = (int)x.ElementType,
         YDType = (int)y.ElementType,
         Epilogue = (int)epilogue,
@@ -49,7 +49,4 @@ internal static class GroupedLinearNative
         runtime.Bind();
         DskNative.GroupedLinear(p);
     }
-
-    /// <summary>The row stride the C ABI is given: with one row any stride is as good, and a broadcast 0 would be refused.</summary>
-    static long RowStride(long rows, long stride, long cols) => rows == 1 ? Math.Max(stride, cols) : stride;
 }

@@ -103,7 +103,7 @@ internal static class LinearNative
     }
 
     /// <summary>The row stride the C ABI is given: with one row any stride is as good, and a broadcast 0 would be refused.</summary>
-    static long RowStride(long rows, long stride, long cols) => rows == 1 ? Math.Max(stride, cols) : stride;
+    internal static long RowStride(long rows, long stride, long cols) => rows == 1 ? Math.Max(stride, cols) : stride;
 
     /// <summary>
     /// Dense bf16 x (bf16 rows) without a bias, into bf16 or f32 rows: cuBLASLt, when it is available and has an algorithm
