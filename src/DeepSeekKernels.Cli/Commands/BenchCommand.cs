@@ -85,7 +85,7 @@ internal static class BenchCommand
         int[] promptIds = [.. Enumerable.Range(0, promptTokens).Select(_ => random.Next(shape.Vocab))];
         int[] genIds = [.. Enumerable.Range(0, genTokens).Select(_ => random.Next(shape.Vocab))];
 
-        using var loaded = engine.Load(folder, context, "bench", profile);
+        using var loaded = engine.Load(folder, context, "bench", profile: profile);
         var m = loaded.Model;
         using var cache = m.CreateCache(context, loaded.KvType);
         var logits = new float[m.Shape.Vocab];

@@ -55,8 +55,12 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
     /// Creates the runtime and ops, loads the model in <paramref name="folder"/> for <paramref name="contextLength"/>
     /// positions (RoPE tables for the context used) in the chosen activation type and quantisation, and says so on stderr.
     /// </summary>
-    /// <remarks>With <paramref name="profile"/> the ops time every call (<see cref="Ops.WithProfiling"/>).</remarks>
-    public LoadedModel Load(string folder, int contextLength, string command, bool profile = false)
+    /// <remarks>
+    /// The KV cache the command creates next (<paramref name="kvSequences"/> sequences of <paramref name="contextLength"/>
+    /// positions, of <see cref="LoadedModel.KvType"/>) is counted in the loader's fit check, so a run whose cache would not
+    /// fit is refused before the weights load. With <paramref name="profile"/> the ops time every call (<see cref="Ops.WithProfiling"/>).
+    /// </remarks>
+    public LoadedModel Load(string folder, int contextLength, string command, int kvSequences = 1, bool profile = false)
     {
         var (runtime, ops) = CommonOptions.CreateOps(Backend, Device, AllowFallback, Threads, Int4Dot);
         if (CudaGraphs && !runtime.IsCuda)
@@ -70,15 +74,17 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
         try
         {
             var clock = Stopwatch.StartNew();
+            var activations = CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda);
+            var kvType = CommonOptions.KvType(KvDtype, activations);
             var model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
-                activations: CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda), fp8Activations: Fp8Activations);
+                activations: activations, fp8Activations: Fp8Activations, kvCache: new KvCacheRequest(kvSequences, kvType));
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
                 $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations" +
                 (Fp8Activations ? ", FP8 (W8A8) prefill for FP8-block weights" : "") + ")");
             QuantOption.Report(command, model);
             model.DecodeGraphs = CudaGraphs;
-            return new LoadedModel(runtime, ops, model, CommonOptions.KvType(KvDtype, model.Activations));
+            return new LoadedModel(runtime, ops, model, kvType);
         }
         catch
         {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using DeepSeekKernels.Generation;
+using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Tokenization;
 
@@ -157,10 +158,11 @@ internal static class GenerateCommand
             }
         }
 
-        using (var loaded = engine.Load(folder, ctx, "generate"))
+        // as many at once as a step holds (the model's chunk of positions), all at their full context
+        int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), Math.Min(ModelLoader.DefaultChunkTokens, ctx));
+        using (var loaded = engine.Load(folder, ctx, "generate", kvSequences: concurrent))
         {
             var model = loaded.Model;
-            int concurrent = Math.Min(Math.Min(maxBatch, requests.Count), model.ChunkTokens);
             using var cache = model.CreatePagedCache(model.CacheLayout(ctx, concurrent, loaded.KvType));
             CliErrors.Status($"{requests.Count} requests, up to {concurrent} at once; KV cache {cache.Layout.Pages} pages x " +
                 $"{cache.Layout.PageSize} {cache.Layout.ElementType.Name()} ({cache.Bytes / 1e6:F1} MB)");

@@ -54,7 +54,7 @@ public sealed class CausalLanguageModel : IDisposable
     /// Whether forward passes of at least <see cref="Projection.Fp8MinRows"/> tokens (prefill) run their FP8-block linear
     /// layers as W8A8 (DeepSeek-V3's and DeepGEMM's recipe: the activations quantised per token and 128 features to e4m3,
     /// <see cref="Ops.LinearW8A8"/>) where the backend runs it; decode steps and other weights keep <see cref="Ops.Linear"/>.
-    /// Chosen at load (<see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>).
+    /// Chosen at load (<see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool, KvCacheRequest?)"/>).
     /// </summary>
     public bool Fp8Activations => _workspace.Fp8Activations;
 
@@ -71,7 +71,7 @@ public sealed class CausalLanguageModel : IDisposable
     public long WeightBytes { get; }
 
     /// <summary>
-    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>
+    /// What the quantisation asked of <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool, KvCacheRequest?)"/>
     /// did: weight tensors quantised, already FP8, kept dense (<see cref="QuantizationReport.None"/> when none was asked).
     /// </summary>
     public QuantizationReport Quantization { get; internal init; } = QuantizationReport.None;
@@ -134,7 +134,7 @@ public sealed class CausalLanguageModel : IDisposable
 
     /// <summary>
     /// Positions the model was loaded for (its RoPE tables cover [0, ContextLimit)): the contextLength given to
-    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool)"/>, else max_position_embeddings.
+    /// <see cref="ModelLoader.Load(string, Ops, int, long?, int?, Quantization.WeightQuantization, ElementType, bool, KvCacheRequest?)"/>, else max_position_embeddings.
     /// </summary>
     public int ContextLimit { get; }
 
@@ -161,12 +161,21 @@ public sealed class CausalLanguageModel : IDisposable
     public KvCacheLayout CacheLayout(int context, int sequences, ElementType? elementType = null, int? pageSize = null)
     {
         CheckContext(context, nameof(context));
-        var type = elementType ?? Activations;
+        return PlannedCacheLayout(Shape, ChunkTokens, Ops.TakesKernelWorkspaces, context, sequences, elementType ?? Activations, pageSize);
+    }
+
+    /// <summary>
+    /// <see cref="CacheLayout"/>'s rule, from what is known before the weights load (the loader counts the cache a caller
+    /// announces in its fit check with it, so the check and the allocation cannot differ).
+    /// </summary>
+    internal static KvCacheLayout PlannedCacheLayout(ModelShape shape, int chunkTokens, bool kernelWorkspaces, int context, int sequences,
+        ElementType type, int? pageSize)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
         if (type is not (ElementType.F32 or ElementType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(elementType), type, "The KV cache holds f32 or bf16.");
-        return KvCacheLayout.For(Shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(Shape), type,
-            Math.Min(sequences, ChunkTokens), attentionWorkspace: Ops.TakesKernelWorkspaces);
+            throw new ArgumentOutOfRangeException("elementType", type, "The KV cache holds f32 or bf16.");
+        return KvCacheLayout.For(shape, context, sequences, pageSize ?? KvCacheLayout.DefaultPageSize(shape), type,
+            Math.Min(sequences, chunkTokens), attentionWorkspace: kernelWorkspaces);
     }
 
     /// <summary>A page pool shared by many sequences (continuous batching): add sequences, step them, free them.</summary>

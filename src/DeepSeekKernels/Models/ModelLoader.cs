@@ -43,6 +43,10 @@ public static class ModelLoader
     /// Run prefill's FP8-block linear layers as W8A8 (<see cref="CausalLanguageModel.Fp8Activations"/>); the workspace then
     /// holds their FP8 inputs and scales.
     /// </param>
+    /// <param name="kvCache">
+    /// The KV cache the caller will create next, counted in the fit check (<see cref="MemoryNeeds.KvCache"/>); null: the
+    /// check covers the model alone.
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">
     /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, <paramref name="quantization"/> is not a
     /// defined value, or <paramref name="activations"/> is neither f32 nor bf16.
@@ -53,7 +57,7 @@ public static class ModelLoader
     /// </exception>
     public static CausalLanguageModel Load(string folder, Ops ops, int chunkTokens = DefaultChunkTokens, long? memoryBudgetBytes = null,
         int? contextLength = null, WeightQuantization quantization = WeightQuantization.None, ElementType activations = ElementType.F32,
-        bool fp8Activations = false)
+        bool fp8Activations = false, KvCacheRequest? kvCache = null)
     {
         if (activations is not (ElementType.F32 or ElementType.BF16))
             throw new ArgumentOutOfRangeException(nameof(activations), activations, "Activations are f32 (the exact path) or bf16.");
@@ -68,9 +72,15 @@ public static class ModelLoader
         {
             CheckpointConformance.Check(checkpoint); // a config the tensors contradict is refused before anything is allocated
             var needed = EstimateBytes(checkpoint, chunkTokens, contextLength, quantization, activations, fp8Activations);
+            int context = ContextLimit(checkpoint.Config, contextLength);
+            if (kvCache is not null)
+            {
+                var layout = CausalLanguageModel.PlannedCacheLayout(ModelShapes.From(checkpoint.Config), Math.Min(chunkTokens, context),
+                    ops.TakesKernelWorkspaces, context, kvCache.Sequences, kvCache.ElementType ?? activations, kvCache.PageSize);
+                needed = needed with { KvCache = layout.Bytes, KvCacheLayout = layout };
+            }
             if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
                 throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
-            int context = ContextLimit(checkpoint.Config, contextLength);
             var model = Load(checkpoint, ops, runtime, Math.Min(chunkTokens, context), context, quantization, activations, fp8Activations);
             owned = model.MappedWeightBytes > 0;
             return model;
@@ -88,14 +98,20 @@ public static class ModelLoader
             throw new ArgumentOutOfRangeException(nameof(quantization), quantization, "quantization must be None, Int4 or Fp8.");
     }
 
-    /// <summary>Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace.</summary>
-    public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace)
+    /// <summary>
+    /// Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace; with a
+    /// <see cref="KvCacheRequest"/>, the KV cache the caller creates next (<see cref="KvCacheLayout"/>'s bytes), else 0.
+    /// </summary>
+    public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace, long KvCache = 0)
     {
-        public long Total => SizeMath.Sum("the memory the model needs", "bytes", [Weights, RopeTables, Workspace]);
+        /// <summary>The cache counted in <see cref="KvCache"/>; null when none was announced.</summary>
+        public Caching.KvCacheLayout? KvCacheLayout { get; init; }
+
+        public long Total => SizeMath.Sum("the memory the model needs", "bytes", [Weights, RopeTables, Workspace, KvCache]);
     }
 
     /// <summary>
-    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType, bool)"/> will allocate, from the checkpoint's tensors:
+    /// What <see cref="Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType, bool, KvCacheRequest?)"/> will allocate, from the checkpoint's tensors:
     /// bf16 and FP8 weights as stored, f32/f16 weights and all vectors (norms, biases) as f32, MLA's kv_b_proj as two
     /// stacks of its own precision (bf16 as stored; FP8 as stored with its scales when its heads' rows are whole blocks,
     /// else as bf16; f32/f16 as f32) of the same element count

@@ -2,7 +2,7 @@ namespace DeepSeekKernels.Quantization;
 
 /// <summary>
 /// How the runner stores the linear weights a checkpoint holds in full precision (bf16, f16 or f32): as they are, or
-/// quantised at load by round-to-nearest (<c>dsk --quant none|int4|fp8</c>, <see cref="Models.ModelLoader.Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType, bool)"/>,
+/// quantised at load by round-to-nearest (<c>dsk --quant none|int4|fp8</c>, <see cref="Models.ModelLoader.Load(string, Ops, int, long?, int?, WeightQuantization, Numerics.ElementType, bool, Models.KvCacheRequest?)"/>,
 /// and the columns of <c>dsk plan</c>, <see cref="Planning.MemoryPlan"/>).
 /// </summary>
 /// <remarks>

@@ -46,6 +46,28 @@ public class BatchFileCliTests
         Assert.Contains("3 requests, up to 2 at once", batch.Error);
     }
 
+    /// <summary>
+    /// A batch whose KV cache cannot fit is refused before the weights load, with the cache's part of the bill: 64
+    /// sequences at a context of 2^24 positions of the llama fixture's f32 rows are 825 GB of pages.
+    /// </summary>
+    [Fact]
+    public void ABatchWhoseKvCacheCannotFitIsRefusedBeforeTheModelLoads()
+    {
+        const long kvBytes = 64L * (1 << 24) * 3 * 2 * 2 * 16 * 4; // sequences x positions x layers x (k, v) x kv heads x head_dim x f32
+        if (DeepSeekKernels.Runtime.HostMemory.AvailableBytes() is long available && available > kvBytes)
+            Assert.Skip($"this host has {available:N0} bytes available: the cache would fit");
+        using var model = ModelCopies.Of(CheckpointFixtures.HfTiny("llama"), editConfig: c => c["max_position_embeddings"] = 1 << 24);
+        using var folder = new TempFolder();
+        string file = Path.Combine(folder.Path, "requests.jsonl");
+        File.WriteAllLines(file, Enumerable.Repeat("""{"prompt_ids": [1, 2, 3], "max_new_tokens": 2}""", 64));
+        var r = DskProcess.Run((string?)null, "generate", "-m", model.Path, "--batch-file", file, "--max-batch", "64",
+            "--context", (1 << 24).ToString(), "--dtype", "float32");
+        DskProcess.AssertRefused(r, "dsk generate", "+ KV cache ");
+        Assert.Contains(" for 64 sequences of 16,777,216 positions in f32) but ", r.Error);
+        Assert.Contains("nothing was loaded", r.Error);
+        Assert.DoesNotContain("loaded llama", r.Error);
+    }
+
     [Theory]
     [InlineData("""{"prompt": "x", "temprature": 0}""", "requests.jsonl:1: ", "temperature")]
     [InlineData("""{"prompt_ids": [1, 99999]}""", "requests.jsonl:1: ", "99999")]
