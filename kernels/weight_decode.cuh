@@ -1,5 +1,5 @@
 // weight_decode.cuh: device-side dequantisation of dsk_weight elements, shared by every kernel that reads a weight
-// (linear_simt.cu, linear_mma.cu, embedding.cu, dequantize_fp8.cu). Header-only, no state.
+// (linear_simt.cuh, linear_mma.cu, embedding.cu, dequantize_fp8.cu). Header-only, no state.
 //
 // The value of a weight element is EXACTLY the one deepseek_kernels.h documents (and WeightMatrix.cs):
 //   FP8_BLOCK:   bf16(fp8_e4m3(code) * scale)             the product in fp32, one rounding to bf16 (RNE)

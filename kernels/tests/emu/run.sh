@@ -13,11 +13,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 check=${EMU_CHECK:-linear}
 case "$check" in
-  linear) files=(status linear linear_simt linear_mma embedding dequantize_fp8) ;;
-  mma) files=(status linear linear_simt linear_mma quantize_fp8_act linear_fp8_w8a8 linear_fp8_w8a8_wgmma) ;;
+  linear) files=(status linear linear_simt linear_simt_w_f32 linear_simt_w_bf16 linear_simt_w_fp8 linear_simt_w_int4 linear_mma embedding dequantize_fp8) ;;
+  mma) files=(status linear linear_simt linear_simt_w_f32 linear_simt_w_bf16 linear_simt_w_fp8 linear_simt_w_int4 linear_mma quantize_fp8_act linear_fp8_w8a8 linear_fp8_w8a8_wgmma) ;;
   attention | attention_mma | mla) files=(status rope kv_append paged_attention paged_attention_simt paged_attention_mma paged_mla_mma paged_mla_wgmma paged_attention_wgmma) ;;
   moe) files=(status moe_route moe_permute moe_combine) ;;
-  grouped_linear) files=(status linear linear_simt linear_mma grouped_linear) ;;
+  grouped_linear) files=(status linear linear_simt linear_simt_w_f32 linear_simt_w_bf16 linear_simt_w_fp8 linear_simt_w_int4 linear_mma grouped_linear) ;;
   elementwise) files=(status silu_and_mul copy_columns elementwise softmax) ;;
   *) echo "run.sh: EMU_CHECK must be linear, mma, attention, attention_mma, mla, moe, grouped_linear or elementwise" >&2; exit 2 ;;
 esac
@@ -36,13 +36,16 @@ s = re.sub(r'extern __shared__ __align__\(\d+\) (\w+) (\w+)\[\];', r'\1* const \
 open(sys.argv[2], 'w').write(s)
 PY
 done
-# check_common.cuh (its benchmark fill kernel is launched with <<<>>>) rewritten beside the copies, found before the original.
-python3 - "$root/kernels/tests/check_common.cuh" "$out/src/check_common.cuh" <<'PY'
+# Headers that launch kernels with <<<>>> (check_common.cuh's benchmark fill kernel, linear_simt.cuh's launchers) rewritten
+# beside the copies, found before the originals.
+for h in "$root/kernels/tests/check_common.cuh" "$root/kernels/linear_simt.cuh"; do
+  python3 - "$h" "$out/src/$(basename "$h")" <<'PY'
 import re, sys
 s = open(sys.argv[1]).read()
 s = re.sub(r'(\b[\w:]+(?:<[^;<>]*>)?)<<<(.+?)>>>\(([\s\S]*?)\);', r'emu::launch(\2, [&] { \1(\3); });', s)
 open(sys.argv[2], 'w').write(s)
 PY
+done
 # mma_common.cuh (and linear_fp8_w8a8.cuh, paged_mla.cuh and paged_attention_mma.cuh, which include it) beside the copies, so that its #include "mma_ptx.cuh"
 # finds the emulated one there first.
 cp "$root/kernels/mma_common.cuh" "$root/kernels/linear_fp8_w8a8.cuh" "$root/kernels/paged_mla.cuh" "$root/kernels/paged_attention_mma.cuh" "$root/kernels/tests/emu/mma_ptx.cuh" "$out/src/"
