@@ -20,18 +20,28 @@ internal static class PlanCommand
         var model = CommonOptions.Model("A model folder or a config.json. Default: the embedded dsv3-pydoc-tiny.");
         var context = new Option<int?>("--context", "-c") { Description = $"Tokens of context per sequence (default: {DefaultContext:N0}, or the model's max_position_embeddings where that is less)." };
         var batch = new Option<int>("--batch", "-b") { Description = "Sequences decoded together.", DefaultValueFactory = _ => 1 };
-        var gpu = new Option<string?>("--gpu-memory") { Description = "GPU memory, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB)." };
+        var device = new Option<string>("--device")
+        {
+            Description = "Plan for the runner on a GPU (gpu, the default; cuda means the same) or on the CPU (cpu: host memory, " +
+                "float32 KV cache by default, no attention workspace, the process's own allowance instead of a CUDA context's).",
+            DefaultValueFactory = _ => "gpu",
+        }.AcceptOnlyFromAmong("gpu", "cuda", "cpu");
+        var gpu = new Option<string?>("--gpu-memory", "--memory")
+        {
+            Description = "Memory to plan against, e.g. 80GiB, 80GB (10^9 bytes), 24 (GiB) (default: the first GPU's, from NVML, else 80 GiB; " +
+                "with --device cpu the host's available memory, MemAvailable capped by a cgroup limit).",
+        };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Tokens per forward pass when reading the prompt.", DefaultValueFactory = _ => ModelLoader.DefaultChunkTokens };
-        var kvDtype = CommonOptions.KvDtype("bfloat16, as the GPU backends run it (dsk generate on the CPU uses float32)");
+        var kvDtype = CommonOptions.KvDtype("bfloat16, as the GPU backends run it; with --device cpu float32, as dsk generate runs on the CPU");
         var quant = QuantOption.ForPlanning();
         var fp8 = CommonOptions.Fp8Activations("Here: count the workspace's FP8 inputs and scales, as dsk generate --fp8-activations allocates them.");
-        var command = new Command("plan", "Compute the GPU memory a model needs (weights + KV cache + activations + overhead) per --quant weight storage.")
+        var command = new Command("plan", "Compute the GPU memory (or with --device cpu the host memory) a model needs (weights + KV cache + activations + overhead) per --quant weight storage.")
         {
-            model, context, batch, gpu, chunk, quant, kvDtype, fp8,
+            model, context, batch, device, gpu, chunk, quant, kvDtype, fp8,
         };
         command.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(context), parse.GetValue(batch),
             parse.GetValue(gpu), parse.GetValue(chunk), parse.GetValue(quant) is { } q ? QuantOption.Parse(q) : null, parse.GetValue(kvDtype),
-            parse.GetValue(fp8)));
+            parse.GetValue(fp8), parse.GetValue(device) == "cpu"));
         return command;
     }
 
@@ -45,21 +55,22 @@ internal static class PlanCommand
     const int DefaultContext = 8192;
 
     static int Run(string? argument, int? contextOption, int batch, string? gpuMemory, int chunk, WeightQuantization? quantization, string? kvDtype,
-        bool fp8Activations)
+        bool fp8Activations, bool onCpu)
     {
         // The flags first, then the config: a mistake in either is named before anything is computed.
         if (batch < 1)
             throw new UsageException($"--batch {batch}: must be at least 1.");
         if (chunk < 1)
             throw new UsageException($"--prefill-chunk {chunk}: must be at least 1 (tokens per forward pass).");
-        var (memory, memorySource) = GpuMemory(gpuMemory);
+        var (memory, memorySource) = onCpu ? HostMemoryToPlan(gpuMemory) : GpuMemory(gpuMemory);
         var (config, _) = ModelSource.Read(argument);
         var shape = ModelShapes.From(config);
         var inventory = ModelSource.Inventory(config, shape);
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
-        var request = new PlanRequest(context, batch, memory, chunk, CommonOptions.KvType(kvDtype, Numerics.ElementType.BF16),
-            Fp8Activations: fp8Activations);
+        var request = new PlanRequest(context, batch, memory, chunk,
+            CommonOptions.KvType(kvDtype, onCpu ? Numerics.ElementType.F32 : Numerics.ElementType.BF16), Fp8Activations: fp8Activations, OnCpu: onCpu,
+            RuntimeOverheadBytes: onCpu ? PlanRequest.CpuProcessAllowanceBytes : 1L << 30);
         MemoryPlan[] plans;
         try
         {
@@ -70,7 +81,7 @@ internal static class PlanCommand
             throw new UsageException($"--context {context:N0} x --batch {batch:N0}: {CliErrors.OneLine(e)}; plan for fewer tokens.", e);
         }
 
-        AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; KV cache [bold]{ModelSource.Bytes(plans[0].KvBytesPerToken)} per token[/]; context {context:N0} x batch {batch:N0}; GPU memory {ModelSource.Bytes(memory)} ({memorySource})");
+        AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; KV cache [bold]{ModelSource.Bytes(plans[0].KvBytesPerToken)} per token[/]; context {context:N0} x batch {batch:N0}; {(onCpu ? "host" : "GPU")} memory {ModelSource.Bytes(memory)} ({memorySource})");
         if (shape.Fp8Block is var (blockRows, blockCols))
             AnsiConsole.MarkupLineInterpolated($"config.json: this checkpoint's linear weights are FP8 ({blockRows}x{blockCols} blocks); and the runner keeps them so whatever --quant says: the fp8 plan is what it loads (--quant none and int4 change only how lm_head is stored)");
         var table = new Table().Border(TableBorder.Rounded)
@@ -117,6 +128,16 @@ internal static class PlanCommand
         {
         }
         return (80L << 30, "no GPU found: assumed 80 GiB, an H100 80GB");
+    }
+
+    /// <summary>--memory as given, else the host's available memory (what the CPU runner's loader checks against).</summary>
+    static (long Bytes, string Source) HostMemoryToPlan(string? text)
+    {
+        if (text != null)
+            return (ParseBytes(text), "given");
+        if (Runtime.HostMemory.AvailableBytes() is long available)
+            return (available, "available on this host: MemAvailable, capped by a cgroup limit");
+        throw new UsageException("--device cpu: this host does not say how much memory is available (no /proc/meminfo); give --memory.");
     }
 
     /// <summary>The most --gpu-memory may say: 1 PiB, far beyond any GPU, and far from overflowing a plan's sums.</summary>

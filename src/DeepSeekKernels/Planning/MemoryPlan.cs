@@ -15,6 +15,11 @@ namespace DeepSeekKernels.Planning;
 /// <param name="RuntimeOverheadBytes">CUDA context, cuBLAS and kernel images: an allowance, not measured.</param>
 /// <param name="PageSize">Positions per KV page (null: <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
 /// <param name="Fp8Activations">The runner loads the model with FP8 (W8A8) prefill: its workspace holds the FP8 inputs and scales.</param>
+/// <param name="OnCpu">
+/// Plan for the runner on the CPU (`dsk plan --device cpu`): the CPU backends take no attention workspace from the cache
+/// (their scratch is per thread), and <see cref="RuntimeOverheadBytes"/> is the process's own allowance, not a CUDA
+/// context's; <see cref="GpuMemoryBytes"/> is then the host memory planned against.
+/// </param>
 public sealed record PlanRequest(
     int Context,
     int Batch,
@@ -23,8 +28,12 @@ public sealed record PlanRequest(
     ElementType KvCacheType = ElementType.BF16,
     long RuntimeOverheadBytes = 1L << 30,
     int? PageSize = null,
-    bool Fp8Activations = false)
+    bool Fp8Activations = false,
+    bool OnCpu = false)
 {
+    /// <summary>The allowance for the dsk process itself on the CPU: it took 62-79 MB resident on the tiny fixtures and the embedded model (2026-12-02), with room for the GC's headroom and the thread pool.</summary>
+    public const long CpuProcessAllowanceBytes = 256L << 20;
+
     /// <summary>Tokens of the runner's workspace: the prefill chunk, or the context when it is shorter (what ModelLoader.Load allocates).</summary>
     public int WorkspaceTokens => Math.Min(PrefillChunk, Context);
 
@@ -34,14 +43,14 @@ public sealed record PlanRequest(
     /// </summary>
     public KvCacheLayout KvLayout(ModelShape shape) =>
         KvCacheLayout.For(shape, Context, Batch, PageSize ?? KvCacheLayout.DefaultPageSize(shape), KvCacheType,
-            Math.Min(Batch, WorkspaceTokens));
+            Math.Min(Batch, WorkspaceTokens), attentionWorkspace: !OnCpu);
 }
 
 /// <summary>One line of a plan: what, how it is computed, how many bytes.</summary>
 public sealed record PlanLine(string Item, string Formula, long Bytes);
 
 /// <summary>
-/// Memory a model needs on one GPU: weights (the linear weights as the runner stores them under
+/// Memory a model needs on one GPU (with <see cref="PlanRequest.OnCpu"/>, in host memory for the CPU runner): weights (the linear weights as the runner stores them under
 /// <see cref="Quantization"/>) + KV cache + activations + RoPE tables + runtime overhead, each line with its formula,
 /// against the GPU's memory.
 /// </summary>
@@ -174,8 +183,10 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
         int vHeadDim = s.IsMla ? s.KvLoraRank : s.HeadDim;
         var (rows, splits, _) = PagedBatch.WorkspaceRows(kv.MaxBatch, s.Heads, vHeadDim, kv.TableWidth * kv.PageSize);
         string capped = rows < kv.MaxBatch ? $" (the {SizeMath.Bytes(PagedBatch.WorkspaceCapBytes)} cap; {kv.MaxBatch} decode rows take passes or fewer splits)" : "";
-        lines.Add(new("attention workspace", $"GPU backends' split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
-            $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));
+        lines.Add(request.OnCpu
+            ? new("attention workspace", "none on the CPU: its backends keep their attention scratch per thread", kv.AttentionWorkspaceBytes)
+            : new("attention workspace", $"GPU backends' split-K partials of {rows:N0} rows x {s.Heads} heads x {splits:N0} splits of " +
+                $"{PagedBatch.WorkspaceSplitKeys} keys x ({vHeadDim} + 2) x 4 B{capped}, + {PagedBatch.WorkspaceFixedBytes(kv.MaxBatch):N0} B", kv.AttentionWorkspaceBytes));
 
         int forwardTokens = request.WorkspaceTokens;
         lines.Add(new("activations", $"fp32 workspace of one forward pass over {forwardTokens} tokens" +
@@ -186,7 +197,9 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
         long ropePerPosition = SizeMath.Product("the RoPE cos/sin tables per position", "bytes", rotary, 4);
         lines.Add(new("RoPE cos/sin tables", $"{request.Context:N0} positions (the context) x {rotary} x 4 B",
             SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", request.Context, ropePerPosition)));
-        lines.Add(new("CUDA context and libraries", "allowance (not measured): the context, kernel images, cuBLASLt and its 32 MiB workspace", request.RuntimeOverheadBytes));
+        lines.Add(request.OnCpu
+            ? new("the dsk process", "allowance: the .NET runtime, code and GC headroom (62-79 MB resident measured on tiny models)", request.RuntimeOverheadBytes)
+            : new("CUDA context and libraries", "allowance (not measured): the context, kernel images, cuBLASLt and its 32 MiB workspace", request.RuntimeOverheadBytes));
         var plan = new MemoryPlan(quantization, request, lines)
         {
             WeightBytes = weightBytes,

@@ -10,7 +10,7 @@ namespace DeepSeekKernels.Runtime;
 /// past this figure usually succeeds and the process is killed later, when the pages are touched; so the runtime and the
 /// model loader check against it first (<see cref="DeviceRuntime.FreeMemoryBytes"/>).
 /// </summary>
-internal static class HostMemory
+public static class HostMemory
 {
     /// <summary>The bytes available to this process, or null where neither /proc/meminfo nor a cgroup limit can be read.</summary>
     public static long? AvailableBytes()

@@ -78,6 +78,30 @@ public class CliTests
         Assert.Contains("2,048 pages of", r.Out);
     }
 
+    /// <summary>`dsk plan --device cpu`: host memory, the CPU runner's float32 KV cache, no attention workspace, the process's allowance.</summary>
+    [Fact]
+    public void PlanForTheCpuPlansHostMemoryAsTheCpuRunnerAllocates()
+    {
+        var r = DskProcess.Run(null, "plan", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--context", "512", "--device", "cpu", "--quant", "fp8");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("host memory ", r.Out);
+        Assert.Contains("(available on this host: MemAvailable", r.Out);
+        Assert.Contains("3 layers x (64 latent + 16 rope) x 4 B (f32) x 1 x 8 pages of 64", r.Out);
+        Assert.Contains("none on the CPU", r.Out);
+        Assert.Contains("the dsk process", r.Out);
+        Assert.DoesNotContain("CUDA context", r.Out);
+
+        var small = DskProcess.Run(null, "plan", "-m", CheckpointFixtures.HfTiny("deepseek_v3_fp8"), "--device", "cpu", "--memory", "64MiB", "--quant", "fp8");
+        Assert.True(small.ExitCode == 0, small.Error);
+        Assert.Contains("host memory 64.0 MiB (given)", small.Out);
+        Assert.Matches(@"fits\?\s*│\s*total <= 64\.0 MiB\s*│\s*no", small.Out); // the process's allowance alone is 256 MiB
+        Assert.Matches(@"max context\s*│.*│\s*0\s*│", small.Out);
+
+        var bad = DskProcess.Run(null, "plan", "--device", "tpu");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("tpu", bad.Error);
+    }
+
     [Fact]
     public void PlanReadsACheckpointFolder()
     {

@@ -54,6 +54,36 @@ public class PlanMatchesRunnerTests
         Assert.Equal(cache.Layout.Bytes - cache.Layout.AttentionWorkspaceBytes, cpuLayout.Bytes);
     }
 
+    /// <summary>
+    /// `dsk plan --device cpu` (<see cref="PlanRequest.OnCpu"/>): the KV line is what the CPU backend's cache allocates (no
+    /// attention workspace), the activation and RoPE lines the loaded model's, and the KV line is also what the loader's fit
+    /// check counts for the same cache (<see cref="KvCacheRequest"/>), so the plan and a refusal agree.
+    /// </summary>
+    [Theory]
+    [InlineData("deepseek_v3", 100, 3, 32)]
+    [InlineData("llama", 37, 5, 16)]
+    public void TheCpuPlansLinesAreTheCpuRunnersAllocations(string name, int context, int batch, int chunk)
+    {
+        string folder = CheckpointFixtures.Folder(name);
+        var ops = Ops.CreateCpu(TestDevices.Cpu, 1);
+        using var model = ModelLoader.Load(folder, ops, chunk, contextLength: context);
+        using var cache = model.CreatePagedCache(model.CacheLayout(context, batch, ElementType.F32));
+        var plan = MemoryPlan.Compute(ParameterInventory.Of(model.Shape), DeepSeekKernels.Quantization.WeightQuantization.None,
+            new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: ElementType.F32, OnCpu: true,
+                RuntimeOverheadBytes: PlanRequest.CpuProcessAllowanceBytes));
+        long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
+        Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
+        Assert.Equal(0, Line("attention workspace"));
+        Assert.Equal(model.WorkspaceBytes, Line("activations"));
+        Assert.Equal(model.RopeTableBytes, Line("RoPE cos/sin tables"));
+        Assert.Equal(PlanRequest.CpuProcessAllowanceBytes, Line("the dsk process"));
+        Assert.DoesNotContain(plan.Lines, l => l.Item.Contains("CUDA", StringComparison.Ordinal));
+
+        var refused = Assert.Throws<ModelDoesNotFitException>(() => ModelLoader.Load(folder, ops, chunk, memoryBudgetBytes: 1,
+            contextLength: context, kvCache: new KvCacheRequest(batch, ElementType.F32)));
+        Assert.Equal(Line("KV cache"), refused.Needed.KvCache);
+    }
+
     /// <summary>With FP8 (W8A8) prefill the workspace also holds the FP8 inputs and their scales: the plan counts them alike.</summary>
     [Theory]
     [InlineData("deepseek_v3_fp8", 64), InlineData("llama", 16)]
