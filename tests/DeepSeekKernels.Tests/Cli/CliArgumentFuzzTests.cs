@@ -21,7 +21,7 @@ public class CliArgumentFuzzTests
         ["chat"] = ["--system", "--temperature", "--top-k", "-n", "--context", "--backend", "--quant", "--allow-fallback", "--kv-dtype", "-m"],
         ["tokenize"] = ["--json-lines", "--no-special-tokens", "--strict-utf8", "-i", "-m"],
         ["info"] = ["-m"],
-        ["plan"] = ["-m", "--context", "--batch", "--gpu-memory", "--prefill-chunk", "--quant"],
+        ["plan"] = ["-m", "--context", "--batch", "--gpu-memory", "--memory", "--device", "--prefill-chunk", "--quant"],
         ["check"] = ["--device"],
     };
 
