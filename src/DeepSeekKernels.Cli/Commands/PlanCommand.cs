@@ -127,7 +127,7 @@ internal static class PlanCommand
         catch (Exception e) when (e is DllNotFoundException or InvalidOperationException or EntryPointNotFoundException)
         {
         }
-        return (80L << 30, "no GPU found: assumed 80 GiB, an H100 80GB");
+        return (80L << 30, "no GPU found: assumed 80 GiB, an H100 80GB; --device cpu plans for this host");
     }
 
     /// <summary>--memory as given, else the host's available memory (what the CPU runner's loader checks against).</summary>
