@@ -76,8 +76,16 @@ internal sealed record EngineChoice(string Backend, string Device, string? Dtype
             var clock = Stopwatch.StartNew();
             var activations = CommonOptions.ActivationType(Dtype, Backend, runtime.IsCuda);
             var kvType = CommonOptions.KvType(KvDtype, activations);
-            var model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
-                activations: activations, fp8Activations: Fp8Activations, kvCache: new KvCacheRequest(kvSequences, kvType));
+            CausalLanguageModel model;
+            try
+            {
+                model = ModelLoader.Load(folder, ops, contextLength: contextLength, quantization: Quantization,
+                    activations: activations, fp8Activations: Fp8Activations, kvCache: new KvCacheRequest(kvSequences, kvType));
+            }
+            catch (ArgumentOutOfRangeException e) when (e.ParamName == "kvCache")
+            {
+                throw new UsageException($"{CliErrors.OneLine(e)}; ask for fewer sequences at once or a shorter context.", e);
+            }
             CliErrors.Status($"loaded {model.Shape.Architecture} from {folder} in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({model.WeightBytes / 1e6:F1} MB of weights" + (model.MappedWeightBytes > 0 ? $", {model.MappedWeightBytes / 1e6:F1} MB read in place from the mapped file" : "") +
                 $", backend {Backend}" + (Backend == "cpu" ? $" ({ThreadsText(ops)}{(Int4Dot == CpuInt4Dot.Int8 ? ", int8 activations for INT4 weights" : "")})" : "") + $" on {runtime.DeviceName}, {model.Activations.Name()} activations" +

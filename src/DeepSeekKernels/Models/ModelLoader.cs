@@ -1,3 +1,4 @@
+using DeepSeekKernels.Caching;
 using DeepSeekKernels.Checkpoints;
 using DeepSeekKernels.Numerics;
 using DeepSeekKernels.Planning;
@@ -49,7 +50,8 @@ public static class ModelLoader
     /// </param>
     /// <exception cref="ArgumentOutOfRangeException">
     /// <paramref name="contextLength"/> is not in 1..max_position_embeddings, <paramref name="quantization"/> is not a
-    /// defined value, or <paramref name="activations"/> is neither f32 nor bf16.
+    /// defined value, or <paramref name="activations"/> is neither f32 nor bf16; <paramref name="kvCache"/> (its
+    /// parameter name) asks for a cache a 32-bit slot index cannot address (sequences x context past 2^31 - 1 positions).
     /// </exception>
     /// <exception cref="CheckpointException">
     /// No <paramref name="contextLength"/> was given and max_position_embeddings positions of RoPE table do not fit
@@ -75,8 +77,16 @@ public static class ModelLoader
             int context = ContextLimit(checkpoint.Config, contextLength);
             if (kvCache is not null)
             {
-                var layout = CausalLanguageModel.PlannedCacheLayout(ModelShapes.From(checkpoint.Config), Math.Min(chunkTokens, context),
-                    ops.TakesKernelWorkspaces, context, kvCache.Sequences, kvCache.ElementType ?? activations, kvCache.PageSize);
+                KvCacheLayout layout;
+                try
+                {
+                    layout = CausalLanguageModel.PlannedCacheLayout(ModelShapes.From(checkpoint.Config), Math.Min(chunkTokens, context),
+                        ops.TakesKernelWorkspaces, context, kvCache.Sequences, kvCache.ElementType ?? activations, kvCache.PageSize);
+                }
+                catch (OverflowException e)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(kvCache), kvCache.Sequences, e.Message);
+                }
                 needed = needed with { KvCache = layout.Bytes, KvCacheLayout = layout };
             }
             if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)

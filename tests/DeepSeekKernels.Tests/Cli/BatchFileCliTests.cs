@@ -66,6 +66,12 @@ public class BatchFileCliTests
         Assert.Contains(" for 64 sequences of 16,777,216 positions in f32) but ", r.Error);
         Assert.Contains("nothing was loaded", r.Error);
         Assert.DoesNotContain("loaded llama", r.Error);
+
+        // 256 such sequences are more slots than a 32-bit index addresses: a refusal of the request, not an internal error
+        File.WriteAllLines(file, Enumerable.Repeat("""{"prompt_ids": [1, 2, 3], "max_new_tokens": 2}""", 256));
+        var huge = DskProcess.Run((string?)null, "generate", "-m", model.Path, "--batch-file", file, "--max-batch", "256",
+            "--context", (1 << 24).ToString(), "--dtype", "float32");
+        DskProcess.AssertRefused(huge, "dsk generate", "is more than 2,147,483,647 slots, the most a 32-bit index addresses; ask for fewer sequences at once or a shorter context.");
     }
 
     [Theory]
