@@ -69,8 +69,7 @@ internal static class PlanCommand
         int context = contextOption ?? Math.Min(DefaultContext, shape.MaxPositions);
         CommonOptions.CheckContext(context, shape.MaxPositions);
         var request = new PlanRequest(context, batch, memory, chunk,
-            CommonOptions.KvType(kvDtype, onCpu ? Numerics.ElementType.F32 : Numerics.ElementType.BF16), Fp8Activations: fp8Activations, OnCpu: onCpu,
-            RuntimeOverheadBytes: onCpu ? PlanRequest.CpuProcessAllowanceBytes : 1L << 30);
+            CommonOptions.KvType(kvDtype, onCpu ? Numerics.ElementType.F32 : Numerics.ElementType.BF16), Fp8Activations: fp8Activations, OnCpu: onCpu);
         MemoryPlan[] plans;
         try
         {

@@ -87,7 +87,7 @@ public static class ModelLoader
                 {
                     throw new ArgumentOutOfRangeException(nameof(kvCache), kvCache.Sequences, e.Message);
                 }
-                needed = needed with { KvCache = layout.Bytes, KvCacheLayout = layout };
+                needed = needed with { KvCacheLayout = layout };
             }
             if ((memoryBudgetBytes ?? runtime.FreeMemoryBytes) is long available && needed.Total > available)
                 throw new ModelDoesNotFitException(checkpoint.Folder, runtime.DeviceName, needed, available);
@@ -112,10 +112,13 @@ public static class ModelLoader
     /// Device bytes a model will take once loaded: weights as the loader stores them, RoPE tables, and the workspace; with a
     /// <see cref="KvCacheRequest"/>, the KV cache the caller creates next (<see cref="KvCacheLayout"/>'s bytes), else 0.
     /// </summary>
-    public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace, long KvCache = 0)
+    public sealed record MemoryNeeds(long Weights, long RopeTables, long Workspace)
     {
-        /// <summary>The cache counted in <see cref="KvCache"/>; null when none was announced.</summary>
-        public Caching.KvCacheLayout? KvCacheLayout { get; init; }
+        /// <summary>The cache the caller announced (<see cref="KvCacheRequest"/>); null when none was.</summary>
+        public KvCacheLayout? KvCacheLayout { get; init; }
+
+        /// <summary>The announced cache's bytes (<see cref="KvCacheLayout.Bytes"/>: pools, step metadata, attention workspace), else 0.</summary>
+        public long KvCache => KvCacheLayout?.Bytes ?? 0;
 
         public long Total => SizeMath.Sum("the memory the model needs", "bytes", [Weights, RopeTables, Workspace, KvCache]);
     }

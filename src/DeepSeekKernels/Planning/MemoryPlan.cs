@@ -12,13 +12,15 @@ namespace DeepSeekKernels.Planning;
 /// <param name="GpuMemoryBytes">The GPU's memory.</param>
 /// <param name="PrefillChunk">Tokens per forward pass when reading the prompt (the runner's chunk).</param>
 /// <param name="KvCacheType">Element type of the KV cache: bf16 (as the GPU backends run it) or f32 (the exact path).</param>
-/// <param name="RuntimeOverheadBytes">CUDA context, cuBLAS and kernel images: an allowance, not measured.</param>
+/// <param name="RuntimeOverheadBytes">
+/// The runtime allowance; null: <see cref="GpuRuntimeAllowanceBytes"/> (CUDA context, cuBLAS and kernel images: an
+/// assumption, not measured), or on the CPU <see cref="CpuProcessAllowanceBytes"/>.
+/// </param>
 /// <param name="PageSize">Positions per KV page (null: <see cref="KvCacheLayout.DefaultPageSize"/>).</param>
 /// <param name="Fp8Activations">The runner loads the model with FP8 (W8A8) prefill: its workspace holds the FP8 inputs and scales.</param>
 /// <param name="OnCpu">
 /// Plan for the runner on the CPU (`dsk plan --device cpu`): the CPU backends take no attention workspace from the cache
-/// (their scratch is per thread), and <see cref="RuntimeOverheadBytes"/> is the process's own allowance, not a CUDA
-/// context's; <see cref="GpuMemoryBytes"/> is then the host memory planned against.
+/// (their scratch is per thread), and the runtime allowance is the process's own, not a CUDA context's; <see cref="GpuMemoryBytes"/> is then the host memory planned against.
 /// </param>
 public sealed record PlanRequest(
     int Context,
@@ -26,13 +28,19 @@ public sealed record PlanRequest(
     long GpuMemoryBytes,
     int PrefillChunk = 256,
     ElementType KvCacheType = ElementType.BF16,
-    long RuntimeOverheadBytes = 1L << 30,
+    long? RuntimeOverheadBytes = null,
     int? PageSize = null,
     bool Fp8Activations = false,
     bool OnCpu = false)
 {
     /// <summary>The allowance for the dsk process itself on the CPU: it took 62-79 MB resident on the tiny fixtures and the embedded model (2026-12-02), with room for the GC's headroom and the thread pool.</summary>
     public const long CpuProcessAllowanceBytes = 256L << 20;
+
+    /// <summary>The allowance for a GPU's CUDA context, kernel images and cuBLASLt (with its 32 MiB workspace): assumed, not measured.</summary>
+    public const long GpuRuntimeAllowanceBytes = 1L << 30;
+
+    /// <summary>The runtime allowance planned: <see cref="RuntimeOverheadBytes"/> when given, else the target's.</summary>
+    public long RuntimeAllowanceBytes => RuntimeOverheadBytes ?? (OnCpu ? CpuProcessAllowanceBytes : GpuRuntimeAllowanceBytes);
 
     /// <summary>Tokens of the runner's workspace: the prefill chunk, or the context when it is shorter (what ModelLoader.Load allocates).</summary>
     public int WorkspaceTokens => Math.Min(PrefillChunk, Context);
@@ -198,8 +206,8 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
         lines.Add(new("RoPE cos/sin tables", $"{request.Context:N0} positions (the context) x {rotary} x 4 B",
             SizeMath.Product("the size of the RoPE cos/sin tables", "bytes", request.Context, ropePerPosition)));
         lines.Add(request.OnCpu
-            ? new("the dsk process", "allowance: the .NET runtime, code and GC headroom (62-79 MB resident measured on tiny models)", request.RuntimeOverheadBytes)
-            : new("CUDA context and libraries", "allowance (not measured): the context, kernel images, cuBLASLt and its 32 MiB workspace", request.RuntimeOverheadBytes));
+            ? new("the dsk process", "allowance: the .NET runtime, code and GC headroom (62-79 MB resident measured on tiny models)", request.RuntimeAllowanceBytes)
+            : new("CUDA context and libraries", "allowance (not measured): the context, kernel images, cuBLASLt and its 32 MiB workspace", request.RuntimeAllowanceBytes));
         var plan = new MemoryPlan(quantization, request, lines)
         {
             WeightBytes = weightBytes,

@@ -69,8 +69,7 @@ public class PlanMatchesRunnerTests
         using var model = ModelLoader.Load(folder, ops, chunk, contextLength: context);
         using var cache = model.CreatePagedCache(model.CacheLayout(context, batch, ElementType.F32));
         var plan = MemoryPlan.Compute(ParameterInventory.Of(model.Shape), DeepSeekKernels.Quantization.WeightQuantization.None,
-            new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: ElementType.F32, OnCpu: true,
-                RuntimeOverheadBytes: PlanRequest.CpuProcessAllowanceBytes));
+            new PlanRequest(context, batch, long.MaxValue, PrefillChunk: chunk, KvCacheType: ElementType.F32, OnCpu: true));
         long Line(string item) => plan.Lines.Single(l => l.Item == item).Bytes;
         Assert.Equal(cache.AllocatedBytes, Line("KV cache"));
         Assert.Equal(0, Line("attention workspace"));
