@@ -56,8 +56,9 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
     internal const int CpuFeaturesPerWarp = 8;
 
     /// <summary>
-    /// Shared floats of the gemv's partial sums: 8 rows of every lane and feature on the CPU accelerator (warps of 4 there),
-    /// of every warp on CUDA; twice that with the SiLU-and-mul epilogue (the gate's sums, then the up projection's).
+    /// Shared floats of the gemv's partial sums: 8 rows of every lane and feature on the CPU accelerator (sized for warps of
+    /// up to 4 lanes: its default is 2, <see cref="Runtime.DeviceRuntime.CpuWarpSize"/>; a wider simulated warp takes the
+    /// tiled kernel), of every warp on CUDA; twice that with the SiLU-and-mul epilogue (the gate's sums, then the up projection's).
     /// </summary>
     const int GemvPartials = 2 * CpuFeaturesPerWarp * GemvWarps * 4 * RowTile;
 
@@ -178,7 +179,7 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         runtime.Bind();
         var d = _dummies.Value;
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
-        // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for its warps of 4
+        // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for warps of up to 4 lanes
         bool gemv = UsesGemv(w, s.M, s.Transpose != 0)
             && (runtime.IsCuda || (1 + s.SiluMul) * CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
         var kernel = (KernelLauncher<TX, TY, TW>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)), key => Load<TX, TY, TW>(key.Gemv, w));

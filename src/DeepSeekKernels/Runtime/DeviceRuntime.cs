@@ -45,6 +45,21 @@ public sealed class DeviceRuntime : IDisposable
     /// </summary>
     public DeviceErrors Errors { get; }
 
+    /// <summary>
+    /// Lanes per warp of the GPU that ILGPU's CPU accelerator simulates here (<see cref="CpuWarpsPerGroup"/> warps per
+    /// group). The accelerator runs every simulated GPU thread of a group as an OS thread and every warp shuffle as a barrier
+    /// of the warp's threads; with fewer lanes than the machine has cores a shuffle's partners run at once instead of
+    /// waiting to be scheduled. Measured on 2 cores (2026-12-02), ILGPU's MLA conformance and attention op tests: 100 s with
+    /// ILGPU's default shape (4 lanes x 4 warps), 103 s with 4 x 2, 34 s with 2 x 4, 35 s with 2 x 8 (the default's
+    /// 16-thread groups); the whole test suite 572 -> 404 s. The kernels size their groups from <see cref="Accelerator.WarpSize"/> and
+    /// <see cref="Accelerator.MaxNumThreadsPerGroup"/>, so any shape runs them; <see cref="CreateCpu"/> takes others (the
+    /// tests run the models on 4- and 8-lane warps too).
+    /// </summary>
+    public const int CpuWarpSize = 2;
+
+    /// <summary>Warps per group of the GPU ILGPU's CPU accelerator simulates (see <see cref="CpuWarpSize"/>): 16-thread groups.</summary>
+    public const int CpuWarpsPerGroup = 8;
+
     /// <summary>Creates a runtime on the preferred device.</summary>
     /// <exception cref="NoCudaDeviceException">A CUDA GPU was asked for (<see cref="DevicePreference.Cuda"/>, or Auto with DSK_DEVICE=cuda) and none is visible.</exception>
     public static DeviceRuntime Create(DevicePreference preference = DevicePreference.Auto)
@@ -58,9 +73,35 @@ public sealed class DeviceRuntime : IDisposable
                 _ => DevicePreference.Auto,
             };
         }
+        return CreateWith(preference, CpuWarpSize, CpuWarpsPerGroup);
+    }
+
+    /// <summary>
+    /// Creates a runtime on ILGPU's CPU accelerator simulating groups of <paramref name="warpsPerGroup"/> warps of
+    /// <paramref name="warpSize"/> lanes (<see cref="Create"/> with <see cref="DevicePreference.Cpu"/> uses
+    /// <see cref="CpuWarpSize"/> x <see cref="CpuWarpsPerGroup"/>). Every simulated thread of a group is an OS thread: wide
+    /// shapes are slow, and a kernel whose group (e.g. 4 warps) does not fit is refused by ILGPU at launch.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The warp size is not a power of two in 2..32, the warps not a power of
+    /// two in 1..32, or the group is over 1,024 threads.</exception>
+    public static DeviceRuntime CreateCpu(int warpSize, int warpsPerGroup)
+    {
+        if (warpSize is < 2 or > 32 || !int.IsPow2(warpSize))
+            throw new ArgumentOutOfRangeException(nameof(warpSize), warpSize, "A simulated warp has 2, 4, 8, 16 or 32 lanes.");
+        if (warpsPerGroup is < 1 or > 32 || !int.IsPow2(warpsPerGroup))
+            throw new ArgumentOutOfRangeException(nameof(warpsPerGroup), warpsPerGroup, "A simulated group has 1, 2, 4, 8, 16 or 32 warps.");
+        if (warpSize * warpsPerGroup > 1024)
+            throw new ArgumentOutOfRangeException(nameof(warpsPerGroup), warpsPerGroup, $"{warpsPerGroup} warps of {warpSize} lanes is over 1,024 threads per group.");
+        return CreateWith(DevicePreference.Cpu, warpSize, warpsPerGroup);
+    }
+
+    static DeviceRuntime CreateWith(DevicePreference preference, int cpuWarpSize, int cpuWarpsPerGroup)
+    {
+        // One simulated multiprocessor: the accelerator runs a group at a time, its threads the machine's cores share.
+        var cpu = new CPUDevice(numThreadsPerWarp: cpuWarpSize, numWarpsPerMultiprocessor: cpuWarpsPerGroup, numMultiprocessors: 1);
         var context = Context.Create(builder => builder
             .Cuda()
-            .CPU()
+            .CPU(cpu)
             .EnableAlgorithms()
             .Optimize(OptimizationLevel.O2));
         try

@@ -209,7 +209,7 @@ public class IlgpuAttentionTests
     {
         const int pageSize = 8, poolPages = 12, qHeads = 6, kvHeads = 3;
         int lanes = poolType == "bf16" ? 8 : 4;
-        Assert.Equal(headDim % lanes == 0 && vHeadDim % lanes == 0, PagedAttentionIlgpu.PlanVectors(headDim, vHeadDim, 16 / lanes, warp: 4) != null);
+        Assert.Equal(headDim % lanes == 0 && vHeadDim % lanes == 0, PagedAttentionIlgpu.PlanVectors(headDim, vHeadDim, 16 / lanes, Support.TestDevices.Cpu.Accelerator.WarpSize) != null);
         (int, int)[] sequences = [(20, 20), (32, 1), (9, 3)];
         var (narrowTable, lengths, starts, pages) = Layout(sequences, pageSize, 4, poolPages, seed: 9);
         Assert.Equal(1, PagedAttentionIlgpu.Plan(cuda: false, 4 * pageSize).Splits);
@@ -280,8 +280,8 @@ public class IlgpuAttentionTests
 
     /// <summary>
     /// The vector kernel's lane groups: on CUDA's 32-lane warps a 128-wide bf16 head row takes 16 lanes of one 16-byte chunk
-    /// (8 elements) each, an f32 row 32 lanes of 4 elements, a 64-wide bf16 row 8 lanes; on the CPU accelerator's 4-lane
-    /// warps the same rows take 4 and 8 chunks a lane. Rows not whole vectors, or wider than 256, take the generic kernel.
+    /// (8 elements) each, an f32 row 32 lanes of 4 elements, a 64-wide bf16 row 8 lanes; on a 4-lane warp (ILGPU's
+    /// default CPU shape) the same rows take 4 and 8 chunks a lane. Rows not whole vectors, or wider than 256, take the generic kernel.
     /// </summary>
     [Fact]
     public void TheVectorPlanSpreadsAKeyRowOverALaneGroup()

@@ -1,0 +1,49 @@
+using DeepSeekKernels.Numerics;
+using DeepSeekKernels.Runtime;
+
+namespace DeepSeekKernels.Tests.Models;
+
+/// <summary>
+/// The ILGPU kernels at warp widths other than the one the suite runs them at. ILGPU's CPU accelerator here simulates
+/// 2-lane warps (<see cref="DeviceRuntime.CpuWarpSize"/>: a 4-lane warp's shuffles cost 3x the time on 2 cores), where a
+/// butterfly reduction has one step and a lane-strided loop two lanes; these runs take whole models (every kernel the
+/// forward pass calls: RMSNorm, Linear's GEMV and tiled kernels over bf16 and FP8 weights, RoPE, KV append, paged GQA and
+/// MLA attention, MoE routing, permutation, grouped GEMM and combine) through 4- and 8-lane warps, strict, against the
+/// golden logits (<see cref="GpuBackendModelTests.Check"/>). A real GPU's 32 lanes run in the GPU classes.
+/// </summary>
+public class IlgpuWarpShapeModelTests
+{
+    [Theory]
+    [InlineData(8, 4, "deepseek_v3_fp8")] // MLA, MoE, FP8 block-scaled weights
+    [InlineData(8, 4, "qwen2")] // GQA with bias
+    [InlineData(4, 4, "deepseek_v3")] // ILGPU's default shape, the suite's until 2026-12-02; bf16 weights
+    public void ModelsRunOnWiderWarps(int warpSize, int warps, string name)
+    {
+        using var runtime = DeviceRuntime.CreateCpu(warpSize, warps);
+        Assert.Equal(warpSize, runtime.Accelerator.WarpSize);
+        Assert.Equal(warpSize * warps, runtime.Accelerator.MaxNumThreadsPerGroup);
+        GpuBackendModelTests.Check(Ops.Create(runtime, Backend.Ilgpu), name, ElementType.F32);
+    }
+
+    [Fact]
+    public void TheDefaultCpuRuntimeSimulatesTheDocumentedShape()
+    {
+        using var runtime = DeviceRuntime.Create(DevicePreference.Cpu);
+        Assert.False(runtime.IsCuda);
+        Assert.Equal(DeviceRuntime.CpuWarpSize, runtime.Accelerator.WarpSize);
+        Assert.Equal(DeviceRuntime.CpuWarpSize * DeviceRuntime.CpuWarpsPerGroup, runtime.Accelerator.MaxNumThreadsPerGroup);
+    }
+
+    [Theory]
+    [InlineData(1, 4, "warpSize")]
+    [InlineData(3, 4, "warpSize")]
+    [InlineData(64, 1, "warpSize")]
+    [InlineData(4, 0, "warpsPerGroup")]
+    [InlineData(4, 6, "warpsPerGroup")]
+    [InlineData(32, 64, "warpsPerGroup")]
+    public void ShapesIlgpuCannotSimulateAreRefused(int warpSize, int warps, string parameter)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => DeviceRuntime.CreateCpu(warpSize, warps).Dispose());
+        Assert.Equal(parameter, e.ParamName);
+    }
+}
