@@ -8,15 +8,15 @@ namespace DeepSeekKernels.Tests.Models;
 /// 2-lane warps (<see cref="DeviceRuntime.CpuWarpSize"/>: a 4-lane warp's shuffles cost 3x the time on 2 cores), where a
 /// butterfly reduction has one step and a lane-strided loop two lanes; these runs take whole models (every kernel the
 /// forward pass calls: RMSNorm, Linear's GEMV and tiled kernels over bf16 and FP8 weights, RoPE, KV append, paged GQA and
-/// MLA attention, MoE routing, permutation, grouped GEMM and combine) through 4- and 8-lane warps, strict, against the
+/// MLA attention, MoE routing, permutation, grouped GEMM and combine) through 4- and 8-lane warps (wide shapes cost the most here: one model each), strict, against the
 /// golden logits (<see cref="GpuBackendModelTests.Check"/>). A real GPU's 32 lanes run in the GPU classes.
 /// </summary>
 public class IlgpuWarpShapeModelTests
 {
     [Theory]
-    [InlineData(8, 4, "deepseek_v3_fp8")] // MLA, MoE, FP8 block-scaled weights
-    [InlineData(8, 4, "qwen2")] // GQA with bias
-    [InlineData(4, 4, "deepseek_v3")] // ILGPU's default shape, the suite's until 2026-12-02; bf16 weights
+    [InlineData(8, 4, "deepseek_v3_fp8")] // MLA, V3 routing, MoE over FP8 block-scaled weights
+    [InlineData(4, 4, "qwen2")] // ILGPU's default shape (the suite's until 2026-12-02): GQA with bias
+    [InlineData(4, 4, "deepseek_v2_lite")] // MLA, V2 routing, bf16 weights
     public void ModelsRunOnWiderWarps(int warpSize, int warps, string name)
     {
         using var runtime = DeviceRuntime.CreateCpu(warpSize, warps);
