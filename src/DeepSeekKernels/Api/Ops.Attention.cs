@@ -43,13 +43,13 @@ public sealed partial class Ops
         OpChecks.Finite(op, nameof(scale), scale);
         if (qHeads % kvHeads != 0)
             ThrowHelper.OutOfRange(op, nameof(kvHeads), kvHeads, $"qHeads = {qHeads} is not a multiple of kvHeads = {kvHeads}.");
-        int tokens = OpChecks.Rows(op, nameof(q), q.Length, (long)qHeads * headDim, $"qHeads * headDim = {qHeads} * {headDim}");
+        int tokens = OpChecks.Rows(op, nameof(q), q.Length, (long)qHeads * headDim, SizeText.Of("qHeads * headDim", qHeads, headDim));
         CheckCausalRange(op, tokens, kvLength, queryStart);
         long kElements = (long)kvLength * kvHeads * headDim, vElements = (long)kvLength * kvHeads * vHeadDim;
-        OpChecks.LongEnough(op, nameof(k), k.Length, kElements, $"kvLength * kvHeads * headDim = {kvLength} * {kvHeads} * {headDim}");
-        OpChecks.LongEnough(op, nameof(v), v.Length, vElements, $"kvLength * kvHeads * vHeadDim = {kvLength} * {kvHeads} * {vHeadDim}");
+        OpChecks.LongEnough(op, nameof(k), k.Length, kElements, SizeText.Of("kvLength * kvHeads * headDim", kvLength, kvHeads, headDim));
+        OpChecks.LongEnough(op, nameof(v), v.Length, vElements, SizeText.Of("kvLength * kvHeads * vHeadDim", kvLength, kvHeads, vHeadDim));
         long outputs = (long)tokens * qHeads * vHeadDim;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"tokens * qHeads * vHeadDim = {tokens} * {qHeads} * {vHeadDim}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("tokens * qHeads * vHeadDim", tokens, qHeads, vHeadDim));
         var dst = destination.Slice(0, outputs);
         var kUsed = k.Slice(0, kElements);
         var vUsed = v.Slice(0, vElements);
@@ -97,12 +97,12 @@ public sealed partial class Ops
         long rowDim = (long)latentDim + ropeDim;
         if (rowDim > int.MaxValue)
             ThrowHelper.OutOfRange(op, nameof(ropeDim), ropeDim, "latentDim + ropeDim must fit in an int.");
-        int tokens = OpChecks.Rows(op, nameof(q), q.Length, heads * rowDim, $"heads * (latentDim + ropeDim) = {heads} * {rowDim}");
+        int tokens = OpChecks.Rows(op, nameof(q), q.Length, heads * rowDim, SizeText.Of("heads * (latentDim + ropeDim)", heads, rowDim));
         CheckCausalRange(op, tokens, kvLength, queryStart);
         long cacheElements = kvLength * rowDim;
-        OpChecks.LongEnough(op, nameof(latentCache), latentCache.Length, cacheElements, $"kvLength * (latentDim + ropeDim) = {kvLength} * {rowDim}");
+        OpChecks.LongEnough(op, nameof(latentCache), latentCache.Length, cacheElements, SizeText.Of("kvLength * (latentDim + ropeDim)", kvLength, rowDim));
         long outputs = (long)tokens * heads * latentDim;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"tokens * heads * latentDim = {tokens} * {heads} * {latentDim}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("tokens * heads * latentDim", tokens, heads, latentDim));
         var dst = destination.Slice(0, outputs);
         var cache = latentCache.Slice(0, cacheElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(q), q);

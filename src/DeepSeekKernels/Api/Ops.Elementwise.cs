@@ -41,9 +41,9 @@ public sealed partial class Ops
             ThrowHelper.OutOfRange(op, nameof(destinationOffset), destinationOffset,
                 $"columns [destinationOffset, destinationOffset + width) = [{destinationOffset}, {(long)destinationOffset + width}) are not inside destinationColumns = {destinationColumns}.");
         long sourceElements = (long)rows * sourceColumns, destinationElements = (long)rows * destinationColumns;
-        OpChecks.LongEnough(op, nameof(source), source.Length, sourceElements, $"rows * sourceColumns = {rows} * {sourceColumns}");
+        OpChecks.LongEnough(op, nameof(source), source.Length, sourceElements, SizeText.Of("rows * sourceColumns", rows, sourceColumns));
         OpChecks.LongEnough(op, nameof(destination), destination.Length, destinationElements,
-            $"rows * destinationColumns = {rows} * {destinationColumns}");
+            SizeText.Of("rows * destinationColumns", rows, destinationColumns));
         var src = source.Slice(0, sourceElements);
         var dst = destination.Slice(0, destinationElements);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(source), src);
@@ -68,9 +68,9 @@ public sealed partial class Ops
         destination = Act(op, nameof(destination), destination, x.Runtime);
         OneElementType(op, nameof(x), x, nameof(destination), destination);
         OpChecks.AtLeast1(op, nameof(intermediate), intermediate);
-        int rows = OpChecks.Rows(op, nameof(x), x.Length, 2L * intermediate, $"2 * intermediate = 2 * {intermediate}");
+        int rows = OpChecks.Rows(op, nameof(x), x.Length, 2L * intermediate, SizeText.Of("2 * intermediate", 2, intermediate));
         long outputs = (long)rows * intermediate;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"rows * intermediate = {rows} * {intermediate}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("rows * intermediate", rows, intermediate));
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         using var call = Dispatch(new OpSignature(op, Activations(x, dst)));

@@ -143,7 +143,7 @@ public sealed partial class Ops
         CheckView(op, nameof(destination), destination, fp8Weight.Runtime);
         long elements = (long)fp8Weight.Count * fp8Weight.Rows * fp8Weight.Cols;
         OpChecks.LongEnough(op, nameof(destination), destination.Length, elements,
-            $"Count * Rows * Cols = {fp8Weight.Count} * {fp8Weight.Rows} * {fp8Weight.Cols}");
+            SizeText.Of("Count * Rows * Cols", fp8Weight.Count, fp8Weight.Rows, fp8Weight.Cols));
         var dst = destination.Slice(0, elements);
         OpChecks.Disjoint(op, nameof(destination), dst, "fp8Weight's scales", fp8Weight.ScaleInv);
         using var call = Dispatch(OpSignature.WithWeight(op, ElementType.F32, fp8Weight), fp8Weight);
@@ -181,7 +181,7 @@ public sealed partial class Ops
         }
         else
         {
-            var rows = TensorChecks.InputRows(op, nameof(x), x, Runtime, (long)weight.Count * inDim, $"heads * {inName} = {weight.Count} * {inDim}");
+            var rows = TensorChecks.InputRows(op, nameof(x), x, Runtime, (long)weight.Count * inDim, SizeText.Of(transpose ? "heads * weight.Rows" : "heads * weight.Cols", weight.Count, inDim));
             xs = rows.Reshape(rows.Dim(0), weight.Count, inDim);
         }
         CheckWeight(op, nameof(weight), weight, x.Runtime);
@@ -198,7 +198,7 @@ public sealed partial class Ops
         else
         {
             dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, tokens, (long)weight.Count * outDim,
-                $"tokens * heads * {outName} = {tokens} * {weight.Count} * {outDim}").Reshape(tokens, weight.Count, outDim);
+                SizeText.Of(transpose ? "tokens * heads * weight.Cols" : "tokens * heads * weight.Rows", tokens, weight.Count, outDim)).Reshape(tokens, weight.Count, outDim);
         }
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), xs);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));

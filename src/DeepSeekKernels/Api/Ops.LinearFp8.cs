@@ -31,7 +31,7 @@ public sealed partial class Ops
         CheckView(op, nameof(q), q, x.Runtime);
         CheckView(op, nameof(scales), scales, x.Runtime);
         long m = x.Dim(0), cols = x.Dim(1), blocks = (cols + Fp8ActivationBlock - 1) / Fp8ActivationBlock;
-        OpChecks.LongEnough(op, nameof(q), q.Length, m * cols, $"m * cols = {m} * {cols}");
+        OpChecks.LongEnough(op, nameof(q), q.Length, m * cols, SizeText.Of("m * cols", m, cols));
         OpChecks.LongEnough(op, nameof(scales), scales.Length, m * blocks, $"m * ceil(cols / {Fp8ActivationBlock}) = {m} * {blocks}");
         var qs = q.Slice(0, m * cols);
         var ss = scales.Slice(0, m * blocks);
@@ -115,7 +115,7 @@ public sealed partial class Ops
         const string op = nameof(GroupedLinearW8A8);
         var (m, dst) = CheckW8A8(op, weight, qx, xScales, destination, "a stack of FP8 weights", "GroupedLinear", "M");
         CheckView(op, nameof(expertOffsets), expertOffsets, qx.Runtime);
-        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
+        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, SizeText.PlusOne("weight.Count + 1", weight.Count));
         var offsets = expertOffsets.Slice(0, weight.Count + 1L);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(expertOffsets), DeviceTensor.FromView(offsets));
         using var call = Dispatch(OpSignature.WithWeight(op, dst.ElementType, weight) with { StridedRows = Strided(dst) }, weight);

@@ -50,8 +50,8 @@ public sealed partial class Ops
         if (!correctionBias.IsNull)
             OpChecks.Length(op, nameof(correctionBias), correctionBias.Length, routing.Experts, "routing.Experts");
         long outputs = (long)tokens * routing.TopK;
-        OpChecks.LongEnough(op, nameof(expertIds), expertIds.Length, outputs, $"tokens * routing.TopK = {tokens} * {routing.TopK}");
-        OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, outputs, $"tokens * routing.TopK = {tokens} * {routing.TopK}");
+        OpChecks.LongEnough(op, nameof(expertIds), expertIds.Length, outputs, SizeText.Of("tokens * routing.TopK", tokens, routing.TopK));
+        OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, outputs, SizeText.Of("tokens * routing.TopK", tokens, routing.TopK));
         var weights = expertWeights.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(expertWeights), DeviceTensor.FromView(weights), nameof(routerLogits), routerLogits);
         OpChecks.Disjoint(op, nameof(expertWeights), weights, nameof(correctionBias), correctionBias);
@@ -162,9 +162,9 @@ public sealed partial class Ops
         if (hidden > int.MaxValue)
             ThrowHelper.Argument(op, nameof(x), $"x's rows have {hidden} elements; at most {int.MaxValue} are supported.");
         long permutedElements = slots * hidden;
-        OpChecks.LongEnough(op, nameof(permuted), permuted.Length, permutedElements, $"tokens * topK * hidden = {slots} * {hidden}");
+        OpChecks.LongEnough(op, nameof(permuted), permuted.Length, permutedElements, SizeText.Of("tokens * topK * hidden", slots, hidden));
         OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, experts + 1L, "experts + 1");
-        OpChecks.LongEnough(op, nameof(slotRows), slotRows.Length, slots, $"tokens * topK = {slots}");
+        OpChecks.LongEnough(op, nameof(slotRows), slotRows.Length, slots, SizeText.Of("tokens * topK", slots));
         var rowsOut = permuted.Slice(0, permutedElements);
         var offsets = expertOffsets.Slice(0, experts + 1L);
         var slotsOut = slotRows.Slice(0, slots);
@@ -230,8 +230,8 @@ public sealed partial class Ops
         CheckView(op, nameof(expertOffsets), expertOffsets, x.Runtime);
         CheckWeight(op, nameof(weight), weight, x.Runtime);
         int m = OpChecks.Rows(op, nameof(x), x.Length, weight.Cols, "weight.Cols");
-        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, $"weight.Count + 1 = {weight.Count} + 1");
-        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, $"M * weight.Rows = {m} * {weight.Rows}");
+        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, weight.Count + 1L, SizeText.PlusOne("weight.Count + 1", weight.Count));
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, weight.Rows, SizeText.Of("M * weight.Rows", m, weight.Rows));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(weight), DeviceTensor.FromView(weight.FloatView));
         using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), weight) with { StridedRows = Strided(dst) }, weight);
@@ -262,8 +262,8 @@ public sealed partial class Ops
             ThrowHelper.Argument(op, nameof(gateUp), $"gateUp has {gateUp.Rows} rows; a fused [gate | up] weight has an even number (gate's rows, then up's).");
         int half = gateUp.Rows / 2;
         int m = OpChecks.Rows(op, nameof(x), x.Length, gateUp.Cols, "gateUp.Cols");
-        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, gateUp.Count + 1L, $"gateUp.Count + 1 = {gateUp.Count} + 1");
-        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, half, $"M * gateUp.Rows / 2 = {m} * {half}");
+        OpChecks.LongEnough(op, nameof(expertOffsets), expertOffsets.Length, gateUp.Count + 1L, SizeText.PlusOne("gateUp.Count + 1", gateUp.Count));
+        var dst = TensorChecks.OutputRows(op, nameof(destination), destination, x.Runtime, m, half, SizeText.Of("M * gateUp.Rows / 2", m, half));
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
         TensorChecks.Disjoint(op, nameof(destination), dst, nameof(gateUp), DeviceTensor.FromView(gateUp.FloatView));
         using var call = Dispatch(OpSignature.WithWeight(op, Activations(x, dst), gateUp) with { StridedRows = Strided(dst) }, gateUp);
@@ -303,9 +303,9 @@ public sealed partial class Ops
         if (expertOutput.Length == 0 || expertOutput.Length % slots != 0 || expertOutput.Length / slots > int.MaxValue)
             ThrowHelper.Argument(op, nameof(expertOutput), $"expertOutput has {expertOutput.Length} elements, not [tokens * topK, hidden] for tokens * topK = slotRows.Length = {slots}.");
         int hidden = (int)(expertOutput.Length / slots);
-        OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, slots, $"tokens * topK = {tokens} * {topK}");
+        OpChecks.LongEnough(op, nameof(expertWeights), expertWeights.Length, slots, SizeText.Of("tokens * topK", tokens, topK));
         long outputs = (long)tokens * hidden;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"tokens * hidden = {tokens} * {hidden}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("tokens * hidden", tokens, hidden));
         var dst = destination.Slice(0, outputs);
         var weights = expertWeights.Slice(0, slots);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(expertOutput), expertOutput);

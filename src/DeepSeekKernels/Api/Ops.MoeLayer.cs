@@ -56,7 +56,7 @@ public sealed partial class Ops
         if (x.ElementType != scratch.Activations)
             ThrowHelper.Argument(op, nameof(x), $"x holds {x.ElementType.Name()}; the scratch's rows are {scratch.Activations.Name()}.");
         long outputs = (long)tokens * layer.Hidden;
-        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, $"tokens * layer.Hidden = {tokens} * {layer.Hidden}");
+        OpChecks.LongEnough(op, nameof(destination), destination.Length, outputs, SizeText.Of("tokens * layer.Hidden", tokens, layer.Hidden));
         var dst = destination.Slice(0, outputs);
         OpChecks.Disjoint(op, nameof(destination), dst, nameof(x), x);
 

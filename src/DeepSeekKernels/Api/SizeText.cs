@@ -15,6 +15,12 @@ internal readonly struct SizeText
 
     public static implicit operator SizeText(string text) => new(text, 0, 0, 0, 0);
 
+    /// <summary>"<paramref name="names"/> = a".</summary>
+    public static SizeText Of(string names, long a) => new(names, 1, a, 0, 0);
+
+    /// <summary>"<paramref name="names"/> = a + 1" (offsets of a things).</summary>
+    public static SizeText PlusOne(string names, long a) => new(names, -1, a, 0, 0);
+
     /// <summary>"<paramref name="names"/> = a * b".</summary>
     public static SizeText Of(string names, long a, long b) => new(names, 2, a, b, 0);
 
@@ -23,6 +29,8 @@ internal readonly struct SizeText
 
     public override string ToString() => _factors switch
     {
+        1 => $"{_text} = {_a}",
+        -1 => $"{_text} = {_a} + 1",
         2 => $"{_text} = {_a} * {_b}",
         3 => $"{_text} = {_a} * {_b} * {_c}",
         _ => _text,

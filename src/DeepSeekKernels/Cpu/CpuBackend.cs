@@ -204,8 +204,19 @@ internal sealed class CpuBackend : KernelBackend
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
         ReferenceBackend.Paged(q, latentPages, latentPages, batch, destination, shape, mla: true, _pagedRunner);
 
-    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows) =>
-        Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
+    /// <summary>f32 columns copied in place (every MLA layer splits its rows with it); bf16 through the reference's image.</summary>
+    public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows)
+    {
+        if (!(F32(x) && F32(y)))
+        {
+            Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
+            return;
+        }
+        x.Runtime.Synchronize();
+        ElementwiseReference.CopyColumns(x.Pointer, xColumns, xOffset, y.Pointer, yColumns, yOffset, width, rows);
+    }
+
+    static bool F32(DeviceTensor t) => t.ElementType == ElementType.F32;
 
     public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) => Reference.SiluAndMul(x, y, rows, intermediate);
 
@@ -215,17 +226,50 @@ internal sealed class CpuBackend : KernelBackend
 
     public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => Reference.Scale(x, factor, y);
 
+    // MoE's routing, permutation and combine: the reference's arithmetic and device-value checks on the buffers in place
+    // for f32 rows (a decode step allocated 3.7 KB in their host images and scratch); bf16 through the reference's images.
+
     public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
-        MoeRouting routing) =>
-        Reference.MoeRoute(logits, bias, ids, weights, tokens, routing);
+        MoeRouting routing)
+    {
+        if (!F32(logits))
+        {
+            Reference.MoeRoute(logits, bias, ids, weights, tokens, routing);
+            return;
+        }
+        logits.Runtime.Synchronize();
+        MoeReference.Route(logits.Pointer, bias.IsNull ? 0 : bias.Pointer, ids.Pointer, weights.Pointer, tokens, routing);
+    }
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
-        int tokens, int topK, int hidden, int experts, DeviceView<int> workspace) =>
-        Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
+        int tokens, int topK, int hidden, int experts, DeviceView<int> workspace)
+    {
+        if (!(F32(x) && F32(permuted)))
+        {
+            Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
+            return;
+        }
+        x.Runtime.Synchronize();
+        var expertIds = InPlace(ids);
+        if (ReferenceBackend.OutOfRange(x.Runtime, DeviceErrorSite.MoePermuteIds, expertIds, experts))
+            return;
+        MoeReference.Permute(x.Pointer, expertIds, permuted.Pointer, InPlace(offsets), InPlace(slotRows), topK, hidden, experts);
+    }
 
     public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights, DeviceTensor y, int tokens,
-        int topK, int hidden, bool accumulate) =>
-        Reference.MoeCombine(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
+        int topK, int hidden, bool accumulate)
+    {
+        if (!(F32(expertOutput) && F32(y)))
+        {
+            Reference.MoeCombine(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
+            return;
+        }
+        expertOutput.Runtime.Synchronize();
+        var rows = InPlace(slotRows);
+        // a bad row is reported (the lowest index) and only its token is skipped, as the kernels do
+        ReferenceBackend.OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineRows, rows, rows.Length);
+        MoeReference.Combine(expertOutput.Pointer, rows, weights.Pointer, y.Pointer, tokens, topK, hidden, accumulate);
+    }
 
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>
         Reference.QuantizeFp8Activations(x, q, scales);

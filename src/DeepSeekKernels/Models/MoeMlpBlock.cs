@@ -19,8 +19,19 @@ internal sealed class MoeMlpBlock(ModelShape s, MoeLayer routed, DenseMlpBlock? 
         ops.MoeLayer(routed, input, Scratch(ws), output, accumulate: shared != null);
     }
 
-    /// <summary>The MoE layer's buffers inside the forward pass's workspace (sized for its tokens).</summary>
+    // the views of the last workspace seen: a model keeps one workspace, so a decode step makes no new scratch object
+    Workspace? _scratchOf;
+    MoeLayerScratch? _scratch;
+
+    /// <summary>The MoE layer's buffers inside the forward pass's workspace (sized for its tokens): views only, built once per workspace.</summary>
     MoeLayerScratch Scratch(Workspace ws)
+    {
+        if (!ReferenceEquals(ws, _scratchOf))
+            (_scratch, _scratchOf) = (NewScratch(ws), ws);
+        return _scratch!;
+    }
+
+    MoeLayerScratch NewScratch(Workspace ws)
     {
         long t = ws.Tokens, slots = t * s.ExpertsPerToken, inter = s.MoeIntermediate;
         return new MoeLayerScratch(ws.Tokens, ws.Activations, ws.F(RouterLogits, t * s.Experts), ws.I(ExpertIds, slots), ws.F(ExpertWeights, slots),
