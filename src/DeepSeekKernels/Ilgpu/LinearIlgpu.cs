@@ -179,8 +179,10 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
         runtime.Bind();
         var d = _dummies.Value;
         ArrayView<float> biasView = bias.IsNull ? d.F32.View : bias.IlgpuView;
-        // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for warps of up to 4 lanes
+        // the CPU accelerator's gemv keeps every lane's partial sums in shared memory sized for warps of up to 4 lanes; the
+        // gemv's group is GemvWarps warps, more than a simulated group of few threads holds (a GPU's holds 1,024)
         bool gemv = UsesGemv(w, s.M, s.Transpose != 0)
+            && GemvWarps * accelerator.WarpSize <= accelerator.MaxNumThreadsPerGroup
             && (runtime.IsCuda || (1 + s.SiluMul) * CpuFeaturesPerWarp * GemvWarps * accelerator.WarpSize * RowTile <= GemvPartials);
         var kernel = (KernelLauncher<TX, TY, TW>)_kernels.GetOrAdd((gemv, typeof(TX), typeof(TY), typeof(TW)), key => Load<TX, TY, TW>(key.Gemv, w));
         bool grouped = s.Experts > 0;

@@ -80,7 +80,7 @@ public sealed class DeviceRuntime : IDisposable
     /// Creates a runtime on ILGPU's CPU accelerator simulating groups of <paramref name="warpsPerGroup"/> warps of
     /// <paramref name="warpSize"/> lanes (<see cref="Create"/> with <see cref="DevicePreference.Cpu"/> uses
     /// <see cref="CpuWarpSize"/> x <see cref="CpuWarpsPerGroup"/>). Every simulated thread of a group is an OS thread: wide
-    /// shapes are slow, and a kernel whose group (e.g. 4 warps) does not fit is refused by ILGPU at launch.
+    /// shapes are slow. The kernels fit their groups to the simulated one (Linear's 4-warp GEMV gives way to its tiled kernel).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The warp size is not a power of two in 2..32, the warps not a power of
     /// two in 1..32, or the group is over 1,024 threads.</exception>

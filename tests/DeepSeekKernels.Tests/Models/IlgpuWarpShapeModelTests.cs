@@ -17,6 +17,7 @@ public class IlgpuWarpShapeModelTests
     [InlineData(8, 4, "deepseek_v3_fp8")] // MLA, V3 routing, MoE over FP8 block-scaled weights
     [InlineData(4, 4, "qwen2")] // ILGPU's default shape (the suite's until 2026-12-02): GQA with bias
     [InlineData(4, 4, "deepseek_v2_lite")] // MLA, V2 routing, bf16 weights
+    [InlineData(8, 2, "llama")] // a group of two 8-lane warps: Linear's GEMV (4 warps) does not fit and takes the tiled kernel
     public void ModelsRunOnWiderWarps(int warpSize, int warps, string name)
     {
         using var runtime = DeviceRuntime.CreateCpu(warpSize, warps);
