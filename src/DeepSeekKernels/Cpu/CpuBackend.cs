@@ -227,7 +227,7 @@ internal sealed class CpuBackend : KernelBackend
     public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => Reference.Scale(x, factor, y);
 
     // MoE's routing, permutation and combine: the reference's arithmetic and device-value checks on the buffers in place
-    // for f32 rows (a decode step allocated 3.7 KB in their host images and scratch); bf16 through the reference's images.
+    // for f32 rows (a deepseek_v3 decode step allocated 4.7 KB in their host images and scratch); bf16 through the reference's images.
 
     public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
         MoeRouting routing)
