@@ -54,7 +54,7 @@ internal static class InfoCommand
                 table.AddRow($"  {role}", $"{ModelSource.Count(n)} ({n:N0})");
         }
         if (config.Quantization is { } q)
-            table.AddRow("quantization", $"{q.QuantMethod} {q.Format}, {q.WeightBlockRows}x{q.WeightBlockCols} blocks, activations {q.ActivationScheme}");
+            table.AddRow("quantization", q.Describe());
         if (config.NumNextnPredictLayers > 0)
             table.AddRow("MTP layers", $"{config.NumNextnPredictLayers} (not loaded, not counted)");
 

@@ -83,6 +83,8 @@ internal static class PlanCommand
         AnsiConsole.MarkupLineInterpolated($"[bold]{config.ModelType}[/], {ModelSource.Count(inventory.Total)} parameters; KV cache [bold]{ModelSource.Bytes(plans[0].KvBytesPerToken)} per token[/]; context {context:N0} x batch {batch:N0}; {(onCpu ? "host" : "GPU")} memory {ModelSource.Bytes(memory)} ({memorySource})");
         if (shape.Fp8Block is var (blockRows, blockCols))
             AnsiConsole.MarkupLineInterpolated($"config.json: this checkpoint's linear weights are FP8 ({blockRows}x{blockCols} blocks); and the runner keeps them so whatever --quant says: the fp8 plan is what it loads (--quant none and int4 change only how lm_head is stored)");
+        if (shape.Int4Checkpoint is { } int4)
+            AnsiConsole.MarkupLineInterpolated($"config.json: this checkpoint's linear weights are {config.Quantization!.QuantMethod} {int4}; the runner keeps them so whatever --quant says: the int4 plan (in the checkpoint's groups) is what it loads, counting lm_head in INT4 as --quant int4 stores it (the checkpoint itself usually keeps lm_head dense)");
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumns("item", plans.Length > 1 ? $"formula ({string.Join(" / ", plans.Select(p => p.Quantization == WeightQuantization.None ? "bf16" : p.Quantization.Name()))} where they differ)" : "formula")
             .AddColumns(plans.Select(p => new TableColumn(Column(p.Quantization)).RightAligned()).ToArray());

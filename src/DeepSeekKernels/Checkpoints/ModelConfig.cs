@@ -194,7 +194,7 @@ public sealed class ModelConfig
 
     // ---- other ----
 
-    /// <summary><c>quantization_config</c>: block-scaled FP8; null for an unquantised checkpoint.</summary>
+    /// <summary><c>quantization_config</c>: block-scaled FP8, or GPTQ/AWQ INT4; null for an unquantised checkpoint.</summary>
     public QuantizationConfig? Quantization { get; internal init; }
 
     /// <summary><c>num_nextn_predict_layers</c>: DeepSeek-V3's multi-token-prediction layers, stored after the decoder layers; the runner ignores them. Default 0.</summary>
@@ -223,7 +223,7 @@ public sealed class ModelConfig
         if (IsMoe)
             text += string.Create(CultureInfo.InvariantCulture, $", {NRoutedExperts} experts (top {NumExpertsPerTok}, {NSharedExperts} shared)");
         if (Quantization != null)
-            text += $", {Quantization.QuantMethod} {Quantization.Format}";
+            text += Quantization.Int4 is { } int4 ? $", {Quantization.QuantMethod} int4" : $", {Quantization.QuantMethod} {Quantization.Format}";
         return text;
     }
 }

@@ -221,8 +221,17 @@ internal static class ModelConfigParser
         if (root.Object("quantization_config") is not ConfigJson q)
             return null;
         string method = q.String("quant_method") ?? throw q.Error("quant_method", "is missing");
-        if (method != "fp8")
-            throw q.Unsupported("quant_method", method, "fp8 (block-scaled e4m3, as DeepSeek-V3 ships)");
+        switch (method)
+        {
+            case "fp8":
+                break;
+            case "gptq":
+            case "awq":
+                return new QuantizationConfig { QuantMethod = method, Int4 = ParseInt4(q, method) };
+            default:
+                throw q.Unsupported("quant_method", method,
+                    "fp8 (block-scaled e4m3, as DeepSeek-V3 ships), gptq and awq (4-bit, group-wise, as the hub's INT4 checkpoints)");
+        }
         string format = q.String("fmt") ?? "e4m3";
         if (format != "e4m3")
             throw q.Unsupported("fmt", format, "e4m3");
@@ -237,6 +246,46 @@ internal static class ModelConfigParser
                 throw q.Error("weight_block_size", $"must be 2 positive integers [rows, cols], got {block.GetRawText()}");
         }
         return new QuantizationConfig { QuantMethod = method, Format = format, ActivationScheme = scheme, WeightBlockRows = rows, WeightBlockCols = cols };
+    }
+
+    /// <summary>
+    /// A GPTQ or AWQ quantization_config: 4 bits (<c>bits</c>, AWQ also <c>w_bit</c>), <c>group_size</c> (AWQ also
+    /// <c>q_group_size</c>) a positive multiple of 32 or -1, and the packing: GPTQ <c>checkpoint_format</c> "gptq" (default)
+    /// or "gptq_v2", no act-order (<c>desc_act</c>), no Marlin repacking; AWQ <c>version</c> "gemm" with zero points.
+    /// </summary>
+    static Int4CheckpointScheme ParseInt4(ConfigJson q, string method)
+    {
+        bool awq = method == "awq";
+        string bitsKey = awq && !q.Has("bits") && q.Has("w_bit") ? "w_bit" : "bits";
+        int bits = q.Int(bitsKey) ?? throw q.Error(bitsKey, "is missing");
+        if (bits != 4)
+            throw q.Unsupported(bitsKey, bits.ToString(CultureInfo.InvariantCulture), "4 (the INT4 scheme the kernels run)");
+        string groupKey = awq && !q.Has("group_size") && q.Has("q_group_size") ? "q_group_size" : "group_size";
+        int group = q.Int(groupKey) ?? throw q.Error(groupKey, "is missing");
+        if (group != -1 && (group <= 0 || group % 32 != 0))
+            throw q.Unsupported(groupKey, group.ToString(CultureInfo.InvariantCulture),
+                "a positive multiple of 32, or -1 (one group per row): an INT4 group must be whole 16-byte loads of codes");
+        if (awq)
+        {
+            string version = q.String("version") ?? "gemm";
+            if (!string.Equals(version, "gemm", StringComparison.OrdinalIgnoreCase))
+                throw q.Unsupported("version", version, "gemm (AutoAWQ's GEMM packing; GEMV, Marlin and ExLlama repackings are not read)");
+            if (q.Bool("zero_point") == false)
+                throw q.Unsupported("zero_point", "false", "true (zero points stored in qzeros)");
+            return new Int4CheckpointScheme(Int4CheckpointFormat.AwqGemm, group);
+        }
+        if (q.Bool("desc_act") == true)
+            throw q.Unsupported("desc_act", "true",
+                "false: act-order checkpoints permute each layer's groups through g_idx, which the INT4 kernels' contiguous groups cannot follow");
+        if (q.Bool("is_marlin_format") == true)
+            throw q.Unsupported("is_marlin_format", "true", "false (GPTQ's own packing)");
+        var format = (q.String("checkpoint_format") ?? "gptq") switch
+        {
+            "gptq" => Int4CheckpointFormat.Gptq,
+            "gptq_v2" => Int4CheckpointFormat.GptqV2,
+            var other => throw q.Unsupported("checkpoint_format", other, "gptq, gptq_v2"),
+        };
+        return new Int4CheckpointScheme(format, group, q.Bool("sym") ?? true);
     }
 
     static void CheckTokenId(ConfigJson c, string key, int id, int vocab)

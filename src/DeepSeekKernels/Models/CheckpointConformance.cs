@@ -16,7 +16,8 @@ public static class CheckpointConformance
     /// Walks the tensors the loader reads for <paramref name="checkpoint"/>'s architecture, layer by layer,
     /// and throws at the first one that is missing or contradicts config.json:
     /// matrices [out, in] in BF16, F16, F32 or F8_E4M3 (FP8 needs <c>quantization_config</c> and a float
-    /// <c>weight_scale_inv</c> of [ceil(out / block rows), ceil(in / block cols)]); norm weights and biases as
+    /// <c>weight_scale_inv</c> of [ceil(out / block rows), ceil(in / block cols)]), or GPTQ/AWQ INT4 layers
+    /// (qweight, qzeros, scales and optional g_idx, <see cref="Int4CheckpointWeights"/>); norm weights and biases as
     /// vectors of a float dtype; routed experts one by one, sharing one dtype; MLA's kv_b_proj (dequantised on
     /// the host, so any float dtype); lm_head unless tie_word_embeddings; q/k/v biases for Qwen2 (and Llama with
     /// attention_bias). A config that claims more layers than the files hold fails at the first missing
@@ -107,9 +108,26 @@ public static class CheckpointConformance
             return tensor;
         }
 
-        /// <summary>WeightLoader.Stack: every matrix's shape and the shared dtype first, then the dtype, then FP8 scales one by one.</summary>
+        /// <summary>
+        /// WeightLoader.Stack: a GPTQ/AWQ stack's INT4 layers one by one (<see cref="Int4CheckpointWeights.Expect"/>); else every
+        /// matrix's shape and the shared dtype first, then the dtype, then FP8 scales one by one.
+        /// </summary>
         void Stack(int count, Func<int, string> prefixOf, int rows, int cols)
         {
+            string? int4 = null;
+            for (int i = 0; i < count && int4 is null; i++)
+                if (Int4CheckpointWeights.IsStored(checkpoint, prefixOf(i)))
+                    int4 = prefixOf(i);
+            if (int4 != null)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    if (!Int4CheckpointWeights.IsStored(checkpoint, prefixOf(i)))
+                        throw Int4CheckpointWeights.MixedStack(checkpoint, int4, prefixOf(i));
+                    Int4CheckpointWeights.Expect(checkpoint, s, prefixOf(i), rows, cols, Expect);
+                }
+                return;
+            }
             TensorInfo? first = null;
             for (int i = 0; i < count; i++)
             {
@@ -143,6 +161,11 @@ public static class CheckpointConformance
         /// <summary>WeightLoader.HostMatrix: any float dtype; F8_E4M3 with its scales.</summary>
         void HostMatrix(string prefix, int rows, int cols)
         {
+            if (Int4CheckpointWeights.IsStored(checkpoint, prefix))
+            {
+                Int4CheckpointWeights.Expect(checkpoint, s, prefix, rows, cols, Expect);
+                return;
+            }
             string name = prefix + ".weight";
             var tensor = Expect(name, rows, cols);
             if (tensor.DType != SafetensorsDType.F8_E4M3)

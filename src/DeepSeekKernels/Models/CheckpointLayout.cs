@@ -6,13 +6,14 @@ namespace DeepSeekKernels.Models;
 internal enum LayoutKind
 {
     /// <summary>One matrix, or a stack of same-shaped matrices read as one weight (a layer's routed experts):
-    /// <c>{prefix}.weight</c> [Rows, Cols] per prefix, with <c>{prefix}.weight_scale_inv</c> where stored in FP8.</summary>
+    /// <c>{prefix}.weight</c> [Rows, Cols] per prefix, with <c>{prefix}.weight_scale_inv</c> where stored in FP8; or, in a GPTQ/AWQ
+    /// checkpoint, <c>{prefix}.qweight</c>, <c>.qzeros</c>, <c>.scales</c> (and <c>.g_idx</c>) of the same matrix (<see cref="Int4CheckpointWeights"/>).</summary>
     Matrices,
 
     /// <summary>A vector of Rows floats (a norm's weight, a bias, DeepSeek-V3's router correction bias), the full name.</summary>
     Vector,
 
-    /// <summary>MLA's kv_b_proj: <c>{prefix}.weight</c> [Rows, Cols], read on the host and split per head.</summary>
+    /// <summary>MLA's kv_b_proj: <c>{prefix}.weight</c> [Rows, Cols] (or a GPTQ/AWQ layer, dequantised), read on the host and split per head.</summary>
     HostMatrix,
 }
 

@@ -131,7 +131,8 @@ public static class ModelLoader
     /// f32 stacks of the same element count (its FP8 scales stay on the host); with <paramref name="quantization"/>, each
     /// full-precision linear weight the loader quantises as it stores it
     /// (<see cref="WeightQuantizations.QuantizedBytes"/>; under INT4, one whose in features are not a multiple of 128
-    /// as stored); MTP layers and a tied lm_head are not loaded; RoPE tables for <paramref name="contextLength"/>
+    /// as stored); a GPTQ/AWQ checkpoint's INT4 layers as <see cref="WeightMatrix.Int4"/> stores them (half a byte per weight,
+    /// a bf16 scale and zero point per group; kv_b_proj as bf16); MTP layers and a tied lm_head are not loaded; RoPE tables for <paramref name="contextLength"/>
     /// positions (null: max_position_embeddings). The KV cache comes on top.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">
@@ -151,6 +152,11 @@ public static class ModelLoader
             bool fp8KvB = WeightLoader.KvBProjStaysFp8(s);
             if (!IsLoaded(t.Name, s) || (!fp8KvB && t.Name.EndsWith("kv_b_proj.weight_scale_inv", StringComparison.Ordinal)))
                 continue; // kv_b_proj's FP8 scales are applied on the host while loading, unless it stays FP8
+            if (Int4LayerBytes(checkpoint, t) is long int4Bytes)
+            {
+                weights = checked(weights + int4Bytes);
+                continue;
+            }
             long bytes = t.Rank == 1 ? 4
                 : t.Name.EndsWith("kv_b_proj.weight", StringComparison.Ordinal)
                     ? (t.DType == SafetensorsDType.F8_E4M3 && fp8KvB ? 1 : t.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3 ? 2 : 4)
@@ -176,6 +182,27 @@ public static class ModelLoader
     }
 
     static int RotaryDim(ModelShape s) => s.IsMla ? s.QkRopeHeadDim : s.HeadDim;
+
+    /// <summary>
+    /// The bytes a tensor of a GPTQ/AWQ INT4 layer takes once loaded (<see cref="Int4CheckpointWeights"/>), null for any other
+    /// tensor: qweight int32 [K / 8, N] or [K, N / 8] becomes 8 codes of half a byte (4 B per int32), qzeros 8 bf16 zero points
+    /// per int32, scales one bf16 each, g_idx nothing; MLA's kv_b_proj is dequantised to bf16 (2 B per weight, 16 per qweight int32).
+    /// </summary>
+    static long? Int4LayerBytes(Checkpoint checkpoint, TensorInfo t)
+    {
+        int dot = t.Name.LastIndexOf('.');
+        if (dot < 0 || t.Name.AsSpan(dot) is not (".qweight" or ".qzeros" or ".scales" or ".g_idx")
+            || !Int4CheckpointWeights.IsStored(checkpoint, t.Name[..dot]))
+            return null;
+        bool kvB = t.Name.AsSpan(0, dot).EndsWith(".kv_b_proj", StringComparison.Ordinal);
+        return t.Name.AsSpan(dot) switch
+        {
+            ".qweight" => checked(t.ElementCount * (kvB ? 16 : 4)),
+            ".qzeros" => kvB ? 0 : checked(t.ElementCount * 16),
+            ".scales" => kvB ? 0 : checked(t.ElementCount * 2),
+            _ => 0,
+        };
+    }
 
     /// <summary>
     /// The positions the RoPE tables cover: <paramref name="contextLength"/>, in 1..max_position_embeddings, or

@@ -69,4 +69,7 @@ public sealed record ModelShape
 
     /// <summary>The 128x128-style block of FP8 weights, or null for an unquantised checkpoint.</summary>
     public (int Rows, int Cols)? Fp8Block { get; init; }
+
+    /// <summary>The INT4 scheme of a GPTQ or AWQ checkpoint (its quantised layers stored as qweight, qzeros and scales), else null.</summary>
+    public Checkpoints.Int4CheckpointScheme? Int4Checkpoint { get; init; }
 }

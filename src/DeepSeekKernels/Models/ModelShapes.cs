@@ -30,6 +30,7 @@ public static class ModelShapes
         MoeIntermediate = c.MoeIntermediateSize,
         FirstDenseLayers = c.FirstKDenseReplace,
         MoeLayerFrequency = Math.Max(1, c.MoeLayerFreq),
-        Fp8Block = c.Quantization is { } q ? (q.WeightBlockRows, q.WeightBlockCols) : null,
+        Fp8Block = c.Quantization is { IsFp8: true } q ? (q.WeightBlockRows, q.WeightBlockCols) : null,
+        Int4Checkpoint = c.Quantization?.Int4,
     };
 }

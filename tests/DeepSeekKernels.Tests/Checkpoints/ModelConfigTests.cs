@@ -1,3 +1,4 @@
+using DeepSeekKernels.Models;
 using System.Text.Json.Nodes;
 using DeepSeekKernels.Checkpoints;
 using TopK = DeepSeekKernels.MoeTopKMethod;
@@ -399,14 +400,70 @@ public class ModelConfigTests
     [Fact]
     public void OtherQuantisationIsRefused()
     {
-        var gptq = Refused<UnsupportedModelException>(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"] = new JsonObject { ["quant_method"] = "gptq", ["bits"] = 4 }),
-            "quantization_config.quant_method", "'gptq'", "fp8");
-        Assert.Equal("gptq", gptq.Value);
+        var bnb = Refused<UnsupportedModelException>(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"] = new JsonObject { ["quant_method"] = "bitsandbytes", ["load_in_4bit"] = true }),
+            "quantization_config.quant_method", "'bitsandbytes'", "fp8", "gptq", "awq");
+        Assert.Equal("bitsandbytes", bnb.Value);
         Refused<UnsupportedModelException>(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"]!["fmt"] = "e5m2"), "quantization_config.fmt", "'e5m2'");
         Refused<UnsupportedModelException>(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"]!["activation_scheme"] = "static"), "activation_scheme", "'static'");
         Refused<CheckpointException>(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"]!["weight_block_size"] = new JsonArray(128)), "weight_block_size");
         var defaultBlock = Parse(Edit(HubConfigs.DeepSeekV3, o => o["quantization_config"]!.AsObject().Remove("weight_block_size")));
         Assert.Equal((128, 128), (defaultBlock.Quantization!.WeightBlockRows, defaultBlock.Quantization.WeightBlockCols));
+    }
+
+    static string WithQuantization(string json, JsonObject quantization) => Edit(json, o => o["quantization_config"] = quantization);
+
+    /// <summary>GPTQ and AWQ quantization_config blocks as the hub's R1-Distill INT4 checkpoints carry them (AutoGPTQ, GPTQModel, AutoAWQ, older AWQ keys).</summary>
+    [Fact]
+    public void GptqAndAwqConfigsAreRead()
+    {
+        var gptq = Parse(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject
+        {
+            ["quant_method"] = "gptq", ["bits"] = 4, ["group_size"] = 128, ["desc_act"] = false, ["sym"] = true, ["damp_percent"] = 0.01,
+            ["static_groups"] = false, ["true_sequential"] = true,
+        })).Quantization!;
+        Assert.Equal(new Int4CheckpointScheme(Int4CheckpointFormat.Gptq, 128, Symmetric: true), gptq.Int4);
+        Assert.False(gptq.IsFp8);
+        Assert.Equal("gptq int4, group 128, qzeros hold zero - 1 (gptq)", gptq.Describe());
+        Assert.Null(ModelShapes.From(Parse(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject { ["quant_method"] = "gptq", ["bits"] = 4, ["group_size"] = 128 }))).Fp8Block);
+
+        var v2 = Parse(WithQuantization(HubConfigs.R1DistillLlama8B, new JsonObject
+        {
+            ["quant_method"] = "gptq", ["bits"] = 4, ["group_size"] = -1, ["sym"] = false, ["checkpoint_format"] = "gptq_v2",
+        })).Quantization!;
+        Assert.Equal(new Int4CheckpointScheme(Int4CheckpointFormat.GptqV2, -1), v2.Int4);
+        Assert.Equal(4096, v2.Int4!.GroupOf(4096));
+        Assert.Equal("gptq int4, one group per row, qzeros hold the zero (gptq_v2)", v2.Describe());
+
+        var awq = Parse(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject
+        {
+            ["quant_method"] = "awq", ["bits"] = 4, ["group_size"] = 128, ["version"] = "GEMM", ["zero_point"] = true, ["modules_to_not_convert"] = null,
+        })).Quantization!;
+        Assert.Equal(new Int4CheckpointScheme(Int4CheckpointFormat.AwqGemm, 128), awq.Int4);
+        Assert.Equal("awq int4, group 128, AWQ GEMM packing", awq.Describe());
+
+        var oldAwq = Parse(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject { ["quant_method"] = "awq", ["w_bit"] = 4, ["q_group_size"] = 64, ["version"] = "gemm" }));
+        Assert.Equal(new Int4CheckpointScheme(Int4CheckpointFormat.AwqGemm, 64), oldAwq.Quantization!.Int4);
+        Assert.True(new QuantizationConfig().IsFp8);
+    }
+
+    [Theory]
+    [InlineData("""{"quant_method": "gptq", "bits": 8, "group_size": 128}""", "quantization_config.bits", "'8'", "4")]
+    [InlineData("""{"quant_method": "gptq", "bits": 4, "group_size": 48}""", "quantization_config.group_size", "'48'", "multiple of 32")]
+    [InlineData("""{"quant_method": "gptq", "bits": 4, "group_size": 0}""", "quantization_config.group_size", "'0'")]
+    [InlineData("""{"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": true}""", "quantization_config.desc_act", "act-order", "g_idx")]
+    [InlineData("""{"quant_method": "gptq", "bits": 4, "group_size": 128, "checkpoint_format": "marlin"}""", "quantization_config.checkpoint_format", "'marlin'", "gptq_v2")]
+    [InlineData("""{"quant_method": "gptq", "bits": 4, "group_size": 128, "is_marlin_format": true}""", "quantization_config.is_marlin_format")]
+    [InlineData("""{"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"}""", "quantization_config.version", "'gemv'", "gemm")]
+    [InlineData("""{"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm", "zero_point": false}""", "quantization_config.zero_point", "'false'")]
+    [InlineData("""{"quant_method": "awq", "w_bit": 3, "q_group_size": 128}""", "quantization_config.w_bit", "'3'")]
+    public void UnsupportedInt4SchemesAreRefused(string quantization, params string[] fragments) =>
+        Refused<UnsupportedModelException>(WithQuantization(HubConfigs.R1DistillQwen7B, JsonNode.Parse(quantization)!.AsObject()), fragments);
+
+    [Fact]
+    public void AnInt4ConfigWithoutBitsOrGroupIsRefused()
+    {
+        Refused<CheckpointException>(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject { ["quant_method"] = "gptq", ["group_size"] = 128 }), "quantization_config.bits", "missing");
+        Refused<CheckpointException>(WithQuantization(HubConfigs.R1DistillQwen7B, new JsonObject { ["quant_method"] = "awq", ["bits"] = 4 }), "quantization_config.group_size", "missing");
     }
 
     [Fact]

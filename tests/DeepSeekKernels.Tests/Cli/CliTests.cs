@@ -119,6 +119,25 @@ public class CliTests
         Assert.Contains("--quant int4: 22 weight tensors quantised", r.Error);
     }
 
+    /// <summary>An AWQ copy of the embedded model: info names the scheme, plan says the INT4 plan is what loads, generate writes text.</summary>
+    [Fact]
+    public void InfoPlanAndGenerateReadAnAwqCheckpoint()
+    {
+        using var temp = new TempFolder();
+        string folder = Int4CheckpointWriter.WriteQuantized(CheckpointFixtures.PydocTiny, temp.Path, Int4Packing.Awq, 32);
+        var info = DskProcess.Run(null, "info", "-m", folder);
+        Assert.True(info.ExitCode == 0, info.Error);
+        Assert.Contains("awq int4, group 32, AWQ GEMM packing", info.Out);
+        Assert.DoesNotContain("not read", info.Out);
+        var plan = DskProcess.Run(null, "plan", "-m", folder, "--device", "cpu", "--quant", "int4");
+        Assert.True(plan.ExitCode == 0, plan.Error);
+        Assert.True(System.Text.RegularExpressions.Regex.Replace(plan.Out, @"\s+", " ").Contains("the int4 plan (in the checkpoint's groups) is what it loads", StringComparison.Ordinal), plan.Out);
+        Assert.Contains("groups of 32 x (2 B scale + 2 B zero point)", plan.Out);
+        var r = DskProcess.Run("How do I open a file?\n\n", "chat", "-m", folder, "-n", "8", "--temperature", "0");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.False(string.IsNullOrWhiteSpace(r.Out), "no text");
+    }
+
     [Fact]
     public void GenerateWithFp8ActivationsRunsAnFp8CheckpointAndPlanCountsIt()
     {
