@@ -33,9 +33,24 @@ public sealed class ModelLoadingFuzzTests : IDisposable
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void EveryDamagedCheckpointLoadsAndRunsOrIsRefusedClearly(string fixture, bool damageWeightsHeader)
+    public void EveryDamagedCheckpointLoadsAndRunsOrIsRefusedClearly(string fixture, bool damageWeightsHeader) =>
+        Fuzz(CheckpointFixtures.HfTiny(fixture), fixture, damageWeightsHeader);
+
+    /// <summary>
+    /// GPTQ and AWQ checkpoints (<see cref="Int4CheckpointWriter"/>) damaged the same way: their quantization_config and their
+    /// qweight/qzeros/scales/g_idx entries among the keys and shapes the damage reaches.
+    /// </summary>
+    [Theory]
+    [InlineData("deepseek_v2_lite", Int4Packing.Gptq, false), InlineData("deepseek_v2_lite", Int4Packing.Gptq, true)]
+    [InlineData("llama", Int4Packing.Awq, false), InlineData("llama", Int4Packing.Awq, true)]
+    public void EveryDamagedInt4CheckpointLoadsAndRunsOrIsRefusedClearly(string fixture, Int4Packing packing, bool damageWeightsHeader)
     {
-        string source = CheckpointFixtures.HfTiny(fixture);
+        string source = Int4CheckpointWriter.WriteQuantized(CheckpointFixtures.HfTiny(fixture), _temp.Subfolder($"{fixture}-{packing}"), packing, 32);
+        Fuzz(source, $"{fixture} {packing}", damageWeightsHeader);
+    }
+
+    void Fuzz(string source, string fixture, bool damageWeightsHeader)
+    {
         string config = File.ReadAllText(Path.Combine(source, "config.json"));
         byte[] weights = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
         int headerLength = (int)BinaryPrimitives.ReadUInt64LittleEndian(weights);
@@ -44,7 +59,7 @@ public sealed class ModelLoadingFuzzTests : IDisposable
         var tally = new FuzzTally($"{fixture}, damaged {(damageWeightsHeader ? "weights header" : "config.json")}");
         for (int i = 0; i < CasesPerFixture; i++)
         {
-            string folder = _temp.Subfolder($"{fixture}-{damageWeightsHeader}-{i}");
+            string folder = _temp.Subfolder($"{fixture.Replace(' ', '-')}-{damageWeightsHeader}-{i}");
             string what;
             if (damageWeightsHeader)
             {
