@@ -4,7 +4,8 @@ namespace DeepSeekKernels.Tokenization;
 
 /// <summary>
 /// DeepSeek's chat format (DeepSeek-V3 and R1, and the R1-Distill models, which use the same one), as the
-/// chat_template of DeepSeek-V3's tokenizer_config.json renders a conversation without tool calls:
+/// chat_template of DeepSeek-V3's tokenizer_config.json renders a conversation without tool calls (for tool use, and for any
+/// model's own template, see <see cref="ChatTemplate"/>):
 /// <c>{BOS}{system prompts, joined by a blank line}&lt;｜User｜&gt;{u1}&lt;｜Assistant｜&gt;{a1}{EOS}&lt;｜User｜&gt;{u2}&lt;｜Assistant｜&gt;</c>.
 /// System prompts go first wherever they appear. In reasoning mode (R1's later template, and the R1-Distill
 /// models': see <see cref="TemplateStartsReasoning"/>) the generation prompt is followed by "&lt;think&gt;\n" and
@@ -77,6 +78,9 @@ public sealed class ChatFormat
         for (int i = 0; i < messages.Count; i++)
         {
             var message = messages[i] ?? throw new ArgumentException($"ChatFormat.Render: message {i} is null.", nameof(messages));
+            if (message.ToolCalls is { Count: > 0 } || message.Role == "tool")
+                throw new ArgumentException($"ChatFormat.Render: message {i} ({message.Role}) calls tools or answers a call; render tool use with the " +
+                    "model's own chat template (ChatTemplate.FromFolder), which says how the model was trained to see it.", nameof(messages));
             if (message.Content is null)
                 throw new ArgumentException($"ChatFormat.Render: message {i} ({message.Role}) has null content.", nameof(messages));
             if (message.Role is not ("system" or "user" or "assistant"))
@@ -97,7 +101,7 @@ public sealed class ChatFormat
             if (message.Role == "user")
                 text.Append(UserMarker).Append(message.Content);
             else if (message.Role == "assistant")
-                text.Append(AssistantMarker).Append(Reasoning ? AfterReasoning(message.Content) : message.Content).Append(EosToken);
+                text.Append(AssistantMarker).Append(Reasoning ? AfterReasoning(message.Content!) : message.Content).Append(EosToken);
         }
         if (addGenerationPrompt)
             text.Append(AssistantMarker).Append(Reasoning ? ThinkStart : "");

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DeepSeekKernels.Tests.Checkpoints;
+using DeepSeekKernels.Tests.Support;
 using DeepSeekKernels.Tokenization;
 
 namespace DeepSeekKernels.Tests.Cli;
@@ -136,6 +137,36 @@ public class CliTests
         var r = DskProcess.Run("How do I open a file?\n\n", "chat", "-m", folder, "-n", "8", "--temperature", "0");
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.False(string.IsNullOrWhiteSpace(r.Out), "no text");
+    }
+
+    /// <summary>
+    /// chat renders with the model's own chat_template when its tokenizer_config.json has one (DeepSeek-V3's here, on a copy of
+    /// the embedded model); a template the engine cannot parse is named in a warning and the built-in format used instead.
+    /// </summary>
+    [Fact]
+    public void ChatUsesTheModelsChatTemplateWhereItHasOne()
+    {
+        using var temp = new TempFolder();
+        foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
+            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
+        string configPath = Path.Combine(temp.Path, "tokenizer_config.json");
+        var v3 = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!;
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config["chat_template"] = v3["chat_template"]!.GetValue<string>();
+        File.WriteAllText(configPath, config.ToJsonString());
+        var (prompt, greedy) = FirstSample();
+        var r = DskProcess.Run(prompt + "\n\n", "chat", "-m", temp.Path, "-n", "8", "--temperature", "0");
+        Assert.True(r.ExitCode == 0, r.Error);
+        Assert.Contains("the model's chat template", r.Error);
+        Assert.False(string.IsNullOrWhiteSpace(r.Out), "no reply");
+
+        config["chat_template"] = "{% for m in messages %}{% include 'x' %}{% endfor %}";
+        File.WriteAllText(configPath, config.ToJsonString());
+        var broken = DskProcess.Run(prompt + "\n\n", "chat", "-m", temp.Path, "-n", "4", "--temperature", "0");
+        Assert.True(broken.ExitCode == 0, broken.Error);
+        Assert.Contains("dsk chat: warning:", broken.Error);
+        Assert.Contains("the statement '{% include %}' is not supported (line 1, column 24", broken.Error);
+        Assert.Contains("DeepSeek's chat format", broken.Error);
     }
 
     [Fact]
