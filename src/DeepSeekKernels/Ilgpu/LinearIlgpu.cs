@@ -212,6 +212,12 @@ internal sealed class LinearIlgpu(DeviceRuntime runtime)
             s.TileK = TileK * MaxTile / s.Tile; // the CPU accelerator's small groups take longer steps: fewer barriers
             s.RowTiles = GroupedTiles(s.M, s.Tile, s.Experts);
             int threads = s.Tile / 4 * (s.Tile / 4);
+            // a grouped launch finds its tile with warp shuffles (TileOf), which need whole warps; only a simulated shape
+            // (a CPU accelerator's group of one 32-lane warp: a 16-thread tile) can break this, a GPU's groups hold 1,024
+            if (grouped && threads % accelerator.WarpSize != 0)
+                throw new InvalidOperationException($"LinearIlgpu: the grouped tiled kernel's group of {threads} threads is not whole " +
+                    $"{accelerator.WarpSize}-lane warps (the accelerator's groups hold {accelerator.MaxNumThreadsPerGroup} threads); " +
+                    "simulate at least two warps per group.");
             // with SiLU-and-mul a group's tile holds tile / 2 gate rows and the matching up rows: tile / 2 outputs
             int outputsPerGroup = s.SiluMul != 0 ? s.Tile / 2 : s.Tile;
             config = new KernelConfig(new Index2D((s.N + outputsPerGroup - 1) / outputsPerGroup, s.RowTiles * s.Batch), new Index2D(threads, 1));

@@ -234,7 +234,7 @@ internal sealed class PagedAttentionIlgpu(DeviceRuntime runtime)
         if (!aligned)
             return null;
         s.Lpk = v.Lpk;
-        s.Warps = runtime.IsCuda ? Math.Max(1, Math.Min(CudaWarps, runtime.Accelerator.MaxNumThreadsPerGroup / warp)) : CpuWarps;
+        s.Warps = Math.Max(1, Math.Min(runtime.IsCuda ? CudaWarps : CpuWarps, runtime.Accelerator.MaxNumThreadsPerGroup / warp)); // a simulated group may hold one warp
         s.RowHeads = Math.Min(s.Group, RowsPerGroup);
         s.HeadChunks = (s.Group + s.RowHeads - 1) / s.RowHeads;
         bool decode = p.Tokens <= 2L * p.Batch;

@@ -39,6 +39,20 @@ public abstract class ConformanceTest
     protected DeviceRuntime Runtime => Ops.Runtime!;
 
     /// <summary>
+    /// Whether this class reruns the ILGPU kernels on a CPU accelerator simulating a GPU's 32-lane warps
+    /// (<see cref="ConformanceBackends.IlgpuWarp32"/>), where every shuffle waits on 32 OS threads.
+    /// </summary>
+    protected virtual bool SimulatesGpuWarps => false;
+
+    /// <summary>
+    /// Skips (reported as skipped, with the reason) a case of thousands of keys or tokens under <see cref="SimulatesGpuWarps"/>:
+    /// 20 to 90 s each at 32 simulated lanes; the same case runs at the suite's 2 lanes and natively on a GPU, and the short
+    /// cases of the class run at 32 lanes.
+    /// </summary>
+    protected void SkipLongCaseAtGpuWarps(string what) =>
+        Assert.SkipWhen(SimulatesGpuWarps, $"{what}: 20-90 s a case on 32 simulated lanes; it runs in the 2-lane ILGPU-CPU class and natively on a GPU");
+
+    /// <summary>
     /// Proves that <paramref name="signature"/> is the one <paramref name="call"/> builds, then returns whether this
     /// backend supports it. The call first goes to Ops over a backend that records what it is asked and refuses
     /// everything: it must be refused naming exactly <paramref name="signature"/>, having asked about nothing else and
@@ -217,6 +231,7 @@ public static class ConformanceBackends
     static readonly Lazy<Ops> ReferenceOps = new(() => Ops.Create(TestDevices.Cpu, Backend.Reference));
     static readonly Lazy<Ops> IlgpuCpuOps = new(() => Ops.Create(TestDevices.Cpu, Backend.Ilgpu));
     static readonly Lazy<Ops> CpuOps = new(() => Ops.CreateCpu(TestDevices.Cpu, 3));
+    static readonly Lazy<Ops> IlgpuWarp32Ops = new(() => Ops.Create(DeviceRuntime.CreateCpu(32, 4), Backend.Ilgpu));
     static Ops? s_ilgpuCuda, s_native;
 
     /// <summary>The reference, on ILGPU's CPU accelerator's buffers (used in place).</summary>
@@ -224,6 +239,12 @@ public static class ConformanceBackends
 
     /// <summary>The ILGPU kernels on ILGPU's CPU accelerator, strict.</summary>
     public static Ops IlgpuCpu => IlgpuCpuOps.Value;
+
+    /// <summary>
+    /// The ILGPU kernels on a CPU accelerator simulating a GPU's 32-lane warps, 4 to a group (128 threads: Linear's 4-warp
+    /// GEMV fits), strict; a runtime of its own, kept for the process.
+    /// </summary>
+    public static Ops IlgpuWarp32 => IlgpuWarp32Ops.Value;
 
     /// <summary>
     /// The CPU backend, strict, on a pool of 3 threads (more than this machine's cores, so work splits unevenly and a thread

@@ -56,6 +56,8 @@ public abstract class MoeRouteConformance : ConformanceTest
     public void MoeRouteMatchesFloat64(string name)
     {
         var (routing, tokens, biasKind, logitsKind) = Configs[name];
+        if (tokens >= 512)
+            SkipLongCaseAtGpuWarps($"routing {tokens} tokens");
         int experts = routing.Experts, topK = routing.TopK;
         var random = new Random(experts * 31 + tokens);
         var logits = logitsKind switch

@@ -390,8 +390,31 @@ public abstract class PagedAttentionConformance : PagedConformanceTest
     public void PagedAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int qHeads, int kvHeads,
         int headDim, int workspaceRows)
     {
+        SkipLongCaseAtGpuWarps("the swept lengths (several thousand keys)");
+        Sweep(SweptLengths, pageSize, poolType, qType, outType, qHeads, kvHeads, headDim, workspaceRows);
+    }
+
+    public static TheoryData<int, string, string, string, int, int, int, int> SplitCases() => new()
+    {
+        { 16, "bf16", "bf16", "bf16", 8, 2, 128, 0 },
+        { 64, "f32", "f32", "f32", 4, 1, 64, 1 },
+    };
+
+    /// <summary>
+    /// Contexts the decode kernels split (FlashDecoding: ILGPU at 256-key boundaries, the hand kernels by plan): one decode token
+    /// over 700 keys (3 splits, the last partial) and two queries over 300 (2 splits), merged by the combine step; short enough to
+    /// run at 32 simulated lanes (<see cref="ConformanceTest.SimulatesGpuWarps"/>), where the swept lengths skip.
+    /// </summary>
+    [DeviceTheory, MemberData(nameof(SplitCases))]
+    public void PagedAttentionOverSplitContextsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int qHeads, int kvHeads,
+        int headDim, int workspaceRows) =>
+        Sweep([(700, 1), (300, 2)], pageSize, poolType, qType, outType, qHeads, kvHeads, headDim, workspaceRows);
+
+    void Sweep((int Length, int Queries)[] shape, int pageSize, string poolType, string qType, string outType, int qHeads, int kvHeads,
+        int headDim, int workspaceRows)
+    {
         var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
-        var (sequences, poolPages, maxPages) = Layout(pageSize, SweptLengths, pageSize + qHeads);
+        var (sequences, poolPages, maxPages) = Layout(pageSize, shape, pageSize + qHeads);
         var (table, lengths, starts) = Metadata(sequences, maxPages);
         int width = kvHeads * headDim, tokens = starts[^1], outputs = tokens * qHeads * headDim;
         var keys = sequences.Select((s, b) => RandomValues(s.Length * width, 40 + b)).ToArray();
@@ -599,6 +622,7 @@ public abstract class PagedMlaAttentionConformance : PagedConformanceTest
     public void PagedMlaAttentionOverSweptLengthsMatchesFloat64(int pageSize, string poolType, string qType, string outType, int heads,
         int workspaceRows)
     {
+        SkipLongCaseAtGpuWarps("the MLA swept lengths (thousands of keys)");
         const int latentDim = 512, width = 576;
         var (type, qt, ot) = (TypeOf(poolType), TypeOf(qType), TypeOf(outType));
         var (sequences, poolPages, maxPages) = Layout(pageSize, MlaSweptLengths, heads);

@@ -8,8 +8,11 @@ namespace DeepSeekKernels.Tests.Models;
 /// 2-lane warps (<see cref="DeviceRuntime.CpuWarpSize"/>: a 4-lane warp's shuffles cost 3x the time on 2 cores), where a
 /// butterfly reduction has one step and a lane-strided loop two lanes; these runs take whole models (every kernel the
 /// forward pass calls: RMSNorm, Linear's GEMV and tiled kernels over bf16 and FP8 weights, RoPE, KV append, paged GQA and
-/// MLA attention, MoE routing, permutation, grouped GEMM and combine) through 4- and 8-lane warps (wide shapes cost the most here: one model each), strict, against the
-/// golden logits (<see cref="GpuBackendModelTests.Check"/>). A real GPU's 32 lanes run in the GPU classes.
+/// MLA attention, MoE routing, permutation, grouped GEMM and combine) through 4-, 8- and 32-lane warps (wide shapes cost the most
+/// here: one model each; 32 lanes, a GPU's warp, since 2026-12-02, where a one-warp group found the paged attention kernel's CPU
+/// group of two warps too large; the ops whose lane arithmetic depends most on the width also run their conformance classes at
+/// 32 lanes, IlgpuWarp32Conformance), strict, against the golden logits (<see cref="GpuBackendModelTests.Check"/>).
+/// A real GPU runs in the GPU classes.
 /// </summary>
 public class IlgpuWarpShapeModelTests
 {
@@ -18,12 +21,26 @@ public class IlgpuWarpShapeModelTests
     [InlineData(4, 4, "qwen2")] // ILGPU's default shape (the suite's until 2026-12-02): GQA with bias
     [InlineData(4, 4, "deepseek_v2_lite")] // MLA, V2 routing, bf16 weights
     [InlineData(8, 2, "llama")] // a group of two 8-lane warps: Linear's GEMV (4 warps) does not fit and takes the tiled kernel
+    [InlineData(32, 1, "llama")] // a GPU's warp width: a group of one warp (the tiled Linear, paged attention on one warp)
+    [InlineData(32, 2, "deepseek_v2_lite")] // MLA and the MoE chain (permutation, grouped GEMMs, combine) at 32 lanes
     public void ModelsRunOnWiderWarps(int warpSize, int warps, string name)
     {
         using var runtime = DeviceRuntime.CreateCpu(warpSize, warps);
         Assert.Equal(warpSize, runtime.Accelerator.WarpSize);
         Assert.Equal(warpSize * warps, runtime.Accelerator.MaxNumThreadsPerGroup);
         GpuBackendModelTests.Check(Ops.Create(runtime, Backend.Ilgpu), name, ElementType.F32);
+    }
+
+    /// <summary>
+    /// A group of one 32-lane warp cannot hold the grouped tiled GEMM's 16-thread tile as whole warps (its tile search shuffles
+    /// across the warp, and lanes 16..31 would not exist): refused with a message, not run on undefined lanes.
+    /// </summary>
+    [Fact]
+    public void AGroupedTileOfPartialWarpsIsRefused()
+    {
+        using var runtime = DeviceRuntime.CreateCpu(32, 1);
+        var e = Assert.Throws<InvalidOperationException>(() => GpuBackendModelTests.Check(Ops.Create(runtime, Backend.Ilgpu), "deepseek_v2_lite", ElementType.F32));
+        Assert.Contains("group of 16 threads is not whole 32-lane warps", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
