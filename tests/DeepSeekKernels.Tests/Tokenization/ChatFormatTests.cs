@@ -59,8 +59,12 @@ public class ChatFormatTests
     {
         var format = new ChatFormat(TokenizerFixtures.DeepSeekV3);
         var error = Assert.Throws<ArgumentException>(() => format.Render([ChatMessage.User("hi"), new ChatMessage("tool", "42")]));
-        Assert.Contains("message 1 has the role \"tool\"", error.Message);
+        Assert.Contains("message 1 (tool) calls tools or answers a call; render tool use with the model's own chat template", error.Message);
         Assert.Equal("messages", error.ParamName);
+        var calls = Assert.Throws<ArgumentException>(() => format.Render([ChatMessage.User("hi"), ChatMessage.AssistantCalls(new ToolCall("f", "{}"))]));
+        Assert.Contains("ChatTemplate.FromFolder", calls.Message);
+        var role = Assert.Throws<ArgumentException>(() => format.Render([new ChatMessage("critic", "x")]));
+        Assert.Contains("message 0 has the role \"critic\"", role.Message);
         Assert.Throws<ArgumentException>(() => format.Render([new ChatMessage("User", "hi")])); // roles are lower case
         Assert.Throws<ArgumentException>(() => format.Render([new ChatMessage("user", null!)]));
         Assert.Throws<ArgumentException>(() => format.Render([null!]));
