@@ -10,13 +10,23 @@ namespace DeepSeekKernels.Cli.Commands;
 /// its 0-based place among the requests); the <see cref="Id"/> to echo back (a JSON string or number: the line's
 /// "id", or the line number); and the options to generate with (the caller's defaults, overridden by the line).
 /// </summary>
-internal sealed record BatchRequest(int Index, int LineNumber, JsonElement Id, string? Prompt, IReadOnlyList<int>? PromptIds, GenerationOptions Options);
+internal sealed record BatchRequest(int Index, int LineNumber, JsonElement Id, string? Prompt, IReadOnlyList<int>? PromptIds, GenerationOptions Options)
+{
+    /// <summary>A conversation to answer ("messages"), rendered with the model's chat template; null for a prompt.</summary>
+    public IReadOnlyList<Tokenization.ChatMessage>? Messages { get; init; }
+
+    /// <summary>The tools the conversation may call ("tools", a JSON array as written), or null.</summary>
+    public string? ToolsJson { get; init; }
+}
 
 /// <summary>
 /// Reads `dsk generate --batch-file FILE`: JSON Lines, one request object per line (blank lines skipped, a UTF-8
 /// byte-order mark tolerated), e.g.
 /// <code>{"prompt": "def add(a, b):", "max_new_tokens": 32, "temperature": 0, "stop": ["\n\n"], "id": "add"}</code>
-/// Fields: "prompt" (non-empty string) or "prompt_ids" (non-empty array of ids &gt;= 0), exactly one; optional
+/// Fields: "prompt" (non-empty string), "prompt_ids" (non-empty array of ids &gt;= 0) or "messages" (a conversation, OpenAI's
+/// form: objects with "role", "content" (a string, or null for a turn that only calls tools), optional "tool_calls"
+/// ([{"id", "type", "function": {"name", "arguments"}}], arguments a JSON string or object) and "tool_call_id"; rendered with
+/// the model's chat template, with the optional "tools" array), exactly one of the three; optional
 /// "max_new_tokens" (integer &gt;= 1), "temperature" (finite, &gt;= 0), "top_k" (integer &gt;= 0), "top_p" (0 &lt; p &lt;= 1),
 /// "repetition_penalty" (&gt; 0), "seed" (int32), "stop" (a non-empty string, or an array of them; [] means none)
 /// and "id" (string or number). A field left out takes the caller's default (the command's flags), so a
@@ -32,7 +42,7 @@ internal static class BatchFile
 {
     /// <summary>The fields a request may have, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> Fields { get; } =
-        ["prompt", "prompt_ids", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "id"];
+        ["prompt", "prompt_ids", "messages", "tools", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "id"];
 
     /// <summary>
     /// The requests of the file at <paramref name="path"/> (as <see cref="Parse"/>); a path that is empty, a
@@ -110,8 +120,9 @@ internal static class BatchFile
             if (root.ValueKind != JsonValueKind.Object)
                 throw where.Error($"a request is a JSON object such as {{\"prompt\": \"Hello\"}}, not {KindName(root.ValueKind)}.");
 
-            string? prompt = null;
+            string? prompt = null, tools = null;
             int[]? promptIds = null;
+            List<Tokenization.ChatMessage>? messages = null;
             JsonElement? id = null;
             var options = defaults;
             var sampling = defaults.Sampling;
@@ -131,6 +142,14 @@ internal static class BatchFile
                         break;
                     case "prompt_ids":
                         promptIds = Ids(where, name, value, vocabSize);
+                        break;
+                    case "messages":
+                        messages = Messages(where, value);
+                        break;
+                    case "tools":
+                        tools = value.ValueKind == JsonValueKind.Array
+                            ? value.GetRawText()
+                            : throw where.Field(name, value, "must be an array of tool definitions, such as [{\"type\": \"function\", \"function\": {...}}].");
                         break;
                     case "max_new_tokens":
                         options = options with { MaxNewTokens = Integer(where, name, value, 1, "must be an integer >= 1 (tokens to generate).") };
@@ -168,13 +187,92 @@ internal static class BatchFile
                             : $"; the fields are {string.Join(", ", Fields)}."));
                 }
             }
-            if (prompt != null && promptIds != null)
-                throw where.Error("give either \"prompt\" or \"prompt_ids\", not both.");
-            if (prompt == null && promptIds == null)
-                throw where.Error("no prompt: give \"prompt\" (text) or \"prompt_ids\" (token ids).");
+            int given = (prompt != null ? 1 : 0) + (promptIds != null ? 1 : 0) + (messages != null ? 1 : 0);
+            if (given > 1)
+                throw where.Error("give one of \"prompt\", \"prompt_ids\" and \"messages\", not several.");
+            if (given == 0)
+                throw where.Error("no prompt: give \"prompt\" (text), \"prompt_ids\" (token ids) or \"messages\" (a conversation).");
+            if (tools != null && messages == null)
+                throw where.Error("\"tools\" goes with \"messages\": a conversation the chat template lays the tools out for.");
             return new BatchRequest(index, where.Line, id ?? JsonSerializer.SerializeToElement(where.Line), prompt, promptIds,
-                options with { Sampling = sampling });
+                options with { Sampling = sampling }) { Messages = messages, ToolsJson = tools };
         }
+    }
+
+    /// <summary>"messages": a non-empty array of turns, each {"role", "content", "tool_calls"?, "tool_call_id"?}.</summary>
+    static List<Tokenization.ChatMessage> Messages(Where where, JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0)
+            throw where.Field("messages", value, "must be a non-empty array of turns, such as [{\"role\": \"user\", \"content\": \"Hello\"}].");
+        var messages = new List<Tokenization.ChatMessage>();
+        int i = 0;
+        foreach (var turn in value.EnumerateArray())
+        {
+            string at = $"messages[{i}]";
+            if (turn.ValueKind != JsonValueKind.Object)
+                throw where.Error($"\"{at}\" is {KindName(turn.ValueKind)}; a turn is an object with \"role\" and \"content\".");
+            string? role = null, content = null, callId = null;
+            List<Tokenization.ToolCall>? calls = null;
+            foreach (var field in turn.EnumerateObject())
+            {
+                switch (field.Name)
+                {
+                    case "role":
+                        role = field.Value.ValueKind == JsonValueKind.String && field.Value.GetString()!.Length > 0 ? field.Value.GetString()
+                            : throw where.Error($"\"{at}.role\" must be a non-empty string (system, user, assistant or tool).");
+                        break;
+                    case "content":
+                        content = field.Value.ValueKind switch
+                        {
+                            JsonValueKind.String => field.Value.GetString(),
+                            JsonValueKind.Null => null,
+                            _ => throw where.Error($"\"{at}.content\" must be a string (or null for a turn that only calls tools), not {KindName(field.Value.ValueKind)}."),
+                        };
+                        break;
+                    case "tool_call_id":
+                        callId = field.Value.ValueKind == JsonValueKind.String ? field.Value.GetString()
+                            : throw where.Error($"\"{at}.tool_call_id\" must be a string.");
+                        break;
+                    case "tool_calls":
+                        calls = ToolCalls(where, at, field.Value);
+                        break;
+                    case "name":
+                        break; // OpenAI's optional participant name: DeepSeek's templates do not show it
+                    default:
+                        throw where.Error($"unknown field \"{at}.{field.Name}\"; a turn has role, content, tool_calls, tool_call_id and name.");
+                }
+            }
+            if (role is null)
+                throw where.Error($"\"{at}\" has no \"role\".");
+            if (content is null && calls is null)
+                throw where.Error($"\"{at}\" has no \"content\" (a string) and no \"tool_calls\".");
+            messages.Add(new Tokenization.ChatMessage(role, content) { ToolCalls = calls, ToolCallId = callId });
+            i++;
+        }
+        return messages;
+    }
+
+    static List<Tokenization.ToolCall> ToolCalls(Where where, string at, JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Array)
+            throw where.Error($"\"{at}.tool_calls\" must be an array of calls {{\"type\": \"function\", \"function\": {{\"name\", \"arguments\"}}}}.");
+        var calls = new List<Tokenization.ToolCall>();
+        int i = 0;
+        foreach (var call in value.EnumerateArray())
+        {
+            string here = $"{at}.tool_calls[{i++}]";
+            if (call.ValueKind != JsonValueKind.Object || !call.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object
+                || !function.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+                throw where.Error($"\"{here}\" must be an object with \"function\": {{\"name\": string, \"arguments\": JSON}}.");
+            string arguments = !function.TryGetProperty("arguments", out var args) ? "{}"
+                : args.ValueKind == JsonValueKind.String ? args.GetString()!
+                : args.ValueKind == JsonValueKind.Object ? args.GetRawText()
+                : throw where.Error($"\"{here}.function.arguments\" must be a JSON string or object.");
+            string? id = call.TryGetProperty("id", out var idValue) && idValue.ValueKind == JsonValueKind.String ? idValue.GetString() : null;
+            string type = call.TryGetProperty("type", out var typeValue) && typeValue.ValueKind == JsonValueKind.String ? typeValue.GetString()! : "function";
+            calls.Add(new Tokenization.ToolCall(name.GetString()!, arguments, id, type));
+        }
+        return calls;
     }
 
     /// <summary>An integer of at least <paramref name="min"/>, or an error with <paramref name="rule"/>.</summary>
@@ -287,7 +385,7 @@ internal sealed class BatchResultWriter(TextWriter output, IReadOnlyList<BatchRe
             throw new ArgumentException($"request {i} (line {request.LineNumber}) is not one of this writer's requests.", nameof(request));
         if (i < _next || _held[i] != null)
             throw new InvalidOperationException($"the result of request {i} (line {request.LineNumber}) was already written.");
-        _held[i] = Line(request.Id, result);
+        _held[i] = Line(request.Id, result, parseToolCalls: request.Messages != null);
         while (_next < _held.Length && _held[_next] is { } line)
         {
             output.WriteLine(line);
@@ -298,7 +396,7 @@ internal sealed class BatchResultWriter(TextWriter output, IReadOnlyList<BatchRe
     }
 
     /// <summary>One result as a JSON line (no line break).</summary>
-    public static string Line(JsonElement id, GenerationResult result)
+    public static string Line(JsonElement id, GenerationResult result, bool parseToolCalls = false)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, WriterOptions))
@@ -313,6 +411,29 @@ internal sealed class BatchResultWriter(TextWriter output, IReadOnlyList<BatchRe
             json.WriteEndArray();
             json.WriteString("text", result.Text);
             json.WriteString("finish_reason", FinishReasonName(result.FinishReason));
+            if (parseToolCalls)
+            {
+                // a reply to "messages": the tool calls DeepSeek's layout holds, and the text before them
+                var (content, calls, complete) = Tokenization.DeepSeekToolCalls.Parse(result.Text);
+                if (calls.Count > 0 || !complete)
+                {
+                    json.WriteString("content", content);
+                    json.WriteStartArray("tool_calls");
+                    foreach (var call in calls)
+                    {
+                        json.WriteStartObject();
+                        json.WriteString("type", call.Type);
+                        json.WriteStartObject("function");
+                        json.WriteString("name", call.Name);
+                        json.WriteString("arguments", call.Arguments);
+                        json.WriteEndObject();
+                        json.WriteEndObject();
+                    }
+                    json.WriteEndArray();
+                    if (!complete)
+                        json.WriteBoolean("tool_calls_incomplete", true);
+                }
+            }
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);

@@ -102,8 +102,22 @@ public class BatchFileTests
         { "\"hello\"", "requests.jsonl:1: a request is a JSON object such as {\"prompt\": \"Hello\"}, not a string." },
         { "null", "requests.jsonl:1: a request is a JSON object such as {\"prompt\": \"Hello\"}, not null." },
         // the prompt
-        { "{\"id\": 1}", "requests.jsonl:1: no prompt: give \"prompt\" (text) or \"prompt_ids\" (token ids)." },
-        { "{\"prompt\": \"a\", \"prompt_ids\": [1]}", "requests.jsonl:1: give either \"prompt\" or \"prompt_ids\", not both." },
+        { "{\"id\": 1}", "requests.jsonl:1: no prompt: give \"prompt\" (text), \"prompt_ids\" (token ids) or \"messages\" (a conversation)." },
+        { "{\"prompt\": \"a\", \"prompt_ids\": [1]}", "requests.jsonl:1: give one of \"prompt\", \"prompt_ids\" and \"messages\", not several." },
+        { "{\"prompt\": \"a\", \"messages\": [{\"role\": \"user\", \"content\": \"b\"}]}", "requests.jsonl:1: give one of \"prompt\", \"prompt_ids\" and \"messages\", not several." },
+        // a conversation
+        { "{\"messages\": []}", "requests.jsonl:1: \"messages\" []: must be a non-empty array of turns, such as [{\"role\": \"user\", \"content\": \"Hello\"}]." },
+        { "{\"messages\": [\"hi\"]}", "requests.jsonl:1: \"messages[0]\" is a string; a turn is an object with \"role\" and \"content\"." },
+        { "{\"messages\": [{\"content\": \"hi\"}]}", "requests.jsonl:1: \"messages[0]\" has no \"role\"." },
+        { "{\"messages\": [{\"role\": \"user\"}]}", "requests.jsonl:1: \"messages[0]\" has no \"content\" (a string) and no \"tool_calls\"." },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "requests.jsonl:1: \"messages[0].content\" must be a string (or null for a turn that only calls tools), not a number." },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"a\", \"mood\": 1}]}", "requests.jsonl:1: unknown field \"messages[0].mood\"; a turn has role, content, tool_calls, tool_call_id and name." },
+        { "{\"messages\": [{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"function\": {\"arguments\": \"{}\"}}]}]}",
+            "requests.jsonl:1: \"messages[0].tool_calls[0]\" must be an object with \"function\": {\"name\": string, \"arguments\": JSON}." },
+        { "{\"messages\": [{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"function\": {\"name\": \"f\", \"arguments\": 3}}]}]}",
+            "requests.jsonl:1: \"messages[0].tool_calls[0].function.arguments\" must be a JSON string or object." },
+        { "{\"prompt\": \"a\", \"tools\": []}", "requests.jsonl:1: \"tools\" goes with \"messages\": a conversation the chat template lays the tools out for." },
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": {}}", "requests.jsonl:1: \"tools\" {}: must be an array of tool definitions, such as [{\"type\": \"function\", \"function\": {...}}]." },
         { "{\"prompt\": \"\"}", "requests.jsonl:1: \"prompt\" is empty: give some text to continue." },
         { "{\"prompt\": 5}", "requests.jsonl:1: \"prompt\" 5: must be a string (the text to continue)." },
         { "{\"prompt\": [\"a\"]}", "requests.jsonl:1: \"prompt\" [\"a\"]: must be a string (the text to continue)." },
@@ -141,7 +155,7 @@ public class BatchFileTests
         { "{\"Prompt\": \"a\"}", "requests.jsonl:1: unknown field \"Prompt\" (did you mean \"prompt\"?)." },
         { "{\"prompt\": \"a\", \"top\": 1}", "requests.jsonl:1: unknown field \"top\" (did you mean \"top_k\" or \"top_p\"?)." },
         { "{\"prompt\": \"a\", \"max_new_token\": 5}", "requests.jsonl:1: unknown field \"max_new_token\" (did you mean \"max_new_tokens\"?)." },
-        { "{\"prompt\": \"a\", \"xyzzy\": 1}", "requests.jsonl:1: unknown field \"xyzzy\"; the fields are prompt, prompt_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, id." },
+        { "{\"prompt\": \"a\", \"xyzzy\": 1}", "requests.jsonl:1: unknown field \"xyzzy\"; the fields are prompt, prompt_ids, messages, tools, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop, id." },
         { "{\"prompt\": \"a\", \"seed\": 1, \"seed\": 2}", "requests.jsonl:1: \"seed\" appears twice; give each field once." },
         // no requests
         { "", "requests.jsonl: no requests; give one JSON object per line, such as {\"prompt\": \"Hello\"}." },
@@ -230,6 +244,46 @@ public class BatchFileTests
         Assert.Equal("line one\nsaid \"hi\"\t\u00e9\U0001F600", root.GetProperty("text").GetString());
         Assert.Equal("stop", root.GetProperty("finish_reason").GetString());
         Assert.Contains("\"line one\\nsaid \\\"hi\\\"\\t\u00e9\\uD83D\\uDE00\"", lines[2]); // é as itself; an emoji escaped
+    }
+
+    /// <summary>A conversation with a tool round trip: roles, contents (null for the call), calls (arguments as a string or an object) and the tools, as written.</summary>
+    [Fact]
+    public void AConversationWithToolsIsRead()
+    {
+        var request = Parse("""
+            {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Paris?"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c0", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}, {"role": "tool", "content": "21", "tool_call_id": "c0"}], "tools": [{"type": "function", "function": {"name": "get_weather"}}], "id": "w"}
+            """).Single();
+        Assert.Null(request.Prompt);
+        Assert.Null(request.PromptIds);
+        var m = request.Messages!;
+        Assert.Equal(["system", "user", "assistant", "tool"], m.Select(x => x.Role));
+        Assert.Null(m[2].Content);
+        Assert.Equal([new DeepSeekKernels.Tokenization.ToolCall("get_weather", "{\"city\": \"Paris\"}", "c0")], m[2].ToolCalls!);
+        Assert.Equal("c0", m[3].ToolCallId);
+        Assert.Equal("""[{"type": "function", "function": {"name": "get_weather"}}]""", request.ToolsJson);
+    }
+
+    /// <summary>The reply to a conversation: the text as always, plus the tool calls read out of it and the text before them.</summary>
+    [Fact]
+    public void AReplyWithToolCallsIsWrittenWithThem()
+    {
+        string text = "Checking." + DeepSeekKernels.Tokenization.DeepSeekToolCalls.CallsBegin + DeepSeekKernels.Tokenization.DeepSeekToolCalls.CallBegin
+            + "function" + DeepSeekKernels.Tokenization.DeepSeekToolCalls.Separator + "get_weather\n```json\n{\"city\": \"Oslo\"}\n```"
+            + DeepSeekKernels.Tokenization.DeepSeekToolCalls.CallEnd + DeepSeekKernels.Tokenization.DeepSeekToolCalls.CallsEnd;
+        using var json = JsonDocument.Parse(BatchResultWriter.Line(JsonSerializer.SerializeToElement("t"), Result(4, [1, 2], text, FinishReason.EndOfSequence), parseToolCalls: true));
+        var root = json.RootElement;
+        Assert.Equal(text, root.GetProperty("text").GetString());
+        Assert.Equal("Checking.", root.GetProperty("content").GetString());
+        var call = root.GetProperty("tool_calls").EnumerateArray().Single();
+        Assert.Equal("function", call.GetProperty("type").GetString());
+        Assert.Equal("get_weather", call.GetProperty("function").GetProperty("name").GetString());
+        Assert.Equal("{\"city\": \"Oslo\"}", call.GetProperty("function").GetProperty("arguments").GetString());
+        Assert.False(root.TryGetProperty("tool_calls_incomplete", out _));
+        // a plain reply has no such fields; a prompt's reply is never parsed
+        using var plain = JsonDocument.Parse(BatchResultWriter.Line(JsonSerializer.SerializeToElement("p"), Result(1, [2], "hi", FinishReason.Length), parseToolCalls: true));
+        Assert.False(plain.RootElement.TryGetProperty("tool_calls", out _));
+        using var prompt = JsonDocument.Parse(BatchResultWriter.Line(JsonSerializer.SerializeToElement("q"), Result(4, [1, 2], text, FinishReason.EndOfSequence)));
+        Assert.False(prompt.RootElement.TryGetProperty("tool_calls", out _));
     }
 
     [Fact]

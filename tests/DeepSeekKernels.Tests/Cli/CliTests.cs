@@ -169,6 +169,53 @@ public class CliTests
         Assert.Contains("DeepSeek's chat format", broken.Error);
     }
 
+    /// <summary>
+    /// --batch-file "messages": rendered with the model's chat template (DeepSeek-V3's, given to a copy of the embedded model;
+    /// with the tools laid out by it) or, without one, with DeepSeek's format built in; the prompt's token count is the
+    /// rendered conversation's; "tools" without a template is refused naming the line.
+    /// </summary>
+    [Fact]
+    public void BatchFileMessagesAreRenderedWithTheChatTemplate()
+    {
+        using var temp = new TempFolder();
+        string folder = temp.Subfolder("model");
+        foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        const string tools = """[{"type": "function", "function": {"name": "lookup", "description": "Docs of a name", "parameters": {"type": "object"}}}]""";
+        string requests = temp.File("requests.jsonl");
+        File.WriteAllText(requests,
+            """{"messages": [{"role": "user", "content": "How do I open a file?"}], "max_new_tokens": 4, "temperature": 0, "id": "plain"}""" + "\n" +
+            """{"messages": [{"role": "user", "content": "Docs of open?"}, {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": "{\"name\": \"open\"}"}}]}, {"role": "tool", "content": "open(file, mode='r')"}], "tools": """ + tools + """, "max_new_tokens": 4, "temperature": 0, "id": "tool"}""" + "\n");
+
+        var tokenizer = HfTokenizer.FromFolder(folder);
+        var noTemplate = DskProcess.Run(null, "generate", "-m", folder, "--batch-file", requests);
+        Assert.Equal(1, noTemplate.ExitCode);
+        Assert.Contains($"{requests}:2: \"tools\" need the model's chat template, and {folder} has none", noTemplate.Error);
+
+        string configPath = Path.Combine(folder, "tokenizer_config.json");
+        var v3 = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!;
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config["chat_template"] = v3["chat_template"]!.GetValue<string>();
+        File.WriteAllText(configPath, config.ToJsonString());
+        var r = DskProcess.Run(null, "generate", "-m", folder, "--batch-file", requests);
+        Assert.True(r.ExitCode == 0, r.Error);
+        var lines = r.Out.Trim().Split('\n');
+        Assert.Equal(2, lines.Length);
+        var template = ChatTemplate.FromFolder(folder)!;
+        ChatMessage[] plain = [ChatMessage.User("How do I open a file?")];
+        ChatMessage[] withTool =
+        [
+            ChatMessage.User("Docs of open?"), ChatMessage.AssistantCalls(new ToolCall("lookup", "{\"name\": \"open\"}")), ChatMessage.Tool("open(file, mode='r')"),
+        ];
+        using (var first = JsonDocument.Parse(lines[0]))
+            Assert.Equal(tokenizer.Encode(template.Render(plain, true), addSpecialTokens: false).Length, first.RootElement.GetProperty("prompt_tokens").GetInt32());
+        using (var second = JsonDocument.Parse(lines[1]))
+        {
+            Assert.Equal("tool", second.RootElement.GetProperty("id").GetString());
+            Assert.Equal(tokenizer.Encode(template.Render(withTool, true, tools), addSpecialTokens: false).Length, second.RootElement.GetProperty("prompt_tokens").GetInt32());
+        }
+    }
+
     [Fact]
     public void GenerateWithFp8ActivationsRunsAnFp8CheckpointAndPlanCountsIt()
     {
