@@ -111,7 +111,7 @@ public static class Int4CheckpointWriter
             if (!Quantizable(t, groupSize) || keepDense?.Invoke(t) == true)
                 return float16 ? ToFloat16(t) : t;
             int rows = (int)t.Shape[0], cols = (int)t.Shape[1], group = GroupOf(groupSize, cols), groups = cols / group;
-            var (codes, scales, zeros) = Quantize(Floats(t), rows, cols, group, packing);
+            var (codes, scales, zeros) = Quantize(t.ToFloats(), rows, cols, group, packing);
             var bytes = new byte[rows * cols * 4];
             for (int n = 0; n < rows; n++)
                 for (int k = 0; k < cols; k++)
@@ -128,7 +128,7 @@ public static class Int4CheckpointWriter
     static List<TensorToWrite> Pack(string prefix, TensorToWrite t, Int4Packing packing, int groupSize)
     {
         int rows = (int)t.Shape[0], cols = (int)t.Shape[1], group = GroupOf(groupSize, cols), groups = cols / group;
-        var (codes, scales, zeros) = Quantize(Floats(t), rows, cols, group, packing);
+        var (codes, scales, zeros) = Quantize(t.ToFloats(), rows, cols, group, packing);
         int[] qweight;
         long[] qweightShape;
         if (packing == Int4Packing.Awq)
@@ -181,7 +181,7 @@ public static class Int4CheckpointWriter
     {
         if (t.DType is not ("BF16" or "F32"))
             return t;
-        var values = Floats(t);
+        var values = t.ToFloats();
         var bytes = new byte[values.Length * 2];
         for (int i = 0; i < values.Length; i++)
             BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), (Half)values[i]);
@@ -193,18 +193,5 @@ public static class Int4CheckpointWriter
         var bytes = new byte[values.Length * 4];
         Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
         return bytes;
-    }
-
-    public static float[] Floats(TensorToWrite t)
-    {
-        var result = new float[t.Data.Length / (t.DType == "F32" ? 4 : 2)];
-        for (int i = 0; i < result.Length; i++)
-            result[i] = t.DType switch
-            {
-                "F32" => BitConverter.ToSingle(t.Data, i * 4),
-                "BF16" => BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(t.Data, i * 2) << 16),
-                _ => (float)BitConverter.ToHalf(t.Data, i * 2),
-            };
-        return result;
     }
 }

@@ -139,6 +139,26 @@ public class CliTests
         Assert.False(string.IsNullOrWhiteSpace(r.Out), "no text");
     }
 
+    /// <summary>The embedded model's files copied into <paramref name="folder"/> (an existing, empty folder).</summary>
+    static void CopyEmbeddedModel(string folder)
+    {
+        foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+    }
+
+    /// <summary>DeepSeek-V3's own chat_template (tests/fixtures/tokenizers/deepseek_v3).</summary>
+    static string DeepSeekV3ChatTemplate => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(
+        Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!["chat_template"]!.GetValue<string>();
+
+    /// <summary>Writes <paramref name="template"/> as the chat_template of the tokenizer_config.json in <paramref name="folder"/>.</summary>
+    static void SetChatTemplate(string folder, string template)
+    {
+        string path = Path.Combine(folder, "tokenizer_config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        config["chat_template"] = template;
+        File.WriteAllText(path, config.ToJsonString());
+    }
+
     /// <summary>
     /// chat renders with the model's own chat_template when its tokenizer_config.json has one (DeepSeek-V3's here, on a copy of
     /// the embedded model); a template the engine cannot parse is named in a warning and the built-in format used instead.
@@ -147,21 +167,15 @@ public class CliTests
     public void ChatUsesTheModelsChatTemplateWhereItHasOne()
     {
         using var temp = new TempFolder();
-        foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
-            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
-        string configPath = Path.Combine(temp.Path, "tokenizer_config.json");
-        var v3 = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!;
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
-        config["chat_template"] = v3["chat_template"]!.GetValue<string>();
-        File.WriteAllText(configPath, config.ToJsonString());
-        var (prompt, greedy) = FirstSample();
+        CopyEmbeddedModel(temp.Path);
+        SetChatTemplate(temp.Path, DeepSeekV3ChatTemplate);
+        var (prompt, _) = FirstSample();
         var r = DskProcess.Run(prompt + "\n\n", "chat", "-m", temp.Path, "-n", "8", "--temperature", "0");
         Assert.True(r.ExitCode == 0, r.Error);
         Assert.Contains("the model's chat template", r.Error);
         Assert.False(string.IsNullOrWhiteSpace(r.Out), "no reply");
 
-        config["chat_template"] = "{% for m in messages %}{% include 'x' %}{% endfor %}";
-        File.WriteAllText(configPath, config.ToJsonString());
+        SetChatTemplate(temp.Path, "{% for m in messages %}{% include 'x' %}{% endfor %}");
         var broken = DskProcess.Run(prompt + "\n\n", "chat", "-m", temp.Path, "-n", "4", "--temperature", "0");
         Assert.True(broken.ExitCode == 0, broken.Error);
         Assert.Contains("dsk chat: warning:", broken.Error);
@@ -179,8 +193,7 @@ public class CliTests
     {
         using var temp = new TempFolder();
         string folder = temp.Subfolder("model");
-        foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
-            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        CopyEmbeddedModel(folder);
         const string tools = """[{"type": "function", "function": {"name": "lookup", "description": "Docs of a name", "parameters": {"type": "object"}}}]""";
         string requests = temp.File("requests.jsonl");
         File.WriteAllText(requests,
@@ -192,11 +205,7 @@ public class CliTests
         Assert.Equal(1, noTemplate.ExitCode);
         Assert.Contains($"{requests}:2: \"tools\" need the model's chat template, and {folder} has none", noTemplate.Error);
 
-        string configPath = Path.Combine(folder, "tokenizer_config.json");
-        var v3 = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!;
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
-        config["chat_template"] = v3["chat_template"]!.GetValue<string>();
-        File.WriteAllText(configPath, config.ToJsonString());
+        SetChatTemplate(folder, DeepSeekV3ChatTemplate);
         var r = DskProcess.Run(null, "generate", "-m", folder, "--batch-file", requests);
         Assert.True(r.ExitCode == 0, r.Error);
         var lines = r.Out.Trim().Split('\n');

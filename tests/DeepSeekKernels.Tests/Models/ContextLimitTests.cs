@@ -15,15 +15,6 @@ public class ContextLimitTests
 {
     public static TheoryData<string> Folders => CheckpointFixtures.AllModelFolders();
 
-    /// <summary>The logits of every prompt position of the golden prompt.</summary>
-    static float[] AllLogits(CausalLanguageModel model, int[] ids)
-    {
-        using var cache = model.CreateCache(ids.Length);
-        var logits = new float[ids.Length * model.Shape.Vocab];
-        Array.Fill(logits, float.NaN);
-        model.Forward(ids, cache, logits, allPositions: true);
-        return logits;
-    }
 
     static void AssertBitwiseEqual(float[] expected, float[] actual)
     {
@@ -50,11 +41,11 @@ public class ContextLimitTests
         using (var model = ModelTestSupport.Load(folder))
         {
             Assert.Equal(model.Shape.MaxPositions, model.ContextLimit);
-            full = AllLogits(model, ids);
+            full = ModelTestSupport.AllLogits(model, ids);
         }
         using var small = ModelTestSupport.Load(folder, contextLength: ids.Length);
         Assert.Equal(ids.Length, small.ContextLimit);
-        AssertBitwiseEqual(full, AllLogits(small, ids));
+        AssertBitwiseEqual(full, ModelTestSupport.AllLogits(small, ids));
     }
 
     [Theory, MemberData(nameof(Folders))]
@@ -66,12 +57,12 @@ public class ContextLimitTests
         var (ids, _, _) = ModelTestSupport.Golden(folder);
         float[] original;
         using (var model = ModelTestSupport.Load(folder))
-            original = AllLogits(model, ids);
+            original = ModelTestSupport.AllLogits(model, ids);
         using var copy = CopyWithMaxPositions(name, int.MaxValue);
         using var huge = ModelTestSupport.Load(copy.Path, contextLength: 64);
         Assert.Equal(int.MaxValue, huge.Shape.MaxPositions);
         Assert.Equal(64, huge.ContextLimit);
-        AssertBitwiseEqual(original, AllLogits(huge, ids));
+        AssertBitwiseEqual(original, ModelTestSupport.AllLogits(huge, ids));
     }
 
     [Fact]

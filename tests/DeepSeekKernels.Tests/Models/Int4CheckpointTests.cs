@@ -27,15 +27,6 @@ public class Int4CheckpointTests
         { "dsv3-pydoc-tiny", Int4Packing.Gptq, 64, false },
     };
 
-    static float[] AllLogits(CausalLanguageModel model, int[] ids)
-    {
-        using var cache = model.CreateCache(ids.Length);
-        var logits = new float[ids.Length * model.Shape.Vocab];
-        Array.Fill(logits, float.NaN);
-        model.Forward(ids, cache, logits, allPositions: true);
-        return logits;
-    }
-
     static double WorstRelativeError(float[] actual, float[] expected, int vocab)
     {
         double worst = 0;
@@ -70,10 +61,10 @@ public class Int4CheckpointTests
         Assert.True(layers >= 3, $"{name}: only {layers} layers quantised"); // qwen2 (hidden 112): only down_proj
         float[] expected;
         using (var model = ModelTestSupport.Load(dense, contextLength: ids.Length))
-            expected = AllLogits(model, ids);
+            expected = ModelTestSupport.AllLogits(model, ids);
         using var loaded = ModelTestSupport.Load(int4, contextLength: ids.Length);
         Assert.Equal(estimate, loaded.WeightBytes);
-        double worst = WorstRelativeError(AllLogits(loaded, ids), expected, loaded.Shape.Vocab);
+        double worst = WorstRelativeError(ModelTestSupport.AllLogits(loaded, ids), expected, loaded.Shape.Vocab);
         Assert.True(worst < 1e-5, $"{name} {packing} g{groupSize}: relative error {worst:E2} against the dequantised twin (bar 1e-5)");
     }
 
@@ -89,7 +80,7 @@ public class Int4CheckpointTests
         {
             string folder = Int4CheckpointWriter.WriteQuantized(source, temp.Subfolder(packing.ToString()), packing, 32);
             using var model = ModelLoader.Load(folder, Ops.CreateCpu(TestDevices.Cpu, 2), contextLength: ids.Length);
-            var logits = AllLogits(model, ids);
+            var logits = ModelTestSupport.AllLogits(model, ids);
             Assert.All(logits, v => Assert.True(float.IsFinite(v)));
             if (first is null)
                 first = logits;

@@ -14,6 +14,16 @@ internal static class ModelTestSupport
         WeightQuantization quantization = WeightQuantization.None) =>
         ModelLoader.Load(folder, Ops.Create(TestDevices.Cpu, Backend.Reference), chunkTokens, contextLength: contextLength, quantization: quantization);
 
+    /// <summary>The logits of every position of <paramref name="ids"/> run as one prompt, [ids, vocab] (NaN where none was written).</summary>
+    public static float[] AllLogits(CausalLanguageModel model, int[] ids)
+    {
+        using var cache = model.CreateCache(ids.Length);
+        var logits = new float[ids.Length * model.Shape.Vocab];
+        Array.Fill(logits, float.NaN);
+        model.Forward(ids, cache, logits, allPositions: true);
+        return logits;
+    }
+
     /// <summary>input_ids, logits [prompt, vocab] and greedy_ids from a folder's golden.safetensors.</summary>
     public static (int[] InputIds, float[] Logits, int[] GreedyIds) Golden(string folder)
     {

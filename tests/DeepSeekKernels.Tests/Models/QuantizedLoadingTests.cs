@@ -66,7 +66,7 @@ public class QuantizedLoadingTests
             int rows = (int)t.Shape[0], cols = (int)t.Shape[^1];
             if (!linear || (quantization == WeightQuantization.Int4 && cols % 128 != 0))
                 return t;
-            var w = Floats(t);
+            var w = t.ToFloats();
             float[] deq;
             if (quantization == WeightQuantization.Int4)
             {
@@ -88,28 +88,6 @@ public class QuantizedLoadingTests
         });
     }
 
-    static float[] Floats(TensorToWrite t)
-    {
-        var result = new float[t.Data.Length / (t.DType == "F32" ? 4 : 2)];
-        for (int i = 0; i < result.Length; i++)
-            result[i] = t.DType switch
-            {
-                "F32" => BitConverter.ToSingle(t.Data, i * 4),
-                "BF16" => BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(t.Data, i * 2) << 16),
-                _ => (float)BitConverter.ToHalf(t.Data, i * 2),
-            };
-        return result;
-    }
-
-    static float[] AllLogits(CausalLanguageModel model, int[] ids)
-    {
-        using var cache = model.CreateCache(ids.Length);
-        var logits = new float[ids.Length * model.Shape.Vocab];
-        Array.Fill(logits, float.NaN);
-        model.Forward(ids, cache, logits, allPositions: true);
-        return logits;
-    }
-
     /// <summary>
     /// Quantising at load is the quantisers' output put in place: the logits equal those of the model loaded dense
     /// from the dequantised copy up to float32 rounding (the reference decodes a quantised row to exactly those values,
@@ -126,9 +104,9 @@ public class QuantizedLoadingTests
         WriteDequantizedCopy(folder, copy.Path, quantization);
         float[] expected;
         using (var dense = ModelTestSupport.Load(copy.Path, contextLength: ids.Length))
-            expected = AllLogits(dense, ids);
+            expected = ModelTestSupport.AllLogits(dense, ids);
         using var quantized = ModelTestSupport.Load(folder, contextLength: ids.Length, quantization: quantization);
-        var actual = AllLogits(quantized, ids);
+        var actual = ModelTestSupport.AllLogits(quantized, ids);
         int vocab = quantized.Shape.Vocab;
         double worst = 0;
         for (int p = 0; p < ids.Length; p++)
@@ -173,7 +151,7 @@ public class QuantizedLoadingTests
         string folder = CheckpointFixtures.Folder(name);
         var (ids, golden, _) = ModelTestSupport.Golden(folder);
         using var model = ModelTestSupport.Load(folder, contextLength: ids.Length, quantization: quantization);
-        var logits = AllLogits(model, ids);
+        var logits = ModelTestSupport.AllLogits(model, ids);
         int vocab = model.Shape.Vocab;
         for (int p = 0; p < ids.Length; p++)
         {
