@@ -83,13 +83,25 @@ public static class Int4Layout
         int offset = format == GptqCheckpointFormat.Gptq ? 1 : 0, groups = cols / groupSize;
         var packed = new Int4x2[(long)rows * cols / 2];
         var codes = MemoryMarshal.AsBytes(packed.AsSpan());
-        for (int n = 0; n < rows; n++)
+        unsafe
         {
-            for (int i = 0; i < cols / 8; i++)
+            fixed (int* source = qweight)
+            fixed (byte* target = codes)
             {
-                // 8 codes k = 8i .. 8i + 7, lowest k in the lowest nibble: the same order as 4 of our bytes
-                uint word = (uint)qweight[i * rows + n];
-                MemoryMarshal.Write(codes.Slice(n * (cols / 2) + 4 * i, 4), word); // little-endian: nibble j is element 8i + j
+                nint from = (nint)source, to = (nint)target;
+                ForBands(rows, (long)rows * cols, (first, last) =>
+                {
+                    int* q = (int*)from;
+                    byte* c = (byte*)to;
+                    for (int n = first; n < last; n++)
+                    {
+                        // 8 codes k = 8i .. 8i + 7, lowest k in the lowest nibble: the same order as 4 of our bytes
+                        // (little-endian: nibble j is element 8i + j)
+                        uint* row = (uint*)(c + (long)n * (cols / 2));
+                        for (int i = 0; i < cols / 8; i++)
+                            row[i] = (uint)q[(long)i * rows + n];
+                    }
+                });
             }
         }
         var (ourScales, zeros) = (new BFloat16[(long)rows * groups], new BFloat16[(long)rows * groups]);
@@ -176,28 +188,43 @@ public static class Int4Layout
         var codes = MemoryMarshal.AsBytes(packed.AsSpan());
         // A transpose, 32 in features at a time: their qweight rows unpacked into block[kk, n] (one code a byte, 8 written at
         // once), then each out feature's 16 bytes written in one run. A nibble at a time straight into the codes took 2.5x as
-        // long (221 against 87 ms for a [14336, 4096] matrix, Release, this machine).
+        // long (221 against 87 ms for a [14336, 4096] matrix, Release, this machine, one thread).
         const int blockCols = 32; // cols is a multiple of the group, so of 32
-        var block = new byte[blockCols * rows];
-        for (int k0 = 0; k0 < cols; k0 += blockCols)
+        unsafe
         {
-            for (int kk = 0; kk < blockCols; kk++)
+            fixed (int* source = qweight)
+            fixed (byte* target = codes)
             {
-                var source = qweight.Slice((k0 + kk) * words, words);
-                var unpacked = MemoryMarshal.Cast<byte, ulong>(block.AsSpan(kk * rows, rows));
-                for (int c = 0; c < words; c++)
+                nint from = (nint)source, to = (nint)target;
+                // the blocks of 32 in features write disjoint bytes of every row: they run in parallel, each with its block
+                ForBands(cols / blockCols, (long)rows * cols, (firstBlock, lastBlock) =>
                 {
-                    // column 8c + p is nibble i with AwqOrder[i] = p: nibbles 0, 4, 1, 5, 2, 6, 3, 7 in byte order
-                    ulong word = (uint)source[c];
-                    unpacked[c] = (word & 0xF) | ((word >> 16 & 0xF) << 8) | ((word >> 4 & 0xF) << 16) | ((word >> 20 & 0xF) << 24)
-                        | ((word >> 8 & 0xF) << 32) | ((word >> 24 & 0xF) << 40) | ((word >> 12 & 0xF) << 48) | ((word >> 28 & 0xF) << 56);
-                }
-            }
-            for (int n = 0; n < rows; n++)
-            {
-                var row = codes.Slice(n * (cols / 2) + k0 / 2, blockCols / 2);
-                for (int j = 0; j < blockCols / 2; j++)
-                    row[j] = (byte)(block[2 * j * rows + n] | (block[(2 * j + 1) * rows + n] << 4));
+                    int* q = (int*)from;
+                    byte* c = (byte*)to;
+                    var block = new byte[blockCols * rows];
+                    for (int b = firstBlock; b < lastBlock; b++)
+                    {
+                        int k0 = b * blockCols;
+                        for (int kk = 0; kk < blockCols; kk++)
+                        {
+                            int* words32 = q + (long)(k0 + kk) * words;
+                            var unpacked = MemoryMarshal.Cast<byte, ulong>(block.AsSpan(kk * rows, rows));
+                            for (int w = 0; w < words; w++)
+                            {
+                                // column 8w + p is nibble i with AwqOrder[i] = p: nibbles 0, 4, 1, 5, 2, 6, 3, 7 in byte order
+                                ulong word = (uint)words32[w];
+                                unpacked[w] = (word & 0xF) | ((word >> 16 & 0xF) << 8) | ((word >> 4 & 0xF) << 16) | ((word >> 20 & 0xF) << 24)
+                                    | ((word >> 8 & 0xF) << 32) | ((word >> 24 & 0xF) << 40) | ((word >> 12 & 0xF) << 48) | ((word >> 28 & 0xF) << 56);
+                            }
+                        }
+                        for (int n = 0; n < rows; n++)
+                        {
+                            byte* row = c + (long)n * (cols / 2) + k0 / 2;
+                            for (int j = 0; j < blockCols / 2; j++)
+                                row[j] = (byte)(block[2 * j * rows + n] | (block[(2 * j + 1) * rows + n] << 4));
+                        }
+                    }
+                });
             }
         }
         var (ourScales, zeros) = (new BFloat16[(long)rows * groups], new BFloat16[(long)rows * groups]);
@@ -270,6 +297,24 @@ public static class Int4Layout
                 awqScales[g * rows + n] = scales[n * groups + g].ToSingle();
         }
         return (qweight, qzeros, awqScales);
+    }
+
+    /// <summary>Weights below which a conversion runs on the calling thread alone (a task costs more than the work).</summary>
+    const long ParallelWeights = 1 << 20;
+
+    /// <summary>
+    /// <paramref name="body"/> over [0, <paramref name="count"/>) in contiguous bands, on the thread pool when the matrix
+    /// holds <see cref="ParallelWeights"/> or more weights (a checkpoint's large layers), else on the calling thread.
+    /// </summary>
+    static void ForBands(int count, long weights, Action<int, int> body)
+    {
+        int bands = weights < ParallelWeights ? 1 : Math.Min(count, 4 * Environment.ProcessorCount);
+        if (bands <= 1)
+        {
+            body(0, count);
+            return;
+        }
+        Parallel.For(0, bands, band => body((int)((long)count * band / bands), (int)((long)count * (band + 1) / bands)));
     }
 
     /// <summary>The 4-bit field for <paramref name="zero"/>: zero - offset, which must be an integer in 0..15.</summary>

@@ -32,6 +32,7 @@ public class Int4LayoutTests
         { 24, 256, 128 },
         { 16, 192, 64 },
         { 40, 128, 128 },
+        { 1032, 1056, 32 }, // over a million weights: converted in parallel bands (33 blocks of 32 in features, bands uneven)
     };
 
     [Theory, MemberData(nameof(Shapes))]
