@@ -182,6 +182,7 @@ internal sealed class JinjaRuntime
             }
             for (int i = 0; i < items.Count; i++)
             {
+                scope.Clear(); // Jinja2: what an iteration sets is gone in the next (it reads the outer value again)
                 Bind(scope, node.Targets, items[i], node.Position);
                 scope["loop"] = new Dictionary<string, object?>(StringComparer.Ordinal)
                 {
@@ -232,7 +233,7 @@ internal sealed class JinjaRuntime
             ns.Values[attribute] = value;
             return;
         }
-        // Jinja scoping: a set inside a for loop is local to the iteration; elsewhere it sets the template's variable
+        // Jinja scoping: a set inside a for loop is local to its iteration; elsewhere it sets the template's variable
         var scope = _scopes[^1];
         if (set.Targets.Count == 1)
             scope[set.Targets[0]] = value;
