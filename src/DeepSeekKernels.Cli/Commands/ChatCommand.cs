@@ -44,7 +44,7 @@ internal static class ChatCommand
         ChatTemplate? template = null;
         try
         {
-            template = ChatTemplate.FromFolder(folder);
+            template = ChatTemplate.FromFolder(folder, tokenizer);
         }
         catch (TokenizerException e)
         {

@@ -126,7 +126,7 @@ internal static class GenerateCommand
             ChatTemplate? template;
             try
             {
-                template = ChatTemplate.FromFolder(folder);
+                template = ChatTemplate.FromFolder(folder, tokenizer);
             }
             catch (TokenizerException e)
             {

@@ -46,11 +46,16 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// The chat template of the model in <paramref name="folder"/> (tokenizer_config.json's <c>chat_template</c>: a string,
-    /// or the entry named "default" of a list of named templates), with its bos_token and eos_token; null when it has none.
+    /// or the entry named "default" of a list of named templates); null when it has none. Its bos_token and eos_token are
+    /// <paramref name="tokenizer"/>'s (<see cref="HfTokenizer.BosToken"/>, <see cref="HfTokenizer.EosToken"/>; "" where it has
+    /// none), as transformers takes them from the tokenizer.
     /// </summary>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="tokenizer">The model's tokenizer (<see cref="HfTokenizer.FromFolder"/> of the same folder).</param>
     /// <exception cref="TokenizerException">tokenizer_config.json is not valid JSON, or the template cannot be parsed (the message names the file).</exception>
-    public static ChatTemplate? FromFolder(string folder)
+    public static ChatTemplate? FromFolder(string folder, HfTokenizer tokenizer)
     {
+        ArgumentNullException.ThrowIfNull(tokenizer);
         string path = Path.Combine(folder, "tokenizer_config.json");
         if (!File.Exists(path))
             return null;
@@ -72,7 +77,7 @@ public sealed class ChatTemplate
             };
             if (source is null)
                 return null;
-            return new ChatTemplate(source, TokenText(root, "bos_token"), TokenText(root, "eos_token"));
+            return new ChatTemplate(source, tokenizer.BosToken ?? "", tokenizer.EosToken ?? "");
         }
         catch (JsonException e)
         {
@@ -87,12 +92,6 @@ public sealed class ChatTemplate
             throw new TokenizerException($"{path}: chat_template: {e.Message}", path, e);
         }
     }
-
-    static string TokenText(JsonElement root, string key) =>
-        root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(key, out var token) ? ""
-        : token.ValueKind == JsonValueKind.String ? token.GetString()!
-        : token.ValueKind == JsonValueKind.Object && token.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String ? content.GetString()!
-        : "";
 
     /// <summary>
     /// The prompt text for <paramref name="messages"/> (with <paramref name="addGenerationPrompt"/>, whatever the template

@@ -210,7 +210,7 @@ public class CliTests
         Assert.True(r.ExitCode == 0, r.Error);
         var lines = r.Out.Trim().Split('\n');
         Assert.Equal(2, lines.Length);
-        var template = ChatTemplate.FromFolder(folder)!;
+        var template = ChatTemplate.FromFolder(folder, tokenizer)!;
         ChatMessage[] plain = [ChatMessage.User("How do I open a file?")];
         ChatMessage[] withTool =
         [

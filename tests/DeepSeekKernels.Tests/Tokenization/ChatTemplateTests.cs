@@ -76,7 +76,7 @@ public class ChatTemplateTests
     [Fact]
     public void TheDeepSeekV3TemplateMatchesTheJavaScriptEngineToo()
     {
-        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"))!;
+        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"), TokenizerFixtures.DeepSeekV3)!;
         var lines = File.ReadAllLines(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3.chat.golden.jsonl")).Where(l => l.Length > 0).ToArray();
         Assert.True(lines.Length >= 20, $"{lines.Length} goldens");
         foreach (var line in lines)
@@ -93,7 +93,7 @@ public class ChatTemplateTests
     [Fact]
     public void TheDeepSeekV3TemplateAgreesWithChatFormat()
     {
-        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"))!;
+        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"), TokenizerFixtures.DeepSeekV3)!;
         Assert.Equal("<\uFF5Cbegin\u2581of\u2581sentence\uFF5C>", template.BosToken);
         var format = new ChatFormat(TokenizerFixtures.DeepSeekV3);
         ChatMessage[][] conversations =
@@ -154,8 +154,8 @@ public class ChatTemplateTests
     [Fact]
     public void AFolderWithoutATemplateHasNone()
     {
-        Assert.Null(ChatTemplate.FromFolder(Path.Combine(Support.RepositoryRoot.Path, "src", "DeepSeekKernels.Cli", "models", "dsv3-pydoc-tiny")));
-        Assert.Null(ChatTemplate.FromFolder(Path.GetTempPath()));
+        Assert.Null(ChatTemplate.FromFolder(Path.Combine(Support.RepositoryRoot.Path, "src", "DeepSeekKernels.Cli", "models", "dsv3-pydoc-tiny"), TokenizerFixtures.DeepSeekV3));
+        Assert.Null(ChatTemplate.FromFolder(Path.GetTempPath(), TokenizerFixtures.DeepSeekV3));
     }
 }
 

@@ -14,7 +14,7 @@ public class DeepSeekToolCallsTests
     [Fact]
     public void CallsRenderedByTheV3TemplateReadBack()
     {
-        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"))!;
+        var template = ChatTemplate.FromFolder(Path.Combine(TokenizerFixtures.Directory, "deepseek_v3"), TokenizerFixtures.DeepSeekV3)!;
         var calls = new[] { new ToolCall("get_weather", "{\"city\": \"Paris\"}"), new ToolCall("search", "{\n  \"q\": \"a } b\"\n}") };
         string prompt = template.Render([ChatMessage.User("q"), ChatMessage.AssistantCalls(calls)], addGenerationPrompt: false);
         string reply = prompt[(prompt.IndexOf(DeepSeekToolCalls.CallsBegin, StringComparison.Ordinal))..]; // what the model writes
