@@ -223,7 +223,7 @@ public sealed class ModelConfig
         if (IsMoe)
             text += string.Create(CultureInfo.InvariantCulture, $", {NRoutedExperts} experts (top {NumExpertsPerTok}, {NSharedExperts} shared)");
         if (Quantization != null)
-            text += Quantization.Int4 is { } int4 ? $", {Quantization.QuantMethod} int4" : $", {Quantization.QuantMethod} {Quantization.Format}";
+            text += $", {Quantization.QuantMethod} {(Quantization.IsFp8 ? Quantization.Format : "int4")}";
         return text;
     }
 }

@@ -42,7 +42,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
 
     /// <summary>
     /// Checkpoint bytes read once into memory of the model's own (copied stacks such as the routed experts, every weight on a
-    /// GPU, quantised bands, kv_b_proj's heads) and then released from this process's resident set (<see cref="ReadOnce"/>).
+    /// GPU, quantised bands, kv_b_proj's heads) and then released from this process's resident set (<see cref="ReadOnce(TensorInfo, long, long)"/>).
     /// </summary>
     public long ReleasedBytes { get; private set; }
 
@@ -57,6 +57,14 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
             length = info.ByteLength - start;
         info.File.ReleasePages(info, start, length);
         ReleasedBytes += length;
+    }
+
+    /// <summary><see cref="ReadOnce(TensorInfo, long, long)"/> for every tensor of a converted INT4 layer.</summary>
+    void ReadOnce(Int4CheckpointWeights.Tensors t)
+    {
+        foreach (var info in new[] { t.QWeight, t.QZeros, t.Scales, t.GIdx })
+            if (info != null)
+                ReadOnce(info);
     }
 
     int _quantized, _alreadyFp8, _alreadyInt4;
@@ -114,7 +122,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
     WeightMatrix? StackRows(IReadOnlyList<string[]> matrices, int partRows, int cols)
     {
         int count = matrices.Count, parts = matrices[0].Length, rows = parts * partRows;
-        if (Int4Stored(matrices[0][0]) || matrices.Any(m => m.Any(Int4Stored)))
+        if (matrices.Any(m => m.Any(Int4Stored)))
             return Int4Stack(matrices, partRows, cols);
         var infos = new TensorInfo[count, parts];
         for (int i = 0; i < count; i++)
@@ -237,9 +245,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
                 packed.Slice(part * partCodes, partCodes).CopyFromHost(q);
                 scales.Slice(part * partGroups, partGroups).CopyFromHost(s);
                 zeros.Slice(part * partGroups, partGroups).CopyFromHost(z);
-                foreach (var info in new[] { t.QWeight, t.QZeros, t.Scales, t.GIdx })
-                    if (info != null)
-                        ReadOnce(info);
+                ReadOnce(t);
             }
         if (quantization != WeightQuantization.None)
             _alreadyInt4 += count * parts;
@@ -430,9 +436,7 @@ internal sealed class WeightLoader(Checkpoint checkpoint, DeviceRuntime runtime,
         {
             var t = Int4CheckpointWeights.Expect(checkpoint, shape, prefix, rows, cols, checkpoint.ExpectShape);
             var (codes, groupScales, zeros) = Int4CheckpointWeights.Read(checkpoint, shape.Int4Checkpoint!, t, rows, cols);
-            foreach (var part in new[] { t.QWeight, t.QZeros, t.Scales, t.GIdx })
-                if (part != null)
-                    ReadOnce(part);
+            ReadOnce(t);
             return Int4GroupQuantizer.Dequantize(codes, groupScales, zeros, rows, cols, t.GroupSize);
         }
         string name = prefix + ".weight";
