@@ -5,8 +5,8 @@ using DeepSeekKernels.Tokenization;
 namespace DeepSeekKernels.Cli.Commands;
 
 /// <summary>
-/// `dsk chat`: an interactive conversation in the model's own chat template (tokenizer_config.json's chat_template, rendered
-/// by <see cref="ChatTemplate"/>), or DeepSeek's chat format (<see cref="ChatFormat"/>) where it has none. Each turn renders the whole
+/// `dsk chat`: an interactive conversation in the model's own chat template, or DeepSeek's chat format where it has none
+/// (<see cref="Conversation"/>). Each turn renders the whole
 /// conversation, and the generator's cache is reused for the part already run, so a turn costs only its new tokens.
 /// </summary>
 internal static class ChatCommand
@@ -39,43 +39,21 @@ internal static class ChatCommand
             CommonOptions.CheckContext(c, shape.MaxPositions);
         int ctx = context ?? Math.Min(shape.MaxPositions, DefaultContext);
         var tokenizer = HfTokenizer.FromFolder(folder);
-        var format = new ChatFormat(tokenizer, reasoning: ChatFormat.TemplateStartsReasoning(folder));
         // The model's own chat template where it ships one (as transformers renders it), else DeepSeek's format built in.
-        ChatTemplate? template = null;
-        try
-        {
-            template = ChatTemplate.FromFolder(folder, tokenizer);
-        }
-        catch (TokenizerException e)
-        {
-            CliErrors.Warning("chat", $"{e.Message}; using DeepSeek's chat format built into dsk instead.");
-        }
-        string Render(List<ChatMessage> conversation)
-        {
-            if (template is null)
-                return format.Render(conversation);
-            try
-            {
-                return template.Render(conversation);
-            }
-            catch (Tokenization.Templates.ChatTemplateException e)
-            {
-                throw new UsageException($"{Path.Combine(folder, "tokenizer_config.json")}: {e.Message}", e);
-            }
-        }
+        var conversation = Conversation.For(folder, tokenizer, "chat");
         var messages = new List<ChatMessage>();
         if (!string.IsNullOrEmpty(system))
             messages.Add(new ChatMessage("system", system));
         // The system prompt alone must leave room for a turn.
-        CheckFits(tokenizer.Encode(Render(messages), addSpecialTokens: false).Length, ctx, shape.MaxPositions, context != null);
+        CheckFits(tokenizer.Encode(conversation.Render(messages), addSpecialTokens: false).Length, ctx, shape.MaxPositions, context != null);
 
         using (var loaded = engine.Load(folder, ctx, "chat"))
         {
             var model = loaded.Model;
             using var generator = new TextGenerator(model, tokenizer, ctx, loaded.KvType);
             CliErrors.Status($"chatting with {model.Shape.Architecture} from {folder} (context {ctx}" +
-                (template is null ? "; DeepSeek's chat format" : "; the model's chat template") +
-                (format.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
+                (conversation.UsesModelTemplate ? "; the model's chat template" : "; DeepSeek's chat format") +
+                (conversation.Reasoning ? "; its chat template makes it reason first, in <think>" : "") + "); an empty line or /exit ends");
             var input = new Utf8LineReader(Console.OpenStandardInput());
             while (true)
             {
@@ -87,7 +65,7 @@ internal static class ChatCommand
                 if (line is null || line.Trim().Length == 0 || line.Trim() == "/exit")
                     break;
                 messages.Add(new ChatMessage("user", line));
-                var ids = tokenizer.Encode(Render(messages), addSpecialTokens: false);
+                var ids = tokenizer.Encode(conversation.Render(messages), addSpecialTokens: false);
                 CheckFits(ids.Length, ctx, shape.MaxPositions, context != null);
                 var turn = options with { MaxNewTokens = Math.Min(options.MaxNewTokens, ctx - ids.Length) };
                 var result = generator.Generate(ids, turn, token =>

@@ -115,40 +115,6 @@ internal static class GenerateCommand
     }
 
     /// <summary>
-    /// A "messages" request's prompt: rendered with the model's chat template (tokenizer_config.json's chat_template), or
-    /// without one with DeepSeek's format built in, which takes no tools and no tool turns.
-    /// </summary>
-    static string RenderConversation(string folder, HfTokenizer tokenizer, ref (ChatTemplate? Template, ChatFormat? Format)? chat,
-        IReadOnlyList<ChatMessage> messages, string? toolsJson, string where)
-    {
-        if (chat is null)
-        {
-            ChatTemplate? template;
-            try
-            {
-                template = ChatTemplate.FromFolder(folder, tokenizer);
-            }
-            catch (TokenizerException e)
-            {
-                throw new UsageException($"{where}: \"messages\" need the model's chat template, and {e.Message}", e);
-            }
-            chat = (template, template is null ? new ChatFormat(tokenizer, reasoning: ChatFormat.TemplateStartsReasoning(folder)) : null);
-        }
-        try
-        {
-            if (chat.Value.Template is { } t)
-                return t.Render(messages, addGenerationPrompt: true, toolsJson);
-            if (toolsJson != null)
-                throw new UsageException($"{where}: \"tools\" need the model's chat template, and {folder} has none (tokenizer_config.json's chat_template).");
-            return chat.Value.Format!.Render(messages);
-        }
-        catch (Exception e) when (e is Tokenization.Templates.ChatTemplateException or ArgumentException)
-        {
-            throw new UsageException($"{where}: \"messages\": {e.Message}", e);
-        }
-    }
-
-    /// <summary>
     /// `--batch-file`: every request is read and checked (JSON, fields, prompts against the vocabulary and the context)
     /// before the model is loaded; then all run on one <see cref="BatchScheduler"/> over a shared page pool, and each
     /// result is written as one JSON line, in input order, as soon as every earlier one is written.
@@ -167,7 +133,7 @@ internal static class GenerateCommand
         var requests = BatchFile.Read(file, defaults, shape.Vocab);
         HfTokenizer? tokenizer = File.Exists(Path.Combine(folder, "tokenizer.json")) ? HfTokenizer.FromFolder(folder) : null;
         var prompts = new int[requests.Count][];
-        (ChatTemplate? Template, ChatFormat? Format)? chat = null; // read at the first "messages"
+        Conversation? conversation = null; // read at the first "messages"
         int ctx = 1;
         foreach (var request in requests)
         {
@@ -176,8 +142,8 @@ internal static class GenerateCommand
             else if (tokenizer is null)
                 throw new UsageException($"{file}:{request.LineNumber}: --model {folder} has no tokenizer.json: give the prompt as \"prompt_ids\".");
             else if (request.Messages is { } messages)
-                prompts[request.Index] = tokenizer.Encode(RenderConversation(folder, tokenizer, ref chat, messages, request.ToolsJson,
-                    $"{file}:{request.LineNumber}"), addSpecialTokens: false);
+                prompts[request.Index] = tokenizer.Encode((conversation ??= Conversation.For(folder, tokenizer, "generate"))
+                    .Render(messages, request.ToolsJson, $"{file}:{request.LineNumber}"), addSpecialTokens: false);
             else
                 prompts[request.Index] = tokenizer.Encode(request.Prompt!);
             if (request.Options.StopStrings.Count > 0 && tokenizer is null)
