@@ -87,6 +87,9 @@ public unsafe class CpuPagedAttentionTests
     {
         var data = new Data(ElementType.BF16, 16, kvHeads: 2, qHeads: 8, headDim: 64, vHeadDim: 64, [(100, 1), (50, 50)], mla: false, seed: 3);
         var (q, y) = data.Buffers();
+        // two warm calls: once, in a full CI run (2026-12-02), the call after a single warm one allocated 5,648 bytes on this
+        // thread (not reproduced alone or with its class; cause not found); the measured call must still allocate nothing
+        data.Call(One, 0, q, y);
         data.Call(One, 0, q, y);
         long before = GC.GetAllocatedBytesForCurrentThread();
         data.Call(One, 0, q, y);
