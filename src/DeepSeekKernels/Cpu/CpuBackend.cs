@@ -10,7 +10,8 @@ namespace DeepSeekKernels.Cpu;
 /// and its fused and grouped forms (<see cref="CpuLinear"/>: SIMD GEMV for decode, cache-blocked GEMM for prefill, FP8 and
 /// INT4 dequantised in registers) and paged GQA/MLA attention over f32/bf16 pages read in place (<see cref="CpuPagedAttention"/>,
 /// after the reference's checks of the batch's metadata), on a fixed pool of threads (<see cref="CpuThreadPool"/>). Every other op runs the
-/// reference's host code on the same buffers (no staging on the CPU accelerator), so the backend supports every signature
+/// reference's host code on the same buffers (no staging on the CPU accelerator; bf16 activations widened into per-thread
+/// float32 images, <see cref="CpuF32Images"/>, rather than host images made per call), so the backend supports every signature
 /// the op API accepts and its results are the reference's wherever it has no kernel of its own. It is separate from the
 /// reference, which stays the plain specification and oracle.
 /// </summary>
@@ -112,17 +113,20 @@ internal sealed class CpuBackend : KernelBackend
 
     [ThreadStatic] static float[]? t_headwiseIn, t_headwiseOut; // bf16 HeadwiseLinear's float32 x and y
 
+    /// <summary>The reference's rows (bf16 y: through a float32 image, <see cref="CpuF32Images"/>); a mapped table's rows leave the page tables once read.</summary>
     public override unsafe void Embedding(DeviceView<int> ids, WeightMatrix table, DeviceTensor y)
     {
-        if (y.ElementType != ElementType.F32)
-        {
-            Reference.Embedding(ids, table, y);
-            return;
-        }
         ids.Runtime.Synchronize();
         var hostIds = InPlace(ids);
         if (ReferenceBackend.OutOfRange(ids.Runtime, DeviceErrorSite.EmbeddingIds, hostIds, table.Rows))
             return;
+        nint output = CpuF32Images.Widen(y, 0);
+        EmbeddingRows(hostIds, table, output);
+        CpuF32Images.Narrow(y, 0);
+    }
+
+    static unsafe void EmbeddingRows(ReadOnlySpan<int> hostIds, WeightMatrix table, nint y)
+    {
         var data = ReferenceBackend.HostWeight.InPlace(table);
         bool mapped = table.ElementType switch
         {
@@ -132,14 +136,14 @@ internal sealed class CpuBackend : KernelBackend
         };
         if (!mapped)
         {
-            LinearReference.Embedding(hostIds, data, y.Pointer);
+            LinearReference.Embedding(hostIds, data, y);
             return;
         }
         // the reference's rows, each taken out of the page tables once read (MappedRows: fault-around maps its neighbours)
         long rowBytes = (long)table.Cols * table.ElementType.Size(), tableBytes = rowBytes * table.Rows;
         for (int i = 0; i < hostIds.Length; i++)
         {
-            data.DecodeRows(hostIds[i], 1, new Span<float>((float*)y.Pointer + (long)i * table.Cols, table.Cols));
+            data.DecodeRows(hostIds[i], 1, new Span<float>((float*)y + (long)i * table.Cols, table.Cols));
             MappedRows.Release(data.Data, tableBytes, data.Data + (nint)(hostIds[i] * rowBytes), rowBytes);
         }
     }
@@ -147,17 +151,13 @@ internal sealed class CpuBackend : KernelBackend
     public override void Rope(DeviceTensor x, DeviceView<int> positions, RopeTable table, int tokens, int heads, int headStride, int ropeOffset,
         RopeLayout layout)
     {
-        if (x.ElementType != ElementType.F32)
-        {
-            Reference.Rope(x, positions, table, tokens, heads, headStride, ropeOffset, layout);
-            return;
-        }
         x.Runtime.Synchronize();
         var hostPositions = InPlace(positions);
         if (ReferenceBackend.OutOfRange(x.Runtime, DeviceErrorSite.RopePositions, hostPositions, table.MaxPositions))
             return;
-        RopeReference.Rope(x.Pointer, hostPositions, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
+        RopeReference.Rope(CpuF32Images.Widen(x, 0), hostPositions, table.HostCos, table.HostSin, table.MaxPositions, table.RotaryDim / 2, heads,
             headStride, ropeOffset, layout);
+        CpuF32Images.Narrow(x, 0);
     }
 
     public override void Attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor y, AttentionShape shape) =>
@@ -204,71 +204,77 @@ internal sealed class CpuBackend : KernelBackend
     public override void PagedMlaAttention(DeviceTensor q, DeviceTensor latentPages, PagedBatch batch, DeviceTensor destination, PagedAttentionShape shape) =>
         ReferenceBackend.Paged(q, latentPages, latentPages, batch, destination, shape, mla: true, _pagedRunner);
 
-    /// <summary>f32 columns copied in place (every MLA layer splits its rows with it); bf16 through the reference's image.</summary>
+    // The small ops below run the reference's float32 host code on the buffers in place (f32) or on per-thread float32
+    // images of bf16 tensors (CpuF32Images), with the reference's device-value checks: no per-call host images (a bf16
+    // deepseek_v3 decode step allocated 55 KB a token in them, an f32 one 4.7 KB in MoE's).
+
+    /// <summary>Columns copied (every MLA layer splits its rows with it).</summary>
     public override void CopyColumns(DeviceTensor x, int xColumns, int xOffset, DeviceTensor y, int yColumns, int yOffset, int width, int rows)
     {
-        if (!(F32(x) && F32(y)))
-        {
-            Reference.CopyColumns(x, xColumns, xOffset, y, yColumns, yOffset, width, rows);
-            return;
-        }
         x.Runtime.Synchronize();
-        ElementwiseReference.CopyColumns(x.Pointer, xColumns, xOffset, y.Pointer, yColumns, yOffset, width, rows);
+        ElementwiseReference.CopyColumns(CpuF32Images.Widen(x, 0), xColumns, xOffset, CpuF32Images.Widen(y, 1), yColumns, yOffset, width, rows);
+        CpuF32Images.Narrow(y, 1);
     }
 
-    static bool F32(DeviceTensor t) => t.ElementType == ElementType.F32;
+    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate)
+    {
+        x.Runtime.Synchronize();
+        ElementwiseReference.SiluAndMul(CpuF32Images.Widen(x, 0), CpuF32Images.Widen(y, 1), rows, intermediate);
+        CpuF32Images.Narrow(y, 1);
+    }
 
-    public override void SiluAndMul(DeviceTensor x, DeviceTensor y, int rows, int intermediate) => Reference.SiluAndMul(x, y, rows, intermediate);
+    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength)
+    {
+        x.Runtime.Synchronize();
+        ElementwiseReference.Softmax(CpuF32Images.Widen(x, 0), CpuF32Images.WidenOrSame(y, 1, x, 0), rows, rowLength);
+        CpuF32Images.Narrow(y, TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1);
+    }
 
-    public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength) => Reference.Softmax(x, y, rows, rowLength);
+    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z)
+    {
+        x.Runtime.Synchronize();
+        nint hx = CpuF32Images.Widen(x, 0), hy = CpuF32Images.WidenOrSame(y, 1, x, 0);
+        int ySlot = TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1;
+        int zSlot = TensorChecks.Of(z, x) == Overlap.Exact ? 0 : TensorChecks.Of(z, y) == Overlap.Exact ? ySlot : 2;
+        nint hz = zSlot == 2 ? CpuF32Images.Widen(z, 2) : zSlot == 0 ? hx : hy;
+        ElementwiseReference.Add(hx, hy, hz, (int)x.Length);
+        CpuF32Images.Narrow(z, zSlot);
+    }
 
-    public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z) => Reference.Add(x, y, z);
-
-    public override void Scale(DeviceTensor x, float factor, DeviceTensor y) => Reference.Scale(x, factor, y);
-
-    // MoE's routing, permutation and combine: the reference's arithmetic and device-value checks on the buffers in place
-    // for f32 rows (a deepseek_v3 decode step allocated 4.7 KB in their host images and scratch); bf16 through the reference's images.
+    public override void Scale(DeviceTensor x, float factor, DeviceTensor y)
+    {
+        x.Runtime.Synchronize();
+        ElementwiseReference.Scale(CpuF32Images.Widen(x, 0), factor, CpuF32Images.WidenOrSame(y, 1, x, 0), (int)x.Length);
+        CpuF32Images.Narrow(y, TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1);
+    }
 
     public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,
         MoeRouting routing)
     {
-        if (!F32(logits))
-        {
-            Reference.MoeRoute(logits, bias, ids, weights, tokens, routing);
-            return;
-        }
         logits.Runtime.Synchronize();
-        MoeReference.Route(logits.Pointer, bias.IsNull ? 0 : bias.Pointer, ids.Pointer, weights.Pointer, tokens, routing);
+        MoeReference.Route(CpuF32Images.Widen(logits, 0), bias.IsNull ? 0 : bias.Pointer, ids.Pointer, weights.Pointer, tokens, routing);
     }
 
     public override void MoePermute(DeviceTensor x, DeviceView<int> ids, DeviceTensor permuted, DeviceView<int> offsets, DeviceView<int> slotRows,
         int tokens, int topK, int hidden, int experts, DeviceView<int> workspace)
     {
-        if (!(F32(x) && F32(permuted)))
-        {
-            Reference.MoePermute(x, ids, permuted, offsets, slotRows, tokens, topK, hidden, experts, workspace);
-            return;
-        }
         x.Runtime.Synchronize();
         var expertIds = InPlace(ids);
         if (ReferenceBackend.OutOfRange(x.Runtime, DeviceErrorSite.MoePermuteIds, expertIds, experts))
             return;
-        MoeReference.Permute(x.Pointer, expertIds, permuted.Pointer, InPlace(offsets), InPlace(slotRows), topK, hidden, experts);
+        MoeReference.Permute(CpuF32Images.Widen(x, 0), expertIds, CpuF32Images.Widen(permuted, 1), InPlace(offsets), InPlace(slotRows), topK, hidden, experts);
+        CpuF32Images.Narrow(permuted, 1);
     }
 
     public override void MoeCombine(DeviceTensor expertOutput, DeviceView<int> slotRows, DeviceView<float> weights, DeviceTensor y, int tokens,
         int topK, int hidden, bool accumulate)
     {
-        if (!(F32(expertOutput) && F32(y)))
-        {
-            Reference.MoeCombine(expertOutput, slotRows, weights, y, tokens, topK, hidden, accumulate);
-            return;
-        }
         expertOutput.Runtime.Synchronize();
         var rows = InPlace(slotRows);
         // a bad row is reported (the lowest index) and only its token is skipped, as the kernels do
         ReferenceBackend.OutOfRange(expertOutput.Runtime, DeviceErrorSite.MoeCombineRows, rows, rows.Length);
-        MoeReference.Combine(expertOutput.Pointer, rows, weights.Pointer, y.Pointer, tokens, topK, hidden, accumulate);
+        MoeReference.Combine(CpuF32Images.Widen(expertOutput, 0), rows, weights.Pointer, CpuF32Images.Widen(y, 1), tokens, topK, hidden, accumulate);
+        CpuF32Images.Narrow(y, 1);
     }
 
     public override void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales) =>

@@ -24,11 +24,22 @@ internal static unsafe class ElementwiseReference
     /// <summary>y[r, i] = silu(x[r, i]) * x[r, intermediate + i].</summary>
     public static void SiluAndMul(nint x, nint y, int rows, int intermediate)
     {
-        ForEachRow(rows, (long)rows * intermediate * 2, r =>
-            SiluAndMulRow(new ReadOnlySpan<float>((float*)x + 2L * r * intermediate, intermediate),
-                new ReadOnlySpan<float>((float*)x + (2L * r + 1) * intermediate, intermediate),
-                new Span<float>((float*)y + (long)r * intermediate, intermediate)));
+        if ((long)rows * intermediate * 2 >= ParallelThreshold)
+        {
+            SiluAndMulInParallel(x, y, rows, intermediate);
+            return;
+        }
+        for (int r = 0; r < rows; r++) // no closure on the serial path (the CPU backend's step allocates nothing)
+            SiluAndMulOfRow(x, y, r, intermediate);
     }
+
+    static void SiluAndMulInParallel(nint x, nint y, int rows, int intermediate) =>
+        Parallel.For(0, rows, r => SiluAndMulOfRow(x, y, r, intermediate));
+
+    static void SiluAndMulOfRow(nint x, nint y, int r, int intermediate) =>
+        SiluAndMulRow(new ReadOnlySpan<float>((float*)x + 2L * r * intermediate, intermediate),
+            new ReadOnlySpan<float>((float*)x + (2L * r + 1) * intermediate, intermediate),
+            new Span<float>((float*)y + (long)r * intermediate, intermediate));
 
     /// <summary>One row of <see cref="SiluAndMul"/>: output[i] = silu(gate[i]) * up[i] (output may not overlap gate).</summary>
     public static void SiluAndMulRow(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> output)
@@ -43,16 +54,27 @@ internal static unsafe class ElementwiseReference
     /// <summary>Per row: y = exp(x - max(x)) / sum(exp(x - max(x))); y may be exactly x.</summary>
     public static void Softmax(nint x, nint y, int rows, int rowLength)
     {
-        ForEachRow(rows, (long)rows * rowLength, r =>
+        if ((long)rows * rowLength >= ParallelThreshold)
         {
-            var input = new ReadOnlySpan<float>((float*)x + (long)r * rowLength, rowLength);
-            var output = new Span<float>((float*)y + (long)r * rowLength, rowLength);
-            float max = TensorPrimitives.Max(input);
-            TensorPrimitives.Subtract(input, max, output);
-            TensorPrimitives.Exp(output, output);
-            float sum = TensorPrimitives.Sum(output);
-            TensorPrimitives.Divide(output, sum, output);
-        });
+            SoftmaxInParallel(x, y, rows, rowLength);
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+            SoftmaxOfRow(x, y, r, rowLength);
+    }
+
+    static void SoftmaxInParallel(nint x, nint y, int rows, int rowLength) =>
+        Parallel.For(0, rows, r => SoftmaxOfRow(x, y, r, rowLength));
+
+    static void SoftmaxOfRow(nint x, nint y, int r, int rowLength)
+    {
+        var input = new ReadOnlySpan<float>((float*)x + (long)r * rowLength, rowLength);
+        var output = new Span<float>((float*)y + (long)r * rowLength, rowLength);
+        float max = TensorPrimitives.Max(input);
+        TensorPrimitives.Subtract(input, max, output);
+        TensorPrimitives.Exp(output, output);
+        float sum = TensorPrimitives.Sum(output);
+        TensorPrimitives.Divide(output, sum, output);
     }
 
     /// <summary>z = x + y (z may be exactly x or y).</summary>
@@ -63,15 +85,4 @@ internal static unsafe class ElementwiseReference
     /// <summary>y = x * factor (y may be exactly x).</summary>
     public static void Scale(nint x, float factor, nint y, int length) =>
         TensorPrimitives.Multiply(new ReadOnlySpan<float>((float*)x, length), factor, new Span<float>((float*)y, length));
-
-    static void ForEachRow(int rows, long elements, Action<int> body)
-    {
-        if (elements < ParallelThreshold)
-        {
-            for (int r = 0; r < rows; r++)
-                body(r);
-            return;
-        }
-        Parallel.For(0, rows, body);
-    }
 }

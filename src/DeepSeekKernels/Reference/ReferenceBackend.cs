@@ -282,11 +282,18 @@ internal sealed class ReferenceBackend : KernelBackend
             : (DeviceErrorSite.AttentionBlockTable, DeviceErrorSite.AttentionLengths, DeviceErrorSite.AttentionQueryStarts);
         if (OutOfRange(runtime, startSite, starts, s.Tokens + 1L) || Decreasing(runtime, startSite, starts))
             return;
-        // float32 q and y on the CPU accelerator: used in place, no host images
+        // float32 q and y on the CPU accelerator: used in place, no host images; the CPU backend (a runner) widens bf16 q
+        // and y into its per-thread images instead of new ones
         HostF32? hq = null, hy = null;
         HostTensor? hk = null, hv = null;
         nint qAddress = q.Pointer, keyAddress = keyPages.Pointer, valueAddress = valuePages.Pointer, yAddress = destination.Pointer;
-        if (runtime.IsCuda || q.ElementType != ElementType.F32 || destination.ElementType != ElementType.F32)
+        bool images = runner != null && !runtime.IsCuda;
+        if (images)
+        {
+            qAddress = Cpu.CpuF32Images.Widen(q, 0);
+            yAddress = Cpu.CpuF32Images.Widen(destination, 1);
+        }
+        else if (runtime.IsCuda || q.ElementType != ElementType.F32 || destination.ElementType != ElementType.F32)
         {
             hq = new HostF32(q);
             hk = new HostTensor(keyPages);
@@ -321,6 +328,8 @@ internal sealed class ReferenceBackend : KernelBackend
             runner(qAddress, keyAddress, valueAddress, keyPages.ElementType, table, valid.AsSpan(0, validCount), yAddress, s, mla);
         KeepAlive(hq, hk, hv);
         hy?.WriteBack();
+        if (images)
+            Cpu.CpuF32Images.Narrow(destination, 1);
     }
 
     public override unsafe void QuantizeFp8Activations(DeviceTensor x, DeviceView<Float8E4M3> q, DeviceView<float> scales)
