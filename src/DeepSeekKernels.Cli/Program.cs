@@ -16,6 +16,7 @@ var root = new RootCommand("dsk: DeepSeek-family kernels and runner for .NET.")
 {
     GenerateCommand.Create(),
     ChatCommand.Create(),
+    ServeCommand.Create(),
     TokenizeCommand.Create(),
     InfoCommand.Create(),
     PlanCommand.Create(),

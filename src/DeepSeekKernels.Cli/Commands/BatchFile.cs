@@ -200,7 +200,7 @@ internal static class BatchFile
     }
 
     /// <summary>"messages": a non-empty array of turns, each {"role", "content", "tool_calls"?, "tool_call_id"?}.</summary>
-    static List<Tokenization.ChatMessage> Messages(Where where, JsonElement value)
+    internal static List<Tokenization.ChatMessage> Messages(Where where, JsonElement value)
     {
         if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0)
             throw where.Field("messages", value, "must be a non-empty array of turns, such as [{\"role\": \"user\", \"content\": \"Hello\"}].");
@@ -276,19 +276,19 @@ internal static class BatchFile
     }
 
     /// <summary>An integer of at least <paramref name="min"/>, or an error with <paramref name="rule"/>.</summary>
-    static int Integer(Where where, string name, JsonElement value, int min, string rule) =>
+    internal static int Integer(Where where, string name, JsonElement value, int min, string rule) =>
         value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int number) && number >= min
             ? number
             : throw where.Field(name, value, rule);
 
     /// <summary>A finite number (as float), or an error with <paramref name="rule"/>; the caller checks its range.</summary>
-    static float Number(Where where, string name, JsonElement value, string rule) =>
+    internal static float Number(Where where, string name, JsonElement value, string rule) =>
         value.ValueKind == JsonValueKind.Number && value.TryGetSingle(out float number) && float.IsFinite(number)
             ? number
             : throw where.Field(name, value, rule);
 
     /// <summary>A non-empty array of ids &gt;= 0 (and below <paramref name="vocabSize"/> when given).</summary>
-    static int[] Ids(Where where, string name, JsonElement value, int? vocabSize)
+    internal static int[] Ids(Where where, string name, JsonElement value, int? vocabSize)
     {
         if (value.ValueKind != JsonValueKind.Array)
             throw where.Field(name, value, "must be an array of token ids, such as [1, 2, 3].");
@@ -308,7 +308,7 @@ internal static class BatchFile
     }
 
     /// <summary>A non-empty string, or an array of them (empty: no stop strings).</summary>
-    static string[] StopStrings(Where where, string name, JsonElement value)
+    internal static string[] StopStrings(Where where, string name, JsonElement value)
     {
         const string rule = "must be a string or an array of strings, such as [\"\\n\\n\", \"###\"].";
         if (value.ValueKind == JsonValueKind.String)
@@ -330,7 +330,7 @@ internal static class BatchFile
     }
 
     /// <summary>"an array", "a string", ... for a message.</summary>
-    static string KindName(JsonValueKind kind) => kind switch
+    internal static string KindName(JsonValueKind kind) => kind switch
     {
         JsonValueKind.Array => "an array",
         JsonValueKind.String => "a string",
@@ -341,16 +341,19 @@ internal static class BatchFile
     };
 
     /// <summary>The value's JSON text for a message, cut to 40 characters.</summary>
-    static string Shown(JsonElement value)
+    internal static string Shown(JsonElement value)
     {
         string raw = value.GetRawText();
         return raw.Length <= 40 ? raw : raw[..37] + "...";
     }
 
-    /// <summary>A line of a file, and the errors that start with "FILE:LINE: ".</summary>
-    readonly record struct Where(string File, int Line)
+    /// <summary>A line of a file, and the errors that start with "FILE:LINE: " (no prefix where there is no file: a request body).</summary>
+    internal readonly record struct Where(string? File, int Line)
     {
-        public UsageException Error(string message, Exception? inner = null) => new($"{File}:{Line}: {message}", inner);
+        /// <summary>A request that is not a line of a file (`dsk serve`'s bodies): its errors have no prefix.</summary>
+        public static Where Body => new(null, 0);
+
+        public UsageException Error(string message, Exception? inner = null) => new(File is null ? message : $"{File}:{Line}: {message}", inner);
 
         /// <summary>"FILE:LINE: "field" VALUE: RULE".</summary>
         public UsageException Field(string name, JsonElement value, string rule) => Error($"\"{name}\" {Shown(value)}: {rule}");

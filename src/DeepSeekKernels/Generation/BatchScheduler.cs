@@ -85,6 +85,20 @@ public sealed class BatchScheduler
         return request.Id;
     }
 
+    /// <summary>
+    /// Stops request <paramref name="id"/> (waiting or running) between steps: its held-back text is flushed to its token
+    /// stream, its pages go back to the pool, and it finishes with <see cref="FinishReason.Cancelled"/> and what it generated
+    /// so far. False when no such request is waiting or running (unknown, or already finished).
+    /// </summary>
+    public bool Cancel(int id)
+    {
+        var r = _running.Find(r => r.Id == id) ?? _waiting.Find(r => r.Id == id);
+        if (r is null)
+            return false;
+        Finish(r, FinishReason.Cancelled);
+        return true;
+    }
+
     /// <summary>Runs steps until every request has finished.</summary>
     public void RunToCompletion(CancellationToken cancellationToken = default)
     {

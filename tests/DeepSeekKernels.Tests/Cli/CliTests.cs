@@ -140,18 +140,18 @@ public class CliTests
     }
 
     /// <summary>The embedded model's files copied into <paramref name="folder"/> (an existing, empty folder).</summary>
-    static void CopyEmbeddedModel(string folder)
+    internal static void CopyEmbeddedModel(string folder)
     {
         foreach (var file in Directory.GetFiles(CheckpointFixtures.PydocTiny))
             File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
     }
 
     /// <summary>DeepSeek-V3's own chat_template (tests/fixtures/tokenizers/deepseek_v3).</summary>
-    static string DeepSeekV3ChatTemplate => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(
+    internal static string DeepSeekV3ChatTemplate => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(
         Path.Combine(RepositoryRoot.Path, "tests", "fixtures", "tokenizers", "deepseek_v3", "tokenizer_config.json")))!["chat_template"]!.GetValue<string>();
 
     /// <summary>Writes <paramref name="template"/> as the chat_template of the tokenizer_config.json in <paramref name="folder"/>.</summary>
-    static void SetChatTemplate(string folder, string template)
+    internal static void SetChatTemplate(string folder, string template)
     {
         string path = Path.Combine(folder, "tokenizer_config.json");
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();

@@ -23,6 +23,22 @@ internal static class DskProcess
     /// </summary>
     public static Result Run(byte[]? stdin, IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
+        using var process = Start(environment, args);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        if (stdin != null)
+        {
+            process.StandardInput.BaseStream.Write(stdin);
+            process.StandardInput.BaseStream.Flush();
+        }
+        process.StandardInput.Close();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "dsk did not finish in 2 minutes");
+        return new Result(process.ExitCode, output.Result, error.Result);
+    }
+
+    /// <summary>Starts dsk as <see cref="Run(byte[], IReadOnlyDictionary{string, string}, string[])"/> does, its streams redirected, and returns at once (a server).</summary>
+    public static Process Start(IReadOnlyDictionary<string, string?>? environment, params string[] args)
+    {
         // The dotnet host of the running runtime: <root>/shared/Microsoft.NETCore.App/<version>/ -> <root>/dotnet.
         string runtimeDir = RuntimeEnvironment.GetRuntimeDirectory();
         string dotnet = Path.GetFullPath(Path.Combine(runtimeDir, "..", "..", "..", "dotnet"));
@@ -56,17 +72,7 @@ internal static class DskProcess
             else
                 start.Environment[name] = value;
         }
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (stdin != null)
-        {
-            process.StandardInput.BaseStream.Write(stdin);
-            process.StandardInput.BaseStream.Flush();
-        }
-        process.StandardInput.Close();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "dsk did not finish in 2 minutes");
-        return new Result(process.ExitCode, output.Result, error.Result);
+        return Process.Start(start)!;
     }
 
     /// <summary>

@@ -164,6 +164,50 @@ public class BatchInvarianceTests
         Assert.Equal(cache.Layout.Pages, cache.Blocks.FreePages); // every page went back
     }
 
+    /// <summary>
+    /// Cancel stops a running request between steps (what it generated so far, its pages back in the pool) and a waiting
+    /// one before it runs; the request beside it generates exactly what it generates alone; an unknown or finished id is false.
+    /// </summary>
+    [Fact]
+    public void CancelStopsOneRequestAndLeavesTheOthersAsTheyWouldBe()
+    {
+        using var model = ModelTestSupport.Load(CheckpointFixtures.PydocTiny, chunkTokens: 6, contextLength: 40);
+        var tokenizer = DeepSeekKernels.Tokenization.HfTokenizer.FromFolder(CheckpointFixtures.PydocTiny);
+        var options = new GenerationOptions { MaxNewTokens = 16, Sampling = SamplingOptions.Greedy, StopAtEos = false };
+        int[] keep = tokenizer.Encode("The list type"), stop = tokenizer.Encode("def add(a, b):");
+        GenerationResult expected;
+        using (var generator = new TextGenerator(model, tokenizer, 40))
+            expected = generator.Generate(keep, options, cancellationToken: TestContext.Current.CancellationToken);
+
+        using var cache = model.CreatePagedCache(model.CacheLayout(40, 2));
+        var scheduler = new BatchScheduler(model, tokenizer, cache);
+        var results = new GenerationResult?[3];
+        var streamed = new System.Text.StringBuilder();
+        int kept = scheduler.Add(keep, options, onFinished: r => results[0] = r);
+        int cancelled = scheduler.Add(stop, options, t => streamed.Append(t.Text), r => results[1] = r);
+        int waiting = scheduler.Add(stop, options, onFinished: r => results[2] = r); // the pool holds two: it waits
+        for (int i = 0; i < 6; i++)
+            scheduler.Step();
+        Assert.True(scheduler.Cancel(cancelled));
+        Assert.True(scheduler.Cancel(waiting));
+        Assert.False(scheduler.Cancel(cancelled));
+        Assert.False(scheduler.Cancel(12345));
+        var stopped = Assert.IsType<GenerationResult>(results[1]);
+        Assert.Equal(FinishReason.Cancelled, stopped.FinishReason);
+        Assert.InRange(stopped.GeneratedIds.Count, 1, options.MaxNewTokens - 1);
+        Assert.Equal(stopped.Text, streamed.ToString());
+        var never = Assert.IsType<GenerationResult>(results[2]);
+        Assert.Equal(FinishReason.Cancelled, never.FinishReason);
+        Assert.Empty(never.GeneratedIds);
+        Assert.Equal(1, scheduler.Running);
+
+        scheduler.RunToCompletion(TestContext.Current.CancellationToken);
+        var r0 = Assert.IsType<GenerationResult>(results[0]);
+        Assert.Equal(expected.GeneratedIds, r0.GeneratedIds);
+        Assert.False(scheduler.Cancel(kept));
+        Assert.Equal(cache.Layout.Pages, cache.Blocks.FreePages);
+    }
+
     [Fact]
     public void ARequestThatCanNeverFitIsRefusedAndAPromptBeyondTheContextToo()
     {
