@@ -154,26 +154,8 @@ internal static class BatchFile
                     case "max_new_tokens":
                         options = options with { MaxNewTokens = Integer(where, name, value, 1, "must be an integer >= 1 (tokens to generate).") };
                         break;
-                    case "temperature":
-                        float temperature = Number(where, name, value, "must be a finite number >= 0 (0 = greedy).");
-                        sampling = temperature >= 0 ? sampling with { Temperature = temperature } : throw where.Field(name, value, "must be a finite number >= 0 (0 = greedy).");
-                        break;
-                    case "top_k":
-                        sampling = sampling with { TopK = Integer(where, name, value, 0, "must be an integer >= 0 (0 = off).") };
-                        break;
-                    case "top_p":
-                        float topP = Number(where, name, value, "must be a number in (0, 1] (1 = off).");
-                        sampling = topP is > 0 and <= 1 ? sampling with { TopP = topP } : throw where.Field(name, value, "must be a number in (0, 1] (1 = off).");
-                        break;
-                    case "repetition_penalty":
-                        float penalty = Number(where, name, value, "must be a finite number > 0 (1 = off).");
-                        sampling = penalty > 0 ? sampling with { RepetitionPenalty = penalty } : throw where.Field(name, value, "must be a finite number > 0 (1 = off).");
-                        break;
-                    case "seed":
-                        sampling = sampling with { Seed = Integer(where, name, value, int.MinValue, $"must be an integer in {int.MinValue}..{int.MaxValue}.") };
-                        break;
-                    case "stop":
-                        options = options with { StopStrings = StopStrings(where, name, value) };
+                    case "temperature" or "top_k" or "top_p" or "repetition_penalty" or "seed" or "stop":
+                        (options, sampling) = GenerationField(where, name, value, options, sampling);
                         break;
                     case "id":
                         id = value.ValueKind is JsonValueKind.String or JsonValueKind.Number
@@ -196,6 +178,35 @@ internal static class BatchFile
                 throw where.Error("\"tools\" goes with \"messages\": a conversation the chat template lays the tools out for.");
             return new BatchRequest(index, where.Line, id ?? JsonSerializer.SerializeToElement(where.Line), prompt, promptIds,
                 options with { Sampling = sampling }) { Messages = messages, ToolsJson = tools };
+        }
+    }
+
+    /// <summary>
+    /// One of the generation fields a batch line and a `dsk serve` body share ("temperature", "top_k", "top_p",
+    /// "repetition_penalty", "seed", "stop"), checked, applied to <paramref name="options"/> and <paramref name="sampling"/>.
+    /// </summary>
+    internal static (GenerationOptions Options, SamplingOptions Sampling) GenerationField(Where where, string name, JsonElement value,
+        GenerationOptions options, SamplingOptions sampling)
+    {
+        switch (name)
+        {
+            case "temperature":
+                float temperature = Number(where, name, value, "must be a finite number >= 0 (0 = greedy).");
+                return (options, temperature >= 0 ? sampling with { Temperature = temperature } : throw where.Field(name, value, "must be a finite number >= 0 (0 = greedy)."));
+            case "top_k":
+                return (options, sampling with { TopK = Integer(where, name, value, 0, "must be an integer >= 0 (0 = off).") });
+            case "top_p":
+                float topP = Number(where, name, value, "must be a number in (0, 1] (1 = off).");
+                return (options, topP is > 0 and <= 1 ? sampling with { TopP = topP } : throw where.Field(name, value, "must be a number in (0, 1] (1 = off)."));
+            case "repetition_penalty":
+                float penalty = Number(where, name, value, "must be a finite number > 0 (1 = off).");
+                return (options, penalty > 0 ? sampling with { RepetitionPenalty = penalty } : throw where.Field(name, value, "must be a finite number > 0 (1 = off)."));
+            case "seed":
+                return (options, sampling with { Seed = Integer(where, name, value, int.MinValue, $"must be an integer in {int.MinValue}..{int.MaxValue}.") });
+            case "stop":
+                return (options with { StopStrings = StopStrings(where, name, value) }, sampling);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(name), name, "not a generation field.");
         }
     }
 

@@ -153,32 +153,15 @@ internal sealed record OpenAiRequest(bool Chat, string? Prompt, int[]? PromptIds
                 case "max_tokens" or "max_completion_tokens":
                     maxTokens = BatchFile.Integer(where, name, value, 1, "must be an integer >= 1 (tokens to generate).");
                     break;
-                case "temperature":
-                    float temperature = BatchFile.Number(where, name, value, "must be a finite number >= 0 (0 = greedy).");
-                    sampling = temperature >= 0 ? sampling with { Temperature = temperature } : throw where.Field(name, value, "must be a finite number >= 0 (0 = greedy).");
+                case "top_k" when value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int k) && k == -1:
+                    sampling = sampling with { TopK = 0 }; // vLLM's "off"
                     break;
-                case "top_k":
-                    int topK = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int k) && k >= -1 ? k
-                        : throw where.Field(name, value, "must be an integer >= 0 (0 or -1 = off).");
-                    sampling = sampling with { TopK = Math.Max(0, topK) };
-                    break;
-                case "top_p":
-                    float topP = BatchFile.Number(where, name, value, "must be a number in (0, 1] (1 = off).");
-                    sampling = topP is > 0 and <= 1 ? sampling with { TopP = topP } : throw where.Field(name, value, "must be a number in (0, 1] (1 = off).");
-                    break;
-                case "repetition_penalty":
-                    float penalty = BatchFile.Number(where, name, value, "must be a finite number > 0 (1 = off).");
-                    sampling = penalty > 0 ? sampling with { RepetitionPenalty = penalty } : throw where.Field(name, value, "must be a finite number > 0 (1 = off).");
+                case "temperature" or "top_k" or "top_p" or "repetition_penalty" or "seed" or "stop":
+                    (options, sampling) = BatchFile.GenerationField(where, name, value, options, sampling);
                     break;
                 case "presence_penalty" or "frequency_penalty":
                     if (BatchFile.Number(where, name, value, "must be 0: this server has no presence or frequency penalty (repetition_penalty is Hugging Face's).") != 0)
                         throw where.Field(name, value, "must be 0: this server has no presence or frequency penalty (repetition_penalty is Hugging Face's).");
-                    break;
-                case "seed":
-                    sampling = sampling with { Seed = BatchFile.Integer(where, name, value, int.MinValue, $"must be an integer in {int.MinValue}..{int.MaxValue}.") };
-                    break;
-                case "stop":
-                    options = options with { StopStrings = BatchFile.StopStrings(where, name, value) };
                     break;
                 case "n" or "best_of":
                     BatchFile.Integer(where, name, value, 1, "must be 1: this server answers one choice per request.");

@@ -207,11 +207,7 @@ internal sealed class OpenAiServer : IDisposable
             var (content, calls) = r.ToolsJson != null ? Replies(result.Text) : (result.Text, []); // tool calls only where tools were offered
             await WriteJsonAsync(context.Response, 200, json =>
             {
-                json.WriteStartObject();
-                json.WriteString("id", id);
-                json.WriteString("object", chat ? "chat.completion" : "text_completion");
-                json.WriteNumber("created", created);
-                json.WriteString("model", ModelName);
+                StartAnswer(json, id, chat ? "chat.completion" : "text_completion", created);
                 json.WriteStartArray("choices");
                 json.WriteStartObject();
                 json.WriteNumber("index", 0);
@@ -275,11 +271,7 @@ internal sealed class OpenAiServer : IDisposable
         {
             await WriteEventAsync(stream, json =>
             {
-                json.WriteStartObject();
-                json.WriteString("id", id);
-                json.WriteString("object", chat ? "chat.completion.chunk" : "text_completion");
-                json.WriteNumber("created", created);
-                json.WriteString("model", ModelName);
+                StartAnswer(json, id, chat ? "chat.completion.chunk" : "text_completion", created);
                 json.WriteStartArray("choices");
                 json.WriteEndArray();
                 WriteUsage(json, result);
@@ -355,13 +347,19 @@ internal sealed class OpenAiServer : IDisposable
         json.WriteEndArray();
     }
 
-    void Chunk(Utf8JsonWriter json, string id, long created, bool chat, Action<Utf8JsonWriter>? delta, string? finishReason)
+    /// <summary>Opens an answer or a chunk: {"id", "object", "created", "model", ... (the caller writes the rest and closes it).</summary>
+    void StartAnswer(Utf8JsonWriter json, string id, string objectName, long created)
     {
         json.WriteStartObject();
         json.WriteString("id", id);
-        json.WriteString("object", chat ? "chat.completion.chunk" : "text_completion");
+        json.WriteString("object", objectName);
         json.WriteNumber("created", created);
         json.WriteString("model", ModelName);
+    }
+
+    void Chunk(Utf8JsonWriter json, string id, long created, bool chat, Action<Utf8JsonWriter>? delta, string? finishReason)
+    {
+        StartAnswer(json, id, chat ? "chat.completion.chunk" : "text_completion", created);
         json.WriteStartArray("choices");
         json.WriteStartObject();
         json.WriteNumber("index", 0);
