@@ -131,8 +131,7 @@ internal static class BatchFile
             {
                 string name = field.Name;
                 var value = field.Value;
-                if (!seen.Add(name))
-                    throw where.Error($"\"{name}\" appears twice; give each field once.");
+                Once(where, seen, name);
                 switch (name)
                 {
                     case "prompt":
@@ -163,10 +162,7 @@ internal static class BatchFile
                             : throw where.Field(name, value, "must be a string or a number (it is echoed back with the result).");
                         break;
                     default:
-                        string? nearest = UnknownOptions.Nearest(name, Fields);
-                        throw where.Error($"unknown field \"{name}\"" + (nearest != null
-                            ? $" (did you mean {string.Join(" or ", nearest.Split(" or ").Select(n => $"\"{n}\""))}?)."
-                            : $"; the fields are {string.Join(", ", Fields)}."));
+                        throw UnknownField(where, name, Fields);
                 }
             }
             int given = (prompt != null ? 1 : 0) + (promptIds != null ? 1 : 0) + (messages != null ? 1 : 0);
@@ -179,6 +175,22 @@ internal static class BatchFile
             return new BatchRequest(index, where.Line, id ?? JsonSerializer.SerializeToElement(where.Line), prompt, promptIds,
                 options with { Sampling = sampling }) { Messages = messages, ToolsJson = tools };
         }
+    }
+
+    /// <summary>Refuses a field given twice in one object.</summary>
+    internal static void Once(Where where, HashSet<string> seen, string name)
+    {
+        if (!seen.Add(name))
+            throw where.Error($"\"{name}\" appears twice; give each field once.");
+    }
+
+    /// <summary>An unknown field, named with the nearest of <paramref name="fields"/> (or all of them).</summary>
+    internal static UsageException UnknownField(Where where, string name, IReadOnlyList<string> fields)
+    {
+        string? nearest = UnknownOptions.Nearest(name, fields);
+        return where.Error($"unknown field \"{name}\"" + (nearest != null
+            ? $" (did you mean {string.Join(" or ", nearest.Split(" or ").Select(n => $"\"{n}\""))}?)."
+            : $"; the fields are {string.Join(", ", fields)}."));
     }
 
     /// <summary>

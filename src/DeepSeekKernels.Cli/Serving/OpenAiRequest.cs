@@ -92,15 +92,9 @@ internal sealed record OpenAiRequest(bool Chat, string? Prompt, int[]? PromptIds
         {
             string name = field.Name;
             var value = field.Value;
-            if (!seen.Add(name))
-                throw where.Error($"\"{name}\" appears twice; give each field once.");
+            BatchFile.Once(where, seen, name);
             if (!fields.Contains(name))
-            {
-                string? nearest = UnknownOptions.Nearest(name, fields);
-                throw where.Error($"unknown field \"{name}\"" + (nearest != null
-                    ? $" (did you mean {string.Join(" or ", nearest.Split(" or ").Select(n => $"\"{n}\""))}?)."
-                    : $"; this server reads {string.Join(", ", fields)}."));
-            }
+                throw BatchFile.UnknownField(where, name, fields);
             // null is "not given" for the optional fields, as OpenAI's clients send it
             if (value.ValueKind == JsonValueKind.Null && name is not ("messages" or "prompt"))
                 continue;
