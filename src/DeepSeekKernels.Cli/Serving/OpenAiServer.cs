@@ -207,10 +207,7 @@ internal sealed class OpenAiServer : IDisposable
             var (content, calls) = r.ToolsJson != null ? Replies(result.Text) : (result.Text, []); // tool calls only where tools were offered
             await WriteJsonAsync(context.Response, 200, json =>
             {
-                StartAnswer(json, id, chat ? "chat.completion" : "text_completion", created);
-                json.WriteStartArray("choices");
-                json.WriteStartObject();
-                json.WriteNumber("index", 0);
+                StartAnswer(json, id, chat ? "chat.completion" : "text_completion", created, openChoice: true);
                 if (chat)
                 {
                     json.WriteStartObject("message");
@@ -347,22 +344,27 @@ internal sealed class OpenAiServer : IDisposable
         json.WriteEndArray();
     }
 
-    /// <summary>Opens an answer or a chunk: {"id", "object", "created", "model", ... (the caller writes the rest and closes it).</summary>
-    void StartAnswer(Utf8JsonWriter json, string id, string objectName, long created)
+    /// <summary>
+    /// Opens an answer or a chunk: {"id", "object", "created", "model", and with <paramref name="openChoice"/> "choices": [{"index": 0,
+    /// (the caller writes the rest and closes what is open).
+    /// </summary>
+    void StartAnswer(Utf8JsonWriter json, string id, string objectName, long created, bool openChoice = false)
     {
         json.WriteStartObject();
         json.WriteString("id", id);
         json.WriteString("object", objectName);
         json.WriteNumber("created", created);
         json.WriteString("model", ModelName);
+        if (!openChoice)
+            return;
+        json.WriteStartArray("choices");
+        json.WriteStartObject();
+        json.WriteNumber("index", 0);
     }
 
     void Chunk(Utf8JsonWriter json, string id, long created, bool chat, Action<Utf8JsonWriter>? delta, string? finishReason)
     {
-        StartAnswer(json, id, chat ? "chat.completion.chunk" : "text_completion", created);
-        json.WriteStartArray("choices");
-        json.WriteStartObject();
-        json.WriteNumber("index", 0);
+        StartAnswer(json, id, chat ? "chat.completion.chunk" : "text_completion", created, openChoice: true);
         if (chat)
         {
             json.WriteStartObject("delta");
