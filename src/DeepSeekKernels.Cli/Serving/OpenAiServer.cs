@@ -15,7 +15,8 @@ namespace DeepSeekKernels.Cli.Serving;
 /// `dsk serve`'s HTTP front: OpenAI's API as vLLM, SGLang and llama.cpp's servers answer it, over
 /// <see cref="HttpListener"/> (in the base library: nothing more to ship). GET /health, GET /v1/models,
 /// POST /v1/completions (a text prompt or token ids) and POST /v1/chat/completions (a conversation rendered with the model's
-/// chat template, with tools; DeepSeek's tool-call markup in the reply parsed into "tool_calls"), each answered whole or as
+/// chat template, with tools; DeepSeek's tool-call markup in the reply parsed into "tool_calls"; a reasoning model's thinking
+/// as "reasoning_content"), each answered whole or as
 /// server-sent events ("stream": true; a chunk per piece of text, then the finish reason, usage when
 /// "stream_options": {"include_usage": true}, and "data: [DONE]"). Requests run together on the
 /// <see cref="InferenceEngine"/> (continuous batching; each generates what it would alone). A bad request is answered
@@ -56,6 +57,12 @@ internal sealed class OpenAiServer : IDisposable
 
     /// <summary>The name the answers carry.</summary>
     public string ModelName { get; }
+
+    /// <summary>
+    /// The model's chat template opens its turn with "&lt;think&gt;" (DeepSeek-R1 and its distills): a chat reply's reasoning is
+    /// answered apart, as "reasoning_content" (DeepSeek's API and vLLM's deepseek_r1 parser do the same).
+    /// </summary>
+    public bool Reasoning => _conversation?.Reasoning ?? false;
 
     /// <summary>The address it listens on, once started.</summary>
     public Uri? Address { get; private set; }
@@ -204,7 +211,9 @@ internal sealed class OpenAiServer : IDisposable
         if (!r.Stream)
         {
             result = await Run(ids, options, null, CancellationToken.None);
-            var (content, calls) = r.ToolsJson != null ? Replies(result.Text) : (result.Text, []); // tool calls only where tools were offered
+            // a reasoning model's reply: the reasoning apart from the answer; tool calls only where tools were offered
+            var (reasoning, answer) = chat && Reasoning ? ReasoningSplitter.Split(result.Text) : (null, result.Text);
+            var (content, calls) = r.ToolsJson != null && answer != null ? Replies(answer) : (answer, []);
             await WriteJsonAsync(context.Response, 200, json =>
             {
                 StartAnswer(json, id, chat ? "chat.completion" : "text_completion", created, openChoice: true);
@@ -212,6 +221,8 @@ internal sealed class OpenAiServer : IDisposable
                 {
                     json.WriteStartObject("message");
                     json.WriteString("role", "assistant");
+                    if (reasoning != null)
+                        json.WriteString("reasoning_content", reasoning);
                     if (content is null)
                         json.WriteNull("content");
                     else
@@ -253,8 +264,14 @@ internal sealed class OpenAiServer : IDisposable
         {
             if (chat)
                 await WriteEventAsync(stream, json => Chunk(json, id, created, chat, delta: json => json.WriteString("role", "assistant"), null));
+            var splitter = chat && Reasoning ? new ReasoningSplitter() : null;
             await foreach (string piece in pieces.Reader.ReadAllAsync())
-                await WriteEventAsync(stream, json => Chunk(json, id, created, chat, delta: json => json.WriteString(chat ? "content" : "text", piece), null));
+            {
+                var (thought, text) = splitter?.Append(piece) ?? ("", piece);
+                await WritePieceAsync(stream, id, created, chat, thought, text);
+            }
+            if (splitter != null)
+                await WritePieceAsync(stream, id, created, chat, splitter.Flush().Reasoning, "");
         }
         catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
         {
@@ -278,6 +295,15 @@ internal sealed class OpenAiServer : IDisposable
         await stream.WriteAsync("data: [DONE]\n\n"u8.ToArray());
         await stream.FlushAsync();
         return $"200 streamed, {Summary(result)}";
+    }
+
+    /// <summary>A streamed piece: a reasoning delta and a content (or text) delta, each where it is not empty.</summary>
+    async Task WritePieceAsync(Stream stream, string id, long created, bool chat, string reasoning, string text)
+    {
+        if (reasoning.Length > 0)
+            await WriteEventAsync(stream, json => Chunk(json, id, created, chat, delta: json => json.WriteString("reasoning_content", reasoning), null));
+        if (text.Length > 0)
+            await WriteEventAsync(stream, json => Chunk(json, id, created, chat, delta: json => json.WriteString(chat ? "content" : "text", text), null));
     }
 
     /// <summary>The request on the engine; the scheduler's refusal of a prompt is a 400.</summary>

@@ -325,6 +325,83 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
         }
     }
 
+    /// <summary>
+    /// A reasoning model (a chat template that opens the turn with "&lt;think&gt;", as R1's; on a copy of the embedded model, which
+    /// never closes it): the reply is all reasoning, answered as "reasoning_content" with "content" null, and streamed as
+    /// reasoning deltas that join to the same text.
+    /// </summary>
+    [Fact]
+    public async Task AReasoningModelsThinkingIsAnsweredApart()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string folder = Path.Combine(Path.GetTempPath(), "dsk-serve-think-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        try
+        {
+            CliTests.CopyEmbeddedModel(folder);
+            CliTests.SetChatTemplate(folder, "{{ bos_token }}{% for m in messages %}<\uFF5CUser\uFF5C>{{ m['content'] }}{% endfor %}" +
+                "{% if add_generation_prompt %}<\uFF5CAssistant\uFF5C><think>\n{% endif %}");
+            var tokenizer = HfTokenizer.FromFolder(folder);
+            var conversation = Conversation.For(folder, tokenizer, "serve");
+            Assert.True(conversation.Reasoning);
+            using var engine = new InferenceEngine(server.Model, tokenizer, Context, maxBatch: 1, DeepSeekKernels.Numerics.ElementType.F32);
+            using var own = new OpenAiServer(engine, tokenizer, conversation, "pydoc", server.Model.Shape.Vocab, new GenerationOptions(), null, new StringWriter());
+            own.Start("127.0.0.1", 0);
+            using var stop = new CancellationTokenSource();
+            var running = own.RunAsync(stop.Token);
+            using var client = new HttpClient { BaseAddress = own.Address };
+            var expected = server.Alone(tokenizer.Encode(conversation.Render([new ChatMessage("user", "Why?")]), addSpecialTokens: false),
+                new GenerationOptions { MaxNewTokens = 16 }).Text;
+            Assert.DoesNotContain("</think>", expected);
+
+            using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16}", Encoding.UTF8, "application/json"))
+            using (var response = await client.PostAsync("/v1/chat/completions", body, ct))
+            {
+                var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0].GetProperty("message");
+                Assert.Equal(expected, message.GetProperty("reasoning_content").GetString());
+                Assert.Equal(JsonValueKind.Null, message.GetProperty("content").ValueKind);
+            }
+            using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16, \"stream\": true}", Encoding.UTF8, "application/json"))
+            using (var response = await client.PostAsync("/v1/chat/completions", body, ct))
+            {
+                var deltas = (await response.Content.ReadAsStringAsync(ct)).Split('\n')
+                    .Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+                    .Select(l => JsonDocument.Parse(l[6..]).RootElement.GetProperty("choices")[0].GetProperty("delta")).ToArray();
+                Assert.All(deltas, d => Assert.False(d.TryGetProperty("content", out _)));
+                Assert.Equal(expected, string.Concat(deltas.Select(d => d.TryGetProperty("reasoning_content", out var t) ? t.GetString() : "")));
+            }
+            stop.Cancel();
+            await running;
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>The split of replies that do close their reasoning: whole, and streamed in pieces cut at every place (the tag included).</summary>
+    [Theory]
+    [InlineData("Let me think. a < b</think>\n\nThe answer.", "Let me think. a < b", "The answer.")]
+    [InlineData("</think>Hi", "", "Hi")]
+    [InlineData("x</think>\n\n", "x", "")]
+    [InlineData("thinking, cut off at </thi", "thinking, cut off at </thi", null)]
+    [InlineData("no tag at all <", "no tag at all <", null)]
+    public void ReasoningIsSplitFromTheAnswerWholeAndInAnyPieces(string reply, string reasoning, string? answer)
+    {
+        Assert.Equal((reasoning, answer), ReasoningSplitter.Split(reply));
+        for (int cut = 0; cut <= reply.Length; cut++)
+        {
+            for (int second = cut; second <= reply.Length; second += 3)
+            {
+                var splitter = new ReasoningSplitter();
+                var parts = new[] { reply[..cut], reply[cut..second], reply[second..] }.Select(splitter.Append).ToList();
+                parts.Add(splitter.Flush());
+                Assert.Equal(reasoning, string.Concat(parts.Select(p => p.Reasoning)));
+                Assert.Equal(answer ?? "", string.Concat(parts.Select(p => p.Content)));
+            }
+        }
+    }
+
     /// <summary>A reply in DeepSeek's tool-call layout becomes OpenAI's tool calls; a reply without calls, or with markup cut short, stays text.</summary>
     [Fact]
     public void RepliesInDeepSeeksToolCallLayoutBecomeToolCalls()
