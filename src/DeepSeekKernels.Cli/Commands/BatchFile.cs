@@ -24,7 +24,7 @@ internal sealed record BatchRequest(int Index, int LineNumber, JsonElement Id, s
 /// byte-order mark tolerated), e.g.
 /// <code>{"prompt": "def add(a, b):", "max_new_tokens": 32, "temperature": 0, "stop": ["\n\n"], "id": "add"}</code>
 /// Fields: "prompt" (non-empty string), "prompt_ids" (non-empty array of ids &gt;= 0) or "messages" (a conversation, OpenAI's
-/// form: objects with "role", "content" (a string, or null for a turn that only calls tools), optional "tool_calls"
+/// form: objects with "role", "content" (a string, an array of text parts, or null for a turn that only calls tools), optional "tool_calls"
 /// ([{"id", "type", "function": {"name", "arguments"}}], arguments a JSON string or object) and "tool_call_id"; rendered with
 /// the model's chat template, with the optional "tools" array), exactly one of the three; optional
 /// "max_new_tokens" (integer &gt;= 1), "temperature" (finite, &gt;= 0), "top_k" (integer &gt;= 0), "top_p" (0 &lt; p &lt;= 1),
@@ -249,6 +249,7 @@ internal static class BatchFile
                         {
                             JsonValueKind.String => field.Value.GetString(),
                             JsonValueKind.Null => null,
+                            JsonValueKind.Array => TextParts(where, at, field.Value),
                             _ => throw where.Error($"\"{at}.content\" must be a string (or null for a turn that only calls tools), not {KindName(field.Value.ValueKind)}."),
                         };
                         break;
@@ -273,6 +274,28 @@ internal static class BatchFile
             i++;
         }
         return messages;
+    }
+
+    /// <summary>
+    /// Content as OpenAI's array of parts, text only ([{"type": "text", "text": "..."}], as some clients always send it): the
+    /// texts joined by line breaks, as vLLM joins them; a part of another type (an image) is refused by name.
+    /// </summary>
+    static string TextParts(Where where, string at, JsonElement parts)
+    {
+        var texts = new List<string>();
+        int i = 0;
+        foreach (var part in parts.EnumerateArray())
+        {
+            string here = $"{at}.content[{i++}]";
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                throw where.Error($"\"{here}\" must be an object such as {{\"type\": \"text\", \"text\": \"...\"}}.");
+            if (type.GetString() != "text")
+                throw where.Error($"\"{here}\" is a \"{type.GetString()}\" part; these models read text only.");
+            if (!part.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String)
+                throw where.Error($"\"{here}.text\" must be a string.");
+            texts.Add(text.GetString()!);
+        }
+        return string.Join("\n", texts);
     }
 
     static List<Tokenization.ToolCall> ToolCalls(Where where, string at, JsonElement value)

@@ -277,7 +277,7 @@ internal sealed class OpenAiServer : IDisposable
         {
             gone.Cancel(); // the client went away: the engine stops the request between steps
             result = await run;
-            return $"client gone after {result.GeneratedIds.Count} tokens (cancelled)";
+            return $"client gone after {result.GeneratedIds.Count} tokens ({(result.FinishReason == FinishReason.Cancelled ? "cancelled" : "it had finished")})";
         }
         result = await run;
         await WriteEventAsync(stream, json => Chunk(json, id, created, chat, delta: null, FinishReasonName(result.FinishReason)));

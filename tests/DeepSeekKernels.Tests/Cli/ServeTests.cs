@@ -154,6 +154,13 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
         Assert.Equal("assistant", message.GetProperty("role").GetString());
         Assert.Equal(expected.Text, message.GetProperty("content").GetString());
         Assert.Equal(ids.Length, answer.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+
+        // content as an array of text parts, as some clients send it: the same conversation
+        var (partsStatus, parts) = await Post("/v1/chat/completions",
+            "{\"messages\": [{\"role\": \"system\", \"content\": [{\"type\": \"text\", \"text\": \"You answer briefly.\"}]}, " +
+            "{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"What is a list?\"}]}], \"max_tokens\": 20}");
+        Assert.Equal(HttpStatusCode.OK, partsStatus);
+        Assert.Equal(expected.Text, parts.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
     }
 
     /// <summary>The events of a streamed answer: data lines of JSON, then "data: [DONE]".</summary>
@@ -446,6 +453,7 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
         { "/v1/chat/completions", "{\"messages\": []}", 400, "messages", "non-empty array" },
         { "/v1/chat/completions", "{\"messages\": [{\"content\": \"x\"}]}", 400, "messages[0]", "has no \"role\"" },
         { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "messages[0].content", "must be a string" },
+        { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {}}]}]}", 400, "messages[0].content[0]", "read text only" },
         { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [], \"stream\": true}", 400, "tools", "set \"stream\": false" },
         { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": \"required\"}", 400, "tool_choice", "cannot force" },
         { "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}", 400, "tools", "need the model's chat template" },
