@@ -88,6 +88,59 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
         return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
     }
 
+    /// <summary>
+    /// A second server on the fixture's model (whose own engine is idle meanwhile: a class's tests run one at a time), for a
+    /// context or a chat template of its own; disposing it stops it.
+    /// </summary>
+    sealed class OwnServer : IAsyncDisposable
+    {
+        readonly CancellationTokenSource _stop = new();
+        readonly Task _running;
+
+        public OwnServer(Server fixture, int context, HfTokenizer tokenizer, Conversation conversation)
+        {
+            Engine = new InferenceEngine(fixture.Model, tokenizer, context, maxBatch: 1, DeepSeekKernels.Numerics.ElementType.F32);
+            Http = new OpenAiServer(Engine, tokenizer, conversation, "pydoc", fixture.Model.Shape.Vocab, new GenerationOptions(), null, Log);
+            Http.Start("127.0.0.1", 0);
+            _running = Http.RunAsync(_stop.Token);
+            Client = new HttpClient { BaseAddress = Http.Address };
+        }
+
+        public InferenceEngine Engine { get; }
+        public OpenAiServer Http { get; }
+        public HttpClient Client { get; }
+        public StringWriter Log { get; } = new();
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            await _running;
+            Client.Dispose();
+            Http.Dispose();
+            Engine.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>The embedded model copied to a temporary folder with a chat template of the test's; deleted on disposal.</summary>
+    sealed class TemplatedModel : IDisposable
+    {
+        public TemplatedModel(string template)
+        {
+            Directory.CreateDirectory(Folder);
+            CliTests.CopyEmbeddedModel(Folder);
+            CliTests.SetChatTemplate(Folder, template);
+            Tokenizer = HfTokenizer.FromFolder(Folder);
+            Conversation = Conversation.For(Folder, Tokenizer, "serve");
+        }
+
+        public string Folder { get; } = Path.Combine(Path.GetTempPath(), "dsk-serve-" + Guid.NewGuid().ToString("N"));
+        public HfTokenizer Tokenizer { get; }
+        public Conversation Conversation { get; }
+
+        public void Dispose() => Directory.Delete(Folder, recursive: true);
+    }
+
     [Fact]
     public async Task HealthAndModelsAnswer()
     {
@@ -251,16 +304,10 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
     public async Task AStreamWhoseClientGoesAwayIsCancelled()
     {
         var ct = TestContext.Current.CancellationToken;
-        var log = new StringWriter();
-        using var engine = new InferenceEngine(server.Model, server.Tokenizer, 1024, maxBatch: 1, DeepSeekKernels.Numerics.ElementType.F32);
-        using var own = new OpenAiServer(engine, server.Tokenizer, server.Conversation, "pydoc", server.Model.Shape.Vocab, new GenerationOptions(), null, log);
-        own.Start("127.0.0.1", 0);
-        using var stop = new CancellationTokenSource();
-        var running = own.RunAsync(stop.Token);
-        using var client = new HttpClient { BaseAddress = own.Address };
+        await using var own = new OwnServer(server, 1024, server.Tokenizer, server.Conversation);
         using (var content = new StringContent("{\"prompt\": \"The list type\", \"stream\": true, \"ignore_eos\": true}", Encoding.UTF8, "application/json"))
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = content })
-        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct))
+        using (var response = await own.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct))
         {
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
             Assert.StartsWith("data: ", await reader.ReadLineAsync(ct));
@@ -269,16 +316,14 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
         for (int i = 0; i < 600 && !text.Contains("POST /v1/completions", StringComparison.Ordinal); i++)
         {
             await Task.Delay(50, ct);
-            lock (log)
-                text = log.ToString();
+            lock (own.Log)
+                text = own.Log.ToString();
         }
         Assert.Contains("client gone after ", text);
         Assert.Contains("(cancelled)", text);
         int generated = int.Parse(text.Split("client gone after ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(generated, 1, 1000); // of the 1,020 the request could have run to
-        Assert.Equal(0, engine.Active);
-        stop.Cancel();
-        await running;
+        Assert.Equal(0, own.Engine.Active);
 
         // the fixture's server, beside it, goes on
         var (status, _) = await Post("/v1/completions", "{\"prompt\": \"x\", \"max_tokens\": 2}");
@@ -294,41 +339,22 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
     public async Task ToolsAreRenderedWithTheModelsTemplate()
     {
         var ct = TestContext.Current.CancellationToken;
-        string folder = Path.Combine(Path.GetTempPath(), "dsk-serve-tools-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(folder);
-        try
+        using var model = new TemplatedModel(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "scripts", "chat-template-golden", "templates", "tool_tags.jinja")));
+        Assert.True(model.Conversation.UsesModelTemplate);
+        await using var own = new OwnServer(server, 512, model.Tokenizer, model.Conversation);
+        const string tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"The weather in a city.\", \"parameters\": {\"type\": \"object\"}}}]";
+        var messages = new[] { new ChatMessage("user", "Weather in Paris?") };
+        foreach (string choice in new[] { "auto", "none" })
         {
-            CliTests.CopyEmbeddedModel(folder);
-            CliTests.SetChatTemplate(folder, File.ReadAllText(Path.Combine(RepositoryRoot.Path, "scripts", "chat-template-golden", "templates", "tool_tags.jinja")));
-            var tokenizer = HfTokenizer.FromFolder(folder);
-            var conversation = Conversation.For(folder, tokenizer, "serve");
-            Assert.True(conversation.UsesModelTemplate);
-            using var engine = new InferenceEngine(server.Model, tokenizer, 512, maxBatch: 1, DeepSeekKernels.Numerics.ElementType.F32);
-            using var own = new OpenAiServer(engine, tokenizer, conversation, "pydoc", server.Model.Shape.Vocab, new GenerationOptions(), null, new StringWriter());
-            own.Start("127.0.0.1", 0);
-            using var stop = new CancellationTokenSource();
-            var running = own.RunAsync(stop.Token);
-            using var client = new HttpClient { BaseAddress = own.Address };
-            const string tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"The weather in a city.\", \"parameters\": {\"type\": \"object\"}}}]";
-            var messages = new[] { new ChatMessage("user", "Weather in Paris?") };
-            foreach (string choice in new[] { "auto", "none" })
-            {
-                using var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}], \"max_tokens\": 1, " +
-                    $"\"tools\": {tools}, \"tool_choice\": \"{choice}\"}}", Encoding.UTF8, "application/json");
-                using var response = await client.PostAsync("/v1/chat/completions", body, ct);
-                string text = await response.Content.ReadAsStringAsync(ct);
-                Assert.True(response.IsSuccessStatusCode, text);
-                string prompt = conversation.Render(messages, choice == "auto" ? tools : null);
-                Assert.True((choice == "auto") == prompt.Contains("get_weather", StringComparison.Ordinal), prompt);
-                Assert.Equal(tokenizer.Encode(prompt, addSpecialTokens: false).Length,
-                    JsonDocument.Parse(text).RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
-            }
-            stop.Cancel();
-            await running;
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
+            using var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}], \"max_tokens\": 1, " +
+                $"\"tools\": {tools}, \"tool_choice\": \"{choice}\"}}", Encoding.UTF8, "application/json");
+            using var response = await own.Client.PostAsync("/v1/chat/completions", body, ct);
+            string text = await response.Content.ReadAsStringAsync(ct);
+            Assert.True(response.IsSuccessStatusCode, text);
+            string prompt = model.Conversation.Render(messages, choice == "auto" ? tools : null);
+            Assert.True((choice == "auto") == prompt.Contains("get_weather", StringComparison.Ordinal), prompt);
+            Assert.Equal(model.Tokenizer.Encode(prompt, addSpecialTokens: false).Length,
+                JsonDocument.Parse(text).RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
         }
     }
 
@@ -341,48 +367,29 @@ public sealed class ServeTests(ServeTests.Server server) : IClassFixture<ServeTe
     public async Task AReasoningModelsThinkingIsAnsweredApart()
     {
         var ct = TestContext.Current.CancellationToken;
-        string folder = Path.Combine(Path.GetTempPath(), "dsk-serve-think-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(folder);
-        try
-        {
-            CliTests.CopyEmbeddedModel(folder);
-            CliTests.SetChatTemplate(folder, "{{ bos_token }}{% for m in messages %}<\uFF5CUser\uFF5C>{{ m['content'] }}{% endfor %}" +
-                "{% if add_generation_prompt %}<\uFF5CAssistant\uFF5C><think>\n{% endif %}");
-            var tokenizer = HfTokenizer.FromFolder(folder);
-            var conversation = Conversation.For(folder, tokenizer, "serve");
-            Assert.True(conversation.Reasoning);
-            using var engine = new InferenceEngine(server.Model, tokenizer, Context, maxBatch: 1, DeepSeekKernels.Numerics.ElementType.F32);
-            using var own = new OpenAiServer(engine, tokenizer, conversation, "pydoc", server.Model.Shape.Vocab, new GenerationOptions(), null, new StringWriter());
-            own.Start("127.0.0.1", 0);
-            using var stop = new CancellationTokenSource();
-            var running = own.RunAsync(stop.Token);
-            using var client = new HttpClient { BaseAddress = own.Address };
-            var expected = server.Alone(tokenizer.Encode(conversation.Render([new ChatMessage("user", "Why?")]), addSpecialTokens: false),
-                new GenerationOptions { MaxNewTokens = 16 }).Text;
-            Assert.DoesNotContain("</think>", expected);
+        using var model = new TemplatedModel("{{ bos_token }}{% for m in messages %}<\uFF5CUser\uFF5C>{{ m['content'] }}{% endfor %}" +
+            "{% if add_generation_prompt %}<\uFF5CAssistant\uFF5C><think>\n{% endif %}");
+        Assert.True(model.Conversation.Reasoning);
+        await using var own = new OwnServer(server, Context, model.Tokenizer, model.Conversation);
+        var expected = server.Alone(model.Tokenizer.Encode(model.Conversation.Render([new ChatMessage("user", "Why?")]), addSpecialTokens: false),
+            new GenerationOptions { MaxNewTokens = 16 }).Text;
+        Assert.DoesNotContain("</think>", expected);
 
-            using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16}", Encoding.UTF8, "application/json"))
-            using (var response = await client.PostAsync("/v1/chat/completions", body, ct))
-            {
-                var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0].GetProperty("message");
-                Assert.Equal(expected, message.GetProperty("reasoning_content").GetString());
-                Assert.Equal(JsonValueKind.Null, message.GetProperty("content").ValueKind);
-            }
-            using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16, \"stream\": true}", Encoding.UTF8, "application/json"))
-            using (var response = await client.PostAsync("/v1/chat/completions", body, ct))
-            {
-                var deltas = (await response.Content.ReadAsStringAsync(ct)).Split('\n')
-                    .Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
-                    .Select(l => JsonDocument.Parse(l[6..]).RootElement.GetProperty("choices")[0].GetProperty("delta")).ToArray();
-                Assert.All(deltas, d => Assert.False(d.TryGetProperty("content", out _)));
-                Assert.Equal(expected, string.Concat(deltas.Select(d => d.TryGetProperty("reasoning_content", out var t) ? t.GetString() : "")));
-            }
-            stop.Cancel();
-            await running;
-        }
-        finally
+        using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16}", Encoding.UTF8, "application/json"))
+        using (var response = await own.Client.PostAsync("/v1/chat/completions", body, ct))
         {
-            Directory.Delete(folder, recursive: true);
+            var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0].GetProperty("message");
+            Assert.Equal(expected, message.GetProperty("reasoning_content").GetString());
+            Assert.Equal(JsonValueKind.Null, message.GetProperty("content").ValueKind);
+        }
+        using (var body = new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Why?\"}], \"max_tokens\": 16, \"stream\": true}", Encoding.UTF8, "application/json"))
+        using (var response = await own.Client.PostAsync("/v1/chat/completions", body, ct))
+        {
+            var deltas = (await response.Content.ReadAsStringAsync(ct)).Split('\n')
+                .Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+                .Select(l => JsonDocument.Parse(l[6..]).RootElement.GetProperty("choices")[0].GetProperty("delta")).ToArray();
+            Assert.All(deltas, d => Assert.False(d.TryGetProperty("content", out _)));
+            Assert.Equal(expected, string.Concat(deltas.Select(d => d.TryGetProperty("reasoning_content", out var t) ? t.GetString() : "")));
         }
     }
 
