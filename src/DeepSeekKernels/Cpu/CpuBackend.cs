@@ -226,17 +226,18 @@ internal sealed class CpuBackend : KernelBackend
     public override void Softmax(DeviceTensor x, DeviceTensor y, int rows, int rowLength)
     {
         x.Runtime.Synchronize();
-        ElementwiseReference.Softmax(CpuF32Images.Widen(x, 0), CpuF32Images.WidenOrSame(y, 1, x, 0), rows, rowLength);
-        CpuF32Images.Narrow(y, TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1);
+        nint hx = CpuF32Images.Widen(x, 0);
+        var (hy, ySlot) = CpuF32Images.WidenOrSame(y, 1, x, 0, hx);
+        ElementwiseReference.Softmax(hx, hy, rows, rowLength);
+        CpuF32Images.Narrow(y, ySlot);
     }
 
     public override void Add(DeviceTensor x, DeviceTensor y, DeviceTensor z)
     {
         x.Runtime.Synchronize();
-        nint hx = CpuF32Images.Widen(x, 0), hy = CpuF32Images.WidenOrSame(y, 1, x, 0);
-        int ySlot = TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1;
-        int zSlot = TensorChecks.Of(z, x) == Overlap.Exact ? 0 : TensorChecks.Of(z, y) == Overlap.Exact ? ySlot : 2;
-        nint hz = zSlot == 2 ? CpuF32Images.Widen(z, 2) : zSlot == 0 ? hx : hy;
+        nint hx = CpuF32Images.Widen(x, 0);
+        var (hy, ySlot) = CpuF32Images.WidenOrSame(y, 1, x, 0, hx);
+        var (hz, zSlot) = TensorChecks.Of(z, x) == Overlap.Exact ? (hx, 0) : CpuF32Images.WidenOrSame(z, 2, y, ySlot, hy);
         ElementwiseReference.Add(hx, hy, hz, (int)x.Length);
         CpuF32Images.Narrow(z, zSlot);
     }
@@ -244,8 +245,10 @@ internal sealed class CpuBackend : KernelBackend
     public override void Scale(DeviceTensor x, float factor, DeviceTensor y)
     {
         x.Runtime.Synchronize();
-        ElementwiseReference.Scale(CpuF32Images.Widen(x, 0), factor, CpuF32Images.WidenOrSame(y, 1, x, 0), (int)x.Length);
-        CpuF32Images.Narrow(y, TensorChecks.Of(y, x) == Overlap.Exact ? 0 : 1);
+        nint hx = CpuF32Images.Widen(x, 0);
+        var (hy, ySlot) = CpuF32Images.WidenOrSame(y, 1, x, 0, hx);
+        ElementwiseReference.Scale(hx, factor, hy, (int)x.Length);
+        CpuF32Images.Narrow(y, ySlot);
     }
 
     public override void MoeRoute(DeviceTensor logits, DeviceView<float> bias, DeviceView<int> ids, DeviceView<float> weights, int tokens,

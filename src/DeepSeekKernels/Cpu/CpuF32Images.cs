@@ -42,12 +42,10 @@ internal static unsafe class CpuF32Images
 
     /// <summary>
     /// As <see cref="Widen"/>, reusing <paramref name="input"/>'s image (already widened in <paramref name="inputSlot"/>)
-    /// when <paramref name="output"/> is exactly that tensor (an op in place).
+    /// when <paramref name="output"/> is exactly that tensor (an op in place); the slot to <see cref="Narrow"/> it from.
     /// </summary>
-    public static nint WidenOrSame(DeviceTensor output, int slot, DeviceTensor input, int inputSlot) =>
-        output.ElementType != ElementType.F32 && TensorChecks.Of(output, input) == Overlap.Exact
-            ? Address(t_images![inputSlot]!)
-            : Widen(output, slot);
+    public static (nint Address, int Slot) WidenOrSame(DeviceTensor output, int slot, DeviceTensor input, int inputSlot, nint inputAddress) =>
+        TensorChecks.Of(output, input) == Overlap.Exact ? (inputAddress, inputSlot) : (Widen(output, slot), slot);
 
     /// <summary>Slot <paramref name="slot"/>'s image rounded back into bf16 <paramref name="tensor"/> (nothing for f32).</summary>
     public static void Narrow(DeviceTensor tensor, int slot)
